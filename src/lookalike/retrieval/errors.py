@@ -1,0 +1,77 @@
+"""Typed exceptions raised by the retrieval library; the service edge translates them once."""
+
+from __future__ import annotations
+
+
+class LookalikeError(Exception):
+    """Base of every error the library raises on purpose."""
+
+
+class ImageRejected(LookalikeError):
+    """Bytes that cannot be used as an image; `kind` says why in one machine-readable word.
+
+    Kinds: empty, too_many_bytes, not_an_image, unsupported_format, truncated,
+    too_many_pixels, decode_failed.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+class UnknownBackbone(LookalikeError):
+    """A backbone name that is not in the registry."""
+
+
+class WeightsNotFound(LookalikeError):
+    """No weight file for a backbone in any of the places the registry looks."""
+
+    def __init__(self, backbone: str, searched: list[str]) -> None:
+        places = "\n  ".join(searched)
+        super().__init__(
+            f"no weights for backbone '{backbone}'; looked in:\n  {places}\n"
+            "install a weight file with `lookalike weights install FILE --backbone "
+            f"{backbone}` or pass --weights FILE"
+        )
+        self.backbone = backbone
+        self.searched = searched
+
+
+class WeightsMismatch(LookalikeError):
+    """A weight file whose checksum differs from the one the registry or a space expects."""
+
+
+class IndexShapeError(LookalikeError):
+    """Vectors or ids whose dtype or shape do not match the index contract."""
+
+
+class IndexCorrupt(LookalikeError):
+    """An index file whose checksum or manifest does not match: it is never loaded."""
+
+
+class UnknownPooling(LookalikeError, ValueError):
+    """A pooling method name that the pooling module does not implement."""
+
+
+class IndexNotTrained(LookalikeError):
+    """An index that needs training (IVF, PQ, OPQ) used before `train`, or trained on too few."""
+
+
+class IndexIdNotFound(LookalikeError, KeyError):
+    """An id that is not live in the index (never added, or removed)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidIndexFactory(LookalikeError, ValueError):
+    """A FAISS index_factory string that FAISS rejects or that the wrapper does not support."""
+
+
+class InvalidSearchParameter(LookalikeError, ValueError):
+    """A search parameter (k, nprobe, efSearch, ...) the index does not accept."""
+
+
+class IndexTrainingError(LookalikeError):
+    """Training that cannot work: too few vectors, or an index that already holds rows."""
