@@ -75,3 +75,35 @@ class InvalidSearchParameter(LookalikeError, ValueError):
 
 class IndexTrainingError(LookalikeError):
     """Training that cannot work: too few vectors, or an index that already holds rows."""
+
+
+class ArrayShapeError(LookalikeError, ValueError):
+    """Arrays given to evaluation, whitening or query expansion whose shapes do not agree."""
+
+
+class GroundTruthNotFound(LookalikeError, FileNotFoundError):
+    """A benchmark ground-truth file or image folder that is not where it was looked for."""
+
+
+class GroundTruthMalformed(LookalikeError, ValueError):
+    """A benchmark ground-truth file that exists but does not have the expected layout."""
+
+
+class UnknownProtocol(LookalikeError, ValueError):
+    """An evaluation protocol name that the benchmark does not define."""
+
+
+class WhiteningError(LookalikeError, ValueError):
+    """A whitening that cannot be learned (dimension too large) or stored bytes that are bad."""
+
+
+class UnknownTransform(LookalikeError, ValueError):
+    """An augmentation name that the augment module does not implement."""
+
+
+class EvaluationError(LookalikeError, ValueError):
+    """Evaluation inputs that cannot give a score: k <= 0, no query with a relevant item, ..."""
+
+
+class InvalidTransformParameter(LookalikeError, ValueError):
+    """An augmentation parameter outside its allowed range (crop fraction, quality, factor)."""

@@ -1,0 +1,1 @@
+"""The SQL catalog: models, sessions, migrations and small keyword-only queries (no torch)."""

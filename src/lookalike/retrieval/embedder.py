@@ -1,0 +1,212 @@
+"""Batched embedding: images to L2-normalised float32 vectors, with decoding overlapped.
+
+`embed_stream` runs the caller's `prepare` (read, decode, resize, to tensor) in DataLoader
+worker processes while the main process runs the model, so decoding hides behind inference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from lookalike.retrieval.backbones import BackboneSpec
+from lookalike.retrieval.errors import UnknownPooling
+from lookalike.retrieval.pooling import POOLING_METHODS, pool
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_PREFETCH_FACTOR = 2
+
+
+@dataclass(frozen=True)
+class EmbedderOptions:
+    """How to run the model: batch size, decode workers, memory format, precision, pooling."""
+
+    batch_size: int = 32
+    num_workers: int = 0
+    channels_last: bool = True
+    bf16: bool = False
+    pooling: str = "gap"
+    threads: int | None = None
+
+
+@dataclass
+class Prepared:
+    """What `prepare` returns for one item: its (3,S,S) tensor (None if it failed) and payload."""
+
+    tensor: torch.Tensor | None
+    payload: Any
+
+
+@dataclass(frozen=True)
+class PrepareFailed:
+    """Payload standing in for an item whose `prepare` raised instead of reporting its error."""
+
+    index: int
+    error: str
+
+
+@dataclass
+class EmbeddedBatch:
+    """One batch of results in input order; vectors[i] is None where the item had no tensor."""
+
+    payloads: list[Any]
+    vectors: list[np.ndarray | None]
+
+
+@dataclass
+class _Collated:
+    """A batch from the DataLoader: payloads, stacked tensors, and which items had one."""
+
+    payloads: list[Any]
+    tensors: torch.Tensor | None
+    present: list[bool]
+
+
+def image_to_tensor(
+    image: Image.Image,
+    *,
+    size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> torch.Tensor:
+    """(3,size,size) float tensor normalised by mean/std; other sizes are squashed to size."""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BILINEAR)
+    pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
+    scale = torch.tensor(std, dtype=torch.float32).mul(255.0).view(3, 1, 1)
+    shift = torch.tensor(mean, dtype=torch.float32).mul(255.0).view(3, 1, 1)
+    return pixels.float().sub_(shift).div_(scale)
+
+
+class _PreparedItems(Dataset[Prepared], Generic[T]):
+    """Map-style dataset calling `prepare` on item i; a raising `prepare` becomes a failed item."""
+
+    def __init__(self, items: Sequence[T], prepare: Callable[[T], Prepared], size: int) -> None:
+        self.items = items
+        self.prepare = prepare
+        self.shape = (3, size, size)
+        self.expected = (self.shape, torch.float32)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Prepared:
+        try:
+            prepared = self.prepare(self.items[index])
+        except Exception as error:  # one bad item must not end the stream
+            return Prepared(None, PrepareFailed(index, f"{type(error).__name__}: {error}"))
+        tensor = prepared.tensor
+        if tensor is not None and (tuple(tensor.shape), tensor.dtype) != self.expected:
+            got = f"{tuple(tensor.shape)} {tensor.dtype}"
+            problem = f"prepare returned a {got} tensor, expected {self.shape} torch.float32"
+            return Prepared(None, PrepareFailed(index, problem))
+        return prepared
+
+
+def _collate(samples: list[Prepared]) -> _Collated:
+    """Stack the tensors that exist and remember which items had one."""
+    present = [sample.tensor is not None for sample in samples]
+    tensors = [sample.tensor for sample in samples if sample.tensor is not None]
+    stacked = torch.stack(tensors) if tensors else None
+    return _Collated([sample.payload for sample in samples], stacked, present)
+
+
+class Embedder:
+    """A feature extractor plus pooling and L2 normalisation, run in batches."""
+
+    def __init__(
+        self, model: torch.nn.Module, *, spec: BackboneSpec, options: EmbedderOptions
+    ) -> None:
+        if options.pooling not in POOLING_METHODS:
+            allowed = ", ".join(POOLING_METHODS)
+            raise UnknownPooling(f"unknown pooling method '{options.pooling}'; allowed: {allowed}")
+        if options.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {options.batch_size}")
+        if options.threads is not None:
+            torch.set_num_threads(options.threads)
+        self.spec = spec
+        self.options = options
+        self.dim = spec.dim
+        self.input_size = spec.weights.input_size
+        self.device = next(model.parameters()).device
+        memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+        self.memory_format = memory_format
+        self.model = model.eval().to(memory_format=memory_format)
+
+    def to_tensor(self, image: Image.Image) -> torch.Tensor:
+        """(3,S,S) normalised tensor for this backbone's input size and statistics."""
+        weights = self.spec.weights
+        return image_to_tensor(image, size=self.input_size, mean=weights.mean, std=weights.std)
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """bfloat16 autocast when asked for, a no-op otherwise."""
+        if not self.options.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def embed_tensors(self, batch: torch.Tensor) -> np.ndarray:
+        """(N,3,S,S) normalised images to (N,D) float32, C-contiguous, unit-norm vectors."""
+        if batch.dim() != 4 or batch.shape[1] != 3:
+            raise ValueError(f"expected a (N,3,H,W) batch, got shape {tuple(batch.shape)}")
+        with torch.inference_mode(), self._autocast():
+            inputs = batch.to(self.device, memory_format=self.memory_format)
+            features = self.model(inputs)
+            pooled = pool(features.float(), method=self.options.pooling)
+            vectors = torch.nn.functional.normalize(pooled, dim=1).cpu().numpy()
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(N,D) vectors for in-memory images, in batches of `batch_size`."""
+        size = self.options.batch_size
+        chunks = [
+            self.embed_tensors(
+                torch.stack([self.to_tensor(image) for image in images[i : i + size]])
+            )
+            for i in range(0, len(images), size)
+        ]
+        if not chunks:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
+
+    def embed_stream(
+        self, items: Sequence[T], prepare: Callable[[T], Prepared]
+    ) -> Iterator[EmbeddedBatch]:
+        """Embed `items` in input order, `prepare` running in `num_workers` worker processes.
+
+        `prepare` must be picklable (a module-level function or a functools.partial of one) and
+        should catch its own errors into the payload with tensor=None. If it raises anyway, that
+        item comes back with vector None and a `PrepareFailed(index, error)` payload.
+        """
+        workers = self.options.num_workers
+        loader = DataLoader(
+            _PreparedItems(items, prepare, self.input_size),
+            batch_size=self.options.batch_size,
+            shuffle=False,
+            num_workers=workers,
+            collate_fn=_collate,
+            prefetch_factor=_PREFETCH_FACTOR if workers > 0 else None,
+            persistent_workers=False,
+        )
+        for collated in loader:
+            yield self._finish(collated)
+
+    def _finish(self, collated: _Collated) -> EmbeddedBatch:
+        """Run the model on a collated batch and put vectors back beside their payloads."""
+        rows = iter(()) if collated.tensors is None else iter(self.embed_tensors(collated.tensors))
+        vectors = [next(rows) if present else None for present in collated.present]
+        failed = collated.present.count(False)
+        if failed:
+            logger.debug("batch of %d items had %d without a tensor", len(vectors), failed)
+        return EmbeddedBatch(collated.payloads, vectors)

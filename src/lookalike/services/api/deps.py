@@ -1,0 +1,34 @@
+"""Typed dependencies: the process's runtime and bounded reads of uploaded files."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request, UploadFile
+
+from lookalike.retrieval.errors import ImageRejected
+from lookalike.services.runtime import Runtime
+
+CHUNK = 1 << 20
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def read_limited(upload: UploadFile, limit: int) -> bytes:
+    """The upload's bytes, refusing to read more than `limit` (413 at the edge)."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await upload.read(CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise ImageRejected("too_many_bytes",
+                                f"upload is larger than the limit of {limit} bytes "
+                                "(LOOKALIKE_MAX_UPLOAD_BYTES)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+

@@ -1,0 +1,77 @@
+"""The one place where library and service errors become HTTP statuses and JSON bodies."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+
+from lookalike.retrieval.errors import (
+    ImageRejected,
+    LookalikeError,
+    UnknownBackbone,
+    WeightsMismatch,
+    WeightsNotFound,
+)
+from lookalike.services.errors import CatalogEmpty, InvalidRequest, NotFound
+
+log = logging.getLogger(__name__)
+
+REJECTION_STATUS = {
+    "too_many_bytes": 413,
+    "too_many_pixels": 413,
+    "not_an_image": 415,
+    "unsupported_format": 415,
+}
+
+
+def error_body(status: int, error: str, detail: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": error, "detail": detail})
+
+
+def _status_of(exc: LookalikeError) -> tuple[int, str]:
+    if isinstance(exc, ImageRejected):
+        return REJECTION_STATUS.get(exc.kind, 422), exc.kind
+    table: list[tuple[type[LookalikeError], int, str]] = [
+        (NotFound, 404, "not_found"),
+        (CatalogEmpty, 409, "catalog_empty"),
+        (InvalidRequest, 422, "invalid_request"),
+        (UnknownBackbone, 422, "unknown_backbone"),
+        (WeightsNotFound, 503, "weights_not_found"),
+        (WeightsMismatch, 503, "weights_mismatch"),
+    ]
+    for kind, status, name in table:
+        if isinstance(exc, kind):
+            return status, name
+    return 500, "internal"
+
+
+async def _lookalike_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, LookalikeError)
+    status, name = _status_of(exc)
+    if status >= 500:
+        log.error("request failed: %s", exc)
+    return error_body(status, name, str(exc))
+
+
+async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+    log.error("catalog unreachable: %s", exc)
+    return error_body(503, "catalog_unavailable",
+                      "the catalog database is unreachable; retry shortly")
+
+
+async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+        for error in exc.errors())
+    return error_body(422, "invalid_request", problems)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(LookalikeError, _lookalike_error)
+    app.add_exception_handler(OperationalError, _database_down)

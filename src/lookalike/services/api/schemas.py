@@ -1,0 +1,67 @@
+"""Pydantic shapes of the HTTP API (the same JSON the CLI prints with --json)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+
+class SearchByIdRequest(BaseModel):
+    image_id: int
+
+
+class SearchHitPublic(BaseModel):
+    image_id: int
+    score: float
+    source: str
+    label: str | None
+    collection: str | None
+    thumbnail_url: str
+
+
+class SearchResponse(BaseModel):
+    space: str
+    took_ms: float
+    results: list[SearchHitPublic]
+
+
+class ImagePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    sha256: str
+    source_uri: str | None
+    width: int | None
+    height: int | None
+    format: str | None
+    byte_size: int | None
+    status: str
+    error: str | None
+    collection: str | None
+    label: str | None
+    created_at: datetime | None
+
+
+class ImageUploadResponse(ImagePublic):
+    duplicate: bool
+    thumbnail_url: str
+    file_url: str
+
+
+class SpacePublic(BaseModel):
+    name: str
+    backbone: str
+    weights_sha256: str | None
+    layer: str
+    pooling: str
+    whitening: str | None
+    dim: int
+    is_default: bool
+    vector_count: int
+    options: dict
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    detail: str

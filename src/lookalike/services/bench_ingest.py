@@ -1,0 +1,116 @@
+"""`bench ingest`: model-only, end-to-end and naive per-image throughput, measured in one run."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from lookalike.retrieval.embedder import Embedder, image_to_tensor
+from lookalike.services.config import Settings
+from lookalike.services.ingest import ingest_items, prepare_config
+from lookalike.services.prepare import decode_for_model
+from lookalike.services.sample import bundled_photos
+from lookalike.services.setup import init_catalog, open_runtime
+from lookalike.services.sources import collect_items
+from lookalike.services.spaces import find_space
+
+
+@dataclass(frozen=True)
+class IngestBench:
+    images: int
+    batch_size: int
+    decode_workers: int
+    torch_threads: int
+    model_only_per_s: float
+    end_to_end_per_s: float
+    naive_per_s: float
+    naive_images: int
+
+    @property
+    def e2e_over_model(self) -> float:
+        return self.end_to_end_per_s / self.model_only_per_s
+
+    @property
+    def e2e_over_naive(self) -> float:
+        return self.end_to_end_per_s / self.naive_per_s
+
+    def to_public(self) -> dict:
+        return {**asdict(self), "e2e_over_model": round(self.e2e_over_model, 3),
+                "e2e_over_naive": round(self.e2e_over_naive, 3)}
+
+
+def write_photo_files(directory: Path, count: int, *, seed: int = 0) -> list[Path]:
+    """`count` distinct camera-sized JPEGs cut from the bundled photos (deterministic)."""
+    rng = np.random.default_rng(seed)
+    photos = [p.image for p in bundled_photos()]
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        w, h = photo.size
+        cw, ch = int(w * rng.uniform(0.6, 1.0)), int(h * rng.uniform(0.6, 1.0))
+        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        crop = photo.crop((x, y, x + cw, y + ch)).resize((800, 600), Image.Resampling.BICUBIC)
+        buffer = io.BytesIO()
+        crop.save(buffer, format="JPEG", quality=90)
+        path = directory / f"bench-{i:05d}.jpg"
+        path.write_bytes(buffer.getvalue())
+        paths.append(path)
+    return paths
+
+
+def _model_only(embedder: Embedder, tensors: torch.Tensor, batch_size: int) -> float:
+    """Images/s of the forward pass alone on pre-decoded tensors, same batch size."""
+    embedder.embed_tensors(tensors[:batch_size])
+    started = time.perf_counter()
+    for start in range(0, len(tensors), batch_size):
+        embedder.embed_tensors(tensors[start:start + batch_size])
+    return len(tensors) / (time.perf_counter() - started)
+
+
+def _naive(embedder: Embedder, paths: list[Path]) -> float:
+    """Images/s of the obvious loop: open, convert, resize, forward, one image at a time."""
+    spec = embedder.spec
+    size = spec.weights.input_size
+    started = time.perf_counter()
+    for path in paths:
+        image = Image.open(path).convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+        tensor = image_to_tensor(image, size=size, mean=spec.weights.mean, std=spec.weights.std)
+        embedder.embed_tensors(tensor.unsqueeze(0))
+    return len(paths) / (time.perf_counter() - started)
+
+
+def run_ingest_bench(settings: Settings, *, images: int, naive_images: int) -> IngestBench:
+    """Measure the three throughputs on the same files in a throw-away LOOKALIKE_HOME."""
+    with tempfile.TemporaryDirectory(prefix="lookalike-bench-") as tmp:
+        paths = write_photo_files(Path(tmp) / "files", images)
+        home_settings = settings.model_copy(update={"home": Path(tmp) / "home",
+                                                    "database_url": None})
+        init_catalog(home_settings)
+        runtime = open_runtime(home_settings)
+        started = time.perf_counter()
+        summary = ingest_items(runtime, collect_items([Path(tmp) / "files"]))
+        with runtime.session() as session:
+            space = find_space(session=session, name=None)
+            replica = runtime.replica(space, session=session)
+        end_to_end = summary.added / (time.perf_counter() - started)
+        assert replica.index.ntotal == images, "every bench file must reach the index"
+        embedder = runtime.embedder(space)
+        config = prepare_config(runtime, embedder)
+        tensors = torch.stack([decode_for_model(p.read_bytes(), config=config)[1]
+                               for p in paths])
+        model_only = _model_only(embedder, tensors, settings.batch_size)
+        naive = _naive(embedder, paths[:naive_images])
+        runtime.close()
+    return IngestBench(images=images, batch_size=settings.batch_size,
+                       decode_workers=settings.decode_workers,
+                       torch_threads=torch.get_num_threads(), model_only_per_s=model_only,
+                       end_to_end_per_s=end_to_end, naive_per_s=naive,
+                       naive_images=naive_images)

@@ -1,0 +1,175 @@
+"""Vectors per (space, image) and the change log that index replicas replay.
+
+Vectors are float32 little-endian bytes here; callers convert with numpy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal, cast
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from lookalike.services.catalog.errors import UnknownImage, UnknownSpace, VectorSizeMismatch
+from lookalike.services.catalog.models import Embedding, Image, IndexChange, Space
+from lookalike.services.catalog.schemas import Change
+from lookalike.services.catalog.spaces import lock_spaces
+
+logger = logging.getLogger(__name__)
+
+WHOLE_IMAGE = Embedding.region_id.is_(None)
+# Rows per multi-row upsert: stays under SQLite's 32766 bound parameters.
+UPSERT_CHUNK = 1000
+
+
+def add_embeddings(
+    *, session: Session, space_id: int, image_ids: Sequence[int], vectors: Sequence[bytes]
+) -> int:
+    """Upsert whole-image vectors, log one add per image, mark the images embedded.
+
+    Images deleted meanwhile are skipped; returns how many vectors were written. Locks the
+    image rows, then the space (the order `mark_image_deleted` uses), so that concurrent
+    writers cannot interleave sequence numbers or resurrect a deleted image.
+    """
+    if len(image_ids) != len(vectors):
+        raise ValueError(f"{len(image_ids)} image ids but {len(vectors)} vectors")
+    if len(set(image_ids)) != len(image_ids):
+        raise ValueError("duplicate image ids in one batch; give each image one vector")
+    live = _lock_live_images(session, image_ids)
+    dim = _lock_space_dim(session, space_id)
+    pairs = [(i, bytes(v)) for i, v in zip(image_ids, vectors, strict=True) if i in live]
+    _check_sizes(pairs, dim)
+    if not pairs:
+        return 0
+    changes = [{"space_id": space_id, "image_id": i, "op": "add"} for i, _ in pairs]
+    returning = insert(IndexChange).returning(IndexChange.id, sort_by_parameter_order=True)
+    seqs = session.scalars(returning, changes).all()
+    rows = [
+        {"space_id": space_id, "image_id": i, "vector": v, "seq": seq}
+        for (i, v), seq in zip(pairs, seqs, strict=True)
+    ]
+    for start in range(0, len(rows), UPSERT_CHUNK):
+        session.execute(_upsert_whole_image(session, rows[start : start + UPSERT_CHUNK]))
+    embedded = update(Image).where(Image.id.in_(sorted(live))).values(status="embedded", error=None)
+    session.execute(embedded.execution_options(synchronize_session="fetch"))
+    session.flush()
+    return len(pairs)
+
+
+def changes_since(
+    *, session: Session, space_id: int, watermark: int, limit: int = 10000
+) -> list[Change]:
+    """The space's changes with seq > `watermark`, in seq order, adds carrying their vector."""
+    current = and_(
+        IndexChange.op == "add",
+        Embedding.space_id == IndexChange.space_id,
+        Embedding.image_id == IndexChange.image_id,
+        WHOLE_IMAGE,
+    )
+    query = (
+        select(IndexChange.id, IndexChange.image_id, IndexChange.op, Embedding.vector)
+        .outerjoin(Embedding, current)
+        .where(IndexChange.space_id == space_id, IndexChange.id > watermark)
+        .order_by(IndexChange.id)
+        .limit(limit)
+    )
+    return [
+        Change(seq=seq, image_id=image_id, op=cast(Literal["add", "remove"], op), vector=vector)
+        for seq, image_id, op, vector in session.execute(query)
+    ]
+
+
+def latest_seq(*, session: Session, space_id: int) -> int:
+    """The space's newest sequence number: the watermark of an up-to-date replica (0 if none)."""
+    query = select(func.max(IndexChange.id)).where(IndexChange.space_id == space_id)
+    return session.scalar(query) or 0
+
+
+def iter_vectors(
+    *, session: Session, space_id: int, batch: int = 10000
+) -> Iterator[tuple[list[int], list[bytes], int]]:
+    """Every whole-image vector of a space in image-id batches, to rebuild an index.
+
+    The third item is the watermark the batches are consistent with (the same in each
+    batch): vectors written after it are left out, so replaying `changes_since(watermark)`
+    on the rebuilt index brings it up to date even while writers keep adding.
+    """
+    watermark = latest_seq(session=session, space_id=space_id)
+    after = 0
+    while True:
+        query = (
+            select(Embedding.image_id, Embedding.vector)
+            .where(Embedding.space_id == space_id, WHOLE_IMAGE, Embedding.seq <= watermark)
+            .where(Embedding.image_id > after)
+            .order_by(Embedding.image_id)
+            .limit(batch)
+        )
+        rows = session.execute(query).all()
+        if not rows:
+            return
+        after = rows[-1][0]
+        yield [r[0] for r in rows], [r[1] for r in rows], watermark
+
+
+def get_vector(*, session: Session, space_id: int, image_id: int) -> bytes | None:
+    """The whole-image vector of an image in a space, or None."""
+    query = select(Embedding.vector).where(
+        Embedding.space_id == space_id, Embedding.image_id == image_id, WHOLE_IMAGE
+    )
+    return session.scalar(query)
+
+
+def embedded_image_ids(*, session: Session, space_id: int) -> set[int]:
+    """Ids of the images that have a whole-image vector in the space."""
+    query = select(Embedding.image_id).where(Embedding.space_id == space_id, WHOLE_IMAGE)
+    return set(session.scalars(query))
+
+
+def _lock_live_images(session: Session, image_ids: Sequence[int]) -> set[int]:
+    """Lock the images in id order; the ids not deleted. Unknown ids raise UnknownImage."""
+    query = (
+        select(Image.id, Image.status)
+        .where(Image.id.in_(image_ids))
+        .order_by(Image.id)
+        .with_for_update(key_share=True)
+    )
+    status: dict[int, str] = {row.id: row.status for row in session.execute(query)}
+    missing = sorted(set(image_ids) - status.keys())
+    if missing:
+        raise UnknownImage(f"no images with ids {missing[:10]} (of {len(missing)} missing)")
+    deleted = sorted(i for i, s in status.items() if s == "deleted")
+    if deleted:
+        logger.info("skipping %d deleted images, e.g. %s", len(deleted), deleted[:5])
+    return {i for i, s in status.items() if s != "deleted"}
+
+
+def _lock_space_dim(session: Session, space_id: int) -> int:
+    """Lock the space for appending to its change log; its dimension."""
+    if not lock_spaces(session=session, space_ids=[space_id]):
+        raise UnknownSpace(f"no space with id {space_id}")
+    return session.scalars(select(Space.dim).where(Space.id == space_id)).one()
+
+
+def _check_sizes(pairs: list[tuple[int, bytes]], dim: int) -> None:
+    """Every vector must be `dim` float32 values."""
+    for image_id, vector in pairs:
+        if len(vector) != dim * 4:
+            raise VectorSizeMismatch(
+                f"vector of image {image_id} has {len(vector)} bytes; the space has dim {dim}, "
+                f"so {dim * 4} bytes of float32 are needed"
+            )
+
+
+def _upsert_whole_image(session: Session, rows: list[dict[str, Any]]) -> Any:
+    """INSERT ... ON CONFLICT (space_id, image_id) WHERE region_id IS NULL DO UPDATE."""
+    dialect = session.get_bind().dialect.name
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = dialect_insert(Embedding).values(rows)
+    return statement.on_conflict_do_update(
+        index_elements=[Embedding.space_id, Embedding.image_id],
+        index_where=WHOLE_IMAGE,
+        set_={"vector": statement.excluded.vector, "seq": statement.excluded.seq},
+    )

@@ -1,0 +1,131 @@
+"""Image rows: idempotent insert by sha256, lookups, listings, status changes, deletion."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from lookalike.services.catalog.errors import InvalidStatus, UnknownImage
+from lookalike.services.catalog.models import IMAGE_STATUSES, Embedding, Image, IndexChange
+from lookalike.services.catalog.schemas import ImageCreate
+from lookalike.services.catalog.spaces import lock_spaces
+
+logger = logging.getLogger(__name__)
+
+
+def add_image(*, session: Session, data: ImageCreate) -> tuple[Image, bool]:
+    """Insert an image, or return the row that already has its sha256 (created=False).
+
+    The unique key decides, not a prior lookup: the insert runs in a savepoint, and when a
+    concurrent writer got there first, only the savepoint is rolled back.
+    """
+    image = Image(**data.model_dump())
+    try:
+        with session.begin_nested():
+            session.add(image)
+    except IntegrityError:
+        existing = get_image_by_sha(session=session, sha256=data.sha256)
+        if existing is None:
+            raise
+        logger.debug("image %s already in the catalog as id %d", data.sha256, existing.id)
+        return existing, False
+    return image, True
+
+
+def get_image(*, session: Session, image_id: int) -> Image | None:
+    """The image with this id, or None."""
+    return session.get(Image, image_id)
+
+
+def get_image_by_sha(*, session: Session, sha256: str) -> Image | None:
+    """The image whose bytes have this sha256 (hex), or None."""
+    return session.scalar(select(Image).where(Image.sha256 == sha256))
+
+
+def images_by_ids(*, session: Session, ids: Sequence[int]) -> dict[int, Image]:
+    """The images among `ids` that exist, keyed by id (to join search hits with the catalog)."""
+    if not ids:
+        return {}
+    rows = session.scalars(select(Image).where(Image.id.in_(set(ids))))
+    return {image.id: image for image in rows}
+
+
+def list_images(
+    *,
+    session: Session,
+    collection: str | None = None,
+    label: str | None = None,
+    status: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> list[Image]:
+    """A page of images in id order, optionally filtered by collection, label and status."""
+    query = select(Image).order_by(Image.id).offset(offset).limit(limit)
+    if collection is not None:
+        query = query.where(Image.collection == collection)
+    if label is not None:
+        query = query.where(Image.label == label)
+    if status is not None:
+        query = query.where(Image.status == _checked(status))
+    return list(session.scalars(query))
+
+
+def count_images(*, session: Session, status: str | None = None) -> int:
+    """How many images there are, optionally only those with `status`."""
+    query = select(func.count()).select_from(Image)
+    if status is not None:
+        query = query.where(Image.status == _checked(status))
+    return session.scalar(query) or 0
+
+
+def pending_images(*, session: Session, limit: int) -> list[Image]:
+    """The oldest images still waiting for an embedding (what a restarted worker picks up)."""
+    query = select(Image).where(Image.status == "pending").order_by(Image.id).limit(limit)
+    return list(session.scalars(query))
+
+
+def set_image_status(
+    *, session: Session, image_id: int, status: str, error: str | None = None
+) -> None:
+    """Set an image's status and error text; deletion goes through `mark_image_deleted`."""
+    if _checked(status) == "deleted":
+        raise InvalidStatus("status 'deleted' is set by mark_image_deleted, which also unindexes")
+    image = session.get(Image, image_id)
+    if image is None:
+        raise UnknownImage(f"no image with id {image_id}")
+    image.status = status
+    image.error = error
+    session.flush()
+
+
+def mark_image_deleted(*, session: Session, image_id: int) -> bool:
+    """Mark an image deleted and drop its embeddings, logging one remove per space it was in.
+
+    Returns False when the image does not exist or was already deleted. The image row is
+    locked first (then the spaces, in id order), the same order `add_embeddings` uses.
+    """
+    locked = select(Image).where(Image.id == image_id).with_for_update()
+    image = session.scalars(locked.execution_options(populate_existing=True)).one_or_none()
+    if image is None or image.status == "deleted":
+        return False
+    in_spaces = select(Embedding.space_id).where(Embedding.image_id == image_id).distinct()
+    space_ids = sorted(session.scalars(in_spaces))
+    lock_spaces(session=session, space_ids=space_ids)
+    session.execute(delete(Embedding).where(Embedding.image_id == image_id))
+    session.add_all(IndexChange(space_id=s, image_id=image_id, op="remove") for s in space_ids)
+    image.status = "deleted"
+    session.flush()
+    return True
+
+
+def _checked(status: str) -> str:
+    """`status` if it is one the catalog knows, else InvalidStatus naming the allowed ones."""
+    if status not in IMAGE_STATUSES:
+        raise InvalidStatus(
+            f"unknown image status {status!r}; allowed: {', '.join(IMAGE_STATUSES)}"
+        )
+    return status

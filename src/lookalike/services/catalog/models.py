@@ -1,0 +1,251 @@
+"""SQLAlchemy models of the catalog: images, spaces, embeddings, the change log, regions, jobs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+IMAGE_STATUSES = ("pending", "embedded", "failed", "deleted")
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+CHANGE_OPS = ("add", "remove")
+
+# Integer on SQLite so that the primary key is an alias of ROWID and autoincrements.
+BIG_ID = BigInteger().with_variant(Integer, "sqlite")
+# JSONB on PostgreSQL (comparable, indexable); plain JSON text elsewhere.
+JSON_DOC = JSON().with_variant(JSONB, "postgresql")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    """SQL text `column IN ('a', 'b')` for a CHECK constraint over fixed string values."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}; the catalog stores timezone-aware UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base whose metadata names every constraint (needed by SQLite batch moves)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(
+        UTCDateTime, default=utcnow, server_default=text("CURRENT_TIMESTAMP"), nullable=False
+    )
+
+
+class Image(Base):
+    """One ingested image (or video frame), unique by the sha256 of its bytes."""
+
+    __tablename__ = "image"
+    __table_args__ = (CheckConstraint(_in("status", IMAGE_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    source_uri: Mapped[str] = mapped_column(Text)
+    stored_path: Mapped[str | None] = mapped_column(Text)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    format: Mapped[str | None] = mapped_column(String(16))
+    byte_size: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    error: Mapped[str | None] = mapped_column(Text)
+    collection: Mapped[str | None] = mapped_column(String(200), index=True)
+    label: Mapped[str | None] = mapped_column(String(200), index=True)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON_DOC, default=dict)
+    video_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    video_ts: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, server_default=text("CURRENT_TIMESTAMP")
+    )
+
+
+class Space(Base):
+    """One embedding space: backbone + weights + layer + pooling + whitening + dimension."""
+
+    __tablename__ = "space"
+    __table_args__ = (
+        # At most one row may have is_default true: the unique key only covers those rows.
+        Index(
+            "uq_space_one_default",
+            "is_default",
+            unique=True,
+            postgresql_where=text("is_default"),
+            sqlite_where=text("is_default"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    backbone: Mapped[str] = mapped_column(String(100))
+    weights_sha256: Mapped[str | None] = mapped_column(String(64))
+    layer: Mapped[str] = mapped_column(String(100))
+    pooling: Mapped[str] = mapped_column(String(32))
+    whitening: Mapped[str | None] = mapped_column(String(100))
+    dim: Mapped[int] = mapped_column(Integer)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON_DOC, default=dict)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = _created()
+
+
+class Region(Base):
+    """A box on an image (from a detector or a user), with its label and score."""
+
+    __tablename__ = "region"
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    image_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("image.id", ondelete="CASCADE"), index=True
+    )
+    x: Mapped[float] = mapped_column(Float)
+    y: Mapped[float] = mapped_column(Float)
+    w: Mapped[float] = mapped_column(Float)
+    h: Mapped[float] = mapped_column(Float)
+    label: Mapped[str | None] = mapped_column(String(200))
+    score: Mapped[float | None] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _created()
+
+
+class Embedding(Base):
+    """The vector of an image (or a region) in a space: float32 little-endian bytes."""
+
+    __tablename__ = "embedding"
+    __table_args__ = (
+        UniqueConstraint("space_id", "image_id", "region_id"),
+        # NULLs are distinct in a unique key, so whole-image rows need their own partial one.
+        Index(
+            "uq_embedding_whole_image",
+            "space_id",
+            "image_id",
+            unique=True,
+            postgresql_where=text("region_id IS NULL"),
+            sqlite_where=text("region_id IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    space_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("space.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("image.id", ondelete="CASCADE"), index=True
+    )
+    region_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("region.id", ondelete="CASCADE"), index=True
+    )
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = _created()
+
+
+class IndexChange(Base):
+    """One add or remove in a space; its id is the catalog sequence number replicas follow."""
+
+    __tablename__ = "index_change"
+    __table_args__ = (
+        CheckConstraint(_in("op", CHANGE_OPS), name="op"),
+        Index("ix_index_change_space_id_id", "space_id", "id"),
+        # AUTOINCREMENT: SQLite never reuses a sequence number, even after deletes.
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    space_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("space.id", ondelete="CASCADE"))
+    # No foreign key: the log outlives the image rows it mentions.
+    image_id: Mapped[int] = mapped_column(BigInteger)
+    op: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = _created()
+
+
+class Job(Base):
+    """A unit of background work (ingest, embed, build-index, ...) and its progress."""
+
+    __tablename__ = "job"
+    __table_args__ = (CheckConstraint(_in("state", JOB_STATES), name="state"),)
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON_DOC, default=dict)
+    state: Mapped[str] = mapped_column(
+        String(16), default="queued", server_default="queued", index=True
+    )
+    progress_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    progress_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON_DOC)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, server_default=text("CURRENT_TIMESTAMP")
+    )
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IndexSnapshot(Base):
+    """A FAISS index file written for a space, with the catalog watermark it contains."""
+
+    __tablename__ = "index_snapshot"
+    __table_args__ = (Index("ix_index_snapshot_space_id_id", "space_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    space_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("space.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(Text)
+    factory: Mapped[str] = mapped_column(String(200))
+    vector_count: Mapped[int] = mapped_column(BigInteger)
+    watermark: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()

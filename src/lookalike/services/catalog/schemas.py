@@ -1,0 +1,61 @@
+"""Inputs and outputs of catalog queries: what callers create and what replicas read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+
+
+class ImageCreate(BaseModel):
+    """A new image row; `sha256` is the hex digest of its bytes (lower case)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sha256: str = Field(pattern=SHA256_PATTERN)
+    source_uri: str
+    stored_path: str | None = None
+    width: int | None = Field(None, ge=1)
+    height: int | None = Field(None, ge=1)
+    format: str | None = Field(None, max_length=16)
+    byte_size: int | None = Field(None, ge=0)
+    status: Literal["pending", "failed"] = "pending"
+    error: str | None = None
+    collection: str | None = Field(None, max_length=200)
+    label: str | None = Field(None, max_length=200)
+    meta: dict[str, Any] = Field(default_factory=dict)
+    video_id: str | None = Field(None, max_length=200)
+    video_ts: float | None = None
+
+
+class SpaceCreate(BaseModel):
+    """A new embedding space; the first space in a catalog becomes the default."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    backbone: str = Field(min_length=1, max_length=100)
+    weights_sha256: str | None = Field(None, pattern=SHA256_PATTERN)
+    layer: str = Field(min_length=1, max_length=100)
+    pooling: str = Field(min_length=1, max_length=32)
+    whitening: str | None = Field(None, max_length=100)
+    dim: int = Field(ge=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+    make_default: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of a space's change log, as an index replica applies it.
+
+    `vector` is the image's current vector for an add (float32 little-endian bytes), or None
+    when the embedding has since been removed (a later remove follows in the log).
+    """
+
+    seq: int
+    image_id: int
+    op: Literal["add", "remove"]
+    vector: bytes | None

@@ -1,0 +1,63 @@
+"""`lookalike bench ingest|search`: speed figures printed by commands, never by tests."""
+
+from __future__ import annotations
+
+import json
+import platform
+from typing import Annotated
+
+import torch
+import typer
+from rich.console import Console
+
+from lookalike.services.bench_ingest import run_ingest_bench
+from lookalike.services.bench_search import run_search_bench
+from lookalike.services.config import get_settings
+
+console = Console()
+bench_app = typer.Typer(help="Measure ingest and search speed on this machine.",
+                        no_args_is_help=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="one JSON object on stdout")]
+
+
+def machine() -> dict:
+    return {"cpu": platform.processor() or platform.machine(), "cores": torch.get_num_threads(),
+            "python": platform.python_version(), "torch": torch.__version__}
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    images: Annotated[int, typer.Option(help="camera-sized JPEGs to ingest")] = 1024,
+    naive_images: Annotated[int, typer.Option(help="images for the one-at-a-time loop")] = 128,
+    as_json: JsonOption = False,
+) -> None:
+    """Model-only vs end-to-end (files to catalog and index) vs naive per-image throughput."""
+    result = run_ingest_bench(get_settings(), images=images, naive_images=naive_images)
+    if as_json:
+        print(json.dumps({**result.to_public(), "machine": machine()}))
+        return
+    console.print(
+        f"{result.images} JPEGs 800x600, batch {result.batch_size}, "
+        f"{result.decode_workers} decode workers, {result.torch_threads} torch threads\n"
+        f"  model only (pre-decoded tensors): {result.model_only_per_s:8.1f} images/s\n"
+        f"  end to end (files -> catalog+index): {result.end_to_end_per_s:8.1f} images/s"
+        f"  = {result.e2e_over_model:.2f}x model only\n"
+        f"  naive loop ({result.naive_images} images, one at a time): "
+        f"{result.naive_per_s:8.1f} images/s; end to end = {result.e2e_over_naive:.2f}x naive")
+
+
+@bench_app.command("search")
+def bench_search(
+    queries: Annotated[int, typer.Option(help="search-by-id requests")] = 500,
+    k: Annotated[int, typer.Option("-k")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """p50/p99 of search-by-id over HTTP (a real `lookalike serve`) next to raw FAISS time."""
+    result = run_search_bench(get_settings(), queries=queries, k=k)
+    if as_json:
+        print(json.dumps({**result.to_public(), "machine": machine()}))
+        return
+    console.print(
+        f"{result.queries} search-by-id queries, k={result.k}, {result.vectors} vectors\n"
+        f"  HTTP  p50 {result.http_p50_ms:7.2f} ms   p99 {result.http_p99_ms:7.2f} ms\n"
+        f"  FAISS p50 {result.faiss_p50_ms:7.3f} ms   p99 {result.faiss_p99_ms:7.3f} ms")

@@ -1,0 +1,46 @@
+"""`lookalike sample ...`: the demo collection built from real images that ship in packages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from lookalike.services.sample import build_sample
+
+console = Console()
+sample_app = typer.Typer(help="The sample collection used by `make demo`.", no_args_is_help=True)
+
+
+@sample_app.command("build")
+def sample_build(
+    directory: Annotated[Path, typer.Argument(help="where to write the images")],
+    per_class: Annotated[int, typer.Option(help="Fashion-MNIST images per class")] = 300,
+) -> None:
+    """Write the bundled photos and Fashion-MNIST images (by class folder); reuses what exists."""
+    with Progress(console=Console(stderr=True)) as progress:
+        task = progress.add_task("sample", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        summary = build_sample(directory, fashion_per_class=per_class, progress=advance)
+    console.print(f"sample collection in {directory}: {summary}")
+
+
+@sample_app.command("hint")
+def sample_hint(
+    directory: Annotated[Path, typer.Argument(help="the sample collection")],
+    url: Annotated[str, typer.Option(help="where the API listens")] = "http://127.0.0.1:8000",
+) -> None:
+    """Print example queries to paste once `lookalike serve` runs."""
+    photos = sorted((directory / "photos").glob("*.jpg"))
+    query = photos[0] if photos else Path("some-photo.jpg")
+    console.print(
+        "\nThe API is starting; try it in another terminal:\n\n"
+        f"  curl -s -F file=@{query} '{url}/v1/search?k=5' | python3 -m json.tool\n"
+        f"  lookalike search {query} -k 5\n\n"
+        f"OpenAPI docs: {url}/docs\n", highlight=False, soft_wrap=True)

@@ -1,0 +1,62 @@
+"""The one settings object: every knob of the running system, read from LOOKALIKE_* variables."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_torch_home() -> Path:
+    """torchvision's own cache root: $TORCH_HOME, else ~/.cache/torch."""
+    return Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
+
+
+class Settings(BaseSettings):
+    """Configuration of lookalike; environment variables use the prefix LOOKALIKE_."""
+
+    model_config = SettingsConfigDict(env_prefix="LOOKALIKE_", extra="ignore")
+
+    home: Path = Field(Path("lookalike-data"), description="catalog, indexes, originals, thumbs")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; SQLite under home if unset")
+    torch_home: Path = Field(default_factory=_default_torch_home)
+    backbone: str = "mobilenet_v2"
+    pooling: str = "gap"
+    index_factory: str = "Flat"
+    max_upload_bytes: int = 25 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    thumbnail_size: int = 256
+    batch_size: int = 32
+    decode_workers: int = Field(default_factory=lambda: min(2, os.cpu_count() or 1))
+    torch_threads: int | None = None
+    bf16: bool = False
+    channels_last: bool = True
+    snapshot_keep: int = 2
+
+    @property
+    def catalog_url(self) -> str:
+        """The catalog's SQLAlchemy URL: the explicit one, or a SQLite file under home."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'catalog.db').resolve()}"
+
+    @property
+    def originals_dir(self) -> Path:
+        return self.home / "originals"
+
+    @property
+    def thumbnails_dir(self) -> Path:
+        return self.home / "thumbnails"
+
+    @property
+    def indexes_dir(self) -> Path:
+        return self.home / "indexes"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,96 @@
+"""Per-image work done off the main process: read, validate, hash, store, thumbnail, tensor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lookalike.retrieval.embedder import Prepared, image_to_tensor
+from lookalike.retrieval.errors import ImageRejected
+from lookalike.retrieval.images import DecodedImage, decode_image, make_thumbnail, sha256_hex
+from lookalike.services.storage import original_path, thumbnail_path, write_atomic
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Everything a decode worker needs; plain values so it pickles into worker processes."""
+
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    max_bytes: int
+    max_pixels: int
+    thumbnail_size: int
+    originals_dir: Path
+    thumbnails_dir: Path
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """What we learnt about one image: its identity and facts, or why it cannot be used."""
+
+    position: int
+    source: str
+    sha256: str | None = None
+    byte_size: int | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    stored_path: str | None = None
+    error_kind: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def decode_for_model(data: bytes, *, config: PrepareConfig) -> tuple[DecodedImage, torch.Tensor]:
+    """Validate and decode bytes into the image and the model's input tensor; raises
+    ImageRejected for anything that is not a usable image."""
+    decoded = decode_image(data, max_bytes=config.max_bytes, max_pixels=config.max_pixels,
+                           draft=(config.thumbnail_size, config.thumbnail_size))
+    tensor = image_to_tensor(decoded.image, size=config.input_size, mean=config.mean,
+                             std=config.std)
+    return decoded, tensor
+
+
+def prepare_bytes(
+    data: bytes, *, position: int, source: str, config: PrepareConfig
+) -> tuple[torch.Tensor | None, PreparedImage]:
+    """Decode bytes, then store original and thumbnail; a rejection becomes the reason."""
+    sha = sha256_hex(data)
+    try:
+        decoded, tensor = decode_for_model(data, config=config)
+    except ImageRejected as rejected:
+        return None, PreparedImage(position=position, source=source, sha256=sha,
+                                   byte_size=len(data), error_kind=rejected.kind,
+                                   error=rejected.message)
+    stored = write_atomic(original_path(config.originals_dir, sha, decoded.format), data)
+    write_atomic(thumbnail_path(config.thumbnails_dir, sha),
+                 make_thumbnail(decoded.image, size=config.thumbnail_size))
+    return tensor, PreparedImage(position=position, source=source, sha256=sha,
+                                 byte_size=len(data), format=decoded.format,
+                                 width=decoded.width, height=decoded.height,
+                                 stored_path=str(stored))
+
+
+def prepare_file(job: tuple[int, str], *, config: PrepareConfig) -> Prepared:
+    """Read one file with the byte limit and prepare it; every failure becomes a reason."""
+    position, source = job
+    try:
+        size = Path(source).stat().st_size
+        if size > config.max_bytes:
+            return Prepared(tensor=None, payload=PreparedImage(
+                position=position, source=source, byte_size=size, error_kind="too_many_bytes",
+                error=f"file is {size} bytes; the limit is {config.max_bytes} "
+                      "(LOOKALIKE_MAX_UPLOAD_BYTES)"))
+        data = Path(source).read_bytes()
+    except OSError as exc:
+        return Prepared(tensor=None, payload=PreparedImage(
+            position=position, source=source, error_kind="unreadable",
+            error=f"cannot read file: {exc.strerror or exc}"))
+    tensor, prepared = prepare_bytes(data, position=position, source=source, config=config)
+    return Prepared(tensor=tensor, payload=prepared)

@@ -1,0 +1,67 @@
+"""Service-level fixtures: real catalogs under tmp dirs, filled with real photos."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lookalike.services.config import Settings
+from lookalike.services.ingest import IngestSummary, ingest_items
+from lookalike.services.runtime import Runtime
+from lookalike.services.sample import build_sample, bundled_photos
+from lookalike.services.setup import init_catalog, open_runtime
+from lookalike.services.sources import collect_items
+
+
+def make_settings(home: Path, database_url: str | None = None, **overrides: object) -> Settings:
+    """Settings for a test catalog; two decode workers as on the 2-core machine."""
+    return Settings(home=home, database_url=database_url, decode_workers=2, **overrides)
+
+
+def write_photos(directory: Path) -> list[Path]:
+    """The bundled photos as JPEG files, one per photo."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for photo in bundled_photos():
+        path = directory / f"{photo.name}.jpg"
+        photo.image.save(path, quality=92)
+        paths.append(path)
+    return paths
+
+
+def ingest_into(runtime: Runtime, *paths: Path, label_from_dir: bool = False) -> IngestSummary:
+    return ingest_items(runtime, collect_items(list(paths), label_from_dir=label_from_dir))
+
+
+@pytest.fixture(scope="session")
+def photo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("photos")
+    write_photos(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def sample_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Path]]:
+    """A SQLite catalog holding the bundled photos and 3,000 Fashion-MNIST images (labelled)."""
+    root = tmp_path_factory.mktemp("sample")
+    build_sample(root / "data", fashion_per_class=300)
+    settings = make_settings(root / "home")
+    init_catalog(settings)
+    runtime = open_runtime(settings)
+    summary = ingest_into(runtime, root / "data", label_from_dir=True)
+    runtime.close()
+    assert summary.failed == 0, summary.outcomes
+    yield settings, root / "data"
+
+
+@pytest.fixture()
+def photo_home(tmp_path: Path, photo_dir: Path) -> Iterator[Runtime]:
+    """A fresh SQLite catalog holding only the bundled photos."""
+    settings = make_settings(tmp_path / "home")
+    init_catalog(settings)
+    runtime = open_runtime(settings)
+    ingest_into(runtime, photo_dir)
+    yield runtime
+    runtime.close()
