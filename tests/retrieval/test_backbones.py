@@ -22,7 +22,7 @@ from lookalike.retrieval.backbones import (
     resolve_weights,
     weight_candidates,
 )
-from lookalike.retrieval.embedder import image_to_tensor
+from lookalike.retrieval.embedder import image_to_pixels
 from lookalike.retrieval.errors import UnknownBackbone, WeightsMismatch, WeightsNotFound
 
 IMAGENET_CATS = range(281, 286)
@@ -48,9 +48,11 @@ def _save_random_state(spec_name: str, target: Path) -> Path:
 
 
 def _chelsea_batch(size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """The chelsea cat photo as a normalised (1,3,size,size) batch."""
-    image = Image.fromarray(data.chelsea())
-    return image_to_tensor(image, size=size, mean=mean, std=std).unsqueeze(0)
+    """The chelsea cat photo as a normalised (1,3,size,size) float batch."""
+    pixels = image_to_pixels(Image.fromarray(data.chelsea()), size=size).float() / 255.0
+    shift = torch.tensor(mean).view(3, 1, 1)
+    scale = torch.tensor(std).view(3, 1, 1)
+    return ((pixels - shift) / scale).unsqueeze(0)
 
 
 def test_registry_lists_the_six_backbones_with_their_dimensions() -> None:

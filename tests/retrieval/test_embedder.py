@@ -17,7 +17,7 @@ from lookalike.retrieval.embedder import (
     EmbedderOptions,
     Prepared,
     PrepareFailed,
-    image_to_tensor,
+    image_to_pixels,
 )
 from lookalike.retrieval.errors import UnknownPooling
 
@@ -42,10 +42,7 @@ def prepare_photo(name: str, *, size: int) -> Prepared:
         return Prepared(None, {"name": name, "error": "no such photo"})
     if name == "boom":
         raise OSError("decoder exploded")
-    tensor = image_to_tensor(
-        _photo(name), size=size, mean=MOBILENET.weights.mean, std=MOBILENET.weights.std
-    )
-    return Prepared(tensor, {"name": name})
+    return Prepared(image_to_pixels(_photo(name), size=size), {"name": name})
 
 
 @pytest.fixture(scope="module")
@@ -134,22 +131,40 @@ def test_no_images_give_an_empty_matrix_of_the_right_width(embedder: Embedder) -
 
 def test_embed_tensors_rejects_a_batch_without_three_channels(embedder: Embedder) -> None:
     with pytest.raises(ValueError, match=r"\(2, 1, 224, 224\)"):
-        embedder.embed_tensors(torch.zeros(2, 1, 224, 224))
+        embedder.embed_tensors(torch.zeros(2, 1, 224, 224, dtype=torch.uint8))
 
 
 def test_to_tensor_squashes_other_sizes_and_converts_modes(embedder: Embedder) -> None:
     wide_gray = Image.fromarray(data.camera()).resize((300, 120))
     tensor = embedder.to_tensor(wide_gray)
     assert tensor.shape == (3, 224, 224)
-    assert tensor.dtype == torch.float32
-    assert not torch.allclose(tensor[0], tensor[1], atol=1e-3)
-    assert torch.allclose(tensor[0] * 0.229 + 0.485, tensor[1] * 0.224 + 0.456, atol=1e-5)
+    assert tensor.dtype == torch.uint8
+    assert torch.equal(tensor[0], tensor[1]) and torch.equal(tensor[1], tensor[2])
+    assert int(tensor.max()) > int(tensor.min())
 
 
-def test_image_to_tensor_normalises_with_mean_and_std() -> None:
+def test_image_to_pixels_keeps_channel_values() -> None:
     image = Image.new("RGB", (4, 4), (255, 0, 51))
-    tensor = image_to_tensor(image, size=4, mean=(0.5, 0.0, 0.2), std=(0.5, 1.0, 0.1))
-    assert torch.allclose(tensor[:, 0, 0], torch.tensor([1.0, 0.0, 0.0]), atol=1e-5)
+    tensor = image_to_pixels(image, size=4)
+    assert tensor[:, 0, 0].tolist() == [255, 0, 51]
+
+
+def test_embed_tensors_rejects_float_input(embedder: Embedder) -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        embedder.embed_tensors(torch.zeros(2, 3, 224, 224))
+
+
+def test_folded_batch_norm_gives_the_same_vectors(extractor: torch.nn.Module) -> None:
+    """BN folding is a speed-up only: the vectors must not move."""
+    image = image_to_pixels(_photo("chelsea"), size=224).unsqueeze(0)
+    options = EmbedderOptions(bf16=False, channels_last=False)
+    folded = Embedder(extractor, spec=MOBILENET, options=options).embed_tensors(image)
+    shift = torch.tensor(MOBILENET.weights.mean).view(1, 3, 1, 1) * 255
+    scale = torch.tensor(MOBILENET.weights.std).view(1, 3, 1, 1) * 255
+    with torch.no_grad():
+        plain = extractor((image.float() - shift) / scale).mean(dim=(2, 3))
+    plain = torch.nn.functional.normalize(plain, dim=1).numpy()
+    assert np.abs(folded - plain).max() < 1e-4
 
 
 def _run_stream(embedder: Embedder, names: list[str]) -> list[EmbeddedBatch]:

@@ -29,10 +29,10 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 40_000_000
     thumbnail_size: int = 256
-    batch_size: int = 32
+    batch_size: int = 16
     decode_workers: int = Field(default_factory=lambda: min(2, os.cpu_count() or 1))
     torch_threads: int | None = None
-    bf16: bool = False
+    bf16: bool | None = Field(None, description="bfloat16 autocast; unset = where the CPU has it")
     channels_last: bool = True
     snapshot_keep: int = 2
 

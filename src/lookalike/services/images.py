@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from lookalike.retrieval.images import decode_image, make_thumbnail
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.models import Image
 from lookalike.services.errors import ImageNotFound
 from lookalike.services.runtime import Runtime
-from lookalike.services.storage import thumbnail_path
+from lookalike.services.storage import thumbnail_path, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,17 @@ def original_file(runtime: Runtime, image_id: int) -> tuple[Path, str]:
 
 
 def thumbnail_file(runtime: Runtime, image_id: int) -> Path:
+    """The image's JPEG thumbnail, made from the stored original on first request."""
     image = get_live_image(runtime, image_id)
     path = thumbnail_path(runtime.settings.thumbnails_dir, image.sha256)
-    if not path.is_file():
-        raise ImageNotFound(f"image {image_id} has no thumbnail (status {image.status})")
-    return path
+    if path.is_file():
+        return path
+    original, _ = original_file(runtime, image_id)
+    settings = runtime.settings
+    size = settings.thumbnail_size
+    decoded = decode_image(original.read_bytes(), max_bytes=settings.max_upload_bytes,
+                           max_pixels=settings.max_pixels, draft=(size, size))
+    return write_atomic(path, make_thumbnail(decoded.image, size=size))
 
 
 def delete_image(runtime: Runtime, image_id: int) -> None:

@@ -6,6 +6,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,10 +61,8 @@ class IngestSummary:
 def prepare_config(runtime: Runtime, embedder: Embedder) -> PrepareConfig:
     settings = runtime.settings
     return PrepareConfig(
-        input_size=embedder.input_size, mean=embedder.spec.weights.mean,
-        std=embedder.spec.weights.std, max_bytes=settings.max_upload_bytes,
-        max_pixels=settings.max_pixels, thumbnail_size=settings.thumbnail_size,
-        originals_dir=settings.originals_dir, thumbnails_dir=settings.thumbnails_dir)
+        input_size=embedder.input_size, max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_pixels, originals_dir=settings.originals_dir)
 
 
 def _image_create(prepared: PreparedImage, item: IngestItem | None, *, collection: str | None,
@@ -78,68 +77,92 @@ def _image_create(prepared: PreparedImage, item: IngestItem | None, *, collectio
         label=item.label if item else label)
 
 
-def _upsert(session: Session, data: ImageCreate) -> Image:
-    """Insert the row, or take over an existing pending/failed/deleted row with the same bytes."""
-    image, created = image_queries.add_image(session=session, data=data)
-    if not created:
-        for name in ("source_uri", "stored_path", "width", "height", "format", "byte_size",
-                     "status", "error", "collection", "label"):
-            setattr(image, name, getattr(data, name))
-        session.flush()
-    return image
+RESET_FIELDS = ("source_uri", "stored_path", "width", "height", "format", "byte_size",
+                "status", "error", "collection", "label")
+
+
+def _upsert_rows(session: Session, rows: Sequence[ImageCreate]) -> dict[str, int]:
+    """Insert the rows in one statement; an existing pending/failed/deleted row with the same
+    bytes is taken over (reset to this ingest's facts). Returns sha256 -> image id."""
+    unique = list({row.sha256: row for row in rows}.values())
+    ids = image_queries.add_images(session=session, rows=unique)
+    for row in unique:
+        image_id, created = ids[row.sha256]
+        if not created:
+            image = image_queries.get_image(session=session, image_id=image_id)
+            if image is not None and image.status != "embedded":
+                for name in RESET_FIELDS:
+                    setattr(image, name, getattr(row, name))
+    session.flush()
+    return {sha: image_id for sha, (image_id, _) in ids.items()}
 
 
 def record_batch(session: Session, *, space: Space, prepared: Sequence[PreparedImage],
                  vectors: Sequence[np.ndarray | None], items: Sequence[IngestItem | None],
                  collection: str | None = None, label: str | None = None) -> list[Outcome]:
     """Write one batch of prepared images and their vectors; the caller commits once."""
+    rows = [_image_create(info, item, collection=collection, label=label)
+            for info, item in zip(prepared, items, strict=True) if info.sha256 is not None]
+    ids = _upsert_rows(session, rows)
     outcomes: list[Outcome] = []
-    embedded_ids: list[int] = []
-    blobs: list[bytes] = []
-    for info, vector, item in zip(prepared, vectors, items, strict=True):
-        if info.sha256 is None:
-            outcomes.append(Outcome(info.source, "failed", reason=info.error))
+    vectors_by_id: dict[int, bytes] = {}
+    for info, vector in zip(prepared, vectors, strict=True):
+        image_id = ids.get(info.sha256) if info.sha256 is not None else None
+        if image_id is None or not info.ok or vector is None:
+            outcomes.append(Outcome(info.source, "failed", image_id, info.error))
             continue
-        image = _upsert(session, _image_create(info, item, collection=collection, label=label))
-        if not info.ok or vector is None:
-            outcomes.append(Outcome(info.source, "failed", image.id, info.error))
-            continue
-        embedded_ids.append(image.id)
-        blobs.append(np.asarray(vector, dtype="<f4").tobytes())
-        outcomes.append(Outcome(info.source, "added", image.id))
-    if embedded_ids:
+        vectors_by_id[image_id] = np.asarray(vector, dtype="<f4").tobytes()
+        outcomes.append(Outcome(info.source, "added", image_id))
+    if vectors_by_id:
         embedding_queries.add_embeddings(session=session, space_id=space.id,
-                                         image_ids=embedded_ids, vectors=blobs)
+                                         image_ids=list(vectors_by_id),
+                                         vectors=list(vectors_by_id.values()))
     return outcomes
+
+
+SHA_CHUNK = 500
+
+
+def _hash_files(items: Sequence[IngestItem]) -> list[str | None]:
+    """sha256 of each file's bytes; None where the file cannot be read (reported later)."""
+    shas: list[str | None] = []
+    for item in items:
+        try:
+            shas.append(sha256_hex(item.path.read_bytes()))
+        except OSError:
+            shas.append(None)
+    return shas
 
 
 def _known(session: Session, items: Sequence[IngestItem], summary: IngestSummary,
            progress: Progress) -> list[int]:
     """Positions of items whose bytes are not embedded yet; the rest are reported duplicates."""
     todo: list[int] = []
-    seen: dict[str, str] = {}
-    for position, item in enumerate(items):
-        try:
-            sha = sha256_hex(item.path.read_bytes())
-        except OSError:
-            todo.append(position)
-            continue
-        existing = image_queries.get_image_by_sha(session=session, sha256=sha)
-        if sha in seen or (existing is not None and existing.status == "embedded"):
-            image_id = existing.id if existing is not None else None
-            summary.record(Outcome(str(item.path), "duplicate", image_id,
-                                   f"same bytes as {seen.get(sha) or existing.source_uri}"))
-            progress(1)
-            continue
-        seen[sha] = str(item.path)
-        todo.append(position)
+    first_seen: dict[str, str] = {}
+    for start in range(0, len(items), SHA_CHUNK):
+        chunk = items[start:start + SHA_CHUNK]
+        shas = _hash_files(chunk)
+        existing = image_queries.images_by_shas(session=session,
+                                                shas=[s for s in shas if s is not None])
+        for offset, (item, sha) in enumerate(zip(chunk, shas, strict=True)):
+            row = existing.get(sha) if sha is not None else None
+            if sha is not None and (sha in first_seen or (row and row.status == "embedded")):
+                earlier = first_seen.get(sha) or (row.source_uri if row else "")
+                summary.record(Outcome(str(item.path), "duplicate", row.id if row else None,
+                                       f"same bytes as {earlier}"))
+                progress(1)
+                continue
+            if sha is not None:
+                first_seen[sha] = str(item.path)
+            todo.append(start + offset)
     return todo
 
 
 def ingest_items(runtime: Runtime, items: Sequence[IngestItem], *,
                  progress: Progress = lambda n: None) -> IngestSummary:
     """Ingest files in batches: each batch's rows and vectors are committed together, so an
-    interruption loses at most the batch in flight and a re-run finishes without duplicates."""
+    interruption loses at most the batch in flight and a re-run finishes without duplicates.
+    A writer thread commits batch N while the model embeds batch N+1."""
     started = time.perf_counter()
     summary = IngestSummary()
     with runtime.session() as session:
@@ -149,15 +172,21 @@ def ingest_items(runtime: Runtime, items: Sequence[IngestItem], *,
     embedder = runtime.embedder(space)
     prepare = functools.partial(prepare_file, config=prepare_config(runtime, embedder))
     jobs = [(position, str(items[position].path)) for position in todo]
-    for batch in embedder.embed_stream(jobs, prepare):
-        _commit_batch(runtime, space, batch, items, summary)
-        progress(len(batch.payloads))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-writer") as writer:
+        in_flight: Future[int] | None = None
+        for batch in embedder.embed_stream(jobs, prepare):
+            if in_flight is not None:
+                progress(in_flight.result())
+            in_flight = writer.submit(_commit_batch, runtime, space, batch, items, summary)
+        if in_flight is not None:
+            progress(in_flight.result())
     summary.seconds = time.perf_counter() - started
     return summary
 
 
 def _commit_batch(runtime: Runtime, space: Space, batch: EmbeddedBatch,
-                  items: Sequence[IngestItem], summary: IngestSummary) -> None:
+                  items: Sequence[IngestItem], summary: IngestSummary) -> int:
+    """Write one embedded batch in one transaction; returns how many items it settled."""
     prepared = [_as_prepared(payload) for payload in batch.payloads]
     batch_items = [items[p.position] if p.position >= 0 else None for p in prepared]
     with runtime.session() as session:
@@ -166,6 +195,7 @@ def _commit_batch(runtime: Runtime, space: Space, batch: EmbeddedBatch,
         session.commit()
     for outcome in outcomes:
         summary.record(outcome)
+    return len(outcomes)
 
 
 def _as_prepared(payload: object) -> PreparedImage:

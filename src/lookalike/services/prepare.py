@@ -1,4 +1,4 @@
-"""Per-image work done off the main process: read, validate, hash, store, thumbnail, tensor."""
+"""Per-image work done off the main process: read, validate, hash, store, model input."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from lookalike.retrieval.embedder import Prepared, image_to_tensor
+from lookalike.retrieval.embedder import Prepared, image_to_pixels
 from lookalike.retrieval.errors import ImageRejected
-from lookalike.retrieval.images import DecodedImage, decode_image, make_thumbnail, sha256_hex
-from lookalike.services.storage import original_path, thumbnail_path, write_atomic
+from lookalike.retrieval.images import DecodedImage, decode_image, sha256_hex
+from lookalike.services.storage import original_path, write_atomic
 
 
 @dataclass(frozen=True)
@@ -18,13 +18,9 @@ class PrepareConfig:
     """Everything a decode worker needs; plain values so it pickles into worker processes."""
 
     input_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
     max_bytes: int
     max_pixels: int
-    thumbnail_size: int
     originals_dir: Path
-    thumbnails_dir: Path
 
 
 @dataclass(frozen=True)
@@ -48,19 +44,19 @@ class PreparedImage:
 
 
 def decode_for_model(data: bytes, *, config: PrepareConfig) -> tuple[DecodedImage, torch.Tensor]:
-    """Validate and decode bytes into the image and the model's input tensor; raises
+    """Validate and decode bytes into the image and the model's uint8 input; raises
     ImageRejected for anything that is not a usable image."""
+    size = config.input_size
     decoded = decode_image(data, max_bytes=config.max_bytes, max_pixels=config.max_pixels,
-                           draft=(config.thumbnail_size, config.thumbnail_size))
-    tensor = image_to_tensor(decoded.image, size=config.input_size, mean=config.mean,
-                             std=config.std)
-    return decoded, tensor
+                           draft=(size, size))
+    return decoded, image_to_pixels(decoded.image, size=size)
 
 
 def prepare_bytes(
     data: bytes, *, position: int, source: str, config: PrepareConfig
 ) -> tuple[torch.Tensor | None, PreparedImage]:
-    """Decode bytes, then store original and thumbnail; a rejection becomes the reason."""
+    """Decode bytes, then store the original; a rejection becomes the reason. Thumbnails are
+    made on first request, which keeps them off the ingest hot path."""
     sha = sha256_hex(data)
     try:
         decoded, tensor = decode_for_model(data, config=config)
@@ -69,8 +65,6 @@ def prepare_bytes(
                                    byte_size=len(data), error_kind=rejected.kind,
                                    error=rejected.message)
     stored = write_atomic(original_path(config.originals_dir, sha, decoded.format), data)
-    write_atomic(thumbnail_path(config.thumbnails_dir, sha),
-                 make_thumbnail(decoded.image, size=config.thumbnail_size))
     return tensor, PreparedImage(position=position, source=source, sha256=sha,
                                  byte_size=len(data), format=decoded.format,
                                  width=decoded.width, height=decoded.height,

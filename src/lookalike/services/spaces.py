@@ -12,7 +12,7 @@ from lookalike.retrieval.backbones import (
     load_feature_extractor,
     resolve_weights,
 )
-from lookalike.retrieval.embedder import Embedder, EmbedderOptions
+from lookalike.retrieval.embedder import Embedder, EmbedderOptions, native_bf16
 from lookalike.retrieval.errors import WeightsMismatch
 from lookalike.services.catalog import spaces as space_queries
 from lookalike.services.catalog.models import Space
@@ -83,7 +83,7 @@ def build_embedder(space: Space, *, settings: Settings) -> Embedder:
         batch_size=settings.batch_size,
         num_workers=settings.decode_workers,
         channels_last=settings.channels_last,
-        bf16=settings.bf16,
+        bf16=native_bf16() if settings.bf16 is None else settings.bf16,
         pooling=space.pooling,
         threads=settings.torch_threads,
     )

@@ -27,7 +27,8 @@ def write_atomic(path: Path, data: bytes) -> Path:
     """Write bytes via temp file + fsync + rename; an existing file is kept (same content)."""
     if path.exists():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as handle:
