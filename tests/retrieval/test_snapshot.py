@@ -128,8 +128,8 @@ def test_no_valid_snapshot_gives_none(tmp_path, caplog) -> None:
 def test_leftover_temp_files_are_ignored_and_pruned_once_stale(tmp_path) -> None:
     good = save_snapshot(small_index(n=8), tmp_path, watermark=4)
     leftovers = [
-        tmp_path / "snapshot-000000000009-1700000000000.faiss.k2j4.tmp",
-        tmp_path / "snapshot-000000000009-1700000000000.json.x8a1.tmp",
+        tmp_path / ".snapshot-000000000009-1700000000000.faiss.k2j4.tmp",
+        tmp_path / ".snapshot-000000000009-1700000000000.json.x8a1.tmp",
     ]
     leftovers[0].write_bytes(b"\x00" * 100)
     leftovers[1].write_text('{"file": "snapshot-000000000009-1700000000000.faiss"')

@@ -134,7 +134,7 @@ def test_build_sample_completes_an_interrupted_build(tmp_path: Path) -> None:
     build_sample(tmp_path, fashion_per_class=2)
     lost = tmp_path / "photos" / "rocket.jpg"
     lost.unlink()
-    (lost.parent / ".rocket.jpg.12345.part").write_bytes(b"\xff\xd8 half a jpeg")
+    (lost.parent / ".rocket.jpg.k2j4.tmp").write_bytes(b"\xff\xd8 half a jpeg")
     before = _files(tmp_path)
     summary = build_sample(tmp_path, fashion_per_class=2)
     assert summary.photos_written == 1 and summary.fashion_written == 0

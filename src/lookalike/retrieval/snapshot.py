@@ -10,15 +10,15 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
+
+from lookalike.retrieval.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -67,32 +67,16 @@ class _HashingWriter:
         return self._hash.hexdigest()
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable: fsync the directory entry itself (a no-op where unsupported)."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_atomic(directory: Path, name: str, fill: Callable[[ByteSink], object]) -> _HashingWriter:
-    """Write `name` so that readers see either nothing or the whole, fsynced file."""
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f"{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            sink = _HashingWriter(raw)
-            fill(sink)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, directory / name)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(directory)
-    return sink
+    """Write `name` atomically, hashing and counting its bytes on the way."""
+    sinks: list[_HashingWriter] = []
+
+    def hashed(raw: ByteSink) -> None:
+        sinks.append(_HashingWriter(raw))
+        fill(sinks[0])
+
+    write_atomic(directory / name, hashed)
+    return sinks[0]
 
 
 def _free_stem(directory: Path, watermark: int) -> tuple[str, int]:
@@ -252,7 +236,7 @@ def prune_snapshots(
         if manifest is not None:
             _unlink(directory / manifest.file, removed)
     for path in sorted(directory.iterdir()) if directory.is_dir() else []:
-        leftover = path.name.startswith("snapshot-") and path.name.endswith(".tmp")
+        leftover = path.name.startswith(".snapshot-") and path.name.endswith(".tmp")
         orphan = _INDEX_RE.match(path.name) is not None and path.name not in kept
         if (leftover or orphan) and _is_stale(path, tmp_grace_s):
             _unlink(path, removed)

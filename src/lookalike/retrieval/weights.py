@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from lookalike.retrieval.atomic import write_atomic
 from lookalike.retrieval.errors import WeightsMismatch, WeightsNotFound
 
 if TYPE_CHECKING:
@@ -144,17 +143,8 @@ def load_into(model: torch.nn.Module, path: Path, *, backbone: str) -> torch.nn.
 
 def _copy_atomically(source: Path, target: Path) -> None:
     """Copy `source` to `target` through a fsynced temporary file and a rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(handle, "wb") as out, source.open("rb") as src:
-            shutil.copyfileobj(src, out, _CHUNK)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with source.open("rb") as src:
+        write_atomic(target, lambda out: shutil.copyfileobj(src, out, _CHUNK))
 
 
 def install_weights(source: Path, *, spec: BackboneSpec, torch_home: Path) -> Path:

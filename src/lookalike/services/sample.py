@@ -7,7 +7,6 @@ import importlib.util
 import io
 import logging
 import math
-import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from lookalike.retrieval import atomic
 
 logger = logging.getLogger(__name__)
 
@@ -187,14 +188,7 @@ def _png(pixels: np.ndarray) -> bytes:
 
 
 def _write_atomic(path: Path, payload: bytes) -> None:
-    """Write to a hidden temporary name beside `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        partial.write_bytes(payload)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    atomic.write_atomic(path, lambda handle: handle.write(payload))
 
 
 def _fashion_targets(root: Path, per_class: int) -> list[tuple[Path, int]]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+
+from lookalike.retrieval import atomic
 
 EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp",
               "BMP": "bmp", "TIFF": "tif"}
@@ -24,19 +24,7 @@ def thumbnail_path(root: Path, sha256: str) -> Path:
 
 
 def write_atomic(path: Path, data: bytes) -> Path:
-    """Write bytes via temp file + fsync + rename; an existing file is kept (same content)."""
-    if path.exists():
-        return path
-    if not path.parent.is_dir():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write bytes crash-safely; an existing file is kept (content-addressed: same bytes)."""
+    if not path.exists():
+        atomic.write_atomic(path, lambda handle: handle.write(data))
     return path
