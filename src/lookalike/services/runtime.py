@@ -23,6 +23,7 @@ class Runtime:
         self.settings = settings
         self.engine = make_engine(settings.catalog_url)
         self.sessions = make_session_factory(self.engine)
+        self.read_sessions = make_session_factory(self.engine, read_only=True)
         self._embedders: dict[int, Embedder] = {}
         self._replicas: dict[int, IndexReplica] = {}
         self._lock = threading.Lock()
@@ -36,6 +37,12 @@ class Runtime:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for use cases that only read; on SQLite it never waits for a writer."""
+        with self.read_sessions() as session:
+            yield session
 
     def embedder(self, space: Space) -> Embedder:
         with self._lock:

@@ -37,6 +37,8 @@ def _configure_sqlite(engine: Engine, *, foreign_keys: bool) -> None:
     first and writes later would otherwise fail at once with "database is locked" whenever
     another process wrote in between; IMMEDIATE makes it wait (busy_timeout) instead. The cost
     is that SQLite transactions run one at a time; PostgreSQL is the path to more concurrency.
+    Read-only sessions (`make_session_factory(..., read_only=True)`) use a plain BEGIN: under
+    WAL they neither wait for writers nor hold them up, so searches run beside an ingest.
     """
 
     @event.listens_for(engine, "connect")
@@ -50,9 +52,12 @@ def _configure_sqlite(engine: Engine, *, foreign_keys: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get("lookalike_read_only", False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions bound to `engine` whose objects stay readable after commit."""
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
+    """Sessions bound to `engine` whose objects stay readable after commit; `read_only`
+    sessions are for use cases that never write (searches, lookups)."""
+    bind = engine.execution_options(lookalike_read_only=True) if read_only else engine
+    return sessionmaker(bind=bind, expire_on_commit=False)
