@@ -21,8 +21,6 @@ from lookalike.services.catalog.spaces import lock_spaces
 logger = logging.getLogger(__name__)
 
 WHOLE_IMAGE = Embedding.region_id.is_(None)
-# Rows per multi-row upsert: stays under SQLite's 32766 bound parameters.
-UPSERT_CHUNK = 1000
 
 
 def add_embeddings(
@@ -51,8 +49,7 @@ def add_embeddings(
         {"space_id": space_id, "image_id": i, "vector": v, "seq": seq}
         for (i, v), seq in zip(pairs, seqs, strict=True)
     ]
-    for start in range(0, len(rows), UPSERT_CHUNK):
-        session.execute(_upsert_whole_image(session, rows[start : start + UPSERT_CHUNK]))
+    session.execute(_upsert_whole_image(session), rows)
     embedded = update(Image).where(Image.id.in_(sorted(live))).values(status="embedded", error=None)
     session.execute(embedded.execution_options(synchronize_session="fetch"))
     session.flush()
@@ -163,11 +160,12 @@ def _check_sizes(pairs: list[tuple[int, bytes]], dim: int) -> None:
             )
 
 
-def _upsert_whole_image(session: Session, rows: list[dict[str, Any]]) -> Any:
-    """INSERT ... ON CONFLICT (space_id, image_id) WHERE region_id IS NULL DO UPDATE."""
+def _upsert_whole_image(session: Session) -> Any:
+    """INSERT ... ON CONFLICT (space_id, image_id) WHERE region_id IS NULL DO UPDATE, run with
+    a list of rows (executemany: compiled once, sent in multi-row batches by SQLAlchemy)."""
     dialect = session.get_bind().dialect.name
     dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = dialect_insert(Embedding).values(rows)
+    statement = dialect_insert(Embedding)
     return statement.on_conflict_do_update(
         index_elements=[Embedding.space_id, Embedding.image_id],
         index_where=WHOLE_IMAGE,

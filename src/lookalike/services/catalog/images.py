@@ -46,11 +46,10 @@ def add_images(*, session: Session, rows: Sequence[ImageCreate]) -> dict[str, tu
     if not rows:
         return {}
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    values = [row.model_dump() for row in rows]
-    statement = (dialect.insert(Image).values(values)
+    statement = (dialect.insert(Image)
                  .on_conflict_do_nothing(index_elements=[Image.sha256])
                  .returning(Image.sha256))
-    created = set(session.scalars(statement))
+    created = set(session.scalars(statement, [row.model_dump() for row in rows]))
     shas = [row.sha256 for row in rows]
     found = session.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(shas)))
     ids = {sha: image_id for sha, image_id in found}
