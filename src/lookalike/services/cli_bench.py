@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from lookalike.services.bench_ingest import run_ingest_bench
+from lookalike.services.bench_load import run_load_bench
 from lookalike.services.bench_search import run_search_bench
 from lookalike.services.config import get_settings
 
@@ -61,3 +62,28 @@ def bench_search(
         f"{result.queries} search-by-id queries, k={result.k}, {result.vectors} vectors\n"
         f"  HTTP  p50 {result.http_p50_ms:7.2f} ms   p99 {result.http_p99_ms:7.2f} ms\n"
         f"  FAISS p50 {result.faiss_p50_ms:7.3f} ms   p99 {result.faiss_p99_ms:7.3f} ms")
+
+
+@bench_app.command("load")
+def bench_load(
+    clients: Annotated[int, typer.Option(help="concurrent clients")] = 32,
+    seconds: Annotated[float, typer.Option(help="how long the clients search")] = 60.0,
+    ingest_images: Annotated[int, typer.Option(help="JPEGs ingested meanwhile")] = 2000,
+    as_json: JsonOption = False,
+) -> None:
+    """Throughput and p50/p95/p99 per route of two API processes under concurrent searches
+    (by id and by upload) while another process ingests; then checks new images are found."""
+    result = run_load_bench(get_settings(), clients=clients, seconds=seconds,
+                            ingest_images=ingest_images)
+    if as_json:
+        print(json.dumps({**result.to_public(), "machine": machine()}))
+        return
+    console.print(f"{result.clients} clients, {result.seconds:.0f} s, {result.servers} API "
+                  f"processes, {result.ingested_during} images ingested meanwhile")
+    for route in result.routes:
+        console.print(
+            f"  {route.route:17} {route.requests:6d} requests {route.per_s:7.1f}/s   "
+            f"p50 {route.p50_ms:7.1f} ms  p95 {route.p95_ms:7.1f} ms  p99 {route.p99_ms:7.1f} ms"
+            f"   5xx {route.errors_5xx}  4xx {route.errors_other}")
+    console.print(f"  images added during the run found first by id on both servers: "
+                  f"{result.new_images_found_first}/{result.new_images_checked}")

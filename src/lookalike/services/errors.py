@@ -23,3 +23,11 @@ class CatalogEmpty(LookalikeError):
 
 class InvalidRequest(LookalikeError):
     """A request parameter outside what is allowed (the message says what is)."""
+
+
+class JobNotFound(NotFound):
+    """A job id that is not in the catalog."""
+
+
+class FetchFailed(LookalikeError):
+    """A URL that could not be downloaded (network error, HTTP error status)."""

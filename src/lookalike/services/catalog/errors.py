@@ -31,3 +31,11 @@ class VectorSizeMismatch(CatalogError):
 
 class MigrationsNotFound(CatalogError):
     """No alembic.ini above the installed package: the migrations cannot be located."""
+
+
+class UnknownJob(CatalogError):
+    """A job id that is not in the catalog."""
+
+
+class JobStateConflict(CatalogError):
+    """A job action (cancel, retry) that its current state does not allow."""

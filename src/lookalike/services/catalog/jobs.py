@@ -1,0 +1,135 @@
+"""Job rows: create, look up, list, and move through queued -> running -> a final state.
+
+A job is split into numbered batches; each batch's outcome is recorded once under the job's
+row lock, so concurrent workers (and redelivered tasks) never double-count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lookalike.services.catalog.errors import JobStateConflict, UnknownJob
+from lookalike.services.catalog.models import Job, utcnow
+
+FINAL_STATES = ("succeeded", "failed", "cancelled")
+COUNTS = ("added", "duplicates", "failed")
+MAX_ERRORS = 100
+
+
+def create_job(*, session: Session, kind: str, params: dict[str, Any], total: int,
+               batches: int) -> Job:
+    """A queued job with `batches` batches covering `total` items."""
+    job = Job(kind=kind, params=params, state="queued", progress_total=total,
+              result={**dict.fromkeys(COUNTS, 0), "errors": [], "batches": {},
+                      "batch_count": batches})
+    if batches == 0:
+        job.state = "succeeded"
+        job.started_at = job.finished_at = utcnow()
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(*, session: Session, job_id: int, lock: bool = False) -> Job | None:
+    """The job with this id, or None; `lock` takes its row lock until the transaction ends."""
+    statement = select(Job).where(Job.id == job_id)
+    if lock:
+        statement = statement.with_for_update()
+    return session.scalars(statement.execution_options(populate_existing=True)).first()
+
+
+def list_jobs(*, session: Session, state: str | None = None, limit: int = 50) -> list[Job]:
+    """The newest jobs first, optionally only those in `state`."""
+    statement = select(Job).order_by(Job.id.desc()).limit(limit)
+    if state is not None:
+        statement = statement.where(Job.state == state)
+    return list(session.scalars(statement))
+
+
+def _locked(session: Session, job_id: int) -> Job:
+    job = get_job(session=session, job_id=job_id, lock=True)
+    if job is None:
+        raise UnknownJob(f"no job with id {job_id}; `lookalike jobs list` shows the jobs")
+    return job
+
+
+def start_batch(*, session: Session, job_id: int, batch: int) -> bool:
+    """Mark the job running for this batch; False when the batch must not run (the job was
+    cancelled or ended, or the batch already has an outcome)."""
+    job = _locked(session, job_id)
+    if job.state in FINAL_STATES or str(batch) in job.result["batches"]:
+        return False
+    if job.state == "queued":
+        job.state = "running"
+        job.started_at = job.started_at or utcnow()
+    job.attempts += 1
+    return True
+
+
+def record_batch(*, session: Session, job_id: int, batch: int, counts: dict[str, int],
+                 errors: Sequence[str], size: int, error: str | None = None) -> Job:
+    """Record a batch's outcome once (later records of the same batch are ignored) and end
+    the job when every batch has one."""
+    job = _locked(session, job_id)
+    result = dict(job.result)
+    batches = dict(result["batches"])
+    if str(batch) in batches:
+        return job
+    batches[str(batch)] = {"state": "failed" if error else "succeeded", "error": error,
+                           **counts}
+    result["batches"] = batches
+    for name in COUNTS:
+        result[name] += counts.get(name, 0)
+    result["errors"] = (list(result["errors"]) + list(errors))[:MAX_ERRORS]
+    job.result = result
+    job.progress_done += size
+    if len(batches) >= result["batch_count"] and job.state not in FINAL_STATES:
+        _finish(job, batches)
+    return job
+
+
+def _finish(job: Job, batches: dict[str, dict[str, Any]]) -> None:
+    failed = sorted((int(key), value["error"]) for key, value in batches.items()
+                    if value["state"] == "failed")
+    job.state = "failed" if failed else "succeeded"
+    job.error = "; ".join(f"batch {key}: {error}" for key, error in failed) or None
+    job.finished_at = utcnow()
+
+
+def cancel_job(*, session: Session, job_id: int) -> Job:
+    """Stop a queued or running job: batches not started yet are skipped."""
+    job = _locked(session, job_id)
+    if job.state in FINAL_STATES:
+        raise JobStateConflict(f"job {job_id} is already {job.state}; only queued or running "
+                            "jobs can be cancelled")
+    job.state = "cancelled"
+    job.finished_at = utcnow()
+    return job
+
+
+def reset_for_retry(*, session: Session, job_id: int) -> tuple[Job, list[int]]:
+    """Queue a failed or cancelled job again; returns it and the batches still to run
+    (failed ones and those never run). Finished batches keep their outcome."""
+    job = _locked(session, job_id)
+    if job.state not in ("failed", "cancelled"):
+        raise JobStateConflict(f"job {job_id} is {job.state}; only failed or cancelled jobs "
+                            "can be retried")
+    result = dict(job.result)
+    kept = {key: value for key, value in result["batches"].items()
+            if value["state"] == "succeeded"}
+    result["batches"] = kept
+    job.result = result
+    job.state = "queued"
+    job.error = None
+    job.finished_at = None
+    job.progress_done = sum(_batch_size(job, int(key)) for key in kept)
+    return job, [b for b in range(result["batch_count"]) if str(b) not in kept]
+
+
+def _batch_size(job: Job, batch: int) -> int:
+    size = job.params["batch_size"]
+    return len(job.params["items"][batch * size:(batch + 1) * size])

@@ -1,0 +1,60 @@
+"""The benchmark commands run end to end and print their figures (values are not asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lookalike.services.setup import init_catalog, open_runtime
+from tests.services.conftest import ingest_into, make_settings
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+def bench(home: Path, *args: str) -> dict:
+    env = {**os.environ, "LOOKALIKE_HOME": str(home)}
+    env.pop("LOOKALIKE_DATABASE_URL", None)
+    out = subprocess.run([sys.executable, "-m", "lookalike", "bench", *args, "--json"], env=env,
+                         check=True, capture_output=True, text=True, timeout=600).stdout
+    return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def photo_catalog(tmp_path_factory: pytest.TempPathFactory, photo_dir: Path) -> Path:
+    settings = make_settings(tmp_path_factory.mktemp("bench") / "home")
+    init_catalog(settings)
+    runtime = open_runtime(settings)
+    ingest_into(runtime, photo_dir)
+    runtime.close()
+    return settings.home
+
+
+def test_bench_ingest_reports_the_three_throughputs(tmp_path: Path) -> None:
+    figures = bench(tmp_path / "unused", "ingest", "--images", "48", "--naive-images", "8")
+    assert figures["images"] == 48
+    for key in ("model_only_per_s", "end_to_end_per_s", "naive_per_s"):
+        assert figures[key] > 0
+    assert figures["e2e_over_model"] == pytest.approx(
+        figures["end_to_end_per_s"] / figures["model_only_per_s"], rel=1e-2)
+
+
+def test_bench_search_reports_http_and_faiss_latency(photo_catalog: Path) -> None:
+    figures = bench(photo_catalog, "search", "--queries", "20")
+    assert figures["queries"] == 20 and figures["vectors"] >= 15
+    assert figures["http_p99_ms"] >= figures["http_p50_ms"] > figures["faiss_p50_ms"]
+
+
+def test_bench_load_has_no_server_errors_and_finds_new_images(photo_catalog: Path) -> None:
+    figures = bench(photo_catalog, "load", "--clients", "4", "--seconds", "12",
+                    "--ingest-images", "40")
+    assert {route["route"] for route in figures["routes"]} == {"search-by-id",
+                                                              "search-by-upload"}
+    assert all(route["errors_5xx"] == 0 and route["requests"] > 0
+               for route in figures["routes"])
+    assert figures["ingested_during"] > 0
+    assert figures["new_images_found_first"] == figures["new_images_checked"] > 0

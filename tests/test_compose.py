@@ -1,0 +1,40 @@
+"""docker-compose.yml is valid and wires the scale-out processes (Docker cannot run here)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICES = {"postgres", "redis", "migrate", "api1", "api2", "worker1", "worker2", "gateway"}
+
+
+def compose_command() -> list[str]:
+    """`docker compose` (the plugin) where it works, else Debian's `docker-compose`."""
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"],
+                                                 capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    pytest.fail("neither `docker compose` nor `docker-compose` works here; install Debian's "
+                "docker-compose (`make system-deps` does)", pytrace=False)
+
+
+def compose(*args: str) -> str:
+    done = subprocess.run([*compose_command(), "-f", str(ROOT / "docker-compose.yml"), *args],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_compose_file_is_valid_and_starts_every_process() -> None:
+    assert set(compose("config", "--services").split()) == SERVICES
+    resolved = compose("config")
+    assert resolved.count("    - worker\n") == 2 and resolved.count("    - serve\n") == 2
+    assert "redis://redis:6379/0" in resolved and "postgresql+psycopg://" in resolved
+    assert resolved.count("healthcheck:") >= 5
+    assert "service_completed_successfully" in resolved
+    assert (ROOT / "Dockerfile").is_file() and (ROOT / "deploy" / "nginx.conf").is_file()
