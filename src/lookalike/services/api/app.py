@@ -6,12 +6,26 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.staticfiles import StaticFiles
 
 from lookalike.services.api.errors import install_error_handlers
 from lookalike.services.api.limits import BodyLimit
-from lookalike.services.api.routers import health, images, search, spaces
+from lookalike.services.api.logs import configure_logging
+from lookalike.services.api.metrics import Metrics
+from lookalike.services.api.requests import RequestContext
+from lookalike.services.api.routers import (
+    explain,
+    health,
+    images,
+    jobs,
+    metrics,
+    pages,
+    search,
+    spaces,
+)
 from lookalike.services.config import Settings, get_settings
-from lookalike.services.setup import open_runtime
+from lookalike.services.setup import open_runtime, warm_up
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -20,7 +34,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_format)
         app.state.runtime = open_runtime(settings)
+        await run_in_threadpool(warm_up, app.state.runtime)
+        app.state.metrics.watch_catalog(app.state.runtime)
         try:
             yield
         finally:
@@ -28,8 +45,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="lookalike", version="0.1.0", lifespan=lifespan,
                   description="Search a collection of images by example.")
+    app.state.metrics = Metrics()
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(RequestContext, metrics=app.state.metrics)
     install_error_handlers(app)
-    for router in (search.router, images.router, spaces.router, health.router):
-        app.include_router(router)
+    for module in (search, images, spaces, jobs, explain, health, metrics, pages):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     return app

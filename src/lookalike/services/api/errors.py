@@ -16,6 +16,7 @@ from lookalike.retrieval.errors import (
     WeightsMismatch,
     WeightsNotFound,
 )
+from lookalike.services.catalog.errors import InvalidStatus, JobStateConflict
 from lookalike.services.errors import CatalogEmpty, InvalidRequest, NotFound
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,10 @@ def _status_of(exc: LookalikeError) -> tuple[int, str]:
         return REJECTION_STATUS.get(exc.kind, 422), exc.kind
     table: list[tuple[type[LookalikeError], int, str]] = [
         (NotFound, 404, "not_found"),
+        (JobStateConflict, 409, "job_state_conflict"),
         (CatalogEmpty, 409, "catalog_empty"),
         (InvalidRequest, 422, "invalid_request"),
+        (InvalidStatus, 422, "invalid_request"),
         (UnknownBackbone, 422, "unknown_backbone"),
         (WeightsNotFound, 503, "weights_not_found"),
         (WeightsMismatch, 503, "weights_mismatch"),

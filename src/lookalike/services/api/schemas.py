@@ -49,6 +49,17 @@ class ImageUploadResponse(ImagePublic):
     file_url: str
 
 
+class ImageListed(ImagePublic):
+    thumbnail_url: str
+
+
+class ImagePage(BaseModel):
+    items: list[ImageListed]
+    offset: int
+    limit: int
+    next_offset: int | None
+
+
 class SpacePublic(BaseModel):
     name: str
     backbone: str

@@ -1,4 +1,4 @@
-"""GET /healthz: is the process up and does the catalog answer."""
+"""GET /healthz: is the process up and does the catalog answer; GET /readyz: can it serve."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from lookalike.services.api.deps import RuntimeDep
+from lookalike.services.readiness import check_readiness
 
 router = APIRouter(tags=["health"])
 
@@ -23,3 +24,11 @@ def healthz(runtime: RuntimeDep) -> JSONResponse:
         return JSONResponse(status_code=503, content={"status": "unavailable",
                                                       "catalog": f"unreachable: {reason}"})
     return JSONResponse(content={"status": "ok", "catalog": "ok"})
+
+
+@router.get("/readyz")
+def readyz(runtime: RuntimeDep) -> JSONResponse:
+    """200 when the catalog answers and every space's replica has caught up; 503 otherwise."""
+    readiness = check_readiness(runtime)
+    return JSONResponse(status_code=200 if readiness.ready else 503,
+                        content=readiness.to_public())

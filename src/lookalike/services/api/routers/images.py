@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from lookalike.services.api.deps import RuntimeDep, read_limited
-from lookalike.services.api.schemas import ErrorResponse, ImagePublic, ImageUploadResponse
+from lookalike.services.api.schemas import (
+    ErrorResponse,
+    ImageListed,
+    ImagePage,
+    ImagePublic,
+    ImageUploadResponse,
+)
+from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.models import Image
 from lookalike.services.images import delete_image, get_live_image, original_file, thumbnail_file
 from lookalike.services.ingest import ingest_bytes
@@ -42,6 +49,20 @@ async def upload_image(response: Response, runtime: RuntimeDep,
     if not result.created:
         response.status_code = 200
     return _upload_response(result.image, duplicate=not result.created)
+
+
+@router.get("", response_model=ImagePage, responses=ERRORS)
+def list_images(runtime: RuntimeDep, collection: str | None = None, label: str | None = None,
+                status: str = "embedded", offset: Annotated[int, Query(ge=0)] = 0,
+                limit: Annotated[int, Query(ge=1, le=200)] = 50) -> ImagePage:
+    """A page of the catalog in id order, filtered by collection, label and status."""
+    with runtime.session() as session:
+        rows = image_queries.list_images(session=session, collection=collection, label=label,
+                                         status=status, offset=offset, limit=limit + 1)
+    items = [ImageListed(**ImagePublic.model_validate(row).model_dump(),
+                         thumbnail_url=f"/v1/images/{row.id}/thumbnail") for row in rows[:limit]]
+    return ImagePage(items=items, offset=offset, limit=limit,
+                     next_offset=offset + limit if len(rows) > limit else None)
 
 
 @router.get("/{image_id}", response_model=ImagePublic, responses=ERRORS)

@@ -1,0 +1,44 @@
+// The page: tabs kept in the URL hash, each panel wired once and loaded when shown.
+import { guarded, say } from "./api.js";
+import { loadPage, setupBrowse } from "./browse.js";
+import { openDetail, setupDetail } from "./detail.js";
+import { setupJobs, showJobs } from "./jobs.js";
+import { setupSearch } from "./search.js";
+import { loadSpaces } from "./spaces.js";
+
+const TABS = ["search", "browse", "jobs", "spaces"];
+const ON_SHOW = { browse: loadPage, spaces: loadSpaces };
+
+function current() {
+  const name = location.hash.slice(1);
+  return TABS.includes(name) ? name : "search";
+}
+
+async function show() {
+  const name = current();
+  say("");
+  for (const tab of TABS) {
+    document.querySelector(`[data-panel="${tab}"]`).hidden = tab !== name;
+    const link = document.querySelector(`[data-tab="${tab}"]`);
+    if (tab === name) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  await showJobs(name === "jobs");
+  if (ON_SHOW[name]) await ON_SHOW[name]();
+}
+
+const showSearch = () => { location.hash = "search"; };
+const deleted = guarded(async (imageId) => {
+  document.querySelectorAll(`#results [data-image-id="${imageId}"]`).forEach((n) => n.remove());
+  if (current() === "browse") await loadPage();
+});
+
+setupDetail({ deleted, showSearch });
+setupBrowse(openDetail);
+setupJobs();
+window.addEventListener("hashchange", guarded(show));
+guarded(async () => {
+  await setupSearch(openDetail);
+  await show();
+  document.body.dataset.ready = "true";
+})();

@@ -1,0 +1,142 @@
+// The search panel: the query (file, drop, paste or id), k and space, and the results grid.
+import { api, el, guarded, say } from "./api.js";
+
+const state = { query: null, previewUrl: null };
+let openDetail = () => {};
+
+const $ = (id) => document.getElementById(id);
+
+/** The current query: {kind: "file", blob} or {kind: "id", id}; null before the first. */
+export const currentQuery = () => state.query;
+
+function showPreview(src) {
+  const preview = $("query-preview");
+  preview.src = src;
+  preview.alt = "Query image";
+  preview.hidden = false;
+}
+
+/** Search with an image file or blob (picked, dropped or pasted). */
+export async function searchWithFile(blob) {
+  if (!blob.type.startsWith("image/")) {
+    throw new Error(`"${blob.name || "clipboard item"}" is not an image (${blob.type || "unknown type"})`);
+  }
+  if (state.previewUrl) URL.revokeObjectURL(state.previewUrl);
+  state.previewUrl = URL.createObjectURL(blob);
+  showPreview(state.previewUrl);
+  state.query = { kind: "file", blob };
+  $("query-id").value = "";
+  await runSearch();
+}
+
+/** Search with a catalogued image. */
+export async function searchWithId(imageId) {
+  state.query = { kind: "id", id: Number(imageId) };
+  $("query-id").value = imageId;
+  showPreview(`/v1/images/${imageId}/thumbnail`);
+  await runSearch();
+}
+
+function searchParams() {
+  const params = new URLSearchParams({ k: $("k").value });
+  if ($("space").value) params.set("space", $("space").value);
+  return params;
+}
+
+async function runSearch() {
+  const query = state.query;
+  if (!query) return;
+  say("Searching…");
+  let body;
+  let headers = {};
+  if (query.kind === "file") {
+    body = new FormData();
+    body.append("file", query.blob, query.blob.name || "pasted-image");
+  } else {
+    body = JSON.stringify({ image_id: query.id });
+    headers = { "Content-Type": "application/json" };
+  }
+  const answer = await api(`/v1/search?${searchParams()}`, { method: "POST", body, headers });
+  renderResults(answer);
+  say(`${answer.results.length} results in ${answer.took_ms.toFixed(0)} ms (space ${answer.space})`);
+}
+
+function card(hit, rank) {
+  const label = hit.label ?? "no label";
+  return el("li", { class: "card", "data-image-id": hit.image_id },
+    el("button", { class: "thumb", type: "button",
+                   "aria-label": `Result ${rank}: image ${hit.image_id}, ${label}; show details`,
+                   onclick: () => openDetail(hit.image_id, { hit }) },
+      el("img", { src: hit.thumbnail_url, alt: "", loading: "lazy" })),
+    el("div", { class: "info" },
+      el("span", { class: "score", text: `#${rank} · ${hit.score.toFixed(3)}` }),
+      el("span", { class: "muted", text: label, title: label }),
+      el("span", { class: "muted", text: hit.collection ?? "—" })),
+    el("div", { class: "actions" },
+      el("button", { type: "button", class: "secondary",
+                     "aria-label": `Search with image ${hit.image_id}`,
+                     onclick: guarded(() => searchWithId(hit.image_id)) }, "Similar"),
+      el("button", { type: "button", class: "secondary", "data-action": "why",
+                     "aria-label": `Why image ${hit.image_id} matched`,
+                     onclick: () => openDetail(hit.image_id, { hit, explain: true }) }, "Why?")));
+}
+
+function renderResults(answer) {
+  const grid = $("results");
+  grid.replaceChildren(...answer.results.map((hit, i) => card(hit, i + 1)));
+  $("search-summary").textContent = answer.results.length
+    ? "Select a picture for details, “Similar” to search with it, “Why?” for the heat map."
+    : "No results: the space holds no vectors yet.";
+}
+
+async function loadSpaces() {
+  const spaces = await api("/v1/spaces");
+  const select = $("space");
+  select.replaceChildren(...spaces.map((space) => el("option", {
+    value: space.name, selected: space.is_default,
+    text: `${space.name} (${space.vector_count})${space.is_default ? " · default" : ""}`,
+  })));
+}
+
+function wireDrop() {
+  const drop = $("drop");
+  const input = $("file");
+  drop.addEventListener("click", () => input.click());
+  drop.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); input.click(); }
+  });
+  input.addEventListener("change", guarded(async () => {
+    if (input.files.length) await searchWithFile(input.files[0]);
+    input.value = "";
+  }));
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", guarded(async (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    const file = event.dataTransfer.files[0];
+    if (!file) throw new Error("nothing to search with: drop an image file");
+    await searchWithFile(file);
+  }));
+  document.addEventListener("paste", guarded(async (event) => {
+    const item = [...event.clipboardData.items].find((entry) => entry.type.startsWith("image/"));
+    if (item) await searchWithFile(item.getAsFile());
+  }));
+}
+
+/** Wire the panel; `detail` opens the larger view of a result. */
+export async function setupSearch(detail) {
+  openDetail = detail;
+  wireDrop();
+  $("search-form").addEventListener("submit", guarded(async (event) => {
+    event.preventDefault();
+    const id = $("query-id").value.trim();
+    if (id) await searchWithId(id);
+    else if (state.query) await runSearch();
+    else throw new Error("give an image: choose, drop or paste one, or type a catalogued id");
+  }));
+  for (const id of ["k", "space"]) {
+    $(id).addEventListener("change", guarded(runSearch));
+  }
+  await loadSpaces();
+}

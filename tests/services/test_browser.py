@@ -1,0 +1,163 @@
+"""The web page in Debian's Chromium, headless, against a real `lookalike serve` and catalog.
+
+Screenshots of each step go to test-artifacts/ (kept out of git).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import ImageOps
+from playwright.sync_api import sync_playwright
+
+from lookalike.services.bench_search import free_port, start_server
+from lookalike.services.ingest import ingest_items
+from lookalike.services.sample import bundled_photos
+from lookalike.services.setup import init_catalog, open_runtime
+from lookalike.services.sources import collect_items
+from tests.services.conftest import make_settings
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.browser]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+LABELS = {"chelsea": "cats", "rocket": "space", "moon": "space", "hubble_deep_field": "space"}
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A server on a catalog of the bundled photos, labelled by folder; yields (url, root)."""
+    root = tmp_path_factory.mktemp("site")
+    for photo in bundled_photos():
+        folder = root / "photos" / LABELS.get(photo.name, "misc")
+        folder.mkdir(parents=True, exist_ok=True)
+        photo.image.save(folder / f"{photo.name}.jpg", quality=90)
+    extra = root / "mirrored" / "flipped"
+    extra.mkdir(parents=True)
+    for photo in bundled_photos()[:6]:
+        ImageOps.mirror(photo.image).save(extra / f"{photo.name}-mirrored.jpg", quality=90)
+    settings = make_settings(root / "home")
+    init_catalog(settings)
+    runtime = open_runtime(settings)
+    summary = ingest_items(runtime, collect_items([root / "photos"], collection="demo",
+                                                  label_from_dir=True))
+    assert summary.failed == 0
+    runtime.close()
+    port = free_port()
+    process = start_server(settings, port)
+    yield f"http://127.0.0.1:{port}", root
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make system-deps` (apt-get install chromium)",
+                    pytrace=False)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def open_page(browser, url: str, *, width: int = 1280, height: int = 900):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(url)
+    page.wait_for_selector("body[data-ready='true']")
+    return page, errors
+
+
+def image_id_of(url: str, source: Path) -> int:
+    listing = httpx.get(f"{url}/v1/images", params={"limit": 200}).json()["items"]
+    return next(item["id"] for item in listing if item["source_uri"] == str(source.resolve()))
+
+
+def test_upload_shows_the_photo_first_and_explains_the_match(browser, site) -> None:
+    url, root = site
+    query = root / "photos" / "misc" / "motorcycle_left.jpg"
+    twin = image_id_of(url, root / "photos" / "misc" / "motorcycle_right.jpg")
+    page, errors = open_page(browser, url, height=1150)
+    page.set_input_files("#file", str(query))
+    first = page.locator("#results li").first
+    first.wait_for()
+    assert first.get_attribute("data-image-id") == str(image_id_of(url, query))
+    assert page.locator("#results li").count() == 10
+    assert "misc" in first.inner_text()
+    second = page.locator("#results li").nth(1)
+    assert second.get_attribute("data-image-id") == str(twin)
+    page.screenshot(path=str(ARTIFACTS / "search-results.png"), full_page=True)
+
+    second.get_by_role("button", name="Why image").click()
+    page.wait_for_selector("#explain:not([hidden])")
+    page.wait_for_function("document.getElementById('explain-result').naturalWidth > 0")
+    assert page.locator("#explain-summary").inner_text().startswith("Cosine similarity")
+    assert "demo" in page.locator("#detail-meta").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "explain.png"))
+    page.keyboard.press("Escape")
+    assert not page.locator("#detail").is_visible()
+    assert errors == []
+
+
+def test_keyboard_search_by_id_then_browse_by_label(browser, site) -> None:
+    url, root = site
+    rocket = image_id_of(url, root / "photos" / "space" / "rocket.jpg")
+    page, errors = open_page(browser, url)
+    page.focus("#query-id")
+    page.keyboard.type(str(rocket))
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"#results li[data-image-id='{rocket}']")
+    assert page.locator("#results li").first.get_attribute("data-image-id") == str(rocket)
+
+    page.click("a[data-tab='browse']")
+    page.fill("#browse-label", "space")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelectorAll('#browse-grid li').length === 3")
+    assert page.locator("#browse-next").is_disabled()
+    page.screenshot(path=str(ARTIFACTS / "browse.png"), full_page=True)
+
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Delete image {rocket}").click()
+    page.wait_for_function("document.querySelectorAll('#browse-grid li').length === 2")
+    assert httpx.get(f"{url}/v1/images/{rocket}").status_code == 404
+    assert errors == []
+
+
+def test_phone_sized_screen_has_no_sideways_scroll(browser, site) -> None:
+    url, root = site
+    page, errors = open_page(browser, url, width=390, height=844)
+    page.set_input_files("#file", str(root / "photos" / "space" / "moon.jpg"))
+    page.locator("#results li").first.wait_for()
+    assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=str(ARTIFACTS / "phone.png"), full_page=True)
+    page.click("a[data-tab='spaces']")
+    page.wait_for_selector("#spaces-table tbody tr")
+    assert "default" in page.locator("#spaces-table").inner_text()
+    assert errors == []
+
+
+def test_ingest_job_reaches_100_percent(browser, site) -> None:
+    url, root = site
+    page, errors = open_page(browser, f"{url}/#jobs")
+    page.fill("#job-paths", str(root / "mirrored"))
+    page.fill("#job-collection", "mirrored")
+    page.check("#job-label-from-dir")
+    page.click("#job-form button[type='submit']")
+    done = page.locator("#jobs-table tr[data-state='succeeded']").first
+    done.wait_for(timeout=120_000)
+    assert "100% (6/6)" in done.inner_text()
+    assert "6 / 0 / 0" in done.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "jobs.png"), full_page=True)
+    listed = httpx.get(f"{url}/v1/images", params={"collection": "mirrored"}).json()["items"]
+    assert {item["label"] for item in listed} == {"flipped"} and len(listed) == 6
+    assert errors == []
