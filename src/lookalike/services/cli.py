@@ -27,7 +27,11 @@ from rich.text import Text
 from lookalike.retrieval.errors import LookalikeError
 from lookalike.services.cli_admin import index_app, spaces_app, weights_app
 from lookalike.services.cli_bench import bench_app
+from lookalike.services.cli_evaluate import evaluate_command
+from lookalike.services.cli_index import bench_index_command, index_build
+from lookalike.services.cli_jobs import jobs_app, worker
 from lookalike.services.cli_sample import sample_app
+from lookalike.services.cli_spaces import spaces_create, spaces_reindex
 from lookalike.services.config import get_settings
 from lookalike.services.ingest import IngestSummary, ingest_items
 from lookalike.services.search import search_vector
@@ -42,6 +46,13 @@ app.add_typer(spaces_app, name="spaces")
 app.add_typer(weights_app, name="weights")
 app.add_typer(bench_app, name="bench")
 app.add_typer(sample_app, name="sample")
+app.command("evaluate")(evaluate_command)
+spaces_app.command("create")(spaces_create)
+spaces_app.command("reindex")(spaces_reindex)
+index_app.command("build")(index_build)
+bench_app.command("index")(bench_index_command)
+app.add_typer(jobs_app, name="jobs")
+app.command("worker")(worker)
 console = Console()
 errors = Console(stderr=True)
 
@@ -117,13 +128,17 @@ def search(
     k: Annotated[int, typer.Option("-k", help="number of results")] = 10,
     space: Annotated[str | None, typer.Option(help="embedding space (default: default)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON answer")] = False,
+    qe: Annotated[bool | None, typer.Option("--qe/--no-qe",
+                                            help="α-query expansion (default: the space's)")
+                  ] = None,
 ) -> None:
     """Print the k catalogued images most like IMAGE (or --id N), best first."""
     if (image is None) == (image_id is None):
         raise typer.BadParameter("give either an IMAGE file or --id N")
     runtime = open_runtime(get_settings())
     query = image.read_bytes() if image is not None else None
-    result = search_vector(runtime, space_name=space, k=k, query=query, image_id=image_id)
+    result = search_vector(runtime, space_name=space, k=k, query=query, image_id=image_id,
+                           qe=qe)
     runtime.close()
     if as_json:
         console.print_json(json.dumps(result.to_public()))

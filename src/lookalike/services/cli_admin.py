@@ -19,6 +19,7 @@ from lookalike.services.catalog import spaces as space_queries
 from lookalike.services.config import get_settings
 from lookalike.services.setup import open_runtime
 from lookalike.services.snapshots import SnapshotReport, rebuild_all, snapshot_all
+from lookalike.services.verify import verify_all
 
 console = Console()
 index_app = typer.Typer(help="Build and snapshot FAISS indexes from the catalog.",
@@ -44,6 +45,19 @@ def index_rebuild(
     runtime = open_runtime(get_settings())
     _print_reports("rebuilt", rebuild_all(runtime, space_name=space, factory=factory))
     runtime.close()
+
+
+@index_app.command("verify")
+def index_verify() -> None:
+    """Compare each index with the catalog: missing, extra and stale ids; exit 1 on a mismatch."""
+    runtime = open_runtime(get_settings())
+    reports = verify_all(runtime)
+    runtime.close()
+    for report in reports:
+        console.print(f"{report.space}: {report.vectors} vectors; {report.advice()}",
+                      highlight=False)
+    if not all(report.ok for report in reports):
+        raise typer.Exit(1)
 
 
 @index_app.command("snapshot")

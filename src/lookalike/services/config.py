@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,14 @@ class Settings(BaseSettings):
     bf16: bool | None = Field(None, description="bfloat16 autocast; unset = where the CPU has it")
     channels_last: bool = True
     snapshot_keep: int = 2
+    log_format: Literal["text", "json"] = Field("text", description="API log lines: text or json")
+    broker_url: str | None = Field(None, description="Celery broker (Redis); unset = in-process")
+    job_batch_size: int = Field(64, description="items per job batch (one task each)")
+    job_max_retries: int = Field(3, description="retries of a failing batch before it fails")
+    job_visibility_timeout_s: int = Field(
+        600, description="seconds before a batch taken by a dead worker is handed out again")
+    url_timeout_s: float = Field(30.0, description="timeout of one URL download")
+    job_queue: str = Field("lookalike", description="Celery queue the workers consume")
 
     @property
     def catalog_url(self) -> str:

@@ -49,6 +49,7 @@ class IndexReplica:
         self.directory = directory
         self.index = index
         self.watermark = watermark
+        self.search_params = dict(space.options.get("search_params") or {})
         self._lock = threading.RLock()
 
     @classmethod
@@ -92,7 +93,7 @@ class IndexReplica:
 
     def search(self, queries: np.ndarray, k: int) -> SearchHits:
         with self._lock:
-            return self.index.search(queries, k)
+            return self.index.search(queries, k, params=self.search_params)
 
     def snapshot(self, session: Session, *, keep: int) -> SnapshotManifest:
         """Write the replica to disk atomically and record it in the catalog."""

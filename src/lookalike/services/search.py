@@ -14,6 +14,7 @@ from lookalike.services.catalog.models import Space
 from lookalike.services.errors import ImageNotFound, InvalidRequest
 from lookalike.services.ingest import prepare_config
 from lookalike.services.prepare import decode_for_model
+from lookalike.services.query_expansion import expand_query, qe_enabled
 from lookalike.services.runtime import Runtime
 from lookalike.services.spaces import find_space
 
@@ -62,17 +63,21 @@ def embed_query(runtime: Runtime, space: Space, data: bytes) -> np.ndarray:
 
 
 def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
-                  query: bytes | None = None, image_id: int | None = None) -> SearchResult:
-    """Top-k catalogued images most like the query bytes or the catalogued image `image_id`."""
+                  query: bytes | None = None, image_id: int | None = None,
+                  qe: bool | None = None) -> SearchResult:
+    """Top-k catalogued images most like the query bytes or the catalogued image `image_id`;
+    `qe` switches α-query expansion on or off (None: the space's default)."""
     _check_k(k)
     started = time.perf_counter()
-    with runtime.session() as session:
+    with runtime.read_session() as session:
         space = find_space(session=session, name=space_name)
         if image_id is not None:
             vector = _stored_vector(session, space, image_id)
         else:
             vector = embed_query(runtime, space, query or b"")
         replica = runtime.replica(space, session=session)
+        if qe_enabled(space, qe):
+            vector = expand_query(replica, space, vector)
         hits = replica.search(vector, k)
         ids = [int(i) for i in hits.ids[0] if i >= 0]
         rows = image_queries.images_by_ids(session=session, ids=ids)

@@ -19,6 +19,7 @@ from lookalike.services.catalog.models import Space
 from lookalike.services.catalog.schemas import SpaceCreate
 from lookalike.services.config import Settings
 from lookalike.services.errors import CatalogEmpty, SpaceNotFound
+from lookalike.services.whitening_store import space_whitening
 
 
 def default_space_name(settings: Settings) -> str:
@@ -86,5 +87,8 @@ def build_embedder(space: Space, *, settings: Settings) -> Embedder:
         bf16=native_bf16() if settings.bf16 is None else settings.bf16,
         pooling=space.pooling,
         threads=settings.torch_threads,
+        gem_p=float(space.options.get("gem_p", 3.0)),
+        scales=tuple(space.options.get("scales", (1.0,))),
     )
-    return Embedder(model, spec=spec, options=options)
+    return Embedder(model, spec=spec, options=options,
+                    whitening=space_whitening(space, settings=settings))

@@ -34,7 +34,10 @@ REQUEST_BODY = {
                         422: {"model": ErrorResponse}, 404: {"model": ErrorResponse}})
 async def search(request: Request, runtime: RuntimeDep,
                  k: Annotated[int, Query(ge=1, le=1000)] = 10,
-                 space: str | None = None) -> dict:
+                 space: str | None = None,
+                 qe: Annotated[bool | None, Query(description="α-query expansion; "
+                                                  "default: the space's setting")] = None,
+                 ) -> dict:
     """The k catalogued images most like the query, best first."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
@@ -44,14 +47,14 @@ async def search(request: Request, runtime: RuntimeDep,
             raise InvalidRequest("multipart search needs a file field named 'file'")
         data = await read_limited(upload, runtime.settings.max_upload_bytes)
         result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
-                                         query=data)
+                                         query=data, qe=qe)
     elif content_type.startswith("application/json"):
         try:
             body = SearchByIdRequest.model_validate_json(await request.body())
         except ValidationError as exc:
             raise InvalidRequest(f"JSON search body must be {{\"image_id\": int}}: {exc}") from exc
         result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
-                                         image_id=body.image_id)
+                                         image_id=body.image_id, qe=qe)
     else:
         raise ImageRejected("not_an_image", "send multipart/form-data with a 'file' field, "
                             f"or application/json with an image_id; got '{content_type}'")

@@ -1,0 +1,188 @@
+"""Creating spaces with descriptor options (pooling, multi-scale, whitening, query expansion)
+and embedding the whole catalog into one, resumably."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.retrieval.backbones import file_sha256, get_backbone, resolve_weights
+from lookalike.retrieval.embedder import Embedder
+from lookalike.retrieval.pooling import POOLING_METHODS
+from lookalike.retrieval.whitening import fit_pca_whitening
+from lookalike.services.catalog import embeddings as embedding_queries
+from lookalike.services.catalog import images as image_queries
+from lookalike.services.catalog import spaces as space_queries
+from lookalike.services.catalog.models import Space
+from lookalike.services.catalog.schemas import SpaceCreate
+from lookalike.services.errors import InvalidRequest
+from lookalike.services.ingest import prepare_config
+from lookalike.services.prepare import PreparedImage, prepare_file
+from lookalike.services.runtime import Runtime
+from lookalike.services.spaces import build_embedder
+from lookalike.services.whitening_store import store_whitening
+
+logger = logging.getLogger(__name__)
+
+MULTISCALE = (1.0, 1 / math.sqrt(2), 0.5)
+_PAGE = 5000
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class SpaceDefinition:
+    """Everything that defines a space besides its name: descriptor and query-time options."""
+
+    backbone: str = "mobilenet_v2"
+    pooling: str = "gap"
+    gem_p: float = 3.0
+    multiscale: bool = False
+    whiten_dim: int | None = None
+    whiten_images: int = 3000
+    whiten_from: Path | None = None
+    whiten_shrinkage: float = 1.0
+    qe: bool = False
+    qe_n: int = 5
+    qe_alpha: float = 3.0
+    dba_n: int = 0
+    index_factory: str = "Flat"
+
+    def options(self) -> dict:
+        """The JSON options stored with the space (whitening keys are added once fitted)."""
+        return {"gem_p": self.gem_p, "scales": list(MULTISCALE if self.multiscale else (1.0,)),
+                "qe": self.qe, "qe_n": self.qe_n, "qe_alpha": self.qe_alpha,
+                "dba_n": self.dba_n, "index_factory": self.index_factory}
+
+
+@dataclass
+class ReindexSummary:
+    space: str
+    embedded: int = 0
+    skipped: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def _check(definition: SpaceDefinition) -> None:
+    if definition.pooling not in POOLING_METHODS:
+        raise InvalidRequest(f"unknown pooling '{definition.pooling}'; allowed: "
+                             f"{', '.join(POOLING_METHODS)}")
+    if definition.qe_n < 1 or definition.dba_n < 0 or definition.gem_p <= 0:
+        raise InvalidRequest("qe_n must be >= 1, dba_n >= 0 and gem_p > 0")
+
+
+def create_space(runtime: Runtime, *, name: str, definition: SpaceDefinition,
+                 make_default: bool = False) -> Space:
+    """Add a space; with `whiten_dim` the PCA whitening is fitted first (catalog or folder)."""
+    _check(definition)
+    spec = get_backbone(definition.backbone)
+    weights = resolve_weights(spec, explicit=None, torch_home=runtime.settings.torch_home)
+    options = {**definition.options(), "input_size": spec.weights.input_size}
+    data = SpaceCreate(name=name, backbone=spec.name, weights_sha256=file_sha256(weights),
+                       layer=spec.feature_layer, pooling=definition.pooling, whitening=None,
+                       dim=spec.dim, options=options, make_default=make_default)
+    whitening_label, dim = None, spec.dim
+    if definition.whiten_dim is not None:
+        raw = build_embedder(Space(**data.model_dump(exclude={"make_default"})),
+                             settings=runtime.settings)
+        vectors = _whitening_sample(runtime, raw, definition)
+        whitening = fit_pca_whitening(vectors, dim=definition.whiten_dim,
+                                      shrinkage=definition.whiten_shrinkage)
+        _, sha = store_whitening(whitening, settings=runtime.settings)
+        options |= {"whitening_sha256": sha, "whitening_fitted_on": len(vectors)}
+        whitening_label, dim = f"pca{whitening.output_dim}", whitening.output_dim
+    data = data.model_copy(update={"options": options, "whitening": whitening_label, "dim": dim})
+    with runtime.session() as session:
+        space = space_queries.create_space(session=session, data=data)
+        session.commit()
+        session.refresh(space)
+        session.expunge(space)
+    return space
+
+
+def _whitening_sample(runtime: Runtime, embedder: Embedder,
+                      definition: SpaceDefinition) -> np.ndarray:
+    """Raw descriptors to learn the whitening from: a folder's images or a catalog sample."""
+    if definition.whiten_from is not None:
+        paths = sorted(str(p) for p in Path(definition.whiten_from).rglob("*")
+                       if p.suffix.lower() in _IMAGE_SUFFIXES)
+    else:
+        paths = [path for _, path in _catalog_files(runtime, exclude=set())]
+    if len(paths) > definition.whiten_images:
+        step = len(paths) / definition.whiten_images
+        paths = [paths[int(i * step)] for i in range(definition.whiten_images)]
+    vectors = [v for _, v, _ in _embed_files(runtime, embedder, list(enumerate(paths)))
+               if v is not None]
+    if len(vectors) <= 1:
+        raise InvalidRequest("whitening needs at least 2 images; ingest some first or give "
+                             "--whiten-from DIR")
+    return np.stack(vectors)
+
+
+def _catalog_files(runtime: Runtime, *, exclude: set[int]) -> list[tuple[int, str]]:
+    """(image id, stored file) of every embedded catalog image not in `exclude`."""
+    found, offset = [], 0
+    with runtime.session() as session:
+        while page := image_queries.list_images(session=session, status="embedded",
+                                                offset=offset, limit=_PAGE):
+            found += [(i.id, i.stored_path) for i in page
+                      if i.stored_path and i.id not in exclude]
+            offset += len(page)
+    return found
+
+
+def _embed_files(runtime: Runtime, embedder: Embedder, jobs: list[tuple[int, str]]):
+    """(job key, vector or None, PreparedImage) per stored file, batched with decode workers."""
+    prepare = functools.partial(prepare_file, config=prepare_config(runtime, embedder))
+    for batch in embedder.embed_stream(jobs, prepare):
+        for payload, vector in zip(batch.payloads, batch.vectors, strict=True):
+            prepared = payload if isinstance(payload, PreparedImage) else None
+            key = prepared.position if prepared is not None else -1
+            yield key, vector, prepared
+
+
+def reindex_space(runtime: Runtime, *, name: str,
+                  progress: Callable[[int, int], None] = lambda done, total: None
+                  ) -> ReindexSummary:
+    """Embed every catalogued image into space `name`; images already there are skipped, so
+    an interrupted run resumes where it stopped (each batch is committed)."""
+    with runtime.session() as session:
+        space = space_queries.get_space(session=session, name=name)
+        if space is None:
+            raise InvalidRequest(f"unknown space '{name}'; create it with `lookalike spaces "
+                                 "create`")
+        done = embedding_queries.embedded_image_ids(session=session, space_id=space.id)
+        session.expunge(space)
+    jobs = _catalog_files(runtime, exclude=done)
+    summary = ReindexSummary(space=name, skipped=len(done))
+    embedder = runtime.embedder(space)
+    batch_ids: list[int] = []
+    batch_vectors: list[bytes] = []
+    for key, vector, prepared in _embed_files(runtime, embedder, jobs):
+        if vector is None:
+            summary.failed.append(f"{key}: {prepared.error if prepared else 'internal error'}")
+            continue
+        batch_ids.append(key)
+        batch_vectors.append(np.asarray(vector, dtype="<f4").tobytes())
+        if len(batch_ids) >= embedder.options.batch_size:
+            summary.embedded += _commit(runtime, space, batch_ids, batch_vectors)
+            progress(summary.embedded, len(jobs))
+            batch_ids, batch_vectors = [], []
+    summary.embedded += _commit(runtime, space, batch_ids, batch_vectors)
+    progress(summary.embedded, len(jobs))
+    return summary
+
+
+def _commit(runtime: Runtime, space: Space, ids: list[int], vectors: list[bytes]) -> int:
+    if not ids:
+        return 0
+    with runtime.session() as session:
+        written = embedding_queries.add_embeddings(session=session, space_id=space.id,
+                                                   image_ids=ids, vectors=vectors)
+        session.commit()
+    return written
