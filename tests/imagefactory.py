@@ -196,3 +196,17 @@ def pdf_bytes() -> bytes:
 def empty() -> bytes:
     """Zero bytes."""
     return b""
+
+
+def bomb_40000() -> bytes:
+    """A PNG that declares 40000x40000 pixels in a few hundred bytes."""
+    return bomb_png(40000, 40000)
+
+
+# Unusable uploads and the HTTP answer each must get: (maker, status, error kind).
+BAD_UPLOADS = [
+    (not_an_image, 415, "not_an_image"),
+    (empty, 422, "empty"),
+    (truncated_jpeg, 422, "truncated"),
+    (bomb_40000, 413, "too_many_pixels"),
+]
