@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from lookalike.retrieval.errors import WhiteningError
+from lookalike.retrieval.backbones import file_sha256, get_backbone, resolve_weights
+from lookalike.retrieval.errors import WeightsMismatch, WeightsNotFound, WhiteningError
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.index_build import build_space_index, parse_bytes
@@ -79,3 +80,22 @@ def test_memory_sizes_parse_with_units() -> None:
         4 * 2**30, 512 * 2**20, 1_000_000)
     with pytest.raises(InvalidRequest, match="4GB"):
         parse_bytes("lots")
+
+
+def test_a_space_built_from_a_given_weight_file_records_and_checks_it(
+        photo_home: Runtime, tmp_path) -> None:
+    spec = get_backbone("mobilenet_v2")
+    packaged = resolve_weights(spec, explicit=None, torch_home=tmp_path / "empty-cache")
+    given = tmp_path / "my-weights.pth"
+    given.write_bytes(packaged.read_bytes())
+    space = create_space(photo_home, name="given", definition=SpaceDefinition(weights=given))
+    assert space.options["weights_file"] == str(given.resolve())
+    assert space.weights_sha256 == file_sha256(given)
+    assert reindex_space(photo_home, name="given").embedded == 23
+
+    given.write_bytes(packaged.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(WeightsMismatch, match="given"):
+        build_embedder(space, settings=photo_home.settings)
+    with pytest.raises(WeightsNotFound, match="nowhere.pth"):
+        create_space(photo_home, name="missing",
+                     definition=SpaceDefinition(weights=tmp_path / "nowhere.pth"))

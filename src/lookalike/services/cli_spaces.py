@@ -29,6 +29,8 @@ def spaces_create(
     name: Annotated[str, typer.Argument(help="the new space's name")],
     backbone: Annotated[str, typer.Option(help="registry name, e.g. mobilenet_v2")
                         ] = "mobilenet_v2",
+    weights: Annotated[Path | None, typer.Option(
+        help="a weight file (e.g. fine-tuned); default: the registry's resolution order")] = None,
     pooling: Annotated[str, typer.Option(help=f"one of: {', '.join(POOLING_METHODS)}")] = "gap",
     gem_p: Annotated[float, typer.Option(help="GeM exponent")] = 3.0,
     multiscale: Annotated[bool, typer.Option(help="sum descriptors at scales 1, 1/√2, 1/2")
@@ -50,7 +52,7 @@ def spaces_create(
 ) -> None:
     """Add an embedding space; fill it with `lookalike spaces reindex NAME`."""
     definition = SpaceDefinition(
-        backbone=backbone, pooling=pooling, gem_p=gem_p, multiscale=multiscale,
+        backbone=backbone, weights=weights, pooling=pooling, gem_p=gem_p, multiscale=multiscale,
         whiten_dim=whiten, whiten_from=whiten_from, whiten_images=whiten_images,
         whiten_shrinkage=whiten_shrinkage, qe=qe, qe_n=qe_n, qe_alpha=qe_alpha, dba_n=dba,
         index_factory=index_factory)

@@ -40,6 +40,7 @@ class SpaceDefinition:
     """Everything that defines a space besides its name: descriptor and query-time options."""
 
     backbone: str = "mobilenet_v2"
+    weights: Path | None = None
     pooling: str = "gap"
     gem_p: float = 3.0
     multiscale: bool = False
@@ -55,7 +56,9 @@ class SpaceDefinition:
 
     def options(self) -> dict:
         """The JSON options stored with the space (whitening keys are added once fitted)."""
-        return {"gem_p": self.gem_p, "scales": list(MULTISCALE if self.multiscale else (1.0,)),
+        weights = {"weights_file": str(self.weights.resolve())} if self.weights else {}
+        return {**weights, "gem_p": self.gem_p,
+                "scales": list(MULTISCALE if self.multiscale else (1.0,)),
                 "qe": self.qe, "qe_n": self.qe_n, "qe_alpha": self.qe_alpha,
                 "dba_n": self.dba_n, "index_factory": self.index_factory}
 
@@ -81,7 +84,8 @@ def create_space(runtime: Runtime, *, name: str, definition: SpaceDefinition,
     """Add a space; with `whiten_dim` the PCA whitening is fitted first (catalog or folder)."""
     _check(definition)
     spec = get_backbone(definition.backbone)
-    weights = resolve_weights(spec, explicit=None, torch_home=runtime.settings.torch_home)
+    weights = resolve_weights(spec, explicit=definition.weights,
+                              torch_home=runtime.settings.torch_home)
     options = {**definition.options(), "input_size": spec.weights.input_size}
     data = SpaceCreate(name=name, backbone=spec.name, weights_sha256=file_sha256(weights),
                        layer=spec.feature_layer, pooling=definition.pooling, whitening=None,
