@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,9 +30,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 40_000_000
     thumbnail_size: int = 256
-    batch_size: int = 16
-    decode_workers: int = Field(default_factory=lambda: min(2, os.cpu_count() or 1))
-    torch_threads: int | None = None
+    # Half the cores decode, the other half run the model: on 2 cores one decode process and
+    # one torch thread gave the fastest end-to-end ingest (`lookalike bench ingest`, README).
+    batch_size: int = 32
+    decode_workers: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1) // 2))
+    torch_threads: int | None = Field(None, description="unset: the cores decode leaves free")
     bf16: bool | None = Field(None, description="bfloat16 autocast; unset = where the CPU has it")
     channels_last: bool = True
     snapshot_keep: int = 2
@@ -44,6 +46,13 @@ class Settings(BaseSettings):
         600, description="seconds before a batch taken by a dead worker is handed out again")
     url_timeout_s: float = Field(30.0, description="timeout of one URL download")
     job_queue: str = Field("lookalike", description="Celery queue the workers consume")
+
+    @model_validator(mode="after")
+    def _split_cores(self) -> Settings:
+        """Give the model the cores that the decode workers leave free, unless set."""
+        if self.torch_threads is None:
+            self.torch_threads = max(1, (os.cpu_count() or 1) - self.decode_workers)
+        return self
 
     @property
     def catalog_url(self) -> str:
