@@ -60,6 +60,25 @@ def launch(runtime: Runtime, job_id: int, *, batches: Sequence[int], wait: bool)
                          name=f"job-{job_id}", daemon=True).start()
 
 
+def resume_interrupted(runtime: Runtime) -> list[int]:
+    """Start again the unfinished batches of jobs left queued or running when an in-process
+    runner stopped (a crash, a restart); with a broker, Celery redelivers them instead.
+    Safe if another process still runs one: ingest is idempotent and a batch's outcome is
+    recorded once."""
+    if runtime.settings.broker_url:
+        return []
+    resumed = []
+    for state in ("queued", "running"):
+        for job in list_jobs(runtime, state=state, limit=1000):
+            done = job.result["batches"]
+            todo = [b for b in range(job.result["batch_count"]) if str(b) not in done]
+            launch(runtime, job.id, batches=todo, wait=False)
+            resumed.append(job.id)
+    if resumed:
+        log.info("resumed interrupted jobs %s", resumed)
+    return resumed
+
+
 def run_batches(runtime: Runtime, job_id: int, batches: Sequence[int]) -> None:
     """Run batches one after another; a batch that raises is recorded failed with its error."""
     for batch in batches:

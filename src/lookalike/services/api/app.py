@@ -25,6 +25,7 @@ from lookalike.services.api.routers import (
     spaces,
 )
 from lookalike.services.config import Settings, get_settings
+from lookalike.services.jobs import resume_interrupted
 from lookalike.services.setup import open_runtime, warm_up
 
 
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings.log_format)
         app.state.runtime = open_runtime(settings)
         await run_in_threadpool(warm_up, app.state.runtime)
+        await run_in_threadpool(resume_interrupted, app.state.runtime)
         app.state.metrics.watch_catalog(app.state.runtime)
         try:
             yield
