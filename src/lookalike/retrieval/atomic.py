@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import tempfile
 from collections.abc import Callable
@@ -20,10 +22,31 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, fill: Callable[[BinaryIO], object]) -> None:
+def sync_filesystem(directory: Path) -> None:
+    """Flush every file written on `directory`'s filesystem to disk: one syncfs(2) call makes
+    a whole batch of `durable=False` writes durable (os.sync where syncfs is missing)."""
+    syncfs = getattr(_libc(), "syncfs", None)
+    if syncfs is None:
+        os.sync()
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"syncfs failed on {directory}: {os.strerror(error)}")
+    finally:
+        os.close(fd)
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
+def write_atomic(path: Path, fill: Callable[[BinaryIO], object], *, durable: bool = True) -> None:
     """Write `path` through `fill` into a hidden temp file beside it (`.<name>.*.tmp`, which
     folder listings skip), fsync it, rename it over `path`, and fsync the folder; on any
-    error the temp file is removed."""
+    error the temp file is removed. `durable=False` skips both fsyncs: readers still see a
+    whole file or none, and the caller makes a batch durable with `sync_filesystem`."""
     if not path.parent.is_dir():
         path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -31,10 +54,12 @@ def write_atomic(path: Path, fill: Callable[[BinaryIO], object]) -> None:
         with os.fdopen(fd, "wb") as handle:
             fill(handle)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_directory(path.parent)
+    if durable:
+        fsync_directory(path.parent)

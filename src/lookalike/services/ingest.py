@@ -24,6 +24,7 @@ from lookalike.services.prepare import PrepareConfig, PreparedImage, prepare_byt
 from lookalike.services.runtime import Runtime
 from lookalike.services.sources import IngestItem
 from lookalike.services.spaces import ensure_default_space
+from lookalike.services.storage import sync_originals
 
 log = logging.getLogger(__name__)
 
@@ -186,9 +187,11 @@ def ingest_items(runtime: Runtime, items: Sequence[IngestItem], *,
 
 def _commit_batch(runtime: Runtime, space: Space, batch: EmbeddedBatch,
                   items: Sequence[IngestItem], summary: IngestSummary) -> int:
-    """Write one embedded batch in one transaction; returns how many items it settled."""
+    """Write one embedded batch in one transaction, once its stored originals are on disk;
+    returns how many items it settled."""
     prepared = [_as_prepared(payload) for payload in batch.payloads]
     batch_items = [items[p.position] if p.position >= 0 else None for p in prepared]
+    sync_originals(runtime.settings.originals_dir)
     with runtime.session() as session:
         outcomes = record_batch(session, space=space, prepared=prepared, vectors=batch.vectors,
                                 items=batch_items)
@@ -227,6 +230,7 @@ def ingest_bytes(runtime: Runtime, data: bytes, *, source: str, collection: str 
     if tensor is None:
         raise ImageRejected(prepared.error_kind or "decode_failed", prepared.error or "")
     vector = embedder.embed_tensors(torch.unsqueeze(tensor, 0))[0]
+    sync_originals(runtime.settings.originals_dir)
     with runtime.session() as session:
         outcome = record_batch(session, space=space, prepared=[prepared], vectors=[vector],
                                items=[None], collection=collection, label=label)[0]

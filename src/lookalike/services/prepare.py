@@ -10,7 +10,7 @@ import torch
 from lookalike.retrieval.embedder import Prepared, image_to_pixels
 from lookalike.retrieval.errors import ImageRejected
 from lookalike.retrieval.images import DecodedImage, decode_image, sha256_hex
-from lookalike.services.storage import original_path, write_atomic
+from lookalike.services.storage import original_path, write_original
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,9 @@ def decode_for_model(data: bytes, *, config: PrepareConfig) -> tuple[DecodedImag
 def prepare_bytes(
     data: bytes, *, position: int, source: str, config: PrepareConfig
 ) -> tuple[torch.Tensor | None, PreparedImage]:
-    """Decode bytes, then store the original; a rejection becomes the reason. Thumbnails are
-    made on first request, which keeps them off the ingest hot path."""
+    """Decode bytes, then store the original (made durable per batch by the caller, see
+    storage.sync_originals); a rejection becomes the reason. Thumbnails are made on first
+    request, which keeps them off the ingest hot path."""
     sha = sha256_hex(data)
     try:
         decoded, tensor = decode_for_model(data, config=config)
@@ -64,7 +65,7 @@ def prepare_bytes(
         return None, PreparedImage(position=position, source=source, sha256=sha,
                                    byte_size=len(data), error_kind=rejected.kind,
                                    error=rejected.message)
-    stored = write_atomic(original_path(config.originals_dir, sha, decoded.format), data)
+    stored = write_original(original_path(config.originals_dir, sha, decoded.format), data)
     return tensor, PreparedImage(position=position, source=source, sha256=sha,
                                  byte_size=len(data), format=decoded.format,
                                  width=decoded.width, height=decoded.height,

@@ -28,3 +28,18 @@ def write_atomic(path: Path, data: bytes) -> Path:
     if not path.exists():
         atomic.write_atomic(path, lambda handle: handle.write(data))
     return path
+
+
+def write_original(path: Path, data: bytes) -> Path:
+    """Store an original without waiting for the disk; `sync_originals` must run before a
+    catalog row points at it. A file already there is kept only if it is whole (after a
+    crash before the sync, a renamed file can be short)."""
+    if not (path.is_file() and path.stat().st_size == len(data)):
+        atomic.write_atomic(path, lambda handle: handle.write(data), durable=False)
+    return path
+
+
+def sync_originals(root: Path) -> None:
+    """Make every original written so far durable, in one call per batch."""
+    root.mkdir(parents=True, exist_ok=True)
+    atomic.sync_filesystem(root)
