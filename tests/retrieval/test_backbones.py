@@ -26,7 +26,9 @@ from lookalike.retrieval.embedder import image_to_pixels
 from lookalike.retrieval.errors import UnknownBackbone, WeightsMismatch, WeightsNotFound
 
 IMAGENET_CATS = range(281, 286)
-NAMES = ["alexnet", "efficientnet_lite0", "mobilenet_v2", "resnet18", "resnet50", "vgg16"]
+NAMES = [
+    "alexnet", "efficientnet_lite0", "lenet5", "mobilenet_v2", "resnet18", "resnet50", "vgg16"
+]
 
 
 @pytest.fixture
@@ -55,13 +57,14 @@ def _chelsea_batch(size: int, mean: tuple[float, ...], std: tuple[float, ...]) -
     return ((pixels - shift) / scale).unsqueeze(0)
 
 
-def test_registry_lists_the_six_backbones_with_their_dimensions() -> None:
+def test_registry_lists_the_seven_backbones_with_their_dimensions() -> None:
     specs = list_backbones()
     assert [spec.name for spec in specs] == NAMES
     dims = {spec.name: spec.dim for spec in specs}
     assert dims == {
         "alexnet": 256,
         "efficientnet_lite0": 1280,
+        "lenet5": 84,
         "mobilenet_v2": 1280,
         "resnet18": 512,
         "resnet50": 2048,
@@ -70,7 +73,7 @@ def test_registry_lists_the_six_backbones_with_their_dimensions() -> None:
 
 
 def test_registry_filenames_carry_their_sha256_prefix() -> None:
-    for spec in list_backbones():
+    for spec in (spec for spec in list_backbones() if spec.weights.pretrained):
         assert spec.weights.sha256_prefix is not None
         assert spec.weights.sha256_prefix in spec.weights.filename
 
@@ -221,6 +224,7 @@ def test_feature_extractor_output_has_the_registered_width(name: str) -> None:
     extractor = load_feature_extractor(spec, weights=None)
     assert not extractor.training
     with torch.inference_mode():
-        features = extractor(torch.rand(1, 3, 224, 224))
+        size = spec.weights.input_size
+        features = extractor(torch.rand(1, 3, size, size))
     assert features.dim() == 4
     assert features.shape[:2] == (1, spec.dim)

@@ -15,6 +15,7 @@ import torch
 import torchvision
 from torch import nn
 
+from lookalike.retrieval import lenet
 from lookalike.retrieval.errors import UnknownBackbone
 from lookalike.retrieval.weights import (
     WeightsSpec,
@@ -42,6 +43,7 @@ __all__ = [
 DEFAULT_BACKBONE = "mobilenet_v2"
 _LITE_MEAN = (127.0 / 255.0,) * 3
 _LITE_STD = (128.0 / 255.0,) * 3
+_HALF = (0.5, 0.5, 0.5)
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,23 @@ _REGISTRY: dict[str, BackboneSpec] = {
             feature_layer="layer4",
             dim=2048,
             weights=_torchvision("resnet50-0676ba61.pth", "0676ba61"),
+        ),
+        BackboneSpec(
+            name="lenet5",
+            description="LeNet-5 for 32x32 grey images; no pretrained weights: train it",
+            builder=lenet.lenet5,
+            trunk=_features_attribute,
+            feature_layer="features",
+            dim=lenet.EMBEDDING_DIM,
+            weights=WeightsSpec(
+                "none",
+                "lenet5.pth",
+                None,
+                input_size=lenet.INPUT_SIZE,
+                mean=_HALF,
+                std=_HALF,
+                pretrained=False,
+            ),
         ),
         BackboneSpec(
             name="efficientnet_lite0",

@@ -10,7 +10,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from lookalike.retrieval.errors import UnknownPooling
 from lookalike.retrieval.pooling import POOLING_METHODS, pool
 from lookalike.retrieval.whitening import PCAWhitening
 from lookalike.retrieval.whitening import apply as apply_whitening
+
+if TYPE_CHECKING:
+    from lookalike.retrieval.training.heads import ProjectionHead
 
 logger = logging.getLogger(__name__)
 
@@ -150,11 +153,15 @@ def _collate(samples: list[Prepared]) -> _Collated:
 
 
 class Embedder:
-    """A feature extractor plus pooling and L2 normalisation, run in batches."""
+    """A feature extractor plus pooling and L2 normalisation, run in batches.
+
+    Vectors go trunk -> pooling -> L2 -> whitening (optional) -> projection head (optional,
+    a fine-tuned `ProjectionHead`, which L2-normalises its output).
+    """
 
     def __init__(
         self, model: torch.nn.Module, *, spec: BackboneSpec, options: EmbedderOptions,
-        whitening: PCAWhitening | None = None,
+        whitening: PCAWhitening | None = None, head: ProjectionHead | None = None,
     ) -> None:
         if not options.scales or any(not 0 < scale <= 4 for scale in options.scales):
             raise ValueError(f"scales must be a non-empty list in (0, 4], got {options.scales}")
@@ -171,12 +178,17 @@ class Embedder:
         self.spec = spec
         self.options = options
         self.whitening = whitening
-        self.dim = spec.dim if whitening is None else whitening.output_dim
+        base_dim = spec.dim if whitening is None else whitening.output_dim
+        if head is not None and head.in_dim != base_dim:
+            raise ValueError(f"the projection head expects dimension {head.in_dim}, but the "
+                             f"vectors before it have {base_dim}; train it on these vectors")
+        self.dim = base_dim if head is None else head.out_dim
         self.input_size = spec.weights.input_size
         self.device = next(model.parameters()).device
         memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         self.memory_format = memory_format
         self.model = fold_batch_norm(model.eval()).to(memory_format=memory_format)
+        self.head = None if head is None else head.eval().to(self.device)
         weights = spec.weights
         self._shift = torch.tensor(weights.mean).mul(255.0).view(1, 3, 1, 1).to(self.device)
         self._scale = torch.tensor(weights.std).mul(255.0).view(1, 3, 1, 1).to(self.device)
@@ -203,7 +215,16 @@ class Embedder:
             vectors = torch.nn.functional.normalize(pooled, dim=1).cpu().numpy()
         if self.whitening is not None:
             vectors = apply_whitening(self.whitening, vectors)
+        if self.head is not None:
+            vectors = self._through_head(vectors)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _through_head(self, vectors: np.ndarray) -> np.ndarray:
+        """The projection head's unit-norm output for (N,D) vectors, in float32."""
+        assert self.head is not None
+        with torch.inference_mode():
+            inputs = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+            return self.head(inputs.to(self.device)).float().cpu().numpy()
 
     def _pooled_at(self, inputs: torch.Tensor, scale: float) -> torch.Tensor:
         """The L2-normalised pooled descriptor of `inputs` resized by `scale` (multi-scale)."""

@@ -27,10 +27,11 @@ class UnknownBackbone(LookalikeError):
 class WeightsNotFound(LookalikeError):
     """No weight file for a backbone in any of the places the registry looks."""
 
-    def __init__(self, backbone: str, searched: list[str]) -> None:
+    def __init__(self, backbone: str, searched: list[str], *, reason: str | None = None) -> None:
         places = "\n  ".join(searched)
         super().__init__(
-            f"no weights for backbone '{backbone}'; looked in:\n  {places}\n"
+            reason
+            or f"no weights for backbone '{backbone}'; looked in:\n  {places}\n"
             "install a weight file with `lookalike weights install FILE --backbone "
             f"{backbone}` or pass --weights FILE"
         )
@@ -107,3 +108,23 @@ class EvaluationError(LookalikeError, ValueError):
 
 class InvalidTransformParameter(LookalikeError, ValueError):
     """An augmentation parameter outside its allowed range (crop fraction, quality, factor)."""
+
+
+class InvalidTrainingConfig(LookalikeError, ValueError):
+    """Training settings that cannot work: unknown loss, too few classes per batch, ..."""
+
+
+class TrainingStopped(LookalikeError):
+    """Training stopped on request between batches; the last full epoch's checkpoint stays."""
+
+
+class CheckpointCorrupt(LookalikeError):
+    """A training checkpoint file that cannot be read: it is never half-loaded."""
+
+
+class CheckpointMismatch(LookalikeError, ValueError):
+    """A checkpoint written by another model or another training configuration."""
+
+
+class HeadNotFound(LookalikeError, FileNotFoundError):
+    """A projection head weight file that does not exist."""

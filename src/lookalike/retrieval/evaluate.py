@@ -23,6 +23,7 @@ __all__ = [
     "ann_recall_at_k",
     "average_precision",
     "exact_search",
+    "label_map",
     "labels_relevance",
     "mean_pr_curve",
     "precision_at_k",
@@ -34,6 +35,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _BLOCK_BYTES = 256 * 2**20
+_LABEL_MAP_BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -332,3 +334,54 @@ def labels_relevance(
             f"{len(query_labels)} and {len(gallery_labels)}"
         )
     return LabelRelevance(query_labels, gallery_labels, exclude_self)
+
+
+def _label_ap_block(
+    queries: np.ndarray, query_labels: np.ndarray, gallery: np.ndarray,
+    gallery_labels: np.ndarray, start: int | None,
+) -> np.ndarray:
+    """AP of each query of a block over the full ranking; `start` set means leave-one-out."""
+    scores = queries @ gallery.T
+    if start is not None:
+        scores[np.arange(len(scores)), np.arange(start, start + len(scores))] = -np.inf
+    order = np.argsort(-scores, axis=1, kind="stable")[:, : len(gallery) - (start is not None)]
+    hits = gallery_labels[order] == query_labels[:, None]
+    n_relevant = hits.sum(axis=1)
+    scored = n_relevant > 0
+    return _ap_rows(hits[scored], n_relevant[scored])
+
+
+def label_map(
+    vectors: np.ndarray,
+    labels: np.ndarray,
+    *,
+    gallery: np.ndarray | None = None,
+    gallery_labels: np.ndarray | None = None,
+    block: int = _LABEL_MAP_BLOCK,
+) -> float:
+    """mAP by class label over full inner-product rankings, computed by blocks of queries.
+
+    Each vector queries all the others (leave-one-out), or the `gallery` where one is given
+    (Fashion-MNIST test against train, say). Queries with no relevant item are not scored.
+    """
+    queries, labels = _as_matrix("vectors", vectors), np.asarray(labels)
+    leave_one_out = gallery is None
+    if gallery is None:
+        gallery, gallery_labels = queries, labels
+    if gallery_labels is None:
+        raise ArrayShapeError("gallery_labels are needed with a gallery")
+    gallery, gallery_labels = _as_matrix("gallery", gallery), np.asarray(gallery_labels)
+    if labels.shape != (len(queries),) or gallery_labels.shape != (len(gallery),):
+        raise ArrayShapeError(
+            f"need one label per vector: {labels.shape} labels for {len(queries)} queries, "
+            f"{gallery_labels.shape} for {len(gallery)} gallery vectors"
+        )
+    aps = [
+        _label_ap_block(queries[i : i + block], labels[i : i + block], gallery,
+                        gallery_labels, i if leave_one_out else None)
+        for i in range(0, len(queries), block)
+    ]
+    scored = np.concatenate(aps) if aps else np.zeros(0)
+    if not scored.size:
+        raise EvaluationError(f"none of the {len(queries)} queries has a relevant gallery item")
+    return float(scored.mean())

@@ -25,7 +25,11 @@ _CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class WeightsSpec:
-    """One pretrained weight file: cache name, checksum prefix, offline packages, input norms."""
+    """One pretrained weight file: cache name, checksum prefix, offline packages, input norms.
+
+    `pretrained=False` marks a backbone that exists only to be trained (LeNet-5): it has no
+    file anywhere, so only an explicit weight file resolves.
+    """
 
     name: str
     filename: str
@@ -34,6 +38,7 @@ class WeightsSpec:
     input_size: int = 224
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    pretrained: bool = True
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,8 @@ def _package_place(module: str, inner: str) -> _Place:
 def _places(spec: BackboneSpec, *, explicit: Path | None, torch_home: Path) -> list[_Place]:
     """Every place looked for weights, in resolution order."""
     places = [] if explicit is None else [_Place(str(explicit), explicit)]
+    if not spec.weights.pretrained:
+        return places
     cached = cache_path(spec, torch_home=torch_home)
     places.append(_Place(str(cached), cached))
     places.extend(_package_place(module, inner) for module, inner in spec.weights.packages)
@@ -105,12 +112,23 @@ def resolve_weights(spec: BackboneSpec, *, explicit: Path | None, torch_home: Pa
         raise WeightsNotFound(spec.name, [f"{explicit} (explicit weight file does not exist)"])
     if explicit is not None:
         return explicit
+    if not spec.weights.pretrained:
+        raise WeightsNotFound(spec.name, [], reason=_untrained_reason(spec))
     places = _places(spec, explicit=None, torch_home=torch_home)
     for place in places:
         if place.path is not None and place.path.is_file():
             verify_checksum(spec, place.path)
             return place.path
     raise WeightsNotFound(spec.name, [place.label for place in places])
+
+
+def _untrained_reason(spec: BackboneSpec) -> str:
+    """Why a backbone without pretrained weights resolves nothing, and what to do."""
+    return (
+        f"backbone '{spec.name}' has no pretrained weights: train it first (`lookalike "
+        f"finetune --backbone {spec.name} --weights none`) or pass a trained weight file "
+        "with --weights FILE"
+    )
 
 
 def read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
@@ -151,6 +169,8 @@ def install_weights(source: Path, *, spec: BackboneSpec, torch_home: Path) -> Pa
     """Check `source` fits the backbone and its checksum, then copy it into torchvision's cache."""
     if not source.is_file():
         raise WeightsNotFound(spec.name, [f"{source} (weight file to install does not exist)"])
+    if not spec.weights.pretrained:
+        raise WeightsNotFound(spec.name, [], reason=_untrained_reason(spec))
     load_into(spec.builder(), source, backbone=spec.name)
     verify_checksum(spec, source)
     target = cache_path(spec, torch_home=torch_home)

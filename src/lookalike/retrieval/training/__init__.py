@@ -1,0 +1,1 @@
+"""Training embedding networks on labels: losses, mining, sampling, heads, checkpoints, loop."""
