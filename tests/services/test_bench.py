@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from lookalike.services.setup import init_catalog, open_runtime
+from tests.conftest import POSTGRES_ADMIN_URL
 from tests.services.conftest import ingest_into, make_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -58,3 +60,45 @@ def test_bench_load_has_no_server_errors_and_finds_new_images(photo_catalog: Pat
                for route in figures["routes"])
     assert figures["ingested_during"] > 0
     assert figures["new_images_found_first"] == figures["new_images_checked"] > 0
+
+
+STARTUP_FIGURES = ("fill_s", "snapshot_write_s", "snapshot_mb", "snapshot_open_s",
+                   "snapshot_first_search_ms", "rebuild_open_s", "rebuild_first_search_ms")
+
+
+def test_bench_startup_times_a_fresh_process_with_and_without_a_snapshot(tmp_path: Path) -> None:
+    figures = bench(tmp_path / "unused", "startup", "--vectors", "2000", "--dim", "64",
+                    "--changes", "100")
+    assert (figures["vectors"], figures["dim"], figures["changes_after_snapshot"]) == (
+        2000, 64, 100)
+    assert figures["database"] == "sqlite"
+    for key in (*STARTUP_FIGURES, "server_snapshot_first_search_s",
+                "server_rebuild_first_search_s"):
+        assert figures[key] > 0, key
+
+
+def bench_databases() -> set[str]:
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        rows = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                             ("lookalike_bench_%",)).fetchall()
+    return {name for (name,) in rows}
+
+
+def test_bench_startup_on_postgres_drops_its_throw_away_database(tmp_path: Path) -> None:
+    before = bench_databases()
+    figures = bench(tmp_path / "unused", "startup", "--vectors", "2000", "--dim", "64",
+                    "--changes", "100", "--no-server", "--postgres", POSTGRES_ADMIN_URL)
+    assert figures["database"] == "postgresql"
+    assert all(figures[key] > 0 for key in STARTUP_FIGURES)
+    assert figures["server_snapshot_first_search_s"] is None
+    assert not bench_databases() - before
+
+
+def test_bench_load_on_postgres_runs_in_a_throw_away_database(tmp_path: Path) -> None:
+    before = bench_databases()
+    figures = bench(tmp_path / "unused", "load", "--postgres", POSTGRES_ADMIN_URL,
+                    "--sample-per-class", "2", "--clients", "2", "--seconds", "4",
+                    "--ingest-images", "12")
+    assert all(route["errors_5xx"] == 0 and route["requests"] > 0
+               for route in figures["routes"])
+    assert not bench_databases() - before

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -40,16 +41,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(settings: Settings, port: int,
-                 extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-    """A real `lookalike serve` process on the same catalog; returns once /healthz answers."""
+def start_server(settings: Settings, port: int, extra_env: dict[str, str] | None = None,
+                 timeout_s: float = 120.0, log: Path | None = None) -> subprocess.Popen:
+    """A real `lookalike serve` process on the same catalog; returns once /healthz answers.
+    Its log lines (standard output) go to `log` when given."""
     env = {**os.environ, "LOOKALIKE_HOME": str(settings.home), **(extra_env or {})}
     if settings.database_url:
         env["LOOKALIKE_DATABASE_URL"] = settings.database_url
     process = subprocess.Popen(
         [sys.executable, "-m", "lookalike", "serve", "--port", str(port)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
+        stdout=log.open("ab") if log else subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")
@@ -59,7 +61,7 @@ def start_server(settings: Settings, port: int,
         except httpx.TransportError:
             time.sleep(0.2)
     process.kill()
-    raise RuntimeError("server did not answer /healthz within 120 s")
+    raise RuntimeError(f"server did not answer /healthz within {timeout_s:.0f} s")
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:

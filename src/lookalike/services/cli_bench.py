@@ -10,15 +10,20 @@ import torch
 import typer
 from rich.console import Console
 
+from lookalike.services.bench_catalog import seed_sample, throwaway_catalog
 from lookalike.services.bench_ingest import run_ingest_bench
 from lookalike.services.bench_load import run_load_bench
 from lookalike.services.bench_search import run_search_bench
+from lookalike.services.bench_startup import run_startup_bench
 from lookalike.services.config import get_settings
 
 console = Console()
 bench_app = typer.Typer(help="Measure ingest and search speed on this machine.",
                         no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="one JSON object on stdout")]
+PostgresOption = Annotated[str | None, typer.Option(
+    help="admin URL of a PostgreSQL server, e.g. postgresql://postgres@127.0.0.1:5432/postgres: "
+         "the run uses a throw-away database created there and dropped after it")]
 
 
 def machine() -> dict:
@@ -69,12 +74,24 @@ def bench_load(
     clients: Annotated[int, typer.Option(help="concurrent clients")] = 32,
     seconds: Annotated[float, typer.Option(help="how long the clients search")] = 60.0,
     ingest_images: Annotated[int, typer.Option(help="JPEGs ingested meanwhile")] = 2000,
+    postgres: PostgresOption = None,
+    sample_per_class: Annotated[int, typer.Option(
+        help="with --postgres: Fashion-MNIST images per class (+ the bundled photos) "
+             "ingested into the throw-away database before the run")] = 300,
     as_json: JsonOption = False,
 ) -> None:
     """Throughput and p50/p95/p99 per route of two API processes under concurrent searches
-    (by id and by upload) while another process ingests; then checks new images are found."""
-    result = run_load_bench(get_settings(), clients=clients, seconds=seconds,
-                            ingest_images=ingest_images)
+    (by id and by upload) while another process ingests; then checks new images are found.
+    Runs on the configured catalog, or with --postgres on a throw-away PostgreSQL database
+    filled with the sample collection first."""
+    if postgres is None:
+        result = run_load_bench(get_settings(), clients=clients, seconds=seconds,
+                                ingest_images=ingest_images)
+    else:
+        with throwaway_catalog(get_settings(), postgres=postgres) as settings:
+            seed_sample(settings, fashion_per_class=sample_per_class)
+            result = run_load_bench(settings, clients=clients, seconds=seconds,
+                                    ingest_images=ingest_images)
     if as_json:
         print(json.dumps({**result.to_public(), "machine": machine()}))
         return
@@ -87,3 +104,34 @@ def bench_load(
             f"   5xx {route.errors_5xx}  4xx {route.errors_other}")
     console.print(f"  images added during the run found first by id on both servers: "
                   f"{result.new_images_found_first}/{result.new_images_checked}")
+
+
+@bench_app.command("startup")
+def bench_startup(
+    vectors: Annotated[int, typer.Option(help="random unit vectors in the space")] = 1_000_000,
+    dim: Annotated[int, typer.Option(help="their dimension")] = 1280,
+    changes: Annotated[int, typer.Option(help="vectors added after the snapshot")] = 10_000,
+    postgres: PostgresOption = None,
+    server: Annotated[bool, typer.Option(help="also time real `lookalike serve` starts")] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Seconds until a fresh process serves searches on N vectors: from the newest snapshot
+    plus the changes after it, and rebuilt from the catalog alone (throw-away catalog)."""
+    result = run_startup_bench(get_settings(), vectors=vectors, dim=dim, changes=changes,
+                               postgres=postgres, server=server)
+    if as_json:
+        print(json.dumps({**result.to_public(), "machine": machine()}))
+        return
+    console.print(
+        f"{result.vectors} vectors of dim {result.dim} ({result.database}, Flat); filled in "
+        f"{result.fill_s:.1f} s, snapshot of {result.snapshot_mb:.0f} MB written in "
+        f"{result.snapshot_write_s:.1f} s, then {result.changes_after_snapshot} more vectors\n"
+        f"  from the snapshot + change log: replica open {result.snapshot_open_s:7.2f} s, "
+        f"first search {result.snapshot_first_search_ms:7.1f} ms\n"
+        f"  no snapshot (catalog rebuild):  replica open {result.rebuild_open_s:7.2f} s, "
+        f"first search {result.rebuild_first_search_ms:7.1f} ms")
+    if result.server_snapshot_first_search_s is not None:
+        console.print(
+            f"  `lookalike serve` start to first search answer: "
+            f"{result.server_snapshot_first_search_s:.2f} s with the snapshot, "
+            f"{result.server_rebuild_first_search_s:.2f} s without")

@@ -31,3 +31,7 @@ class JobNotFound(NotFound):
 
 class FetchFailed(LookalikeError):
     """A URL that could not be downloaded (network error, HTTP error status)."""
+
+
+class SpaceConflict(LookalikeError):
+    """A space action its state refuses: deleting the default, defaulting a half-filled one."""

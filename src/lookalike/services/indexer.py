@@ -132,17 +132,22 @@ def rebuild(*, space: Space, directory: Path, session: Session, factory: str) ->
     # The watermark is read first: changes that land while we read are replayed by catch_up,
     # which is safe because adds are upserts and removes are idempotent.
     watermark = embedding_queries.latest_seq(session=session, space_id=space.id)
-    ids: list[int] = []
-    blobs: list[bytes] = []
-    for batch_ids, batch_vectors, _ in embedding_queries.iter_vectors(
-            session=session, space_id=space.id):
-        ids.extend(batch_ids)
-        blobs.extend(batch_vectors)
     index = VectorIndex(space.dim, factory=factory)
-    vectors = vectors_from_bytes(blobs, space.dim)
-    if not index.is_trained:
+    batches = embedding_queries.iter_vectors(session=session, space_id=space.id)
+    if index.is_trained:  # Flat, HNSW: add batch by batch, never holding all vectors twice
+        for batch_ids, batch_vectors, _ in batches:
+            index.add(np.array(batch_ids, dtype=np.int64),
+                      vectors_from_bytes(batch_vectors, space.dim))
+    else:
+        ids: list[int] = []
+        blobs: list[bytes] = []
+        for batch_ids, batch_vectors, _ in batches:
+            ids.extend(batch_ids)
+            blobs.extend(batch_vectors)
+        vectors = vectors_from_bytes(blobs, space.dim)
         index.train(vectors)
-    if ids:
-        index.add(np.array(ids, dtype=np.int64), vectors)
-    log.info("space %s: rebuilt from catalog, %d vectors, seq %d", space.name, len(ids), watermark)
+        if ids:
+            index.add(np.array(ids, dtype=np.int64), vectors)
+    log.info("space %s: rebuilt from catalog, %d vectors, seq %d", space.name, index.ntotal,
+             watermark)
     return IndexReplica(space=space, directory=directory, index=index, watermark=watermark)

@@ -15,6 +15,7 @@ from lookalike.services.api.logs import configure_logging
 from lookalike.services.api.metrics import Metrics
 from lookalike.services.api.requests import RequestContext
 from lookalike.services.api.routers import (
+    admin,
     explain,
     health,
     images,
@@ -51,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     install_error_handlers(app)
-    for module in (search, images, spaces, jobs, explain, health, metrics, pages):
+    for module in (search, images, spaces, jobs, explain, health, metrics, pages, admin):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     return app

@@ -7,17 +7,21 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import OperationalError
 
 from lookalike.retrieval.errors import (
+    CheckpointMismatch,
+    HeadNotFound,
     ImageRejected,
+    InvalidTrainingConfig,
     LookalikeError,
     UnknownBackbone,
     WeightsMismatch,
     WeightsNotFound,
 )
 from lookalike.services.catalog.errors import InvalidStatus, JobStateConflict
-from lookalike.services.errors import CatalogEmpty, InvalidRequest, NotFound
+from lookalike.services.errors import CatalogEmpty, InvalidRequest, NotFound, SpaceConflict
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +44,13 @@ def _status_of(exc: LookalikeError) -> tuple[int, str]:
         (NotFound, 404, "not_found"),
         (JobStateConflict, 409, "job_state_conflict"),
         (CatalogEmpty, 409, "catalog_empty"),
+        (SpaceConflict, 409, "space_conflict"),
         (InvalidRequest, 422, "invalid_request"),
         (InvalidStatus, 422, "invalid_request"),
         (UnknownBackbone, 422, "unknown_backbone"),
+        (InvalidTrainingConfig, 422, "invalid_training_config"),
+        (CheckpointMismatch, 409, "checkpoint_mismatch"),
+        (HeadNotFound, 503, "weights_not_found"),
         (WeightsNotFound, 503, "weights_not_found"),
         (WeightsMismatch, 503, "weights_mismatch"),
     ]
@@ -66,6 +74,13 @@ async def _database_down(_: Request, exc: Exception) -> JSONResponse:
                       "the catalog database is unreachable; retry shortly")
 
 
+async def _broker_down(_: Request, exc: Exception) -> JSONResponse:
+    log.error("job broker unreachable: %s", exc)
+    return error_body(503, "broker_unavailable",
+                      f"the job broker is unreachable ({exc}); jobs cannot be queued until it "
+                      "answers again (GET /healthz shows it); searches are not affected")
+
+
 async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = "; ".join(
@@ -78,3 +93,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(LookalikeError, _lookalike_error)
     app.add_exception_handler(OperationalError, _database_down)
+    app.add_exception_handler(BrokerError, _broker_down)

@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from lookalike.services.api.deps import RuntimeDep
+from lookalike.services.broker import broker_problem
 from lookalike.services.readiness import check_readiness
 
 router = APIRouter(tags=["health"])
@@ -15,7 +16,9 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz")
 def healthz(runtime: RuntimeDep) -> JSONResponse:
-    """200 when the catalog answers; 503 naming the reason when it does not."""
+    """200 when the catalog answers; 503 naming the reason when it does not. With a broker
+    configured, also whether it answers: when it does not, still 200 (searches are served)
+    but status "degraded" and why, since jobs cannot be queued until it is back."""
     try:
         with runtime.session() as session:
             session.execute(text("SELECT 1"))
@@ -23,7 +26,12 @@ def healthz(runtime: RuntimeDep) -> JSONResponse:
         reason = str(exc.orig if hasattr(exc, "orig") and exc.orig else exc).splitlines()[0]
         return JSONResponse(status_code=503, content={"status": "unavailable",
                                                       "catalog": f"unreachable: {reason}"})
-    return JSONResponse(content={"status": "ok", "catalog": "ok"})
+    content = {"status": "ok", "catalog": "ok"}
+    if runtime.settings.broker_url:
+        problem = broker_problem(runtime.settings.broker_url)
+        content["broker"] = "ok" if problem is None else f"unreachable: {problem}"
+        content["status"] = "ok" if problem is None else "degraded"
+    return JSONResponse(content=content)
 
 
 @router.get("/readyz")
