@@ -14,10 +14,12 @@ from PIL import ImageOps
 from playwright.sync_api import sync_playwright
 
 from lookalike.services.bench_search import free_port, start_server
+from lookalike.services.evaluate import evaluate
 from lookalike.services.ingest import ingest_items
 from lookalike.services.sample import bundled_photos
 from lookalike.services.setup import init_catalog, open_runtime
 from lookalike.services.sources import collect_items
+from lookalike.services.space_admin import SpaceDefinition, create_space
 from tests.services.conftest import make_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.browser]
@@ -160,4 +162,24 @@ def test_ingest_job_reaches_100_percent(browser, site) -> None:
     page.screenshot(path=str(ARTIFACTS / "jobs.png"), full_page=True)
     listed = httpx.get(f"{url}/v1/images", params={"collection": "mirrored"}).json()["items"]
     assert {item["label"] for item in listed} == {"flipped"} and len(listed) == 6
+    assert errors == []
+
+
+def test_spaces_view_shows_the_last_evaluation_and_why_a_space_cannot_be_default(
+        browser, site) -> None:
+    url, root = site
+    runtime = open_runtime(make_settings(root / "home"))
+    result = evaluate(runtime, space_name=None, benchmark="labels")
+    create_space(runtime, name="unfilled", definition=SpaceDefinition(pooling="gem"))
+    runtime.close()
+    page, errors = open_page(browser, f"{url}/#spaces")
+    default = page.locator("#spaces-table tr[data-space='mobilenet_v2-gap']")
+    default.wait_for()
+    assert f"mAP {result.map:.3f}" in default.locator("td.evaluation").inner_text()
+    assert "labels" in default.inner_text()
+    page.get_by_role("button", name="Make unfilled the default space").click()
+    page.wait_for_selector("#status.error")
+    assert "holds 0 vectors" in page.locator("#status").inner_text()
+    assert "default" in page.locator("#spaces-table tr[data-space='mobilenet_v2-gap']").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "spaces.png"), full_page=True)
     assert errors == []

@@ -28,10 +28,17 @@ from lookalike.retrieval.errors import LookalikeError
 from lookalike.services.cli_admin import index_app, spaces_app, weights_app
 from lookalike.services.cli_bench import bench_app
 from lookalike.services.cli_evaluate import evaluate_command
+from lookalike.services.cli_finetune import finetune_command
 from lookalike.services.cli_index import bench_index_command, index_build
 from lookalike.services.cli_jobs import jobs_app, worker
 from lookalike.services.cli_sample import sample_app
-from lookalike.services.cli_spaces import spaces_create, spaces_reindex
+from lookalike.services.cli_spaces import (
+    spaces_create,
+    spaces_delete,
+    spaces_list,
+    spaces_reindex,
+    spaces_set_default,
+)
 from lookalike.services.config import get_settings
 from lookalike.services.ingest import IngestSummary, ingest_items
 from lookalike.services.search import search_vector
@@ -47,8 +54,12 @@ app.add_typer(weights_app, name="weights")
 app.add_typer(bench_app, name="bench")
 app.add_typer(sample_app, name="sample")
 app.command("evaluate")(evaluate_command)
+app.command("finetune")(finetune_command)
 spaces_app.command("create")(spaces_create)
 spaces_app.command("reindex")(spaces_reindex)
+spaces_app.command("list")(spaces_list)
+spaces_app.command("set-default")(spaces_set_default)
+spaces_app.command("delete")(spaces_delete)
 index_app.command("build")(index_build)
 bench_app.command("index")(bench_index_command)
 app.add_typer(jobs_app, name="jobs")

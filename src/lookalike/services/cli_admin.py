@@ -15,7 +15,6 @@ from lookalike.retrieval.backbones import (
     list_backbones,
     weight_candidates,
 )
-from lookalike.services.catalog import spaces as space_queries
 from lookalike.services.config import get_settings
 from lookalike.services.setup import open_runtime
 from lookalike.services.snapshots import SnapshotReport, rebuild_all, snapshot_all
@@ -66,21 +65,6 @@ def index_snapshot(space: SpaceOption = None) -> None:
     runtime = open_runtime(get_settings())
     _print_reports("snapshot", snapshot_all(runtime, space_name=space))
     runtime.close()
-
-
-@spaces_app.command("list")
-def spaces_list() -> None:
-    """Every embedding space with its definition and vector count."""
-    runtime = open_runtime(get_settings())
-    table = Table("name", "default", "backbone", "pooling", "dim", "vectors", "weights sha256")
-    with runtime.session() as session:
-        for space in space_queries.list_spaces(session=session):
-            count = space_queries.vector_count(session=session, space_id=space.id)
-            table.add_row(space.name, "yes" if space.is_default else "", space.backbone,
-                          space.pooling, str(space.dim), str(count),
-                          (space.weights_sha256 or "none")[:16])
-    runtime.close()
-    console.print(table)
 
 
 @weights_app.command("install")

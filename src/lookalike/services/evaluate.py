@@ -20,6 +20,7 @@ from lookalike.services import benchmarks
 from lookalike.services.benchmarks import BENCHMARKS, Benchmark
 from lookalike.services.catalog.models import Space
 from lookalike.services.errors import InvalidRequest
+from lookalike.services.evaluations import record_evaluation
 from lookalike.services.runtime import Runtime
 from lookalike.services.spaces import find_space
 
@@ -163,7 +164,7 @@ def evaluate(runtime: Runtime, *, space_name: str | None, benchmark: str,
     totals, levels = score_benchmark(bench, queries)
     recall = ann_recall(space, bench, queries)
     n = totals.queries
-    return EvaluationResult(
+    result = EvaluationResult(
         space=space.name, benchmark=benchmark, queries=len(queries), gallery=len(bench.gallery),
         map=totals.map / n, precision={k: v / n for k, v in totals.precision.items()},
         recall={k: v / n for k, v in totals.recall.items()}, ann_recall_at_10=recall,
@@ -171,6 +172,9 @@ def evaluate(runtime: Runtime, *, space_name: str | None, benchmark: str,
         embed_seconds=embedded - started, search_seconds=time.perf_counter() - embedded,
         pr_recall=levels.tolist(), pr_precision=(totals.curve / n).tolist(),
         baseline_map=_baseline(benchmark, limit))
+    record_evaluation(runtime, space_id=space.id, benchmark=benchmark, map_score=result.map,
+                      figures=result.to_public())
+    return result
 
 
 def _baseline(benchmark: str, limit: int | None) -> float | None:

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lookalike.retrieval.errors import ImageRejected
+from lookalike.retrieval.errors import ImageRejected, TrainingStopped
+from lookalike.services import finetune, reindex_jobs
 from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.catalog.errors import UnknownJob
 from lookalike.services.catalog.models import Job, utcnow
 from lookalike.services.errors import FetchFailed, InvalidRequest, JobNotFound
 from lookalike.services.fetch import fetch_bytes
+from lookalike.services.finetune_request import FinetuneRequest
 from lookalike.services.ingest import IngestSummary, Outcome, ingest_bytes, ingest_items
 from lookalike.services.runtime import Runtime
 from lookalike.services.sources import IngestItem, collect_items
@@ -50,14 +52,40 @@ def submit_ingest(runtime: Runtime, *, paths: Sequence[str | Path] | None = None
 def launch(runtime: Runtime, job_id: int, *, batches: Sequence[int], wait: bool) -> None:
     """Start these batches of a job where the settings say jobs run."""
     if runtime.settings.broker_url:
+        from kombu.exceptions import OperationalError  # noqa: PLC0415 - celery's transport
+
         from lookalike.services.workers.app import send_batches  # noqa: PLC0415 - celery
 
-        send_batches(runtime.settings, job_id, list(batches))
+        try:
+            send_batches(runtime.settings, job_id, _first_only(runtime, job_id, list(batches)))
+        except OperationalError as exc:
+            _fail_unsent(runtime, job_id, batches, f"could not be queued: {exc}")
+            raise
     elif wait:
         run_batches(runtime, job_id, batches)
     else:
         threading.Thread(target=run_batches, args=(runtime, job_id, list(batches)),
                          name=f"job-{job_id}", daemon=True).start()
+
+
+def _fail_unsent(runtime: Runtime, job_id: int, batches: Sequence[int], error: str) -> None:
+    """Record batches that never reached the broker as failed, so the job ends (failed)
+    instead of waiting forever, and `jobs retry` sends them again."""
+    job = get_job(runtime, job_id)
+    with runtime.session() as session:
+        for batch in batches:
+            job_queries.record_batch(session=session, job_id=job_id, batch=batch, counts={},
+                                     errors=[f"batch {batch}: {error}"],
+                                     size=job_queries.batch_size(job, batch), error=error)
+        session.commit()
+
+
+def _first_only(runtime: Runtime, job_id: int, batches: list[int]) -> list[int]:
+    """All the batches, or only the first for kinds whose batches must run in order (each
+    sends the next when it is done)."""
+    if get_job(runtime, job_id).kind in SEQUENTIAL_KINDS:
+        return batches[:1]
+    return batches
 
 
 def resume_interrupted(runtime: Runtime) -> list[int]:
@@ -97,14 +125,25 @@ def run_job(runtime: Runtime, job_id: int) -> Job:
 
 
 def run_batch(runtime: Runtime, job_id: int, batch: int) -> None:
-    """Ingest one batch of a job and record its outcome; skipped when the job was cancelled
-    or the batch already has an outcome (a redelivered task)."""
+    """Run one batch of a job by its kind and record its outcome; skipped when the job was
+    cancelled or the batch already has an outcome (a redelivered task)."""
     with runtime.session() as session:
         if not job_queries.start_batch(session=session, job_id=job_id, batch=batch):
             session.commit()
             return
-        params = dict(job_queries.get_job(session=session, job_id=job_id).params)
+        job = job_queries.get_job(session=session, job_id=job_id)
         session.commit()
+        session.expunge(job)
+    runner = BATCH_RUNNERS.get(job.kind)
+    if runner is None:
+        raise InvalidRequest(f"job {job_id} has kind {job.kind!r}; known kinds: "
+                             f"{', '.join(sorted(BATCH_RUNNERS))}")
+    runner(runtime, job, batch)
+
+
+def _ingest_batch(runtime: Runtime, job: Job, batch: int) -> None:
+    """Ingest one chunk of an ingest job's paths or URLs."""
+    params = job.params
     size = params["batch_size"]
     chunk = params["items"][batch * size:(batch + 1) * size]
     if params["source"] == "paths":
@@ -114,9 +153,53 @@ def run_batch(runtime: Runtime, job_id: int, batch: int) -> None:
     elif params["source"] == "urls":
         summary = ingest_urls(runtime, chunk, collection=params["collection"])
     else:
-        raise InvalidRequest(f"job {job_id} has source {params['source']!r}; "
+        raise InvalidRequest(f"job {job.id} has source {params['source']!r}; "
                              "an ingest job reads 'paths' or 'urls'")
-    _record(runtime, job_id, batch, summary, size=len(chunk))
+    _record(runtime, job.id, batch, summary, size=len(chunk))
+
+
+def submit_reindex(runtime: Runtime, *, space_name: str, wait: bool = False) -> Job:
+    """Record a job that embeds the catalog into `space_name` and start it where jobs run."""
+    job = reindex_jobs.create_reindex_job(runtime, space_name=space_name)
+    launch(runtime, job.id, batches=range(job.result["batch_count"]), wait=wait)
+    return get_job(runtime, job.id)
+
+
+def submit_finetune(runtime: Runtime, request: FinetuneRequest, *, wait: bool = False) -> Job:
+    """Record a fine-tuning job, one batch per epoch, and start it where jobs run."""
+    finetune.check_request(runtime, request)
+    params = {"request": request.model_dump(), "batch_sizes": [1] * request.epochs}
+    with runtime.session() as session:
+        job = job_queries.create_job(session=session, kind="finetune", params=params,
+                                     total=request.epochs, batches=request.epochs)
+        session.commit()
+    launch(runtime, job.id, batches=range(request.epochs), wait=wait)
+    return get_job(runtime, job.id)
+
+
+def _finetune_batch(runtime: Runtime, job: Job, epoch: int) -> None:
+    """Train one epoch; with a broker, the next epoch is sent once this one is recorded (the
+    epochs of a job run in order, never side by side)."""
+    try:
+        finetune.run_epoch(runtime, job, epoch)
+    except TrainingStopped:
+        log.info("job %d stopped in epoch %d: cancelled", job.id, epoch)
+        return
+    _record(runtime, job.id, epoch, IngestSummary(), size=1)
+    if runtime.settings.broker_url and epoch + 1 < job.result["batch_count"]:
+        from lookalike.services.workers.app import send_batches  # noqa: PLC0415 - celery
+
+        send_batches(runtime.settings, job.id, [epoch + 1])
+
+
+BATCH_RUNNERS: dict[str, Callable[[Runtime, Job, int], None]] = {
+    "ingest": _ingest_batch,
+    "finetune": _finetune_batch,
+    "reindex": reindex_jobs.run_reindex_batch,
+}
+SEQUENTIAL_KINDS = frozenset({"finetune"})
+TRAINING_KEYS = ("history", "baseline_val_map", "train_images", "val_images", "classes",
+                 "space", "weights_file", "weights_sha256", "head_file", "curves")
 
 
 def ingest_urls(runtime: Runtime, chunk: Sequence[Sequence[str | None]], *,
@@ -150,13 +233,17 @@ def _record(runtime: Runtime, job_id: int, batch: int, summary: IngestSummary, *
 
 
 def fail_batch(runtime: Runtime, job_id: int, batch: int, error: str) -> None:
-    """Record that a batch gave up; the job's other batches go on."""
+    """Record that a batch gave up; the job's other batches go on, except in a job whose
+    batches run in order (an epoch cannot follow a failed one): those are failed too."""
     job = get_job(runtime, job_id)
-    size = job.params["batch_size"]
-    count = len(job.params["items"][batch * size:(batch + 1) * size])
+    later = range(batch + 1, job.result["batch_count"]) if job.kind in SEQUENTIAL_KINDS else ()
     with runtime.session() as session:
         job_queries.record_batch(session=session, job_id=job_id, batch=batch, counts={},
-                                 errors=[f"batch {batch}: {error}"], size=count, error=error)
+                                 errors=[f"batch {batch}: {error}"],
+                                 size=job_queries.batch_size(job, batch), error=error)
+        for skipped in later:
+            job_queries.record_batch(session=session, job_id=job_id, batch=skipped, counts={},
+                                     errors=[], size=0, error=f"not run: batch {batch} failed")
         session.commit()
 
 
@@ -205,8 +292,10 @@ def describe(job: Job) -> dict:
         end = job.finished_at or utcnow()
         elapsed = (end - job.started_at).total_seconds()
         rate = round(job.progress_done / elapsed, 2) if elapsed > 0 else None
+    training = {key: result[key] for key in TRAINING_KEYS if key in result}
     return {
         "id": job.id, "kind": job.kind, "state": job.state, "attempts": job.attempts,
+        **({"training": training} if job.kind == "finetune" else {}),
         "progress": {"done": job.progress_done, "total": job.progress_total,
                      "rate_per_s": rate},
         "counts": {name: result.get(name, 0) for name in job_queries.COUNTS},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -24,8 +25,8 @@ class Runtime:
         self.engine = make_engine(settings.catalog_url)
         self.sessions = make_session_factory(self.engine)
         self.read_sessions = make_session_factory(self.engine, read_only=True)
-        self._embedders: dict[int, Embedder] = {}
-        self._replicas: dict[int, IndexReplica] = {}
+        self._embedders: dict[int, tuple[datetime, Embedder]] = {}
+        self._replicas: dict[int, tuple[datetime, IndexReplica]] = {}
         self._lock = threading.Lock()
 
     @contextmanager
@@ -46,25 +47,36 @@ class Runtime:
 
     def embedder(self, space: Space) -> Embedder:
         with self._lock:
-            if space.id not in self._embedders:
-                self._embedders[space.id] = build_embedder(space, settings=self.settings)
-            return self._embedders[space.id]
+            cached = self._embedders.get(space.id)
+            if cached is None or cached[0] != space.created_at:
+                cached = (space.created_at, build_embedder(space, settings=self.settings))
+                self._embedders[space.id] = cached
+            return cached[1]
 
     def replica(self, space: Space, *, session: Session) -> IndexReplica:
-        """The space's replica, opened on first use and refreshed to the catalog on every call."""
+        """The space's replica, opened on first use and refreshed to the catalog on every call.
+
+        A cached model or replica serves only the space row it was built for: SQLite can give
+        a deleted space's id to the next new space, so the creation time is checked too."""
         with self._lock:
-            replica = self._replicas.get(space.id)
-            if replica is None:
+            cached = self._replicas.get(space.id)
+            if cached is None or cached[0] != space.created_at:
                 directory = space_directory(self.settings.indexes_dir, space)
                 replica = IndexReplica.open(space=space, directory=directory, session=session)
-                self._replicas[space.id] = replica
+                self._replicas[space.id] = (space.created_at, replica)
                 return replica
-        replica.refresh(session)
-        return replica
+        cached[1].refresh(session)
+        return cached[1]
 
     def loaded_replicas(self) -> list[IndexReplica]:
         with self._lock:
-            return list(self._replicas.values())
+            return [replica for _, replica in self._replicas.values()]
+
+    def forget(self, space_id: int) -> None:
+        """Drop the model and replica of a space (deleted) that this process holds."""
+        with self._lock:
+            self._embedders.pop(space_id, None)
+            self._replicas.pop(space_id, None)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,7 +120,7 @@ def _whitening_sample(runtime: Runtime, embedder: Embedder,
     if len(paths) > definition.whiten_images:
         step = len(paths) / definition.whiten_images
         paths = [paths[int(i * step)] for i in range(definition.whiten_images)]
-    vectors = [v for _, v, _ in _embed_files(runtime, embedder, list(enumerate(paths)))
+    vectors = [v for _, v, _ in embed_files(runtime, embedder, list(enumerate(paths)))
                if v is not None]
     if len(vectors) <= 1:
         raise InvalidRequest("whitening needs at least 2 images; ingest some first or give "
@@ -140,7 +140,8 @@ def _catalog_files(runtime: Runtime, *, exclude: set[int]) -> list[tuple[int, st
     return found
 
 
-def _embed_files(runtime: Runtime, embedder: Embedder, jobs: list[tuple[int, str]]):
+def embed_files(runtime: Runtime, embedder: Embedder, jobs: list[tuple[int, str]]
+                ) -> Iterator[tuple[int, np.ndarray | None, PreparedImage | None]]:
     """(job key, vector or None, PreparedImage) per stored file, batched with decode workers."""
     prepare = functools.partial(prepare_file, config=prepare_config(runtime, embedder))
     for batch in embedder.embed_stream(jobs, prepare):
@@ -167,22 +168,23 @@ def reindex_space(runtime: Runtime, *, name: str,
     embedder = runtime.embedder(space)
     batch_ids: list[int] = []
     batch_vectors: list[bytes] = []
-    for key, vector, prepared in _embed_files(runtime, embedder, jobs):
+    for key, vector, prepared in embed_files(runtime, embedder, jobs):
         if vector is None:
             summary.failed.append(f"{key}: {prepared.error if prepared else 'internal error'}")
             continue
         batch_ids.append(key)
         batch_vectors.append(np.asarray(vector, dtype="<f4").tobytes())
         if len(batch_ids) >= embedder.options.batch_size:
-            summary.embedded += _commit(runtime, space, batch_ids, batch_vectors)
+            summary.embedded += commit_vectors(runtime, space, batch_ids, batch_vectors)
             progress(summary.embedded, len(jobs))
             batch_ids, batch_vectors = [], []
-    summary.embedded += _commit(runtime, space, batch_ids, batch_vectors)
+    summary.embedded += commit_vectors(runtime, space, batch_ids, batch_vectors)
     progress(summary.embedded, len(jobs))
     return summary
 
 
-def _commit(runtime: Runtime, space: Space, ids: list[int], vectors: list[bytes]) -> int:
+def commit_vectors(runtime: Runtime, space: Space, ids: list[int], vectors: list[bytes]) -> int:
+    """Write whole-image vectors (float32 little-endian) of the space in one transaction."""
     if not ids:
         return 0
     with runtime.session() as session:

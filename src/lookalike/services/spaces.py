@@ -19,6 +19,7 @@ from lookalike.services.catalog.models import Space
 from lookalike.services.catalog.schemas import SpaceCreate
 from lookalike.services.config import Settings
 from lookalike.services.errors import CatalogEmpty, SpaceNotFound
+from lookalike.services.model_store import space_head
 from lookalike.services.whitening_store import space_whitening
 
 
@@ -77,7 +78,7 @@ def space_weights(space: Space, *, settings: Settings) -> Path:
 
 
 def build_embedder(space: Space, *, settings: Settings) -> Embedder:
-    """The model of a space, loaded from its verified weights."""
+    """The model of a space, loaded from its verified weights (and head, if trained)."""
     spec = get_backbone(space.backbone)
     model = load_feature_extractor(spec, weights=space_weights(space, settings=settings))
     options = EmbedderOptions(
@@ -91,4 +92,5 @@ def build_embedder(space: Space, *, settings: Settings) -> Embedder:
         scales=tuple(space.options.get("scales", (1.0,))),
     )
     return Embedder(model, spec=spec, options=options,
-                    whitening=space_whitening(space, settings=settings))
+                    whitening=space_whitening(space, settings=settings),
+                    head=space_head(space, settings=settings))

@@ -21,7 +21,8 @@ from lookalike.services.catalog.migrate import (
 from lookalike.services.catalog.models import Base
 from lookalike.services.catalog.session import make_engine
 
-TABLES = {"image", "space", "region", "embedding", "index_change", "job", "index_snapshot"}
+TABLES_0001 = {"image", "space", "region", "embedding", "index_change", "job", "index_snapshot"}
+TABLES = TABLES_0001 | {"evaluation"}
 
 
 def _tables(url: str) -> set[str]:
@@ -35,7 +36,12 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
+    assert current_revision(database_url) == "0002"
+    assert _tables(database_url) == TABLES
+    downgrade(database_url, "0001")
     assert current_revision(database_url) == "0001"
+    assert _tables(database_url) == TABLES_0001
+    upgrade(database_url)
     assert _tables(database_url) == TABLES
     downgrade(database_url, "base")
     assert current_revision(database_url) is None

@@ -1,5 +1,6 @@
 """Celery workers over the real Redis and PostgreSQL: a worker SIGKILLed mid-job loses
-nothing and adds nothing twice; concurrent ingests of the same files add each image once."""
+nothing and adds nothing twice; concurrent ingests of the same files add each image once;
+a fine-tuning job's epochs run one after another."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy import func, select
 from lookalike.services import jobs
 from lookalike.services.catalog.models import Embedding, Image
 from lookalike.services.config import Settings
+from lookalike.services.finetune_request import FinetuneRequest
 from lookalike.services.runtime import Runtime
 from lookalike.services.sample import build_sample
 from lookalike.services.search import search_vector
@@ -133,3 +135,18 @@ def test_two_concurrent_ingests_of_the_same_files_add_each_image_once(cluster) -
         assert wait_for_end(runtime, job.id, workers, root)["state"] == "succeeded"
     images, shas, embeddings, doubled = catalog_counts(runtime)
     assert images == shas == embeddings == before and doubled == 0
+
+
+def test_a_finetune_job_runs_its_epochs_in_order_on_the_workers(cluster) -> None:
+    runtime, root, workers = cluster
+    workers[0] = workers[0] if workers[0].poll() is None else start_worker(
+        runtime.settings, root / "worker0.log")
+    ingest = jobs.submit_ingest(runtime, paths=[str(root / "data" / "fashion-mnist")],
+                                label_from_dir=True)
+    assert wait_for_end(runtime, ingest.id, workers, root)["state"] == "succeeded"
+    job = jobs.submit_finetune(runtime, FinetuneRequest(space="workers-head", method="head",
+                                                        loss="softmax", epochs=3))
+    shown = wait_for_end(runtime, job.id, workers, root)
+    assert shown["state"] == "succeeded", shown
+    assert [row["epoch"] for row in shown["training"]["history"]] == [1, 2, 3]
+    assert shown["training"]["space"] == "workers-head"

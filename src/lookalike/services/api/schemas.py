@@ -60,6 +60,18 @@ class ImagePage(BaseModel):
     next_offset: int | None
 
 
+class EvaluationPublic(BaseModel):
+    """A space's newest `lookalike evaluate` result."""
+
+    benchmark: str
+    map: float
+    precision_at_1: float | None
+    precision_at_10: float | None
+    queries: int | None
+    gallery: int | None
+    evaluated_at: datetime
+
+
 class SpacePublic(BaseModel):
     name: str
     backbone: str
@@ -71,6 +83,18 @@ class SpacePublic(BaseModel):
     is_default: bool
     vector_count: int
     options: dict
+    last_evaluation: EvaluationPublic | None = None
+
+
+class SpaceDeleted(BaseModel):
+    """What deleting a space removed: vectors, index files, and its whitening file and
+    fine-tuned weight files where no other space uses them."""
+
+    name: str
+    vectors: int
+    index_files: int
+    whitening_file: str | None
+    trained_files: list[str]
 
 
 class ErrorResponse(BaseModel):

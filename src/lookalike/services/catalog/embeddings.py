@@ -125,6 +125,16 @@ def embedded_image_ids(*, session: Session, space_id: int) -> set[int]:
     return set(session.scalars(query))
 
 
+def embedded_among(*, session: Session, space_id: int, image_ids: Sequence[int]) -> set[int]:
+    """Those of `image_ids` that have a whole-image vector in the space (one batch's check)."""
+    if not image_ids:
+        return set()
+    query = select(Embedding.image_id).where(
+        Embedding.space_id == space_id, WHOLE_IMAGE, Embedding.image_id.in_(list(image_ids))
+    )
+    return set(session.scalars(query))
+
+
 def _lock_live_images(session: Session, image_ids: Sequence[int]) -> set[int]:
     """Lock the images in id order; the ids not deleted. Unknown ids raise UnknownImage."""
     query = (
@@ -171,3 +181,17 @@ def _upsert_whole_image(session: Session) -> Any:
         index_where=WHOLE_IMAGE,
         set_={"vector": statement.excluded.vector, "seq": statement.excluded.seq},
     )
+
+
+def vectors_of(*, session: Session, space_id: int, image_ids: Sequence[int],
+               chunk: int = 5000) -> dict[int, bytes]:
+    """The whole-image vectors of these images in a space, keyed by image id (absent ones
+    are left out)."""
+    found: dict[int, bytes] = {}
+    ids = list(image_ids)
+    for start in range(0, len(ids), chunk):
+        query = select(Embedding.image_id, Embedding.vector).where(
+            Embedding.space_id == space_id, WHOLE_IMAGE,
+            Embedding.image_id.in_(ids[start:start + chunk]))
+        found.update({row[0]: row[1] for row in session.execute(query)})
+    return found

@@ -110,6 +110,19 @@ def count_images(*, session: Session, status: str | None = None) -> int:
     return session.scalar(query) or 0
 
 
+def ids_with_status(
+    *, session: Session, status: str, first: int | None = None, last: int | None = None
+) -> list[int]:
+    """Ids of the images with `status`, ascending, optionally only from `first` to `last`
+    (inclusive): what a job splits into pages, and one page of them."""
+    query = select(Image.id).where(Image.status == _checked(status)).order_by(Image.id)
+    if first is not None:
+        query = query.where(Image.id >= first)
+    if last is not None:
+        query = query.where(Image.id <= last)
+    return list(session.scalars(query))
+
+
 def pending_images(*, session: Session, limit: int) -> list[Image]:
     """The oldest images still waiting for an embedding (what a restarted worker picks up)."""
     query = select(Image).where(Image.status == "pending").order_by(Image.id).limit(limit)
@@ -157,3 +170,16 @@ def _checked(status: str) -> str:
             f"unknown image status {status!r}; allowed: {', '.join(IMAGE_STATUSES)}"
         )
     return status
+
+
+def labelled_images(*, session: Session, collection: str | None = None
+                    ) -> list[tuple[int, str, str]]:
+    """(id, stored file, label) of every embedded image that has a label, in id order: what a
+    training job learns from."""
+    query = (select(Image.id, Image.stored_path, Image.label)
+             .where(Image.status == "embedded", Image.label.is_not(None),
+                    Image.stored_path.is_not(None))
+             .order_by(Image.id))
+    if collection is not None:
+        query = query.where(Image.collection == collection)
+    return [(row[0], row[1], row[2]) for row in session.execute(query)]

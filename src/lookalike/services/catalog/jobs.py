@@ -126,10 +126,21 @@ def reset_for_retry(*, session: Session, job_id: int) -> tuple[Job, list[int]]:
     job.state = "queued"
     job.error = None
     job.finished_at = None
-    job.progress_done = sum(_batch_size(job, int(key)) for key in kept)
+    job.progress_done = sum(batch_size(job, int(key)) for key in kept)
     return job, [b for b in range(result["batch_count"]) if str(b) not in kept]
 
 
-def _batch_size(job: Job, batch: int) -> int:
+def batch_size(job: Job, batch: int) -> int:
+    """How many progress units a batch counts for: its listed size, else its share of the
+    job's items."""
+    if "batch_sizes" in job.params:
+        return int(job.params["batch_sizes"][batch])
     size = job.params["batch_size"]
     return len(job.params["items"][batch * size:(batch + 1) * size])
+
+
+def update_result(*, session: Session, job_id: int, values: dict[str, Any]) -> Job:
+    """Merge `values` into the job's result (a running job's figures: history, curves)."""
+    job = _locked(session, job_id)
+    job.result = {**job.result, **values}
+    return job

@@ -1,4 +1,5 @@
-"""SQLAlchemy models of the catalog: images, spaces, embeddings, the change log, regions, jobs."""
+"""SQLAlchemy models of the catalog: images, spaces, embeddings, the change log, regions, jobs,
+index snapshots and evaluations."""
 
 from __future__ import annotations
 
@@ -248,4 +249,18 @@ class IndexSnapshot(Base):
     vector_count: Mapped[int] = mapped_column(BigInteger)
     watermark: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+
+
+class Evaluation(Base):
+    """One benchmark result of a space (mAP and the other figures), as `evaluate` computed it."""
+
+    __tablename__ = "evaluation"
+    __table_args__ = (Index("ix_evaluation_space_id_id", "space_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    space_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("space.id", ondelete="CASCADE"))
+    benchmark: Mapped[str] = mapped_column(String(100))
+    map: Mapped[float] = mapped_column(Float)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON_DOC, default=dict)
     created_at: Mapped[datetime] = _created()

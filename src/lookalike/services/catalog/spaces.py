@@ -1,10 +1,10 @@
-"""Embedding spaces: creation, lookup, and the atomic switch of the default space."""
+"""Embedding spaces: creation, lookup, deletion, and the atomic switch of the default space."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -57,6 +57,13 @@ def set_default_space(*, session: Session, name: str) -> Space:
     session.execute(update(Space).where(Space.id == space.id).values(is_default=True))
     session.flush()
     return space
+
+
+def delete_space(*, session: Session, space_id: int) -> None:
+    """Remove a space in the caller's transaction; its embeddings, change log, snapshot and
+    evaluation rows go with it (ON DELETE CASCADE). The caller keeps the default in place."""
+    session.execute(delete(Space).where(Space.id == space_id))
+    session.flush()
 
 
 def vector_count(*, session: Session, space_id: int) -> int:

@@ -1,4 +1,4 @@
-// Jobs: start an ingest job and follow every job's progress live.
+// Jobs: start an ingest job and follow every job's progress live, training curves included.
 import { api, el, guarded, say } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
@@ -34,11 +34,36 @@ function row(job) {
       : "—"));
 }
 
+function mapText(value) {
+  return value === null || value === undefined ? "—" : value.toFixed(3);
+}
+
+/** A fine-tuning job's figures under its row: mAP before and now, and its curves. */
+function trainingRow(job) {
+  const training = job.training || {};
+  const history = training.history || [];
+  const last = history[history.length - 1];
+  const figures = `validation mAP ${mapText(training.baseline_val_map)} before training, ` +
+    (last ? `${mapText(last.val_map)} after epoch ${last.epoch + 1}, loss ${last.loss}` : "no epoch yet") +
+    (training.space ? `; created space ${training.space}` : "");
+  return el("tr", { class: "training", "data-training-of": job.id },
+    el("td", { colspan: 7 },
+      el("p", { class: "training-figures", text: figures }),
+      training.curves
+        ? el("img", { class: "curves", src: `/v1/jobs/${job.id}/curves.png?epochs=${history.length}`,
+                      alt: `Loss and validation mAP per epoch of job ${job.id}` })
+        : ""));
+}
+
+function rows(job) {
+  return job.kind === "finetune" ? [row(job), trainingRow(job)] : [row(job)];
+}
+
 /** Fill the jobs table; poll again soon while the panel is shown. */
 export async function loadJobs() {
   clearTimeout(timer);
   const jobs = await api("/v1/jobs?limit=50");
-  document.querySelector("#jobs-table tbody").replaceChildren(...jobs.map(row));
+  document.querySelector("#jobs-table tbody").replaceChildren(...jobs.flatMap(rows));
   if (visible) {
     const busy = jobs.some((job) => ACTIVE.has(job.state));
     timer = setTimeout(guarded(loadJobs), busy ? FAST_MS : SLOW_MS);
