@@ -6,7 +6,6 @@ worker processes while the main process runs the model, so decoding hides behind
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,13 +36,18 @@ _PREFETCH_FACTOR = 2
 class EmbedderOptions:
     """How to run the model: batch size, decode workers, memory format, precision, pooling.
 
-    channels_last speeds up convolutions on CPUs; bf16 autocast pays off only where the CPU
-    runs bfloat16 natively (`native_bf16`) and moves vectors by up to 1% cosine, so it is off
-    here and the service turns it on where native. `threads` sets torch's process-wide
-    thread count (None keeps torch's default). `lookalike bench ingest` measures a setting.
+    channels_last speeds up convolutions on CPUs; bf16 (the model's weights and activations in
+    bfloat16, cheaper than autocast's casts on every call) pays off only where the CPU runs
+    bfloat16 natively (`native_bf16`) and moves vectors by up to 1% cosine, so it is off here
+    and the service turns it on where native. `threads` sets torch's process-wide
+    thread count (None keeps torch's default). `forward_batch` is how many images one model
+    call takes: a batch of `batch_size` goes through the model in slices of that size, since
+    small slices keep the activations in the CPU's cache (`lookalike bench forward` measures
+    each size). `lookalike bench ingest` measures a setting.
     """
 
     batch_size: int = 32
+    forward_batch: int = 32
     num_workers: int = 0
     channels_last: bool = True
     bf16: bool = False
@@ -101,7 +105,7 @@ def fold_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def native_bf16() -> bool:
-    """Whether this CPU runs bfloat16 natively (AVX-512 BF16 / AMX), where autocast pays off."""
+    """Whether this CPU runs bfloat16 natively (AVX-512 BF16 / AMX), where bfloat16 pays off."""
     return bool(torch.backends.mkldnn.is_available()
                 and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
@@ -171,8 +175,9 @@ class Embedder:
         if options.pooling not in POOLING_METHODS:
             allowed = ", ".join(POOLING_METHODS)
             raise UnknownPooling(f"unknown pooling method '{options.pooling}'; allowed: {allowed}")
-        if options.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {options.batch_size}")
+        if options.batch_size < 1 or options.forward_batch < 1:
+            raise ValueError("batch_size and forward_batch must be at least 1, got "
+                             f"{options.batch_size} and {options.forward_batch}")
         if options.threads is not None:
             torch.set_num_threads(options.threads)
         self.spec = spec
@@ -187,7 +192,9 @@ class Embedder:
         self.device = next(model.parameters()).device
         memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         self.memory_format = memory_format
-        self.model = fold_batch_norm(model.eval()).to(memory_format=memory_format)
+        self.dtype = torch.bfloat16 if options.bf16 else torch.float32
+        self.model = fold_batch_norm(model.eval()).to(memory_format=memory_format,
+                                                      dtype=self.dtype)
         self.head = None if head is None else head.eval().to(self.device)
         weights = spec.weights
         self._shift = torch.tensor(weights.mean).mul(255.0).view(1, 3, 1, 1).to(self.device)
@@ -197,21 +204,23 @@ class Embedder:
         """(3,S,S) uint8 pixels at this backbone's input size."""
         return image_to_pixels(image, size=self.input_size)
 
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        """bfloat16 autocast when asked for, a no-op otherwise."""
-        if not self.options.bf16:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+    def _model_inputs(self, batch: torch.Tensor) -> torch.Tensor:
+        """uint8 pixels normalised with the backbone's mean and std, in the model's dtype."""
+        inputs = batch.to(self.device, memory_format=self.memory_format).float()
+        return inputs.sub_(self._shift).div_(self._scale).to(self.dtype)
 
     def embed_tensors(self, batch: torch.Tensor) -> np.ndarray:
         """(N,3,S,S) uint8 pixels to (N,D) float32, C-contiguous, unit-norm vectors."""
         if batch.dim() != 4 or batch.shape[1] != 3 or batch.dtype != torch.uint8:
             raise ValueError(
                 f"expected a (N,3,H,W) uint8 batch, got {tuple(batch.shape)} {batch.dtype}")
-        with torch.inference_mode(), self._autocast():
-            inputs = batch.to(self.device, memory_format=self.memory_format).float()
-            inputs = inputs.sub_(self._shift).div_(self._scale)
-            pooled = sum(self._pooled_at(inputs, scale) for scale in self.options.scales)
+        with torch.inference_mode():
+            inputs = self._model_inputs(batch)
+            step = self.options.forward_batch
+            pooled = torch.cat([
+                sum(self._pooled_at(inputs[start:start + step], scale)
+                    for scale in self.options.scales)
+                for start in range(0, len(inputs), step)])
             vectors = torch.nn.functional.normalize(pooled, dim=1).cpu().numpy()
         if self.whitening is not None:
             vectors = apply_whitening(self.whitening, vectors)
@@ -231,8 +240,9 @@ class Embedder:
         if scale != 1.0:
             size = max(32, round(inputs.shape[-1] * scale))
             inputs = torch.nn.functional.interpolate(
-                inputs, size=(size, size), mode="bilinear", antialias=True, align_corners=False
-            ).contiguous(memory_format=self.memory_format)
+                inputs.float(), size=(size, size), mode="bilinear", antialias=True,
+                align_corners=False,
+            ).to(self.dtype).contiguous(memory_format=self.memory_format)
         features = self.model(inputs).float()
         pooled = pool(features, method=self.options.pooling, p=self.options.gem_p)
         return torch.nn.functional.normalize(pooled, dim=1)
@@ -244,9 +254,7 @@ class Embedder:
             raise ValueError(
                 f"expected a (N,3,H,W) uint8 batch, got {tuple(batch.shape)} {batch.dtype}")
         with torch.inference_mode():
-            inputs = batch.to(self.device, memory_format=self.memory_format).float()
-            inputs = inputs.sub_(self._shift).div_(self._scale)
-            return self.model(inputs).float().contiguous().cpu()
+            return self.model(self._model_inputs(batch)).float().contiguous().cpu()
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(N,D) vectors for in-memory images, in batches of `batch_size`."""

@@ -1,7 +1,9 @@
-"""`bench ingest`: model-only, end-to-end and naive per-image throughput, measured in one run."""
+"""`bench ingest`: model-only, end-to-end and naive per-image throughput, measured in one run;
+`bench forward`: the model's speed for each number of images per call."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import tempfile
 import time
@@ -27,6 +29,7 @@ from lookalike.services.spaces import ensure_default_space, space_weights
 class IngestBench:
     images: int
     batch_size: int
+    forward_batch: int
     decode_workers: int
     torch_threads: int
     model_only_per_s: float
@@ -123,7 +126,40 @@ def run_ingest_bench(settings: Settings, *, images: int, naive_images: int) -> I
                        paths[:naive_images])
         runtime.close()
     return IngestBench(images=images, batch_size=settings.batch_size,
+                       forward_batch=settings.forward_batch,
                        decode_workers=settings.decode_workers,
                        torch_threads=torch.get_num_threads(), model_only_per_s=model_only,
                        end_to_end_per_s=end_to_end, naive_per_s=naive,
                        naive_images=naive_images)
+
+
+@dataclass(frozen=True)
+class ForwardBench:
+    batch_size: int
+    images_per_s: dict[int, float]
+
+
+def run_forward_bench(settings: Settings, *, sizes: list[int], images: int = 64,
+                      rounds: int = 3) -> ForwardBench:
+    """Images/s of the default space's model on one batch of decoded photos, cut into model
+    calls of each size (the best of `rounds`): what `forward_batch` should be here."""
+    with tempfile.TemporaryDirectory(prefix="lookalike-bench-") as tmp:
+        paths = write_photo_files(Path(tmp) / "files", images)
+        home_settings = settings.model_copy(update={"home": Path(tmp) / "home",
+                                                    "database_url": None})
+        init_catalog(home_settings)
+        runtime = open_runtime(home_settings)
+        with runtime.session() as session:
+            space = ensure_default_space(session=session, settings=home_settings)
+            session.commit()
+        embedder = runtime.embedder(space)
+        config = prepare_config(runtime, embedder)
+        tensors = torch.stack([decode_for_model(p.read_bytes(), config=config)[1]
+                               for p in paths])
+        figures = {}
+        for size in sizes:
+            embedder.options = dataclasses.replace(embedder.options, forward_batch=size)
+            figures[size] = max(_model_only(embedder, tensors, len(tensors))
+                                for _ in range(rounds))
+        runtime.close()
+    return ForwardBench(batch_size=images, images_per_s=figures)

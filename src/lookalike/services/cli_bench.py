@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 from typing import Annotated
 
@@ -11,7 +12,7 @@ import typer
 from rich.console import Console
 
 from lookalike.services.bench_catalog import seed_sample, throwaway_catalog
-from lookalike.services.bench_ingest import run_ingest_bench
+from lookalike.services.bench_ingest import run_forward_bench, run_ingest_bench
 from lookalike.services.bench_load import run_load_bench
 from lookalike.services.bench_search import run_search_bench
 from lookalike.services.bench_startup import run_startup_bench
@@ -27,8 +28,9 @@ PostgresOption = Annotated[str | None, typer.Option(
 
 
 def machine() -> dict:
-    return {"cpu": platform.processor() or platform.machine(), "cores": torch.get_num_threads(),
-            "python": platform.python_version(), "torch": torch.__version__}
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+            "torch": torch.__version__}
 
 
 @bench_app.command("ingest")
@@ -43,13 +45,35 @@ def bench_ingest(
         print(json.dumps({**result.to_public(), "machine": machine()}))
         return
     console.print(
-        f"{result.images} JPEGs 800x600, batch {result.batch_size}, "
+        f"{result.images} JPEGs 800x600, batch {result.batch_size} "
+        f"(model calls of {result.forward_batch}), "
         f"{result.decode_workers} decode workers, {result.torch_threads} torch threads\n"
         f"  model only (pre-decoded tensors): {result.model_only_per_s:8.1f} images/s\n"
         f"  end to end (files -> catalog+index): {result.end_to_end_per_s:8.1f} images/s"
         f"  = {result.e2e_over_model:.2f}x model only\n"
         f"  naive loop ({result.naive_images} images, one at a time): "
         f"{result.naive_per_s:8.1f} images/s; end to end = {result.e2e_over_naive:.2f}x naive")
+
+
+@bench_app.command("forward")
+def bench_forward(
+    sizes: Annotated[str, typer.Option(help="images per model call to try, comma-separated")
+                     ] = "1,2,4,8,16,32",
+    images: Annotated[int, typer.Option(help="decoded photos embedded per round")] = 64,
+    as_json: JsonOption = False,
+) -> None:
+    """The default space's model speed for each number of images per call (forward_batch)."""
+    result = run_forward_bench(get_settings(), sizes=[int(s) for s in sizes.split(",")],
+                               images=images)
+    if as_json:
+        print(json.dumps({"images": result.batch_size, "images_per_s": result.images_per_s,
+                          "machine": machine()}))
+        return
+    best = max(result.images_per_s, key=result.images_per_s.__getitem__)
+    console.print(f"{result.batch_size} decoded photos per round, best of 3")
+    for size, rate in result.images_per_s.items():
+        mark = "  <- fastest" if size == best else ""
+        console.print(f"  {size:3d} images per call: {rate:7.1f} images/s{mark}")
 
 
 @bench_app.command("search")

@@ -33,9 +33,13 @@ class Settings(BaseSettings):
     # Half the cores decode, the other half run the model: on 2 cores one decode process and
     # one torch thread gave the fastest end-to-end ingest (`lookalike bench ingest`, README).
     batch_size: int = 32
+    # One model call per 4 images: on this 2-core Xeon (AMX, bf16, channels_last) MobileNetV2
+    # ran at ~170 images/s in slices of 4 and ~100 in one call of 32, whose activations
+    # spill out of the cache (`lookalike bench forward` prints the figures for each size).
+    forward_batch: int = Field(4, ge=1, description="images per model call")
     decode_workers: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1) // 2))
     torch_threads: int | None = Field(None, description="unset: the cores decode leaves free")
-    bf16: bool | None = Field(None, description="bfloat16 autocast; unset = where the CPU has it")
+    bf16: bool | None = Field(None, description="bfloat16 model weights; unset = where the CPU has it")
     channels_last: bool = True
     snapshot_keep: int = 2
     log_format: Literal["text", "json"] = Field("text", description="API log lines: text or json")

@@ -83,6 +83,7 @@ def build_embedder(space: Space, *, settings: Settings) -> Embedder:
     model = load_feature_extractor(spec, weights=space_weights(space, settings=settings))
     options = EmbedderOptions(
         batch_size=settings.batch_size,
+        forward_batch=settings.forward_batch,
         num_workers=settings.decode_workers,
         channels_last=settings.channels_last,
         bf16=native_bf16() if settings.bf16 is None else settings.bf16,
