@@ -16,7 +16,7 @@ from playwright.sync_api import sync_playwright
 from lookalike.services.bench_search import free_port, start_server
 from lookalike.services.evaluate import evaluate
 from lookalike.services.ingest import ingest_items
-from lookalike.services.sample import bundled_photos
+from lookalike.services.sample import build_sample, bundled_photos
 from lookalike.services.setup import init_catalog, open_runtime
 from lookalike.services.sources import collect_items
 from lookalike.services.space_admin import SpaceDefinition, create_space
@@ -182,4 +182,28 @@ def test_spaces_view_shows_the_last_evaluation_and_why_a_space_cannot_be_default
     assert "holds 0 vectors" in page.locator("#status").inner_text()
     assert "default" in page.locator("#spaces-table tr[data-space='mobilenet_v2-gap']").inner_text()
     page.screenshot(path=str(ARTIFACTS / "spaces.png"), full_page=True)
+    assert errors == []
+
+
+def test_a_finetune_job_shows_its_figures_and_curves(browser, site) -> None:
+    url, root = site
+    build_sample(root / "fm", fashion_per_class=4)
+    for path in sorted((root / "fm" / "fashion-mnist").rglob("*.png")):
+        answer = httpx.post(f"{url}/v1/images", files={"file": (path.name, path.read_bytes())},
+                            data={"collection": "fm", "label": path.parent.name})
+        assert answer.status_code in (200, 201), answer.text
+    job = httpx.post(f"{url}/v1/jobs", json={"kind": "finetune", "space": "fm-head",
+                                             "method": "head", "collection": "fm",
+                                             "loss": "softmax", "epochs": 2}).json()
+    page, errors = open_page(browser, f"{url}/#jobs")
+    row = page.locator(f"#jobs-table tr[data-job-id='{job['id']}'][data-state='succeeded']")
+    row.wait_for(timeout=120_000)
+    figures = page.locator(f"tr[data-training-of='{job['id']}']")
+    assert "after epoch 2" in figures.inner_text()
+    assert "created space fm-head" in figures.inner_text()
+    curves = figures.locator("img.curves")
+    curves.wait_for()
+    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0",
+                           arg=curves.element_handle())
+    page.screenshot(path=str(ARTIFACTS / "training.png"), full_page=True)
     assert errors == []

@@ -19,6 +19,7 @@ from lookalike.services.runtime import Runtime
 from lookalike.services.setup import open_runtime
 
 console = Console()
+status = Console(stderr=True)
 POLL_S = 1.0
 
 
@@ -68,7 +69,7 @@ def finetune_command(
         raise typer.BadParameter(str(error)) from error
     runtime = open_runtime(get_settings())
     job = jobs.submit_finetune(runtime, request)
-    console.print(f"fine-tuning job {job.id} queued")
+    status.print(f"fine-tuning job {job.id} queued")
     if wait:
         _follow(runtime, job.id, epochs)
     final = jobs.describe(jobs.get_job(runtime, job.id))
@@ -84,7 +85,7 @@ def _follow(runtime: Runtime, job_id: int, epochs: int) -> None:
     cancels it (it resumes from its last checkpoint with `lookalike jobs retry`)."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.fields[figures]}"))
-    with Progress(*columns, console=Console(stderr=True)) as progress:
+    with Progress(*columns, console=status) as progress:
         task = progress.add_task("epochs", total=epochs, figures="")
         try:
             while True:
@@ -98,8 +99,8 @@ def _follow(runtime: Runtime, job_id: int, epochs: int) -> None:
                 time.sleep(POLL_S)
         except KeyboardInterrupt:
             jobs.cancel(runtime, job_id)
-            console.print(f"cancelled job {job_id}; `lookalike jobs retry {job_id}` resumes it "
-                          "from its last finished epoch")
+            status.print(f"cancelled job {job_id}; `lookalike jobs retry {job_id}` resumes it "
+                         "from its last finished epoch")
             raise typer.Exit(130) from None
 
 

@@ -16,6 +16,7 @@ def draw_curves(history: Sequence[dict], path: Path, *, title: str,
 
     matplotlib.use("Agg")
     from matplotlib import pyplot  # noqa: PLC0415
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
 
     epochs = [int(row["epoch"]) for row in history]
     figure, (loss_axes, map_axes) = pyplot.subplots(1, 2, figsize=(9, 3.6))
@@ -31,6 +32,7 @@ def draw_curves(history: Sequence[dict], path: Path, *, title: str,
     map_axes.legend(loc="lower right")
     for axes in (loss_axes, map_axes):
         axes.grid(alpha=0.3)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.suptitle(title)
     figure.tight_layout()
     atomic.write_atomic(path, lambda handle: figure.savefig(handle, format="png", dpi=100))

@@ -44,7 +44,7 @@ function trainingRow(job) {
   const history = training.history || [];
   const last = history[history.length - 1];
   const figures = `validation mAP ${mapText(training.baseline_val_map)} before training, ` +
-    (last ? `${mapText(last.val_map)} after epoch ${last.epoch + 1}, loss ${last.loss}` : "no epoch yet") +
+    (last ? `${mapText(last.val_map)} after epoch ${last.epoch}, loss ${last.loss}` : "no epoch yet") +
     (training.space ? `; created space ${training.space}` : "");
   return el("tr", { class: "training", "data-training-of": job.id },
     el("td", { colspan: 7 },
