@@ -45,6 +45,13 @@ def test_bench_ingest_reports_the_three_throughputs(tmp_path: Path) -> None:
         figures["end_to_end_per_s"] / figures["model_only_per_s"], rel=1e-2)
 
 
+def test_bench_forward_reports_each_call_size(tmp_path: Path) -> None:
+    figures = bench(tmp_path / "unused", "forward", "--sizes", "1,4", "--images", "8")
+    assert figures["images"] == 8
+    assert set(figures["images_per_s"]) == {"1", "4"}
+    assert all(rate > 0 for rate in figures["images_per_s"].values())
+
+
 def test_bench_search_reports_http_and_faiss_latency(photo_catalog: Path) -> None:
     figures = bench(photo_catalog, "search", "--queries", "20")
     assert figures["queries"] == 20 and figures["vectors"] >= 15

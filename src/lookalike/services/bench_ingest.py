@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,9 +18,11 @@ from PIL import Image
 
 from lookalike.retrieval.backbones import BackboneSpec, load_feature_extractor
 from lookalike.retrieval.embedder import Embedder
+from lookalike.services.catalog.models import Space
 from lookalike.services.config import Settings
 from lookalike.services.ingest import ingest_items, prepare_config
 from lookalike.services.prepare import decode_for_model
+from lookalike.services.runtime import Runtime
 from lookalike.services.sample import bundled_photos
 from lookalike.services.setup import init_catalog, open_runtime
 from lookalike.services.sources import collect_items
@@ -98,8 +102,21 @@ def _naive(spec: BackboneSpec, weights: Path, paths: list[Path]) -> float:
     return len(paths) / (time.perf_counter() - started)
 
 
-def run_ingest_bench(settings: Settings, *, images: int, naive_images: int) -> IngestBench:
-    """Measure the three throughputs on the same files in a throw-away LOOKALIKE_HOME."""
+@dataclass
+class _Bench:
+    """A throw-away LOOKALIKE_HOME with the default space, its model, and photo files."""
+
+    root: Path
+    runtime: Runtime
+    space: Space
+    embedder: Embedder
+    tensors: torch.Tensor
+
+
+@contextlib.contextmanager
+def _bench_home(settings: Settings, images: int) -> Iterator[_Bench]:
+    """`images` photo files in a temp folder, a SQLite catalog beside them, and their
+    decoded model inputs; everything is removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="lookalike-bench-") as tmp:
         paths = write_photo_files(Path(tmp) / "files", images)
         home_settings = settings.model_copy(update={"home": Path(tmp) / "home",
@@ -113,18 +130,28 @@ def run_ingest_bench(settings: Settings, *, images: int, naive_images: int) -> I
         config = prepare_config(runtime, embedder)
         tensors = torch.stack([decode_for_model(p.read_bytes(), config=config)[1]
                                for p in paths])
-        model_before = _model_only(embedder, tensors, settings.batch_size)
+        try:
+            yield _Bench(Path(tmp), runtime, space, embedder, tensors)
+        finally:
+            runtime.close()
+
+
+def run_ingest_bench(settings: Settings, *, images: int, naive_images: int) -> IngestBench:
+    """Measure the three throughputs on the same files in a throw-away LOOKALIKE_HOME."""
+    with _bench_home(settings, images) as bench:
+        embedder, runtime = bench.embedder, bench.runtime
+        model_before = _model_only(embedder, bench.tensors, settings.batch_size)
         started = time.perf_counter()
-        summary = ingest_items(runtime, collect_items([Path(tmp) / "files"]))
+        summary = ingest_items(runtime, collect_items([bench.root / "files"]))
         with runtime.session() as session:
-            replica = runtime.replica(space, session=session)
+            replica = runtime.replica(bench.space, session=session)
         end_to_end = summary.added / (time.perf_counter() - started)
         if replica.index.ntotal != images:
             raise RuntimeError(f"only {replica.index.ntotal} of {images} files reached the index")
-        model_only = max(model_before, _model_only(embedder, tensors, settings.batch_size))
-        naive = _naive(embedder.spec, space_weights(space, settings=home_settings),
-                       paths[:naive_images])
-        runtime.close()
+        model_only = max(model_before, _model_only(embedder, bench.tensors, settings.batch_size))
+        paths = sorted((bench.root / "files").iterdir())[:naive_images]
+        naive = _naive(embedder.spec, space_weights(bench.space, settings=runtime.settings),
+                       paths)
     return IngestBench(images=images, batch_size=settings.batch_size,
                        forward_batch=settings.forward_batch,
                        decode_workers=settings.decode_workers,
@@ -143,23 +170,11 @@ def run_forward_bench(settings: Settings, *, sizes: list[int], images: int = 64,
                       rounds: int = 3) -> ForwardBench:
     """Images/s of the default space's model on one batch of decoded photos, cut into model
     calls of each size (the best of `rounds`): what `forward_batch` should be here."""
-    with tempfile.TemporaryDirectory(prefix="lookalike-bench-") as tmp:
-        paths = write_photo_files(Path(tmp) / "files", images)
-        home_settings = settings.model_copy(update={"home": Path(tmp) / "home",
-                                                    "database_url": None})
-        init_catalog(home_settings)
-        runtime = open_runtime(home_settings)
-        with runtime.session() as session:
-            space = ensure_default_space(session=session, settings=home_settings)
-            session.commit()
-        embedder = runtime.embedder(space)
-        config = prepare_config(runtime, embedder)
-        tensors = torch.stack([decode_for_model(p.read_bytes(), config=config)[1]
-                               for p in paths])
-        figures = {}
+    figures = {}
+    with _bench_home(settings, images) as bench:
         for size in sizes:
-            embedder.options = dataclasses.replace(embedder.options, forward_batch=size)
-            figures[size] = max(_model_only(embedder, tensors, len(tensors))
+            bench.embedder.options = dataclasses.replace(bench.embedder.options,
+                                                         forward_batch=size)
+            figures[size] = max(_model_only(bench.embedder, bench.tensors, images)
                                 for _ in range(rounds))
-        runtime.close()
     return ForwardBench(batch_size=images, images_per_s=figures)

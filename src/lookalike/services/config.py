@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     forward_batch: int = Field(4, ge=1, description="images per model call")
     decode_workers: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1) // 2))
     torch_threads: int | None = Field(None, description="unset: the cores decode leaves free")
-    bf16: bool | None = Field(None, description="bfloat16 model weights; unset = where the CPU has it")
+    bf16: bool | None = Field(None, description="bfloat16 weights; unset = where the CPU has it")
     channels_last: bool = True
     snapshot_keep: int = 2
     log_format: Literal["text", "json"] = Field("text", description="API log lines: text or json")

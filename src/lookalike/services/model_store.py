@@ -14,7 +14,7 @@ from lookalike.retrieval.errors import WeightsMismatch
 from lookalike.retrieval.training.heads import ProjectionHead, load_head
 from lookalike.services.catalog.models import Space
 from lookalike.services.config import Settings
-from lookalike.services.storage import write_atomic
+from lookalike.services.storage import read_verified, write_atomic
 
 
 def weights_dir(settings: Settings) -> Path:
@@ -37,11 +37,7 @@ def space_head(space: Space, *, settings: Settings) -> ProjectionHead | None:
     if not head:
         return None
     path = Path(head["file"])
-    if not path.is_file():
-        raise WeightsMismatch(f"space '{space.name}' needs its head file {path}, which is "
-                              "missing; restore it or train the space again")
-    if hashlib.sha256(path.read_bytes()).hexdigest() != head["sha256"]:
-        raise WeightsMismatch(f"{path} does not match the sha256 recorded by space "
-                              f"'{space.name}'; restore the file or train the space again")
+    read_verified(path, head["sha256"], what="its head file", space=space.name,
+                  error=WeightsMismatch)
     return load_head(path, in_dim=int(head["in_dim"]), out_dim=int(head["out_dim"]),
                      hidden=head.get("hidden"))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from lookalike.retrieval import atomic
+from lookalike.retrieval.errors import LookalikeError
 
 EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp",
               "BMP": "bmp", "TIFF": "tif"}
@@ -43,3 +45,17 @@ def sync_originals(root: Path) -> None:
     """Make every original written so far durable, in one call per batch."""
     root.mkdir(parents=True, exist_ok=True)
     atomic.sync_filesystem(root)
+
+
+def read_verified(path: Path, sha256: str, *, what: str, space: str,
+                  error: type[LookalikeError]) -> bytes:
+    """A file a space was built from, once its bytes match the sha256 the space recorded;
+    `error` names the file that is missing or changed and what to do."""
+    if not path.is_file():
+        raise error(f"space '{space}' needs {what} {path}, which is missing; restore it or "
+                    "create the space again")
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise error(f"{path} does not match the sha256 recorded by space '{space}'; restore "
+                    "the file or create the space again")
+    return data

@@ -9,7 +9,7 @@ from lookalike.retrieval.errors import WhiteningError
 from lookalike.retrieval.whitening import PCAWhitening
 from lookalike.services.catalog.models import Space
 from lookalike.services.config import Settings
-from lookalike.services.storage import write_atomic
+from lookalike.services.storage import read_verified, write_atomic
 
 
 def whitening_dir(settings: Settings) -> Path:
@@ -28,12 +28,6 @@ def space_whitening(space: Space, *, settings: Settings) -> PCAWhitening | None:
     sha = space.options.get("whitening_sha256")
     if not sha:
         return None
-    path = whitening_dir(settings) / f"{sha}.npz"
-    if not path.is_file():
-        raise WhiteningError(f"space '{space.name}' needs the whitening file {path}, which is "
-                             "missing; restore it or create the space again")
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != sha:
-        raise WhiteningError(f"{path} does not match the sha256 recorded by space "
-                             f"'{space.name}'; restore the file or create the space again")
+    data = read_verified(whitening_dir(settings) / f"{sha}.npz", sha, what="the whitening file",
+                         space=space.name, error=WhiteningError)
     return PCAWhitening.from_bytes(data)
