@@ -6,21 +6,20 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from sqlalchemy.orm import Session
 
-from lookalike.retrieval.embedder import Embedder
+from lookalike.retrieval.embedder import EmbeddedBatch, Embedder
 from lookalike.retrieval.errors import ImageRejected
 from lookalike.retrieval.images import sha256_hex
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
-from lookalike.services.catalog import spaces as space_queries
 from lookalike.services.catalog.models import Image, Space
 from lookalike.services.catalog.schemas import ImageCreate
-from lookalike.services.catalog_writer import CatalogWriter, WriteRequest
 from lookalike.services.prepare import PrepareConfig, PreparedImage, prepare_bytes, prepare_file
 from lookalike.services.runtime import Runtime
 from lookalike.services.sources import IngestItem
@@ -164,7 +163,7 @@ def ingest_items(runtime: Runtime, items: Sequence[IngestItem], *,
                  progress: Progress = lambda n: None) -> IngestSummary:
     """Ingest files in batches: each batch's rows and vectors are committed together, so an
     interruption loses at most the batch in flight and a re-run finishes without duplicates.
-    The catalog writer process commits batch N while the model embeds batch N+1."""
+    A writer thread commits batch N while the model embeds batch N+1."""
     started = time.perf_counter()
     summary = IngestSummary()
     with runtime.session() as session:
@@ -174,41 +173,32 @@ def ingest_items(runtime: Runtime, items: Sequence[IngestItem], *,
     embedder = runtime.embedder(space)
     prepare = functools.partial(prepare_file, config=prepare_config(runtime, embedder))
     jobs = [(position, str(items[position].path)) for position in todo]
-    writer = CatalogWriter(runtime.settings, space.id, _write_batch)
-    try:
-        in_flight = False
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-writer") as writer:
+        in_flight: Future[int] | None = None
         for batch in embedder.embed_stream(jobs, prepare):
-            if in_flight:
-                _settle(writer.result(), summary, progress)
-            prepared = [_as_prepared(payload) for payload in batch.payloads]
-            writer.submit(WriteRequest(
-                prepared, batch.vectors,
-                [items[p.position] if p.position >= 0 else None for p in prepared]))
-            in_flight = True
-        if in_flight:
-            _settle(writer.result(), summary, progress)
-    finally:
-        writer.close()
+            if in_flight is not None:
+                progress(in_flight.result())
+            in_flight = writer.submit(_commit_batch, runtime, space, batch, items, summary)
+        if in_flight is not None:
+            progress(in_flight.result())
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _settle(outcomes: list[Outcome], summary: IngestSummary, progress: Progress) -> None:
-    for outcome in outcomes:
-        summary.record(outcome)
-    progress(len(outcomes))
-
-
-def _write_batch(runtime: Runtime, space_id: int, request: WriteRequest) -> list[Outcome]:
-    """Write one embedded batch in one transaction, once its stored originals are on disk
-    (runs in the catalog writer process)."""
+def _commit_batch(runtime: Runtime, space: Space, batch: EmbeddedBatch,
+                  items: Sequence[IngestItem], summary: IngestSummary) -> int:
+    """Write one embedded batch in one transaction, once its stored originals are on disk;
+    returns how many items it settled."""
+    prepared = [_as_prepared(payload) for payload in batch.payloads]
+    batch_items = [items[p.position] if p.position >= 0 else None for p in prepared]
     sync_originals(runtime.settings.originals_dir)
     with runtime.session() as session:
-        space = space_queries.get_space_by_id(session=session, space_id=space_id)
-        outcomes = record_batch(session, space=space, prepared=request.prepared,
-                                vectors=request.vectors, items=request.items)
+        outcomes = record_batch(session, space=space, prepared=prepared, vectors=batch.vectors,
+                                items=batch_items)
         session.commit()
-    return outcomes
+    for outcome in outcomes:
+        summary.record(outcome)
+    return len(outcomes)
 
 
 def _as_prepared(payload: object) -> PreparedImage:

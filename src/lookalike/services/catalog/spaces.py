@@ -31,14 +31,6 @@ def get_space(*, session: Session, name: str) -> Space | None:
     return session.scalar(select(Space).where(Space.name == name))
 
 
-def get_space_by_id(*, session: Session, space_id: int) -> Space:
-    """The space with this id; UnknownSpace when it has been deleted."""
-    space = session.get(Space, space_id)
-    if space is None:
-        raise UnknownSpace(f"space {space_id} no longer exists; it was deleted meanwhile")
-    return space
-
-
 def get_default_space(*, session: Session) -> Space | None:
     """The space searches use when none is named, or None in an empty catalog."""
     return session.scalar(select(Space).where(Space.is_default))
