@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from lookalike.retrieval.atomic import write_atomic
 from lookalike.retrieval.backbones import get_backbone
-from lookalike.retrieval.errors import TrainingStopped
 from lookalike.retrieval.training.trainer import EpochRecord, TrainConfig, fit
 from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.catalog import spaces as space_queries
@@ -102,8 +103,6 @@ def _pack(split: LabelledSplit) -> dict:
 
 
 def _unpack(saved: dict) -> LabelledSplit:
-    import numpy as np  # noqa: PLC0415 - keeps this module's import list to the job's parts
-
     return LabelledSplit(saved["ids"], saved["paths"], np.asarray(saved["labels"], dtype=np.int64))
 
 
@@ -159,7 +158,3 @@ def _publish(runtime: Runtime, job_id: int, request: FinetuneRequest, trainee: T
                              "head_file": (options.get("head") or {}).get("file")})
     log.info("fine-tuning job %d created space %s", job_id, name)
 
-
-def is_stopped(error: BaseException) -> bool:
-    """Whether a batch ended because its job was cancelled (not a failure to record)."""
-    return isinstance(error, TrainingStopped)
