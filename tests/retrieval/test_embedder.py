@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -165,6 +166,20 @@ def test_folded_batch_norm_gives_the_same_vectors(extractor: torch.nn.Module) ->
         plain = extractor((image.float() - shift) / scale).mean(dim=(2, 3))
     plain = torch.nn.functional.normalize(plain, dim=1).numpy()
     assert np.abs(folded - plain).max() < 1e-4
+
+
+@pytest.mark.parametrize("scales", [(1.0,), (1.0, 0.7)])
+def test_a_frozen_graph_gives_the_eager_vectors_at_any_batch_and_image_size(
+    extractor: torch.nn.Module, photos: list[Image.Image], scales: tuple[float, ...]
+) -> None:
+    """Traced on calls of 2 images at 224 px, the graph must also serve 1 image and 157 px."""
+    options = EmbedderOptions(bf16=False, batch_size=5, forward_batch=2, scales=scales)
+    eager = Embedder(extractor, spec=MOBILENET, options=options)
+    frozen = Embedder(extractor, spec=MOBILENET,
+                      options=dataclasses.replace(options, frozen_graph=True))
+    assert isinstance(frozen.model, torch.jit.ScriptModule)
+    np.testing.assert_allclose(frozen.embed_images(photos), eager.embed_images(photos),
+                               atol=1e-4)
 
 
 def _run_stream(embedder: Embedder, names: list[str]) -> list[EmbeddedBatch]:

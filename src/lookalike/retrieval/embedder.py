@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import numpy as np
 import torch
 from PIL import Image
-from torch.fx.experimental.optimization import fuse
 from torch.utils.data import DataLoader, Dataset
 
 from lookalike.retrieval.backbones import BackboneSpec
 from lookalike.retrieval.errors import UnknownPooling
+from lookalike.retrieval.graph import fold_batch_norm, freeze_graph
 from lookalike.retrieval.pooling import POOLING_METHODS, pool
 from lookalike.retrieval.whitening import PCAWhitening
 from lookalike.retrieval.whitening import apply as apply_whitening
@@ -43,7 +43,8 @@ class EmbedderOptions:
     thread count (None keeps torch's default). `forward_batch` is how many images one model
     call takes: a batch of `batch_size` goes through the model in slices of that size, since
     small slices keep the activations in the CPU's cache (`lookalike bench forward` measures
-    each size). `lookalike bench ingest` measures a setting.
+    each size). `frozen_graph` runs the model as a frozen TorchScript graph (see
+    `graph.freeze_graph`). `lookalike bench ingest` measures a setting.
     """
 
     batch_size: int = 32
@@ -55,6 +56,7 @@ class EmbedderOptions:
     threads: int | None = None
     gem_p: float = 3.0
     scales: tuple[float, ...] = (1.0,)
+    frozen_graph: bool = False
 
 
 @dataclass
@@ -88,20 +90,6 @@ class _Collated:
     payloads: list[Any]
     tensors: torch.Tensor | None
     present: list[bool]
-
-
-def fold_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
-    """The eval-mode model with each BatchNorm folded into the convolution before it.
-
-    Same outputs up to float rounding (tested), one convolution instead of two passes over
-    the activations. A model torch.fx cannot trace (dynamic control flow) is returned
-    unchanged, with a log line.
-    """
-    try:
-        return fuse(model, inplace=False)
-    except (torch.fx.proxy.TraceError, TypeError, NotImplementedError) as error:
-        logger.info("batch norm not folded (%s): the model runs as it is", error)
-        return model
 
 
 def native_bf16() -> bool:
@@ -195,6 +183,10 @@ class Embedder:
         self.dtype = torch.bfloat16 if options.bf16 else torch.float32
         self.model = fold_batch_norm(model.eval()).to(memory_format=memory_format,
                                                       dtype=self.dtype)
+        if options.frozen_graph:
+            example = torch.zeros(options.forward_batch, 3, self.input_size, self.input_size,
+                                  device=self.device, dtype=self.dtype)
+            self.model = freeze_graph(self.model, example.contiguous(memory_format=memory_format))
         self.head = None if head is None else head.eval().to(self.device)
         weights = spec.weights
         self._shift = torch.tensor(weights.mean).mul(255.0).view(1, 3, 1, 1).to(self.device)

@@ -36,6 +36,7 @@ class IngestBench:
     forward_batch: int
     decode_workers: int
     torch_threads: int
+    frozen_graph: bool
     model_only_per_s: float
     end_to_end_per_s: float
     naive_per_s: float
@@ -155,7 +156,8 @@ def run_ingest_bench(settings: Settings, *, images: int, naive_images: int) -> I
     return IngestBench(images=images, batch_size=settings.batch_size,
                        forward_batch=settings.forward_batch,
                        decode_workers=settings.decode_workers,
-                       torch_threads=torch.get_num_threads(), model_only_per_s=model_only,
+                       torch_threads=torch.get_num_threads(),
+                       frozen_graph=settings.frozen_graph, model_only_per_s=model_only,
                        end_to_end_per_s=end_to_end, naive_per_s=naive,
                        naive_images=naive_images)
 

@@ -47,7 +47,8 @@ def bench_ingest(
     console.print(
         f"{result.images} JPEGs 800x600, batch {result.batch_size} "
         f"(model calls of {result.forward_batch}), "
-        f"{result.decode_workers} decode workers, {result.torch_threads} torch threads\n"
+        f"{result.decode_workers} decode workers, {result.torch_threads} torch threads, "
+        f"{'frozen graph' if result.frozen_graph else 'eager model'}\n"
         f"  model only (pre-decoded tensors): {result.model_only_per_s:8.1f} images/s\n"
         f"  end to end (files -> catalog+index): {result.end_to_end_per_s:8.1f} images/s"
         f"  = {result.e2e_over_model:.2f}x model only\n"

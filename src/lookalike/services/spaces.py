@@ -91,6 +91,7 @@ def build_embedder(space: Space, *, settings: Settings) -> Embedder:
         threads=settings.torch_threads,
         gem_p=float(space.options.get("gem_p", 3.0)),
         scales=tuple(space.options.get("scales", (1.0,))),
+        frozen_graph=settings.frozen_graph,
     )
     return Embedder(model, spec=spec, options=options,
                     whitening=space_whitening(space, settings=settings),
