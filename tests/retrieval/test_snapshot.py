@@ -16,10 +16,10 @@ import pytest
 from lookalike.retrieval.index import (
     VectorIndex,
     list_snapshots,
-    load_latest_snapshot,
     prune_snapshots,
     save_snapshot,
 )
+from lookalike.retrieval.layered import load_latest_snapshot
 
 DIM = 16
 

@@ -51,6 +51,10 @@ class IndexCorrupt(LookalikeError):
     """An index file whose checksum or manifest does not match: it is never loaded."""
 
 
+class IndexReadOnly(LookalikeError):
+    """A write to an index mapped from a snapshot file; its changes belong in a delta index."""
+
+
 class UnknownPooling(LookalikeError, ValueError):
     """A pooling method name that the pooling module does not implement."""
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
@@ -22,6 +24,7 @@ from lookalike.retrieval.errors import (
     IndexCorrupt,
     IndexIdNotFound,
     IndexNotTrained,
+    IndexReadOnly,
     IndexShapeError,
     IndexTrainingError,
     InvalidIndexFactory,
@@ -32,7 +35,6 @@ from lookalike.retrieval.snapshot import (
     SnapshotManifest,
     list_snapshots,
     prune_snapshots,
-    verified_snapshots,
     write_snapshot,
 )
 
@@ -41,10 +43,12 @@ __all__ = [
     "SnapshotManifest",
     "VectorIndex",
     "list_snapshots",
-    "load_latest_snapshot",
     "prune_snapshots",
     "save_snapshot",
 ]
+
+if TYPE_CHECKING:
+    from lookalike.retrieval.layered import LayeredIndex
 
 log = logging.getLogger(__name__)
 
@@ -181,24 +185,34 @@ class VectorIndex:
             _core(inner).make_direct_map()  # rows never move in IVF here: an array map is exact
         self._attach(faiss.IndexIDMap2(inner), dim=dim, factory=factory)
 
-    def _attach(self, index: faiss.IndexIDMap2, *, dim: int, factory: str) -> None:
-        """Adopt a FAISS IndexIDMap2 (new or read from a file) and derive the bookkeeping."""
+    def _attach(self, index: faiss.IndexIDMap2, *, dim: int, factory: str,
+                mapped: bool = False) -> None:
+        """Adopt a FAISS IndexIDMap2 (new or read from a file) and derive the bookkeeping.
+
+        A `mapped` index reads its vectors from the file itself: FAISS cannot grow or shrink
+        them (it aborts the process), so it takes no adds and removes by marking rows dead."""
         self.dim = dim
         self.factory = factory
+        self.mapped = mapped
         self._index = index
         self._lock = threading.RLock()
         fresh = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
         self._trainable = not fresh.is_trained
-        self._compacts = isinstance(_core(index.index), faiss.IndexFlatCodes)
+        self._compacts = not mapped and isinstance(_core(index.index), faiss.IndexFlatCodes)
         rows = self._row_ids()
         self._dead = int(np.count_nonzero(rows == _DEAD))
         self._live = np.sort(rows[rows != _DEAD])  # kept sorted and up to date by add / remove
 
     @classmethod
-    def read(cls, path: Path, *, factory: str) -> VectorIndex:
-        """An index from a file written by `write_to`; IndexCorrupt when it is not one."""
+    def read(cls, path: Path, *, factory: str, mapped: bool = False) -> VectorIndex:
+        """An index from a file written by `write_to`; IndexCorrupt when it is not one.
+
+        `mapped` memory-maps the vectors of flat-code types instead of reading them: opening
+        takes milliseconds whatever the size, and the file must stay unchanged while in use
+        (snapshot files are never rewritten; an unlinked one stays readable while mapped)."""
+        flags = faiss.IO_FLAG_MMAP_IFC if mapped else 0
         try:
-            index = faiss.read_index(str(path))  # already the most derived type; owns itself
+            index = faiss.read_index(str(path), flags)  # the most derived type; owns itself
         except RuntimeError as exc:
             raise IndexCorrupt(f"{path} is not a FAISS index: {_faiss_message(exc)}") from exc
         if not isinstance(index, faiss.IndexIDMap2):
@@ -207,7 +221,7 @@ class VectorIndex:
             raise IndexCorrupt(f"{path} does not use the inner-product metric")
         loaded = cls.__new__(cls)
         try:
-            loaded._attach(index, dim=index.d, factory=factory)
+            loaded._attach(index, dim=index.d, factory=factory, mapped=mapped)
         except RuntimeError as exc:
             raise IndexCorrupt(f"{path}: factory '{factory}' is not valid: {exc}") from exc
         return loaded
@@ -230,6 +244,11 @@ class VectorIndex:
             return np.zeros(len(ids), dtype=bool)
         at = np.minimum(np.searchsorted(self._live, ids), len(self._live) - 1)
         return self._live[at] == ids
+
+    def _require_writable(self, action: str) -> None:
+        if self.mapped:
+            raise IndexReadOnly(f"cannot {action}: this index is mapped from a snapshot file "
+                                "and read-only; add to a LayeredIndex around it instead")
 
     def _require_trained(self, action: str) -> None:
         if not self._index.is_trained:
@@ -255,6 +274,7 @@ class VectorIndex:
         with self._lock:
             if not self._trainable:
                 return
+            self._require_writable("train")
             if self._index.ntotal:
                 raise IndexTrainingError(
                     f"cannot train index '{self.factory}': it already holds "
@@ -280,6 +300,7 @@ class VectorIndex:
             raise IndexShapeError(f"got {len(ids)} ids for {len(vectors)} vectors; need one each")
         ids, vectors = _last_wins(ids, vectors)
         with self._lock:
+            self._require_writable("add")
             self._require_trained("add")
             present = self._present(ids)
             self._drop(ids[present])
@@ -309,6 +330,17 @@ class VectorIndex:
             self._dead += len(hit)
             removed = len(hit)
         assert removed == len(live_ids), f"dropped {removed} rows for {len(live_ids)} live ids"
+
+    def live_rows(self, chunk: int = 65_536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of the live rows in storage order, `chunk` rows at a time (vectors
+        are decoded from the codes: exact for Flat, approximate for PQ / SQ)."""
+        with self._lock:
+            rows = self._row_ids()
+            for start in range(0, len(rows), chunk):
+                ids = rows[start:start + chunk].copy()
+                vectors = self._index.index.reconstruct_n(start, len(ids))
+                live = ids != _DEAD
+                yield ids[live], vectors[live]
 
     def contains(self, image_id: int) -> bool:
         """Whether `image_id` is live in the index."""
@@ -357,7 +389,7 @@ class VectorIndex:
 
 
 def save_snapshot(
-    index: VectorIndex, directory: Path, *, watermark: int, extra: dict | None = None
+    index: VectorIndex | LayeredIndex, directory: Path, *, watermark: int, extra: dict | None = None
 ) -> SnapshotManifest:
     """Write `index` to `directory` crash-safely; the manifest records the catalog watermark."""
     with index._lock:  # the manifest's ntotal must describe exactly the bytes written
@@ -370,25 +402,3 @@ def save_snapshot(
             ntotal=index.ntotal,
             extra=extra,
         )
-
-
-def load_latest_snapshot(directory: Path) -> tuple[VectorIndex, SnapshotManifest] | None:
-    """The newest snapshot whose file passes its checksum; broken ones are logged and skipped."""
-    for path, manifest in verified_snapshots(directory):
-        try:
-            index = VectorIndex.read(path, factory=manifest.factory)
-        except IndexCorrupt as exc:
-            log.warning("snapshot %s skipped: %s", path, exc)
-            continue
-        if (index.dim, index.ntotal) != (manifest.dim, manifest.ntotal):
-            log.warning(
-                "snapshot %s skipped: holds dim %d, %d vectors; manifest says dim %d, %d vectors",
-                path,
-                index.dim,
-                index.ntotal,
-                manifest.dim,
-                manifest.ntotal,
-            )
-            continue
-        return index, manifest
-    return None

@@ -14,10 +14,10 @@ from lookalike.retrieval.index import (
     SearchHits,
     SnapshotManifest,
     VectorIndex,
-    load_latest_snapshot,
     prune_snapshots,
     save_snapshot,
 )
+from lookalike.retrieval.layered import LayeredIndex, load_latest_snapshot
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import snapshots as snapshot_queries
 from lookalike.services.catalog.embeddings import Change
@@ -42,7 +42,8 @@ def vectors_from_bytes(blobs: Iterable[bytes], dim: int) -> np.ndarray:
 class IndexReplica:
     """One space's in-memory index and the catalog sequence number it reflects."""
 
-    def __init__(self, *, space: Space, directory: Path, index: VectorIndex, watermark: int):
+    def __init__(self, *, space: Space, directory: Path, index: VectorIndex | LayeredIndex,
+                 watermark: int):
         self.space_id = space.id
         self.space_name = space.name
         self.dim = space.dim
