@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lookalike.retrieval import snapshot
 from lookalike.retrieval.index import (
     VectorIndex,
     list_snapshots,
@@ -191,3 +192,29 @@ def test_large_flat_snapshot_loads_whole(tmp_path) -> None:
     assert loaded.ntotal == manifest.ntotal == n
     probe = rows[123:124] / np.linalg.norm(rows[123])
     assert loaded.search(probe, 1).ids[0, 0] == 123
+
+
+def test_each_chunk_is_checksummed_and_a_damaged_one_is_named(tmp_path, monkeypatch) -> None:
+    """Chunks are checked in parallel on load; every byte is covered by exactly one digest."""
+    monkeypatch.setattr(snapshot, "CHECK_CHUNK", 1000)
+    manifest = save_snapshot(small_index(n=300), tmp_path, watermark=1)
+    data = (tmp_path / manifest.file).read_bytes()
+    assert manifest.chunk_sha256 == [hashlib.sha256(data[i:i + 1000]).hexdigest()
+                                     for i in range(0, len(data), 1000)]
+    assert snapshot.file_problem(tmp_path, manifest) is None
+    damaged = bytearray(data)
+    damaged[2500] ^= 0x01
+    (tmp_path / manifest.file).write_bytes(bytes(damaged))
+    assert snapshot.file_problem(tmp_path, manifest).startswith("chunk 2 has sha256")
+
+
+def test_a_manifest_without_chunk_digests_is_checked_whole(tmp_path) -> None:
+    manifest = save_snapshot(small_index(n=30), tmp_path, watermark=1)
+    path = tmp_path / manifest.file.replace(".faiss", ".json")
+    raw = json.loads(path.read_text())
+    del raw["chunk_size"], raw["chunk_sha256"]
+    path.write_text(json.dumps(raw))
+    index, loaded = load_latest_snapshot(tmp_path)
+    assert loaded.chunk_sha256 == [] and index.ntotal == 30
+    _flip_byte(tmp_path / manifest.file)
+    assert "sha256" in snapshot.file_problem(tmp_path, loaded)
