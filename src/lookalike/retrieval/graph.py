@@ -16,6 +16,9 @@ from torch.fx.experimental.optimization import fuse
 
 logger = logging.getLogger(__name__)
 
+# TorchScript's profiling executor records shapes on the first calls, then optimises.
+WARM_UP_CALLS = 2
+
 
 def fold_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
     """The eval-mode model with each BatchNorm folded into the convolution before it.
@@ -32,7 +35,9 @@ def fold_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def freeze_graph(model: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module:
-    """The eval-mode model traced on `example` and frozen (weights become constants).
+    """The eval-mode model traced on `example`, frozen (weights become constants) and run on
+    it until TorchScript's one-off optimisation (about a second) is done, so that it happens
+    here rather than in the first search.
 
     Only shape-agnostic networks belong here (convolution trunks: any batch and image size
     run through the traced graph; tested against the eager model). A model the tracer
@@ -44,7 +49,11 @@ def freeze_graph(model: torch.nn.Module, example: torch.Tensor) -> torch.nn.Modu
             # still takes the GIL on every call and which needs a C++ compiler at run time.
             warnings.simplefilter("ignore", FutureWarning)
             traced = torch.jit.trace(model.eval(), example, check_trace=False)
-            return torch.jit.freeze(traced)
+            frozen = torch.jit.freeze(traced)
+        with torch.inference_mode():
+            for _ in range(WARM_UP_CALLS):
+                frozen(example)
+        return frozen
     except (RuntimeError, TypeError) as error:
         logger.warning("model not frozen to a graph (%s): it runs eagerly", error)
         return model
