@@ -142,6 +142,8 @@ def search(
     qe: Annotated[bool | None, typer.Option("--qe/--no-qe",
                                             help="α-query expansion (default: the space's)")
                   ] = None,
+    dba: Annotated[bool | None, typer.Option(
+        "--dba/--no-dba", help="database-side augmentation (default: the space's)")] = None,
 ) -> None:
     """Print the k catalogued images most like IMAGE (or --id N), best first."""
     if (image is None) == (image_id is None):
@@ -149,7 +151,7 @@ def search(
     runtime = open_runtime(get_settings())
     query = image.read_bytes() if image is not None else None
     result = search_vector(runtime, space_name=space, k=k, query=query, image_id=image_id,
-                           qe=qe)
+                           qe=qe, dba=dba)
     runtime.close()
     if as_json:
         console.print_json(json.dumps(result.to_public()))

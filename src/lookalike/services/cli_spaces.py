@@ -25,6 +25,7 @@ from lookalike.retrieval.pooling import POOLING_METHODS
 from lookalike.services import jobs, reindex_jobs, space_lifecycle
 from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.config import get_settings
+from lookalike.services.dba_rerank import DEFAULT_SHORTLIST
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.runtime import Runtime
 from lookalike.services.setup import open_runtime
@@ -56,7 +57,11 @@ def spaces_create(
     qe: Annotated[bool, typer.Option(help="α-query expansion on by default")] = False,
     qe_n: Annotated[int, typer.Option(help="αQE neighbours")] = 5,
     qe_alpha: Annotated[float, typer.Option(help="αQE/DBA weight exponent")] = 3.0,
-    dba: Annotated[int, typer.Option(help="DBA neighbours used by `evaluate` (0 = off)")] = 0,
+    dba: Annotated[int, typer.Option(
+        help="DBA neighbours, applied by default to searches (re-ranking their top hits) and "
+        "`evaluate`; 0 = off unless a search asks with --dba")] = 0,
+    dba_shortlist: Annotated[int, typer.Option(
+        help="how many top hits a search re-ranks with DBA")] = DEFAULT_SHORTLIST,
     index_factory: Annotated[str, typer.Option(help="FAISS factory string")] = "Flat",
     default: Annotated[bool, typer.Option(help="make it the default space")] = False,
 ) -> None:
@@ -65,7 +70,7 @@ def spaces_create(
         backbone=backbone, weights=weights, pooling=pooling, gem_p=gem_p, multiscale=multiscale,
         whiten_dim=whiten, whiten_from=whiten_from, whiten_images=whiten_images,
         whiten_shrinkage=whiten_shrinkage, qe=qe, qe_n=qe_n, qe_alpha=qe_alpha, dba_n=dba,
-        index_factory=index_factory)
+        dba_shortlist=dba_shortlist, index_factory=index_factory)
     runtime = open_runtime(get_settings())
     space = create_space(runtime, name=name, definition=definition, make_default=default)
     runtime.close()

@@ -11,6 +11,7 @@ import torch
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.models import Space
+from lookalike.services.dba_rerank import dba_plan, dba_search
 from lookalike.services.errors import ImageNotFound, InvalidRequest
 from lookalike.services.ingest import prepare_config
 from lookalike.services.prepare import decode_for_model
@@ -35,12 +36,16 @@ class SearchResult:
     space: str
     took_ms: float
     results: list[Hit]
+    qe: bool = False
+    dba: bool = False
 
     def to_public(self) -> dict:
         """The JSON answer shared by the API and `lookalike search --json`."""
         return {
             "space": self.space,
             "took_ms": round(self.took_ms, 3),
+            "qe": self.qe,
+            "dba": self.dba,
             "results": [
                 {"image_id": hit.image_id, "score": round(hit.score, 6), "source": hit.source,
                  "label": hit.label, "collection": hit.collection,
@@ -64,9 +69,10 @@ def embed_query(runtime: Runtime, space: Space, data: bytes) -> np.ndarray:
 
 def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
                   query: bytes | None = None, image_id: int | None = None,
-                  qe: bool | None = None) -> SearchResult:
+                  qe: bool | None = None, dba: bool | None = None) -> SearchResult:
     """Top-k catalogued images most like the query bytes or the catalogued image `image_id`;
-    `qe` switches α-query expansion on or off (None: the space's default)."""
+    `qe` and `dba` switch α-query expansion and database-side augmentation on or off (None:
+    the space's default)."""
     _check_k(k)
     started = time.perf_counter()
     with runtime.read_session() as session:
@@ -76,9 +82,12 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
         else:
             vector = embed_query(runtime, space, query or b"")
         replica = runtime.replica(space, session=session)
-        if qe_enabled(space, qe):
-            vector = expand_query(replica, space, vector)
-        hits = replica.search(vector, k)
+        use_qe = qe_enabled(space, qe)
+        plan = dba_plan(space, dba=dba, qe=use_qe)
+        if plan is not None:
+            hits = dba_search(replica.index, vector, k, plan, params=replica.search_params)
+        else:
+            hits = replica.search(expand_query(replica, space, vector) if use_qe else vector, k)
         ids = [int(i) for i in hits.ids[0] if i >= 0]
         rows = image_queries.images_by_ids(session=session, ids=ids)
         results = [
@@ -88,7 +97,7 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
             if i >= 0 and i in rows and rows[i].status == "embedded"
         ]
     return SearchResult(space=space.name, took_ms=(time.perf_counter() - started) * 1000,
-                        results=results)
+                        results=results, qe=use_qe, dba=plan is not None)
 
 
 def _stored_vector(session, space: Space, image_id: int) -> np.ndarray:

@@ -21,6 +21,7 @@ from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog import spaces as space_queries
 from lookalike.services.catalog.models import Space
 from lookalike.services.catalog.schemas import SpaceCreate
+from lookalike.services.dba_rerank import DEFAULT_SHORTLIST
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.ingest import prepare_config
 from lookalike.services.prepare import PreparedImage, prepare_file
@@ -52,6 +53,7 @@ class SpaceDefinition:
     qe_n: int = 5
     qe_alpha: float = 3.0
     dba_n: int = 0
+    dba_shortlist: int = DEFAULT_SHORTLIST
     index_factory: str = "Flat"
 
     def options(self) -> dict:
@@ -60,7 +62,8 @@ class SpaceDefinition:
         return {**weights, "gem_p": self.gem_p,
                 "scales": list(MULTISCALE if self.multiscale else (1.0,)),
                 "qe": self.qe, "qe_n": self.qe_n, "qe_alpha": self.qe_alpha,
-                "dba_n": self.dba_n, "index_factory": self.index_factory}
+                "dba_n": self.dba_n, "dba_shortlist": self.dba_shortlist,
+                "index_factory": self.index_factory}
 
 
 @dataclass
@@ -75,8 +78,9 @@ def _check(definition: SpaceDefinition) -> None:
     if definition.pooling not in POOLING_METHODS:
         raise InvalidRequest(f"unknown pooling '{definition.pooling}'; allowed: "
                              f"{', '.join(POOLING_METHODS)}")
-    if definition.qe_n < 1 or definition.dba_n < 0 or definition.gem_p <= 0:
-        raise InvalidRequest("qe_n must be >= 1, dba_n >= 0 and gem_p > 0")
+    if (definition.qe_n < 1 or definition.dba_n < 0 or definition.dba_shortlist < 1
+            or definition.gem_p <= 0):
+        raise InvalidRequest("qe_n must be >= 1, dba_n >= 0, dba_shortlist >= 1 and gem_p > 0")
 
 
 def create_space(runtime: Runtime, *, name: str, definition: SpaceDefinition,

@@ -23,6 +23,8 @@ class SearchHitPublic(BaseModel):
 class SearchResponse(BaseModel):
     space: str
     took_ms: float
+    qe: bool
+    dba: bool
     results: list[SearchHitPublic]
 
 

@@ -37,6 +37,9 @@ async def search(request: Request, runtime: RuntimeDep,
                  space: str | None = None,
                  qe: Annotated[bool | None, Query(description="α-query expansion; "
                                                   "default: the space's setting")] = None,
+                 dba: Annotated[bool | None, Query(description="database-side augmentation "
+                                                   "(re-ranks a shortlist); default: the "
+                                                   "space's setting")] = None,
                  ) -> dict:
     """The k catalogued images most like the query, best first."""
     content_type = request.headers.get("content-type", "")
@@ -47,14 +50,15 @@ async def search(request: Request, runtime: RuntimeDep,
             raise InvalidRequest("multipart search needs a file field named 'file'")
         data = await read_limited(upload, runtime.settings.max_upload_bytes)
         result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
-                                         query=data, qe=qe)
+                                         query=data, qe=qe, dba=dba)
     elif content_type.startswith("application/json"):
         try:
             body = SearchByIdRequest.model_validate_json(await request.body())
         except ValidationError as exc:
             raise InvalidRequest(f"JSON search body must be {{\"image_id\": int}}: {exc}") from exc
         result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
-                                         image_id=body.image_id, qe=qe)
+                                         image_id=body.image_id, qe=qe,
+                                         dba=dba)
     else:
         raise ImageRejected("not_an_image", "send multipart/form-data with a 'file' field, "
                             f"or application/json with an image_id; got '{content_type}'")
