@@ -17,13 +17,18 @@ from tests.services.conftest import ingest_into, make_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
+# A Redis database of its own (the Celery fault tests use 0).
+BENCH_REDIS_URL = "redis://127.0.0.1:6379/3"
+
 
 def bench(home: Path, *args: str) -> dict:
     env = {**os.environ, "LOOKALIKE_HOME": str(home)}
     env.pop("LOOKALIKE_DATABASE_URL", None)
-    out = subprocess.run([sys.executable, "-m", "lookalike", "bench", *args, "--json"], env=env,
-                         check=True, capture_output=True, text=True, timeout=600).stdout
-    return json.loads(out)
+    env.pop("LOOKALIKE_BROKER_URL", None)
+    run = subprocess.run([sys.executable, "-m", "lookalike", "bench", *args, "--json"], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +68,17 @@ def test_bench_load_has_no_server_errors_and_finds_new_images(photo_catalog: Pat
                     "--ingest-images", "40")
     assert {route["route"] for route in figures["routes"]} == {"search-by-id",
                                                               "search-by-upload"}
+    assert all(route["errors_5xx"] == 0 and route["requests"] > 0
+               for route in figures["routes"])
+    assert figures["ingester"] == "ingest-process" and figures["job_id"] is None
+    assert figures["ingested_during"] > 0
+    assert figures["new_images_found_first"] == figures["new_images_checked"] > 0
+
+
+def test_bench_load_with_a_broker_ingests_through_a_celery_worker(photo_catalog: Path) -> None:
+    figures = bench(photo_catalog, "load", "--broker", BENCH_REDIS_URL, "--clients", "4",
+                    "--seconds", "12", "--ingest-images", "60")
+    assert figures["ingester"] == "celery-worker" and figures["job_id"] > 0
     assert all(route["errors_5xx"] == 0 and route["requests"] > 0
                for route in figures["routes"])
     assert figures["ingested_during"] > 0

@@ -1,14 +1,21 @@
-"""`bench load`: concurrent clients against two API processes while another process ingests."""
+"""`bench load`: concurrent clients against two API processes while images are ingested, by a
+Celery worker taking a job sent through the API when a broker is configured, else by a
+`lookalike ingest` process."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import os
+import secrets
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,12 +24,22 @@ import numpy as np
 
 from lookalike.services.bench_ingest import write_photo_files
 from lookalike.services.bench_search import free_port, start_server
+from lookalike.services.broker import broker_problem
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.config import Settings
-from lookalike.services.errors import CatalogEmpty
+from lookalike.services.errors import BenchFailed, CatalogEmpty
 from lookalike.services.sample import bundled_photos
 from lookalike.services.setup import open_runtime
 from lookalike.services.spaces import find_space
+
+log = logging.getLogger(__name__)
+
+CELERY_WORKER = "celery-worker"
+INGEST_PROCESS = "ingest-process"
+# An ingester imports torch, connects and opens the catalog before its first batch, slowly
+# on a machine busy with the two API processes starting.
+WORKER_READY_TIMEOUT_S = 180.0
+STOP_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +59,8 @@ class LoadBench:
     clients: int
     seconds: float
     servers: int
+    ingester: str
+    job_id: int | None
     routes: list[RouteLoad]
     ingested_during: int
     new_images_checked: int
@@ -115,43 +134,178 @@ def _check_new_images(urls: list[str], new_ids: list[int]) -> int:
 
 def run_load_bench(settings: Settings, *, clients: int, seconds: float,
                    ingest_images: int, check: int = 50) -> LoadBench:
-    """Drive two `lookalike serve` processes for `seconds` while `lookalike ingest` runs."""
+    """Drive two `lookalike serve` processes for `seconds` while images are ingested: by a
+    `lookalike worker` when a broker is configured, else by a `lookalike ingest` process."""
     before = _embedded_ids(settings)
     if not before:
         raise CatalogEmpty("the catalog has no vectors to search; ingest images first")
-    env = {**os.environ, "LOOKALIKE_HOME": str(settings.home)}
+    broker_env = _broker_env(settings)
+    samples: dict[str, list[tuple[float, int]]] = {"search-by-id": [], "search-by-upload": []}
+    with _servers(settings, broker_env) as urls, \
+            tempfile.TemporaryDirectory(prefix="lookalike-load-") as tmp:
+        photos = Path(tmp) / "photos"
+        write_photo_files(photos, ingest_images, seed=int(time.time()))
+        ingesting = (_worker_ingest(settings, broker_env, urls[0], photos, Path(tmp) / "worker.log")
+                     if broker_env else _ingest_process(settings, photos, len(before)))
+        with ingesting as job_id:
+            uploads = _query_uploads()
+            deadline = time.monotonic() + seconds
+            asyncio.run(_gather(clients, urls, sorted(before), uploads, deadline, samples))
+            new_ids = sorted(_embedded_ids(settings) - before)
+        chosen = [int(i) for i in np.random.default_rng(0).permutation(new_ids)[:check]]
+        found = _check_new_images(urls, chosen)
+    routes = [_route_load(route, rows, seconds) for route, rows in samples.items()]
+    return LoadBench(clients=clients, seconds=seconds, servers=len(urls),
+                     ingester=CELERY_WORKER if broker_env else INGEST_PROCESS, job_id=job_id,
+                     routes=routes, ingested_during=len(new_ids),
+                     new_images_checked=len(chosen), new_images_found_first=found)
+
+
+def _child_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
+    """The environment of a helper process on the same catalog: this one's, plus `extra`."""
+    env = {**os.environ, "LOOKALIKE_HOME": str(settings.home), **extra}
     if settings.database_url:
         env["LOOKALIKE_DATABASE_URL"] = settings.database_url
-    servers, urls = [], []
-    for _ in range(2):
-        port = free_port()
-        servers.append(start_server(settings, port))
-        urls.append(f"http://127.0.0.1:{port}")
-    samples: dict[str, list[tuple[float, int]]] = {"search-by-id": [], "search-by-upload": []}
-    with tempfile.TemporaryDirectory(prefix="lookalike-load-") as tmp:
-        write_photo_files(Path(tmp), ingest_images, seed=int(time.time()))
-        ingest = subprocess.Popen([sys.executable, "-m", "lookalike", "ingest", tmp], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + seconds
-            ids = sorted(before)
-            uploads = _query_uploads()
-            asyncio.run(_gather(clients, urls, ids, uploads, deadline, samples))
-        finally:
-            ingest.terminate()
-            ingest.wait(timeout=60)
-        new_ids = sorted(_embedded_ids(settings) - before)
-        chosen = [int(i) for i in np.random.default_rng(0).permutation(new_ids)[:check]]
-        try:
-            found = _check_new_images(urls, chosen)
-        finally:
-            for server in servers:
-                server.terminate()
-                server.wait(timeout=30)
-    routes = [_route_load(route, rows, seconds) for route, rows in samples.items()]
-    return LoadBench(clients=clients, seconds=seconds, servers=len(servers), routes=routes,
-                     ingested_during=len(new_ids), new_images_checked=len(chosen),
-                     new_images_found_first=found)
+    return env
+
+
+def _broker_env(settings: Settings) -> dict[str, str]:
+    """The variables that send jobs to a queue of this run's own on the configured broker (a
+    stray worker elsewhere never takes them); empty without a broker."""
+    if not settings.broker_url:
+        return {}
+    problem = broker_problem(settings.broker_url)
+    if problem is not None:
+        raise BenchFailed(f"the broker {settings.broker_url} does not answer ({problem}); start "
+                          "Redis there, or leave out --broker and LOOKALIKE_BROKER_URL to "
+                          "ingest with a `lookalike ingest` process")
+    return {"LOOKALIKE_BROKER_URL": settings.broker_url,
+            "LOOKALIKE_JOB_QUEUE": f"lookalike-bench-{secrets.token_hex(4)}"}
+
+
+@contextmanager
+def _servers(settings: Settings, extra_env: dict[str, str], count: int = 2
+             ) -> Iterator[list[str]]:
+    """`count` `lookalike serve` processes on the catalog for the block; yields their URLs."""
+    processes, urls = [], []
+    try:
+        for _ in range(count):
+            port = free_port()
+            processes.append(start_server(settings, port, extra_env=extra_env))
+            urls.append(f"http://127.0.0.1:{port}")
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@contextmanager
+def _ingest_process(settings: Settings, photos: Path, embedded: int) -> Iterator[None]:
+    """A `lookalike ingest` process over `photos` for the block (no job: yields None), once
+    it has committed its first batch (the catalog holds more than `embedded` vectors), so
+    that its start-up is not counted as time spent ingesting under load."""
+    process = subprocess.Popen([sys.executable, "-m", "lookalike", "ingest", str(photos)],
+                               env=_child_env(settings, {}), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
+        while len(_embedded_ids(settings)) <= embedded:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise BenchFailed("`lookalike ingest` committed nothing before it "
+                                  f"{'exited' if process.poll() is not None else 'timed out'};"
+                                  f" run `lookalike ingest {photos}` to see why")
+            time.sleep(0.5)
+        yield None
+    finally:
+        process.terminate()
+        process.wait(timeout=STOP_TIMEOUT_S)
+
+
+@contextmanager
+def _worker_ingest(settings: Settings, broker_env: dict[str, str], url: str, photos: Path,
+                   log_path: Path) -> Iterator[int]:
+    """A `lookalike worker` on this run's queue ingesting `photos` as a job submitted to the
+    API at `url`; yields the job's id once the worker has taken it. Afterwards the job is
+    cancelled, the worker stopped and the batches left on the queue dropped."""
+    with log_path.open("wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "lookalike", "worker", "--concurrency", "1"],
+            env=_child_env(settings, broker_env), stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    job_id = None
+    try:
+        job_id = _submit_ingest(url, photos)
+        _wait_until_taken(url, job_id, worker, log_path)
+        yield job_id
+    finally:
+        if job_id is not None:
+            _cancel(url, job_id)
+        _stop_worker(worker)
+        _drop_queue(settings, broker_env["LOOKALIKE_JOB_QUEUE"])
+
+
+def _submit_ingest(url: str, photos: Path) -> int:
+    """Submit the ingest of `photos` through the API (POST /v1/jobs); the job's id."""
+    answer = httpx.post(f"{url}/v1/jobs", json={"kind": "ingest", "paths": [str(photos)]},
+                        timeout=60)
+    if answer.status_code != 202:
+        raise BenchFailed(f"POST /v1/jobs answered {answer.status_code}: {answer.text[:500]}")
+    return int(answer.json()["id"])
+
+
+def _wait_until_taken(url: str, job_id: int, worker: subprocess.Popen, log_path: Path) -> None:
+    """Return once the worker has started the job (its state left 'queued'); BenchFailed
+    with the end of the worker's log when it exits first or takes too long."""
+    deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise BenchFailed(f"`lookalike worker` exited with status {worker.returncode} "
+                              f"before taking job {job_id}; its log ends:\n{_tail(log_path)}")
+        if httpx.get(f"{url}/v1/jobs/{job_id}", timeout=30).json()["state"] != "queued":
+            return
+        time.sleep(0.2)
+    raise BenchFailed(f"`lookalike worker` did not take job {job_id} within "
+                      f"{WORKER_READY_TIMEOUT_S:.0f} s; its log ends:\n{_tail(log_path)}")
+
+
+def _tail(log_path: Path, chars: int = 3000) -> str:
+    return log_path.read_text(errors="replace")[-chars:]
+
+
+def _cancel(url: str, job_id: int) -> None:
+    """Cancel the job unless it has ended: the worker skips the batches not started yet."""
+    try:
+        answer = httpx.post(f"{url}/v1/jobs/{job_id}/cancel", timeout=30)
+    except httpx.HTTPError as exc:
+        log.warning("could not cancel job %d: %s", job_id, exc)
+        return
+    if answer.status_code not in (200, 409):
+        log.warning("cancelling job %d answered %d: %s", job_id, answer.status_code,
+                    answer.text[:500])
+
+
+def _stop_worker(worker: subprocess.Popen) -> None:
+    """Warm shutdown (the batch in hand finishes); the whole process group is killed if that
+    takes longer than STOP_TIMEOUT_S."""
+    worker.terminate()
+    try:
+        worker.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+
+def _drop_queue(settings: Settings, queue: str) -> None:
+    """Delete this run's queue from the broker, with any tasks left on it: no worker will
+    ever consume it again."""
+    from lookalike.services.workers.app import app_for  # noqa: PLC0415 - celery
+
+    app = app_for(settings.model_copy(update={"job_queue": queue}))
+    with app.connection_for_write() as connection:
+        bound = app.amqp.queues[queue].bind(connection.default_channel)
+        bound.declare()
+        bound.delete()
 
 
 async def _gather(clients: int, urls: list[str], ids: list[int], uploads: list[bytes],

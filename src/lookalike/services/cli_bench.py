@@ -103,25 +103,35 @@ def bench_load(
     sample_per_class: Annotated[int, typer.Option(
         help="with --postgres: Fashion-MNIST images per class (+ the bundled photos) "
              "ingested into the throw-away database before the run")] = 300,
+    broker: Annotated[str | None, typer.Option(
+        help="Celery broker URL, e.g. redis://127.0.0.1:6379/0 (default: LOOKALIKE_BROKER_URL): "
+             "a `lookalike worker` ingests, taking a job sent through the API; without a "
+             "broker a `lookalike ingest` process does")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Throughput and p50/p95/p99 per route of two API processes under concurrent searches
-    (by id and by upload) while another process ingests; then checks new images are found.
-    Runs on the configured catalog, or with --postgres on a throw-away PostgreSQL database
-    filled with the sample collection first."""
+    (by id and by upload) while images are ingested (by a Celery worker with a broker, else
+    by an ingest process); then checks new images are found. Runs on the configured catalog,
+    or with --postgres on a throw-away PostgreSQL database filled with the sample collection
+    first."""
+    base = get_settings()
+    if broker is not None:
+        base = base.model_copy(update={"broker_url": broker})
     if postgres is None:
-        result = run_load_bench(get_settings(), clients=clients, seconds=seconds,
+        result = run_load_bench(base, clients=clients, seconds=seconds,
                                 ingest_images=ingest_images)
     else:
-        with throwaway_catalog(get_settings(), postgres=postgres) as settings:
+        with throwaway_catalog(base, postgres=postgres) as settings:
             seed_sample(settings, fashion_per_class=sample_per_class)
             result = run_load_bench(settings, clients=clients, seconds=seconds,
                                     ingest_images=ingest_images)
     if as_json:
         print(json.dumps({**result.to_public(), "machine": machine()}))
         return
+    job = f" (job {result.job_id})" if result.job_id is not None else ""
     console.print(f"{result.clients} clients, {result.seconds:.0f} s, {result.servers} API "
-                  f"processes, {result.ingested_during} images ingested meanwhile")
+                  f"processes, {result.ingested_during} images ingested meanwhile by "
+                  f"{result.ingester}{job}")
     for route in result.routes:
         console.print(
             f"  {route.route:17} {route.requests:6d} requests {route.per_s:7.1f}/s   "

@@ -35,3 +35,7 @@ class FetchFailed(LookalikeError):
 
 class SpaceConflict(LookalikeError):
     """A space action its state refuses: deleting the default, defaulting a half-filled one."""
+
+
+class BenchFailed(LookalikeError):
+    """A benchmark's helper process (an API server, a worker) failed or never got ready."""
