@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     # one torch thread gave the fastest end-to-end ingest (`lookalike bench ingest`, README).
     batch_size: int = 32
     # One model call per 4 images: on this 2-core Xeon (AMX, bf16, channels_last) MobileNetV2
-    # ran at ~170 images/s in slices of 4 and ~100 in one call of 32, whose activations
+    # ran at ~160 images/s in slices of 4 and 8 and ~130 in one call of 32, whose activations
     # spill out of the cache (`lookalike bench forward` prints the figures for each size).
     forward_batch: int = Field(4, ge=1, description="images per model call")
     decode_workers: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1) // 2))
@@ -42,8 +42,8 @@ class Settings(BaseSettings):
     bf16: bool | None = Field(None, description="bfloat16 weights; unset = where the CPU has it")
     channels_last: bool = True
     # A frozen TorchScript graph runs a whole model call without taking the GIL between
-    # layers; with the catalog writer thread beside it, ingest ran ~10 % faster end to end
-    # (compare `lookalike bench ingest` with LOOKALIKE_FROZEN_GRAPH=false).
+    # layers, so the catalog writer thread does not stall it; ingest ran ~6 % faster end to
+    # end (README: `lookalike bench ingest`, with and without LOOKALIKE_FROZEN_GRAPH=false).
     frozen_graph: bool = True
     snapshot_keep: int = 2
     log_format: Literal["text", "json"] = Field("text", description="API log lines: text or json")
