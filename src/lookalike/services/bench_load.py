@@ -146,7 +146,7 @@ def run_load_bench(settings: Settings, *, clients: int, seconds: float,
         photos = Path(tmp) / "photos"
         write_photo_files(photos, ingest_images, seed=int(time.time()))
         ingesting = (_worker_ingest(settings, broker_env, urls[0], photos, Path(tmp) / "worker.log")
-                     if broker_env else _ingest_process(settings, photos, len(before)))
+                     if broker_env else _ingest_process(settings, photos))
         with ingesting as job_id:
             uploads = _query_uploads()
             deadline = time.monotonic() + seconds
@@ -201,16 +201,23 @@ def _servers(settings: Settings, extra_env: dict[str, str], count: int = 2
 
 
 @contextmanager
-def _ingest_process(settings: Settings, photos: Path, embedded: int) -> Iterator[None]:
+def _ingest_process(settings: Settings, photos: Path) -> Iterator[None]:
     """A `lookalike ingest` process over `photos` for the block (no job: yields None), once
-    it has committed its first batch (the catalog holds more than `embedded` vectors), so
-    that its start-up is not counted as time spent ingesting under load."""
+    it has committed its first batch (the default space's change log has moved), so that
+    its start-up is not counted as time spent ingesting under load."""
+    runtime = open_runtime(settings)
+    with runtime.session() as session:
+        space_id = find_space(session=session, name=None).id
+        start = embedding_queries.latest_seq(session=session, space_id=space_id)
     process = subprocess.Popen([sys.executable, "-m", "lookalike", "ingest", str(photos)],
                                env=_child_env(settings, {}), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
-        while len(_embedded_ids(settings)) <= embedded:
+        while True:
+            with runtime.session() as session:
+                if embedding_queries.latest_seq(session=session, space_id=space_id) > start:
+                    break
             if process.poll() is not None or time.monotonic() > deadline:
                 raise BenchFailed("`lookalike ingest` committed nothing before it "
                                   f"{'exited' if process.poll() is not None else 'timed out'};"
@@ -218,6 +225,7 @@ def _ingest_process(settings: Settings, photos: Path, embedded: int) -> Iterator
             time.sleep(0.5)
         yield None
     finally:
+        runtime.close()
         process.terminate()
         process.wait(timeout=STOP_TIMEOUT_S)
 
