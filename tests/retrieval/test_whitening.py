@@ -1,4 +1,5 @@
-"""PCA whitening: dimensions, unit variance, invertibility, storage and the errors it raises."""
+"""PCA and learned whitening: dimensions, unit variance, invertibility, storage and the errors
+they raise."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ import pytest
 
 from lookalike.retrieval.errors import ArrayShapeError, WhiteningError
 from lookalike.retrieval.evaluate import exact_search, labels_relevance, score_rankings
-from lookalike.retrieval.whitening import PCAWhitening, apply, fit_pca_whitening
+from lookalike.retrieval.whitening import (
+    PCAWhitening,
+    apply,
+    fit_learned_whitening,
+    fit_pca_whitening,
+)
 
 
 def correlated(n: int, dim: int, seed: int) -> np.ndarray:
@@ -110,3 +116,51 @@ def test_wrong_inputs_are_explained(vectors: np.ndarray) -> None:
         fit_pca_whitening(vectors[0])
     with pytest.raises(WhiteningError, match="not a stored whitening"):
         PCAWhitening.from_bytes(b"PK\x03\x04 broken")
+
+
+def nuisance_and_labels(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ten labels apart along 3 weak axes; 4 strong axes vary only within each label."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(10), 40)
+    centres = rng.standard_normal((10, 3))
+    signal = centres[labels] + 0.3 * rng.standard_normal((400, 3))
+    rows = np.hstack([1.5 * rng.standard_normal((400, 4)), signal])
+    return rows.astype(np.float32), labels
+
+
+def map_of(space: np.ndarray, labels: np.ndarray) -> float:
+    _, ranking = exact_search(space, space, 100, exclude_self=True)
+    return score_rankings(ranking, labels_relevance(labels, labels, exclude_self=True)).map
+
+
+def test_learned_whitening_keeps_the_directions_labels_differ_along() -> None:
+    rows, labels = nuisance_and_labels(seed=2)
+    learned = fit_learned_whitening(rows, labels, dim=3)
+    pca = fit_pca_whitening(rows, dim=3)
+    weight = np.linalg.norm(learned.projection, axis=1)
+    assert weight[:4].max() < 0.1 * weight[4:].min()  # the label axes, not the strong nuisance
+    assert np.all(np.diff(learned.eigenvalues) <= 0)
+    raw = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    assert map_of(apply(learned, rows), labels) > map_of(raw, labels) + 0.3
+    assert map_of(apply(pca, rows), labels) < map_of(raw, labels)
+
+
+def test_learned_whitening_makes_the_within_label_covariance_the_identity() -> None:
+    rows, labels = nuisance_and_labels(seed=3)
+    out = apply(fit_learned_whitening(rows, labels, ridge=0.0), rows, normalize=False)
+    centred = out - np.stack([out[labels == label].mean(axis=0) for label in labels])
+    np.testing.assert_allclose(centred.T @ centred / len(out), np.eye(7), atol=1e-3)
+
+
+def test_learned_whitening_refuses_labels_it_cannot_learn_from() -> None:
+    rows, labels = nuisance_and_labels(seed=4)
+    with pytest.raises(WhiteningError, match="at least 2 labels"):
+        fit_learned_whitening(rows, np.zeros(len(rows)))
+    with pytest.raises(WhiteningError, match="at least 2 labels and a label with 2 or more"):
+        fit_learned_whitening(rows[:3], np.arange(3))
+    with pytest.raises(WhiteningError, match="399 labels for 400 descriptors"):
+        fit_learned_whitening(rows, labels[1:])
+    with pytest.raises(WhiteningError, match="ridge -1"):
+        fit_learned_whitening(rows, labels, ridge=-1)
+    with pytest.raises(WhiteningError, match=r"dimension 8 .* allowed: 1..7"):
+        fit_learned_whitening(rows, labels, dim=8)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,6 +65,20 @@ def test_a_tampered_whitening_file_is_refused(photo_home: Runtime) -> None:
     path.unlink()
     with pytest.raises(WhiteningError, match="missing"):
         build_embedder(space, settings=photo_home.settings)
+
+
+def test_learned_whitening_says_what_it_needs(photo_home: Runtime, photo_dir: Path) -> None:
+    with pytest.raises(InvalidRequest, match="needs images of at least 2 labels"):
+        create_space(photo_home, name="lw", definition=SpaceDefinition(
+            whiten_dim=4, whiten_labels=True))  # the catalog's photos carry no labels
+    with pytest.raises(InvalidRequest, match="needs images of at least 2 labels"):
+        create_space(photo_home, name="lw", definition=SpaceDefinition(
+            whiten_dim=4, whiten_labels=True, whiten_from=photo_dir))  # no sub-folders
+    with pytest.raises(InvalidRequest, match="needs a dimension"):
+        create_space(photo_home, name="lw", definition=SpaceDefinition(whiten_labels=True))
+    with pytest.raises(InvalidRequest, match="PCA whitening only"):
+        create_space(photo_home, name="lw", definition=SpaceDefinition(
+            whiten_dim=4, whiten_labels=True, whiten_shrinkage=0.5))
 
 
 def test_index_build_records_the_choice_and_searches_keep_working(photo_home: Runtime) -> None:

@@ -54,6 +54,9 @@ def spaces_create(
                              ] = 3000,
     whiten_shrinkage: Annotated[float, typer.Option(
         help="1 = full whitening, 0.5 = square-root, 0 = PCA rotation only")] = 1.0,
+    whiten_labels: Annotated[bool, typer.Option(
+        help="learn the whitening from labels (Lw): images of one label are matches; labels "
+        "are --whiten-from's sub-folder names, or the catalog's")] = False,
     qe: Annotated[bool, typer.Option(help="α-query expansion on by default")] = False,
     qe_n: Annotated[int, typer.Option(help="αQE neighbours")] = 5,
     qe_alpha: Annotated[float, typer.Option(help="αQE/DBA weight exponent")] = 3.0,
@@ -69,8 +72,8 @@ def spaces_create(
     definition = SpaceDefinition(
         backbone=backbone, weights=weights, pooling=pooling, gem_p=gem_p, multiscale=multiscale,
         whiten_dim=whiten, whiten_from=whiten_from, whiten_images=whiten_images,
-        whiten_shrinkage=whiten_shrinkage, qe=qe, qe_n=qe_n, qe_alpha=qe_alpha, dba_n=dba,
-        dba_shortlist=dba_shortlist, index_factory=index_factory)
+        whiten_shrinkage=whiten_shrinkage, whiten_labels=whiten_labels, qe=qe, qe_n=qe_n,
+        qe_alpha=qe_alpha, dba_n=dba, dba_shortlist=dba_shortlist, index_factory=index_factory)
     runtime = open_runtime(get_settings())
     space = create_space(runtime, name=name, definition=definition, make_default=default)
     runtime.close()

@@ -1,5 +1,5 @@
-"""Creating spaces with descriptor options (pooling, multi-scale, whitening, query expansion)
-and embedding the whole catalog into one, resumably."""
+"""Creating spaces with descriptor options (pooling, multi-scale, PCA or learned whitening,
+query expansion) and embedding the whole catalog into one, resumably."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 from lookalike.retrieval.backbones import file_sha256, get_backbone, resolve_weights
 from lookalike.retrieval.embedder import Embedder
 from lookalike.retrieval.pooling import POOLING_METHODS
-from lookalike.retrieval.whitening import fit_pca_whitening
+from lookalike.retrieval.whitening import PCAWhitening, fit_learned_whitening, fit_pca_whitening
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog import spaces as space_queries
@@ -49,6 +49,7 @@ class SpaceDefinition:
     whiten_images: int = 3000
     whiten_from: Path | None = None
     whiten_shrinkage: float = 1.0
+    whiten_labels: bool = False
     qe: bool = False
     qe_n: int = 5
     qe_alpha: float = 3.0
@@ -81,6 +82,12 @@ def _check(definition: SpaceDefinition) -> None:
     if (definition.qe_n < 1 or definition.dba_n < 0 or definition.dba_shortlist < 1
             or definition.gem_p <= 0):
         raise InvalidRequest("qe_n must be >= 1, dba_n >= 0, dba_shortlist >= 1 and gem_p > 0")
+    if definition.whiten_labels and definition.whiten_dim is None:
+        raise InvalidRequest("--whiten-labels needs a dimension: add --whiten D (e.g. one less "
+                             "than the number of labels)")
+    if definition.whiten_labels and definition.whiten_shrinkage != 1.0:
+        raise InvalidRequest("--whiten-shrinkage applies to PCA whitening only; learned "
+                             "whitening (--whiten-labels) keeps its directions unscaled")
 
 
 def create_space(runtime: Runtime, *, name: str, definition: SpaceDefinition,
@@ -98,12 +105,11 @@ def create_space(runtime: Runtime, *, name: str, definition: SpaceDefinition,
     if definition.whiten_dim is not None:
         raw = build_embedder(Space(**data.model_dump(exclude={"make_default"})),
                              settings=runtime.settings)
-        vectors = _whitening_sample(runtime, raw, definition)
-        whitening = fit_pca_whitening(vectors, dim=definition.whiten_dim,
-                                      shrinkage=definition.whiten_shrinkage)
+        whitening, fitted = _fit_whitening(runtime, raw, definition)
         _, sha = store_whitening(whitening, settings=runtime.settings)
-        options |= {"whitening_sha256": sha, "whitening_fitted_on": len(vectors)}
-        whitening_label, dim = f"pca{whitening.output_dim}", whitening.output_dim
+        options |= {"whitening_sha256": sha, **fitted}
+        prefix = "lw" if definition.whiten_labels else "pca"
+        whitening_label, dim = f"{prefix}{whitening.output_dim}", whitening.output_dim
     data = data.model_copy(update={"options": options, "whitening": whitening_label, "dim": dim})
     with runtime.session() as session:
         space = space_queries.create_space(session=session, data=data)
@@ -113,23 +119,54 @@ def create_space(runtime: Runtime, *, name: str, definition: SpaceDefinition,
     return space
 
 
-def _whitening_sample(runtime: Runtime, embedder: Embedder,
-                      definition: SpaceDefinition) -> np.ndarray:
-    """Raw descriptors to learn the whitening from: a folder's images or a catalog sample."""
-    if definition.whiten_from is not None:
-        paths = sorted(str(p) for p in Path(definition.whiten_from).rglob("*")
-                       if p.suffix.lower() in _IMAGE_SUFFIXES)
-    else:
-        paths = [path for _, path in _catalog_files(runtime, exclude=set())]
+def _fit_whitening(runtime: Runtime, embedder: Embedder, definition: SpaceDefinition
+                   ) -> tuple[PCAWhitening, dict]:
+    """The space's whitening, PCA or learned from labels, and the options that record what it
+    was fitted on."""
+    paths, labels = _whitening_images(runtime, definition)
     if len(paths) > definition.whiten_images:
         step = len(paths) / definition.whiten_images
-        paths = [paths[int(i * step)] for i in range(definition.whiten_images)]
-    vectors = [v for _, v, _ in embed_files(runtime, embedder, list(enumerate(paths)))
-               if v is not None]
-    if len(vectors) <= 1:
+        picked = [int(i * step) for i in range(definition.whiten_images)]
+        paths, labels = [paths[i] for i in picked], [labels[i] for i in picked]
+    embedded = [(key, v) for key, v, _ in embed_files(runtime, embedder, list(enumerate(paths)))
+                if v is not None]
+    if len(embedded) <= 1:
         raise InvalidRequest("whitening needs at least 2 images; ingest some first or give "
                              "--whiten-from DIR")
-    return np.stack(vectors)
+    vectors = np.stack([v for _, v in embedded])
+    if not definition.whiten_labels:
+        return (fit_pca_whitening(vectors, dim=definition.whiten_dim,
+                                  shrinkage=definition.whiten_shrinkage),
+                {"whitening_method": "pca", "whitening_fitted_on": len(vectors)})
+    names = np.array([labels[key] for key, _ in embedded])
+    return (fit_learned_whitening(vectors, names, dim=definition.whiten_dim),
+            {"whitening_method": "learned", "whitening_fitted_on": len(vectors),
+             "whitening_labels": len(set(names.tolist()))})
+
+
+def _whitening_images(runtime: Runtime, definition: SpaceDefinition
+                      ) -> tuple[list[str], list[str | None]]:
+    """(files, labels) to learn the whitening from: a folder's images labelled by their
+    sub-folder, or the catalog's images with their labels; with `whiten_labels`, only the
+    labelled ones."""
+    if definition.whiten_from is not None:
+        root = Path(definition.whiten_from)
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
+        found = [(str(p), p.parent.name if p.parent != root else None) for p in files]
+    elif definition.whiten_labels:
+        with runtime.session() as session:
+            found = [(path, label) for _, path, label
+                     in image_queries.labelled_images(session=session)]
+    else:
+        found = [(path, None) for _, path in _catalog_files(runtime, exclude=set())]
+    if definition.whiten_labels:
+        found = [(path, label) for path, label in found if label is not None]
+        if len({label for _, label in found}) < 2:
+            raise InvalidRequest(
+                "learned whitening (--whiten-labels) needs images of at least 2 labels: put "
+                "them in one sub-folder per label under --whiten-from, or ingest them with "
+                "--label-from-dir")
+    return [path for path, _ in found], [label for _, label in found]
 
 
 def _catalog_files(runtime: Runtime, *, exclude: set[int]) -> list[tuple[int, str]]:
