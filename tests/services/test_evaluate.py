@@ -19,7 +19,7 @@ from lookalike.services.evaluate import _expand, evaluate, score_benchmark
 from lookalike.services.runtime import Runtime
 from lookalike.services.sample import build_sample, bundled_photos
 from lookalike.services.setup import init_catalog, open_runtime
-from lookalike.services.space_admin import SpaceDefinition, create_space
+from lookalike.services.space_admin import SpaceDefinition, create_space, reindex_space
 from tests.services.conftest import ingest_into, make_settings
 from tests.services.test_cli import lookalike
 
@@ -133,8 +133,16 @@ def test_labels_benchmark_ranks_the_catalogued_images_leave_one_out(
     result = evaluate(runtime, space_name="gap", benchmark="labels")
     assert (result.queries, result.gallery) == (6, 6)
     assert result.map == pytest.approx(1.0) and result.precision[1] == pytest.approx(1.0)
+    assert result.notes == []
     with pytest.raises(InvalidRequest, match="rmac.*0 labelled"):
         evaluate(runtime, space_name="rmac", benchmark="labels")
+    create_space(runtime, name="self-taught", definition=SpaceDefinition(
+        whiten_dim=2, whiten_labels=True))  # from these very labels
+    assert reindex_space(runtime, name="self-taught").embedded == 6
+    taught = evaluate(runtime, space_name="self-taught", benchmark="labels")
+    assert taught.queries == 6 and len(taught.notes) == 1
+    assert "learned from the catalog's labels" in taught.notes[0]
+    assert "optimistic" in taught.notes[0]
 
 
 def _photo(name: str) -> Image.Image:

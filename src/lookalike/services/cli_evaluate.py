@@ -84,5 +84,7 @@ def evaluate_command(
     baseline = results[0].baseline_map
     if baseline is not None:
         console.print(f"raw-pixels baseline on the same subset: mAP {baseline:.4f}")
+    for note in (note for r in results for note in r.notes):
+        console.print(f"[yellow]note:[/] {note}")
     if plot is not None:
         console.print(f"precision-recall curves written to {plot}")

@@ -49,6 +49,7 @@ class EvaluationResult:
     pr_recall: list[float] = field(default_factory=list)
     pr_precision: list[float] = field(default_factory=list)
     baseline_map: float | None = None
+    notes: list[str] = field(default_factory=list)
 
     def to_public(self) -> dict:
         data = asdict(self)
@@ -171,10 +172,20 @@ def evaluate(runtime: Runtime, *, space_name: str | None, benchmark: str,
         index_factory=space.options.get("index_factory", "Flat"), qe=use_qe, dba_n=dba,
         embed_seconds=embedded - started, search_seconds=time.perf_counter() - embedded,
         pr_recall=levels.tolist(), pr_precision=(totals.curve / n).tolist(),
-        baseline_map=_baseline(benchmark, limit))
+        baseline_map=_baseline(benchmark, limit), notes=_caveats(space, benchmark))
     record_evaluation(runtime, space_id=space.id, benchmark=benchmark, map_score=result.map,
                       figures=result.to_public())
     return result
+
+
+def _caveats(space: Space, benchmark: str) -> list[str]:
+    """What makes a figure optimistic: a whitening learned from the labels it is scored on."""
+    if (benchmark == "labels" and space.options.get("whitening_method") == "learned"
+            and space.options.get("whitening_from") == "catalog"):
+        return [f"space {space.name}'s whitening was learned from the catalog's labels, which "
+                "this benchmark scores: its figures are optimistic; learn it from other "
+                "images (--whiten-from) to compare fairly"]
+    return []
 
 
 def _baseline(benchmark: str, limit: int | None) -> float | None:

@@ -134,14 +134,16 @@ def _fit_whitening(runtime: Runtime, embedder: Embedder, definition: SpaceDefini
         raise InvalidRequest("whitening needs at least 2 images; ingest some first or give "
                              "--whiten-from DIR")
     vectors = np.stack([v for _, v in embedded])
+    source = str(definition.whiten_from.resolve()) if definition.whiten_from else "catalog"
+    fitted = {"whitening_fitted_on": len(vectors), "whitening_from": source}
     if not definition.whiten_labels:
         return (fit_pca_whitening(vectors, dim=definition.whiten_dim,
                                   shrinkage=definition.whiten_shrinkage),
-                {"whitening_method": "pca", "whitening_fitted_on": len(vectors)})
+                {"whitening_method": "pca", **fitted})
     names = np.array([labels[key] for key, _ in embedded])
     return (fit_learned_whitening(vectors, names, dim=definition.whiten_dim),
-            {"whitening_method": "learned", "whitening_fitted_on": len(vectors),
-             "whitening_labels": len(set(names.tolist()))})
+            {"whitening_method": "learned", "whitening_labels": len(set(names.tolist())),
+             **fitted})
 
 
 def _whitening_images(runtime: Runtime, definition: SpaceDefinition
