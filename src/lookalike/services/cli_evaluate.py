@@ -24,18 +24,24 @@ def plot_pr_curves(results: list[EvaluationResult], path: Path) -> None:
 
     matplotlib.use("Agg")
     from matplotlib import pyplot  # noqa: PLC0415
-    figure, axes = pyplot.subplots(figsize=(6, 4.5))
+    figure, axes = pyplot.subplots(figsize=(8.5, 4.5))
     for result in results:
         axes.plot(result.pr_recall, result.pr_precision, marker=".",
-                  label=f"{result.space} (mAP {result.map:.3f})")
+                  label=f"{_label(result)} (mAP {result.map:.3f})")
     axes.set(xlabel="recall", ylabel="interpolated precision", xlim=(0, 1), ylim=(0, 1.02),
              title=f"{results[0].benchmark}: {results[0].queries} queries, "
                    f"{results[0].gallery} gallery")
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower left")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     pyplot.close(figure)
+
+
+def _label(result: EvaluationResult) -> str:
+    """The space's name and the query-time options that ran."""
+    return (result.space + (" +αQE" if result.qe else "")
+            + (f" +DBA{result.dba_n}" if result.dba_n else ""))
 
 
 def _table(results: list[EvaluationResult]) -> Table:
@@ -43,8 +49,7 @@ def _table(results: list[EvaluationResult]) -> Table:
                   "embed s", "search s", title=f"{results[0].benchmark}: {results[0].queries} "
                   f"queries vs {results[0].gallery} gallery images")
     for r in results:
-        name = r.space + (" +αQE" if r.qe else "") + (f" +DBA{r.dba_n}" if r.dba_n else "")
-        table.add_row(name, f"{r.map:.4f}", f"{r.precision[1]:.4f}", f"{r.precision[10]:.4f}",
+        table.add_row(_label(r), f"{r.map:.4f}", f"{r.precision[1]:.4f}", f"{r.precision[10]:.4f}",
                       f"{r.recall[1]:.4f}", f"{r.recall[10]:.4f}", f"{r.recall[100]:.4f}",
                       f"{r.ann_recall_at_10:.4f}", r.index_factory, f"{r.embed_seconds:.1f}",
                       f"{r.search_seconds:.1f}")
