@@ -18,8 +18,10 @@ from lookalike.retrieval.index import VectorIndex
 
 DIM = 32
 # (factory, search params) for one type per removal strategy: compacting Flat, tombstoned
-# HNSW, tombstoned IVF; the IVF types are trained on the data they index.
-KINDS = [("Flat", None), ("HNSW32", {"efSearch": 64}), ("IVF16,Flat", {"nprobe": 16})]
+# HNSW, tombstoned IVF, and tombstoned IVF under an exact re-ranking layer (the selector must
+# reach the base index through it); the IVF types are trained on the data they index.
+KINDS = [("Flat", None), ("HNSW32", {"efSearch": 64}), ("IVF16,Flat", {"nprobe": 16}),
+         ("IVF16,PQ8x4fs,RFlat", {"nprobe": 16, "k_factor": 8})]
 
 
 def unit_rows(rows: np.ndarray) -> np.ndarray:
@@ -230,6 +232,8 @@ def test_bad_factory_strings_are_rejected(factory) -> None:
         ("IVF8,Flat", {"efSearch": 4}, "allowed: nprobe"),
         ("IVF8,Flat", {"nprobe": 0}, "nprobe=0 must be an int >= 1"),
         ("IVF8,Flat", {"nprobe": 2.5}, "nprobe=2.5"),
+        ("IVF8,PQ8x4fs,RFlat", {"k_factor": 0}, "k_factor=0 must be an int >= 1"),
+        ("IVF8,PQ8x4fs,RFlat", {"efSearch": 4}, "allowed: nprobe"),
     ],
 )
 def test_bad_search_parameters_are_rejected(factory, params, match) -> None:

@@ -8,6 +8,7 @@ import pytest
 from lookalike.retrieval.errors import IndexShapeError
 from lookalike.retrieval.evaluate import ann_recall_at_k, exact_search
 from lookalike.retrieval.index_choice import (
+    RERANK_FACTOR,
     candidates,
     choose_index,
     clustered_vectors,
@@ -18,9 +19,11 @@ from lookalike.retrieval.index_choice import (
 def test_small_collections_start_with_flat_and_large_ones_with_ivf() -> None:
     assert candidates(10_000, 512, 4 * 2**30)[0].factory == "Flat"
     large = [c.factory for c in candidates(1_000_000, 512, 4 * 2**30)]
-    assert large[0] == "IVF1024,Flat"
+    assert large[:2] == ["IVF1024,PQ128x4fs,RFlat", "IVF1024,Flat"]
     assert "HNSW32" not in large
     assert large[-1] == "Flat"
+    odd = [c.factory for c in candidates(1_000_000, 9, 4 * 2**30)]  # no 4-bit codes for 9 dims
+    assert odd[0] == "IVF1024,Flat"
 
 
 def test_the_memory_budget_leaves_only_compressed_indexes() -> None:
@@ -37,8 +40,9 @@ def test_chosen_ivf_index_reaches_the_target_recall_on_held_out_queries() -> Non
     data = clustered_vectors(60_200, 32, clusters=200, seed=1)
     base, queries = data[:60_000], data[60_000:]
     index, choice = choose_index(base, queries, target_recall=0.9)
-    assert choice.factory == "IVF256,Flat" and choice.meets_target
+    assert choice.factory == "IVF256,PQ8x4fs,RFlat" and choice.meets_target
     assert choice.recall >= 0.9 and "nprobe" in choice.params
+    assert choice.params["k_factor"] == RERANK_FACTOR
     assert choice.tried[-1].params == choice.params
     assert all(t.recall < 0.9 for t in choice.tried[:-1])
     found = index.search(queries, 10, params=choice.params).ids

@@ -94,7 +94,7 @@ def test_a_mapped_snapshot_keeps_answering_after_its_file_is_pruned(
     assert loaded.search(unit(1, seed=5), 3).ids[0][0] >= 0
 
 
-@pytest.mark.parametrize("factory", ["HNSW16", "IVF8,Flat", "PCA8,Flat"])
+@pytest.mark.parametrize("factory", ["HNSW16", "IVF8,Flat", "PCA8,Flat", "IVF8,PQ8x4fs,RFlat"])
 def test_graph_list_and_transform_types_load_into_memory(tmp_path: Path, factory: str) -> None:
     assert not mappable(factory, DIM)
     index = VectorIndex(DIM, factory=factory)

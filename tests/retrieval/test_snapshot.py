@@ -44,7 +44,8 @@ def snapshot_files(directory: Path) -> list[str]:
 
 @pytest.mark.parametrize(
     ("factory", "params"),
-    [("Flat", None), ("HNSW16", {"efSearch": 32}), ("IVF8,Flat", {"nprobe": 8})],
+    [("Flat", None), ("HNSW16", {"efSearch": 32}), ("IVF8,Flat", {"nprobe": 8}),
+     ("IVF8,PQ8x4fs,RFlat", {"nprobe": 8, "k_factor": 4})],
 )
 def test_saved_index_loads_with_identical_results_and_removals(tmp_path, factory, params) -> None:
     index = small_index(factory)

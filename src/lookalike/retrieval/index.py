@@ -3,9 +3,9 @@
 Contract: vectors are float32 (N, D), L2-normalised, compared by inner product; ids are int64
 catalog ids >= 0. Ids live in an IndexIDMap2 around the factory-built index, so they travel
 with the vectors and `reconstruct` works. Types whose rows keep their order on removal (Flat,
-PQ, SQ: FAISS "flat codes") remove rows physically. Every other type (HNSW, IVF) never
-removes: a removed or replaced row gets id -1 in the id map and searches exclude it with an
-IDSelector. The id map is part of the FAISS file, so snapshots keep removals for free.
+PQ, SQ: FAISS "flat codes") remove rows physically. Every other type (HNSW, IVF, re-ranked
+ones) never removes: a removed or replaced row gets id -1 in the id map and searches exclude
+it with an IDSelector. The id map is part of the FAISS file, so snapshots keep removals for free.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ _DEAD = -1
 _LIVE_ONLY = faiss.IDSelectorRange(0, np.iinfo(np.int64).max)
 _HNSW_PARAMS = {"efSearch": int, "check_relative_distance": bool, "bounded_queue": bool}
 _IVF_PARAMS = {"nprobe": int, "max_codes": int}
+_REFINE_PARAMS = {"k_factor": int}
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,18 @@ def _faiss_message(exc: RuntimeError) -> str:
 
 
 def _core(index: faiss.Index) -> faiss.Index:
-    """The index doing the search, below any pre-transform (OPQ, PCA) layers."""
+    """The index doing the search, below any re-ranking (RFlat) and pre-transform (OPQ, PCA)
+    layers."""
     index = faiss.downcast_index(index)
-    while isinstance(index, faiss.IndexPreTransform):
-        index = faiss.downcast_index(index.index)
+    while isinstance(index, faiss.IndexPreTransform | faiss.IndexRefine):
+        below = index.index if isinstance(index, faiss.IndexPreTransform) else index.base_index
+        index = faiss.downcast_index(below)
     return index
+
+
+def _refined(index: faiss.Index) -> bool:
+    """Whether the index re-ranks its base index's candidates with exact vectors (RFlat)."""
+    return isinstance(faiss.downcast_index(index), faiss.IndexRefine)
 
 
 def _min_training_vectors(index: faiss.Index) -> int:
@@ -138,17 +146,8 @@ def _last_wins(ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.nda
     return ids[keep], vectors[keep]
 
 
-def _search_parameters(
-    index: faiss.Index, factory: str, params: dict, selector: faiss.IDSelector | None
-) -> faiss.SearchParameters | None:
-    """Per-call FAISS search parameters (thread-safe: the index itself is never modified)."""
-    core = _core(index)
-    if isinstance(core, faiss.IndexHNSW):
-        kind, allowed = faiss.SearchParametersHNSW, _HNSW_PARAMS
-    elif isinstance(core, faiss.IndexIVF):
-        kind, allowed = faiss.SearchParametersIVF, _IVF_PARAMS
-    else:
-        kind, allowed = faiss.SearchParameters, {}
+def _checked_params(params: dict, allowed: dict, factory: str) -> None:
+    """Raise InvalidSearchParameter unless every param is allowed and of the right type."""
     for name, value in params.items():
         if name not in allowed:
             names = ", ".join(allowed) or "none"
@@ -159,9 +158,47 @@ def _search_parameters(
         if type(value) is not expected or (expected is int and value < 1):
             wanted = "an int >= 1" if expected is int else "a bool"
             raise InvalidSearchParameter(f"search parameter {name}={value!r} must be {wanted}")
+
+
+def _search_parameters(
+    index: faiss.Index, factory: str, params: dict, selector: faiss.IDSelector | None,
+    id_map: faiss.Int64Vector,
+) -> faiss.SearchParameters | None:
+    """Per-call FAISS search parameters (thread-safe: the index itself is never modified)."""
+    if _refined(index):
+        return _refine_parameters(faiss.downcast_index(index), factory, params, selector, id_map)
+    core = _core(index)
+    if isinstance(core, faiss.IndexHNSW):
+        kind, allowed = faiss.SearchParametersHNSW, _HNSW_PARAMS
+    elif isinstance(core, faiss.IndexIVF):
+        kind, allowed = faiss.SearchParametersIVF, _IVF_PARAMS
+    else:
+        kind, allowed = faiss.SearchParameters, {}
+    _checked_params(params, allowed, factory)
     if not params and selector is None:
         return None
     return kind(sel=selector, **params) if selector is not None else kind(**params)
+
+
+def _refine_parameters(
+    refine: faiss.IndexRefine, factory: str, params: dict, selector: faiss.IDSelector | None,
+    id_map: faiss.Int64Vector,
+) -> faiss.SearchParameters | None:
+    """k_factor for the re-ranking layer; the other params, and the selector, for its base.
+
+    IndexIDMap2 translates a selector from catalog ids to rows only for the layer it wraps,
+    and IndexRefine does not pass it on, so the base gets it already translated."""
+    own = {name: value for name, value in params.items() if name in _REFINE_PARAMS}
+    _checked_params(own, _REFINE_PARAMS, factory)
+    translated = None if selector is None else faiss.IDSelectorTranslated(id_map, selector)
+    rest = {name: value for name, value in params.items() if name not in _REFINE_PARAMS}
+    base = _search_parameters(refine.base_index, factory, rest, translated, id_map)
+    if not own and base is None:
+        return None
+    out = faiss.IndexRefineSearchParameters(k_factor=float(own.get("k_factor", refine.k_factor)),
+                                            base_index_params=base)
+    out.referenced_objects = [base, translated]  # the C++ struct holds bare pointers to them
+    return out
 
 
 class VectorIndex:
@@ -198,7 +235,8 @@ class VectorIndex:
         self._lock = threading.RLock()
         fresh = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
         self._trainable = not fresh.is_trained
-        self._compacts = not mapped and isinstance(_core(index.index), faiss.IndexFlatCodes)
+        self._compacts = (not mapped and not _refined(index.index)
+                          and isinstance(_core(index.index), faiss.IndexFlatCodes))
         rows = self._row_ids()
         self._dead = int(np.count_nonzero(rows == _DEAD))
         self._live = np.sort(rows[rows != _DEAD])  # kept sorted and up to date by add / remove
@@ -359,7 +397,8 @@ class VectorIndex:
 
         A single vector must be passed as (1, dim). Queries need not be unit length: the
         norm of a query scales its scores but does not change its ranking.
-        params: {"nprobe": n} for IVF types, {"efSearch": n} for HNSW types.
+        params: {"nprobe": n} for IVF types, {"efSearch": n} for HNSW types, plus
+        {"k_factor": f} (re-rank f*k candidates) for types ending in RFlat.
         """
         queries = _as_vectors(queries, self.dim, what="queries", unit=False)
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
@@ -371,7 +410,7 @@ class VectorIndex:
             self._require_trained("search")
             selector = _LIVE_ONLY if self._dead else None
             search_params = _search_parameters(
-                self._index.index, self.factory, params or {}, selector
+                self._index.index, self.factory, params or {}, selector, self._index.id_map
             )
             fetch = min(k, int(self._index.ntotal))
             if fetch and len(queries):

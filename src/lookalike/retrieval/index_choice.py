@@ -26,16 +26,21 @@ HNSW_UP_TO = 300_000
 # unbalanced and clusters split, so the same recall needed 8x the probes (`bench index`).
 _TRAIN_PER_LIST = 256
 _QPS_ROUNDS = 3
+# Fast-scan PQ ranks the probed lists by 4-bit codes; the best RERANK_FACTOR * k of them are
+# re-scored with the exact vectors. Near ties (many similar images) need a generous factor.
+RERANK_FACTOR = 32
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A factory string, its search knob and values to try, and its memory per vector."""
+    """A factory string, its search knob and values to try, its memory per vector, and search
+    parameters it always uses."""
 
     factory: str
     knob: str | None
     values: tuple[int, ...]
     bytes_per_vector: int
+    fixed: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -71,6 +76,10 @@ def candidates(n: int, dim: int, max_bytes: int) -> list[Candidate]:
     flat = Candidate("Flat", None, (), 4 * dim + 8)
     pq_m = next(m for m in (dim // 2, dim // 4, dim // 8, 8, 4, 2, 1) if m >= 1 and dim % m == 0)
     found = [flat] if n <= FLAT_UP_TO else []
+    if dim % 8 == 0:  # 4-bit fast-scan PQ codes: 2 dims per sub-quantizer, an even count
+        codes = dim // 4
+        found.append(Candidate(f"IVF{nlist},PQ{codes}x4fs,RFlat", "nprobe", probes,
+                               4 * dim + codes // 2 + 16, {"k_factor": RERANK_FACTOR}))
     found.append(Candidate(f"IVF{nlist},Flat", "nprobe", probes, 4 * dim + 16))
     if n <= HNSW_UP_TO:
         found.append(Candidate("HNSW32", "efSearch", (16, 32, 64, 128, 256, 512),
@@ -126,7 +135,8 @@ def serialized_bytes(index: VectorIndex) -> int:
 def _tune(candidate: Candidate, index: VectorIndex, queries: np.ndarray, truth: np.ndarray,
           target: float, k: int) -> list[Trial]:
     """Trials with rising knob values, stopping at the first that reaches `target`."""
-    settings = [{}] if candidate.knob is None else [{candidate.knob: v} for v in candidate.values]
+    settings = ([dict(candidate.fixed)] if candidate.knob is None
+                else [{**candidate.fixed, candidate.knob: v} for v in candidate.values])
     trials = []
     for params in settings:
         recall = ann_recall_at_k(index.search(queries, k, params=params).ids, truth)
