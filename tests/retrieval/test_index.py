@@ -233,7 +233,7 @@ def test_bad_factory_strings_are_rejected(factory) -> None:
         ("IVF8,Flat", {"nprobe": 0}, "nprobe=0 must be an int >= 1"),
         ("IVF8,Flat", {"nprobe": 2.5}, "nprobe=2.5"),
         ("IVF8,PQ8x4fs,RFlat", {"k_factor": 0}, "k_factor=0 must be an int >= 1"),
-        ("IVF8,PQ8x4fs,RFlat", {"efSearch": 4}, "allowed: nprobe"),
+        ("IVF8,PQ8x4fs,RFlat", {"efSearch": 4}, "allowed: k_factor, nprobe"),
     ],
 )
 def test_bad_search_parameters_are_rejected(factory, params, match) -> None:

@@ -160,20 +160,25 @@ def _checked_params(params: dict, allowed: dict, factory: str) -> None:
             raise InvalidSearchParameter(f"search parameter {name}={value!r} must be {wanted}")
 
 
+def _parameter_kind(index: faiss.Index) -> tuple[type, dict]:
+    """The SearchParameters class of the index's core type and the params it takes."""
+    core = _core(index)
+    if isinstance(core, faiss.IndexHNSW):
+        return faiss.SearchParametersHNSW, _HNSW_PARAMS
+    if isinstance(core, faiss.IndexIVF):
+        return faiss.SearchParametersIVF, _IVF_PARAMS
+    return faiss.SearchParameters, {}
+
+
 def _search_parameters(
     index: faiss.Index, factory: str, params: dict, selector: faiss.IDSelector | None,
     id_map: faiss.Int64Vector,
 ) -> faiss.SearchParameters | None:
     """Per-call FAISS search parameters (thread-safe: the index itself is never modified)."""
-    if _refined(index):
-        return _refine_parameters(faiss.downcast_index(index), factory, params, selector, id_map)
-    core = _core(index)
-    if isinstance(core, faiss.IndexHNSW):
-        kind, allowed = faiss.SearchParametersHNSW, _HNSW_PARAMS
-    elif isinstance(core, faiss.IndexIVF):
-        kind, allowed = faiss.SearchParametersIVF, _IVF_PARAMS
-    else:
-        kind, allowed = faiss.SearchParameters, {}
+    outer = faiss.downcast_index(index)
+    if isinstance(outer, faiss.IndexRefine):
+        return _refine_parameters(outer, factory, params, selector, id_map)
+    kind, allowed = _parameter_kind(outer)
     _checked_params(params, allowed, factory)
     if not params and selector is None:
         return None
@@ -188,8 +193,8 @@ def _refine_parameters(
 
     IndexIDMap2 translates a selector from catalog ids to rows only for the layer it wraps,
     and IndexRefine does not pass it on, so the base gets it already translated."""
+    _checked_params(params, {**_REFINE_PARAMS, **_parameter_kind(refine.base_index)[1]}, factory)
     own = {name: value for name, value in params.items() if name in _REFINE_PARAMS}
-    _checked_params(own, _REFINE_PARAMS, factory)
     translated = None if selector is None else faiss.IDSelectorTranslated(id_map, selector)
     rest = {name: value for name, value in params.items() if name not in _REFINE_PARAMS}
     base = _search_parameters(refine.base_index, factory, rest, translated, id_map)
