@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
+from lookalike.retrieval.embedding.pooling import pool
 from lookalike.retrieval.errors import UnknownPooling
 from lookalike.retrieval.explain import heat_overlay, similarity_maps
-from lookalike.retrieval.pooling import pool
 
 
 def feature_maps(seed: int, shape: tuple[int, int, int]) -> torch.Tensor:

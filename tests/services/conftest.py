@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from lookalike.services.config import Settings
-from lookalike.services.ingest import IngestSummary, ingest_items
+from lookalike.services.ingest.pipeline import IngestSummary, ingest_items
+from lookalike.services.ingest.sources import collect_items
 from lookalike.services.runtime import Runtime
 from lookalike.services.sample import build_sample, bundled_photos
 from lookalike.services.setup import init_catalog, open_runtime
-from lookalike.services.sources import collect_items
 
 
 def make_settings(home: Path, database_url: str | None = None, **overrides: object) -> Settings:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from lookalike.services.catalog import images as image_queries
-from lookalike.services.images import delete_image
-from lookalike.services.search import search_vector
+from lookalike.services.ingest.images import delete_image
+from lookalike.services.search.query import search_vector
 from lookalike.services.setup import open_runtime
 from tests.services.conftest import ingest_into, make_settings
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lookalike.services.bench_search import free_port, start_server
+from lookalike.services.bench.search import free_port, start_server
 from lookalike.services.setup import init_catalog, open_runtime
 from tests.conftest import _fresh_postgres_database
 from tests.services.conftest import ingest_into, make_settings

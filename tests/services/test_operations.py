@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 
 from lookalike.services.api.app import create_app
 from lookalike.services.config import Settings
-from lookalike.services.readiness import check_readiness
+from lookalike.services.index.readiness import check_readiness
 from lookalike.services.runtime import Runtime
 from lookalike.services.setup import init_catalog, open_runtime
 from tests.services.conftest import ingest_into, make_settings

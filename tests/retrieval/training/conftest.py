@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from lookalike.services.benchmarks import fashion_pixels
+from lookalike.services.evaluation.benchmarks import fashion_pixels
 from lookalike.services.sample import fashion_mnist
 
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from lookalike.retrieval.backbones import get_backbone
-from lookalike.retrieval.embedder import Embedder, EmbedderOptions
-from lookalike.retrieval.evaluate import label_map
+from lookalike.retrieval.embedding.embedder import Embedder, EmbedderOptions
+from lookalike.retrieval.evaluation.metrics import label_map
+from lookalike.retrieval.models.registry import get_backbone
 from lookalike.retrieval.training.network import EmbeddingNet, build_network
 from lookalike.retrieval.training.trainer import TrainConfig, fit
-from lookalike.services.benchmarks import fashion_pixels
+from lookalike.services.evaluation.benchmarks import fashion_pixels
 from tests.retrieval.training.conftest import FashionItems
 
 LENET = get_backbone("lenet5")

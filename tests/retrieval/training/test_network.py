@@ -11,9 +11,9 @@ from PIL import Image
 from skimage import data
 from torch import nn
 
-from lookalike.retrieval.backbones import get_backbone, resolve_weights
-from lookalike.retrieval.embedder import Embedder, EmbedderOptions, image_to_pixels
+from lookalike.retrieval.embedding.embedder import Embedder, EmbedderOptions, image_to_pixels
 from lookalike.retrieval.errors import InvalidTrainingConfig, UnknownPooling
+from lookalike.retrieval.models.registry import get_backbone, resolve_weights
 from lookalike.retrieval.training.heads import ProjectionHead
 from lookalike.retrieval.training.network import (
     EmbeddingNet,

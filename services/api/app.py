@@ -1,0 +1,58 @@
+"""The FastAPI application factory: the runtime is built in the lifespan, never at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.staticfiles import StaticFiles
+
+from lookalike.services.api.errors import install_error_handlers
+from lookalike.services.api.limits import BodyLimit
+from lookalike.services.api.logs import configure_logging
+from lookalike.services.api.metrics import Metrics
+from lookalike.services.api.requests import RequestContext
+from lookalike.services.api.routers import (
+    admin,
+    explain,
+    health,
+    images,
+    jobs,
+    metrics,
+    pages,
+    search,
+    spaces,
+)
+from lookalike.services.config import Settings, get_settings
+from lookalike.services.jobs.runner import resume_interrupted
+from lookalike.services.setup import open_runtime, warm_up
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """An app serving the catalog that `settings` (or the environment) points at."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_format)
+        app.state.runtime = open_runtime(settings)
+        await run_in_threadpool(warm_up, app.state.runtime)
+        await run_in_threadpool(resume_interrupted, app.state.runtime)
+        app.state.metrics.watch_catalog(app.state.runtime)
+        try:
+            yield
+        finally:
+            app.state.runtime.close()
+
+    app = FastAPI(title="lookalike", version="0.1.0", lifespan=lifespan,
+                  description="Search a collection of images by example.")
+    app.state.metrics = Metrics()
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(RequestContext, metrics=app.state.metrics)
+    install_error_handlers(app)
+    for module in (search, images, spaces, jobs, explain, health, metrics, pages, admin):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,36 @@
+"""/v1/explain: why a result matched a query, as heat maps over both images."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
+
+from lookalike.services.api.deps import RuntimeDep, read_limited
+from lookalike.services.api.schemas import ErrorResponse
+from lookalike.services.search.explain import explain_match
+
+router = APIRouter(prefix="/v1/explain", tags=["explain"])
+
+ERRORS = {status: {"model": ErrorResponse} for status in (404, 413, 415, 422)}
+
+
+@router.get("", responses=ERRORS)
+def explain_by_id(runtime: RuntimeDep, query: Annotated[int, Query(description="image id")],
+                  result: Annotated[int, Query(description="image id")],
+                  space: str | None = None) -> dict:
+    """Heat maps over a catalogued query and a result: where their similarity comes from."""
+    return explain_match(runtime, query_id=query, result_id=result,
+                         space_name=space).to_public()
+
+
+@router.post("", responses=ERRORS)
+async def explain_upload(runtime: RuntimeDep, file: Annotated[UploadFile, File()],
+                         result: Annotated[int, Query(description="image id")],
+                         space: str | None = None) -> dict:
+    """The same for an uploaded query image (multipart `file`), which is not stored."""
+    data = await read_limited(file, runtime.settings.max_upload_bytes)
+    explained = await run_in_threadpool(explain_match, runtime, query=data, result_id=result,
+                                        space_name=space)
+    return explained.to_public()

@@ -1,0 +1,94 @@
+"""/v1/images: upload, look up, fetch the file or thumbnail, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+
+from lookalike.services.api.deps import RuntimeDep, read_limited
+from lookalike.services.api.schemas import (
+    ErrorResponse,
+    ImageListed,
+    ImagePage,
+    ImagePublic,
+    ImageUploadResponse,
+)
+from lookalike.services.catalog import images as image_queries
+from lookalike.services.catalog.models import Image
+from lookalike.services.ingest.images import (
+    delete_image,
+    get_live_image,
+    original_file,
+    thumbnail_file,
+)
+from lookalike.services.ingest.pipeline import ingest_bytes
+
+router = APIRouter(prefix="/v1/images", tags=["images"])
+
+MEDIA_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "GIF": "image/gif",
+               "WEBP": "image/webp", "BMP": "image/bmp", "TIFF": "image/tiff"}
+ERRORS = {status: {"model": ErrorResponse} for status in (404, 413, 415, 422)}
+
+
+def _upload_response(image: Image, *, duplicate: bool) -> ImageUploadResponse:
+    public = ImagePublic.model_validate(image)
+    return ImageUploadResponse(**public.model_dump(), duplicate=duplicate,
+                               thumbnail_url=f"/v1/images/{image.id}/thumbnail",
+                               file_url=f"/v1/images/{image.id}/file")
+
+
+@router.post("", status_code=201, response_model=ImageUploadResponse, responses=ERRORS)
+async def upload_image(response: Response, runtime: RuntimeDep,
+                       file: Annotated[UploadFile, File()],
+                       collection: Annotated[str | None, Form()] = None,
+                       label: Annotated[str | None, Form()] = None) -> ImageUploadResponse:
+    """Add an image; 201 when new, 200 with duplicate=true when the same bytes exist.
+    The image is searchable when this returns."""
+    data = await read_limited(file, runtime.settings.max_upload_bytes)
+    result = await run_in_threadpool(ingest_bytes, runtime, data,
+                                     source=f"upload:{file.filename or 'unnamed'}",
+                                     collection=collection, label=label)
+    if not result.created:
+        response.status_code = 200
+    return _upload_response(result.image, duplicate=not result.created)
+
+
+@router.get("", response_model=ImagePage, responses=ERRORS)
+def list_images(runtime: RuntimeDep, collection: str | None = None, label: str | None = None,
+                status: str = "embedded", offset: Annotated[int, Query(ge=0)] = 0,
+                limit: Annotated[int, Query(ge=1, le=200)] = 50) -> ImagePage:
+    """A page of the catalog in id order, filtered by collection, label and status."""
+    with runtime.session() as session:
+        rows = image_queries.list_images(session=session, collection=collection, label=label,
+                                         status=status, offset=offset, limit=limit + 1)
+    items = [ImageListed(**ImagePublic.model_validate(row).model_dump(),
+                         thumbnail_url=f"/v1/images/{row.id}/thumbnail") for row in rows[:limit]]
+    return ImagePage(items=items, offset=offset, limit=limit,
+                     next_offset=offset + limit if len(rows) > limit else None)
+
+
+@router.get("/{image_id}", response_model=ImagePublic, responses=ERRORS)
+def get_image(image_id: int, runtime: RuntimeDep) -> ImagePublic:
+    return ImagePublic.model_validate(get_live_image(runtime, image_id))
+
+
+@router.get("/{image_id}/thumbnail", response_class=FileResponse, responses=ERRORS)
+def get_thumbnail(image_id: int, runtime: RuntimeDep) -> FileResponse:
+    return FileResponse(thumbnail_file(runtime, image_id), media_type="image/jpeg")
+
+
+@router.get("/{image_id}/file", response_class=FileResponse, responses=ERRORS)
+def get_file(image_id: int, runtime: RuntimeDep) -> FileResponse:
+    path, image_format = original_file(runtime, image_id)
+    return FileResponse(path, media_type=MEDIA_TYPES.get(image_format,
+                                                         "application/octet-stream"))
+
+
+@router.delete("/{image_id}", status_code=204, responses=ERRORS)
+def remove_image(image_id: int, runtime: RuntimeDep) -> Response:
+    """Delete an image; it is gone from search results when this returns."""
+    delete_image(runtime, image_id)
+    return Response(status_code=204)

@@ -1,0 +1,93 @@
+"""/v1/jobs: submit an ingest, fine-tuning or reindex job (202), follow it, list jobs, see
+curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from lookalike.services.api.deps import RuntimeDep
+from lookalike.services.api.schemas import ErrorResponse
+from lookalike.services.errors import NotFound
+from lookalike.services.jobs import runner as jobs
+from lookalike.services.training.request import FinetuneRequest
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+ERRORS = {status: {"model": ErrorResponse} for status in (404, 409, 422)}
+
+
+class JobCreate(BaseModel):
+    """An ingest job over server-side paths (files, folders, lists) or URLs."""
+
+    kind: Literal["ingest"] = "ingest"
+    paths: list[str] | None = Field(None, description="files, folders, .txt/.lst path lists")
+    urls: list[str] | None = Field(None, description="http(s) URLs of images")
+    collection: str | None = None
+    label_from_dir: bool = False
+
+
+class FinetuneJobCreate(FinetuneRequest):
+    """A fine-tuning job on the catalog's labels, ending with a new space."""
+
+    kind: Literal["finetune"]
+
+
+class ReindexJobCreate(BaseModel):
+    """A job that embeds every catalogued image into a space (e.g. a fine-tuned one)."""
+
+    kind: Literal["reindex"]
+    space: str = Field(description="the space to fill; search keeps using the default")
+
+
+AnyJobCreate = Annotated[JobCreate | FinetuneJobCreate | ReindexJobCreate,
+                         Field(union_mode="left_to_right")]
+
+
+@router.post("", status_code=202, responses=ERRORS)
+async def create_job(body: AnyJobCreate, runtime: RuntimeDep) -> dict[str, Any]:
+    """Queue a job; it runs on the workers (or in this process without a broker)."""
+    if isinstance(body, ReindexJobCreate):
+        job = await run_in_threadpool(jobs.submit_reindex, runtime, space_name=body.space)
+    elif isinstance(body, FinetuneJobCreate):
+        request = FinetuneRequest.model_validate(body.model_dump(exclude={"kind"}))
+        job = await run_in_threadpool(jobs.submit_finetune, runtime, request)
+    else:
+        job = await run_in_threadpool(jobs.submit_ingest, runtime, paths=body.paths,
+                                      urls=body.urls, collection=body.collection,
+                                      label_from_dir=body.label_from_dir)
+    return jobs.describe(job)
+
+
+@router.get("", responses=ERRORS)
+def list_jobs(runtime: RuntimeDep, state: str | None = None, limit: int = 50) -> list[dict]:
+    return [jobs.describe(job) for job in jobs.list_jobs(runtime, state=state, limit=limit)]
+
+
+@router.get("/{job_id}", responses=ERRORS)
+def get_job(job_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+    return jobs.describe(jobs.get_job(runtime, job_id))
+
+
+@router.post("/{job_id}/cancel", responses=ERRORS)
+def cancel_job(job_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+    return jobs.describe(jobs.cancel(runtime, job_id))
+
+
+@router.post("/{job_id}/retry", status_code=202, responses=ERRORS)
+def retry_job(job_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+    return jobs.describe(jobs.retry(runtime, job_id))
+
+
+@router.get("/{job_id}/curves.png", response_class=FileResponse, responses=ERRORS)
+def job_curves(job_id: int, runtime: RuntimeDep) -> FileResponse:
+    """The training curves (loss, validation mAP per epoch) of a fine-tuning job."""
+    curves = (jobs.get_job(runtime, job_id).result or {}).get("curves")
+    if not curves or not Path(curves).is_file():
+        raise NotFound(f"job {job_id} has no training curves (yet); only fine-tuning jobs "
+                       "draw them, after their first epoch")
+    return FileResponse(curves, media_type="image/png")

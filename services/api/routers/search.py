@@ -1,0 +1,65 @@
+"""POST /v1/search: by uploaded image (multipart `file`) or by catalogued id (JSON)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+
+from lookalike.retrieval.errors import ImageRejected
+from lookalike.services.api.deps import RuntimeDep, read_limited
+from lookalike.services.api.schemas import ErrorResponse, SearchByIdRequest, SearchResponse
+from lookalike.services.errors import InvalidRequest
+from lookalike.services.search.query import search_vector
+
+router = APIRouter(prefix="/v1", tags=["search"])
+
+REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "required": ["file"],
+                           "properties": {"file": {"type": "string", "format": "binary"}}}},
+            "application/json": {"schema": SearchByIdRequest.model_json_schema()},
+        },
+    }
+}
+
+
+@router.post("/search", response_model=SearchResponse, openapi_extra=REQUEST_BODY,
+             responses={413: {"model": ErrorResponse}, 415: {"model": ErrorResponse},
+                        422: {"model": ErrorResponse}, 404: {"model": ErrorResponse}})
+async def search(request: Request, runtime: RuntimeDep,
+                 k: Annotated[int, Query(ge=1, le=1000)] = 10,
+                 space: str | None = None,
+                 qe: Annotated[bool | None, Query(description="α-query expansion; "
+                                                  "default: the space's setting")] = None,
+                 dba: Annotated[bool | None, Query(description="database-side augmentation "
+                                                   "(re-ranks a shortlist); default: the "
+                                                   "space's setting")] = None,
+                 ) -> dict:
+    """The k catalogued images most like the query, best first."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise InvalidRequest("multipart search needs a file field named 'file'")
+        data = await read_limited(upload, runtime.settings.max_upload_bytes)
+        result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
+                                         query=data, qe=qe, dba=dba)
+    elif content_type.startswith("application/json"):
+        try:
+            body = SearchByIdRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise InvalidRequest(f"JSON search body must be {{\"image_id\": int}}: {exc}") from exc
+        result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
+                                         image_id=body.image_id, qe=qe,
+                                         dba=dba)
+    else:
+        raise ImageRejected("not_an_image", "send multipart/form-data with a 'file' field, "
+                            f"or application/json with an image_id; got '{content_type}'")
+    return result.to_public()

@@ -1,0 +1,182 @@
+"""`bench ingest`: model-only, end-to-end and naive per-image throughput, measured in one run;
+`bench forward`: the model's speed for each number of images per call."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from lookalike.retrieval.embedding.embedder import Embedder
+from lookalike.retrieval.models.registry import BackboneSpec, load_feature_extractor
+from lookalike.services.catalog.models import Space
+from lookalike.services.config import Settings
+from lookalike.services.ingest.pipeline import ingest_items, prepare_config
+from lookalike.services.ingest.prepare import decode_for_model
+from lookalike.services.ingest.sources import collect_items
+from lookalike.services.runtime import Runtime
+from lookalike.services.sample import bundled_photos
+from lookalike.services.setup import init_catalog, open_runtime
+from lookalike.services.spaces.lookup import ensure_default_space, space_weights
+
+
+@dataclass(frozen=True)
+class IngestBench:
+    images: int
+    batch_size: int
+    forward_batch: int
+    decode_workers: int
+    torch_threads: int
+    frozen_graph: bool
+    model_only_per_s: float
+    end_to_end_per_s: float
+    naive_per_s: float
+    naive_images: int
+
+    @property
+    def e2e_over_model(self) -> float:
+        return self.end_to_end_per_s / self.model_only_per_s
+
+    @property
+    def e2e_over_naive(self) -> float:
+        return self.end_to_end_per_s / self.naive_per_s
+
+    def to_public(self) -> dict:
+        return {**asdict(self), "e2e_over_model": round(self.e2e_over_model, 3),
+                "e2e_over_naive": round(self.e2e_over_naive, 3)}
+
+
+def write_photo_files(directory: Path, count: int, *, seed: int = 0) -> list[Path]:
+    """`count` distinct camera-sized JPEGs cut from the bundled photos (deterministic)."""
+    rng = np.random.default_rng(seed)
+    photos = [p.image for p in bundled_photos()]
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        w, h = photo.size
+        cw, ch = int(w * rng.uniform(0.6, 1.0)), int(h * rng.uniform(0.6, 1.0))
+        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        crop = photo.crop((x, y, x + cw, y + ch)).resize((800, 600), Image.Resampling.BICUBIC)
+        buffer = io.BytesIO()
+        crop.save(buffer, format="JPEG", quality=90)
+        path = directory / f"bench-{i:05d}.jpg"
+        path.write_bytes(buffer.getvalue())
+        paths.append(path)
+    return paths
+
+
+def _model_only(embedder: Embedder, tensors: torch.Tensor, batch_size: int) -> float:
+    """Images/s of the forward pass alone on pre-decoded tensors, same batch size and threads
+    (measured before and after the end-to-end run; the caller keeps the faster)."""
+    embedder.embed_tensors(tensors[:batch_size])
+    started = time.perf_counter()
+    for start in range(0, len(tensors), batch_size):
+        embedder.embed_tensors(tensors[start:start + batch_size])
+    return len(tensors) / (time.perf_counter() - started)
+
+
+def _naive(spec: BackboneSpec, weights: Path, paths: list[Path]) -> float:
+    """Images/s of the obvious loop: open, convert, resize, normalise, forward one image at a
+    time through a plain fp32 model, as a first version would be written."""
+    model = load_feature_extractor(spec, weights=weights)
+    size = spec.weights.input_size
+    mean = torch.tensor(spec.weights.mean).view(3, 1, 1)
+    std = torch.tensor(spec.weights.std).view(3, 1, 1)
+    started = time.perf_counter()
+    with torch.no_grad():
+        for path in paths:
+            image = Image.open(path).convert("RGB").resize((size, size))
+            pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)
+            tensor = (pixels.permute(2, 0, 1) - mean) / std
+            features = model(tensor.unsqueeze(0))
+            torch.nn.functional.normalize(features.mean(dim=(2, 3)), dim=1)
+    return len(paths) / (time.perf_counter() - started)
+
+
+@dataclass
+class _Bench:
+    """A throw-away LOOKALIKE_HOME with the default space, its model, and photo files."""
+
+    root: Path
+    runtime: Runtime
+    space: Space
+    embedder: Embedder
+    tensors: torch.Tensor
+
+
+@contextlib.contextmanager
+def _bench_home(settings: Settings, images: int) -> Iterator[_Bench]:
+    """`images` photo files in a temp folder, a SQLite catalog beside them, and their
+    decoded model inputs; everything is removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="lookalike-bench-") as tmp:
+        paths = write_photo_files(Path(tmp) / "files", images)
+        home_settings = settings.model_copy(update={"home": Path(tmp) / "home",
+                                                    "database_url": None})
+        init_catalog(home_settings)
+        runtime = open_runtime(home_settings)
+        with runtime.session() as session:
+            space = ensure_default_space(session=session, settings=home_settings)
+            session.commit()
+        embedder = runtime.embedder(space)
+        config = prepare_config(runtime, embedder)
+        tensors = torch.stack([decode_for_model(p.read_bytes(), config=config)[1]
+                               for p in paths])
+        try:
+            yield _Bench(Path(tmp), runtime, space, embedder, tensors)
+        finally:
+            runtime.close()
+
+
+def run_ingest_bench(settings: Settings, *, images: int, naive_images: int) -> IngestBench:
+    """Measure the three throughputs on the same files in a throw-away LOOKALIKE_HOME."""
+    with _bench_home(settings, images) as bench:
+        embedder, runtime = bench.embedder, bench.runtime
+        model_before = _model_only(embedder, bench.tensors, settings.batch_size)
+        started = time.perf_counter()
+        summary = ingest_items(runtime, collect_items([bench.root / "files"]))
+        with runtime.session() as session:
+            replica = runtime.replica(bench.space, session=session)
+        end_to_end = summary.added / (time.perf_counter() - started)
+        if replica.index.ntotal != images:
+            raise RuntimeError(f"only {replica.index.ntotal} of {images} files reached the index")
+        model_only = max(model_before, _model_only(embedder, bench.tensors, settings.batch_size))
+        paths = sorted((bench.root / "files").iterdir())[:naive_images]
+        naive = _naive(embedder.spec, space_weights(bench.space, settings=runtime.settings),
+                       paths)
+    return IngestBench(images=images, batch_size=settings.batch_size,
+                       forward_batch=settings.forward_batch,
+                       decode_workers=settings.decode_workers,
+                       torch_threads=torch.get_num_threads(),
+                       frozen_graph=settings.frozen_graph, model_only_per_s=model_only,
+                       end_to_end_per_s=end_to_end, naive_per_s=naive,
+                       naive_images=naive_images)
+
+
+@dataclass(frozen=True)
+class ForwardBench:
+    batch_size: int
+    images_per_s: dict[int, float]
+
+
+def run_forward_bench(settings: Settings, *, sizes: list[int], images: int = 64,
+                      rounds: int = 3) -> ForwardBench:
+    """Images/s of the default space's model on one batch of decoded photos, cut into model
+    calls of each size (the best of `rounds`): what `forward_batch` should be here."""
+    figures = {}
+    with _bench_home(settings, images) as bench:
+        for size in sizes:
+            bench.embedder.options = dataclasses.replace(bench.embedder.options,
+                                                         forward_batch=size)
+            figures[size] = max(_model_only(bench.embedder, bench.tensors, images)
+                                for _ in range(rounds))
+    return ForwardBench(batch_size=images, images_per_s=figures)

@@ -1,0 +1,114 @@
+"""`bench search`: search-by-id latency over HTTP against a real server, next to raw FAISS."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from lookalike.services.catalog import embeddings as embedding_queries
+from lookalike.services.config import Settings
+from lookalike.services.errors import CatalogEmpty
+from lookalike.services.index.replicas import vectors_from_bytes
+from lookalike.services.setup import open_runtime
+from lookalike.services.spaces.lookup import find_space
+
+
+@dataclass(frozen=True)
+class SearchBench:
+    queries: int
+    k: int
+    vectors: int
+    http_p50_ms: float
+    http_p99_ms: float
+    faiss_p50_ms: float
+    faiss_p99_ms: float
+
+    def to_public(self) -> dict:
+        return asdict(self)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(settings: Settings, port: int, extra_env: dict[str, str] | None = None,
+                 timeout_s: float = 120.0, log: Path | None = None) -> subprocess.Popen:
+    """A real `lookalike serve` process on the same catalog; returns once /healthz answers.
+    Its log lines (standard output) go to `log` when given."""
+    env = {**os.environ, "LOOKALIKE_HOME": str(settings.home), **(extra_env or {})}
+    if settings.database_url:
+        env["LOOKALIKE_DATABASE_URL"] = settings.database_url
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lookalike.services.cli", "serve", "--port", str(port)], env=env,
+        stdout=log.open("ab") if log else subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"server did not answer /healthz within {timeout_s:.0f} s")
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    values = np.array(samples) * 1000
+    return float(np.percentile(values, 50)), float(np.percentile(values, 99))
+
+
+def run_search_bench(settings: Settings, *, queries: int, k: int, seed: int = 0) -> SearchBench:
+    """Time the same search-by-id queries over HTTP and directly on the FAISS index."""
+    runtime = open_runtime(settings)
+    with runtime.session() as session:
+        space = find_space(session=session, name=None)
+        ids = sorted(embedding_queries.embedded_image_ids(session=session, space_id=space.id))
+        if not ids:
+            raise CatalogEmpty("the catalog has no vectors to search; ingest images first")
+        chosen = np.random.default_rng(seed).choice(ids, size=queries, replace=True)
+        blobs = [embedding_queries.get_vector(session=session, space_id=space.id,
+                                              image_id=int(i)) for i in chosen]
+        replica = runtime.replica(space, session=session)
+    vectors = vectors_from_bytes(blobs, space.dim)
+    faiss_times = []
+    for row in vectors:
+        started = time.perf_counter()
+        replica.search(row[None, :], k)
+        faiss_times.append(time.perf_counter() - started)
+    runtime.close()
+    port = free_port()
+    server = start_server(settings, port)
+    try:
+        http_times = _time_http(port, chosen, k)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    http = _percentiles(http_times)
+    raw = _percentiles(faiss_times)
+    return SearchBench(queries=queries, k=k, vectors=replica.index.ntotal, http_p50_ms=http[0],
+                       http_p99_ms=http[1], faiss_p50_ms=raw[0], faiss_p99_ms=raw[1])
+
+
+def _time_http(port: int, ids: np.ndarray, k: int) -> list[float]:
+    """Sequential requests on one keep-alive connection, after a warm-up request."""
+    times = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        client.post("/v1/search", params={"k": k}, json={"image_id": int(ids[0])})
+        for image_id in ids:
+            started = time.perf_counter()
+            answer = client.post("/v1/search", params={"k": k}, json={"image_id": int(image_id)})
+            times.append(time.perf_counter() - started)
+            answer.raise_for_status()
+    return times

@@ -1,0 +1,172 @@
+"""`lookalike bench ingest|search`: speed figures printed by commands, never by tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from typing import Annotated
+
+import torch
+import typer
+from rich.console import Console
+
+from lookalike.services.bench.catalog import seed_sample, throwaway_catalog
+from lookalike.services.bench.ingest import run_forward_bench, run_ingest_bench
+from lookalike.services.bench.load import run_load_bench
+from lookalike.services.bench.search import run_search_bench
+from lookalike.services.bench.startup import run_startup_bench
+from lookalike.services.config import get_settings
+
+console = Console()
+bench_app = typer.Typer(help="Measure ingest and search speed on this machine.",
+                        no_args_is_help=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="one JSON object on stdout")]
+PostgresOption = Annotated[str | None, typer.Option(
+    help="admin URL of a PostgreSQL server, e.g. postgresql://postgres@127.0.0.1:5432/postgres: "
+         "the run uses a throw-away database created there and dropped after it")]
+
+
+def machine() -> dict:
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+            "torch": torch.__version__}
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    images: Annotated[int, typer.Option(help="camera-sized JPEGs to ingest")] = 1024,
+    naive_images: Annotated[int, typer.Option(help="images for the one-at-a-time loop")] = 128,
+    as_json: JsonOption = False,
+) -> None:
+    """Model-only vs end-to-end (files to catalog and index) vs naive per-image throughput."""
+    result = run_ingest_bench(get_settings(), images=images, naive_images=naive_images)
+    if as_json:
+        print(json.dumps({**result.to_public(), "machine": machine()}))
+        return
+    console.print(
+        f"{result.images} JPEGs 800x600, batch {result.batch_size} "
+        f"(model calls of {result.forward_batch}), "
+        f"{result.decode_workers} decode workers, {result.torch_threads} torch threads, "
+        f"{'frozen graph' if result.frozen_graph else 'eager model'}\n"
+        f"  model only (pre-decoded tensors): {result.model_only_per_s:8.1f} images/s\n"
+        f"  end to end (files -> catalog+index): {result.end_to_end_per_s:8.1f} images/s"
+        f"  = {result.e2e_over_model:.2f}x model only\n"
+        f"  naive loop ({result.naive_images} images, one at a time): "
+        f"{result.naive_per_s:8.1f} images/s; end to end = {result.e2e_over_naive:.2f}x naive")
+
+
+@bench_app.command("forward")
+def bench_forward(
+    sizes: Annotated[str, typer.Option(help="images per model call to try, comma-separated")
+                     ] = "1,2,4,8,16,32",
+    images: Annotated[int, typer.Option(help="decoded photos embedded per round")] = 64,
+    as_json: JsonOption = False,
+) -> None:
+    """The default space's model speed for each number of images per call (forward_batch)."""
+    result = run_forward_bench(get_settings(), sizes=[int(s) for s in sizes.split(",")],
+                               images=images)
+    if as_json:
+        print(json.dumps({"images": result.batch_size, "images_per_s": result.images_per_s,
+                          "machine": machine()}))
+        return
+    best = max(result.images_per_s, key=result.images_per_s.__getitem__)
+    console.print(f"{result.batch_size} decoded photos per round, best of 3")
+    for size, rate in result.images_per_s.items():
+        mark = "  <- fastest" if size == best else ""
+        console.print(f"  {size:3d} images per call: {rate:7.1f} images/s{mark}")
+
+
+@bench_app.command("search")
+def bench_search(
+    queries: Annotated[int, typer.Option(help="search-by-id requests")] = 500,
+    k: Annotated[int, typer.Option("-k")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """p50/p99 of search-by-id over HTTP (a real `lookalike serve`) next to raw FAISS time."""
+    result = run_search_bench(get_settings(), queries=queries, k=k)
+    if as_json:
+        print(json.dumps({**result.to_public(), "machine": machine()}))
+        return
+    console.print(
+        f"{result.queries} search-by-id queries, k={result.k}, {result.vectors} vectors\n"
+        f"  HTTP  p50 {result.http_p50_ms:7.2f} ms   p99 {result.http_p99_ms:7.2f} ms\n"
+        f"  FAISS p50 {result.faiss_p50_ms:7.3f} ms   p99 {result.faiss_p99_ms:7.3f} ms")
+
+
+@bench_app.command("load")
+def bench_load(
+    clients: Annotated[int, typer.Option(help="concurrent clients")] = 32,
+    seconds: Annotated[float, typer.Option(help="how long the clients search")] = 60.0,
+    ingest_images: Annotated[int, typer.Option(help="JPEGs ingested meanwhile")] = 2000,
+    postgres: PostgresOption = None,
+    sample_per_class: Annotated[int, typer.Option(
+        help="with --postgres: Fashion-MNIST images per class (+ the bundled photos) "
+             "ingested into the throw-away database before the run")] = 300,
+    broker: Annotated[str | None, typer.Option(
+        help="Celery broker URL, e.g. redis://127.0.0.1:6379/0 (default: LOOKALIKE_BROKER_URL): "
+             "a `lookalike worker` ingests, taking a job sent through the API; without a "
+             "broker a `lookalike ingest` process does")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Throughput and p50/p95/p99 per route of two API processes under concurrent searches
+    (by id and by upload) while images are ingested (by a Celery worker with a broker, else
+    by an ingest process); then checks new images are found. Runs on the configured catalog,
+    or with --postgres on a throw-away PostgreSQL database filled with the sample collection
+    first."""
+    base = get_settings()
+    if broker is not None:
+        base = base.model_copy(update={"broker_url": broker})
+    if postgres is None:
+        result = run_load_bench(base, clients=clients, seconds=seconds,
+                                ingest_images=ingest_images)
+    else:
+        with throwaway_catalog(base, postgres=postgres) as settings:
+            seed_sample(settings, fashion_per_class=sample_per_class)
+            result = run_load_bench(settings, clients=clients, seconds=seconds,
+                                    ingest_images=ingest_images)
+    if as_json:
+        print(json.dumps({**result.to_public(), "machine": machine()}))
+        return
+    job = f" (job {result.job_id})" if result.job_id is not None else ""
+    console.print(f"{result.clients} clients, {result.seconds:.0f} s, {result.servers} API "
+                  f"processes, {result.ingested_during} images ingested meanwhile by "
+                  f"{result.ingester}{job}")
+    for route in result.routes:
+        console.print(
+            f"  {route.route:17} {route.requests:6d} requests {route.per_s:7.1f}/s   "
+            f"p50 {route.p50_ms:7.1f} ms  p95 {route.p95_ms:7.1f} ms  p99 {route.p99_ms:7.1f} ms"
+            f"   5xx {route.errors_5xx}  4xx {route.errors_other}")
+    console.print(f"  images added during the run found first by id on both servers: "
+                  f"{result.new_images_found_first}/{result.new_images_checked}")
+
+
+@bench_app.command("startup")
+def bench_startup(
+    vectors: Annotated[int, typer.Option(help="random unit vectors in the space")] = 1_000_000,
+    dim: Annotated[int, typer.Option(help="their dimension")] = 1280,
+    changes: Annotated[int, typer.Option(help="vectors added after the snapshot")] = 10_000,
+    postgres: PostgresOption = None,
+    server: Annotated[bool, typer.Option(help="also time real `lookalike serve` starts")] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Seconds until a fresh process serves searches on N vectors: from the newest snapshot
+    plus the changes after it, and rebuilt from the catalog alone (throw-away catalog)."""
+    result = run_startup_bench(get_settings(), vectors=vectors, dim=dim, changes=changes,
+                               postgres=postgres, server=server)
+    if as_json:
+        print(json.dumps({**result.to_public(), "machine": machine()}))
+        return
+    console.print(
+        f"{result.vectors} vectors of dim {result.dim} ({result.database}, Flat); filled in "
+        f"{result.fill_s:.1f} s, snapshot of {result.snapshot_mb:.0f} MB written in "
+        f"{result.snapshot_write_s:.1f} s, then {result.changes_after_snapshot} more vectors\n"
+        f"  from the snapshot + change log: replica open {result.snapshot_open_s:7.2f} s, "
+        f"first search {result.snapshot_first_search_ms:7.1f} ms\n"
+        f"  no snapshot (catalog rebuild):  replica open {result.rebuild_open_s:7.2f} s, "
+        f"first search {result.rebuild_first_search_ms:7.1f} ms")
+    if result.server_snapshot_first_search_s is not None:
+        console.print(
+            f"  `lookalike serve` start to first search answer: "
+            f"{result.server_snapshot_first_search_s:.2f} s with the snapshot, "
+            f"{result.server_rebuild_first_search_s:.2f} s without")

@@ -1,0 +1,95 @@
+"""`lookalike evaluate`: mAP, P@k, R@k and ANN recall of spaces on a benchmark; PR-curve plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lookalike.services.config import get_settings
+from lookalike.services.evaluation.benchmarks import BENCHMARKS
+from lookalike.services.evaluation.run import EvaluationResult, evaluate
+from lookalike.services.setup import open_runtime
+
+console = Console()
+
+
+def plot_pr_curves(results: list[EvaluationResult], path: Path) -> None:
+    """Precision-recall curves of every result on one chart, written as a PNG."""
+    import matplotlib  # noqa: PLC0415 - only --plot needs it, and it is slow to import
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot  # noqa: PLC0415
+    figure, axes = pyplot.subplots(figsize=(8.5, 4.5))
+    for result in results:
+        axes.plot(result.pr_recall, result.pr_precision, marker=".",
+                  label=f"{_label(result)} (mAP {result.map:.3f})")
+    axes.set(xlabel="recall", ylabel="interpolated precision", xlim=(0, 1), ylim=(0, 1.02),
+             title=f"{results[0].benchmark}: {results[0].queries} queries, "
+                   f"{results[0].gallery} gallery")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    pyplot.close(figure)
+
+
+def _label(result: EvaluationResult) -> str:
+    """The space's name and the query-time options that ran."""
+    return (result.space + (" +αQE" if result.qe else "")
+            + (f" +DBA{result.dba_n}" if result.dba_n else ""))
+
+
+def _table(results: list[EvaluationResult]) -> Table:
+    table = Table("space", "mAP", "P@1", "P@10", "R@1", "R@10", "R@100", "ANN R@10", "index",
+                  "embed s", "search s", title=f"{results[0].benchmark}: {results[0].queries} "
+                  f"queries vs {results[0].gallery} gallery images")
+    for r in results:
+        table.add_row(_label(r), f"{r.map:.4f}", f"{r.precision[1]:.4f}", f"{r.precision[10]:.4f}",
+                      f"{r.recall[1]:.4f}", f"{r.recall[10]:.4f}", f"{r.recall[100]:.4f}",
+                      f"{r.ann_recall_at_10:.4f}", r.index_factory, f"{r.embed_seconds:.1f}",
+                      f"{r.search_seconds:.1f}")
+    return table
+
+
+def evaluate_command(
+    benchmark: Annotated[str, typer.Option(help=f"one of: {', '.join(BENCHMARKS)}")],
+    space: Annotated[list[str] | None, typer.Option(
+        help="space to evaluate; repeat to compare several (default: the default space)")] = None,
+    data: Annotated[Path | None, typer.Option(
+        help="folder of roxford5k/rparis6k/holidays images and ground truth")] = None,
+    limit: Annotated[int | None, typer.Option(
+        help="subset: N queries (fashion-mnist: vs 10N gallery; near-duplicates: N "
+             "distractors)")] = None,
+    qe: Annotated[bool | None, typer.Option("--qe/--no-qe", help="α-query expansion "
+                                            "(default: each space's setting)")] = None,
+    dba: Annotated[int | None, typer.Option(help="DBA neighbours (default: the space's)")] = None,
+    protocol: Annotated[str, typer.Option(help="Revisited Oxford/Paris: easy|medium|hard")
+                        ] = "medium",
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON list on stdout")] = False,
+    plot: Annotated[Path | None, typer.Option(help="write the PR curves to this PNG")] = None,
+) -> None:
+    """Retrieval quality of one or more spaces on a benchmark: mAP, P@1/10, R@1/10/100, the
+    ANN index's recall@10 against exact search, and the time taken."""
+    runtime = open_runtime(get_settings())
+    results = [evaluate(runtime, space_name=name, benchmark=benchmark, data=data, limit=limit,
+                        qe=qe, dba_n=dba, protocol=protocol)
+               for name in (space or [None])]
+    runtime.close()
+    if plot is not None:
+        plot_pr_curves(results, plot)
+    if as_json:
+        print(json.dumps([r.to_public() for r in results]))
+        return
+    console.print(_table(results))
+    baseline = results[0].baseline_map
+    if baseline is not None:
+        console.print(f"raw-pixels baseline on the same subset: mAP {baseline:.4f}")
+    for note in (note for r in results for note in r.notes):
+        console.print(f"[yellow]note:[/] {note}")
+    if plot is not None:
+        console.print(f"precision-recall curves written to {plot}")

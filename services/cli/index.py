@@ -1,0 +1,78 @@
+"""`lookalike index build` and `lookalike bench index`: index choice by target recall."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from lookalike.services.config import get_settings
+from lookalike.services.index.build import (
+    BuildReport,
+    bench_index,
+    build_space_index,
+    parse_bytes,
+)
+from lookalike.services.setup import open_runtime
+
+console = Console()
+TargetOption = Annotated[float, typer.Option(help="recall@10 against exact search to reach")]
+MemoryOption = Annotated[str, typer.Option(help="memory budget of the index, e.g. 4GB")]
+JsonOption = Annotated[bool, typer.Option("--json", help="one JSON object on stdout")]
+
+
+def _print(report: BuildReport, target: float) -> None:
+    choice = report.choice
+    for trial in choice.tried:
+        console.print(f"  tried {trial.factory:<28} {json.dumps(trial.params):<20} "
+                      f"recall@10 {trial.recall:.4f}")
+    verdict = "meets" if choice.meets_target else "[red]misses[/red]"
+    console.print(
+        f"{report.space}: {report.vectors} vectors x {report.dim}, {report.held_out} held-out "
+        f"queries\n  chose {choice.factory} {json.dumps(choice.params)}: recall@10 "
+        f"{choice.recall:.4f} ({verdict} the target {target}), {choice.qps:,.0f} queries/s "
+        f"batched, {choice.bytes_per_vector:.1f} bytes/vector "
+        f"({choice.bytes_per_vector * report.vectors / 2**30:.2f} GiB), trained and filled in "
+        f"{choice.train_seconds:.1f} s; {report.seconds:.1f} s in all")
+    if report.snapshot is not None:
+        console.print(f"  snapshot {report.snapshot.file}")
+
+
+def index_build(
+    space: Annotated[str | None, typer.Option(help="space (default: the default space)")] = None,
+    target_recall: TargetOption = 0.95,
+    max_memory: MemoryOption = "4GB",
+    as_json: JsonOption = False,
+) -> None:
+    """Choose Flat / HNSW / IVF-Flat / IVF-PQ for a space, tune it on held-out queries, build
+    it from the catalog and make it the space's index."""
+    runtime = open_runtime(get_settings())
+    report = build_space_index(runtime, space_name=space, target_recall=target_recall,
+                               max_bytes=parse_bytes(max_memory))
+    runtime.close()
+    if as_json:
+        print(json.dumps(report.to_public()))
+        return
+    _print(report, target_recall)
+
+
+def bench_index_command(
+    vectors: Annotated[int, typer.Option(help="synthetic clustered vectors")] = 100_000,
+    dim: Annotated[int, typer.Option(help="their dimension")] = 512,
+    queries: Annotated[int, typer.Option(help="held-out queries")] = 1000,
+    clusters: Annotated[int, typer.Option(help="cluster centres of the synthetic data")] = 1000,
+    spread: Annotated[float, typer.Option(help="noise around each centre (1 = as far as the "
+                                          "centre from the origin)")] = 1.0,
+    target_recall: TargetOption = 0.95,
+    max_memory: MemoryOption = "4GB",
+    as_json: JsonOption = False,
+) -> None:
+    """The index choice on synthetic clustered data: recall@10, queries/s, bytes/vector."""
+    report = bench_index(vectors=vectors, dim=dim, queries=queries, target_recall=target_recall,
+                         max_bytes=parse_bytes(max_memory), clusters=clusters, spread=spread)
+    if as_json:
+        print(json.dumps(report.to_public()))
+        return
+    _print(report, target_recall)

@@ -1,0 +1,104 @@
+"""`lookalike jobs ...` and `lookalike worker`: submit, follow, cancel and retry jobs; run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lookalike.services.config import get_settings
+from lookalike.services.jobs import runner as jobs
+from lookalike.services.setup import open_runtime
+
+console = Console()
+jobs_app = typer.Typer(help="Background jobs (ingest) and their progress.", no_args_is_help=True)
+
+JobId = Annotated[int, typer.Argument(help="job id (see `lookalike jobs list`)")]
+AsJson = Annotated[bool, typer.Option("--json", help="print the API's JSON answer")]
+
+
+def _show(job: dict, as_json: bool) -> None:
+    if as_json:
+        console.print_json(json.dumps(job))
+        return
+    progress, counts = job["progress"], job["counts"]
+    rate = progress["rate_per_s"]
+    console.print(f"job {job['id']} ({job['kind']}): {job['state']}, {progress['done']}/"
+                  f"{progress['total']} items" + (f" at {rate:.1f}/s" if rate else "") +
+                  f"; added {counts['added']}, duplicates {counts['duplicates']}, "
+                  f"failed {counts['failed']}; attempts {job['attempts']}")
+    if job["error"]:
+        console.print(f"[red]error:[/red] {job['error']}", highlight=False)
+    for line in job["errors"][:20]:
+        console.print(f"  {line}", highlight=False)
+
+
+@jobs_app.command("ingest")
+def jobs_ingest(
+    paths: Annotated[list[Path] | None, typer.Argument(help="files, folders, path lists")] = None,
+    url: Annotated[list[str] | None, typer.Option(help="image URL (repeatable)")] = None,
+    collection: Annotated[str | None, typer.Option()] = None,
+    label_from_dir: Annotated[bool, typer.Option()] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Submit an ingest job: on the workers with LOOKALIKE_BROKER_URL, else run it here."""
+    runtime = open_runtime(get_settings())
+    job = jobs.submit_ingest(runtime, paths=[str(p.resolve()) for p in paths or []] or None,
+                             urls=url or None, collection=collection,
+                             label_from_dir=label_from_dir, wait=True)
+    _show(jobs.describe(job), as_json)
+    runtime.close()
+
+
+@jobs_app.command("list")
+def jobs_list(state: Annotated[str | None, typer.Option()] = None,
+              limit: Annotated[int, typer.Option()] = 50) -> None:
+    """The newest jobs first."""
+    runtime = open_runtime(get_settings())
+    table = Table("id", "kind", "state", "done", "total", "added", "dup", "failed", "created")
+    for job in map(jobs.describe, jobs.list_jobs(runtime, state=state, limit=limit)):
+        counts = job["counts"]
+        table.add_row(str(job["id"]), job["kind"], job["state"], str(job["progress"]["done"]),
+                      str(job["progress"]["total"]), str(counts["added"]),
+                      str(counts["duplicates"]), str(counts["failed"]), job["created_at"] or "")
+    runtime.close()
+    console.print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: JobId, as_json: AsJson = False) -> None:
+    """State, progress, counts and errors of one job."""
+    runtime = open_runtime(get_settings())
+    _show(jobs.describe(jobs.get_job(runtime, job_id)), as_json)
+    runtime.close()
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: JobId) -> None:
+    """Cancel a queued or running job (batches already running finish)."""
+    runtime = open_runtime(get_settings())
+    _show(jobs.describe(jobs.cancel(runtime, job_id)), False)
+    runtime.close()
+
+
+@jobs_app.command("retry")
+def jobs_retry(job_id: JobId) -> None:
+    """Run a failed or cancelled job's unfinished batches again."""
+    runtime = open_runtime(get_settings())
+    _show(jobs.describe(jobs.retry(runtime, job_id, wait=True)), False)
+    runtime.close()
+
+
+def worker(concurrency: Annotated[int, typer.Option(help="batches run at once")] = 1) -> None:
+    """Run jobs from LOOKALIKE_BROKER_URL (Celery over Redis) until stopped."""
+    if not get_settings().broker_url:
+        raise typer.BadParameter("LOOKALIKE_BROKER_URL is not set: without a broker, jobs run "
+                                 "inside `lookalike serve` and need no worker")
+    command = [sys.executable, "-m", "lookalike.services.workers", f"--concurrency={concurrency}"]
+    os.execv(sys.executable, command)

@@ -1,0 +1,154 @@
+"""Keeps each space's FAISS replica in step with the catalog: snapshot + changes after it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from lookalike.retrieval.index.faiss_index import (
+    SearchHits,
+    SnapshotManifest,
+    VectorIndex,
+    prune_snapshots,
+    save_snapshot,
+)
+from lookalike.retrieval.index.layered import LayeredIndex, load_latest_snapshot
+from lookalike.services.catalog import embeddings as embedding_queries
+from lookalike.services.catalog import snapshots as snapshot_queries
+from lookalike.services.catalog.embeddings import Change
+from lookalike.services.catalog.models import Space
+
+log = logging.getLogger(__name__)
+
+CATCH_UP_BATCH = 10_000
+
+
+def space_directory(indexes_dir: Path, space: Space) -> Path:
+    """Where a space's snapshots live: by id, so renaming a space never orphans its files."""
+    return indexes_dir / f"space-{space.id}"
+
+
+def vectors_from_bytes(blobs: Iterable[bytes], dim: int) -> np.ndarray:
+    """Catalog blobs (float32 little-endian) to one (N, dim) float32 array."""
+    joined = b"".join(blobs)
+    return np.frombuffer(joined, dtype="<f4").reshape(-1, dim).astype(np.float32, copy=True)
+
+
+class IndexReplica:
+    """One space's in-memory index and the catalog sequence number it reflects."""
+
+    def __init__(self, *, space: Space, directory: Path, index: VectorIndex | LayeredIndex,
+                 watermark: int):
+        self.space_id = space.id
+        self.space_name = space.name
+        self.dim = space.dim
+        self.directory = directory
+        self.index = index
+        self.watermark = watermark
+        self.search_params = dict(space.options.get("search_params") or {})
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, *, space: Space, directory: Path, session: Session) -> IndexReplica:
+        """Load the space's newest valid snapshot (or rebuild from the catalog), then catch up."""
+        factory = space.options.get("index_factory", "Flat")
+        loaded = load_latest_snapshot(directory)
+        if loaded is not None and loaded[1].dim == space.dim and loaded[1].factory == factory:
+            index, manifest = loaded
+            replica = cls(space=space, directory=directory, index=index,
+                          watermark=manifest.watermark)
+            log.info("space %s: snapshot at seq %d loaded", space.name, manifest.watermark)
+        else:
+            replica = rebuild(space=space, directory=directory, session=session, factory=factory)
+        replica.catch_up(session)
+        return replica
+
+    def catch_up(self, session: Session) -> int:
+        """Apply every catalog change after the watermark; returns how many were applied."""
+        applied = 0
+        with self._lock:
+            while True:
+                changes = embedding_queries.changes_since(
+                    session=session, space_id=self.space_id, watermark=self.watermark,
+                    limit=CATCH_UP_BATCH)
+                if not changes:
+                    return applied
+                self._apply(changes)
+                applied += len(changes)
+
+    def refresh(self, session: Session) -> None:
+        """Catch up when the catalog has moved past this replica (one cheap query otherwise)."""
+        latest = embedding_queries.latest_seq(session=session, space_id=self.space_id)
+        if latest > self.watermark:
+            self.catch_up(session)
+
+    def lag(self, session: Session) -> int:
+        """How many catalog changes this replica has not applied yet."""
+        latest = embedding_queries.latest_seq(session=session, space_id=self.space_id)
+        return max(0, latest - self.watermark)
+
+    def search(self, queries: np.ndarray, k: int) -> SearchHits:
+        with self._lock:
+            return self.index.search(queries, k, params=self.search_params)
+
+    def snapshot(self, session: Session, *, keep: int) -> SnapshotManifest:
+        """Write the replica to disk atomically and record it in the catalog."""
+        with self._lock:
+            manifest = save_snapshot(self.index, self.directory, watermark=self.watermark,
+                                     extra={"space": self.space_name})
+        snapshot_queries.record_snapshot(
+            session=session, space_id=self.space_id, path=str(self.directory / manifest.file),
+            factory=manifest.factory, vector_count=manifest.ntotal,
+            watermark=manifest.watermark, sha256=manifest.sha256)
+        prune_snapshots(self.directory, keep=keep)
+        return manifest
+
+    def _apply(self, changes: list[Change]) -> None:
+        """Apply changes in sequence order, batching runs of adds into one FAISS call."""
+        run: list[Change] = []
+        for change in changes:
+            if change.op == "add" and change.vector is not None:
+                run.append(change)
+                continue
+            self._add_run(run)
+            run = []
+            self.index.remove(np.array([change.image_id], dtype=np.int64))
+        self._add_run(run)
+        self.watermark = changes[-1].seq
+
+    def _add_run(self, run: list[Change]) -> None:
+        if not run:
+            return
+        ids = np.array([c.image_id for c in run], dtype=np.int64)
+        self.index.add(ids, vectors_from_bytes((c.vector for c in run), self.dim))
+
+
+def rebuild(*, space: Space, directory: Path, session: Session, factory: str) -> IndexReplica:
+    """A fresh index of the space built from the catalog alone (the source of truth)."""
+    # The watermark is read first: changes that land while we read are replayed by catch_up,
+    # which is safe because adds are upserts and removes are idempotent.
+    watermark = embedding_queries.latest_seq(session=session, space_id=space.id)
+    index = VectorIndex(space.dim, factory=factory)
+    batches = embedding_queries.iter_vectors(session=session, space_id=space.id)
+    if index.is_trained:  # Flat, HNSW: add batch by batch, never holding all vectors twice
+        for batch_ids, batch_vectors, _ in batches:
+            index.add(np.array(batch_ids, dtype=np.int64),
+                      vectors_from_bytes(batch_vectors, space.dim))
+    else:
+        ids: list[int] = []
+        blobs: list[bytes] = []
+        for batch_ids, batch_vectors, _ in batches:
+            ids.extend(batch_ids)
+            blobs.extend(batch_vectors)
+        vectors = vectors_from_bytes(blobs, space.dim)
+        index.train(vectors)
+        if ids:
+            index.add(np.array(ids, dtype=np.int64), vectors)
+    log.info("space %s: rebuilt from catalog, %d vectors, seq %d", space.name, index.ntotal,
+             watermark)
+    return IndexReplica(space=space, directory=directory, index=index, watermark=watermark)

@@ -1,0 +1,73 @@
+"""`index verify`: compare each space's index (newest snapshot + catch-up) with the catalog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lookalike.retrieval.index.snapshot import file_problem, list_snapshots
+from lookalike.services.catalog import embeddings as embedding_queries
+from lookalike.services.catalog import spaces as space_queries
+from lookalike.services.index.replicas import IndexReplica, space_directory, vectors_from_bytes
+from lookalike.services.runtime import Runtime
+
+STALE_TOLERANCE = 1e-3
+SAMPLE = 10
+
+
+@dataclass
+class VerifyReport:
+    """What one space's index lacks, holds in excess, or holds out of date."""
+
+    space: str
+    vectors: int
+    missing: list[int] = field(default_factory=list)
+    extra: list[int] = field(default_factory=list)
+    stale: list[int] = field(default_factory=list)
+    broken_snapshots: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.extra or self.stale or self.broken_snapshots)
+
+    def advice(self) -> str:
+        if self.ok:
+            return "index matches the catalog"
+        fixes = [f"{len(self.missing)} missing ids (e.g. {self.missing[:SAMPLE]})",
+                 f"{len(self.extra)} extra ids (e.g. {self.extra[:SAMPLE]})",
+                 f"{len(self.stale)} stale vectors (e.g. {self.stale[:SAMPLE]})"]
+        broken = (f"; broken snapshot files never loaded: {', '.join(self.broken_snapshots)}"
+                  if self.broken_snapshots else "")
+        return (f"{'; '.join(fixes)}{broken}. `lookalike index rebuild --space {self.space}` "
+                "recreates the index from the catalog and writes a fresh snapshot")
+
+
+def verify_all(runtime: Runtime) -> list[VerifyReport]:
+    """One report per space; reads only (nothing is rewritten)."""
+    reports = []
+    with runtime.session() as session:
+        for space in space_queries.list_spaces(session=session):
+            directory = space_directory(runtime.settings.indexes_dir, space)
+            broken = [f"{m.file} ({problem})" for m in list_snapshots(directory)
+                      if (problem := file_problem(directory, m)) is not None]
+            replica = IndexReplica.open(space=space, directory=directory, session=session)
+            report = VerifyReport(space.name, replica.index.ntotal, broken_snapshots=broken)
+            _compare(session, space.id, space.dim, replica, report)
+            reports.append(report)
+    return reports
+
+
+def _compare(session, space_id: int, dim: int, replica: IndexReplica,
+             report: VerifyReport) -> None:
+    indexed = {int(i) for i in replica.index.ids()}
+    catalogued: set[int] = set()
+    for ids, blobs, _ in embedding_queries.iter_vectors(session=session, space_id=space_id):
+        catalogued.update(ids)
+        vectors = vectors_from_bytes(blobs, dim)
+        for image_id, vector in zip(ids, vectors, strict=True):
+            if image_id not in indexed:
+                report.missing.append(image_id)
+            elif np.abs(replica.index.reconstruct(image_id) - vector).max() > STALE_TOLERANCE:
+                report.stale.append(image_id)
+    report.extra = sorted(indexed - catalogued)

@@ -1,0 +1,245 @@
+"""Ingest: sources -> validated bytes -> catalog rows -> embeddings; the replicas catch up."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from sqlalchemy.orm import Session
+
+from lookalike.retrieval.embedding.embedder import EmbeddedBatch, Embedder
+from lookalike.retrieval.errors import ImageRejected
+from lookalike.retrieval.images import sha256_hex
+from lookalike.services.catalog import embeddings as embedding_queries
+from lookalike.services.catalog import images as image_queries
+from lookalike.services.catalog.models import Image, Space
+from lookalike.services.catalog.schemas import ImageCreate
+from lookalike.services.ingest.prepare import (
+    PrepareConfig,
+    PreparedImage,
+    prepare_bytes,
+    prepare_file,
+)
+from lookalike.services.ingest.sources import IngestItem
+from lookalike.services.runtime import Runtime
+from lookalike.services.spaces.lookup import ensure_default_space
+from lookalike.services.storage.files import sync_originals
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one source: added, duplicate or failed (with the reason)."""
+
+    source: str
+    status: str
+    image_id: int | None = None
+    reason: str | None = None
+
+
+@dataclass
+class IngestSummary:
+    added: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def record(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        if outcome.status == "added":
+            self.added += 1
+        elif outcome.status == "duplicate":
+            self.duplicates += 1
+        else:
+            self.failed += 1
+
+
+def prepare_config(runtime: Runtime, embedder: Embedder) -> PrepareConfig:
+    settings = runtime.settings
+    return PrepareConfig(
+        input_size=embedder.input_size, max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_pixels, originals_dir=settings.originals_dir)
+
+
+def _image_create(prepared: PreparedImage, item: IngestItem | None, *, collection: str | None,
+                  label: str | None) -> ImageCreate:
+    """The catalog row for a prepared image, `pending` until its embedding lands."""
+    return ImageCreate(
+        sha256=prepared.sha256, source_uri=prepared.source, stored_path=prepared.stored_path,
+        width=prepared.width, height=prepared.height, format=prepared.format,
+        byte_size=prepared.byte_size,
+        status="pending" if prepared.ok else "failed", error=prepared.error,
+        collection=item.collection if item else collection,
+        label=item.label if item else label)
+
+
+RESET_FIELDS = ("source_uri", "stored_path", "width", "height", "format", "byte_size",
+                "status", "error", "collection", "label")
+
+
+def _upsert_rows(session: Session, rows: Sequence[ImageCreate]) -> dict[str, int]:
+    """Insert the rows in one statement; an existing pending/failed/deleted row with the same
+    bytes is taken over (reset to this ingest's facts). Returns sha256 -> image id."""
+    unique = list({row.sha256: row for row in rows}.values())
+    ids = image_queries.add_images(session=session, rows=unique)
+    for row in unique:
+        image_id, created = ids[row.sha256]
+        if not created:
+            image = image_queries.get_image(session=session, image_id=image_id)
+            if image is not None and image.status != "embedded":
+                for name in RESET_FIELDS:
+                    setattr(image, name, getattr(row, name))
+    session.flush()
+    return {sha: image_id for sha, (image_id, _) in ids.items()}
+
+
+def record_batch(session: Session, *, space: Space, prepared: Sequence[PreparedImage],
+                 vectors: Sequence[np.ndarray | None], items: Sequence[IngestItem | None],
+                 collection: str | None = None, label: str | None = None) -> list[Outcome]:
+    """Write one batch of prepared images and their vectors; the caller commits once."""
+    rows = [_image_create(info, item, collection=collection, label=label)
+            for info, item in zip(prepared, items, strict=True) if info.sha256 is not None]
+    ids = _upsert_rows(session, rows)
+    outcomes: list[Outcome] = []
+    vectors_by_id: dict[int, bytes] = {}
+    for info, vector in zip(prepared, vectors, strict=True):
+        image_id = ids.get(info.sha256) if info.sha256 is not None else None
+        if image_id is None or not info.ok or vector is None:
+            outcomes.append(Outcome(info.source, "failed", image_id, info.error))
+            continue
+        vectors_by_id[image_id] = np.asarray(vector, dtype="<f4").tobytes()
+        outcomes.append(Outcome(info.source, "added", image_id))
+    if vectors_by_id:
+        embedding_queries.add_embeddings(session=session, space_id=space.id,
+                                         image_ids=list(vectors_by_id),
+                                         vectors=list(vectors_by_id.values()))
+    return outcomes
+
+
+SHA_CHUNK = 500
+
+
+def _hash_files(items: Sequence[IngestItem]) -> list[str | None]:
+    """sha256 of each file's bytes; None where the file cannot be read (reported later)."""
+    shas: list[str | None] = []
+    for item in items:
+        try:
+            shas.append(sha256_hex(item.path.read_bytes()))
+        except OSError:
+            shas.append(None)
+    return shas
+
+
+def _known(session: Session, items: Sequence[IngestItem], summary: IngestSummary,
+           progress: Progress) -> list[int]:
+    """Positions of items whose bytes are not embedded yet; the rest are reported duplicates."""
+    todo: list[int] = []
+    first_seen: dict[str, str] = {}
+    for start in range(0, len(items), SHA_CHUNK):
+        chunk = items[start:start + SHA_CHUNK]
+        shas = _hash_files(chunk)
+        existing = image_queries.images_by_shas(session=session,
+                                                shas=[s for s in shas if s is not None])
+        for offset, (item, sha) in enumerate(zip(chunk, shas, strict=True)):
+            row = existing.get(sha) if sha is not None else None
+            if sha is not None and (sha in first_seen or (row and row.status == "embedded")):
+                earlier = first_seen.get(sha) or (row.source_uri if row else "")
+                summary.record(Outcome(str(item.path), "duplicate", row.id if row else None,
+                                       f"same bytes as {earlier}"))
+                progress(1)
+                continue
+            if sha is not None:
+                first_seen[sha] = str(item.path)
+            todo.append(start + offset)
+    return todo
+
+
+def ingest_items(runtime: Runtime, items: Sequence[IngestItem], *,
+                 progress: Progress = lambda n: None) -> IngestSummary:
+    """Ingest files in batches: each batch's rows and vectors are committed together, so an
+    interruption loses at most the batch in flight and a re-run finishes without duplicates.
+    A writer thread commits batch N while the model embeds batch N+1."""
+    started = time.perf_counter()
+    summary = IngestSummary()
+    with runtime.session() as session:
+        space = ensure_default_space(session=session, settings=runtime.settings)
+        session.commit()
+        todo = _known(session, items, summary, progress)
+    embedder = runtime.embedder(space)
+    prepare = functools.partial(prepare_file, config=prepare_config(runtime, embedder))
+    jobs = [(position, str(items[position].path)) for position in todo]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-writer") as writer:
+        in_flight: Future[int] | None = None
+        for batch in embedder.embed_stream(jobs, prepare):
+            if in_flight is not None:
+                progress(in_flight.result())
+            in_flight = writer.submit(_commit_batch, runtime, space, batch, items, summary)
+        if in_flight is not None:
+            progress(in_flight.result())
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _commit_batch(runtime: Runtime, space: Space, batch: EmbeddedBatch,
+                  items: Sequence[IngestItem], summary: IngestSummary) -> int:
+    """Write one embedded batch in one transaction, once its stored originals are on disk;
+    returns how many items it settled."""
+    prepared = [_as_prepared(payload) for payload in batch.payloads]
+    batch_items = [items[p.position] if p.position >= 0 else None for p in prepared]
+    sync_originals(runtime.settings.originals_dir)
+    with runtime.session() as session:
+        outcomes = record_batch(session, space=space, prepared=prepared, vectors=batch.vectors,
+                                items=batch_items)
+        session.commit()
+    for outcome in outcomes:
+        summary.record(outcome)
+    return len(outcomes)
+
+
+def _as_prepared(payload: object) -> PreparedImage:
+    """A worker payload; an exception that escaped `prepare` becomes a failed image."""
+    if isinstance(payload, PreparedImage):
+        return payload
+    return PreparedImage(position=-1, source="?", error_kind="internal", error=str(payload))
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    image: Image
+    created: bool
+
+
+def ingest_bytes(runtime: Runtime, data: bytes, *, source: str, collection: str | None = None,
+                 label: str | None = None) -> UploadResult:
+    """Add one uploaded image; it is searchable when this returns. Bad bytes raise
+    ImageRejected and leave no row behind."""
+    with runtime.session() as session:
+        space = ensure_default_space(session=session, settings=runtime.settings)
+        session.commit()
+        existing = image_queries.get_image_by_sha(session=session, sha256=sha256_hex(data))
+        if existing is not None and existing.status == "embedded":
+            return UploadResult(existing, created=False)
+    embedder = runtime.embedder(space)
+    tensor, prepared = prepare_bytes(data, position=-1, source=source,
+                                     config=prepare_config(runtime, embedder))
+    if tensor is None:
+        raise ImageRejected(prepared.error_kind or "decode_failed", prepared.error or "")
+    vector = embedder.embed_tensors(torch.unsqueeze(tensor, 0))[0]
+    sync_originals(runtime.settings.originals_dir)
+    with runtime.session() as session:
+        outcome = record_batch(session, space=space, prepared=[prepared], vectors=[vector],
+                               items=[None], collection=collection, label=label)[0]
+        session.commit()
+        image = image_queries.get_image(session=session, image_id=outcome.image_id)
+        runtime.replica(space, session=session)
+    return UploadResult(image, created=True)

@@ -1,0 +1,160 @@
+"""Fine-tuning jobs: the catalog's labels -> a trained head or backbone -> a new space.
+
+A job runs one epoch per batch, so a worker that dies loses at most the epoch in flight:
+the next delivery resumes from the checkpoint under LOOKALIKE_HOME/jobs/<id>/. The last
+epoch publishes the weights (content-addressed, with their sha256) and creates the space.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.retrieval.atomic import write_atomic
+from lookalike.retrieval.models.registry import get_backbone
+from lookalike.retrieval.training.trainer import EpochRecord, TrainConfig, fit
+from lookalike.services.catalog import jobs as job_queries
+from lookalike.services.catalog import spaces as space_queries
+from lookalike.services.catalog.models import Job
+from lookalike.services.errors import InvalidRequest
+from lookalike.services.runtime import Runtime
+from lookalike.services.spaces.lookup import find_space
+from lookalike.services.training.curves import draw_curves
+from lookalike.services.training.data import LabelledImages, LabelledSplit, load_labelled
+from lookalike.services.training.request import FinetuneRequest
+from lookalike.services.training.trainees import Trainee, build_trainee
+
+log = logging.getLogger(__name__)
+
+CANCEL_POLL_S = 2.0
+
+
+def job_dir(runtime: Runtime, job_id: int) -> Path:
+    return runtime.settings.home / "jobs" / str(job_id)
+
+
+def check_request(runtime: Runtime, request: FinetuneRequest) -> None:
+    """Refuse at submit time what would only fail later: a taken space name, an unknown base."""
+    with runtime.read_session() as session:
+        if space_queries.get_space(session=session, name=request.space) is not None:
+            raise InvalidRequest(f"space '{request.space}' already exists; pick another name "
+                                 "for the fine-tuned space")
+        if request.base_space is not None or request.method == "head":
+            find_space(session=session, name=request.base_space)
+    if request.method == "backbone":
+        spec = get_backbone(request.backbone)
+        if request.weights == "pretrained" and not spec.weights.pretrained:
+            raise InvalidRequest(f"backbone '{spec.name}' has no pretrained weights; train it "
+                                 "from scratch (weights 'none') or give a weight file")
+        if request.weights not in ("pretrained", "none") and not Path(request.weights).is_file():
+            raise InvalidRequest(f"weight file {request.weights} does not exist")
+
+
+def run_epoch(runtime: Runtime, job: Job, epoch: int) -> None:
+    """Train epoch `epoch` of a fine-tuning job (resuming from its checkpoint) and record it;
+    the last epoch also publishes the new space. Cancelling stops between steps."""
+    request = FinetuneRequest.model_validate(job.params["request"])
+    workdir = job_dir(runtime, job.id)
+    data = _split(runtime, request, workdir)
+    trainee = build_trainee(runtime, request, data)
+    if epoch == 0 and "baseline_val_map" not in (job.result or {}):
+        _patch(runtime, job.id, {"baseline_val_map": trainee.validate(trainee.model),
+                                 "train_images": len(data.train), "val_images": len(data.val),
+                                 "classes": data.classes})
+    config = _train_config(request, trainee)
+    records = fit(trainee.model, trainee.train_set, config=config,
+                  checkpoint=workdir / "checkpoint.pt", validate=trainee.validate,
+                  until_epoch=epoch + 1, should_stop=_cancel_watch(runtime, job.id))
+    _record_history(runtime, job.id, records, request)
+    if epoch + 1 == request.epochs:
+        _publish(runtime, job.id, request, trainee)
+
+
+def _train_config(request: FinetuneRequest, trainee: Trainee) -> TrainConfig:
+    return TrainConfig(epochs=request.epochs, batch_size=request.batch_size, lr=request.lr,
+                       weight_decay=request.weight_decay, loss=request.loss,
+                       margin=request.margin, seed=request.seed, bf16=trainee.bf16,
+                       classes_per_batch=request.classes_per_batch,
+                       augment=tuple(request.augment) if request.method == "backbone" else ())
+
+
+def _split(runtime: Runtime, request: FinetuneRequest, workdir: Path) -> LabelledImages:
+    """The job's train/validation split, drawn once and kept in the job folder, so epochs run
+    after a restart see the same images even if the catalog has changed since."""
+    path = workdir / "split.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        return LabelledImages(saved["classes"], _unpack(saved["train"]), _unpack(saved["val"]))
+    data = load_labelled(runtime, collection=request.collection, limit=request.limit,
+                         val_fraction=request.val_fraction, seed=request.seed)
+    body = json.dumps({"classes": data.classes, "train": _pack(data.train),
+                       "val": _pack(data.val)}).encode()
+    write_atomic(path, lambda handle: handle.write(body))
+    return data
+
+
+def _pack(split: LabelledSplit) -> dict:
+    return {"ids": split.image_ids, "paths": split.paths, "labels": split.labels.tolist()}
+
+
+def _unpack(saved: dict) -> LabelledSplit:
+    return LabelledSplit(saved["ids"], saved["paths"], np.asarray(saved["labels"], dtype=np.int64))
+
+
+def _cancel_watch(runtime: Runtime, job_id: int) -> Callable[[], bool]:
+    """A should_stop for the trainer: True once the job is cancelled (polled every 2 s)."""
+    state = {"checked": 0.0, "stop": False}
+
+    def should_stop() -> bool:
+        now = time.monotonic()
+        if not state["stop"] and now - state["checked"] >= CANCEL_POLL_S:
+            state["checked"] = now
+            with runtime.read_session() as session:
+                job = job_queries.get_job(session=session, job_id=job_id)
+                state["stop"] = job is None or job.state == "cancelled"
+        return bool(state["stop"])
+
+    return should_stop
+
+
+def _patch(runtime: Runtime, job_id: int, values: dict) -> None:
+    with runtime.session() as session:
+        job_queries.update_result(session=session, job_id=job_id, values=values)
+        session.commit()
+
+
+def _record_history(runtime: Runtime, job_id: int, records: list[EpochRecord],
+                    request: FinetuneRequest) -> None:
+    """Put every epoch so far into the job (loss, validation mAP, seconds) and redraw the
+    curves PNG the job points to."""
+    history = [{"epoch": r.epoch, "loss": round(r.loss, 5), "seconds": round(r.seconds, 2),
+                "val_map": None if r.val_map is None else round(r.val_map, 5)}
+               for r in records]
+    with runtime.read_session() as session:
+        job = job_queries.get_job(session=session, job_id=job_id)
+        baseline = (job.result or {}).get("baseline_val_map") if job else None
+    curves = draw_curves(history, job_dir(runtime, job_id) / "curves.png",
+                         title=f"fine-tuning '{request.space}' ({request.method}, "
+                               f"{request.loss} loss)", baseline_map=baseline)
+    _patch(runtime, job_id, {"history": history, "curves": str(curves)})
+
+
+def _publish(runtime: Runtime, job_id: int, request: FinetuneRequest, trainee: Trainee) -> None:
+    """Write the trained weights under LOOKALIKE_HOME and create the space they define."""
+    data = trainee.publish(runtime.settings, name=request.space)
+    options = {**data.options, "trained_by_job": job_id}
+    with runtime.session() as session:
+        space = space_queries.create_space(session=session,
+                                           data=data.model_copy(update={"options": options}))
+        session.commit()
+        name = space.name
+    _patch(runtime, job_id, {"space": name, "weights_sha256": data.weights_sha256,
+                             "weights_file": options.get("weights_file"),
+                             "head_file": (options.get("head") or {}).get("file")})
+    log.info("fine-tuning job %d created space %s", job_id, name)
+

@@ -1,0 +1,302 @@
+"""Jobs: submit an ingest, run its batches (in-process or on Celery workers), cancel, retry.
+
+The same `run_batch` runs in a worker task, in the API's background thread and in the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from lookalike.retrieval.errors import ImageRejected, TrainingStopped
+from lookalike.services.catalog import jobs as job_queries
+from lookalike.services.catalog.errors import UnknownJob
+from lookalike.services.catalog.models import Job, utcnow
+from lookalike.services.errors import FetchFailed, InvalidRequest, JobNotFound
+from lookalike.services.ingest.fetch import fetch_bytes
+from lookalike.services.ingest.pipeline import IngestSummary, Outcome, ingest_bytes, ingest_items
+from lookalike.services.ingest.sources import IngestItem, collect_items
+from lookalike.services.jobs import finetune
+from lookalike.services.jobs import reindex as reindex_jobs
+from lookalike.services.runtime import Runtime
+from lookalike.services.training.request import FinetuneRequest
+
+log = logging.getLogger(__name__)
+
+
+def submit_ingest(runtime: Runtime, *, paths: Sequence[str | Path] | None = None,
+                  urls: Sequence[str] | None = None, collection: str | None = None,
+                  label_from_dir: bool = False, wait: bool = False) -> Job:
+    """Record an ingest job and start it: on Celery workers when a broker is configured,
+    else in this process (a background thread, or before returning when `wait`)."""
+    if bool(paths) == bool(urls):
+        raise InvalidRequest("an ingest job needs either a non-empty 'paths' or 'urls' list")
+    if paths:
+        found = collect_items([Path(p) for p in paths], collection=collection,
+                              label_from_dir=label_from_dir)
+        items = [[str(item.path), item.label] for item in found]
+    else:
+        items = [[str(url), None] for url in urls or []]
+    size = runtime.settings.job_batch_size
+    params = {"source": "paths" if paths else "urls", "items": items, "batch_size": size,
+              "collection": collection}
+    with runtime.session() as session:
+        job = job_queries.create_job(session=session, kind="ingest", params=params,
+                                     total=len(items), batches=-(-len(items) // size))
+        session.commit()
+    launch(runtime, job.id, batches=range(job.result["batch_count"]), wait=wait)
+    return get_job(runtime, job.id)
+
+
+def launch(runtime: Runtime, job_id: int, *, batches: Sequence[int], wait: bool) -> None:
+    """Start these batches of a job where the runtime's launcher runs jobs; run them here
+    before returning when `wait` and they would run in this process anyway."""
+    launcher = runtime.launcher
+    if not launcher.remote and wait:
+        run_batches(runtime, job_id, batches)
+        return
+    todo = _first_only(runtime, job_id, list(batches)) if launcher.remote else list(batches)
+    try:
+        launcher.send(runtime, job_id, todo)
+    except Exception as exc:
+        _fail_unsent(runtime, job_id, todo, f"could not be queued: {exc}")
+        raise
+
+
+def _fail_unsent(runtime: Runtime, job_id: int, batches: Sequence[int], error: str) -> None:
+    """Record batches that never reached the broker as failed, so the job ends (failed)
+    instead of waiting forever, and `jobs retry` sends them again."""
+    job = get_job(runtime, job_id)
+    with runtime.session() as session:
+        for batch in batches:
+            job_queries.record_batch(session=session, job_id=job_id, batch=batch, counts={},
+                                     errors=[f"batch {batch}: {error}"],
+                                     size=job_queries.batch_size(job, batch), error=error)
+        session.commit()
+
+
+def _first_only(runtime: Runtime, job_id: int, batches: list[int]) -> list[int]:
+    """All the batches, or only the first for kinds whose batches must run in order (on
+    workers, each sends the next when it is done)."""
+    if get_job(runtime, job_id).kind in SEQUENTIAL_KINDS:
+        return batches[:1]
+    return batches
+
+
+def resume_interrupted(runtime: Runtime) -> list[int]:
+    """Start again the unfinished batches of jobs left queued or running when an in-process
+    runner stopped (a crash, a restart); with a broker, Celery redelivers them instead.
+    Safe if another process still runs one: ingest is idempotent and a batch's outcome is
+    recorded once."""
+    if runtime.launcher.remote:
+        return []
+    resumed = []
+    for state in ("queued", "running"):
+        for job in list_jobs(runtime, state=state, limit=1000):
+            done = job.result["batches"]
+            todo = [b for b in range(job.result["batch_count"]) if str(b) not in done]
+            launch(runtime, job.id, batches=todo, wait=False)
+            resumed.append(job.id)
+    if resumed:
+        log.info("resumed interrupted jobs %s", resumed)
+    return resumed
+
+
+def run_batches(runtime: Runtime, job_id: int, batches: Sequence[int]) -> None:
+    """Run batches one after another; a batch that raises is recorded failed with its error."""
+    for batch in batches:
+        try:
+            run_batch(runtime, job_id, batch)
+        except Exception as exc:
+            log.exception("job %d batch %d failed", job_id, batch)
+            fail_batch(runtime, job_id, batch, f"{type(exc).__name__}: {exc}")
+
+
+def run_job(runtime: Runtime, job_id: int) -> Job:
+    """Run every batch of a job in this process, then return its final row."""
+    job = get_job(runtime, job_id)
+    run_batches(runtime, job_id, range(job.result["batch_count"]))
+    return get_job(runtime, job_id)
+
+
+def run_batch(runtime: Runtime, job_id: int, batch: int) -> None:
+    """Run one batch of a job by its kind and record its outcome; skipped when the job was
+    cancelled or the batch already has an outcome (a redelivered task)."""
+    with runtime.session() as session:
+        if not job_queries.start_batch(session=session, job_id=job_id, batch=batch):
+            session.commit()
+            return
+        job = job_queries.get_job(session=session, job_id=job_id)
+        session.commit()
+        session.expunge(job)
+    runner = BATCH_RUNNERS.get(job.kind)
+    if runner is None:
+        raise InvalidRequest(f"job {job_id} has kind {job.kind!r}; known kinds: "
+                             f"{', '.join(sorted(BATCH_RUNNERS))}")
+    runner(runtime, job, batch)
+
+
+def _ingest_batch(runtime: Runtime, job: Job, batch: int) -> None:
+    """Ingest one chunk of an ingest job's paths or URLs."""
+    params = job.params
+    size = params["batch_size"]
+    chunk = params["items"][batch * size:(batch + 1) * size]
+    if params["source"] == "paths":
+        items = [IngestItem(path=Path(source), collection=params["collection"], label=label)
+                 for source, label in chunk]
+        summary = ingest_items(runtime, items)
+    elif params["source"] == "urls":
+        summary = ingest_urls(runtime, chunk, collection=params["collection"])
+    else:
+        raise InvalidRequest(f"job {job.id} has source {params['source']!r}; "
+                             "an ingest job reads 'paths' or 'urls'")
+    _record(runtime, job.id, batch, summary, size=len(chunk))
+
+
+def submit_reindex(runtime: Runtime, *, space_name: str, wait: bool = False) -> Job:
+    """Record a job that embeds the catalog into `space_name` and start it where jobs run."""
+    job = reindex_jobs.create_reindex_job(runtime, space_name=space_name)
+    launch(runtime, job.id, batches=range(job.result["batch_count"]), wait=wait)
+    return get_job(runtime, job.id)
+
+
+def submit_finetune(runtime: Runtime, request: FinetuneRequest, *, wait: bool = False) -> Job:
+    """Record a fine-tuning job, one batch per epoch, and start it where jobs run."""
+    finetune.check_request(runtime, request)
+    params = {"request": request.model_dump(), "batch_sizes": [1] * request.epochs}
+    with runtime.session() as session:
+        job = job_queries.create_job(session=session, kind="finetune", params=params,
+                                     total=request.epochs, batches=request.epochs)
+        session.commit()
+    launch(runtime, job.id, batches=range(request.epochs), wait=wait)
+    return get_job(runtime, job.id)
+
+
+def _finetune_batch(runtime: Runtime, job: Job, epoch: int) -> None:
+    """Train one epoch; with a broker, the next epoch is sent once this one is recorded (the
+    epochs of a job run in order, never side by side)."""
+    try:
+        finetune.run_epoch(runtime, job, epoch)
+    except TrainingStopped:
+        log.info("job %d stopped in epoch %d: cancelled", job.id, epoch)
+        return
+    _record(runtime, job.id, epoch, IngestSummary(), size=1)
+    if runtime.launcher.remote and epoch + 1 < job.result["batch_count"]:
+        runtime.launcher.send(runtime, job.id, [epoch + 1])
+
+
+BATCH_RUNNERS: dict[str, Callable[[Runtime, Job, int], None]] = {
+    "ingest": _ingest_batch,
+    "finetune": _finetune_batch,
+    "reindex": reindex_jobs.run_reindex_batch,
+}
+SEQUENTIAL_KINDS = frozenset({"finetune"})
+TRAINING_KEYS = ("history", "baseline_val_map", "train_images", "val_images", "classes",
+                 "space", "weights_file", "weights_sha256", "head_file", "curves")
+
+
+def ingest_urls(runtime: Runtime, chunk: Sequence[Sequence[str | None]], *,
+                collection: str | None) -> IngestSummary:
+    """Download and ingest each URL; a download or image problem fails only that URL."""
+    settings = runtime.settings
+    summary = IngestSummary()
+    for url, label in chunk:
+        try:
+            data = fetch_bytes(str(url), max_bytes=settings.max_upload_bytes,
+                               timeout=settings.url_timeout_s)
+            result = ingest_bytes(runtime, data, source=str(url), collection=collection,
+                                  label=label)
+        except (FetchFailed, ImageRejected) as exc:
+            summary.record(Outcome(str(url), "failed", None, str(exc)))
+            continue
+        summary.record(Outcome(str(url), "added" if result.created else "duplicate",
+                               result.image.id))
+    return summary
+
+
+def _record(runtime: Runtime, job_id: int, batch: int, summary: IngestSummary, *,
+            size: int) -> None:
+    counts = {"added": summary.added, "duplicates": summary.duplicates,
+              "failed": summary.failed}
+    errors = [f"{o.source}: {o.reason}" for o in summary.outcomes if o.status == "failed"]
+    with runtime.session() as session:
+        job_queries.record_batch(session=session, job_id=job_id, batch=batch, counts=counts,
+                                 errors=errors, size=size)
+        session.commit()
+
+
+def fail_batch(runtime: Runtime, job_id: int, batch: int, error: str) -> None:
+    """Record that a batch gave up; the job's other batches go on, except in a job whose
+    batches run in order (an epoch cannot follow a failed one): those are failed too."""
+    job = get_job(runtime, job_id)
+    later = range(batch + 1, job.result["batch_count"]) if job.kind in SEQUENTIAL_KINDS else ()
+    with runtime.session() as session:
+        job_queries.record_batch(session=session, job_id=job_id, batch=batch, counts={},
+                                 errors=[f"batch {batch}: {error}"],
+                                 size=job_queries.batch_size(job, batch), error=error)
+        for skipped in later:
+            job_queries.record_batch(session=session, job_id=job_id, batch=skipped, counts={},
+                                     errors=[], size=0, error=f"not run: batch {batch} failed")
+        session.commit()
+
+
+def get_job(runtime: Runtime, job_id: int) -> Job:
+    """The job's row; JobNotFound when there is none."""
+    with runtime.session() as session:
+        job = job_queries.get_job(session=session, job_id=job_id)
+    if job is None:
+        raise JobNotFound(f"no job with id {job_id}; GET /v1/jobs lists the jobs")
+    return job
+
+
+def list_jobs(runtime: Runtime, *, state: str | None = None, limit: int = 50) -> list[Job]:
+    with runtime.session() as session:
+        return job_queries.list_jobs(session=session, state=state, limit=limit)
+
+
+def cancel(runtime: Runtime, job_id: int) -> Job:
+    """Cancel a queued or running job: its batches not yet started are skipped."""
+    with runtime.session() as session:
+        try:
+            job = job_queries.cancel_job(session=session, job_id=job_id)
+        except UnknownJob as exc:
+            raise JobNotFound(str(exc)) from exc
+        session.commit()
+    return job
+
+
+def retry(runtime: Runtime, job_id: int, *, wait: bool = False) -> Job:
+    """Queue a failed or cancelled job again; only its unfinished batches run."""
+    with runtime.session() as session:
+        try:
+            _, batches = job_queries.reset_for_retry(session=session, job_id=job_id)
+        except UnknownJob as exc:
+            raise JobNotFound(str(exc)) from exc
+        session.commit()
+    launch(runtime, job_id, batches=batches, wait=wait)
+    return get_job(runtime, job_id)
+
+
+def describe(job: Job) -> dict:
+    """A job as the API and the CLI show it: state, progress with rate, counts, errors."""
+    result = job.result or {}
+    rate = None
+    if job.started_at is not None:
+        end = job.finished_at or utcnow()
+        elapsed = (end - job.started_at).total_seconds()
+        rate = round(job.progress_done / elapsed, 2) if elapsed > 0 else None
+    training = {key: result[key] for key in TRAINING_KEYS if key in result}
+    return {
+        "id": job.id, "kind": job.kind, "state": job.state, "attempts": job.attempts,
+        **({"training": training} if job.kind == "finetune" else {}),
+        "progress": {"done": job.progress_done, "total": job.progress_total,
+                     "rate_per_s": rate},
+        "counts": {name: result.get(name, 0) for name in job_queries.COUNTS},
+        "batches": {"total": result.get("batch_count", 0),
+                    "finished": len(result.get("batches", {}))},
+        "error": job.error, "errors": result.get("errors", []),
+        "created_at": job.created_at.isoformat() if job.created_at else None,
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }

@@ -1,0 +1,95 @@
+"""The running system's parts, built once per process (API lifespan, CLI command, worker start)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from lookalike.retrieval.embedding.embedder import Embedder
+from lookalike.services.catalog.models import Space
+from lookalike.services.catalog.session import make_engine, make_session_factory
+from lookalike.services.config import Settings
+from lookalike.services.index.replicas import IndexReplica, space_directory
+from lookalike.services.spaces.lookup import build_embedder
+
+if TYPE_CHECKING:
+    from lookalike.services.jobs.launch import Launcher
+
+
+class Runtime:
+    """Engine, sessions, and per-space models and index replicas, each loaded on first use."""
+
+    def __init__(self, settings: Settings, *, launcher: Launcher | None = None) -> None:
+        self.settings = settings
+        self._launcher = launcher
+        self.engine = make_engine(settings.catalog_url)
+        self.sessions = make_session_factory(self.engine)
+        self.read_sessions = make_session_factory(self.engine, read_only=True)
+        self._embedders: dict[int, tuple[datetime, Embedder]] = {}
+        self._replicas: dict[int, tuple[datetime, IndexReplica]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def launcher(self) -> Launcher:
+        """Where jobs run, chosen at start-up (`open_runtime`)."""
+        if self._launcher is None:
+            raise RuntimeError("this runtime was built without a job launcher; "
+                               "open it with lookalike.services.setup.open_runtime")
+        return self._launcher
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that rolls back on error; callers commit explicitly."""
+        with self.sessions() as session:
+            try:
+                yield session
+            except BaseException:
+                session.rollback()
+                raise
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for use cases that only read; on SQLite it never waits for a writer."""
+        with self.read_sessions() as session:
+            yield session
+
+    def embedder(self, space: Space) -> Embedder:
+        with self._lock:
+            cached = self._embedders.get(space.id)
+            if cached is None or cached[0] != space.created_at:
+                cached = (space.created_at, build_embedder(space, settings=self.settings))
+                self._embedders[space.id] = cached
+            return cached[1]
+
+    def replica(self, space: Space, *, session: Session) -> IndexReplica:
+        """The space's replica, opened on first use and refreshed to the catalog on every call.
+
+        A cached model or replica serves only the space row it was built for: SQLite can give
+        a deleted space's id to the next new space, so the creation time is checked too."""
+        with self._lock:
+            cached = self._replicas.get(space.id)
+            if cached is None or cached[0] != space.created_at:
+                directory = space_directory(self.settings.indexes_dir, space)
+                replica = IndexReplica.open(space=space, directory=directory, session=session)
+                self._replicas[space.id] = (space.created_at, replica)
+                return replica
+        cached[1].refresh(session)
+        return cached[1]
+
+    def loaded_replicas(self) -> list[IndexReplica]:
+        with self._lock:
+            return [replica for _, replica in self._replicas.values()]
+
+    def forget(self, space_id: int) -> None:
+        """Drop the model and replica of a space (deleted) that this process holds."""
+        with self._lock:
+            self._embedders.pop(space_id, None)
+            self._replicas.pop(space_id, None)
+
+    def close(self) -> None:
+        self.engine.dispose()

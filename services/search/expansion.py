@@ -1,0 +1,26 @@
+"""α-query expansion at search time, switched per space (its options) and per query."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lookalike.retrieval.embedding.expansion import alpha_query_expansion
+from lookalike.services.catalog.models import Space
+from lookalike.services.index.replicas import IndexReplica
+
+
+def qe_enabled(space: Space, qe: bool | None) -> bool:
+    """The query's choice when it makes one, else the space's default."""
+    return bool(space.options.get("qe", False)) if qe is None else qe
+
+
+def expand_query(replica: IndexReplica, space: Space, vector: np.ndarray) -> np.ndarray:
+    """(1, D) query replaced by itself plus its top-n neighbours weighted by score**alpha."""
+    n = int(space.options.get("qe_n", 5))
+    hits = replica.search(vector, n)
+    found = hits.ids[0] >= 0
+    if not found.any():
+        return vector
+    neighbours = np.stack([replica.index.reconstruct(int(i)) for i in hits.ids[0][found]])
+    return alpha_query_expansion(vector, neighbours[None], hits.scores[0][found][None],
+                                 alpha=float(space.options.get("qe_alpha", 3.0)))

@@ -1,0 +1,108 @@
+"""Search: query image or catalogued id -> vector -> FAISS top-k -> joined with the catalog."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lookalike.services.catalog import embeddings as embedding_queries
+from lookalike.services.catalog import images as image_queries
+from lookalike.services.catalog.models import Space
+from lookalike.services.errors import ImageNotFound, InvalidRequest
+from lookalike.services.ingest.pipeline import prepare_config
+from lookalike.services.ingest.prepare import decode_for_model
+from lookalike.services.runtime import Runtime
+from lookalike.services.search.dba import dba_plan, dba_search
+from lookalike.services.search.expansion import expand_query, qe_enabled
+from lookalike.services.spaces.lookup import find_space
+
+MAX_K = 1000
+
+
+@dataclass(frozen=True)
+class Hit:
+    image_id: int
+    score: float
+    source: str
+    label: str | None
+    collection: str | None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    space: str
+    took_ms: float
+    results: list[Hit]
+    qe: bool = False
+    dba: bool = False
+
+    def to_public(self) -> dict:
+        """The JSON answer shared by the API and `lookalike search --json`."""
+        return {
+            "space": self.space,
+            "took_ms": round(self.took_ms, 3),
+            "qe": self.qe,
+            "dba": self.dba,
+            "results": [
+                {"image_id": hit.image_id, "score": round(hit.score, 6), "source": hit.source,
+                 "label": hit.label, "collection": hit.collection,
+                 "thumbnail_url": f"/v1/images/{hit.image_id}/thumbnail"}
+                for hit in self.results
+            ],
+        }
+
+
+def _check_k(k: int) -> None:
+    if not 1 <= k <= MAX_K:
+        raise InvalidRequest(f"k must be between 1 and {MAX_K}, got {k}")
+
+
+def embed_query(runtime: Runtime, space: Space, data: bytes) -> np.ndarray:
+    """The (1, D) vector of query bytes, validated exactly as an upload is; nothing is stored."""
+    embedder = runtime.embedder(space)
+    _, tensor = decode_for_model(data, config=prepare_config(runtime, embedder))
+    return embedder.embed_tensors(torch.unsqueeze(tensor, 0))
+
+
+def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
+                  query: bytes | None = None, image_id: int | None = None,
+                  qe: bool | None = None, dba: bool | None = None) -> SearchResult:
+    """Top-k catalogued images most like the query bytes or the catalogued image `image_id`;
+    `qe` and `dba` switch α-query expansion and database-side augmentation on or off (None:
+    the space's default)."""
+    _check_k(k)
+    started = time.perf_counter()
+    with runtime.read_session() as session:
+        space = find_space(session=session, name=space_name)
+        if image_id is not None:
+            vector = _stored_vector(session, space, image_id)
+        else:
+            vector = embed_query(runtime, space, query or b"")
+        replica = runtime.replica(space, session=session)
+        use_qe = qe_enabled(space, qe)
+        plan = dba_plan(space, dba=dba, qe=use_qe)
+        if plan is not None:
+            hits = dba_search(replica.index, vector, k, plan, params=replica.search_params)
+        else:
+            hits = replica.search(expand_query(replica, space, vector) if use_qe else vector, k)
+        ids = [int(i) for i in hits.ids[0] if i >= 0]
+        rows = image_queries.images_by_ids(session=session, ids=ids)
+        results = [
+            Hit(image_id=int(i), score=float(s), source=rows[i].source_uri, label=rows[i].label,
+                collection=rows[i].collection)
+            for i, s in zip(hits.ids[0], hits.scores[0], strict=True)
+            if i >= 0 and i in rows and rows[i].status == "embedded"
+        ]
+    return SearchResult(space=space.name, took_ms=(time.perf_counter() - started) * 1000,
+                        results=results, qe=use_qe, dba=plan is not None)
+
+
+def _stored_vector(session, space: Space, image_id: int) -> np.ndarray:
+    blob = embedding_queries.get_vector(session=session, space_id=space.id, image_id=image_id)
+    if blob is None:
+        raise ImageNotFound(f"image {image_id} has no vector in space '{space.name}' "
+                            "(unknown, deleted or not embedded)")
+    return np.frombuffer(blob, dtype="<f4").reshape(1, space.dim).astype(np.float32)

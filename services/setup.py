@@ -1,0 +1,49 @@
+"""Bringing a catalog to the current schema, and refusing to run on one that is not."""
+
+from __future__ import annotations
+
+from alembic.script import ScriptDirectory
+
+from lookalike.retrieval.errors import LookalikeError
+from lookalike.services.catalog.migrate import alembic_config, current_revision, upgrade
+from lookalike.services.catalog.spaces import get_default_space
+from lookalike.services.config import Settings
+from lookalike.services.jobs.launch import launcher_for
+from lookalike.services.runtime import Runtime
+
+
+class CatalogNotReady(LookalikeError):
+    """The catalog is missing or at an older schema than this code needs."""
+
+
+def head_revision(url: str) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+def init_catalog(settings: Settings) -> str:
+    """Create or migrate the catalog to the newest schema; returns the revision it is at."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.catalog_url)
+    return current_revision(settings.catalog_url) or ""
+
+
+def open_runtime(settings: Settings) -> Runtime:
+    """A runtime on a catalog that is at the schema this code expects."""
+    current = current_revision(settings.catalog_url)
+    head = head_revision(settings.catalog_url)
+    if current != head:
+        state = "has no schema" if current is None else f"is at revision {current}, not {head}"
+        raise CatalogNotReady(f"the catalog ({settings.catalog_url}) {state}; "
+                              "run `lookalike init` first")
+    return Runtime(settings, launcher=launcher_for(settings))
+
+
+def warm_up(runtime: Runtime) -> None:
+    """Load the default space's model and index replica now, so the first search is as fast
+    as the rest; a catalog without spaces has nothing to load."""
+    with runtime.session() as session:
+        space = get_default_space(session=session)
+        if space is None:
+            return
+        runtime.embedder(space)
+        runtime.replica(space, session=session)

@@ -1,0 +1,241 @@
+"""Creating spaces with descriptor options (pooling, multi-scale, PCA or learned whitening,
+query expansion) and embedding the whole catalog into one, resumably."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.retrieval.embedding.embedder import Embedder
+from lookalike.retrieval.embedding.pooling import POOLING_METHODS
+from lookalike.retrieval.embedding.whitening import (
+    PCAWhitening,
+    fit_learned_whitening,
+    fit_pca_whitening,
+)
+from lookalike.retrieval.models.registry import file_sha256, get_backbone, resolve_weights
+from lookalike.services.catalog import embeddings as embedding_queries
+from lookalike.services.catalog import images as image_queries
+from lookalike.services.catalog import spaces as space_queries
+from lookalike.services.catalog.models import Space
+from lookalike.services.catalog.schemas import SpaceCreate
+from lookalike.services.errors import InvalidRequest
+from lookalike.services.ingest.pipeline import prepare_config
+from lookalike.services.ingest.prepare import PreparedImage, prepare_file
+from lookalike.services.runtime import Runtime
+from lookalike.services.search.dba import DEFAULT_SHORTLIST
+from lookalike.services.spaces.lookup import build_embedder
+from lookalike.services.spaces.whitening_store import store_whitening
+
+logger = logging.getLogger(__name__)
+
+MULTISCALE = (1.0, 1 / math.sqrt(2), 0.5)
+_PAGE = 5000
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class SpaceDefinition:
+    """Everything that defines a space besides its name: descriptor and query-time options."""
+
+    backbone: str = "mobilenet_v2"
+    weights: Path | None = None
+    pooling: str = "gap"
+    gem_p: float = 3.0
+    multiscale: bool = False
+    whiten_dim: int | None = None
+    whiten_images: int = 3000
+    whiten_from: Path | None = None
+    whiten_shrinkage: float = 1.0
+    whiten_labels: bool = False
+    qe: bool = False
+    qe_n: int = 5
+    qe_alpha: float = 3.0
+    dba_n: int = 0
+    dba_shortlist: int = DEFAULT_SHORTLIST
+    index_factory: str = "Flat"
+
+    def options(self) -> dict:
+        """The JSON options stored with the space (whitening keys are added once fitted)."""
+        weights = {"weights_file": str(self.weights.resolve())} if self.weights else {}
+        return {**weights, "gem_p": self.gem_p,
+                "scales": list(MULTISCALE if self.multiscale else (1.0,)),
+                "qe": self.qe, "qe_n": self.qe_n, "qe_alpha": self.qe_alpha,
+                "dba_n": self.dba_n, "dba_shortlist": self.dba_shortlist,
+                "index_factory": self.index_factory}
+
+
+@dataclass
+class ReindexSummary:
+    space: str
+    embedded: int = 0
+    skipped: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def _check(definition: SpaceDefinition) -> None:
+    if definition.pooling not in POOLING_METHODS:
+        raise InvalidRequest(f"unknown pooling '{definition.pooling}'; allowed: "
+                             f"{', '.join(POOLING_METHODS)}")
+    if (definition.qe_n < 1 or definition.dba_n < 0 or definition.dba_shortlist < 1
+            or definition.gem_p <= 0):
+        raise InvalidRequest("qe_n must be >= 1, dba_n >= 0, dba_shortlist >= 1 and gem_p > 0")
+    if definition.whiten_labels and definition.whiten_dim is None:
+        raise InvalidRequest("--whiten-labels needs a dimension: add --whiten D (e.g. one less "
+                             "than the number of labels)")
+    if definition.whiten_labels and definition.whiten_shrinkage != 1.0:
+        raise InvalidRequest("--whiten-shrinkage applies to PCA whitening only; learned "
+                             "whitening (--whiten-labels) keeps its directions unscaled")
+
+
+def create_space(runtime: Runtime, *, name: str, definition: SpaceDefinition,
+                 make_default: bool = False) -> Space:
+    """Add a space; with `whiten_dim` the PCA whitening is fitted first (catalog or folder)."""
+    _check(definition)
+    spec = get_backbone(definition.backbone)
+    weights = resolve_weights(spec, explicit=definition.weights,
+                              torch_home=runtime.settings.torch_home)
+    options = {**definition.options(), "input_size": spec.weights.input_size}
+    data = SpaceCreate(name=name, backbone=spec.name, weights_sha256=file_sha256(weights),
+                       layer=spec.feature_layer, pooling=definition.pooling, whitening=None,
+                       dim=spec.dim, options=options, make_default=make_default)
+    whitening_label, dim = None, spec.dim
+    if definition.whiten_dim is not None:
+        raw = build_embedder(Space(**data.model_dump(exclude={"make_default"})),
+                             settings=runtime.settings)
+        whitening, fitted = _fit_whitening(runtime, raw, definition)
+        _, sha = store_whitening(whitening, settings=runtime.settings)
+        options |= {"whitening_sha256": sha, **fitted}
+        prefix = "lw" if definition.whiten_labels else "pca"
+        whitening_label, dim = f"{prefix}{whitening.output_dim}", whitening.output_dim
+    data = data.model_copy(update={"options": options, "whitening": whitening_label, "dim": dim})
+    with runtime.session() as session:
+        space = space_queries.create_space(session=session, data=data)
+        session.commit()
+        session.refresh(space)
+        session.expunge(space)
+    return space
+
+
+def _fit_whitening(runtime: Runtime, embedder: Embedder, definition: SpaceDefinition
+                   ) -> tuple[PCAWhitening, dict]:
+    """The space's whitening, PCA or learned from labels, and the options that record what it
+    was fitted on."""
+    paths, labels = _whitening_images(runtime, definition)
+    if len(paths) > definition.whiten_images:
+        step = len(paths) / definition.whiten_images
+        picked = [int(i * step) for i in range(definition.whiten_images)]
+        paths, labels = [paths[i] for i in picked], [labels[i] for i in picked]
+    embedded = [(key, v) for key, v, _ in embed_files(runtime, embedder, list(enumerate(paths)))
+                if v is not None]
+    if len(embedded) <= 1:
+        raise InvalidRequest("whitening needs at least 2 images; ingest some first or give "
+                             "--whiten-from DIR")
+    vectors = np.stack([v for _, v in embedded])
+    source = str(definition.whiten_from.resolve()) if definition.whiten_from else "catalog"
+    fitted = {"whitening_fitted_on": len(vectors), "whitening_from": source}
+    if not definition.whiten_labels:
+        return (fit_pca_whitening(vectors, dim=definition.whiten_dim,
+                                  shrinkage=definition.whiten_shrinkage),
+                {"whitening_method": "pca", **fitted})
+    names = np.array([labels[key] for key, _ in embedded])
+    return (fit_learned_whitening(vectors, names, dim=definition.whiten_dim),
+            {"whitening_method": "learned", "whitening_labels": len(set(names.tolist())),
+             **fitted})
+
+
+def _whitening_images(runtime: Runtime, definition: SpaceDefinition
+                      ) -> tuple[list[str], list[str | None]]:
+    """(files, labels) to learn the whitening from: a folder's images labelled by their
+    sub-folder, or the catalog's images with their labels; with `whiten_labels`, only the
+    labelled ones."""
+    if definition.whiten_from is not None:
+        root = Path(definition.whiten_from)
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
+        found = [(str(p), p.parent.name if p.parent != root else None) for p in files]
+    elif definition.whiten_labels:
+        with runtime.session() as session:
+            found = [(path, label) for _, path, label
+                     in image_queries.labelled_images(session=session)]
+    else:
+        found = [(path, None) for _, path in _catalog_files(runtime, exclude=set())]
+    if definition.whiten_labels:
+        found = [(path, label) for path, label in found if label is not None]
+        if len({label for _, label in found}) < 2:
+            raise InvalidRequest(
+                "learned whitening (--whiten-labels) needs images of at least 2 labels: put "
+                "them in one sub-folder per label under --whiten-from, or ingest them with "
+                "--label-from-dir")
+    return [path for path, _ in found], [label for _, label in found]
+
+
+def _catalog_files(runtime: Runtime, *, exclude: set[int]) -> list[tuple[int, str]]:
+    """(image id, stored file) of every embedded catalog image not in `exclude`."""
+    found, offset = [], 0
+    with runtime.session() as session:
+        while page := image_queries.list_images(session=session, status="embedded",
+                                                offset=offset, limit=_PAGE):
+            found += [(i.id, i.stored_path) for i in page
+                      if i.stored_path and i.id not in exclude]
+            offset += len(page)
+    return found
+
+
+def embed_files(runtime: Runtime, embedder: Embedder, jobs: list[tuple[int, str]]
+                ) -> Iterator[tuple[int, np.ndarray | None, PreparedImage | None]]:
+    """(job key, vector or None, PreparedImage) per stored file, batched with decode workers."""
+    prepare = functools.partial(prepare_file, config=prepare_config(runtime, embedder))
+    for batch in embedder.embed_stream(jobs, prepare):
+        for payload, vector in zip(batch.payloads, batch.vectors, strict=True):
+            prepared = payload if isinstance(payload, PreparedImage) else None
+            key = prepared.position if prepared is not None else -1
+            yield key, vector, prepared
+
+
+def reindex_space(runtime: Runtime, *, name: str,
+                  progress: Callable[[int, int], None] = lambda done, total: None
+                  ) -> ReindexSummary:
+    """Embed every catalogued image into space `name`; images already there are skipped, so
+    an interrupted run resumes where it stopped (each batch is committed)."""
+    with runtime.session() as session:
+        space = space_queries.get_space(session=session, name=name)
+        if space is None:
+            raise InvalidRequest(f"unknown space '{name}'; create it with `lookalike spaces "
+                                 "create`")
+        done = embedding_queries.embedded_image_ids(session=session, space_id=space.id)
+        session.expunge(space)
+    jobs = _catalog_files(runtime, exclude=done)
+    summary = ReindexSummary(space=name, skipped=len(done))
+    embedder = runtime.embedder(space)
+    batch_ids: list[int] = []
+    batch_vectors: list[bytes] = []
+    for key, vector, prepared in embed_files(runtime, embedder, jobs):
+        if vector is None:
+            summary.failed.append(f"{key}: {prepared.error if prepared else 'internal error'}")
+            continue
+        batch_ids.append(key)
+        batch_vectors.append(np.asarray(vector, dtype="<f4").tobytes())
+        if len(batch_ids) >= embedder.options.batch_size:
+            summary.embedded += commit_vectors(runtime, space, batch_ids, batch_vectors)
+            progress(summary.embedded, len(jobs))
+            batch_ids, batch_vectors = [], []
+    summary.embedded += commit_vectors(runtime, space, batch_ids, batch_vectors)
+    progress(summary.embedded, len(jobs))
+    return summary
+
+
+def commit_vectors(runtime: Runtime, space: Space, ids: list[int], vectors: list[bytes]) -> int:
+    """Write whole-image vectors (float32 little-endian) of the space in one transaction."""
+    if not ids:
+        return 0
+    with runtime.session() as session:
+        written = embedding_queries.add_embeddings(session=session, space_id=space.id,
+                                                   image_ids=ids, vectors=vectors)
+        session.commit()
+    return written

@@ -1,0 +1,213 @@
+"""A space's life after creation: listed with its size and last evaluation, made the default,
+deleted with its vectors and files.
+
+Every API process resolves the default space per request from the catalog, so one committed
+switch moves them all at once; each keeps the replicas it has loaded, keyed by space row.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from lookalike.services.catalog import evaluations as evaluation_queries
+from lookalike.services.catalog import jobs as job_queries
+from lookalike.services.catalog import spaces as space_queries
+from lookalike.services.catalog.models import Evaluation, Space
+from lookalike.services.config import Settings
+from lookalike.services.errors import SpaceConflict
+from lookalike.services.index.replicas import space_directory
+from lookalike.services.runtime import Runtime
+from lookalike.services.spaces.lookup import find_space
+from lookalike.services.spaces.model_store import weights_dir
+from lookalike.services.spaces.whitening_store import whitening_dir
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluationSummary:
+    """The figures of a space's newest evaluation that the spaces list shows."""
+
+    benchmark: str
+    map: float
+    precision_at_1: float | None
+    precision_at_10: float | None
+    queries: int | None
+    gallery: int | None
+    evaluated_at: datetime
+
+    @classmethod
+    def of(cls, row: Evaluation) -> EvaluationSummary:
+        precision = row.figures.get("precision", {})
+        return cls(benchmark=row.benchmark, map=row.map, precision_at_1=precision.get("1"),
+                   precision_at_10=precision.get("10"), queries=row.figures.get("queries"),
+                   gallery=row.figures.get("gallery"), evaluated_at=row.created_at)
+
+
+@dataclass(frozen=True)
+class SpaceSummary:
+    """A space's definition, size, default flag and last evaluation (GET /v1/spaces)."""
+
+    name: str
+    backbone: str
+    weights_sha256: str | None
+    layer: str
+    pooling: str
+    whitening: str | None
+    dim: int
+    options: dict[str, Any]
+    is_default: bool
+    vector_count: int
+    last_evaluation: EvaluationSummary | None
+
+    def to_public(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.last_evaluation is not None:
+            data["last_evaluation"]["evaluated_at"] = self.last_evaluation.evaluated_at.isoformat()
+        return data
+
+
+@dataclass(frozen=True)
+class DeletedSpace:
+    """What deleting a space removed."""
+
+    name: str
+    vectors: int
+    index_files: int
+    whitening_file: str | None
+    trained_files: list[str]
+
+    def to_public(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _summary(session: Session, space: Space, evaluation: Evaluation | None) -> SpaceSummary:
+    return SpaceSummary(
+        name=space.name, backbone=space.backbone, weights_sha256=space.weights_sha256,
+        layer=space.layer, pooling=space.pooling, whitening=space.whitening, dim=space.dim,
+        options=dict(space.options), is_default=space.is_default,
+        vector_count=space_queries.vector_count(session=session, space_id=space.id),
+        last_evaluation=EvaluationSummary.of(evaluation) if evaluation is not None else None)
+
+
+def list_spaces(runtime: Runtime) -> list[SpaceSummary]:
+    """Every space, oldest first, with its vector count and newest evaluation."""
+    with runtime.read_session() as session:
+        spaces = space_queries.list_spaces(session=session)
+        newest = evaluation_queries.latest_evaluations(session=session,
+                                                       space_ids=[s.id for s in spaces])
+        return [_summary(session, space, newest.get(space.id)) for space in spaces]
+
+
+def set_default(runtime: Runtime, *, name: str, force: bool = False) -> SpaceSummary:
+    """Make `name` the default space in one transaction. A space holding fewer vectors than
+    the current default is refused unless `force`: a half-filled space would answer
+    searches with part of the catalog."""
+    with runtime.session() as session:
+        space_queries.lock_spaces(session=session, space_ids=None)
+        space = find_space(session=session, name=name)
+        current = space_queries.get_default_space(session=session)
+        if current is not None and current.id != space.id and not force:
+            _check_complete(session, space, current)
+        space_queries.set_default_space(session=session, name=space.name)
+        session.commit()
+        session.refresh(space)
+        newest = evaluation_queries.latest_evaluations(session=session, space_ids=[space.id])
+        summary = _summary(session, space, newest.get(space.id))
+    log.info("default space is now %s", name)
+    return summary
+
+
+def _check_complete(session: Session, space: Space, current: Space) -> None:
+    have = space_queries.vector_count(session=session, space_id=space.id)
+    need = space_queries.vector_count(session=session, space_id=current.id)
+    if have < need:
+        raise SpaceConflict(
+            f"space '{space.name}' holds {have} vectors but the default space "
+            f"'{current.name}' holds {need}; finish `lookalike spaces reindex {space.name}` "
+            "first, or force the switch (--force, ?force=true) to search a partial index")
+
+
+def delete_space(runtime: Runtime, *, name: str) -> DeletedSpace:
+    """Remove a space that is not the default: its vectors, change log, snapshots and
+    evaluations, its index files, and its whitening file and fine-tuned weight and head files
+    unless another space uses them (weight files given by hand are never touched).
+
+    The index files go before the commit: should the commit fail, the space is still whole,
+    since its index is rebuilt from the catalog. The whitening file, which cannot be rebuilt,
+    goes only after the commit."""
+    with runtime.session() as session:
+        space_queries.lock_spaces(session=session, space_ids=None)
+        space = find_space(session=session, name=name)
+        _check_deletable(session, space)
+        space_id, directory = space.id, space_directory(runtime.settings.indexes_dir, space)
+        vectors = space_queries.vector_count(session=session, space_id=space_id)
+        whitening = _unshared_whitening(session, space)
+        trained = _unshared_trained_files(session, space, runtime.settings)
+        space_queries.delete_space(session=session, space_id=space_id)
+        index_files = _remove_index_files(directory)
+        session.commit()
+    runtime.forget(space_id)
+    removed = None
+    if whitening is not None:
+        path = whitening_dir(runtime.settings) / f"{whitening}.npz"
+        path.unlink(missing_ok=True)
+        removed = str(path)
+    for path in trained:
+        path.unlink(missing_ok=True)
+    log.info("space %s deleted: %d vectors, %d index files", name, vectors, index_files)
+    return DeletedSpace(name=name, vectors=vectors, index_files=index_files,
+                        whitening_file=removed, trained_files=[str(p) for p in trained])
+
+
+def _check_deletable(session: Session, space: Space) -> None:
+    """Refuse the default space and a space that a reindex job is still filling."""
+    if space.is_default:
+        raise SpaceConflict(f"space '{space.name}' is the default; make another space the "
+                            "default first (`lookalike spaces set-default OTHER`)")
+    for state in ("queued", "running"):
+        for job in job_queries.list_jobs(session=session, state=state, limit=1000):
+            if job.kind == "reindex" and job.params.get("space") == space.name:
+                raise SpaceConflict(f"job {job.id} is filling space '{space.name}'; cancel it "
+                                    f"first (`lookalike jobs cancel {job.id}`)")
+
+
+def _unshared_whitening(session: Session, space: Space) -> str | None:
+    """The sha256 of the space's whitening file when no other space uses that file."""
+    sha = space.options.get("whitening_sha256")
+    if not sha:
+        return None
+    others = [s for s in space_queries.list_spaces(session=session) if s.id != space.id]
+    return None if any(s.options.get("whitening_sha256") == sha for s in others) else sha
+
+
+def _trained_files(space: Space, settings: Settings) -> set[Path]:
+    """The weight and head files a fine-tuning job wrote for this space under
+    LOOKALIKE_HOME/weights; files outside it were given by the user and are not ours."""
+    owned = weights_dir(settings).resolve()
+    named = [space.options.get("weights_file"), (space.options.get("head") or {}).get("file")]
+    return {Path(name).resolve() for name in named if name and Path(name).resolve().parent == owned}
+
+
+def _unshared_trained_files(session: Session, space: Space, settings: Settings) -> list[Path]:
+    """This space's trained files that no other space is built from."""
+    others = set().union(*(_trained_files(s, settings)
+                           for s in space_queries.list_spaces(session=session)
+                           if s.id != space.id))
+    return sorted(_trained_files(space, settings) - others)
+
+
+def _remove_index_files(directory: Path) -> int:
+    """Delete a space's snapshot folder (named by its id: only its files); how many."""
+    if not directory.is_dir():
+        return 0
+    count = sum(1 for path in directory.rglob("*") if path.is_file())
+    shutil.rmtree(directory)
+    return count

@@ -1,0 +1,98 @@
+"""Embedding spaces: the default one from settings, lookup by name, the model behind each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from lookalike.retrieval.embedding.embedder import Embedder, EmbedderOptions, native_bf16
+from lookalike.retrieval.errors import WeightsMismatch
+from lookalike.retrieval.models.registry import (
+    file_sha256,
+    get_backbone,
+    load_feature_extractor,
+    resolve_weights,
+)
+from lookalike.services.catalog import spaces as space_queries
+from lookalike.services.catalog.models import Space
+from lookalike.services.catalog.schemas import SpaceCreate
+from lookalike.services.config import Settings
+from lookalike.services.errors import CatalogEmpty, SpaceNotFound
+from lookalike.services.spaces.model_store import space_head
+from lookalike.services.spaces.whitening_store import space_whitening
+
+
+def default_space_name(settings: Settings) -> str:
+    return f"{settings.backbone}-{settings.pooling}"
+
+
+def ensure_default_space(*, session: Session, settings: Settings) -> Space:
+    """The default space, created from settings (backbone, pooling) when the catalog has none."""
+    space = space_queries.get_default_space(session=session)
+    if space is not None:
+        return space
+    spec = get_backbone(settings.backbone)
+    weights = resolve_weights(spec, explicit=None, torch_home=settings.torch_home)
+    data = SpaceCreate(
+        name=default_space_name(settings),
+        backbone=spec.name,
+        weights_sha256=file_sha256(weights),
+        layer=spec.feature_layer,
+        pooling=settings.pooling,
+        whitening=None,
+        dim=spec.dim,
+        options={"index_factory": settings.index_factory, "input_size": spec.weights.input_size},
+    )
+    return space_queries.create_space(session=session, data=data)
+
+
+def find_space(*, session: Session, name: str | None) -> Space:
+    """The space called `name`, or the default one when no name is given."""
+    if name is None:
+        space = space_queries.get_default_space(session=session)
+        if space is None:
+            raise CatalogEmpty(
+                "the catalog has no embedding space yet; run `lookalike ingest` first")
+        return space
+    space = space_queries.get_space(session=session, name=name)
+    if space is None:
+        known = ", ".join(s.name for s in space_queries.list_spaces(session=session)) or "none"
+        raise SpaceNotFound(f"unknown space '{name}'; available: {known}")
+    return space
+
+
+def space_weights(space: Space, *, settings: Settings) -> Path:
+    """The weight file of a space, checked against the sha256 the space was built with."""
+    spec = get_backbone(space.backbone)
+    explicit = space.options.get("weights_file")
+    path = resolve_weights(spec, explicit=Path(explicit) if explicit else None,
+                           torch_home=settings.torch_home)
+    actual = file_sha256(path)
+    if space.weights_sha256 and actual != space.weights_sha256:
+        raise WeightsMismatch(
+            f"space '{space.name}' was built with weights sha256 {space.weights_sha256[:12]}…, "
+            f"but {path} has {actual[:12]}…; restore that file or re-index into a new space"
+        )
+    return path
+
+
+def build_embedder(space: Space, *, settings: Settings) -> Embedder:
+    """The model of a space, loaded from its verified weights (and head, if trained)."""
+    spec = get_backbone(space.backbone)
+    model = load_feature_extractor(spec, weights=space_weights(space, settings=settings))
+    options = EmbedderOptions(
+        batch_size=settings.batch_size,
+        forward_batch=settings.forward_batch,
+        num_workers=settings.decode_workers,
+        channels_last=settings.channels_last,
+        bf16=native_bf16() if settings.bf16 is None else settings.bf16,
+        pooling=space.pooling,
+        threads=settings.torch_threads,
+        gem_p=float(space.options.get("gem_p", 3.0)),
+        scales=tuple(space.options.get("scales", (1.0,))),
+        frozen_graph=settings.frozen_graph,
+    )
+    return Embedder(model, spec=spec, options=options,
+                    whitening=space_whitening(space, settings=settings),
+                    head=space_head(space, settings=settings))

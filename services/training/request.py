@@ -1,0 +1,53 @@
+"""What a fine-tuning job trains and how: the job's parameters, checked once at submit time."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lookalike.retrieval.training.augment import TRANSFORMS
+
+
+class FinetuneRequest(BaseModel):
+    """A fine-tuning job: `head` trains a small network on a space's cached vectors (no image
+    is decoded); `backbone` trains a registry network (pretrained, from scratch or from a
+    given file) on the stored images with augmentation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    space: str = Field(min_length=1, max_length=100, description="name of the new space")
+    method: Literal["head", "backbone"] = "head"
+    base_space: str | None = Field(None, description="head: whose vectors; default: the default")
+    backbone: str = Field("mobilenet_v2", description="backbone: registry name")
+    weights: str = Field("pretrained", description="backbone: 'pretrained', 'none' or a file")
+    frozen_blocks: int = Field(0, ge=0, description="backbone: leading blocks left frozen")
+    pooling: Literal["gem", "gap"] = "gem"
+    loss: Literal["softmax", "contrastive", "triplet"] = "triplet"
+    margin: float = Field(0.2, gt=0)
+    out_dim: int | None = Field(None, ge=2, description="projection size; none: no projection")
+    hidden: int | None = Field(None, ge=2, description="one hidden layer of this width")
+    epochs: int = Field(10, ge=1, le=1000)
+    batch_size: int = Field(64, ge=4)
+    classes_per_batch: int = Field(8, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    augment: list[str] = Field(default_factory=lambda: ["mirror", "random_crop"])
+    bf16: bool | None = Field(None, description="bfloat16 autocast; unset: where the CPU has it")
+    collection: str | None = Field(None, description="learn from this collection's labels only")
+    limit: int | None = Field(None, ge=8, description="at most this many labelled images")
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> FinetuneRequest:
+        unknown = sorted(set(self.augment) - set(TRANSFORMS))
+        if unknown:
+            raise ValueError(f"unknown augmentation {', '.join(unknown)}; available: "
+                             f"{', '.join(sorted(TRANSFORMS))}")
+        if self.method == "head" and self.out_dim is None:
+            self.out_dim = 128
+        if self.method == "head" and self.weights != "pretrained":
+            raise ValueError("weights apply to method 'backbone'; a head learns on the base "
+                             "space's vectors")
+        return self

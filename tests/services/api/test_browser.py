@@ -1,0 +1,209 @@
+"""The web page in Debian's Chromium, headless, against a real `lookalike serve` and catalog.
+
+Screenshots of each step go to test-artifacts/ (kept out of git).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import ImageOps
+from playwright.sync_api import sync_playwright
+
+from lookalike.services.bench.search import free_port, start_server
+from lookalike.services.evaluation.run import evaluate
+from lookalike.services.ingest.pipeline import ingest_items
+from lookalike.services.ingest.sources import collect_items
+from lookalike.services.sample import build_sample, bundled_photos
+from lookalike.services.setup import init_catalog, open_runtime
+from lookalike.services.spaces.create import SpaceDefinition, create_space
+from tests.services.conftest import make_settings
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.browser]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+LABELS = {"chelsea": "cats", "rocket": "space", "moon": "space", "hubble_deep_field": "space"}
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A server on a catalog of the bundled photos, labelled by folder; yields (url, root)."""
+    root = tmp_path_factory.mktemp("site")
+    for photo in bundled_photos():
+        folder = root / "photos" / LABELS.get(photo.name, "misc")
+        folder.mkdir(parents=True, exist_ok=True)
+        photo.image.save(folder / f"{photo.name}.jpg", quality=90)
+    extra = root / "mirrored" / "flipped"
+    extra.mkdir(parents=True)
+    for photo in bundled_photos()[:6]:
+        ImageOps.mirror(photo.image).save(extra / f"{photo.name}-mirrored.jpg", quality=90)
+    settings = make_settings(root / "home")
+    init_catalog(settings)
+    runtime = open_runtime(settings)
+    summary = ingest_items(runtime, collect_items([root / "photos"], collection="demo",
+                                                  label_from_dir=True))
+    assert summary.failed == 0
+    runtime.close()
+    port = free_port()
+    process = start_server(settings, port)
+    yield f"http://127.0.0.1:{port}", root
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make system-deps` (apt-get install chromium)",
+                    pytrace=False)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def open_page(browser, url: str, *, width: int = 1280, height: int = 900):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(url)
+    page.wait_for_selector("body[data-ready='true']")
+    return page, errors
+
+
+def image_id_of(url: str, source: Path) -> int:
+    listing = httpx.get(f"{url}/v1/images", params={"limit": 200}).json()["items"]
+    return next(item["id"] for item in listing if item["source_uri"] == str(source.resolve()))
+
+
+def test_upload_shows_the_photo_first_and_explains_the_match(browser, site) -> None:
+    url, root = site
+    query = root / "photos" / "misc" / "motorcycle_left.jpg"
+    twin = image_id_of(url, root / "photos" / "misc" / "motorcycle_right.jpg")
+    page, errors = open_page(browser, url, height=1150)
+    page.set_input_files("#file", str(query))
+    first = page.locator("#results li").first
+    first.wait_for()
+    assert first.get_attribute("data-image-id") == str(image_id_of(url, query))
+    assert page.locator("#results li").count() == 10
+    assert "misc" in first.inner_text()
+    second = page.locator("#results li").nth(1)
+    assert second.get_attribute("data-image-id") == str(twin)
+    page.screenshot(path=str(ARTIFACTS / "search-results.png"), full_page=True)
+
+    second.get_by_role("button", name="Why image").click()
+    page.wait_for_selector("#explain:not([hidden])")
+    page.wait_for_function("document.getElementById('explain-result').naturalWidth > 0")
+    assert page.locator("#explain-summary").inner_text().startswith("Cosine similarity")
+    assert "demo" in page.locator("#detail-meta").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "explain.png"))
+    page.keyboard.press("Escape")
+    assert not page.locator("#detail").is_visible()
+    assert errors == []
+
+
+def test_keyboard_search_by_id_then_browse_by_label(browser, site) -> None:
+    url, root = site
+    rocket = image_id_of(url, root / "photos" / "space" / "rocket.jpg")
+    page, errors = open_page(browser, url)
+    page.focus("#query-id")
+    page.keyboard.type(str(rocket))
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"#results li[data-image-id='{rocket}']")
+    assert page.locator("#results li").first.get_attribute("data-image-id") == str(rocket)
+
+    page.click("a[data-tab='browse']")
+    page.fill("#browse-label", "space")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelectorAll('#browse-grid li').length === 3")
+    assert page.locator("#browse-next").is_disabled()
+    page.screenshot(path=str(ARTIFACTS / "browse.png"), full_page=True)
+
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Delete image {rocket}").click()
+    page.wait_for_function("document.querySelectorAll('#browse-grid li').length === 2")
+    assert httpx.get(f"{url}/v1/images/{rocket}").status_code == 404
+    assert errors == []
+
+
+def test_phone_sized_screen_has_no_sideways_scroll(browser, site) -> None:
+    url, root = site
+    page, errors = open_page(browser, url, width=390, height=844)
+    page.set_input_files("#file", str(root / "photos" / "space" / "moon.jpg"))
+    page.locator("#results li").first.wait_for()
+    assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=str(ARTIFACTS / "phone.png"), full_page=True)
+    page.click("a[data-tab='spaces']")
+    page.wait_for_selector("#spaces-table tbody tr")
+    assert "default" in page.locator("#spaces-table").inner_text()
+    assert errors == []
+
+
+def test_ingest_job_reaches_100_percent(browser, site) -> None:
+    url, root = site
+    page, errors = open_page(browser, f"{url}/#jobs")
+    page.fill("#job-paths", str(root / "mirrored"))
+    page.fill("#job-collection", "mirrored")
+    page.check("#job-label-from-dir")
+    page.click("#job-form button[type='submit']")
+    done = page.locator("#jobs-table tr[data-state='succeeded']").first
+    done.wait_for(timeout=120_000)
+    assert "100% (6/6)" in done.inner_text()
+    assert "6 / 0 / 0" in done.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "jobs.png"), full_page=True)
+    listed = httpx.get(f"{url}/v1/images", params={"collection": "mirrored"}).json()["items"]
+    assert {item["label"] for item in listed} == {"flipped"} and len(listed) == 6
+    assert errors == []
+
+
+def test_spaces_view_shows_the_last_evaluation_and_why_a_space_cannot_be_default(
+        browser, site) -> None:
+    url, root = site
+    runtime = open_runtime(make_settings(root / "home"))
+    result = evaluate(runtime, space_name=None, benchmark="labels")
+    create_space(runtime, name="unfilled", definition=SpaceDefinition(pooling="gem"))
+    runtime.close()
+    page, errors = open_page(browser, f"{url}/#spaces")
+    default = page.locator("#spaces-table tr[data-space='mobilenet_v2-gap']")
+    default.wait_for()
+    assert f"mAP {result.map:.3f}" in default.locator("td.evaluation").inner_text()
+    assert "labels" in default.inner_text()
+    page.get_by_role("button", name="Make unfilled the default space").click()
+    page.wait_for_selector("#status.error")
+    assert "holds 0 vectors" in page.locator("#status").inner_text()
+    assert "default" in page.locator("#spaces-table tr[data-space='mobilenet_v2-gap']").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "spaces.png"), full_page=True)
+    assert errors == []
+
+
+def test_a_finetune_job_shows_its_figures_and_curves(browser, site) -> None:
+    url, root = site
+    build_sample(root / "fm", fashion_per_class=4)
+    for path in sorted((root / "fm" / "fashion-mnist").rglob("*.png")):
+        answer = httpx.post(f"{url}/v1/images", files={"file": (path.name, path.read_bytes())},
+                            data={"collection": "fm", "label": path.parent.name})
+        assert answer.status_code in (200, 201), answer.text
+    job = httpx.post(f"{url}/v1/jobs", json={"kind": "finetune", "space": "fm-head",
+                                             "method": "head", "collection": "fm",
+                                             "loss": "softmax", "epochs": 2}).json()
+    page, errors = open_page(browser, f"{url}/#jobs")
+    row = page.locator(f"#jobs-table tr[data-job-id='{job['id']}'][data-state='succeeded']")
+    row.wait_for(timeout=120_000)
+    figures = page.locator(f"tr[data-training-of='{job['id']}']")
+    assert "after epoch 2" in figures.inner_text()
+    assert "created space fm-head" in figures.inner_text()
+    curves = figures.locator("img.curves")
+    curves.wait_for()
+    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0",
+                           arg=curves.element_handle())
+    page.screenshot(path=str(ARTIFACTS / "training.png"), full_page=True)
+    assert errors == []

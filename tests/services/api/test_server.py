@@ -1,0 +1,87 @@
+"""A real `lookalike serve` process over HTTP: searches, bad inputs, and it stays up."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from lookalike.services.bench.search import free_port, start_server
+from lookalike.services.config import Settings
+from lookalike.services.setup import init_catalog, open_runtime
+from tests import imagefactory
+from tests.services.conftest import ingest_into, make_settings
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+LIMIT = 2_000_000
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, photo_dir: Path) -> Iterator[httpx.Client]:
+    settings: Settings = make_settings(tmp_path_factory.mktemp("server") / "home")
+    init_catalog(settings)
+    runtime = open_runtime(settings)
+    ingest_into(runtime, photo_dir)
+    runtime.close()
+    port = free_port()
+    process = start_server(settings, port, {"LOOKALIKE_MAX_UPLOAD_BYTES": str(LIMIT)})
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        yield client
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def big_jpeg(min_bytes: int) -> bytes:
+    """A real photo-sized JPEG bigger than `min_bytes` (noise-free, just large)."""
+    photo = Image.open(io.BytesIO(imagefactory.jpeg_bytes())).convert("RGB")
+    side = 3000
+    while True:
+        buffer = io.BytesIO()
+        photo.resize((side, side)).save(buffer, format="JPEG", quality=100)
+        if buffer.tell() > min_bytes:
+            return buffer.getvalue()
+        side += 1000
+
+
+def test_search_over_http(server: httpx.Client, photo_dir: Path) -> None:
+    query = sorted(photo_dir.glob("*.jpg"))[2]
+    answer = server.post("/v1/search", params={"k": 5},
+                         files={"file": ("q.jpg", query.read_bytes())})
+    assert answer.status_code == 200
+    assert answer.json()["results"][0]["source"] == str(query.resolve())
+    first_id = answer.json()["results"][0]["image_id"]
+    by_id = server.post("/v1/search", json={"image_id": first_id}).json()
+    assert by_id["results"][0]["image_id"] == first_id
+    assert server.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("make", "status", "error"),
+    [*imagefactory.BAD_UPLOADS, (lambda: big_jpeg(LIMIT + 200_000), 413, "too_many_bytes")],
+    ids=["text", "empty", "truncated", "bomb", "over-byte-limit"],
+)
+def test_bad_input_gets_a_json_error_and_the_server_stays_up(
+        server: httpx.Client, make: Callable[[], bytes], status: int, error: str) -> None:
+    data = make()
+    before = server.get("/v1/spaces").json()[0]["vector_count"]
+    for route in ("/v1/images", "/v1/search"):
+        answer = server.post(route, files={"file": ("upload.jpg", data)})
+        assert answer.status_code == status, answer.text
+        assert answer.json()["error"] == error
+    assert server.get("/healthz").json()["status"] == "ok"
+    assert server.get("/v1/spaces").json()[0]["vector_count"] == before
+
+
+def test_rotated_cmyk_and_animated_uploads_are_accepted(server: httpx.Client) -> None:
+    for data in (imagefactory.exif_rotated_jpeg(), imagefactory.cmyk_jpeg(),
+                 imagefactory.animated_gif()):
+        answer = server.post("/v1/images", files={"file": ("ok", data)})
+        assert answer.status_code == 201, answer.text
+        hits = server.post("/v1/search", params={"k": 1},
+                           files={"file": ("q", data)}).json()["results"]
+        assert hits[0]["image_id"] == answer.json()["id"]

@@ -1,0 +1,84 @@
+"""The `lookalike` command as a user runs it: real subprocesses on a real catalog."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lookalike.services.sample import build_sample
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+def lookalike(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LOOKALIKE_HOME": str(home)}
+    env.pop("LOOKALIKE_DATABASE_URL", None)
+    return subprocess.run([sys.executable, "-m", "lookalike.services.cli",
+                           *args], env=env, check=check,
+                          capture_output=True, text=True, timeout=600)
+
+
+def catalog_counts(home: Path) -> tuple[int, int, int]:
+    """(rows, distinct sha256, embeddings) straight from the SQLite file."""
+    with sqlite3.connect(home / "catalog.db") as db:
+        rows, shas = db.execute("SELECT count(*), count(DISTINCT sha256) FROM image").fetchone()
+        (vectors,) = db.execute("SELECT count(*) FROM embedding").fetchone()
+    return rows, shas, vectors
+
+
+def test_search_json_is_the_api_answer(tmp_path: Path, photo_dir: Path) -> None:
+    home = tmp_path / "home"
+    lookalike(home, "init")
+    out = lookalike(home, "ingest", str(photo_dir), "--collection", "photos").stdout
+    assert "added" in out and "failed 0" in out
+    query = sorted(photo_dir.glob("*.jpg"))[0]
+    answer = json.loads(lookalike(home, "search", str(query), "-k", "3", "--json").stdout)
+    assert set(answer) == {"space", "took_ms", "qe", "dba", "results"}
+    assert (answer["qe"], answer["dba"]) == (False, False)
+    assert answer["results"][0]["source"] == str(query.resolve())
+    assert answer["results"][0]["thumbnail_url"].endswith("/thumbnail")
+    dba = json.loads(lookalike(home, "search", str(query), "-k", "3", "--dba", "--json").stdout)
+    assert (dba["qe"], dba["dba"]) == (False, True)
+    assert dba["results"][0]["source"] == str(query.resolve())
+    assert [r["score"] for r in dba["results"]] != [r["score"] for r in answer["results"]]
+    again = lookalike(home, "ingest", str(photo_dir)).stdout
+    assert "nothing new" in again
+
+
+def test_commands_before_init_say_what_to_do(tmp_path: Path, photo_dir: Path) -> None:
+    result = lookalike(tmp_path / "home", "ingest", str(photo_dir), check=False)
+    assert result.returncode == 1
+    assert "lookalike init" in result.stderr
+
+
+def test_killed_ingest_finishes_on_rerun_without_duplicates(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    summary = build_sample(data, fashion_per_class=60)
+    files = [p for p in data.rglob("*") if p.is_file()]
+    home = tmp_path / "home"
+    lookalike(home, "init")
+    env = {**os.environ, "LOOKALIKE_HOME": str(home), "LOOKALIKE_BATCH_SIZE": "16"}
+    process = subprocess.Popen([sys.executable, "-m", "lookalike.services.cli",
+                                "ingest", str(data)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and catalog_counts(home)[0] < 50:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    interrupted = catalog_counts(home)
+    assert 0 < interrupted[0] < len(files), (interrupted, summary)
+
+    lookalike(home, "ingest", str(data))
+
+    rows, shas, vectors = catalog_counts(home)
+    assert rows == shas == vectors == len(files)

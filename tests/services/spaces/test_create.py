@@ -1,0 +1,116 @@
+"""Spaces with options: whitening fitted on the catalog, resumable reindex, αQE, index build."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from lookalike.retrieval.errors import WeightsMismatch, WeightsNotFound, WhiteningError
+from lookalike.retrieval.models.registry import file_sha256, get_backbone, resolve_weights
+from lookalike.services.catalog import embeddings as embedding_queries
+from lookalike.services.errors import InvalidRequest
+from lookalike.services.index.build import build_space_index, parse_bytes
+from lookalike.services.runtime import Runtime
+from lookalike.services.search.query import search_vector
+from lookalike.services.spaces.create import SpaceDefinition, create_space, reindex_space
+from lookalike.services.spaces.lookup import build_embedder
+from lookalike.services.spaces.whitening_store import whitening_dir
+
+pytestmark = pytest.mark.slow
+
+
+def jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def test_whitened_gem_space_is_filled_resumably_and_searched_with_qe(
+        photo_home: Runtime) -> None:
+    runtime = photo_home
+    definition = SpaceDefinition(pooling="gem", whiten_dim=8, qe_n=3)
+    space = create_space(runtime, name="gem-w8", definition=definition)
+    assert (space.dim, space.whitening, space.is_default) == (8, "pca8", False)
+    sha = space.options["whitening_sha256"]
+    assert (whitening_dir(runtime.settings) / f"{sha}.npz").is_file()
+    assert space.options["whitening_fitted_on"] == 23
+
+    first = reindex_space(runtime, name="gem-w8")
+    again = reindex_space(runtime, name="gem-w8")
+    assert (first.embedded, first.skipped, first.failed) == (23, 0, [])
+    assert (again.embedded, again.skipped) == (0, 23)
+    with runtime.session() as session:
+        blob = embedding_queries.get_vector(session=session, space_id=space.id, image_id=1)
+    assert np.linalg.norm(np.frombuffer(blob, dtype="<f4")) == pytest.approx(1.0, abs=1e-5)
+
+    photo = ImageOps.mirror(Image.open(runtime.settings.originals_dir.rglob("*.jpg").__next__()))
+    plain = search_vector(runtime, space_name="gem-w8", k=5, query=jpeg(photo), qe=False)
+    expanded = search_vector(runtime, space_name="gem-w8", k=5, query=jpeg(photo), qe=True)
+    default = search_vector(runtime, space_name=None, k=5, query=jpeg(photo))
+    assert plain.space == "gem-w8" and default.space != "gem-w8"
+    assert [h.score for h in plain.results] != [h.score for h in expanded.results]
+    assert plain.results[0].image_id == default.results[0].image_id
+
+
+def test_a_tampered_whitening_file_is_refused(photo_home: Runtime) -> None:
+    space = create_space(photo_home, name="w4", definition=SpaceDefinition(whiten_dim=4))
+    path = whitening_dir(photo_home.settings) / f"{space.options['whitening_sha256']}.npz"
+    path.write_bytes(path.read_bytes() + b"x")
+    with pytest.raises(WhiteningError, match="sha256"):
+        build_embedder(space, settings=photo_home.settings)
+    path.unlink()
+    with pytest.raises(WhiteningError, match="missing"):
+        build_embedder(space, settings=photo_home.settings)
+
+
+def test_learned_whitening_says_what_it_needs(photo_home: Runtime, photo_dir: Path) -> None:
+    with pytest.raises(InvalidRequest, match="needs images of at least 2 labels"):
+        create_space(photo_home, name="lw", definition=SpaceDefinition(
+            whiten_dim=4, whiten_labels=True))  # the catalog's photos carry no labels
+    with pytest.raises(InvalidRequest, match="needs images of at least 2 labels"):
+        create_space(photo_home, name="lw", definition=SpaceDefinition(
+            whiten_dim=4, whiten_labels=True, whiten_from=photo_dir))  # no sub-folders
+    with pytest.raises(InvalidRequest, match="needs a dimension"):
+        create_space(photo_home, name="lw", definition=SpaceDefinition(whiten_labels=True))
+    with pytest.raises(InvalidRequest, match="PCA whitening only"):
+        create_space(photo_home, name="lw", definition=SpaceDefinition(
+            whiten_dim=4, whiten_labels=True, whiten_shrinkage=0.5))
+
+
+def test_index_build_records_the_choice_and_searches_keep_working(photo_home: Runtime) -> None:
+    report = build_space_index(photo_home, space_name=None, target_recall=0.95,
+                               max_bytes=parse_bytes("1GB"))
+    assert (report.vectors, report.held_out, report.choice.factory) == (23, 2, "Flat")
+    assert report.choice.recall == 1.0 and report.snapshot.vectors == 23
+    result = search_vector(photo_home, space_name=None, k=3, image_id=5)
+    assert result.results[0].image_id == 5
+
+
+def test_memory_sizes_parse_with_units() -> None:
+    assert (parse_bytes("4GB"), parse_bytes("512mb"), parse_bytes("1e6")) == (
+        4 * 2**30, 512 * 2**20, 1_000_000)
+    with pytest.raises(InvalidRequest, match="4GB"):
+        parse_bytes("lots")
+
+
+def test_a_space_built_from_a_given_weight_file_records_and_checks_it(
+        photo_home: Runtime, tmp_path) -> None:
+    spec = get_backbone("mobilenet_v2")
+    packaged = resolve_weights(spec, explicit=None, torch_home=tmp_path / "empty-cache")
+    given = tmp_path / "my-weights.pth"
+    given.write_bytes(packaged.read_bytes())
+    space = create_space(photo_home, name="given", definition=SpaceDefinition(weights=given))
+    assert space.options["weights_file"] == str(given.resolve())
+    assert space.weights_sha256 == file_sha256(given)
+    assert reindex_space(photo_home, name="given").embedded == 23
+
+    given.write_bytes(packaged.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(WeightsMismatch, match="given"):
+        build_embedder(space, settings=photo_home.settings)
+    with pytest.raises(WeightsNotFound, match="nowhere.pth"):
+        create_space(photo_home, name="missing",
+                     definition=SpaceDefinition(weights=tmp_path / "nowhere.pth"))
