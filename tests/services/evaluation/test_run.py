@@ -20,8 +20,8 @@ from lookalike.services.runtime import Runtime
 from lookalike.services.sample import build_sample, bundled_photos
 from lookalike.services.setup import init_catalog, open_runtime
 from lookalike.services.spaces.create import SpaceDefinition, create_space, reindex_space
-from tests.services.conftest import ingest_into, make_settings
 from tests.services.cli.test_cli import lookalike
+from tests.services.conftest import ingest_into, make_settings
 
 
 def test_leave_one_out_scores_match_a_hand_computed_example() -> None:

@@ -42,8 +42,8 @@ from lookalike.services.spaces.create import SpaceDefinition, create_space, rein
 from lookalike.services.spaces.lifecycle import delete_space, list_spaces
 from lookalike.services.spaces.whitening_store import whitening_dir
 from tests.conftest import _fresh_postgres_database
-from tests.services.conftest import ingest_into, make_settings
 from tests.services.cli.test_cli import lookalike
+from tests.services.conftest import ingest_into, make_settings
 from tests.services.workers.test_celery_faults import REDIS_URL, start_worker, stop
 
 pytestmark = pytest.mark.slow
