@@ -10,10 +10,18 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lookalike.retrieval.models.specs import DEFAULT_BACKBONE
+
 
 def _default_torch_home() -> Path:
     """torchvision's own cache root: $TORCH_HOME, else ~/.cache/torch."""
     return Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
+
+
+def usable_cpus() -> int:
+    """The cores this process may run on (its affinity mask: a container's or taskset's
+    limit), which os.cpu_count() ignores."""
+    return len(os.sched_getaffinity(0))
 
 
 class Settings(BaseSettings):
@@ -24,7 +32,7 @@ class Settings(BaseSettings):
     home: Path = Field(Path("lookalike-data"), description="catalog, indexes, originals, thumbs")
     database_url: str | None = Field(None, description="SQLAlchemy URL; SQLite under home if unset")
     torch_home: Path = Field(default_factory=_default_torch_home)
-    backbone: str = "mobilenet_v2"
+    backbone: str = DEFAULT_BACKBONE
     pooling: str = "gap"
     index_factory: str = "Flat"
     max_upload_bytes: int = 25 * 1024 * 1024
@@ -37,7 +45,7 @@ class Settings(BaseSettings):
     # ran at ~160 images/s in slices of 4 and 8 and ~130 in one call of 32, whose activations
     # spill out of the cache (`lookalike bench forward` prints the figures for each size).
     forward_batch: int = Field(4, ge=1, description="images per model call")
-    decode_workers: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1) // 2))
+    decode_workers: int = Field(default_factory=lambda: max(1, usable_cpus() // 2))
     torch_threads: int | None = Field(None, description="unset: the cores decode leaves free")
     bf16: bool | None = Field(None, description="bfloat16 weights; unset = where the CPU has it")
     channels_last: bool = True
@@ -59,7 +67,7 @@ class Settings(BaseSettings):
     def _split_cores(self) -> Settings:
         """Give the model the cores that the decode workers leave free, unless set."""
         if self.torch_threads is None:
-            self.torch_threads = max(1, (os.cpu_count() or 1) - self.decode_workers)
+            self.torch_threads = max(1, usable_cpus() - self.decode_workers)
         return self
 
     @property

@@ -93,3 +93,9 @@ class Runtime:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

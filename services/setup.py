@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from alembic.script import ScriptDirectory
 
 from lookalike.retrieval.errors import LookalikeError
@@ -35,7 +36,14 @@ def open_runtime(settings: Settings) -> Runtime:
         state = "has no schema" if current is None else f"is at revision {current}, not {head}"
         raise CatalogNotReady(f"the catalog ({settings.catalog_url}) {state}; "
                               "run `lookalike init` first")
+    configure_torch(settings)
     return Runtime(settings, launcher=launcher_for(settings))
+
+
+def configure_torch(settings: Settings) -> None:
+    """Torch's process-wide thread count, set once as a process opens its runtime (a CLI
+    command, the API's lifespan, a worker's first task), never by an embedder or a job."""
+    torch.set_num_threads(settings.torch_threads or 1)
 
 
 def warm_up(runtime: Runtime) -> None:

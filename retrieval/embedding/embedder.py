@@ -39,8 +39,8 @@ class EmbedderOptions:
     channels_last speeds up convolutions on CPUs; bf16 (the model's weights and activations in
     bfloat16, cheaper than autocast's casts on every call) pays off only where the CPU runs
     bfloat16 natively (`native_bf16`) and moves vectors by up to 1% cosine, so it is off here
-    and the service turns it on where native. `threads` sets torch's process-wide
-    thread count (None keeps torch's default). `forward_batch` is how many images one model
+    and the service turns it on where native. Torch's thread count is the process's to set
+    once at its start, never an embedder's. `forward_batch` is how many images one model
     call takes: a batch of `batch_size` goes through the model in slices of that size, since
     small slices keep the activations in the CPU's cache (`lookalike bench forward` measures
     each size). `frozen_graph` runs the model as a frozen TorchScript graph (see
@@ -53,7 +53,6 @@ class EmbedderOptions:
     channels_last: bool = True
     bf16: bool = False
     pooling: str = "gap"
-    threads: int | None = None
     gem_p: float = 3.0
     scales: tuple[float, ...] = (1.0,)
     frozen_graph: bool = False
@@ -166,8 +165,6 @@ class Embedder:
         if options.batch_size < 1 or options.forward_batch < 1:
             raise ValueError("batch_size and forward_batch must be at least 1, got "
                              f"{options.batch_size} and {options.forward_batch}")
-        if options.threads is not None:
-            torch.set_num_threads(options.threads)
         self.spec = spec
         self.options = options
         self.whitening = whitening

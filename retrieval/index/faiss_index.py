@@ -15,7 +15,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
@@ -30,25 +29,7 @@ from lookalike.retrieval.errors import (
     InvalidIndexFactory,
     InvalidSearchParameter,
 )
-from lookalike.retrieval.index.snapshot import (
-    ByteSink,
-    SnapshotManifest,
-    list_snapshots,
-    prune_snapshots,
-    write_snapshot,
-)
-
-__all__ = [
-    "SearchHits",
-    "SnapshotManifest",
-    "VectorIndex",
-    "list_snapshots",
-    "prune_snapshots",
-    "save_snapshot",
-]
-
-if TYPE_CHECKING:
-    from lookalike.retrieval.index.layered import LayeredIndex
+from lookalike.retrieval.index.snapshot import ByteSink
 
 log = logging.getLogger(__name__)
 
@@ -430,19 +411,3 @@ class VectorIndex:
             if not self.contains(image_id):
                 raise IndexIdNotFound(f"id {image_id} is not in the index ({self.ntotal} live ids)")
             return np.asarray(self._index.reconstruct(int(image_id)), dtype=np.float32)
-
-
-def save_snapshot(
-    index: VectorIndex | LayeredIndex, directory: Path, *, watermark: int, extra: dict | None = None
-) -> SnapshotManifest:
-    """Write `index` to `directory` crash-safely; the manifest records the catalog watermark."""
-    with index._lock:  # the manifest's ntotal must describe exactly the bytes written
-        return write_snapshot(
-            directory,
-            index.write_to,
-            watermark=watermark,
-            factory=index.factory,
-            dim=index.dim,
-            ntotal=index.ntotal,
-            extra=extra,
-        )

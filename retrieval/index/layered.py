@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 
 import faiss
 import numpy as np
 
-from lookalike.retrieval.errors import IndexCorrupt, IndexIdNotFound, IndexTrainingError
+from lookalike.retrieval.errors import IndexIdNotFound, IndexTrainingError
 from lookalike.retrieval.index.faiss_index import SearchHits, VectorIndex
-from lookalike.retrieval.index.snapshot import ByteSink, SnapshotManifest, verified_snapshots
+from lookalike.retrieval.index.snapshot import ByteSink
 
 log = logging.getLogger(__name__)
 
@@ -105,26 +104,3 @@ class LayeredIndex:
                 for ids, vectors in layer.live_rows():
                     merged.add(ids, vectors)
             merged.write_to(sink)
-
-
-def load_latest_snapshot(
-    directory: Path, *, mapped: bool = True
-) -> tuple[VectorIndex | LayeredIndex, SnapshotManifest] | None:
-    """The newest snapshot whose file passes its checksum; broken ones are logged and skipped.
-
-    Where the type allows (`mappable`) and `mapped` is set, the file is mapped under a
-    LayeredIndex instead of read into memory."""
-    for path, manifest in verified_snapshots(directory):
-        layered = mapped and mappable(manifest.factory, manifest.dim)
-        try:
-            index = VectorIndex.read(path, factory=manifest.factory, mapped=layered)
-        except IndexCorrupt as exc:
-            log.warning("snapshot %s skipped: %s", path, exc)
-            continue
-        if (index.dim, index.ntotal) != (manifest.dim, manifest.ntotal):
-            log.warning(
-                "snapshot %s skipped: holds dim %d, %d vectors; manifest says dim %d, %d vectors",
-                path, index.dim, index.ntotal, manifest.dim, manifest.ntotal)
-            continue
-        return (LayeredIndex(index) if layered else index), manifest
-    return None

@@ -241,7 +241,7 @@ def _chunk_problem(path: Path, manifest: SnapshotManifest) -> str | None:
             with memoryview(mapped)[number * step:(number + 1) * step] as part:
                 return hashlib.sha256(part).hexdigest()
 
-        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
             digests = list(pool.map(digest, range(count)))
     for number, (got, want) in enumerate(zip(digests, manifest.chunk_sha256, strict=True)):
         if got != want:

@@ -7,8 +7,6 @@ its last convolutional stage, and a `WeightsSpec` saying which file holds its Im
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -17,8 +15,8 @@ from torch import nn
 
 from lookalike.retrieval.errors import UnknownBackbone
 from lookalike.retrieval.models import lenet
+from lookalike.retrieval.models.specs import DEFAULT_BACKBONE, BackboneSpec, WeightsSpec
 from lookalike.retrieval.models.weights import (
-    WeightsSpec,
     file_sha256,
     install_weights,
     load_into,
@@ -40,23 +38,9 @@ __all__ = [
     "weight_candidates",
 ]
 
-DEFAULT_BACKBONE = "mobilenet_v2"
 _LITE_MEAN = (127.0 / 255.0,) * 3
 _LITE_STD = (128.0 / 255.0,) * 3
 _HALF = (0.5, 0.5, 0.5)
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """One backbone: how to build it, where to cut it, how wide its features are, its weights."""
-
-    name: str
-    description: str
-    builder: Callable[[], nn.Module]
-    trunk: Callable[[nn.Module], nn.Module]
-    feature_layer: str
-    dim: int
-    weights: WeightsSpec
 
 
 class _LiteTrunk(nn.Module):
@@ -99,7 +83,7 @@ _REGISTRY: dict[str, BackboneSpec] = {
     spec.name: spec
     for spec in (
         BackboneSpec(
-            name="mobilenet_v2",
+            name=DEFAULT_BACKBONE,
             description="MobileNetV2 (torchvision), ImageNet; offline default",
             builder=lambda: torchvision.models.mobilenet_v2(weights=None),
             trunk=_features_attribute,

@@ -8,37 +8,14 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
 from lookalike.retrieval.atomic import write_atomic
 from lookalike.retrieval.errors import WeightsMismatch, WeightsNotFound
+from lookalike.retrieval.models.specs import BackboneSpec
 
-if TYPE_CHECKING:
-    from lookalike.retrieval.models.registry import BackboneSpec
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 _CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class WeightsSpec:
-    """One pretrained weight file: cache name, checksum prefix, offline packages, input norms.
-
-    `pretrained=False` marks a backbone that exists only to be trained (LeNet-5): it has no
-    file anywhere, so only an explicit weight file resolves.
-    """
-
-    name: str
-    filename: str
-    sha256_prefix: str | None
-    packages: tuple[tuple[str, str], ...] = ()
-    input_size: int = 224
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    pretrained: bool = True
 
 
 @dataclass(frozen=True)

@@ -85,8 +85,5 @@ def seed_sample(settings: Settings, *, fashion_per_class: int) -> IngestSummary:
     """Ingest the sample collection (bundled photos + Fashion-MNIST images per class)."""
     with tempfile.TemporaryDirectory(prefix="lookalike-seed-") as tmp:
         build_sample(Path(tmp), fashion_per_class=fashion_per_class)
-        runtime = open_runtime(settings)
-        try:
+        with open_runtime(settings) as runtime:
             return ingest_items(runtime, collect_items([Path(tmp)], label_from_dir=True))
-        finally:
-            runtime.close()

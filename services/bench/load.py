@@ -71,11 +71,9 @@ class LoadBench:
 
 
 def _embedded_ids(settings: Settings) -> set[int]:
-    runtime = open_runtime(settings)
-    with runtime.session() as session:
+    with open_runtime(settings) as runtime, runtime.session() as session:
         space = find_space(session=session, name=None)
         ids = embedding_queries.embedded_image_ids(session=session, space_id=space.id)
-    runtime.close()
     return ids
 
 

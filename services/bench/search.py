@@ -71,23 +71,22 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 
 def run_search_bench(settings: Settings, *, queries: int, k: int, seed: int = 0) -> SearchBench:
     """Time the same search-by-id queries over HTTP and directly on the FAISS index."""
-    runtime = open_runtime(settings)
-    with runtime.session() as session:
-        space = find_space(session=session, name=None)
-        ids = sorted(embedding_queries.embedded_image_ids(session=session, space_id=space.id))
-        if not ids:
-            raise CatalogEmpty("the catalog has no vectors to search; ingest images first")
-        chosen = np.random.default_rng(seed).choice(ids, size=queries, replace=True)
-        blobs = [embedding_queries.get_vector(session=session, space_id=space.id,
-                                              image_id=int(i)) for i in chosen]
-        replica = runtime.replica(space, session=session)
-    vectors = vectors_from_bytes(blobs, space.dim)
-    faiss_times = []
-    for row in vectors:
-        started = time.perf_counter()
-        replica.search(row[None, :], k)
-        faiss_times.append(time.perf_counter() - started)
-    runtime.close()
+    with open_runtime(settings) as runtime:
+        with runtime.session() as session:
+            space = find_space(session=session, name=None)
+            ids = sorted(embedding_queries.embedded_image_ids(session=session, space_id=space.id))
+            if not ids:
+                raise CatalogEmpty("the catalog has no vectors to search; ingest images first")
+            chosen = np.random.default_rng(seed).choice(ids, size=queries, replace=True)
+            blobs = [embedding_queries.get_vector(session=session, space_id=space.id,
+                                                  image_id=int(i)) for i in chosen]
+            replica = runtime.replica(space, session=session)
+        vectors = vectors_from_bytes(blobs, space.dim)
+        faiss_times = []
+        for row in vectors:
+            started = time.perf_counter()
+            replica.search(row[None, :], k)
+            faiss_times.append(time.perf_counter() - started)
     port = free_port()
     server = start_server(settings, port)
     try:

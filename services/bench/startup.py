@@ -73,42 +73,40 @@ def _fill_and_snapshot(settings: Settings, *, vectors: int, dim: int, changes: i
     """Fill the space, snapshot the index built on the way, then add `changes` more.
 
     Returns fill seconds, snapshot seconds, snapshot MB and an id to search for."""
-    runtime = open_runtime(settings)
-    space = _bench_space(runtime, settings, dim)
-    index = VectorIndex(dim, factory=FACTORY)
-    started = time.perf_counter()
-    for batch in add_synthetic_images(runtime, space_id=space.id, dim=dim, count=vectors,
-                                      seed=seed):
-        index.add(batch.ids, batch.vectors)
-    fill_s = time.perf_counter() - started
-    with runtime.session() as session:
-        watermark = embedding_queries.latest_seq(session=session, space_id=space.id)
-        replica = IndexReplica(space=space, index=index, watermark=watermark,
-                               directory=space_directory(settings.indexes_dir, space))
+    with open_runtime(settings) as runtime:
+        space = _bench_space(runtime, settings, dim)
+        index = VectorIndex(dim, factory=FACTORY)
         started = time.perf_counter()
-        manifest = replica.snapshot(session, keep=settings.snapshot_keep)
-        session.commit()
-        snapshot_s = time.perf_counter() - started
-    probe = int(index.ids()[0])
-    del replica, index
-    for _ in add_synthetic_images(runtime, space_id=space.id, dim=dim, count=changes,
-                                  seed=seed + 1):
-        pass
-    runtime.close()
+        for batch in add_synthetic_images(runtime, space_id=space.id, dim=dim, count=vectors,
+                                          seed=seed):
+            index.add(batch.ids, batch.vectors)
+        fill_s = time.perf_counter() - started
+        with runtime.session() as session:
+            watermark = embedding_queries.latest_seq(session=session, space_id=space.id)
+            replica = IndexReplica(space=space, index=index, watermark=watermark,
+                                   directory=space_directory(settings.indexes_dir, space))
+            started = time.perf_counter()
+            manifest = replica.snapshot(session, keep=settings.snapshot_keep)
+            session.commit()
+            snapshot_s = time.perf_counter() - started
+        probe = int(index.ids()[0])
+        del replica, index
+        for _ in add_synthetic_images(runtime, space_id=space.id, dim=dim, count=changes,
+                                      seed=seed + 1):
+            pass
     return fill_s, snapshot_s, manifest.size / 2**20, probe
 
 
 def _open_and_search(settings: Settings, probe: int) -> tuple[float, float]:
     """A fresh runtime: seconds to open the default space's replica, ms of the first search."""
-    runtime = open_runtime(settings)
-    started = time.perf_counter()
-    with runtime.session() as session:
-        runtime.replica(find_space(session=session, name=None), session=session)
-    open_s = time.perf_counter() - started
-    started = time.perf_counter()
-    result = search_vector(runtime, space_name=None, k=10, image_id=probe)
-    search_ms = (time.perf_counter() - started) * 1000
-    runtime.close()
+    with open_runtime(settings) as runtime:
+        started = time.perf_counter()
+        with runtime.session() as session:
+            runtime.replica(find_space(session=session, name=None), session=session)
+        open_s = time.perf_counter() - started
+        started = time.perf_counter()
+        result = search_vector(runtime, space_name=None, k=10, image_id=probe)
+        search_ms = (time.perf_counter() - started) * 1000
     del runtime
     gc.collect()  # free this replica's memory before the next one is loaded
     _check_hit(result.results[0].image_id if result.results else None, probe)

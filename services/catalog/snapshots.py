@@ -33,12 +33,6 @@ def record_snapshot(
 
 
 def latest_snapshot(*, session: Session, space_id: int) -> IndexSnapshot | None:
-    """The newest snapshot of a space: where a starting replica loads from, or None."""
+    """The newest snapshot recorded for a space, or None: `index verify` checks its file."""
     query = select(IndexSnapshot).where(IndexSnapshot.space_id == space_id)
     return session.scalar(query.order_by(IndexSnapshot.id.desc()).limit(1))
-
-
-def list_snapshots(*, session: Session, space_id: int) -> list[IndexSnapshot]:
-    """Every snapshot of a space, newest first (for pruning old files)."""
-    query = select(IndexSnapshot).where(IndexSnapshot.space_id == space_id)
-    return list(session.scalars(query.order_by(IndexSnapshot.id.desc())))

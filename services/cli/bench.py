@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 from typing import Annotated
 
@@ -16,11 +15,9 @@ from lookalike.services.bench.ingest import run_forward_bench, run_ingest_bench
 from lookalike.services.bench.load import run_load_bench
 from lookalike.services.bench.search import run_search_bench
 from lookalike.services.bench.startup import run_startup_bench
-from lookalike.services.config import get_settings
+from lookalike.services.config import get_settings, usable_cpus
 
 console = Console()
-bench_app = typer.Typer(help="Measure ingest and search speed on this machine.",
-                        no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="one JSON object on stdout")]
 PostgresOption = Annotated[str | None, typer.Option(
     help="admin URL of a PostgreSQL server, e.g. postgresql://postgres@127.0.0.1:5432/postgres: "
@@ -28,12 +25,11 @@ PostgresOption = Annotated[str | None, typer.Option(
 
 
 def machine() -> dict:
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    return {"cpu": platform.processor() or platform.machine(), "cores": usable_cpus(),
             "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
             "torch": torch.__version__}
 
 
-@bench_app.command("ingest")
 def bench_ingest(
     images: Annotated[int, typer.Option(help="camera-sized JPEGs to ingest")] = 1024,
     naive_images: Annotated[int, typer.Option(help="images for the one-at-a-time loop")] = 128,
@@ -56,7 +52,6 @@ def bench_ingest(
         f"{result.naive_per_s:8.1f} images/s; end to end = {result.e2e_over_naive:.2f}x naive")
 
 
-@bench_app.command("forward")
 def bench_forward(
     sizes: Annotated[str, typer.Option(help="images per model call to try, comma-separated")
                      ] = "1,2,4,8,16,32",
@@ -77,7 +72,6 @@ def bench_forward(
         console.print(f"  {size:3d} images per call: {rate:7.1f} images/s{mark}")
 
 
-@bench_app.command("search")
 def bench_search(
     queries: Annotated[int, typer.Option(help="search-by-id requests")] = 500,
     k: Annotated[int, typer.Option("-k")] = 10,
@@ -94,7 +88,6 @@ def bench_search(
         f"  FAISS p50 {result.faiss_p50_ms:7.3f} ms   p99 {result.faiss_p99_ms:7.3f} ms")
 
 
-@bench_app.command("load")
 def bench_load(
     clients: Annotated[int, typer.Option(help="concurrent clients")] = 32,
     seconds: Annotated[float, typer.Option(help="how long the clients search")] = 60.0,
@@ -141,7 +134,6 @@ def bench_load(
                   f"{result.new_images_found_first}/{result.new_images_checked}")
 
 
-@bench_app.command("startup")
 def bench_startup(
     vectors: Annotated[int, typer.Option(help="random unit vectors in the space")] = 1_000_000,
     dim: Annotated[int, typer.Option(help="their dimension")] = 1280,

@@ -75,11 +75,10 @@ def evaluate_command(
 ) -> None:
     """Retrieval quality of one or more spaces on a benchmark: mAP, P@1/10, R@1/10/100, the
     ANN index's recall@10 against exact search, and the time taken."""
-    runtime = open_runtime(get_settings())
-    results = [evaluate(runtime, space_name=name, benchmark=benchmark, data=data, limit=limit,
-                        qe=qe, dba_n=dba, protocol=protocol)
-               for name in (space or [None])]
-    runtime.close()
+    with open_runtime(get_settings()) as runtime:
+        results = [evaluate(runtime, space_name=name, benchmark=benchmark, data=data, limit=limit,
+                            qe=qe, dba_n=dba, protocol=protocol)
+                   for name in (space or [None])]
     if plot is not None:
         plot_pr_curves(results, plot)
     if as_json:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from lookalike.retrieval.models.specs import DEFAULT_BACKBONE
 from lookalike.services.config import get_settings
 from lookalike.services.jobs import runner as jobs
 from lookalike.services.runtime import Runtime
@@ -29,7 +30,7 @@ def finetune_command(
     base_space: Annotated[str | None, typer.Option(help="head: whose vectors (default space)")
                           ] = None,
     backbone: Annotated[str, typer.Option(help="backbone: registry name, e.g. lenet5")
-                        ] = "mobilenet_v2",
+                        ] = DEFAULT_BACKBONE,
     weights: Annotated[str, typer.Option(help="backbone: pretrained | none | a weight file")
                        ] = "pretrained",
     frozen_blocks: Annotated[int, typer.Option(help="leading blocks kept frozen")] = 0,
@@ -67,13 +68,12 @@ def finetune_command(
             seed=seed)
     except ValidationError as error:
         raise typer.BadParameter(str(error)) from error
-    runtime = open_runtime(get_settings())
-    job = jobs.submit_finetune(runtime, request)
-    status.print(f"fine-tuning job {job.id} queued")
-    if wait:
-        _follow(runtime, job.id, epochs)
-    final = jobs.describe(jobs.get_job(runtime, job.id))
-    runtime.close()
+    with open_runtime(get_settings()) as runtime:
+        job = jobs.submit_finetune(runtime, request)
+        status.print(f"fine-tuning job {job.id} queued")
+        if wait:
+            _follow(runtime, job.id, epochs)
+        final = jobs.describe(jobs.get_job(runtime, job.id))
     if as_json:
         console.print_json(json.dumps(final))
     else:

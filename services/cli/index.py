@@ -1,4 +1,5 @@
-"""`lookalike index build` and `lookalike bench index`: index choice by target recall."""
+"""`lookalike index build|rebuild|verify|snapshot` and `lookalike bench index`: each space's FAISS
+index chosen by target recall, rebuilt from the catalog, checked against it and snapshotted."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from lookalike.services.index.build import (
     build_space_index,
     parse_bytes,
 )
+from lookalike.services.index.snapshots import SnapshotReport, rebuild_all, snapshot_all
+from lookalike.services.index.verify import verify_all
 from lookalike.services.setup import open_runtime
 
 console = Console()
@@ -48,10 +51,9 @@ def index_build(
 ) -> None:
     """Choose Flat / HNSW / IVF-Flat / IVF-PQ for a space, tune it on held-out queries, build
     it from the catalog and make it the space's index."""
-    runtime = open_runtime(get_settings())
-    report = build_space_index(runtime, space_name=space, target_recall=target_recall,
-                               max_bytes=parse_bytes(max_memory))
-    runtime.close()
+    with open_runtime(get_settings()) as runtime:
+        report = build_space_index(runtime, space_name=space, target_recall=target_recall,
+                                   max_bytes=parse_bytes(max_memory))
     if as_json:
         print(json.dumps(report.to_public()))
         return
@@ -76,3 +78,38 @@ def bench_index_command(
         print(json.dumps(report.to_public()))
         return
     _print(report, target_recall)
+
+
+SpaceOption = Annotated[str | None, typer.Option(help="one space (default: every space)")]
+
+
+def _print_reports(verb: str, reports: list[SnapshotReport]) -> None:
+    for report in reports:
+        console.print(f"{verb} {report.space}: {report.vectors} vectors at catalog seq "
+                      f"{report.watermark} -> {report.file}")
+
+
+def index_rebuild(
+    space: SpaceOption = None,
+    factory: Annotated[str | None, typer.Option(help="FAISS factory string, e.g. HNSW32")] = None,
+) -> None:
+    """Recreate indexes from the catalog alone (the source of truth) and snapshot them."""
+    with open_runtime(get_settings()) as runtime:
+        _print_reports("rebuilt", rebuild_all(runtime, space_name=space, factory=factory))
+
+
+def index_verify() -> None:
+    """Compare each index with the catalog: missing, extra and stale ids; exit 1 on a mismatch."""
+    with open_runtime(get_settings()) as runtime:
+        reports = verify_all(runtime)
+    for report in reports:
+        console.print(f"{report.space}: {report.vectors} vectors; {report.advice()}",
+                      highlight=False)
+    if not all(report.ok for report in reports):
+        raise typer.Exit(1)
+
+
+def index_snapshot(space: SpaceOption = None) -> None:
+    """Write each index, caught up with the catalog, as a new snapshot (atomically)."""
+    with open_runtime(get_settings()) as runtime:
+        _print_reports("snapshot", snapshot_all(runtime, space_name=space))

@@ -17,7 +17,6 @@ from lookalike.services.jobs import runner as jobs
 from lookalike.services.setup import open_runtime
 
 console = Console()
-jobs_app = typer.Typer(help="Background jobs (ingest) and their progress.", no_args_is_help=True)
 
 JobId = Annotated[int, typer.Argument(help="job id (see `lookalike jobs list`)")]
 AsJson = Annotated[bool, typer.Option("--json", help="print the API's JSON answer")]
@@ -39,7 +38,6 @@ def _show(job: dict, as_json: bool) -> None:
         console.print(f"  {line}", highlight=False)
 
 
-@jobs_app.command("ingest")
 def jobs_ingest(
     paths: Annotated[list[Path] | None, typer.Argument(help="files, folders, path lists")] = None,
     url: Annotated[list[str] | None, typer.Option(help="image URL (repeatable)")] = None,
@@ -48,51 +46,42 @@ def jobs_ingest(
     as_json: AsJson = False,
 ) -> None:
     """Submit an ingest job: on the workers with LOOKALIKE_BROKER_URL, else run it here."""
-    runtime = open_runtime(get_settings())
-    job = jobs.submit_ingest(runtime, paths=[str(p.resolve()) for p in paths or []] or None,
-                             urls=url or None, collection=collection,
-                             label_from_dir=label_from_dir, wait=True)
-    _show(jobs.describe(job), as_json)
-    runtime.close()
+    with open_runtime(get_settings()) as runtime:
+        job = jobs.submit_ingest(runtime, paths=[str(p.resolve()) for p in paths or []] or None,
+                                 urls=url or None, collection=collection,
+                                 label_from_dir=label_from_dir, wait=True)
+        _show(jobs.describe(job), as_json)
 
 
-@jobs_app.command("list")
 def jobs_list(state: Annotated[str | None, typer.Option()] = None,
               limit: Annotated[int, typer.Option()] = 50) -> None:
     """The newest jobs first."""
-    runtime = open_runtime(get_settings())
-    table = Table("id", "kind", "state", "done", "total", "added", "dup", "failed", "created")
-    for job in map(jobs.describe, jobs.list_jobs(runtime, state=state, limit=limit)):
-        counts = job["counts"]
-        table.add_row(str(job["id"]), job["kind"], job["state"], str(job["progress"]["done"]),
-                      str(job["progress"]["total"]), str(counts["added"]),
-                      str(counts["duplicates"]), str(counts["failed"]), job["created_at"] or "")
-    runtime.close()
+    with open_runtime(get_settings()) as runtime:
+        table = Table("id", "kind", "state", "done", "total", "added", "dup", "failed", "created")
+        for job in map(jobs.describe, jobs.list_jobs(runtime, state=state, limit=limit)):
+            counts = job["counts"]
+            table.add_row(str(job["id"]), job["kind"], job["state"], str(job["progress"]["done"]),
+                          str(job["progress"]["total"]), str(counts["added"]),
+                          str(counts["duplicates"]), str(counts["failed"]), job["created_at"] or "")
     console.print(table)
 
 
-@jobs_app.command("show")
 def jobs_show(job_id: JobId, as_json: AsJson = False) -> None:
     """State, progress, counts and errors of one job."""
-    runtime = open_runtime(get_settings())
-    _show(jobs.describe(jobs.get_job(runtime, job_id)), as_json)
-    runtime.close()
+    with open_runtime(get_settings()) as runtime:
+        _show(jobs.describe(jobs.get_job(runtime, job_id)), as_json)
 
 
-@jobs_app.command("cancel")
 def jobs_cancel(job_id: JobId) -> None:
     """Cancel a queued or running job (batches already running finish)."""
-    runtime = open_runtime(get_settings())
-    _show(jobs.describe(jobs.cancel(runtime, job_id)), False)
-    runtime.close()
+    with open_runtime(get_settings()) as runtime:
+        _show(jobs.describe(jobs.cancel(runtime, job_id)), False)
 
 
-@jobs_app.command("retry")
 def jobs_retry(job_id: JobId) -> None:
     """Run a failed or cancelled job's unfinished batches again."""
-    runtime = open_runtime(get_settings())
-    _show(jobs.describe(jobs.retry(runtime, job_id, wait=True)), False)
-    runtime.close()
+    with open_runtime(get_settings()) as runtime:
+        _show(jobs.describe(jobs.retry(runtime, job_id, wait=True)), False)
 
 
 def worker(concurrency: Annotated[int, typer.Option(help="batches run at once")] = 1) -> None:

@@ -1,179 +1,153 @@
-"""The `lookalike` command: set up, ingest, search, serve, and look after indexes and weights."""
+"""The `lookalike` command: every command registered here, in one table, and imported only when
+it runs, so `lookalike --help` loads neither torch nor faiss."""
 
 from __future__ import annotations
 
-import json
+import importlib
 import logging
 import sys
-from pathlib import Path
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
-from rich.text import Text
+from typer.core import TyperGroup
 
 from lookalike.retrieval.errors import LookalikeError
-from lookalike.services.cli.admin import index_app, spaces_app, weights_app
-from lookalike.services.cli.bench import bench_app
-from lookalike.services.cli.evaluate import evaluate_command
-from lookalike.services.cli.finetune import finetune_command
-from lookalike.services.cli.index import bench_index_command, index_build
-from lookalike.services.cli.jobs import jobs_app, worker
-from lookalike.services.cli.sample import sample_app
-from lookalike.services.cli.spaces import (
-    spaces_create,
-    spaces_delete,
-    spaces_list,
-    spaces_reindex,
-    spaces_set_default,
-)
-from lookalike.services.config import get_settings
-from lookalike.services.index.snapshots import snapshot_all
-from lookalike.services.ingest.pipeline import IngestSummary, ingest_items
-from lookalike.services.ingest.sources import collect_items
-from lookalike.services.search.query import search_vector
-from lookalike.services.setup import init_catalog, open_runtime
 
-app = typer.Typer(help="lookalike: search a collection of images by example.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
-app.add_typer(index_app, name="index")
-app.add_typer(spaces_app, name="spaces")
-app.add_typer(weights_app, name="weights")
-app.add_typer(bench_app, name="bench")
-app.add_typer(sample_app, name="sample")
-app.command("evaluate")(evaluate_command)
-app.command("finetune")(finetune_command)
-spaces_app.command("create")(spaces_create)
-spaces_app.command("reindex")(spaces_reindex)
-spaces_app.command("list")(spaces_list)
-spaces_app.command("set-default")(spaces_set_default)
-spaces_app.command("delete")(spaces_delete)
-index_app.command("build")(index_build)
-bench_app.command("index")(bench_index_command)
-app.add_typer(jobs_app, name="jobs")
-app.command("worker")(worker)
-console = Console()
-errors = Console(stderr=True)
+
+@dataclass(frozen=True)
+class Entry:
+    """A command: where its function lives ("module:function") and its one-line help, kept
+    here so that listing the commands imports none of them (a test checks it matches)."""
+
+    target: str
+    help: str
+
+
+_CLI = "lookalike.services.cli"
+GROUPS: dict[str, str] = {
+    "index": "Build, rebuild, verify and snapshot FAISS indexes from the catalog.",
+    "spaces": "Embedding spaces: create, fill, list, switch, delete.",
+    "weights": "Backbone weight files.",
+    "jobs": "Background jobs and their progress.",
+    "bench": "Measure ingest and search speed on this machine.",
+    "sample": "The sample collection used by `make demo`.",
+}
+COMMANDS: dict[str, Entry] = {
+    "init": Entry(f"{_CLI}.catalog:init",
+                  "Create the catalog, or migrate it to the newest schema."),
+    "ingest": Entry(f"{_CLI}.ingest:ingest", "Add images to the catalog and the index; files "
+                    "already there are reported, not re-added."),
+    "search": Entry(f"{_CLI}.search:search",
+                    "Print the k catalogued images most like IMAGE (or --id N), best first."),
+    "serve": Entry(f"{_CLI}.serve:serve", "Serve the HTTP API (OpenAPI docs at /docs)."),
+    "worker": Entry(f"{_CLI}.jobs:worker",
+                    "Run jobs from LOOKALIKE_BROKER_URL (Celery over Redis) until stopped."),
+    "evaluate": Entry(f"{_CLI}.evaluate:evaluate_command", "Retrieval quality of one or more "
+                      "spaces on a benchmark."),
+    "finetune": Entry(f"{_CLI}.finetune:finetune_command", "Fine-tune on the catalog's labels."),
+    "index build": Entry(f"{_CLI}.index:index_build", "Choose Flat / HNSW / IVF-Flat / IVF-PQ "
+                         "for a space, tune it on held-out queries."),
+    "index rebuild": Entry(f"{_CLI}.index:index_rebuild", "Recreate indexes from the catalog "
+                           "alone (the source of truth) and snapshot them."),
+    "index verify": Entry(f"{_CLI}.index:index_verify", "Compare each index with the catalog: "
+                          "missing, extra and stale ids; exit 1 on a mismatch."),
+    "index snapshot": Entry(f"{_CLI}.index:index_snapshot", "Write each index, caught up with "
+                            "the catalog, as a new snapshot (atomically)."),
+    "spaces create": Entry(f"{_CLI}.spaces:spaces_create", "Add an embedding space; fill it "
+                           "with `lookalike spaces reindex NAME`."),
+    "spaces reindex": Entry(f"{_CLI}.spaces:spaces_reindex", "Embed every catalogued image "
+                            "into the space as a job, batch by batch."),
+    "spaces list": Entry(f"{_CLI}.spaces:spaces_list", "Every embedding space: definition, "
+                         "vector count, default, last evaluation."),
+    "spaces set-default": Entry(f"{_CLI}.spaces:spaces_set_default", "Make a space the default "
+                                "of every API process, at once (one transaction)."),
+    "spaces delete": Entry(f"{_CLI}.spaces:spaces_delete", "Delete a space: its vectors, index "
+                           "files and evaluations; never another space's."),
+    "weights install": Entry(f"{_CLI}.weights:weights_install", "Put a weight file where the "
+                             "registry finds it ($TORCH_HOME/hub/checkpoints)."),
+    "weights list": Entry(f"{_CLI}.weights:weights_list", "Each backbone and the first place "
+                          "its weights resolve from (or that none do)."),
+    "jobs ingest": Entry(f"{_CLI}.jobs:jobs_ingest", "Submit an ingest job: on the workers with "
+                         "LOOKALIKE_BROKER_URL, else run it here."),
+    "jobs list": Entry(f"{_CLI}.jobs:jobs_list", "The newest jobs first."),
+    "jobs show": Entry(f"{_CLI}.jobs:jobs_show", "State, progress, counts and errors of one job."),
+    "jobs cancel": Entry(f"{_CLI}.jobs:jobs_cancel",
+                         "Cancel a queued or running job (batches already running finish)."),
+    "jobs retry": Entry(f"{_CLI}.jobs:jobs_retry",
+                        "Run a failed or cancelled job's unfinished batches again."),
+    "bench ingest": Entry(f"{_CLI}.bench:bench_ingest", "Model-only vs end-to-end (files to "
+                          "catalog and index) vs naive per-image throughput."),
+    "bench forward": Entry(f"{_CLI}.bench:bench_forward", "The default space's model speed for "
+                           "each number of images per call (forward_batch)."),
+    "bench search": Entry(f"{_CLI}.bench:bench_search", "p50/p99 of search-by-id over HTTP (a "
+                          "real `lookalike serve`) next to raw FAISS time."),
+    "bench load": Entry(f"{_CLI}.bench:bench_load", "Throughput and p50/p95/p99 per route of "
+                        "two API processes under concurrent searches."),
+    "bench startup": Entry(f"{_CLI}.bench:bench_startup", "Seconds until a fresh process serves "
+                           "searches on N vectors."),
+    "bench index": Entry(f"{_CLI}.index:bench_index_command", "The index choice on synthetic "
+                         "clustered data: recall@10, queries/s, bytes/vector."),
+    "sample build": Entry(f"{_CLI}.sample:sample_build", "Write the bundled photos and "
+                          "Fashion-MNIST images (by class folder); reuses what exists."),
+    "sample hint": Entry(f"{_CLI}.sample:sample_hint",
+                         "Print example queries to paste once `lookalike serve` runs."),
+}
+
+
+def load_command(name: str) -> Any:
+    """Import the function behind `name` and make it a command, as Typer would."""
+    module, function = COMMANDS[name].target.split(":")
+    single = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
+    single.command(name=name.split()[-1])(getattr(importlib.import_module(module), function))
+    return typer.main.get_command(single)
+
+
+class LazyGroup(TyperGroup):
+    """A group whose commands come from the table above, each imported when it is run; its
+    help is plain (not rich), which lists the commands from the table alone."""
+
+    def __init__(self, *, prefix: str = "", **kwargs: Any) -> None:
+        super().__init__(**{**kwargs, "rich_markup_mode": None})
+        self.prefix = prefix
+
+    def _children(self) -> dict[str, str]:
+        """Name at this level -> one-line help, for commands and sub-groups alike."""
+        depth = len(self.prefix.split())
+        found = {} if self.prefix else dict(GROUPS)
+        for name, entry in COMMANDS.items():
+            words = name.split()
+            if len(words) == depth + 1 and " ".join(words[:depth]) == self.prefix:
+                found[words[-1]] = entry.help
+        return found
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted(self._children())
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if not self.prefix and cmd_name in GROUPS:
+            return LazyGroup(name=cmd_name, prefix=cmd_name, help=GROUPS[cmd_name],
+                             no_args_is_help=True)
+        full = f"{self.prefix} {cmd_name}".strip()
+        return load_command(full) if full in COMMANDS else None
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """List the commands from the table, importing none of them."""
+        with formatter.section("Commands"):
+            formatter.write_dl(sorted(self._children().items()))
+
+
+app = typer.Typer(cls=LazyGroup, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False,
+                  help="lookalike: search a collection of images by example.")
 
 
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                               help="log what the services do")] = False) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-@app.command()
-def init() -> None:
-    """Create the catalog, or migrate it to the newest schema."""
-    settings = get_settings()
-    revision = init_catalog(settings)
-    console.print(f"catalog ready at revision {revision}: {settings.catalog_url}")
-
-
-class RateColumn(ProgressColumn):
-    """Images per second, as rich measures it over the last seconds."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:6.1f} img/s" if speed else "     - img/s")
-
-
-def rate_progress() -> Progress:
-    """A progress bar with count, rate and ETA, on stderr so --json output stays clean."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TaskProgressColumn(), RateColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=errors)
-
-
-def print_summary(summary: IngestSummary, *, show_failures: int) -> None:
-    rate = (summary.added / summary.seconds) if summary.seconds else 0.0
-    console.print(f"added {summary.added}, duplicates {summary.duplicates}, "
-                  f"failed {summary.failed} in {summary.seconds:.1f} s ({rate:.1f} images/s)")
-    if summary.added == 0 and summary.failed == 0 and summary.duplicates:
-        console.print("nothing new: every file is already in the catalog")
-    failures = [o for o in summary.outcomes if o.status == "failed"]
-    if failures:
-        table = Table("file", "reason", title="failed files")
-        for outcome in failures[:show_failures]:
-            table.add_row(outcome.source, outcome.reason or "")
-        console.print(table)
-        if len(failures) > show_failures:
-            console.print(f"… and {len(failures) - show_failures} more (--show-failures N)")
-
-
-@app.command()
-def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="files, folders, .txt/.lst path lists")],
-    collection: Annotated[str | None, typer.Option(help="stored with each image")] = None,
-    label_from_dir: Annotated[bool, typer.Option(help="label images by their folder name")] = False,
-    show_failures: Annotated[int, typer.Option(help="how many failed files to list")] = 20,
-) -> None:
-    """Add images to the catalog and the index; files already there are reported, not re-added."""
-    settings = get_settings()
-    runtime = open_runtime(settings)
-    items = collect_items(paths, collection=collection, label_from_dir=label_from_dir)
-    with rate_progress() as progress:
-        task = progress.add_task("ingesting", total=len(items))
-        summary = ingest_items(runtime, items, progress=lambda n: progress.advance(task, n))
-    snapshot_all(runtime)
-    print_summary(summary, show_failures=show_failures)
-    runtime.close()
-
-
-@app.command()
-def search(
-    image: Annotated[Path | None, typer.Argument(help="query image file")] = None,
-    image_id: Annotated[int | None, typer.Option("--id", help="query by catalogued id")] = None,
-    k: Annotated[int, typer.Option("-k", help="number of results")] = 10,
-    space: Annotated[str | None, typer.Option(help="embedding space (default: default)")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON answer")] = False,
-    qe: Annotated[bool | None, typer.Option("--qe/--no-qe",
-                                            help="α-query expansion (default: the space's)")
-                  ] = None,
-    dba: Annotated[bool | None, typer.Option(
-        "--dba/--no-dba", help="database-side augmentation (default: the space's)")] = None,
-) -> None:
-    """Print the k catalogued images most like IMAGE (or --id N), best first."""
-    if (image is None) == (image_id is None):
-        raise typer.BadParameter("give either an IMAGE file or --id N")
-    runtime = open_runtime(get_settings())
-    query = image.read_bytes() if image is not None else None
-    result = search_vector(runtime, space_name=space, k=k, query=query, image_id=image_id,
-                           qe=qe, dba=dba)
-    runtime.close()
-    if as_json:
-        console.print_json(json.dumps(result.to_public()))
-        return
-    table = Table("rank", "id", "score", "label", "source",
-                  title=f"space {result.space}, {result.took_ms:.1f} ms")
-    for rank, hit in enumerate(result.results, start=1):
-        table.add_row(str(rank), str(hit.image_id), f"{hit.score:.4f}", hit.label or "",
-                      hit.source)
-    console.print(table)
-
-
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
-) -> None:
-    """Serve the HTTP API (OpenAPI docs at /docs)."""
-    import uvicorn  # noqa: PLC0415 - only this command needs the server
-
-    uvicorn.run("lookalike.services.api.app:create_app", factory=True, host=host, port=port,
-                log_level="info")
 
 
 def run() -> None:
@@ -181,5 +155,5 @@ def run() -> None:
     try:
         app()
     except LookalikeError as exc:
-        errors.print(f"[red]error:[/red] {exc}", highlight=False)
+        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
         sys.exit(1)

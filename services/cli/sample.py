@@ -12,10 +12,8 @@ from rich.progress import Progress
 from lookalike.services.sample import build_sample
 
 console = Console()
-sample_app = typer.Typer(help="The sample collection used by `make demo`.", no_args_is_help=True)
 
 
-@sample_app.command("build")
 def sample_build(
     directory: Annotated[Path, typer.Argument(help="where to write the images")],
     per_class: Annotated[int, typer.Option(help="Fashion-MNIST images per class")] = 300,
@@ -31,7 +29,6 @@ def sample_build(
     console.print(f"sample collection in {directory}: {summary}")
 
 
-@sample_app.command("hint")
 def sample_hint(
     directory: Annotated[Path, typer.Argument(help="the sample collection")],
     url: Annotated[str, typer.Option(help="where the API listens")] = "http://127.0.0.1:8000",

@@ -22,6 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from lookalike.retrieval.embedding.pooling import POOLING_METHODS
+from lookalike.retrieval.models.specs import DEFAULT_BACKBONE
 from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.config import get_settings
 from lookalike.services.errors import InvalidRequest
@@ -41,7 +42,7 @@ POLL_S = 0.5
 def spaces_create(
     name: Annotated[str, typer.Argument(help="the new space's name")],
     backbone: Annotated[str, typer.Option(help="registry name, e.g. mobilenet_v2")
-                        ] = "mobilenet_v2",
+                        ] = DEFAULT_BACKBONE,
     weights: Annotated[Path | None, typer.Option(
         help="a weight file (e.g. fine-tuned); default: the registry's resolution order")] = None,
     pooling: Annotated[str, typer.Option(help=f"one of: {', '.join(POOLING_METHODS)}")] = "gap",
@@ -76,9 +77,8 @@ def spaces_create(
         whiten_dim=whiten, whiten_from=whiten_from, whiten_images=whiten_images,
         whiten_shrinkage=whiten_shrinkage, whiten_labels=whiten_labels, qe=qe, qe_n=qe_n,
         qe_alpha=qe_alpha, dba_n=dba, dba_shortlist=dba_shortlist, index_factory=index_factory)
-    runtime = open_runtime(get_settings())
-    space = create_space(runtime, name=name, definition=definition, make_default=default)
-    runtime.close()
+    with open_runtime(get_settings()) as runtime:
+        space = create_space(runtime, name=name, definition=definition, make_default=default)
     console.print(f"created space {space.name}: {space.backbone}, {space.pooling}, "
                   f"dim {space.dim}, whitening {space.whitening or 'none'}, "
                   f"scales {space.options['scales']}; now run `lookalike spaces reindex {name}`")
@@ -92,23 +92,20 @@ def spaces_reindex(
 ) -> None:
     """Embed every catalogued image into the space as a job, batch by batch; images already
     there are skipped, so it resumes. Searches keep using the default space meanwhile."""
-    runtime = open_runtime(get_settings())
-    workers = bool(runtime.settings.broker_url)
-    if not wait and not workers:
-        runtime.close()
-        raise InvalidRequest(
-            "--no-wait needs workers (LOOKALIKE_BROKER_URL); without them the job runs in this "
-            f"command. Run it without --no-wait, or ask a running server: POST /v1/jobs "
-            f'{{"kind": "reindex", "space": "{name}"}}')
-    if not wait:
-        job = jobs.submit_reindex(runtime, space_name=name)
-        console.print(f"job {job.id} submitted: {job.progress_total} images in "
-                      f"{job.result['batch_count']} batches; `lookalike jobs show {job.id}` "
-                      "follows it")
-        runtime.close()
-        return
-    shown = _reindex_with_progress(runtime, name, on_workers=workers)
-    runtime.close()
+    with open_runtime(get_settings()) as runtime:
+        workers = runtime.launcher.remote
+        if not wait and not workers:
+            raise InvalidRequest(
+                "--no-wait needs workers (LOOKALIKE_BROKER_URL); without them the job runs in "
+                "this command. Run it without --no-wait, or ask a running server: POST "
+                f'/v1/jobs {{"kind": "reindex", "space": "{name}"}}')
+        if not wait:
+            job = jobs.submit_reindex(runtime, space_name=name)
+            console.print(f"job {job.id} submitted: {job.progress_total} images in "
+                          f"{job.result['batch_count']} batches; `lookalike jobs show {job.id}` "
+                          "follows it")
+            return
+        shown = _reindex_with_progress(runtime, name, on_workers=workers)
     counts = shown["counts"]
     console.print(f"space {name}: embedded {counts['added']}, already there "
                   f"{counts['duplicates']}, failed {counts['failed']}; job {shown['id']} "
@@ -168,9 +165,8 @@ def _evaluation_cell(evaluation: EvaluationSummary | None) -> str:
 def spaces_list(as_json: Annotated[bool, typer.Option(
         "--json", help="print the API's JSON answer (GET /v1/spaces)")] = False) -> None:
     """Every embedding space: definition, vector count, default, last evaluation."""
-    runtime = open_runtime(get_settings())
-    summaries = space_lifecycle.list_spaces(runtime)
-    runtime.close()
+    with open_runtime(get_settings()) as runtime:
+        summaries = space_lifecycle.list_spaces(runtime)
     if as_json:
         print(json.dumps([summary.to_public() for summary in summaries]))
         return
@@ -194,9 +190,8 @@ def spaces_set_default(
                      ] = False,
 ) -> None:
     """Make a space the default of every API process, at once (one transaction)."""
-    runtime = open_runtime(get_settings())
-    summary = space_lifecycle.set_default(runtime, name=name, force=force)
-    runtime.close()
+    with open_runtime(get_settings()) as runtime:
+        summary = space_lifecycle.set_default(runtime, name=name, force=force)
     console.print(f"default space is now {summary.name}: {summary.vector_count} vectors",
                   highlight=False)
 
@@ -208,9 +203,8 @@ def spaces_delete(
     """Delete a space: its vectors, index files and evaluations; never another space's."""
     if not yes:
         typer.confirm(f"Delete space '{name}' with its vectors and index files?", abort=True)
-    runtime = open_runtime(get_settings())
-    deleted = space_lifecycle.delete_space(runtime, name=name)
-    runtime.close()
+    with open_runtime(get_settings()) as runtime:
+        deleted = space_lifecycle.delete_space(runtime, name=name)
     whitening = (f", whitening file {deleted.whitening_file}" if deleted.whitening_file
                  else "")
     trained = "".join(f", {path}" for path in deleted.trained_files)

@@ -10,14 +10,10 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.orm import Session
 
-from lookalike.retrieval.index.faiss_index import (
-    SearchHits,
-    SnapshotManifest,
-    VectorIndex,
-    prune_snapshots,
-    save_snapshot,
-)
-from lookalike.retrieval.index.layered import LayeredIndex, load_latest_snapshot
+from lookalike.retrieval.index.faiss_index import SearchHits, VectorIndex
+from lookalike.retrieval.index.layered import LayeredIndex
+from lookalike.retrieval.index.persistence import load_latest_snapshot, save_snapshot
+from lookalike.retrieval.index.snapshot import SnapshotManifest, prune_snapshots
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import snapshots as snapshot_queries
 from lookalike.services.catalog.embeddings import Change

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+from sqlalchemy.orm import Session
 
 from lookalike.retrieval.index.snapshot import file_problem, list_snapshots
 from lookalike.services.catalog import embeddings as embedding_queries
+from lookalike.services.catalog import snapshots as snapshot_queries
 from lookalike.services.catalog import spaces as space_queries
 from lookalike.services.index.replicas import IndexReplica, space_directory, vectors_from_bytes
 from lookalike.services.runtime import Runtime
@@ -51,11 +54,22 @@ def verify_all(runtime: Runtime) -> list[VerifyReport]:
             directory = space_directory(runtime.settings.indexes_dir, space)
             broken = [f"{m.file} ({problem})" for m in list_snapshots(directory)
                       if (problem := file_problem(directory, m)) is not None]
+            broken.extend(_lost_snapshot(session, space.id, directory))
             replica = IndexReplica.open(space=space, directory=directory, session=session)
             report = VerifyReport(space.name, replica.index.ntotal, broken_snapshots=broken)
             _compare(session, space.id, space.dim, replica, report)
             reports.append(report)
     return reports
+
+
+def _lost_snapshot(session: Session, space_id: int, directory: Path) -> list[str]:
+    """The newest snapshot the catalog recorded, if its file is gone from the index folder
+    (pruning keeps the newest, so only a hand or a lost disk removes it)."""
+    recorded = snapshot_queries.latest_snapshot(session=session, space_id=space_id)
+    if recorded is None or (directory / Path(recorded.path).name).is_file():
+        return []
+    return [f"{Path(recorded.path).name} (recorded in the catalog at sequence "
+            f"{recorded.watermark}, but the file is missing)"]
 
 
 def _compare(session, space_id: int, dim: int, replica: IndexReplica,

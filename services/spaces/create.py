@@ -6,8 +6,8 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from lookalike.retrieval.embedding.whitening import (
     fit_pca_whitening,
 )
 from lookalike.retrieval.models.registry import file_sha256, get_backbone, resolve_weights
+from lookalike.retrieval.models.specs import DEFAULT_BACKBONE
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog import spaces as space_queries
@@ -44,7 +45,7 @@ _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".t
 class SpaceDefinition:
     """Everything that defines a space besides its name: descriptor and query-time options."""
 
-    backbone: str = "mobilenet_v2"
+    backbone: str = DEFAULT_BACKBONE
     weights: Path | None = None
     pooling: str = "gap"
     gem_p: float = 3.0
@@ -69,14 +70,6 @@ class SpaceDefinition:
                 "qe": self.qe, "qe_n": self.qe_n, "qe_alpha": self.qe_alpha,
                 "dba_n": self.dba_n, "dba_shortlist": self.dba_shortlist,
                 "index_factory": self.index_factory}
-
-
-@dataclass
-class ReindexSummary:
-    space: str
-    embedded: int = 0
-    skipped: int = 0
-    failed: list[str] = field(default_factory=list)
 
 
 def _check(definition: SpaceDefinition) -> None:
@@ -196,38 +189,6 @@ def embed_files(runtime: Runtime, embedder: Embedder, jobs: list[tuple[int, str]
             prepared = payload if isinstance(payload, PreparedImage) else None
             key = prepared.position if prepared is not None else -1
             yield key, vector, prepared
-
-
-def reindex_space(runtime: Runtime, *, name: str,
-                  progress: Callable[[int, int], None] = lambda done, total: None
-                  ) -> ReindexSummary:
-    """Embed every catalogued image into space `name`; images already there are skipped, so
-    an interrupted run resumes where it stopped (each batch is committed)."""
-    with runtime.session() as session:
-        space = space_queries.get_space(session=session, name=name)
-        if space is None:
-            raise InvalidRequest(f"unknown space '{name}'; create it with `lookalike spaces "
-                                 "create`")
-        done = embedding_queries.embedded_image_ids(session=session, space_id=space.id)
-        session.expunge(space)
-    jobs = _catalog_files(runtime, exclude=done)
-    summary = ReindexSummary(space=name, skipped=len(done))
-    embedder = runtime.embedder(space)
-    batch_ids: list[int] = []
-    batch_vectors: list[bytes] = []
-    for key, vector, prepared in embed_files(runtime, embedder, jobs):
-        if vector is None:
-            summary.failed.append(f"{key}: {prepared.error if prepared else 'internal error'}")
-            continue
-        batch_ids.append(key)
-        batch_vectors.append(np.asarray(vector, dtype="<f4").tobytes())
-        if len(batch_ids) >= embedder.options.batch_size:
-            summary.embedded += commit_vectors(runtime, space, batch_ids, batch_vectors)
-            progress(summary.embedded, len(jobs))
-            batch_ids, batch_vectors = [], []
-    summary.embedded += commit_vectors(runtime, space, batch_ids, batch_vectors)
-    progress(summary.embedded, len(jobs))
-    return summary
 
 
 def commit_vectors(runtime: Runtime, space: Space, ids: list[int], vectors: list[bytes]) -> int:

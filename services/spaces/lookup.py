@@ -88,7 +88,6 @@ def build_embedder(space: Space, *, settings: Settings) -> Embedder:
         channels_last=settings.channels_last,
         bf16=native_bf16() if settings.bf16 is None else settings.bf16,
         pooling=space.pooling,
-        threads=settings.torch_threads,
         gem_p=float(space.options.get("gem_p", 3.0)),
         scales=tuple(space.options.get("scales", (1.0,))),
         frozen_graph=settings.frozen_graph,

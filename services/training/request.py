@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lookalike.retrieval.models.specs import DEFAULT_BACKBONE
 from lookalike.retrieval.training.augment import TRANSFORMS
 
 
@@ -19,7 +20,7 @@ class FinetuneRequest(BaseModel):
     space: str = Field(min_length=1, max_length=100, description="name of the new space")
     method: Literal["head", "backbone"] = "head"
     base_space: str | None = Field(None, description="head: whose vectors; default: the default")
-    backbone: str = Field("mobilenet_v2", description="backbone: registry name")
+    backbone: str = Field(DEFAULT_BACKBONE, description="backbone: registry name")
     weights: str = Field("pretrained", description="backbone: 'pretrained', 'none' or a file")
     frozen_blocks: int = Field(0, ge=0, description="backbone: leading blocks left frozen")
     pooling: Literal["gem", "gap"] = "gem"

@@ -47,14 +47,13 @@ class Trainee:
 
 
 def build_trainee(runtime: Runtime, request: FinetuneRequest, data: LabelledImages) -> Trainee:
-    """The head or backbone trainee of a request; seeded, so a rerun starts identically.
-    Training uses the model's share of the cores (settings.torch_threads): more threads
-    than free cores make every step wait on the busiest one."""
-    torch.set_num_threads(runtime.settings.torch_threads or 1)
-    torch.manual_seed(request.seed)
-    if request.method == "head":
-        return _head_trainee(runtime, request, data)
-    return _backbone_trainee(runtime, request, data)
+    """The head or backbone trainee of a request, its new layers initialised from the
+    request's seed (so a rerun starts identically) without touching the process's RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(request.seed)
+        if request.method == "head":
+            return _head_trainee(runtime, request, data)
+        return _backbone_trainee(runtime, request, data)
 
 
 def _classes(request: FinetuneRequest, data: LabelledImages) -> int | None:

@@ -10,6 +10,7 @@ import pytest
 from lookalike.services.config import Settings
 from lookalike.services.ingest.pipeline import IngestSummary, ingest_items
 from lookalike.services.ingest.sources import collect_items
+from lookalike.services.jobs import runner as jobs
 from lookalike.services.runtime import Runtime
 from lookalike.services.sample import build_sample, bundled_photos
 from lookalike.services.setup import init_catalog, open_runtime
@@ -65,3 +66,8 @@ def photo_home(tmp_path: Path, photo_dir: Path) -> Iterator[Runtime]:
     ingest_into(runtime, photo_dir)
     yield runtime
     runtime.close()
+
+
+def fill_space(runtime: Runtime, name: str) -> dict[str, int]:
+    """Embed the catalog into space `name` by a reindex job run here: the job's counts."""
+    return jobs.describe(jobs.submit_reindex(runtime, space_name=name, wait=True))["counts"]

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from lookalike.retrieval.errors import IndexReadOnly
-from lookalike.retrieval.index.faiss_index import VectorIndex, save_snapshot
-from lookalike.retrieval.index.layered import LayeredIndex, load_latest_snapshot, mappable
+from lookalike.retrieval.index.faiss_index import VectorIndex
+from lookalike.retrieval.index.layered import LayeredIndex, mappable
+from lookalike.retrieval.index.persistence import load_latest_snapshot, save_snapshot
 
 DIM = 16
 

@@ -14,13 +14,9 @@ import numpy as np
 import pytest
 
 from lookalike.retrieval.index import snapshot
-from lookalike.retrieval.index.faiss_index import (
-    VectorIndex,
-    list_snapshots,
-    prune_snapshots,
-    save_snapshot,
-)
-from lookalike.retrieval.index.layered import load_latest_snapshot
+from lookalike.retrieval.index.faiss_index import VectorIndex
+from lookalike.retrieval.index.persistence import load_latest_snapshot, save_snapshot
+from lookalike.retrieval.index.snapshot import list_snapshots, prune_snapshots
 
 DIM = 16
 

@@ -19,9 +19,9 @@ from lookalike.services.evaluation.run import _expand, evaluate, score_benchmark
 from lookalike.services.runtime import Runtime
 from lookalike.services.sample import build_sample, bundled_photos
 from lookalike.services.setup import init_catalog, open_runtime
-from lookalike.services.spaces.create import SpaceDefinition, create_space, reindex_space
+from lookalike.services.spaces.create import SpaceDefinition, create_space
 from tests.services.cli.test_cli import lookalike
-from tests.services.conftest import ingest_into, make_settings
+from tests.services.conftest import fill_space, ingest_into, make_settings
 
 
 def test_leave_one_out_scores_match_a_hand_computed_example() -> None:
@@ -138,7 +138,7 @@ def test_labels_benchmark_ranks_the_catalogued_images_leave_one_out(
         evaluate(runtime, space_name="rmac", benchmark="labels")
     create_space(runtime, name="self-taught", definition=SpaceDefinition(
         whiten_dim=2, whiten_labels=True))  # from these very labels
-    assert reindex_space(runtime, name="self-taught").embedded == 6
+    assert fill_space(runtime, "self-taught")["added"] == 6
     taught = evaluate(runtime, space_name="self-taught", benchmark="labels")
     assert taught.queries == 6 and len(taught.notes) == 1
     assert "learned from the catalog's labels" in taught.notes[0]

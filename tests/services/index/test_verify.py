@@ -36,3 +36,13 @@ def test_verify_finds_extra_and_stale_ids_and_skips_a_corrupt_snapshot(
     assert rebuilt.broken_snapshots and snapshot.name in rebuilt.broken_snapshots[0]
     assert rebuilt.extra == rebuilt.stale == rebuilt.missing == []
     assert "lookalike index rebuild --space" in report.advice()
+
+
+def test_verify_reports_the_recorded_snapshot_whose_file_is_gone(photo_home: Runtime) -> None:
+    runtime = photo_home
+    [report] = snapshot_all(runtime)
+    next(runtime.settings.indexes_dir.rglob(report.file)).unlink()
+    [checked] = verify_all(runtime)
+    assert not checked.ok
+    assert any(report.file in line and "missing" in line
+               for line in checked.broken_snapshots), checked.broken_snapshots

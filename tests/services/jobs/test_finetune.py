@@ -26,12 +26,11 @@ from lookalike.services.runtime import Runtime
 from lookalike.services.sample import build_sample
 from lookalike.services.search.query import search_vector
 from lookalike.services.setup import init_catalog, open_runtime
-from lookalike.services.spaces.create import reindex_space
 from lookalike.services.spaces.lifecycle import delete_space
 from lookalike.services.spaces.lookup import find_space
 from lookalike.services.spaces.model_store import weights_dir
 from lookalike.services.training.request import FinetuneRequest
-from tests.services.conftest import ingest_into, make_settings
+from tests.services.conftest import fill_space, ingest_into, make_settings
 
 pytestmark = pytest.mark.slow
 
@@ -75,8 +74,8 @@ def test_head_on_cached_vectors_raises_map_and_makes_a_searchable_space(
     assert Path(training["curves"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     head_file = Path(training["head_file"])
     assert head_file.parent == weights_dir(runtime.settings)
-    summary = reindex_space(runtime, name="fm-head")
-    assert summary.embedded == 10 * PER_CLASS and not summary.failed
+    counts = fill_space(runtime, "fm-head")
+    assert counts["added"] == 10 * PER_CLASS and not counts["failed"]
     answer = search_vector(runtime, space_name="fm-head", k=5, image_id=1)
     assert answer.results[0].image_id == 1
     assert answer.space == "fm-head"
@@ -93,8 +92,7 @@ def test_lenet_from_scratch_learns_and_publishes_its_weights(runtime: Runtime) -
     weights = Path(training["weights_file"])
     assert weights.parent == weights_dir(runtime.settings)
     assert file_sha256(weights) == training["weights_sha256"]
-    summary = reindex_space(runtime, name="fm-lenet")
-    assert summary.embedded == 10 * PER_CLASS
+    assert fill_space(runtime, "fm-lenet")["added"] == 10 * PER_CLASS
     kept = {p: p.read_bytes() for p in weights_dir(runtime.settings).iterdir() if p != weights}
     deleted = delete_space(runtime, name="fm-lenet")
     assert deleted.trained_files == [str(weights.resolve())] and not weights.exists()

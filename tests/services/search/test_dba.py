@@ -21,9 +21,9 @@ from lookalike.services.runtime import Runtime
 from lookalike.services.search.dba import DEFAULT_DBA_N, DbaPlan, dba_search
 from lookalike.services.search.query import search_vector
 from lookalike.services.setup import init_catalog, open_runtime
-from lookalike.services.spaces.create import SpaceDefinition, create_space, reindex_space
+from lookalike.services.spaces.create import SpaceDefinition, create_space
 from lookalike.services.spaces.lookup import find_space
-from tests.services.conftest import ingest_into, make_settings
+from tests.services.conftest import fill_space, ingest_into, make_settings
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -87,7 +87,7 @@ def dba_home(tmp_path_factory: pytest.TempPathFactory, photo_dir: Path) -> Itera
     runtime = open_runtime(settings)
     ingest_into(runtime, photo_dir)
     create_space(runtime, name="dba3", definition=SpaceDefinition(dba_n=3))
-    reindex_space(runtime, name="dba3")
+    fill_space(runtime, "dba3")
     yield runtime
     runtime.close()
 

@@ -16,9 +16,10 @@ from lookalike.services.errors import InvalidRequest
 from lookalike.services.index.build import build_space_index, parse_bytes
 from lookalike.services.runtime import Runtime
 from lookalike.services.search.query import search_vector
-from lookalike.services.spaces.create import SpaceDefinition, create_space, reindex_space
+from lookalike.services.spaces.create import SpaceDefinition, create_space
 from lookalike.services.spaces.lookup import build_embedder
 from lookalike.services.spaces.whitening_store import whitening_dir
+from tests.services.conftest import fill_space
 
 pytestmark = pytest.mark.slow
 
@@ -39,10 +40,10 @@ def test_whitened_gem_space_is_filled_resumably_and_searched_with_qe(
     assert (whitening_dir(runtime.settings) / f"{sha}.npz").is_file()
     assert space.options["whitening_fitted_on"] == 23
 
-    first = reindex_space(runtime, name="gem-w8")
-    again = reindex_space(runtime, name="gem-w8")
-    assert (first.embedded, first.skipped, first.failed) == (23, 0, [])
-    assert (again.embedded, again.skipped) == (0, 23)
+    first = fill_space(runtime, "gem-w8")
+    again = fill_space(runtime, "gem-w8")
+    assert (first["added"], first["duplicates"], first["failed"]) == (23, 0, 0)
+    assert (again["added"], again["duplicates"]) == (0, 23)
     with runtime.session() as session:
         blob = embedding_queries.get_vector(session=session, space_id=space.id, image_id=1)
     assert np.linalg.norm(np.frombuffer(blob, dtype="<f4")) == pytest.approx(1.0, abs=1e-5)
@@ -106,7 +107,7 @@ def test_a_space_built_from_a_given_weight_file_records_and_checks_it(
     space = create_space(photo_home, name="given", definition=SpaceDefinition(weights=given))
     assert space.options["weights_file"] == str(given.resolve())
     assert space.weights_sha256 == file_sha256(given)
-    assert reindex_space(photo_home, name="given").embedded == 23
+    assert fill_space(photo_home, "given")["added"] == 23
 
     given.write_bytes(packaged.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(WeightsMismatch, match="given"):

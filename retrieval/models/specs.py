@@ -1,0 +1,46 @@
+"""What the registry says of a backbone and of its pretrained weights: plain, frozen records
+that the registry fills and the weight resolver reads (neither imports the other for them)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import nn
+
+DEFAULT_BACKBONE = "mobilenet_v2"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """One pretrained weight file: cache name, checksum prefix, offline packages, input norms.
+
+    `pretrained=False` marks a backbone that exists only to be trained (LeNet-5): it has no
+    file anywhere, so only an explicit weight file resolves.
+    """
+
+    name: str
+    filename: str
+    sha256_prefix: str | None
+    packages: tuple[tuple[str, str], ...] = ()
+    input_size: int = 224
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    pretrained: bool = True
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """One backbone: how to build it, where to cut it, how wide its features are, its weights."""
+
+    name: str
+    description: str
+    builder: Callable[[], nn.Module]
+    trunk: Callable[[nn.Module], nn.Module]
+    feature_layer: str
+    dim: int
+    weights: WeightsSpec

@@ -1,0 +1,49 @@
+"""`lookalike search`: the catalogued images most like a file or a catalogued id."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lookalike.services.config import get_settings
+from lookalike.services.search.query import search_vector
+from lookalike.services.setup import open_runtime
+
+console = Console()
+
+
+def search(
+    image: Annotated[Path | None, typer.Argument(help="query image file")] = None,
+    image_id: Annotated[int | None, typer.Option("--id", help="query by catalogued id")] = None,
+    k: Annotated[int, typer.Option("-k", help="number of results")] = 10,
+    space: Annotated[str | None, typer.Option(help="embedding space (default: default)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON answer")] = False,
+    qe: Annotated[bool | None, typer.Option("--qe/--no-qe",
+                                            help="α-query expansion (default: the space's)")
+                  ] = None,
+    dba: Annotated[bool | None, typer.Option(
+        "--dba/--no-dba", help="database-side augmentation (default: the space's)")] = None,
+) -> None:
+    """Print the k catalogued images most like IMAGE (or --id N), best first."""
+    if (image is None) == (image_id is None):
+        raise typer.BadParameter("give either an IMAGE file or --id N")
+    with open_runtime(get_settings()) as runtime:
+        query = image.read_bytes() if image is not None else None
+        result = search_vector(runtime, space_name=space, k=k, query=query, image_id=image_id,
+                               qe=qe, dba=dba)
+    if as_json:
+        console.print_json(json.dumps(result.to_public()))
+        return
+    table = Table("rank", "id", "score", "label", "source",
+                  title=f"space {result.space}, {result.took_ms:.1f} ms")
+    for rank, hit in enumerate(result.results, start=1):
+        table.add_row(str(rank), str(hit.image_id), f"{hit.score:.4f}", hit.label or "",
+                      hit.source)
+    console.print(table)
+
+
