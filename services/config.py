@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lookalike.retrieval.models.specs import DEFAULT_BACKBONE
+from lookalike.services.storage.layout import DataLayout
 
 
 def _default_torch_home() -> Path:
@@ -71,23 +72,16 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def layout(self) -> DataLayout:
+        """Where each kind of file lives under `home`."""
+        return DataLayout(self.home)
+
+    @property
     def catalog_url(self) -> str:
         """The catalog's SQLAlchemy URL: the explicit one, or a SQLite file under home."""
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{(self.home / 'catalog.db').resolve()}"
-
-    @property
-    def originals_dir(self) -> Path:
-        return self.home / "originals"
-
-    @property
-    def thumbnails_dir(self) -> Path:
-        return self.home / "thumbnails"
-
-    @property
-    def indexes_dir(self) -> Path:
-        return self.home / "indexes"
+        return f"sqlite:///{self.layout.catalog_db.resolve()}"
 
 
 @lru_cache

@@ -74,7 +74,7 @@ class Runtime:
         with self._lock:
             cached = self._replicas.get(space.id)
             if cached is None or cached[0] != space.created_at:
-                directory = space_directory(self.settings.indexes_dir, space)
+                directory = space_directory(self.settings.layout.indexes, space)
                 replica = IndexReplica.open(space=space, directory=directory, session=session)
                 self._replicas[space.id] = (space.created_at, replica)
                 return replica

@@ -84,7 +84,7 @@ def _fill_and_snapshot(settings: Settings, *, vectors: int, dim: int, changes: i
         with runtime.session() as session:
             watermark = embedding_queries.latest_seq(session=session, space_id=space.id)
             replica = IndexReplica(space=space, index=index, watermark=watermark,
-                                   directory=space_directory(settings.indexes_dir, space))
+                                   directory=space_directory(settings.layout.indexes, space))
             started = time.perf_counter()
             manifest = replica.snapshot(session, keep=settings.snapshot_keep)
             session.commit()

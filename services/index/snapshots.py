@@ -49,7 +49,7 @@ def rebuild_all(runtime: Runtime, *, space_name: str | None = None,
         for space in _selected(session, space_name):
             if factory is not None:
                 space.options = {**space.options, "index_factory": factory}
-            directory = space_directory(runtime.settings.indexes_dir, space)
+            directory = space_directory(runtime.settings.layout.indexes, space)
             replica: IndexReplica = rebuild(space=space, directory=directory, session=session,
                                             factory=space.options.get("index_factory", "Flat"))
             replica.catch_up(session)

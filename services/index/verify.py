@@ -51,7 +51,7 @@ def verify_all(runtime: Runtime) -> list[VerifyReport]:
     reports = []
     with runtime.session() as session:
         for space in space_queries.list_spaces(session=session):
-            directory = space_directory(runtime.settings.indexes_dir, space)
+            directory = space_directory(runtime.settings.layout.indexes, space)
             broken = [f"{m.file} ({problem})" for m in list_snapshots(directory)
                       if (problem := file_problem(directory, m)) is not None]
             broken.extend(_lost_snapshot(session, space.id, directory))

@@ -35,7 +35,7 @@ def original_file(runtime: Runtime, image_id: int) -> tuple[Path, str]:
 def thumbnail_file(runtime: Runtime, image_id: int) -> Path:
     """The image's JPEG thumbnail, made from the stored original on first request."""
     image = get_live_image(runtime, image_id)
-    path = thumbnail_path(runtime.settings.thumbnails_dir, image.sha256)
+    path = thumbnail_path(runtime.settings.layout.thumbnails, image.sha256)
     if path.is_file():
         return path
     original, _ = original_file(runtime, image_id)
@@ -53,7 +53,7 @@ def delete_image(runtime: Runtime, image_id: int) -> None:
         if image is None or image.status == "deleted":
             raise ImageNotFound(f"no image with id {image_id}")
         files = [Path(image.stored_path)] if image.stored_path else []
-        files.append(thumbnail_path(runtime.settings.thumbnails_dir, image.sha256))
+        files.append(thumbnail_path(runtime.settings.layout.thumbnails, image.sha256))
         image_queries.mark_image_deleted(session=session, image_id=image_id)
         session.commit()
         for replica in runtime.loaded_replicas():

@@ -68,7 +68,7 @@ def prepare_config(runtime: Runtime, embedder: Embedder) -> PrepareConfig:
     settings = runtime.settings
     return PrepareConfig(
         input_size=embedder.input_size, max_bytes=settings.max_upload_bytes,
-        max_pixels=settings.max_pixels, originals_dir=settings.originals_dir)
+        max_pixels=settings.max_pixels, originals_dir=settings.layout.originals)
 
 
 def _image_create(prepared: PreparedImage, item: IngestItem | None, *, collection: str | None,
@@ -196,7 +196,7 @@ def _commit_batch(runtime: Runtime, space: Space, batch: EmbeddedBatch,
     returns how many items it settled."""
     prepared = [_as_prepared(payload) for payload in batch.payloads]
     batch_items = [items[p.position] if p.position >= 0 else None for p in prepared]
-    sync_originals(runtime.settings.originals_dir)
+    sync_originals(runtime.settings.layout.originals)
     with runtime.session() as session:
         outcomes = record_batch(session, space=space, prepared=prepared, vectors=batch.vectors,
                                 items=batch_items)
@@ -235,7 +235,7 @@ def ingest_bytes(runtime: Runtime, data: bytes, *, source: str, collection: str 
     if tensor is None:
         raise ImageRejected(prepared.error_kind or "decode_failed", prepared.error or "")
     vector = embedder.embed_tensors(torch.unsqueeze(tensor, 0))[0]
-    sync_originals(runtime.settings.originals_dir)
+    sync_originals(runtime.settings.layout.originals)
     with runtime.session() as session:
         outcome = record_batch(session, space=space, prepared=[prepared], vectors=[vector],
                                items=[None], collection=collection, label=label)[0]

@@ -34,10 +34,6 @@ log = logging.getLogger(__name__)
 CANCEL_POLL_S = 2.0
 
 
-def job_dir(runtime: Runtime, job_id: int) -> Path:
-    return runtime.settings.home / "jobs" / str(job_id)
-
-
 def check_request(runtime: Runtime, request: FinetuneRequest) -> None:
     """Refuse at submit time what would only fail later: a taken space name, an unknown base."""
     with runtime.read_session() as session:
@@ -59,7 +55,7 @@ def run_epoch(runtime: Runtime, job: Job, epoch: int) -> None:
     """Train epoch `epoch` of a fine-tuning job (resuming from its checkpoint) and record it;
     the last epoch also publishes the new space. Cancelling stops between steps."""
     request = FinetuneRequest.model_validate(job.params["request"])
-    workdir = job_dir(runtime, job.id)
+    workdir = runtime.settings.layout.job(job.id)
     data = _split(runtime, request, workdir)
     trainee = build_trainee(runtime, request, data)
     if epoch == 0 and "baseline_val_map" not in (job.result or {}):
@@ -138,7 +134,7 @@ def _record_history(runtime: Runtime, job_id: int, records: list[EpochRecord],
     with runtime.read_session() as session:
         job = job_queries.get_job(session=session, job_id=job_id)
         baseline = (job.result or {}).get("baseline_val_map") if job else None
-    curves = draw_curves(history, job_dir(runtime, job_id) / "curves.png",
+    curves = draw_curves(history, runtime.settings.layout.job(job_id) / "curves.png",
                          title=f"fine-tuning '{request.space}' ({request.method}, "
                                f"{request.loss} loss)", baseline_map=baseline)
     _patch(runtime, job_id, {"history": history, "curves": str(curves)})

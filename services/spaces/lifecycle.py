@@ -25,8 +25,6 @@ from lookalike.services.errors import SpaceConflict
 from lookalike.services.index.replicas import space_directory
 from lookalike.services.runtime import Runtime
 from lookalike.services.spaces.lookup import find_space
-from lookalike.services.spaces.model_store import weights_dir
-from lookalike.services.spaces.whitening_store import whitening_dir
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +145,7 @@ def delete_space(runtime: Runtime, *, name: str) -> DeletedSpace:
         space_queries.lock_spaces(session=session, space_ids=None)
         space = find_space(session=session, name=name)
         _check_deletable(session, space)
-        space_id, directory = space.id, space_directory(runtime.settings.indexes_dir, space)
+        space_id, directory = space.id, space_directory(runtime.settings.layout.indexes, space)
         vectors = space_queries.vector_count(session=session, space_id=space_id)
         whitening = _unshared_whitening(session, space)
         trained = _unshared_trained_files(session, space, runtime.settings)
@@ -157,7 +155,7 @@ def delete_space(runtime: Runtime, *, name: str) -> DeletedSpace:
     runtime.forget(space_id)
     removed = None
     if whitening is not None:
-        path = whitening_dir(runtime.settings) / f"{whitening}.npz"
+        path = runtime.settings.layout.whitening / f"{whitening}.npz"
         path.unlink(missing_ok=True)
         removed = str(path)
     for path in trained:
@@ -191,7 +189,7 @@ def _unshared_whitening(session: Session, space: Space) -> str | None:
 def _trained_files(space: Space, settings: Settings) -> set[Path]:
     """The weight and head files a fine-tuning job wrote for this space under
     LOOKALIKE_HOME/weights; files outside it were given by the user and are not ours."""
-    owned = weights_dir(settings).resolve()
+    owned = settings.layout.weights.resolve()
     named = [space.options.get("weights_file"), (space.options.get("head") or {}).get("file")]
     return {Path(name).resolve() for name in named if name and Path(name).resolve().parent == owned}
 

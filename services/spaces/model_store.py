@@ -17,10 +17,6 @@ from lookalike.services.config import Settings
 from lookalike.services.storage.files import read_verified, write_atomic
 
 
-def weights_dir(settings: Settings) -> Path:
-    return settings.home / "weights"
-
-
 def store_state(module: nn.Module, *, prefix: str, settings: Settings) -> tuple[Path, str]:
     """Save the module's state dict as weights/<prefix>-<sha256>.pt; returns (path, sha256)."""
     buffer = io.BytesIO()
@@ -28,7 +24,7 @@ def store_state(module: nn.Module, *, prefix: str, settings: Settings) -> tuple[
                buffer)
     data = buffer.getvalue()
     sha = hashlib.sha256(data).hexdigest()
-    return write_atomic(weights_dir(settings) / f"{prefix}-{sha}.pt", data), sha
+    return write_atomic(settings.layout.weights / f"{prefix}-{sha}.pt", data), sha
 
 
 def space_head(space: Space, *, settings: Settings) -> ProjectionHead | None:

@@ -12,15 +12,11 @@ from lookalike.services.config import Settings
 from lookalike.services.storage.files import read_verified, write_atomic
 
 
-def whitening_dir(settings: Settings) -> Path:
-    return settings.home / "whitening"
-
-
 def store_whitening(whitening: PCAWhitening, *, settings: Settings) -> tuple[Path, str]:
     """Write the whitening as whitening/<sha256>.npz; returns (path, sha256)."""
     data = whitening.to_bytes()
     sha = hashlib.sha256(data).hexdigest()
-    return write_atomic(whitening_dir(settings) / f"{sha}.npz", data), sha
+    return write_atomic(settings.layout.whitening / f"{sha}.npz", data), sha
 
 
 def space_whitening(space: Space, *, settings: Settings) -> PCAWhitening | None:
@@ -28,6 +24,6 @@ def space_whitening(space: Space, *, settings: Settings) -> PCAWhitening | None:
     sha = space.options.get("whitening_sha256")
     if not sha:
         return None
-    data = read_verified(whitening_dir(settings) / f"{sha}.npz", sha, what="the whitening file",
+    data = read_verified(settings.layout.whitening / f"{sha}.npz", sha, what="the whitening file",
                          space=space.name, error=WhiteningError)
     return PCAWhitening.from_bytes(data)

@@ -68,7 +68,7 @@ def catalog(tmp_path_factory: pytest.TempPathFactory,
     snapshot_all(runtime)
     ingest_into(runtime, after)
     runtime.close()
-    yield settings, space_directory(settings.indexes_dir, space)
+    yield settings, space_directory(settings.layout.indexes, space)
     next(database, None)
 
 

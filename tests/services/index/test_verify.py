@@ -30,7 +30,7 @@ def test_verify_finds_extra_and_stale_ids_and_skips_a_corrupt_snapshot(
         session.commit()
     [report] = verify_all(runtime)
     assert report.extra == [ids[0]] and report.stale == [ids[1]] and report.missing == []
-    snapshot = next(runtime.settings.indexes_dir.rglob("*.faiss"))
+    snapshot = next(runtime.settings.layout.indexes.rglob("*.faiss"))
     snapshot.write_bytes(snapshot.read_bytes()[:-100])
     [rebuilt] = verify_all(runtime)
     assert rebuilt.broken_snapshots and snapshot.name in rebuilt.broken_snapshots[0]
@@ -41,7 +41,7 @@ def test_verify_finds_extra_and_stale_ids_and_skips_a_corrupt_snapshot(
 def test_verify_reports_the_recorded_snapshot_whose_file_is_gone(photo_home: Runtime) -> None:
     runtime = photo_home
     [report] = snapshot_all(runtime)
-    next(runtime.settings.indexes_dir.rglob(report.file)).unlink()
+    next(runtime.settings.layout.indexes.rglob(report.file)).unlink()
     [checked] = verify_all(runtime)
     assert not checked.ok
     assert any(report.file in line and "missing" in line

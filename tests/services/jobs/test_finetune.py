@@ -28,7 +28,6 @@ from lookalike.services.search.query import search_vector
 from lookalike.services.setup import init_catalog, open_runtime
 from lookalike.services.spaces.lifecycle import delete_space
 from lookalike.services.spaces.lookup import find_space
-from lookalike.services.spaces.model_store import weights_dir
 from lookalike.services.training.request import FinetuneRequest
 from tests.services.conftest import fill_space, ingest_into, make_settings
 
@@ -73,7 +72,7 @@ def test_head_on_cached_vectors_raises_map_and_makes_a_searchable_space(
     assert training["history"][-1]["val_map"] > training["baseline_val_map"] + 0.05
     assert Path(training["curves"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     head_file = Path(training["head_file"])
-    assert head_file.parent == weights_dir(runtime.settings)
+    assert head_file.parent == runtime.settings.layout.weights
     counts = fill_space(runtime, "fm-head")
     assert counts["added"] == 10 * PER_CLASS and not counts["failed"]
     answer = search_vector(runtime, space_name="fm-head", k=5, image_id=1)
@@ -90,13 +89,13 @@ def test_lenet_from_scratch_learns_and_publishes_its_weights(runtime: Runtime) -
     assert job["state"] == "succeeded", job["error"]
     assert training["history"][-1]["val_map"] > training["baseline_val_map"] + 0.05
     weights = Path(training["weights_file"])
-    assert weights.parent == weights_dir(runtime.settings)
+    assert weights.parent == runtime.settings.layout.weights
     assert file_sha256(weights) == training["weights_sha256"]
     assert fill_space(runtime, "fm-lenet")["added"] == 10 * PER_CLASS
-    kept = {p: p.read_bytes() for p in weights_dir(runtime.settings).iterdir() if p != weights}
+    kept = {p: p.read_bytes() for p in runtime.settings.layout.weights.iterdir() if p != weights}
     deleted = delete_space(runtime, name="fm-lenet")
     assert deleted.trained_files == [str(weights.resolve())] and not weights.exists()
-    assert {p: p.read_bytes() for p in weights_dir(runtime.settings).iterdir()} == kept
+    assert {p: p.read_bytes() for p in runtime.settings.layout.weights.iterdir()} == kept
 
 
 RESUME_REQUEST = dict(method="backbone", backbone="lenet5", weights="none", loss="softmax",

@@ -18,7 +18,6 @@ from lookalike.services.runtime import Runtime
 from lookalike.services.search.query import search_vector
 from lookalike.services.spaces.create import SpaceDefinition, create_space
 from lookalike.services.spaces.lookup import build_embedder
-from lookalike.services.spaces.whitening_store import whitening_dir
 from tests.services.conftest import fill_space
 
 pytestmark = pytest.mark.slow
@@ -37,7 +36,7 @@ def test_whitened_gem_space_is_filled_resumably_and_searched_with_qe(
     space = create_space(runtime, name="gem-w8", definition=definition)
     assert (space.dim, space.whitening, space.is_default) == (8, "pca8", False)
     sha = space.options["whitening_sha256"]
-    assert (whitening_dir(runtime.settings) / f"{sha}.npz").is_file()
+    assert (runtime.settings.layout.whitening / f"{sha}.npz").is_file()
     assert space.options["whitening_fitted_on"] == 23
 
     first = fill_space(runtime, "gem-w8")
@@ -48,7 +47,7 @@ def test_whitened_gem_space_is_filled_resumably_and_searched_with_qe(
         blob = embedding_queries.get_vector(session=session, space_id=space.id, image_id=1)
     assert np.linalg.norm(np.frombuffer(blob, dtype="<f4")) == pytest.approx(1.0, abs=1e-5)
 
-    photo = ImageOps.mirror(Image.open(runtime.settings.originals_dir.rglob("*.jpg").__next__()))
+    photo = ImageOps.mirror(Image.open(runtime.settings.layout.originals.rglob("*.jpg").__next__()))
     plain = search_vector(runtime, space_name="gem-w8", k=5, query=jpeg(photo), qe=False)
     expanded = search_vector(runtime, space_name="gem-w8", k=5, query=jpeg(photo), qe=True)
     default = search_vector(runtime, space_name=None, k=5, query=jpeg(photo))
@@ -59,7 +58,7 @@ def test_whitened_gem_space_is_filled_resumably_and_searched_with_qe(
 
 def test_a_tampered_whitening_file_is_refused(photo_home: Runtime) -> None:
     space = create_space(photo_home, name="w4", definition=SpaceDefinition(whiten_dim=4))
-    path = whitening_dir(photo_home.settings) / f"{space.options['whitening_sha256']}.npz"
+    path = photo_home.settings.layout.whitening / f"{space.options['whitening_sha256']}.npz"
     path.write_bytes(path.read_bytes() + b"x")
     with pytest.raises(WhiteningError, match="sha256"):
         build_embedder(space, settings=photo_home.settings)

@@ -38,12 +38,11 @@ from lookalike.services.jobs import runner as jobs
 from lookalike.services.runtime import Runtime
 from lookalike.services.search.query import search_vector
 from lookalike.services.setup import init_catalog, open_runtime
-from lookalike.services.spaces.create import SpaceDefinition, create_space, reindex_space
+from lookalike.services.spaces.create import SpaceDefinition, create_space
 from lookalike.services.spaces.lifecycle import delete_space, list_spaces
-from lookalike.services.spaces.whitening_store import whitening_dir
 from tests.conftest import _fresh_postgres_database
 from tests.services.cli.test_cli import lookalike
-from tests.services.conftest import ingest_into, make_settings
+from tests.services.conftest import fill_space, ingest_into, make_settings
 from tests.services.workers.test_celery_faults import REDIS_URL, start_worker, stop
 
 pytestmark = pytest.mark.slow
@@ -253,14 +252,14 @@ def test_deleting_a_space_removes_its_rows_and_files_and_nothing_of_another(
         space_queries.create_space(session=session, data=twin)
         session.commit()
     for name in ("first", "twin"):
-        assert reindex_space(runtime, name=name).embedded == PHOTOS
+        assert fill_space(runtime, name)["added"] == PHOTOS
         snapshot_all(runtime, space_name=name)
     evaluate(runtime, space_name="first", benchmark="fashion-mnist", limit=5)
-    whitening = whitening_dir(runtime.settings) / f"{first.options['whitening_sha256']}.npz"
+    whitening = runtime.settings.layout.whitening / f"{first.options['whitening_sha256']}.npz"
     with runtime.session() as session:
         spaces = {s.name: s for s in space_queries.list_spaces(session=session)}
-    first_dir = space_directory(runtime.settings.indexes_dir, spaces["first"])
-    twin_dir = space_directory(runtime.settings.indexes_dir, spaces["twin"])
+    first_dir = space_directory(runtime.settings.layout.indexes, spaces["first"])
+    twin_dir = space_directory(runtime.settings.layout.indexes, spaces["twin"])
     twin_files = file_digests(twin_dir)
     assert twin_files and first_dir.is_dir()
     assert rows_of(runtime, first.id) == {"embedding": PHOTOS, "index_change": PHOTOS,
@@ -289,7 +288,7 @@ def test_a_space_that_takes_a_deleted_ones_id_is_not_served_from_the_old_replica
         photo_home: Runtime) -> None:
     elsewhere = open_runtime(photo_home.settings)  # another API process on the same catalog
     old = create_space(photo_home, name="old", definition=SpaceDefinition(pooling="mac"))
-    reindex_space(photo_home, name="old")
+    fill_space(photo_home, "old")
     with elsewhere.session() as session:
         assert elsewhere.replica(old, session=session).index.ntotal == PHOTOS
     delete_space(photo_home, name="old")
