@@ -1,4 +1,5 @@
-"""Errors of the service layer; the API maps each to one HTTP status in one place."""
+"""The service layer's one error hierarchy, catalog queries included; the API maps each kind
+to one HTTP status in one place (services/api/errors.py), the CLI prints its message."""
 
 from __future__ import annotations
 
@@ -10,23 +11,39 @@ class NotFound(LookalikeError):
 
 
 class SpaceNotFound(NotFound):
-    """An embedding space name that is not in the catalog."""
+    """An embedding space name or id that is not in the catalog."""
 
 
 class ImageNotFound(NotFound):
     """An image id that is not in the catalog (or was deleted)."""
 
 
+class JobNotFound(NotFound):
+    """A job id that is not in the catalog."""
+
+
 class CatalogEmpty(LookalikeError):
     """A search before any space exists: there is nothing to search yet."""
+
+
+class CatalogNotReady(LookalikeError):
+    """The catalog is missing or at an older schema than this code needs."""
+
+
+class MigrationsNotFound(LookalikeError):
+    """The installed package holds no Alembic environment: the migrations cannot be run."""
 
 
 class InvalidRequest(LookalikeError):
     """A request parameter outside what is allowed (the message says what is)."""
 
 
-class JobNotFound(NotFound):
-    """A job id that is not in the catalog."""
+class InvalidStatus(InvalidRequest):
+    """An image status outside the allowed set."""
+
+
+class VectorSizeMismatch(LookalikeError):
+    """A vector whose byte length is not the space's dimension times four (float32)."""
 
 
 class FetchFailed(LookalikeError):
@@ -35,6 +52,14 @@ class FetchFailed(LookalikeError):
 
 class SpaceConflict(LookalikeError):
     """A space action its state refuses: deleting the default, defaulting a half-filled one."""
+
+
+class SpaceExists(SpaceConflict):
+    """A space name that is already taken."""
+
+
+class JobStateConflict(LookalikeError):
+    """A job action (cancel, retry) that its current state does not allow."""
 
 
 class BenchFailed(LookalikeError):

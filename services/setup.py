@@ -5,16 +5,12 @@ from __future__ import annotations
 import torch
 from alembic.script import ScriptDirectory
 
-from lookalike.retrieval.errors import LookalikeError
 from lookalike.services.catalog.migrate import alembic_config, current_revision, upgrade
 from lookalike.services.catalog.spaces import get_default_space
 from lookalike.services.config import Settings
+from lookalike.services.errors import CatalogNotReady
 from lookalike.services.jobs.launch import launcher_for
 from lookalike.services.runtime import Runtime
-
-
-class CatalogNotReady(LookalikeError):
-    """The catalog is missing or at an older schema than this code needs."""
 
 
 def head_revision(url: str) -> str | None:

@@ -20,8 +20,13 @@ from lookalike.retrieval.errors import (
     WeightsMismatch,
     WeightsNotFound,
 )
-from lookalike.services.catalog.errors import InvalidStatus, JobStateConflict
-from lookalike.services.errors import CatalogEmpty, InvalidRequest, NotFound, SpaceConflict
+from lookalike.services.errors import (
+    CatalogEmpty,
+    InvalidRequest,
+    JobStateConflict,
+    NotFound,
+    SpaceConflict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +51,6 @@ def _status_of(exc: LookalikeError) -> tuple[int, str]:
         (CatalogEmpty, 409, "catalog_empty"),
         (SpaceConflict, 409, "space_conflict"),
         (InvalidRequest, 422, "invalid_request"),
-        (InvalidStatus, 422, "invalid_request"),
         (UnknownBackbone, 422, "unknown_backbone"),
         (InvalidTrainingConfig, 422, "invalid_training_config"),
         (CheckpointMismatch, 409, "checkpoint_mismatch"),

@@ -13,10 +13,10 @@ from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from lookalike.services.catalog.errors import UnknownImage, UnknownSpace, VectorSizeMismatch
 from lookalike.services.catalog.models import Embedding, Image, IndexChange, Space
 from lookalike.services.catalog.schemas import Change
 from lookalike.services.catalog.spaces import lock_spaces
+from lookalike.services.errors import ImageNotFound, SpaceNotFound, VectorSizeMismatch
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def embedded_among(*, session: Session, space_id: int, image_ids: Sequence[int])
 
 
 def _lock_live_images(session: Session, image_ids: Sequence[int]) -> set[int]:
-    """Lock the images in id order; the ids not deleted. Unknown ids raise UnknownImage."""
+    """Lock the images in id order; the ids not deleted. Unknown ids raise ImageNotFound."""
     query = (
         select(Image.id, Image.status)
         .where(Image.id.in_(image_ids))
@@ -146,7 +146,7 @@ def _lock_live_images(session: Session, image_ids: Sequence[int]) -> set[int]:
     status: dict[int, str] = {row.id: row.status for row in session.execute(query)}
     missing = sorted(set(image_ids) - status.keys())
     if missing:
-        raise UnknownImage(f"no images with ids {missing[:10]} (of {len(missing)} missing)")
+        raise ImageNotFound(f"no images with ids {missing[:10]} (of {len(missing)} missing)")
     deleted = sorted(i for i, s in status.items() if s == "deleted")
     if deleted:
         logger.info("skipping %d deleted images, e.g. %s", len(deleted), deleted[:5])
@@ -156,7 +156,7 @@ def _lock_live_images(session: Session, image_ids: Sequence[int]) -> set[int]:
 def _lock_space_dim(session: Session, space_id: int) -> int:
     """Lock the space for appending to its change log; its dimension."""
     if not lock_spaces(session=session, space_ids=[space_id]):
-        raise UnknownSpace(f"no space with id {space_id}")
+        raise SpaceNotFound(f"no space with id {space_id}")
     return session.scalars(select(Space.dim).where(Space.id == space_id)).one()
 
 

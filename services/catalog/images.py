@@ -10,10 +10,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lookalike.services.catalog.errors import InvalidStatus, UnknownImage
 from lookalike.services.catalog.models import IMAGE_STATUSES, Embedding, Image, IndexChange
 from lookalike.services.catalog.schemas import ImageCreate
 from lookalike.services.catalog.spaces import lock_spaces
+from lookalike.services.errors import ImageNotFound, InvalidStatus
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def set_image_status(
         raise InvalidStatus("status 'deleted' is set by mark_image_deleted, which also unindexes")
     image = session.get(Image, image_id)
     if image is None:
-        raise UnknownImage(f"no image with id {image_id}")
+        raise ImageNotFound(f"no image with id {image_id}")
     image.status = status
     image.error = error
     session.flush()

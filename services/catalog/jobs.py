@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lookalike.services.catalog.errors import JobStateConflict, UnknownJob
 from lookalike.services.catalog.models import Job, utcnow
+from lookalike.services.errors import JobNotFound, JobStateConflict
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 COUNTS = ("added", "duplicates", "failed")
@@ -53,7 +53,7 @@ def list_jobs(*, session: Session, state: str | None = None, limit: int = 50) ->
 def _locked(session: Session, job_id: int) -> Job:
     job = get_job(session=session, job_id=job_id, lock=True)
     if job is None:
-        raise UnknownJob(f"no job with id {job_id}; `lookalike jobs list` shows the jobs")
+        raise JobNotFound(f"no job with id {job_id}; `lookalike jobs list` shows the jobs")
     return job
 
 

@@ -9,8 +9,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
-from lookalike.services.catalog.errors import MigrationsNotFound
 from lookalike.services.catalog.session import make_engine
+from lookalike.services.errors import MigrationsNotFound
 
 
 def migrations_folder() -> Path:

@@ -8,9 +8,9 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lookalike.services.catalog.errors import SpaceExists, UnknownSpace
 from lookalike.services.catalog.models import Embedding, Space
 from lookalike.services.catalog.schemas import SpaceCreate
+from lookalike.services.errors import SpaceExists, SpaceNotFound
 
 
 def create_space(*, session: Session, data: SpaceCreate) -> Space:
@@ -51,7 +51,7 @@ def set_default_space(*, session: Session, name: str) -> Space:
     space = get_space(session=session, name=name)
     if space is None:
         known = ", ".join(s.name for s in list_spaces(session=session)) or "none"
-        raise UnknownSpace(f"unknown space {name!r}; available: {known}")
+        raise SpaceNotFound(f"unknown space {name!r}; available: {known}")
     others = update(Space).where(Space.is_default, Space.id != space.id).values(is_default=False)
     session.execute(others)
     session.execute(update(Space).where(Space.id == space.id).values(is_default=True))

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from lookalike.retrieval.errors import ImageRejected, TrainingStopped
 from lookalike.services.catalog import jobs as job_queries
-from lookalike.services.catalog.errors import UnknownJob
 from lookalike.services.catalog.models import Job, utcnow
 from lookalike.services.errors import FetchFailed, InvalidRequest, JobNotFound
 from lookalike.services.ingest.fetch import fetch_bytes
@@ -258,10 +257,7 @@ def list_jobs(runtime: Runtime, *, state: str | None = None, limit: int = 50) ->
 def cancel(runtime: Runtime, job_id: int) -> Job:
     """Cancel a queued or running job: its batches not yet started are skipped."""
     with runtime.session() as session:
-        try:
-            job = job_queries.cancel_job(session=session, job_id=job_id)
-        except UnknownJob as exc:
-            raise JobNotFound(str(exc)) from exc
+        job = job_queries.cancel_job(session=session, job_id=job_id)
         session.commit()
     return job
 
@@ -269,10 +265,7 @@ def cancel(runtime: Runtime, job_id: int) -> Job:
 def retry(runtime: Runtime, job_id: int, *, wait: bool = False) -> Job:
     """Queue a failed or cancelled job again; only its unfinished batches run."""
     with runtime.session() as session:
-        try:
-            _, batches = job_queries.reset_for_retry(session=session, job_id=job_id)
-        except UnknownJob as exc:
-            raise JobNotFound(str(exc)) from exc
+        _, batches = job_queries.reset_for_retry(session=session, job_id=job_id)
         session.commit()
     launch(runtime, job_id, batches=batches, wait=wait)
     return get_job(runtime, job_id)

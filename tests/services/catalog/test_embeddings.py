@@ -15,7 +15,6 @@ from lookalike.services.catalog.embeddings import (
     iter_vectors,
     latest_seq,
 )
-from lookalike.services.catalog.errors import UnknownImage, VectorSizeMismatch
 from lookalike.services.catalog.images import count_images, get_image, mark_image_deleted
 from lookalike.services.catalog.models import (
     Embedding,
@@ -27,6 +26,7 @@ from lookalike.services.catalog.models import (
 )
 from lookalike.services.catalog.snapshots import latest_snapshot, record_snapshot
 from lookalike.services.catalog.spaces import vector_count
+from lookalike.services.errors import ImageNotFound, VectorSizeMismatch
 from tests.services.catalog.builders import DIM, add_images, space, vectors
 
 
@@ -131,7 +131,7 @@ def test_bad_batches_are_rejected(session: Session) -> None:
     (image,) = add_images(session, 1)
     with pytest.raises(VectorSizeMismatch, match=f"16 bytes; the space has dim {DIM}"):
         add_embeddings(session=session, space_id=gap.id, image_ids=[image.id], vectors=[b"0" * 16])
-    with pytest.raises(UnknownImage, match="999999"):
+    with pytest.raises(ImageNotFound, match="999999"):
         add_embeddings(session=session, space_id=gap.id, image_ids=[999999], vectors=vectors(1))
     with pytest.raises(ValueError, match="duplicate image ids"):
         add_embeddings(

@@ -11,7 +11,6 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lookalike.services.catalog.errors import InvalidStatus, UnknownImage
 from lookalike.services.catalog.images import (
     add_image,
     count_images,
@@ -24,6 +23,7 @@ from lookalike.services.catalog.images import (
 )
 from lookalike.services.catalog.models import Image
 from lookalike.services.catalog.session import make_engine, make_session_factory
+from lookalike.services.errors import ImageNotFound, InvalidStatus
 from tests.services.catalog.builders import add_images, image_data
 
 
@@ -112,7 +112,7 @@ def test_bad_status_is_rejected_by_name(session: Session) -> None:
         set_image_status(session=session, image_id=image.id, status="done")
     with pytest.raises(InvalidStatus, match="mark_image_deleted"):
         set_image_status(session=session, image_id=image.id, status="deleted")
-    with pytest.raises(UnknownImage, match="12345"):
+    with pytest.raises(ImageNotFound, match="12345"):
         set_image_status(session=session, image_id=12345, status="failed")
 
 

@@ -7,7 +7,6 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lookalike.services.catalog.errors import SpaceExists, UnknownSpace
 from lookalike.services.catalog.models import Space
 from lookalike.services.catalog.schemas import SpaceCreate
 from lookalike.services.catalog.spaces import (
@@ -17,6 +16,7 @@ from lookalike.services.catalog.spaces import (
     list_spaces,
     set_default_space,
 )
+from lookalike.services.errors import SpaceExists, SpaceNotFound
 from tests.services.catalog.builders import space
 
 
@@ -58,7 +58,7 @@ def test_failed_switch_keeps_the_old_default(session: Session) -> None:
     space(session, "a")
     space(session, "b")
     session.commit()
-    with pytest.raises(UnknownSpace, match="'nope'; available: a, b"):
+    with pytest.raises(SpaceNotFound, match="'nope'; available: a, b"):
         set_default_space(session=session, name="nope")
     session.rollback()
     assert _defaults(session) == ["a"]

@@ -14,8 +14,7 @@ from fastapi.testclient import TestClient
 
 from lookalike.services.api.app import create_app
 from lookalike.services.catalog import jobs as job_queries
-from lookalike.services.catalog.errors import JobStateConflict
-from lookalike.services.errors import InvalidRequest, JobNotFound
+from lookalike.services.errors import InvalidRequest, JobNotFound, JobStateConflict
 from lookalike.services.jobs import runner as jobs
 from lookalike.services.runtime import Runtime
 from lookalike.services.setup import init_catalog, open_runtime
