@@ -65,7 +65,7 @@ def prepare_bytes(
         return None, PreparedImage(position=position, source=source, sha256=sha,
                                    byte_size=len(data), error_kind=rejected.kind,
                                    error=rejected.message)
-    stored = write_original(original_path(config.layout.originals, sha, decoded.format), data)
+    stored = write_original(original_path(config.originals_dir, sha, decoded.format), data)
     return tensor, PreparedImage(position=position, source=source, sha256=sha,
                                  byte_size=len(data), format=decoded.format,
                                  width=decoded.width, height=decoded.height,

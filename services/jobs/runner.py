@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from lookalike.retrieval.errors import ImageRejected, TrainingStopped
 from lookalike.services.catalog import jobs as job_queries
@@ -18,6 +19,7 @@ from lookalike.services.ingest.pipeline import IngestSummary, Outcome, ingest_by
 from lookalike.services.ingest.sources import IngestItem, collect_items
 from lookalike.services.jobs import finetune
 from lookalike.services.jobs import reindex as reindex_jobs
+from lookalike.services.jobs.schemas import JobPublic
 from lookalike.services.runtime import Runtime
 from lookalike.services.training.request import FinetuneRequest
 
@@ -271,7 +273,7 @@ def retry(runtime: Runtime, job_id: int, *, wait: bool = False) -> Job:
     return get_job(runtime, job_id)
 
 
-def describe(job: Job) -> dict:
+def describe(job: Job) -> dict[str, Any]:
     """A job as the API and the CLI show it: state, progress with rate, counts, errors."""
     result = job.result or {}
     rate = None
@@ -280,7 +282,7 @@ def describe(job: Job) -> dict:
         elapsed = (end - job.started_at).total_seconds()
         rate = round(job.progress_done / elapsed, 2) if elapsed > 0 else None
     training = {key: result[key] for key in TRAINING_KEYS if key in result}
-    return {
+    return JobPublic.model_validate({
         "id": job.id, "kind": job.kind, "state": job.state, "attempts": job.attempts,
         **({"training": training} if job.kind == "finetune" else {}),
         "progress": {"done": job.progress_done, "total": job.progress_total,
@@ -292,4 +294,4 @@ def describe(job: Job) -> dict:
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-    }
+    }).model_dump(mode="json", exclude=None if job.kind == "finetune" else {"training"})

@@ -15,6 +15,7 @@ from lookalike.services.api.deps import RuntimeDep
 from lookalike.services.api.schemas import ErrorResponse
 from lookalike.services.errors import NotFound
 from lookalike.services.jobs import runner as jobs
+from lookalike.services.jobs.schemas import JobPublic
 from lookalike.services.training.request import FinetuneRequest
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -48,7 +49,7 @@ AnyJobCreate = Annotated[JobCreate | FinetuneJobCreate | ReindexJobCreate,
                          Field(union_mode="left_to_right")]
 
 
-@router.post("", status_code=202, responses=ERRORS)
+@router.post("", status_code=202, responses=ERRORS, response_model=JobPublic)
 async def create_job(body: AnyJobCreate, runtime: RuntimeDep) -> dict[str, Any]:
     """Queue a job; it runs on the workers (or in this process without a broker)."""
     if isinstance(body, ReindexJobCreate):
@@ -63,22 +64,22 @@ async def create_job(body: AnyJobCreate, runtime: RuntimeDep) -> dict[str, Any]:
     return jobs.describe(job)
 
 
-@router.get("", responses=ERRORS)
+@router.get("", responses=ERRORS, response_model=list[JobPublic])
 def list_jobs(runtime: RuntimeDep, state: str | None = None, limit: int = 50) -> list[dict]:
     return [jobs.describe(job) for job in jobs.list_jobs(runtime, state=state, limit=limit)]
 
 
-@router.get("/{job_id}", responses=ERRORS)
+@router.get("/{job_id}", responses=ERRORS, response_model=JobPublic)
 def get_job(job_id: int, runtime: RuntimeDep) -> dict[str, Any]:
     return jobs.describe(jobs.get_job(runtime, job_id))
 
 
-@router.post("/{job_id}/cancel", responses=ERRORS)
+@router.post("/{job_id}/cancel", responses=ERRORS, response_model=JobPublic)
 def cancel_job(job_id: int, runtime: RuntimeDep) -> dict[str, Any]:
     return jobs.describe(jobs.cancel(runtime, job_id))
 
 
-@router.post("/{job_id}/retry", status_code=202, responses=ERRORS)
+@router.post("/{job_id}/retry", status_code=202, responses=ERRORS, response_model=JobPublic)
 def retry_job(job_id: int, runtime: RuntimeDep) -> dict[str, Any]:
     return jobs.describe(jobs.retry(runtime, job_id))
 

@@ -95,3 +95,11 @@ def test_spaces_health_and_errors(client: TestClient) -> None:
     assert client.post("/v1/search?space=nope", json={"image_id": 1}).status_code == 404
     assert client.post("/v1/search?k=0", json={"image_id": 1}).status_code == 422
     assert "/v1/search" in client.get("/openapi.json").json()["paths"]
+
+
+def test_openapi_describes_what_the_job_routes_answer(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    answer = document["paths"]["/v1/jobs/{job_id}"]["get"]["responses"]["200"]
+    assert answer["content"]["application/json"]["schema"]["$ref"].endswith("/JobPublic")
+    job = document["components"]["schemas"]["JobPublic"]
+    assert {"state", "progress", "counts", "errors"} <= set(job["properties"])
