@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from lookalike.services.catalog.documents import SpaceOptions
+
 
 class SearchByIdRequest(BaseModel):
     image_id: int
@@ -84,7 +86,7 @@ class SpacePublic(BaseModel):
     dim: int
     is_default: bool
     vector_count: int
-    options: dict
+    options: SpaceOptions
     last_evaluation: EvaluationPublic | None = None
 
 

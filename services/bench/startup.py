@@ -17,6 +17,7 @@ from lookalike.services.bench.search import free_port, start_server
 from lookalike.services.bench.synthetic import add_synthetic_images
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import spaces as space_queries
+from lookalike.services.catalog.documents import SpaceOptions
 from lookalike.services.catalog.models import Space
 from lookalike.services.catalog.schemas import SpaceCreate
 from lookalike.services.config import Settings
@@ -60,8 +61,8 @@ def _bench_space(runtime: Runtime, settings: Settings, dim: int) -> Space:
     spec = get_backbone(settings.backbone)
     data = SpaceCreate(name=f"bench-startup-{dim}", backbone=spec.name,
                        layer=spec.feature_layer, pooling=settings.pooling, dim=dim,
-                       options={"index_factory": FACTORY,
-                                "input_size": spec.weights.input_size})
+                       options=SpaceOptions(index_factory=FACTORY,
+                                            input_size=spec.weights.input_size))
     with runtime.session() as session:
         space = space_queries.create_space(session=session, data=data)
         session.commit()

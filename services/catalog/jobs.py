@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lookalike.services.catalog.documents import BatchOutcome, IngestParams, JobParams, JobResult
 from lookalike.services.catalog.models import Job, utcnow
 from lookalike.services.errors import JobNotFound, JobStateConflict
 
@@ -20,12 +21,11 @@ COUNTS = ("added", "duplicates", "failed")
 MAX_ERRORS = 100
 
 
-def create_job(*, session: Session, kind: str, params: dict[str, Any], total: int,
+def create_job(*, session: Session, kind: str, params: JobParams, total: int,
                batches: int) -> Job:
     """A queued job with `batches` batches covering `total` items."""
     job = Job(kind=kind, params=params, state="queued", progress_total=total,
-              result={**dict.fromkeys(COUNTS, 0), "errors": [], "batches": {},
-                      "batch_count": batches})
+              result=JobResult(batch_count=batches))
     if batches == 0:
         job.state = "succeeded"
         job.started_at = job.finished_at = utcnow()
@@ -61,7 +61,7 @@ def start_batch(*, session: Session, job_id: int, batch: int) -> bool:
     """Mark the job running for this batch; False when the batch must not run (the job was
     cancelled or ended, or the batch already has an outcome)."""
     job = _locked(session, job_id)
-    if job.state in FINAL_STATES or str(batch) in job.result["batches"]:
+    if job.state in FINAL_STATES or str(batch) in job.result.batches:
         return False
     if job.state == "queued":
         job.state = "running"
@@ -75,26 +75,26 @@ def record_batch(*, session: Session, job_id: int, batch: int, counts: dict[str,
     """Record a batch's outcome once (later records of the same batch are ignored) and end
     the job when every batch has one."""
     job = _locked(session, job_id)
-    result = dict(job.result)
-    batches = dict(result["batches"])
-    if str(batch) in batches:
+    result = job.result
+    if str(batch) in result.batches:
         return job
-    batches[str(batch)] = {"state": "failed" if error else "succeeded", "error": error,
-                           **counts}
-    result["batches"] = batches
-    for name in COUNTS:
-        result[name] += counts.get(name, 0)
-    result["errors"] = (list(result["errors"]) + list(errors))[:MAX_ERRORS]
-    job.result = result
+    outcome = BatchOutcome(state="failed" if error else "succeeded", error=error, **counts)
+    batches = {**result.batches, str(batch): outcome}
+    job.result = result.model_copy(update={
+        "batches": batches,
+        "added": result.added + outcome.added,
+        "duplicates": result.duplicates + outcome.duplicates,
+        "failed": result.failed + outcome.failed,
+        "errors": [*result.errors, *errors][:MAX_ERRORS]})
     job.progress_done += size
-    if len(batches) >= result["batch_count"] and job.state not in FINAL_STATES:
+    if len(batches) >= result.batch_count and job.state not in FINAL_STATES:
         _finish(job, batches)
     return job
 
 
-def _finish(job: Job, batches: dict[str, dict[str, Any]]) -> None:
-    failed = sorted((int(key), value["error"]) for key, value in batches.items()
-                    if value["state"] == "failed")
+def _finish(job: Job, batches: dict[str, BatchOutcome]) -> None:
+    failed = sorted((int(key), value.error) for key, value in batches.items()
+                    if value.state == "failed")
     job.state = "failed" if failed else "succeeded"
     job.error = "; ".join(f"batch {key}: {error}" for key, error in failed) or None
     job.finished_at = utcnow()
@@ -118,29 +118,27 @@ def reset_for_retry(*, session: Session, job_id: int) -> tuple[Job, list[int]]:
     if job.state not in ("failed", "cancelled"):
         raise JobStateConflict(f"job {job_id} is {job.state}; only failed or cancelled jobs "
                             "can be retried")
-    result = dict(job.result)
-    kept = {key: value for key, value in result["batches"].items()
-            if value["state"] == "succeeded"}
-    result["batches"] = kept
-    job.result = result
+    kept = {key: value for key, value in job.result.batches.items()
+            if value.state == "succeeded"}
+    job.result = job.result.model_copy(update={"batches": kept})
     job.state = "queued"
     job.error = None
     job.finished_at = None
     job.progress_done = sum(batch_size(job, int(key)) for key in kept)
-    return job, [b for b in range(result["batch_count"]) if str(b) not in kept]
+    return job, [b for b in range(job.result.batch_count) if str(b) not in kept]
 
 
 def batch_size(job: Job, batch: int) -> int:
     """How many progress units a batch counts for: its listed size, else its share of the
     job's items."""
-    if "batch_sizes" in job.params:
-        return int(job.params["batch_sizes"][batch])
-    size = job.params["batch_size"]
-    return len(job.params["items"][batch * size:(batch + 1) * size])
+    params = job.params
+    if isinstance(params, IngestParams):
+        return len(params.items[batch * params.batch_size:(batch + 1) * params.batch_size])
+    return params.batch_sizes[batch]
 
 
 def update_result(*, session: Session, job_id: int, values: dict[str, Any]) -> Job:
     """Merge `values` into the job's result (a running job's figures: history, curves)."""
     job = _locked(session, job_id)
-    job.result = {**job.result, **values}
+    job.result = JobResult.model_validate({**job.result.model_dump(), **values})
     return job

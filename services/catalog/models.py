@@ -29,6 +29,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from lookalike.services.catalog.documents import (
+    Document,
+    JobParams,
+    JobResult,
+    SpaceOptions,
+)
+
 IMAGE_STATUSES = ("pending", "embedded", "failed", "deleted")
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 CHANGE_OPS = ("add", "remove")
@@ -138,7 +145,7 @@ class Space(Base):
     pooling: Mapped[str] = mapped_column(String(32))
     whitening: Mapped[str | None] = mapped_column(String(100))
     dim: Mapped[int] = mapped_column(Integer)
-    options: Mapped[dict[str, Any]] = mapped_column(JSON_DOC, default=dict)
+    options: Mapped[SpaceOptions] = mapped_column(Document(SpaceOptions), default=SpaceOptions)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = _created()
 
@@ -219,14 +226,14 @@ class Job(Base):
 
     id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
-    params: Mapped[dict[str, Any]] = mapped_column(JSON_DOC, default=dict)
+    params: Mapped[JobParams] = mapped_column(Document(JobParams))
     state: Mapped[str] = mapped_column(
         String(16), default="queued", server_default="queued", index=True
     )
     progress_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     progress_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSON_DOC)
+    result: Mapped[JobResult] = mapped_column(Document(JobResult), nullable=True)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lookalike.services.catalog.documents import SpaceOptions
+
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
 
@@ -43,7 +45,7 @@ class SpaceCreate(BaseModel):
     pooling: str = Field(min_length=1, max_length=32)
     whitening: str | None = Field(None, max_length=100)
     dim: int = Field(ge=1)
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: SpaceOptions = Field(default_factory=SpaceOptions)
     make_default: bool = False
 
 

@@ -15,7 +15,8 @@ from lookalike.services.errors import SpaceExists, SpaceNotFound
 
 def create_space(*, session: Session, data: SpaceCreate) -> Space:
     """Add a space; it becomes the default if asked to or if no default exists yet."""
-    space = Space(**data.model_dump(exclude={"make_default"}), is_default=False)
+    space = Space(**data.model_dump(exclude={"make_default", "options"}), options=data.options,
+                  is_default=False)
     try:
         with session.begin_nested():
             session.add(space)

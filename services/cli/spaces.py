@@ -24,12 +24,12 @@ from rich.table import Table
 from lookalike.retrieval.embedding.pooling import POOLING_METHODS
 from lookalike.retrieval.models.specs import DEFAULT_BACKBONE
 from lookalike.services.catalog import jobs as job_queries
+from lookalike.services.catalog.documents import DEFAULT_SHORTLIST
 from lookalike.services.config import get_settings
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.jobs import reindex as reindex_jobs
 from lookalike.services.jobs import runner as jobs
 from lookalike.services.runtime import Runtime
-from lookalike.services.search.dba import DEFAULT_SHORTLIST
 from lookalike.services.setup import open_runtime
 from lookalike.services.spaces import lifecycle as space_lifecycle
 from lookalike.services.spaces.create import SpaceDefinition, create_space
@@ -81,7 +81,7 @@ def spaces_create(
         space = create_space(runtime, name=name, definition=definition, make_default=default)
     console.print(f"created space {space.name}: {space.backbone}, {space.pooling}, "
                   f"dim {space.dim}, whitening {space.whitening or 'none'}, "
-                  f"scales {space.options['scales']}; now run `lookalike spaces reindex {name}`")
+                  f"scales {space.options.scales}; now run `lookalike spaces reindex {name}`")
 
 
 def spaces_reindex(
@@ -102,7 +102,7 @@ def spaces_reindex(
         if not wait:
             job = jobs.submit_reindex(runtime, space_name=name)
             console.print(f"job {job.id} submitted: {job.progress_total} images in "
-                          f"{job.result['batch_count']} batches; `lookalike jobs show {job.id}` "
+                          f"{job.result.batch_count} batches; `lookalike jobs show {job.id}` "
                           "follows it")
             return
         shown = _reindex_with_progress(runtime, name, on_workers=workers)
@@ -127,7 +127,7 @@ def _reindex_with_progress(runtime: Runtime, name: str, *, on_workers: bool) -> 
                else reindex_jobs.create_reindex_job(runtime, space_name=name))
         try:
             shown = _show_progress(runtime, job.id, progress, task)
-            for batch in range(0 if on_workers else job.result["batch_count"]):
+            for batch in range(0 if on_workers else job.result.batch_count):
                 jobs.run_batches(runtime, job.id, [batch])
                 shown = _show_progress(runtime, job.id, progress, task)
             while shown["state"] in ("queued", "running"):

@@ -121,12 +121,12 @@ def _expand(bench: Benchmark, *, qe_n: int | None, dba_n: int, alpha: float) -> 
 def ann_recall(space: Space, bench: Benchmark, queries: np.ndarray, k: int = 10) -> float:
     """Recall@k of the space's FAISS index type against exact search on this gallery."""
     index = VectorIndex(bench.gallery.shape[1],
-                        factory=space.options.get("index_factory", "Flat"))
+                        factory=space.options.index_factory)
     if not index.is_trained:
         index.train(bench.gallery)
     index.add(np.arange(len(bench.gallery), dtype=np.int64), bench.gallery)
     fetch = k + int(bench.leave_one_out)
-    approx = index.search(queries, fetch, params=space.options.get("search_params")).ids
+    approx = index.search(queries, fetch, params=space.options.search_params).ids
     _, exact = exact_search(queries, bench.gallery, fetch)
     return ann_recall_at_k(approx, exact)
 
@@ -161,10 +161,10 @@ def evaluate(runtime: Runtime, *, space_name: str | None, benchmark: str,
     started = time.perf_counter()
     bench = _build(runtime, space, benchmark, data, limit, protocol)
     embedded = time.perf_counter()
-    use_qe = bool(space.options.get("qe", False)) if qe is None else qe
-    dba = int(space.options.get("dba_n", 0)) if dba_n is None else dba_n
-    queries = _expand(bench, qe_n=int(space.options.get("qe_n", 5)) if use_qe else None,
-                      dba_n=dba, alpha=float(space.options.get("qe_alpha", 3.0)))
+    use_qe = space.options.qe if qe is None else qe
+    dba = space.options.dba_n if dba_n is None else dba_n
+    queries = _expand(bench, qe_n=space.options.qe_n if use_qe else None,
+                      dba_n=dba, alpha=space.options.qe_alpha)
     totals, levels = score_benchmark(bench, queries)
     recall = ann_recall(space, bench, queries)
     n = totals.queries
@@ -172,7 +172,7 @@ def evaluate(runtime: Runtime, *, space_name: str | None, benchmark: str,
         space=space.name, benchmark=benchmark, queries=len(queries), gallery=len(bench.gallery),
         map=totals.map / n, precision={k: v / n for k, v in totals.precision.items()},
         recall={k: v / n for k, v in totals.recall.items()}, ann_recall_at_10=recall,
-        index_factory=space.options.get("index_factory", "Flat"), qe=use_qe, dba_n=dba,
+        index_factory=space.options.index_factory, qe=use_qe, dba_n=dba,
         embed_seconds=embedded - started, search_seconds=time.perf_counter() - embedded,
         pr_recall=levels.tolist(), pr_precision=(totals.curve / n).tolist(),
         baseline_map=_baseline(benchmark, limit), notes=_caveats(space, benchmark))
@@ -183,8 +183,8 @@ def evaluate(runtime: Runtime, *, space_name: str | None, benchmark: str,
 
 def _caveats(space: Space, benchmark: str) -> list[str]:
     """What makes a figure optimistic: a whitening learned from the labels it is scored on."""
-    if (benchmark == "labels" and space.options.get("whitening_method") == "learned"
-            and space.options.get("whitening_from") == "catalog"):
+    if (benchmark == "labels" and space.options.whitening_method == "learned"
+            and space.options.whitening_from == "catalog"):
         return [f"space {space.name}'s whitening was learned from the catalog's labels, which "
                 "this benchmark scores: its figures are optimistic; learn it from other "
                 "images (--whiten-from) to compare fairly"]

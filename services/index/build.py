@@ -72,8 +72,8 @@ def build_space_index(runtime: Runtime, *, space_name: str | None, target_recall
                              max_bytes=max_bytes)
     with runtime.session() as session:
         space = find_space(session=session, name=name)
-        space.options = {**space.options, "index_factory": choice.factory,
-                         "search_params": choice.params}
+        space.options = space.options.model_copy(
+            update={"index_factory": choice.factory, "search_params": choice.params})
         session.commit()
     report = rebuild_all(runtime, space_name=name)[0]
     return BuildReport(name, len(vectors), dim, len(held), choice, report,

@@ -46,13 +46,13 @@ class IndexReplica:
         self.directory = directory
         self.index = index
         self.watermark = watermark
-        self.search_params = dict(space.options.get("search_params") or {})
+        self.search_params = dict(space.options.search_params)
         self._lock = threading.RLock()
 
     @classmethod
     def open(cls, *, space: Space, directory: Path, session: Session) -> IndexReplica:
         """Load the space's newest valid snapshot (or rebuild from the catalog), then catch up."""
-        factory = space.options.get("index_factory", "Flat")
+        factory = space.options.index_factory
         loaded = load_latest_snapshot(directory)
         if loaded is not None and loaded[1].dim == space.dim and loaded[1].factory == factory:
             index, manifest = loaded

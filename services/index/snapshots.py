@@ -48,10 +48,10 @@ def rebuild_all(runtime: Runtime, *, space_name: str | None = None,
     with runtime.session() as session:
         for space in _selected(session, space_name):
             if factory is not None:
-                space.options = {**space.options, "index_factory": factory}
+                space.options = space.options.model_copy(update={"index_factory": factory})
             directory = space_directory(runtime.settings.layout.indexes, space)
             replica: IndexReplica = rebuild(space=space, directory=directory, session=session,
-                                            factory=space.options.get("index_factory", "Flat"))
+                                            factory=space.options.index_factory)
             replica.catch_up(session)
             manifest = replica.snapshot(session, keep=runtime.settings.snapshot_keep)
             session.commit()

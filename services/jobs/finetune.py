@@ -20,6 +20,7 @@ from lookalike.retrieval.models.registry import get_backbone
 from lookalike.retrieval.training.trainer import EpochRecord, TrainConfig, fit
 from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.catalog import spaces as space_queries
+from lookalike.services.catalog.documents import FinetuneParams
 from lookalike.services.catalog.models import Job
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.runtime import Runtime
@@ -54,11 +55,12 @@ def check_request(runtime: Runtime, request: FinetuneRequest) -> None:
 def run_epoch(runtime: Runtime, job: Job, epoch: int) -> None:
     """Train epoch `epoch` of a fine-tuning job (resuming from its checkpoint) and record it;
     the last epoch also publishes the new space. Cancelling stops between steps."""
-    request = FinetuneRequest.model_validate(job.params["request"])
+    assert isinstance(job.params, FinetuneParams), f"job {job.id} is not a fine-tuning job"
+    request = FinetuneRequest.model_validate(job.params.request)
     workdir = runtime.settings.layout.job(job.id)
     data = _split(runtime, request, workdir)
     trainee = build_trainee(runtime, request, data)
-    if epoch == 0 and "baseline_val_map" not in (job.result or {}):
+    if epoch == 0 and job.result.baseline_val_map is None:
         _patch(runtime, job.id, {"baseline_val_map": trainee.validate(trainee.model),
                                  "train_images": len(data.train), "val_images": len(data.val),
                                  "classes": data.classes})
@@ -133,7 +135,7 @@ def _record_history(runtime: Runtime, job_id: int, records: list[EpochRecord],
                for r in records]
     with runtime.read_session() as session:
         job = job_queries.get_job(session=session, job_id=job_id)
-        baseline = (job.result or {}).get("baseline_val_map") if job else None
+        baseline = job.result.baseline_val_map if job else None
     curves = draw_curves(history, runtime.settings.layout.job(job_id) / "curves.png",
                          title=f"fine-tuning '{request.space}' ({request.method}, "
                                f"{request.loss} loss)", baseline_map=baseline)
@@ -143,14 +145,14 @@ def _record_history(runtime: Runtime, job_id: int, records: list[EpochRecord],
 def _publish(runtime: Runtime, job_id: int, request: FinetuneRequest, trainee: Trainee) -> None:
     """Write the trained weights under LOOKALIKE_HOME and create the space they define."""
     data = trainee.publish(runtime.settings, name=request.space)
-    options = {**data.options, "trained_by_job": job_id}
+    options = data.options.model_copy(update={"trained_by_job": job_id})
     with runtime.session() as session:
         space = space_queries.create_space(session=session,
                                            data=data.model_copy(update={"options": options}))
         session.commit()
         name = space.name
     _patch(runtime, job_id, {"space": name, "weights_sha256": data.weights_sha256,
-                             "weights_file": options.get("weights_file"),
-                             "head_file": (options.get("head") or {}).get("file")})
+                             "weights_file": options.weights_file,
+                             "head_file": options.head.file if options.head else None})
     log.info("fine-tuning job %d created space %s", job_id, name)
 

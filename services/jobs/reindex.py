@@ -17,6 +17,7 @@ import numpy as np
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog import jobs as job_queries
+from lookalike.services.catalog.documents import ReindexParams
 from lookalike.services.catalog.models import Job, Space
 from lookalike.services.index.snapshots import snapshot_all
 from lookalike.services.runtime import Runtime
@@ -44,18 +45,23 @@ def create_reindex_job(runtime: Runtime, *, space_name: str) -> Job:
         space = find_space(session=session, name=space_name)
         ids = image_queries.ids_with_status(session=session, status="embedded")
         pages = [ids[start:start + size] for start in range(0, len(ids), size)]
-        params = {"space": space.name, "batch_size": size,
-                  "pages": [[page[0], page[-1]] for page in pages],
-                  "batch_sizes": [len(page) for page in pages]}
+        params = ReindexParams(space=space.name, batch_size=size,
+                               pages=[(page[0], page[-1]) for page in pages],
+                               batch_sizes=[len(page) for page in pages])
         job = job_queries.create_job(session=session, kind=KIND, params=params,
                                      total=len(ids), batches=len(pages))
         session.commit()
     return job
 
 
+def _params(job: Job) -> ReindexParams:
+    assert isinstance(job.params, ReindexParams), f"job {job.id} is not a reindex job"
+    return job.params
+
+
 def page_ids(runtime: Runtime, job: Job, batch: int) -> list[int]:
     """The embedded images of one page of a reindex job (those deleted since drop out)."""
-    first, last = job.params["pages"][batch]
+    first, last = _params(job).pages[batch]
     with runtime.read_session() as session:
         return image_queries.ids_with_status(session=session, status="embedded", first=first,
                                              last=last)
@@ -64,7 +70,7 @@ def page_ids(runtime: Runtime, job: Job, batch: int) -> list[int]:
 def run_reindex_batch(runtime: Runtime, job: Job, batch: int) -> None:
     """Embed one page into the space and record it; the page that completes the job
     snapshots the space's index, so API processes load it instead of rebuilding."""
-    space_name = job.params["space"]
+    space_name = _params(job).space
     outcome = embed_missing(runtime, space_name=space_name,
                             image_ids=page_ids(runtime, job, batch))
     counts = {"added": outcome.added, "duplicates": outcome.present,
@@ -72,7 +78,7 @@ def run_reindex_batch(runtime: Runtime, job: Job, batch: int) -> None:
     with runtime.session() as session:
         recorded = job_queries.record_batch(session=session, job_id=job.id, batch=batch,
                                             counts=counts, errors=outcome.errors,
-                                            size=job.params["batch_sizes"][batch])
+                                            size=_params(job).batch_sizes[batch])
         complete = recorded.state in ("succeeded", "failed")
         session.commit()
     if complete:

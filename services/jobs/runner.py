@@ -12,6 +12,7 @@ from typing import Any
 
 from lookalike.retrieval.errors import ImageRejected, TrainingStopped
 from lookalike.services.catalog import jobs as job_queries
+from lookalike.services.catalog.documents import FinetuneParams, IngestParams
 from lookalike.services.catalog.models import Job, utcnow
 from lookalike.services.errors import FetchFailed, InvalidRequest, JobNotFound
 from lookalike.services.ingest.fetch import fetch_bytes
@@ -36,17 +37,17 @@ def submit_ingest(runtime: Runtime, *, paths: Sequence[str | Path] | None = None
     if paths:
         found = collect_items([Path(p) for p in paths], collection=collection,
                               label_from_dir=label_from_dir)
-        items = [[str(item.path), item.label] for item in found]
+        items = [(str(item.path), item.label) for item in found]
     else:
-        items = [[str(url), None] for url in urls or []]
+        items = [(str(url), None) for url in urls or []]
     size = runtime.settings.job_batch_size
-    params = {"source": "paths" if paths else "urls", "items": items, "batch_size": size,
-              "collection": collection}
+    params = IngestParams(source="paths" if paths else "urls", items=items, batch_size=size,
+                          collection=collection)
     with runtime.session() as session:
         job = job_queries.create_job(session=session, kind="ingest", params=params,
                                      total=len(items), batches=-(-len(items) // size))
         session.commit()
-    launch(runtime, job.id, batches=range(job.result["batch_count"]), wait=wait)
+    launch(runtime, job.id, batches=range(job.result.batch_count), wait=wait)
     return get_job(runtime, job.id)
 
 
@@ -95,8 +96,8 @@ def resume_interrupted(runtime: Runtime) -> list[int]:
     resumed = []
     for state in ("queued", "running"):
         for job in list_jobs(runtime, state=state, limit=1000):
-            done = job.result["batches"]
-            todo = [b for b in range(job.result["batch_count"]) if str(b) not in done]
+            done = job.result.batches
+            todo = [b for b in range(job.result.batch_count) if str(b) not in done]
             launch(runtime, job.id, batches=todo, wait=False)
             resumed.append(job.id)
     if resumed:
@@ -117,7 +118,7 @@ def run_batches(runtime: Runtime, job_id: int, batches: Sequence[int]) -> None:
 def run_job(runtime: Runtime, job_id: int) -> Job:
     """Run every batch of a job in this process, then return its final row."""
     job = get_job(runtime, job_id)
-    run_batches(runtime, job_id, range(job.result["batch_count"]))
+    run_batches(runtime, job_id, range(job.result.batch_count))
     return get_job(runtime, job_id)
 
 
@@ -141,31 +142,30 @@ def run_batch(runtime: Runtime, job_id: int, batch: int) -> None:
 def _ingest_batch(runtime: Runtime, job: Job, batch: int) -> None:
     """Ingest one chunk of an ingest job's paths or URLs."""
     params = job.params
-    size = params["batch_size"]
-    chunk = params["items"][batch * size:(batch + 1) * size]
-    if params["source"] == "paths":
-        items = [IngestItem(path=Path(source), collection=params["collection"], label=label)
+    assert isinstance(params, IngestParams), f"job {job.id} is not an ingest job"
+    size = params.batch_size
+    chunk = params.items[batch * size:(batch + 1) * size]
+    if params.source == "paths":
+        items = [IngestItem(path=Path(source), collection=params.collection, label=label)
                  for source, label in chunk]
         summary = ingest_items(runtime, items)
-    elif params["source"] == "urls":
-        summary = ingest_urls(runtime, chunk, collection=params["collection"])
     else:
-        raise InvalidRequest(f"job {job.id} has source {params['source']!r}; "
-                             "an ingest job reads 'paths' or 'urls'")
+        summary = ingest_urls(runtime, chunk, collection=params.collection)
     _record(runtime, job.id, batch, summary, size=len(chunk))
 
 
 def submit_reindex(runtime: Runtime, *, space_name: str, wait: bool = False) -> Job:
     """Record a job that embeds the catalog into `space_name` and start it where jobs run."""
     job = reindex_jobs.create_reindex_job(runtime, space_name=space_name)
-    launch(runtime, job.id, batches=range(job.result["batch_count"]), wait=wait)
+    launch(runtime, job.id, batches=range(job.result.batch_count), wait=wait)
     return get_job(runtime, job.id)
 
 
 def submit_finetune(runtime: Runtime, request: FinetuneRequest, *, wait: bool = False) -> Job:
     """Record a fine-tuning job, one batch per epoch, and start it where jobs run."""
     finetune.check_request(runtime, request)
-    params = {"request": request.model_dump(), "batch_sizes": [1] * request.epochs}
+    params = FinetuneParams(request=request.model_dump(mode="json"),
+                            batch_sizes=[1] * request.epochs)
     with runtime.session() as session:
         job = job_queries.create_job(session=session, kind="finetune", params=params,
                                      total=request.epochs, batches=request.epochs)
@@ -183,7 +183,7 @@ def _finetune_batch(runtime: Runtime, job: Job, epoch: int) -> None:
         log.info("job %d stopped in epoch %d: cancelled", job.id, epoch)
         return
     _record(runtime, job.id, epoch, IngestSummary(), size=1)
-    if runtime.launcher.remote and epoch + 1 < job.result["batch_count"]:
+    if runtime.launcher.remote and epoch + 1 < job.result.batch_count:
         runtime.launcher.send(runtime, job.id, [epoch + 1])
 
 
@@ -231,7 +231,7 @@ def fail_batch(runtime: Runtime, job_id: int, batch: int, error: str) -> None:
     """Record that a batch gave up; the job's other batches go on, except in a job whose
     batches run in order (an epoch cannot follow a failed one): those are failed too."""
     job = get_job(runtime, job_id)
-    later = range(batch + 1, job.result["batch_count"]) if job.kind in SEQUENTIAL_KINDS else ()
+    later = range(batch + 1, job.result.batch_count) if job.kind in SEQUENTIAL_KINDS else ()
     with runtime.session() as session:
         job_queries.record_batch(session=session, job_id=job_id, batch=batch, counts={},
                                  errors=[f"batch {batch}: {error}"],
@@ -275,22 +275,23 @@ def retry(runtime: Runtime, job_id: int, *, wait: bool = False) -> Job:
 
 def describe(job: Job) -> dict[str, Any]:
     """A job as the API and the CLI show it: state, progress with rate, counts, errors."""
-    result = job.result or {}
+    result = job.result
     rate = None
     if job.started_at is not None:
         end = job.finished_at or utcnow()
         elapsed = (end - job.started_at).total_seconds()
         rate = round(job.progress_done / elapsed, 2) if elapsed > 0 else None
-    training = {key: result[key] for key in TRAINING_KEYS if key in result}
+    figures = result.model_dump(mode="json", include=set(TRAINING_KEYS))
+    training = {key: value for key, value in figures.items() if value is not None}
     return JobPublic.model_validate({
         "id": job.id, "kind": job.kind, "state": job.state, "attempts": job.attempts,
-        **({"training": training} if job.kind == "finetune" else {}),
+        "training": training if job.kind == "finetune" else None,
         "progress": {"done": job.progress_done, "total": job.progress_total,
                      "rate_per_s": rate},
-        "counts": {name: result.get(name, 0) for name in job_queries.COUNTS},
-        "batches": {"total": result.get("batch_count", 0),
-                    "finished": len(result.get("batches", {}))},
-        "error": job.error, "errors": result.get("errors", []),
+        "counts": {"added": result.added, "duplicates": result.duplicates,
+                   "failed": result.failed},
+        "batches": {"total": result.batch_count, "finished": len(result.batches)},
+        "error": job.error, "errors": result.errors,
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,

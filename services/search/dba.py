@@ -21,10 +21,10 @@ from lookalike.retrieval.embedding.expansion import (
 from lookalike.retrieval.errors import IndexIdNotFound
 from lookalike.retrieval.index.faiss_index import SearchHits, VectorIndex
 from lookalike.retrieval.index.layered import LayeredIndex
+from lookalike.services.catalog.documents import DEFAULT_SHORTLIST
 from lookalike.services.catalog.models import Space
 
 DEFAULT_DBA_N = 5  # neighbours when a query asks for DBA in a space whose dba_n is 0
-DEFAULT_SHORTLIST = 100
 
 Index = VectorIndex | LayeredIndex
 
@@ -41,13 +41,12 @@ class DbaPlan:
 
 def dba_plan(space: Space, *, dba: bool | None, qe: bool) -> DbaPlan | None:
     """The query's choice when it makes one, else the space's `dba_n` (0 = off); None: off."""
-    n = int(space.options.get("dba_n", 0))
+    n = space.options.dba_n
     if dba is False or (dba is None and n <= 0):
         return None
     return DbaPlan(n=n if n > 0 else DEFAULT_DBA_N,
-                   shortlist=int(space.options.get("dba_shortlist", DEFAULT_SHORTLIST)),
-                   alpha=float(space.options.get("qe_alpha", 3.0)),
-                   qe_n=int(space.options.get("qe_n", 5)) if qe else 0)
+                   shortlist=space.options.dba_shortlist, alpha=space.options.qe_alpha,
+                   qe_n=space.options.qe_n if qe else 0)
 
 
 def dba_search(index: Index, query: np.ndarray, k: int, plan: DbaPlan, *,

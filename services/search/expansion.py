@@ -11,16 +11,16 @@ from lookalike.services.index.replicas import IndexReplica
 
 def qe_enabled(space: Space, qe: bool | None) -> bool:
     """The query's choice when it makes one, else the space's default."""
-    return bool(space.options.get("qe", False)) if qe is None else qe
+    return space.options.qe if qe is None else qe
 
 
 def expand_query(replica: IndexReplica, space: Space, vector: np.ndarray) -> np.ndarray:
     """(1, D) query replaced by itself plus its top-n neighbours weighted by score**alpha."""
-    n = int(space.options.get("qe_n", 5))
+    n = space.options.qe_n
     hits = replica.search(vector, n)
     found = hits.ids[0] >= 0
     if not found.any():
         return vector
     neighbours = np.stack([replica.index.reconstruct(int(i)) for i in hits.ids[0][found]])
     return alpha_query_expansion(vector, neighbours[None], hits.scores[0][found][None],
-                                 alpha=float(space.options.get("qe_alpha", 3.0)))
+                                 alpha=space.options.qe_alpha)

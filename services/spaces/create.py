@@ -24,13 +24,13 @@ from lookalike.retrieval.models.specs import DEFAULT_BACKBONE
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog import spaces as space_queries
+from lookalike.services.catalog.documents import DEFAULT_SHORTLIST, SpaceOptions
 from lookalike.services.catalog.models import Space
 from lookalike.services.catalog.schemas import SpaceCreate
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.ingest.pipeline import prepare_config
 from lookalike.services.ingest.prepare import PreparedImage, prepare_file
 from lookalike.services.runtime import Runtime
-from lookalike.services.search.dba import DEFAULT_SHORTLIST
 from lookalike.services.spaces.lookup import build_embedder
 from lookalike.services.spaces.whitening_store import store_whitening
 
@@ -62,14 +62,13 @@ class SpaceDefinition:
     dba_shortlist: int = DEFAULT_SHORTLIST
     index_factory: str = "Flat"
 
-    def options(self) -> dict:
-        """The JSON options stored with the space (whitening keys are added once fitted)."""
-        weights = {"weights_file": str(self.weights.resolve())} if self.weights else {}
-        return {**weights, "gem_p": self.gem_p,
-                "scales": list(MULTISCALE if self.multiscale else (1.0,)),
-                "qe": self.qe, "qe_n": self.qe_n, "qe_alpha": self.qe_alpha,
-                "dba_n": self.dba_n, "dba_shortlist": self.dba_shortlist,
-                "index_factory": self.index_factory}
+    def options(self) -> SpaceOptions:
+        """The options stored with the space (whitening fields are added once fitted)."""
+        return SpaceOptions(
+            weights_file=str(self.weights.resolve()) if self.weights else None,
+            gem_p=self.gem_p, scales=list(MULTISCALE if self.multiscale else (1.0,)),
+            qe=self.qe, qe_n=self.qe_n, qe_alpha=self.qe_alpha, dba_n=self.dba_n,
+            dba_shortlist=self.dba_shortlist, index_factory=self.index_factory)
 
 
 def _check(definition: SpaceDefinition) -> None:
@@ -94,7 +93,7 @@ def create_space(runtime: Runtime, *, name: str, definition: SpaceDefinition,
     spec = get_backbone(definition.backbone)
     weights = resolve_weights(spec, explicit=definition.weights,
                               torch_home=runtime.settings.torch_home)
-    options = {**definition.options(), "input_size": spec.weights.input_size}
+    options = definition.options().model_copy(update={"input_size": spec.weights.input_size})
     data = SpaceCreate(name=name, backbone=spec.name, weights_sha256=file_sha256(weights),
                        layer=spec.feature_layer, pooling=definition.pooling, whitening=None,
                        dim=spec.dim, options=options, make_default=make_default)
@@ -104,7 +103,7 @@ def create_space(runtime: Runtime, *, name: str, definition: SpaceDefinition,
                              settings=runtime.settings)
         whitening, fitted = _fit_whitening(runtime, raw, definition)
         _, sha = store_whitening(whitening, settings=runtime.settings)
-        options |= {"whitening_sha256": sha, **fitted}
+        options = options.model_copy(update={"whitening_sha256": sha, **fitted})
         prefix = "lw" if definition.whiten_labels else "pca"
         whitening_label, dim = f"{prefix}{whitening.output_dim}", whitening.output_dim
     data = data.model_copy(update={"options": options, "whitening": whitening_label, "dim": dim})

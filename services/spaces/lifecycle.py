@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from lookalike.services.catalog import evaluations as evaluation_queries
 from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.catalog import spaces as space_queries
+from lookalike.services.catalog.documents import ReindexParams
 from lookalike.services.catalog.models import Evaluation, Space
 from lookalike.services.config import Settings
 from lookalike.services.errors import SpaceConflict
@@ -90,7 +91,7 @@ def _summary(session: Session, space: Space, evaluation: Evaluation | None) -> S
     return SpaceSummary(
         name=space.name, backbone=space.backbone, weights_sha256=space.weights_sha256,
         layer=space.layer, pooling=space.pooling, whitening=space.whitening, dim=space.dim,
-        options=dict(space.options), is_default=space.is_default,
+        options=space.options.model_dump(mode="json"), is_default=space.is_default,
         vector_count=space_queries.vector_count(session=session, space_id=space.id),
         last_evaluation=EvaluationSummary.of(evaluation) if evaluation is not None else None)
 
@@ -172,25 +173,26 @@ def _check_deletable(session: Session, space: Space) -> None:
                             "default first (`lookalike spaces set-default OTHER`)")
     for state in ("queued", "running"):
         for job in job_queries.list_jobs(session=session, state=state, limit=1000):
-            if job.kind == "reindex" and job.params.get("space") == space.name:
+            if isinstance(job.params, ReindexParams) and job.params.space == space.name:
                 raise SpaceConflict(f"job {job.id} is filling space '{space.name}'; cancel it "
                                     f"first (`lookalike jobs cancel {job.id}`)")
 
 
 def _unshared_whitening(session: Session, space: Space) -> str | None:
     """The sha256 of the space's whitening file when no other space uses that file."""
-    sha = space.options.get("whitening_sha256")
+    sha = space.options.whitening_sha256
     if not sha:
         return None
     others = [s for s in space_queries.list_spaces(session=session) if s.id != space.id]
-    return None if any(s.options.get("whitening_sha256") == sha for s in others) else sha
+    return None if any(s.options.whitening_sha256 == sha for s in others) else sha
 
 
 def _trained_files(space: Space, settings: Settings) -> set[Path]:
     """The weight and head files a fine-tuning job wrote for this space under
     LOOKALIKE_HOME/weights; files outside it were given by the user and are not ours."""
     owned = settings.layout.weights.resolve()
-    named = [space.options.get("weights_file"), (space.options.get("head") or {}).get("file")]
+    head = space.options.head
+    named = [space.options.weights_file, head.file if head else None]
     return {Path(name).resolve() for name in named if name and Path(name).resolve().parent == owned}
 
 

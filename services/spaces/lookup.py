@@ -15,6 +15,7 @@ from lookalike.retrieval.models.registry import (
     resolve_weights,
 )
 from lookalike.services.catalog import spaces as space_queries
+from lookalike.services.catalog.documents import SpaceOptions
 from lookalike.services.catalog.models import Space
 from lookalike.services.catalog.schemas import SpaceCreate
 from lookalike.services.config import Settings
@@ -42,7 +43,8 @@ def ensure_default_space(*, session: Session, settings: Settings) -> Space:
         pooling=settings.pooling,
         whitening=None,
         dim=spec.dim,
-        options={"index_factory": settings.index_factory, "input_size": spec.weights.input_size},
+        options=SpaceOptions(index_factory=settings.index_factory,
+                             input_size=spec.weights.input_size),
     )
     return space_queries.create_space(session=session, data=data)
 
@@ -65,7 +67,7 @@ def find_space(*, session: Session, name: str | None) -> Space:
 def space_weights(space: Space, *, settings: Settings) -> Path:
     """The weight file of a space, checked against the sha256 the space was built with."""
     spec = get_backbone(space.backbone)
-    explicit = space.options.get("weights_file")
+    explicit = space.options.weights_file
     path = resolve_weights(spec, explicit=Path(explicit) if explicit else None,
                            torch_home=settings.torch_home)
     actual = file_sha256(path)
@@ -88,8 +90,8 @@ def build_embedder(space: Space, *, settings: Settings) -> Embedder:
         channels_last=settings.channels_last,
         bf16=native_bf16() if settings.bf16 is None else settings.bf16,
         pooling=space.pooling,
-        gem_p=float(space.options.get("gem_p", 3.0)),
-        scales=tuple(space.options.get("scales", (1.0,))),
+        gem_p=space.options.gem_p,
+        scales=tuple(space.options.scales),
         frozen_graph=settings.frozen_graph,
     )
     return Embedder(model, spec=spec, options=options,

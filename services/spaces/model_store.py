@@ -29,11 +29,10 @@ def store_state(module: nn.Module, *, prefix: str, settings: Settings) -> tuple[
 
 def space_head(space: Space, *, settings: Settings) -> ProjectionHead | None:
     """The projection head a space ends with (None without one), verified by its sha256."""
-    head = space.options.get("head")
-    if not head:
+    head = space.options.head
+    if head is None:
         return None
-    path = Path(head["file"])
-    read_verified(path, head["sha256"], what="its head file", space=space.name,
+    path = Path(head.file)
+    read_verified(path, head.sha256, what="its head file", space=space.name,
                   error=WeightsMismatch)
-    return load_head(path, in_dim=int(head["in_dim"]), out_dim=int(head["out_dim"]),
-                     hidden=head.get("hidden"))
+    return load_head(path, in_dim=head.in_dim, out_dim=head.out_dim, hidden=head.hidden)

@@ -21,7 +21,7 @@ def store_whitening(whitening: PCAWhitening, *, settings: Settings) -> tuple[Pat
 
 def space_whitening(space: Space, *, settings: Settings) -> PCAWhitening | None:
     """The whitening a space was defined with (None without one), verified by its sha256."""
-    sha = space.options.get("whitening_sha256")
+    sha = space.options.whitening_sha256
     if not sha:
         return None
     data = read_verified(settings.layout.whitening / f"{sha}.npz", sha, what="the whitening file",

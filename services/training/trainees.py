@@ -23,6 +23,7 @@ from lookalike.retrieval.models.registry import (
 from lookalike.retrieval.training.heads import ProjectionHead
 from lookalike.retrieval.training.network import EmbeddingNet, freeze_blocks
 from lookalike.retrieval.training.vectornet import VectorNet
+from lookalike.services.catalog.documents import HeadOptions, SpaceOptions
 from lookalike.services.catalog.schemas import SpaceCreate
 from lookalike.services.config import Settings
 from lookalike.services.runtime import Runtime
@@ -79,7 +80,8 @@ def _head_trainee(runtime: Runtime, request: FinetuneRequest, data: LabelledImag
 
     def publish(settings: Settings, name: str) -> SpaceCreate:
         path, sha = store_state(head, prefix="head", settings=settings)
-        options = {**base.options, "head": _head_options(path, sha, head, request)}
+        options = base.options.model_copy(
+            update={"head": _head_options(path, sha, head, request)})
         return SpaceCreate(name=name, backbone=base.backbone, weights_sha256=base.weights_sha256,
                            layer=base.layer, pooling=base.pooling, whitening=base.whitening,
                            dim=request.out_dim, options=options, make_default=False)
@@ -88,9 +90,9 @@ def _head_trainee(runtime: Runtime, request: FinetuneRequest, data: LabelledImag
 
 
 def _head_options(path: Path, sha: str, head: ProjectionHead,
-                  request: FinetuneRequest) -> dict:
-    return {"file": str(path.resolve()), "sha256": sha, "in_dim": head.in_dim,
-            "out_dim": request.out_dim, "hidden": request.hidden}
+                  request: FinetuneRequest) -> HeadOptions:
+    return HeadOptions(file=str(path.resolve()), sha256=sha, in_dim=head.in_dim,
+                       out_dim=request.out_dim, hidden=request.hidden)
 
 
 def _initial_weights(spec: BackboneSpec, choice: str, settings: Settings) -> Path | None:
@@ -121,12 +123,12 @@ def _backbone_trainee(runtime: Runtime, request: FinetuneRequest,
 
     def publish(settings: Settings, name: str) -> SpaceCreate:
         path, sha = store_state(network, prefix=spec.name, settings=settings)
-        options: dict = {"weights_file": str(path.resolve()), "gem_p": model.gem_p,
-                         "scales": [1.0], "index_factory": "Flat", "input_size": size}
+        options = SpaceOptions(weights_file=str(path.resolve()), gem_p=model.gem_p,
+                               scales=[1.0], index_factory="Flat", input_size=size)
         dim = spec.dim
         if model.head is not None:
             head_path, head_sha = store_state(model.head, prefix="head", settings=settings)
-            options["head"] = _head_options(head_path, head_sha, model.head, request)
+            options.head = _head_options(head_path, head_sha, model.head, request)
             dim = model.head.out_dim
         return SpaceCreate(name=name, backbone=spec.name, weights_sha256=sha,
                            layer=spec.feature_layer, pooling=request.pooling, whitening=None,

@@ -87,7 +87,7 @@ def retry_job(job_id: int, runtime: RuntimeDep) -> dict[str, Any]:
 @router.get("/{job_id}/curves.png", response_class=FileResponse, responses=ERRORS)
 def job_curves(job_id: int, runtime: RuntimeDep) -> FileResponse:
     """The training curves (loss, validation mAP per epoch) of a fine-tuning job."""
-    curves = (jobs.get_job(runtime, job_id).result or {}).get("curves")
+    curves = jobs.get_job(runtime, job_id).result.curves
     if not curves or not Path(curves).is_file():
         raise NotFound(f"job {job_id} has no training curves (yet); only fine-tuning jobs "
                        "draw them, after their first epoch")

@@ -103,8 +103,8 @@ def test_whitening_learned_from_labelled_folders_beats_plain_gap_on_fashion_mnis
                                  whiten_from=tmp_path / "fashion-mnist")
     space = create_space(runtime, name="gap-lw9", definition=definition)
     assert (space.whitening, space.dim) == ("lw9", 9)
-    assert {k: space.options[k] for k in ("whitening_method", "whitening_fitted_on",
-                                           "whitening_labels")} == {
+    assert space.options.model_dump(include={"whitening_method", "whitening_fitted_on",
+                                             "whitening_labels"}) == {
         "whitening_method": "learned", "whitening_fitted_on": 300, "whitening_labels": 10}
     plain = evaluate(runtime, space_name="gap", benchmark="fashion-mnist", limit=50)
     learned = evaluate(runtime, space_name="gap-lw9", benchmark="fashion-mnist", limit=50)

@@ -119,7 +119,7 @@ def test_a_killed_job_resumes_and_ends_where_an_uninterrupted_one_does(
         process.kill()
         process.wait(timeout=30)
     cut = jobs.get_job(runtime, job_id)
-    assert cut.state == "running" and len(cut.result["history"]) < 4
+    assert cut.state == "running" and len(cut.result.history or []) < 4
 
     port = free_port()
     server = start_server(fashion_settings, port, extra_env=env)
@@ -139,7 +139,7 @@ def test_a_killed_job_resumes_and_ends_where_an_uninterrupted_one_does(
 def _job_with_an_epoch(runtime: Runtime, space: str) -> int | None:
     """The id of the fine-tuning job creating `space` once it has finished an epoch."""
     for job in jobs.list_jobs(runtime, limit=20):
-        if job.kind == "finetune" and job.params["request"]["space"] == space:
+        if job.kind == "finetune" and job.params.request["space"] == space:
             return job.id if len((job.result or {}).get("history", [])) >= 1 else None
     return None
 

@@ -10,6 +10,7 @@ import pytest
 
 from lookalike.services.bench.search import free_port, start_server
 from lookalike.services.catalog import jobs as job_queries
+from lookalike.services.catalog.documents import IngestParams
 from lookalike.services.ingest.sources import collect_items
 from lookalike.services.jobs import runner as jobs
 from lookalike.services.setup import init_catalog, open_runtime
@@ -22,8 +23,9 @@ def test_a_half_done_job_is_finished_after_a_restart(tmp_path: Path, photo_dir: 
     settings = make_settings(tmp_path / "home", job_batch_size=8)
     init_catalog(settings)
     runtime = open_runtime(settings)
-    items = [[str(item.path), None] for item in collect_items([photo_dir])]
-    params = {"source": "paths", "items": items, "batch_size": 8, "collection": None}
+    items: list[tuple[str, str | None]] = [(str(item.path), None)
+                                           for item in collect_items([photo_dir])]
+    params = IngestParams(source="paths", items=items, batch_size=8)
     with runtime.session() as session:
         job = job_queries.create_job(session=session, kind="ingest", params=params,
                                      total=len(items), batches=-(-len(items) // 8))

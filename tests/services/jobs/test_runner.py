@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from lookalike.services.api.app import create_app
 from lookalike.services.catalog import jobs as job_queries
+from lookalike.services.catalog.documents import IngestParams
 from lookalike.services.errors import InvalidRequest, JobNotFound, JobStateConflict
 from lookalike.services.jobs import runner as jobs
 from lookalike.services.runtime import Runtime
@@ -64,9 +65,9 @@ def test_a_path_job_runs_in_batches_and_counts_every_file(runtime: Runtime,
 
 def test_cancel_skips_batches_and_retry_runs_only_the_unfinished_ones(
         runtime: Runtime, photo_dir: Path) -> None:
-    params = {"source": "paths", "batch_size": 4, "collection": None,
-              "items": [[str(p), None] for p in sorted(photo_dir.glob("*.jpg"))]}
-    count = len(params["items"])
+    params = IngestParams(source="paths", batch_size=4,
+                          items=[(str(p), None) for p in sorted(photo_dir.glob("*.jpg"))])
+    count = len(params.items)
     with runtime.session() as session:
         job = job_queries.create_job(session=session, kind="ingest", params=params,
                                      total=count, batches=-(-count // 4))

@@ -35,9 +35,9 @@ def test_whitened_gem_space_is_filled_resumably_and_searched_with_qe(
     definition = SpaceDefinition(pooling="gem", whiten_dim=8, qe_n=3)
     space = create_space(runtime, name="gem-w8", definition=definition)
     assert (space.dim, space.whitening, space.is_default) == (8, "pca8", False)
-    sha = space.options["whitening_sha256"]
+    sha = space.options.whitening_sha256
     assert (runtime.settings.layout.whitening / f"{sha}.npz").is_file()
-    assert space.options["whitening_fitted_on"] == 23
+    assert space.options.whitening_fitted_on == 23
 
     first = fill_space(runtime, "gem-w8")
     again = fill_space(runtime, "gem-w8")
@@ -58,7 +58,7 @@ def test_whitened_gem_space_is_filled_resumably_and_searched_with_qe(
 
 def test_a_tampered_whitening_file_is_refused(photo_home: Runtime) -> None:
     space = create_space(photo_home, name="w4", definition=SpaceDefinition(whiten_dim=4))
-    path = photo_home.settings.layout.whitening / f"{space.options['whitening_sha256']}.npz"
+    path = photo_home.settings.layout.whitening / f"{space.options.whitening_sha256}.npz"
     path.write_bytes(path.read_bytes() + b"x")
     with pytest.raises(WhiteningError, match="sha256"):
         build_embedder(space, settings=photo_home.settings)
@@ -104,7 +104,7 @@ def test_a_space_built_from_a_given_weight_file_records_and_checks_it(
     given = tmp_path / "my-weights.pth"
     given.write_bytes(packaged.read_bytes())
     space = create_space(photo_home, name="given", definition=SpaceDefinition(weights=given))
-    assert space.options["weights_file"] == str(given.resolve())
+    assert space.options.weights_file == str(given.resolve())
     assert space.weights_sha256 == file_sha256(given)
     assert fill_space(photo_home, "given")["added"] == 23
 

@@ -112,7 +112,7 @@ def test_a_reindex_job_fills_a_space_while_the_server_answers_from_the_default_a
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             # The job runs here, in the test, one batch at a time; the server only searches.
             job = reindex_jobs.create_reindex_job(runtime, space_name="gem")
-            assert (job.progress_total, job.result["batch_count"]) == (PHOTOS, 3)
+            assert (job.progress_total, job.result.batch_count) == (PHOTOS, 3)
             jobs.run_batch(runtime, job.id, 0)
             running = client.get(f"/v1/jobs/{job.id}").json()
             assert (running["state"], running["progress"]["done"]) == ("running", 8)
@@ -255,7 +255,7 @@ def test_deleting_a_space_removes_its_rows_and_files_and_nothing_of_another(
         assert fill_space(runtime, name)["added"] == PHOTOS
         snapshot_all(runtime, space_name=name)
     evaluate(runtime, space_name="first", benchmark="fashion-mnist", limit=5)
-    whitening = runtime.settings.layout.whitening / f"{first.options['whitening_sha256']}.npz"
+    whitening = runtime.settings.layout.whitening / f"{first.options.whitening_sha256}.npz"
     with runtime.session() as session:
         spaces = {s.name: s for s in space_queries.list_spaces(session=session)}
     first_dir = space_directory(runtime.settings.layout.indexes, spaces["first"])

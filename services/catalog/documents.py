@@ -1,0 +1,144 @@
+"""The JSON documents stored in catalog columns, as typed models: a space's options, a job's
+parameters and its result. The columns read and write these models (`Document`), so every
+caller gets checked fields instead of string keys, and a typo fails where it is made."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from sqlalchemy import JSON
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+DEFAULT_SHORTLIST = 100
+
+
+class _Document(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HeadOptions(_Document):
+    """A projection head after the backbone: its weight file, checked by sha256."""
+
+    file: str
+    sha256: str
+    in_dim: int
+    out_dim: int
+    hidden: int | None = None
+
+
+class SpaceOptions(_Document):
+    """How a space's vectors are made and searched, beyond its table columns."""
+
+    input_size: int | None = Field(None, description="model input side in pixels")
+    weights_file: str | None = Field(None, description="a trained or given weight file")
+    gem_p: float = 3.0
+    scales: list[float] = Field(default_factory=lambda: [1.0])
+    qe: bool = False
+    qe_n: int = 5
+    qe_alpha: float = 3.0
+    dba_n: int = 0
+    dba_shortlist: int = DEFAULT_SHORTLIST
+    index_factory: str = "Flat"
+    search_params: dict[str, int | bool] = Field(default_factory=dict)
+    whitening_sha256: str | None = None
+    whitening_method: Literal["pca", "learned"] | None = None
+    whitening_fitted_on: int | None = None
+    whitening_from: str | None = Field(None, description="a folder, or 'catalog'")
+    whitening_labels: int | None = None
+    head: HeadOptions | None = None
+    trained_by_job: int | None = None
+
+
+class IngestParams(_Document):
+    """An ingest job: (path or URL, label) items, cut into batches of `batch_size`."""
+
+    source: Literal["paths", "urls"]
+    items: list[tuple[str, str | None]]
+    batch_size: int
+    collection: str | None = None
+
+
+class ReindexParams(_Document):
+    """A reindex job: pages of image ids (first, last) to embed into `space`."""
+
+    space: str
+    batch_size: int
+    pages: list[tuple[int, int]]
+    batch_sizes: list[int]
+
+
+class FinetuneParams(_Document):
+    """A fine-tuning job: its request (training.request.FinetuneRequest) and one batch per
+    epoch."""
+
+    request: dict[str, Any]
+    batch_sizes: list[int]
+
+
+JobParams = IngestParams | ReindexParams | FinetuneParams
+
+
+class BatchOutcome(_Document):
+    state: Literal["succeeded", "failed"]
+    error: str | None = None
+    added: int = 0
+    duplicates: int = 0
+    failed: int = 0
+
+
+class EpochFigures(BaseModel):
+    """One epoch of a fine-tuning job: its loss and validation mAP, and any other figure."""
+
+    model_config = ConfigDict(extra="allow")
+
+    epoch: int
+    loss: float | None = None
+    val_map: float | None = None
+
+
+class JobResult(_Document):
+    """What a job has done so far: counts, errors, each batch's outcome, training figures."""
+
+    added: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    errors: list[str] = Field(default_factory=list)
+    batches: dict[str, BatchOutcome] = Field(default_factory=dict)
+    batch_count: int = 0
+    history: list[EpochFigures] | None = None
+    baseline_val_map: float | None = None
+    train_images: int | None = None
+    val_images: int | None = None
+    classes: list[str] | None = None
+    space: str | None = None
+    weights_file: str | None = None
+    weights_sha256: str | None = None
+    head_file: str | None = None
+    curves: str | None = None
+
+
+class Document(TypeDecorator[Any]):
+    """A JSON column (JSONB on PostgreSQL) read and written as a pydantic model."""
+
+    impl = JSON
+    cache_ok = True
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+        self._adapter: TypeAdapter[Any] = TypeAdapter(model)
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        json_type = JSONB() if dialect.name == "postgresql" else JSON()
+        return dialect.type_descriptor(json_type)
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return self._adapter.dump_python(self._adapter.validate_python(value), mode="json")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else self._adapter.validate_python(value)
