@@ -9,7 +9,7 @@ export LOOKALIKE_HOME ?= lookalike-data
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv system-deps test test-quick demo sample lint clean
+.PHONY: venv system-deps test test-quick demo sample lint typecheck clean
 
 venv: $(STAMP)
 
@@ -44,7 +44,7 @@ $(STAMP): pyproject.toml $(PACKAGE_DIRS)
 
 # The layer rules and the linters run first: a broken layer fails CI before any test runs.
 test: venv system-deps lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 test-quick: venv system-deps
 	$(BIN)/python -m pytest -m "not slow and not integration"
@@ -61,6 +61,10 @@ demo: sample
 lint: venv
 	$(BIN)/lint-imports
 	$(BIN)/ruff check retrieval services tests migrations
+
+# Strict for the library and the catalog; not yet part of `make test` (see the README).
+typecheck: venv
+	MYPYPATH=$$(ls -d build/__editable__.*) $(BIN)/mypy -p lookalike.retrieval -p lookalike.services.catalog
 
 clean:
 	rm -rf $(VENV) $(SAMPLE) $(LOOKALIKE_HOME)
