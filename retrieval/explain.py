@@ -65,7 +65,8 @@ def _colours(levels: np.ndarray) -> np.ndarray:
     position = levels * (len(_RAMP) - 1)
     low = np.clip(np.floor(position).astype(int), 0, len(_RAMP) - 2)
     fraction = (position - low)[..., None]
-    return _RAMP[low] * (1 - fraction) + _RAMP[low + 1] * fraction
+    colours: np.ndarray = _RAMP[low] * (1 - fraction) + _RAMP[low + 1] * fraction
+    return colours
 
 
 def heat_overlay(image: Image.Image, contributions: np.ndarray, *, low: float,

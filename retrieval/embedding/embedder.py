@@ -6,7 +6,9 @@ worker processes while the main process runs the model, so decoding hides behind
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -178,8 +180,8 @@ class Embedder:
         memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         self.memory_format = memory_format
         self.dtype = torch.bfloat16 if options.bf16 else torch.float32
-        self.model = fold_batch_norm(model.eval()).to(memory_format=memory_format,
-                                                      dtype=self.dtype)
+        self.model = fold_batch_norm(model.eval()).to(  # type: ignore[call-overload]
+            memory_format=memory_format, dtype=self.dtype)  # torch's stubs omit memory_format
         if options.frozen_graph:
             example = torch.zeros(options.forward_batch, 3, self.input_size, self.input_size,
                                   device=self.device, dtype=self.dtype)
@@ -207,8 +209,8 @@ class Embedder:
             inputs = self._model_inputs(batch)
             step = self.options.forward_batch
             pooled = torch.cat([
-                sum(self._pooled_at(inputs[start:start + step], scale)
-                    for scale in self.options.scales)
+                functools.reduce(operator.add, (self._pooled_at(inputs[start:start + step], scale)
+                                                for scale in self.options.scales))
                 for start in range(0, len(inputs), step)])
             vectors = torch.nn.functional.normalize(pooled, dim=1).cpu().numpy()
         if self.whitening is not None:
@@ -222,7 +224,8 @@ class Embedder:
         assert self.head is not None
         with torch.inference_mode():
             inputs = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
-            return self.head(inputs.to(self.device)).float().cpu().numpy()
+            projected: np.ndarray = self.head(inputs.to(self.device)).float().cpu().numpy()
+            return projected
 
     def _pooled_at(self, inputs: torch.Tensor, scale: float) -> torch.Tensor:
         """The L2-normalised pooled descriptor of `inputs` resized by `scale` (multi-scale)."""
@@ -243,7 +246,8 @@ class Embedder:
             raise ValueError(
                 f"expected a (N,3,H,W) uint8 batch, got {tuple(batch.shape)} {batch.dtype}")
         with torch.inference_mode():
-            return self.model(self._model_inputs(batch)).float().contiguous().cpu()
+            maps: torch.Tensor = self.model(self._model_inputs(batch)).float().contiguous().cpu()
+            return maps
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(N,D) vectors for in-memory images, in batches of `batch_size`."""

@@ -40,7 +40,7 @@ def _offsets(length: int, side: int, level: int) -> list[int]:
 
 def rmac_regions(height: int, width: int, levels: int = RMAC_LEVELS) -> list[tuple[int, int, int]]:
     """(top, left, side) of R-MAC's square regions: side ceil(2*min/(l+1)) at levels l=1..L."""
-    regions = []
+    regions: list[tuple[int, int, int]] = []
     for level in range(1, levels + 1):
         side = max(1, math.ceil(2 * min(height, width) / (level + 1)))
         for top in _offsets(height, side, level):

@@ -131,7 +131,8 @@ def precision_recall_curve(
 def _ap_rows(hits: np.ndarray, n_relevant: np.ndarray) -> np.ndarray:
     """AP of each row of a (Q, K) hit matrix."""
     precision = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)
-    return (precision * hits).sum(axis=1) / n_relevant
+    scores: np.ndarray = (precision * hits).sum(axis=1) / n_relevant
+    return scores
 
 
 def _judge_sets(
@@ -156,7 +157,10 @@ def _judge(
     """The hit matrix with dropped entries (junk, padding) squeezed out, and n_relevant."""
     if junk is not None and len(junk) != len(rankings):
         raise ArrayShapeError(f"junk has {len(junk)} entries for {len(rankings)} queries")
-    if isinstance(relevant, LabelRelevance) and junk is None:
+    if isinstance(relevant, LabelRelevance):
+        if junk is not None:
+            raise EvaluationError("junk sets need relevance given as sets or a matrix, not as "
+                                  "labels; pass the relevant ids of each query instead")
         hits, keep, n_relevant = relevant.judge(rankings)
     elif isinstance(relevant, np.ndarray) and junk is None:
         if relevant.ndim != 2 or relevant.shape[0] != len(rankings):

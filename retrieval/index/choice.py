@@ -18,7 +18,7 @@ import numpy as np
 
 from lookalike.retrieval.errors import IndexShapeError
 from lookalike.retrieval.evaluation.metrics import ann_recall_at_k
-from lookalike.retrieval.index.faiss_index import VectorIndex
+from lookalike.retrieval.index.faiss_index import SearchParams, VectorIndex
 
 FLAT_UP_TO = 50_000
 HNSW_UP_TO = 300_000
@@ -40,13 +40,13 @@ class Candidate:
     knob: str | None
     values: tuple[int, ...]
     bytes_per_vector: int
-    fixed: dict = field(default_factory=dict)
+    fixed: SearchParams = field(default_factory=dict)
 
 
 @dataclass
 class Trial:
     factory: str
-    params: dict
+    params: SearchParams
     recall: float
 
 
@@ -55,7 +55,7 @@ class IndexChoice:
     """The chosen index type, its search parameters and what was measured on held-out queries."""
 
     factory: str
-    params: dict
+    params: SearchParams
     recall: float
     qps: float
     bytes_per_vector: float
@@ -109,7 +109,8 @@ def _built(candidate: Candidate, base: np.ndarray) -> tuple[VectorIndex, float]:
     return index, time.perf_counter() - started
 
 
-def measure_qps(index: VectorIndex, queries: np.ndarray, k: int, params: dict) -> float:
+def measure_qps(index: VectorIndex, queries: np.ndarray, k: int,
+                params: SearchParams) -> float:
     """Queries per second of one batched search call, best of a few rounds."""
     best = math.inf
     for _ in range(_QPS_ROUNDS):
@@ -176,6 +177,7 @@ def choose_index(base: np.ndarray, queries: np.ndarray, *, target_recall: float 
             best = (index, choice)
         if met and (candidate.knob is None or len(trials) < len(candidate.values)):
             break
+    assert best is not None, "options is not empty: checked above"
     index, choice = best
     if not choice.meets_target:
         choice.qps = measure_qps(index, queries, k, choice.params)

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+# faiss's bundled stubs (faiss/__init__.pyi) lack some of its SWIG classes, attributes and
+# overloads (SearchParametersHNSW, PyCallbackIOWriter, ...): those lines carry type: ignore.
 import faiss
 import numpy as np
 
@@ -36,9 +38,12 @@ log = logging.getLogger(__name__)
 NORM_TOLERANCE = 1e-2
 _DEAD = -1
 _LIVE_ONLY = faiss.IDSelectorRange(0, np.iinfo(np.int64).max)
-_HNSW_PARAMS = {"efSearch": int, "check_relative_distance": bool, "bounded_queue": bool}
-_IVF_PARAMS = {"nprobe": int, "max_codes": int}
-_REFINE_PARAMS = {"k_factor": int}
+# Search-time parameters by name (efSearch, nprobe, k_factor, ...), and the type each takes.
+SearchParams = dict[str, int | bool]
+Allowed = dict[str, type]
+_HNSW_PARAMS: Allowed = {"efSearch": int, "check_relative_distance": bool, "bounded_queue": bool}
+_IVF_PARAMS: Allowed = {"nprobe": int, "max_codes": int}
+_REFINE_PARAMS: Allowed = {"k_factor": int}
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,10 @@ def _min_training_vectors(index: faiss.Index) -> int:
     need = 1
     outer = faiss.downcast_index(index)
     if isinstance(outer, faiss.IndexPreTransform):
-        for i in range(outer.chain.size()):
-            if isinstance(faiss.downcast_VectorTransform(outer.chain.at(i)), faiss.OPQMatrix):
+        chain = outer.chain
+        for i in range(chain.size()):  # type: ignore[attr-defined]
+            transform = faiss.downcast_VectorTransform(chain.at(i))  # type: ignore[attr-defined]
+            if isinstance(transform, faiss.OPQMatrix):
                 need = max(need, 256)
     core = _core(index)
     if isinstance(core, faiss.IndexIVF):
@@ -127,7 +134,7 @@ def _last_wins(ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.nda
     return ids[keep], vectors[keep]
 
 
-def _checked_params(params: dict, allowed: dict, factory: str) -> None:
+def _checked_params(params: SearchParams, allowed: Allowed, factory: str) -> None:
     """Raise InvalidSearchParameter unless every param is allowed and of the right type."""
     for name, value in params.items():
         if name not in allowed:
@@ -141,18 +148,18 @@ def _checked_params(params: dict, allowed: dict, factory: str) -> None:
             raise InvalidSearchParameter(f"search parameter {name}={value!r} must be {wanted}")
 
 
-def _parameter_kind(index: faiss.Index) -> tuple[type, dict]:
+def _parameter_kind(index: faiss.Index) -> tuple[type, Allowed]:
     """The SearchParameters class of the index's core type and the params it takes."""
     core = _core(index)
     if isinstance(core, faiss.IndexHNSW):
-        return faiss.SearchParametersHNSW, _HNSW_PARAMS
+        return faiss.SearchParametersHNSW, _HNSW_PARAMS  # type: ignore[attr-defined]
     if isinstance(core, faiss.IndexIVF):
         return faiss.SearchParametersIVF, _IVF_PARAMS
     return faiss.SearchParameters, {}
 
 
 def _search_parameters(
-    index: faiss.Index, factory: str, params: dict, selector: faiss.IDSelector | None,
+    index: faiss.Index, factory: str, params: SearchParams, selector: faiss.IDSelector | None,
     id_map: faiss.Int64Vector,
 ) -> faiss.SearchParameters | None:
     """Per-call FAISS search parameters (thread-safe: the index itself is never modified)."""
@@ -163,11 +170,14 @@ def _search_parameters(
     _checked_params(params, allowed, factory)
     if not params and selector is None:
         return None
-    return kind(sel=selector, **params) if selector is not None else kind(**params)
+    made: faiss.SearchParameters = (kind(sel=selector, **params) if selector is not None
+                                    else kind(**params))
+    return made
 
 
 def _refine_parameters(
-    refine: faiss.IndexRefine, factory: str, params: dict, selector: faiss.IDSelector | None,
+    refine: faiss.IndexRefine, factory: str, params: SearchParams,
+    selector: faiss.IDSelector | None,
     id_map: faiss.Int64Vector,
 ) -> faiss.SearchParameters | None:
     """k_factor for the re-ranking layer; the other params, and the selector, for its base.
@@ -176,14 +186,17 @@ def _refine_parameters(
     and IndexRefine does not pass it on, so the base gets it already translated."""
     _checked_params(params, {**_REFINE_PARAMS, **_parameter_kind(refine.base_index)[1]}, factory)
     own = {name: value for name, value in params.items() if name in _REFINE_PARAMS}
-    translated = None if selector is None else faiss.IDSelectorTranslated(id_map, selector)
+    translated = (None if selector is None
+                  else faiss.IDSelectorTranslated(id_map, selector))  # type: ignore[arg-type]
     rest = {name: value for name, value in params.items() if name not in _REFINE_PARAMS}
     base = _search_parameters(refine.base_index, factory, rest, translated, id_map)
     if not own and base is None:
         return None
-    out = faiss.IndexRefineSearchParameters(k_factor=float(own.get("k_factor", refine.k_factor)),
-                                            base_index_params=base)
-    out.referenced_objects = [base, translated]  # the C++ struct holds bare pointers to them
+    k_factor = float(own.get("k_factor", refine.k_factor))
+    out = faiss.IndexRefineSearchParameters(  # type: ignore[call-arg]
+        k_factor=k_factor, base_index_params=base)
+    # The C++ struct holds bare pointers to them: keep them alive as long as it lives.
+    out.referenced_objects = [base, translated]  # type: ignore[attr-defined]
     return out
 
 
@@ -205,7 +218,8 @@ class VectorIndex:
                 "examples: Flat, HNSW32, IVF256,Flat, IVF256,PQ16, OPQ16,IVF256,PQ16"
             ) from exc
         if isinstance(_core(inner), faiss.IndexIVF):
-            _core(inner).make_direct_map()  # rows never move in IVF here: an array map is exact
+            # Rows never move in IVF here: an array map is exact.
+            _core(inner).make_direct_map()  # type: ignore[attr-defined]
         self._attach(faiss.IndexIDMap2(inner), dim=dim, factory=factory)
 
     def _attach(self, index: faiss.IndexIDMap2, *, dim: int, factory: str,
@@ -253,7 +267,7 @@ class VectorIndex:
     def write_to(self, sink: ByteSink) -> None:
         """Stream the FAISS serialisation (vectors, ids, removals) into `sink`."""
         with self._lock:
-            faiss.write_index(self._index, faiss.PyCallbackIOWriter(sink.write))
+            faiss.write_index(self._index, faiss.PyCallbackIOWriter(sink.write))  # type: ignore[attr-defined]
 
     def _row_ids(self) -> np.ndarray:
         """A writable view of the id map: the catalog id of every stored row, -1 if dead."""
@@ -267,7 +281,8 @@ class VectorIndex:
         if not len(self._live):
             return np.zeros(len(ids), dtype=bool)
         at = np.minimum(np.searchsorted(self._live, ids), len(self._live) - 1)
-        return self._live[at] == ids
+        live: np.ndarray = self._live[at] == ids
+        return live
 
     def _require_writable(self, action: str) -> None:
         if self.mapped:
@@ -346,7 +361,7 @@ class VectorIndex:
         if not len(live_ids):
             return
         if self._compacts:
-            removed = self._index.remove_ids(live_ids)
+            removed = self._index.remove_ids(live_ids)  # type: ignore[arg-type]
         else:
             rows = self._row_ids()
             hit = np.flatnonzero(np.isin(rows, live_ids))
@@ -378,7 +393,8 @@ class VectorIndex:
         with self._lock:
             return self._live.copy()
 
-    def search(self, queries: np.ndarray, k: int, *, params: dict | None = None) -> SearchHits:
+    def search(self, queries: np.ndarray, k: int, *,
+               params: SearchParams | None = None) -> SearchHits:
         """Top-k ids by inner product for each row of `queries`, shape (Q, dim).
 
         A single vector must be passed as (1, dim). Queries need not be unit length: the

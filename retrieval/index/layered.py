@@ -16,7 +16,7 @@ import faiss
 import numpy as np
 
 from lookalike.retrieval.errors import IndexIdNotFound, IndexTrainingError
-from lookalike.retrieval.index.faiss_index import SearchHits, VectorIndex
+from lookalike.retrieval.index.faiss_index import SearchHits, SearchParams, VectorIndex
 from lookalike.retrieval.index.snapshot import ByteSink
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,8 @@ class LayeredIndex:
                     return layer.reconstruct(image_id)
         raise IndexIdNotFound(f"id {image_id} is not in the index ({self.ntotal} live ids)")
 
-    def search(self, queries: np.ndarray, k: int, *, params: dict | None = None) -> SearchHits:
+    def search(self, queries: np.ndarray, k: int, *,
+               params: SearchParams | None = None) -> SearchHits:
         """The top k of both layers' top k, by score."""
         with self._lock:
             base = self.base.search(queries, k, params=params)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from lookalike.retrieval.errors import IndexCorrupt
 from lookalike.retrieval.index.faiss_index import VectorIndex
@@ -15,7 +16,8 @@ log = logging.getLogger(__name__)
 
 
 def save_snapshot(
-    index: VectorIndex | LayeredIndex, directory: Path, *, watermark: int, extra: dict | None = None
+    index: VectorIndex | LayeredIndex, directory: Path, *, watermark: int,
+    extra: dict[str, Any] | None = None,
 ) -> SnapshotManifest:
     """Write `index` to `directory` crash-safely; the manifest records the catalog watermark."""
     with index._lock:  # the manifest's ntotal must describe exactly the bytes written

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from lookalike.retrieval.atomic import write_atomic
 
@@ -50,7 +50,7 @@ class SnapshotManifest:
     ntotal: int
     watermark: int
     created_at: str
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
     size: int = 0
     chunk_size: int = 0
     chunk_sha256: list[str] = field(default_factory=list)
@@ -125,7 +125,7 @@ def write_snapshot(
     factory: str,
     dim: int,
     ntotal: int,
-    extra: dict | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> SnapshotManifest:
     """Write the index bytes produced by `fill`, then its manifest; both atomically."""
     if watermark < 0:

@@ -49,7 +49,7 @@ def freeze_graph(model: torch.nn.Module, example: torch.Tensor) -> torch.nn.Modu
             # still takes the GIL on every call and which needs a C++ compiler at run time.
             warnings.simplefilter("ignore", FutureWarning)
             traced = torch.jit.trace(model.eval(), example, check_trace=False)
-            frozen = torch.jit.freeze(traced)
+            frozen: torch.nn.Module = torch.jit.freeze(traced)
         with torch.inference_mode():
             for _ in range(WARM_UP_CALLS):
                 frozen(example)

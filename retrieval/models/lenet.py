@@ -46,7 +46,8 @@ class LeNet5(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(N,3,32,32) normalised images to (N,classes) logits."""
-        return self.classifier(self.features(images).flatten(1))
+        logits: torch.Tensor = self.classifier(self.features(images).flatten(1))
+        return logits
 
 
 def lenet5() -> LeNet5:

@@ -7,7 +7,9 @@ its last convolutional stage, and a `WeightsSpec` saying which file holds its Im
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import torch
 import torchvision
@@ -52,26 +54,27 @@ class _LiteTrunk(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(N,3,H,W) images to the (N,1280,h,w) output of the head convolution."""
-        return self.network.extract_features(images)
+        extract = cast(Callable[[torch.Tensor], torch.Tensor], self.network.extract_features)
+        return extract(images)
 
 
 def _features_attribute(model: nn.Module) -> nn.Module:
     """The `features` block of torchvision's AlexNet, VGG and MobileNet models."""
-    return model.features
+    return cast(nn.Module, model.features)
 
 
 def _resnet_trunk(model: nn.Module) -> nn.Module:
     """A torchvision ResNet without its average pool and fully connected layer."""
-    stages = [model.conv1, model.bn1, model.relu, model.maxpool]
-    stages += [model.layer1, model.layer2, model.layer3, model.layer4]
-    return nn.Sequential(*stages)
+    names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+    return nn.Sequential(*(cast(nn.Module, getattr(model, name)) for name in names))
 
 
 def _efficientnet_lite0() -> nn.Module:
     """EfficientNet-Lite0 with random weights, from the `efficientnet_lite_pytorch` package."""
     from efficientnet_lite_pytorch import EfficientNet
 
-    return EfficientNet.from_name("efficientnet-lite0")
+    network: nn.Module = EfficientNet.from_name("efficientnet-lite0")
+    return network
 
 
 def _torchvision(filename: str, prefix: str, *packages: tuple[str, str]) -> WeightsSpec:

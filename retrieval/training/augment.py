@@ -198,8 +198,8 @@ def overlay_text(image: Image.Image, rng: RandomSource) -> Image.Image:
     font = ImageFont.load_default(size=max(8, out.height // 12))
     draw = ImageDraw.Draw(out)
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    x = int(gen.integers(0, max(1, out.width - (right - left))))
-    y = int(gen.integers(0, max(1, out.height - (bottom - top))))
+    x = int(gen.integers(0, max(1, int(out.width - (right - left)))))
+    y = int(gen.integers(0, max(1, int(out.height - (bottom - top)))))
     colour = tuple(int(c) for c in gen.integers(0, 256, size=3))
     draw.text((x - left, y - top), text, fill=colour, font=font)
     return out

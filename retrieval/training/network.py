@@ -24,6 +24,9 @@ class EmbeddingNet(nn.Module):
     (with `classes`) gives the softmax loss its logits; it is dropped when the space is built.
     """
 
+    shift: Tensor  # buffers: the input normalisation, moved with the module
+    scale: Tensor
+
     def __init__(
         self,
         trunk: nn.Module,

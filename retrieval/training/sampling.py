@@ -57,7 +57,7 @@ class ClassBalancedBatches(Sampler[list[int]]):
 
     def _take(self, pools: list[list[int]], slot: int, rng: np.random.Generator) -> list[int]:
         """`per_class` indices of class `slot`, refilling its shuffled pool when it runs out."""
-        taken = []
+        taken: list[int] = []
         while len(taken) < self.per_class:
             if not pools[slot]:
                 pools[slot] = rng.permutation(self.members[slot]).tolist()

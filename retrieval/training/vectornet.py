@@ -31,7 +31,8 @@ class VectorNet(nn.Module):
                                                                  bias=False)
 
     def forward(self, vectors: Tensor) -> Tensor:
-        return self.head(vectors)
+        projected: Tensor = self.head(vectors)
+        return projected
 
     def logits(self, embeddings: Tensor) -> Tensor:
         return cosine_logits(embeddings, self.classifier)

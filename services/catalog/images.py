@@ -182,4 +182,4 @@ def labelled_images(*, session: Session, collection: str | None = None
              .order_by(Image.id))
     if collection is not None:
         query = query.where(Image.collection == collection)
-    return [(row[0], row[1], row[2]) for row in session.execute(query)]
+    return [(row[0], str(row[1]), str(row[2])) for row in session.execute(query)]

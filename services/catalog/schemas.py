@@ -45,7 +45,7 @@ class SpaceCreate(BaseModel):
     pooling: str = Field(min_length=1, max_length=32)
     whitening: str | None = Field(None, max_length=100)
     dim: int = Field(ge=1)
-    options: SpaceOptions = Field(default_factory=SpaceOptions)
+    options: SpaceOptions = Field(default_factory=lambda: SpaceOptions())
     make_default: bool = False
 
 
