@@ -99,8 +99,9 @@ def create_space(runtime: Runtime, *, name: str, definition: SpaceDefinition,
                        dim=spec.dim, options=options, make_default=make_default)
     whitening_label, dim = None, spec.dim
     if definition.whiten_dim is not None:
-        raw = build_embedder(Space(**data.model_dump(exclude={"make_default"})),
-                             settings=runtime.settings)
+        unsaved = Space(**data.model_dump(exclude={"make_default", "options"}),
+                        options=data.options)
+        raw = build_embedder(unsaved, settings=runtime.settings)
         whitening, fitted = _fit_whitening(runtime, raw, definition)
         _, sha = store_whitening(whitening, settings=runtime.settings)
         options = options.model_copy(update={"whitening_sha256": sha, **fitted})
