@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import make_url
 
 from lookalike.retrieval.models.specs import DEFAULT_BACKBONE
 from lookalike.services.storage.layout import DataLayout
@@ -63,6 +64,13 @@ class Settings(BaseSettings):
         600, description="seconds before a batch taken by a dead worker is handed out again")
     url_timeout_s: float = Field(30.0, description="timeout of one URL download")
     job_queue: str = Field("lookalike", description="Celery queue the workers consume")
+    auth: Literal["auto", "on", "off"] = Field(
+        "auto", description="API keys: auto = required once a key exists or serve listens "
+        "beyond loopback; off = never (logged)")
+    metrics_open: bool = Field(False, description="serve /metrics without the admin scope")
+    ingest_roots: list[Path] = Field(
+        default_factory=list, description="folders an HTTP ingest job may read (JSON list); "
+        "none: server paths are refused over HTTP")
 
     @model_validator(mode="after")
     def _split_cores(self) -> Settings:
@@ -82,6 +90,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.layout.catalog_db.resolve()}"
+
+    @property
+    def catalog_url_shown(self) -> str:
+        """The catalog URL as messages may print it: any password masked."""
+        return make_url(self.catalog_url).render_as_string(hide_password=True)
 
 
 @lru_cache

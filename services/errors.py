@@ -22,6 +22,30 @@ class JobNotFound(NotFound):
     """A job id that is not in the catalog."""
 
 
+class KeyNotFound(NotFound):
+    """An API key name that is not in the catalog."""
+
+
+class NotAuthenticated(LookalikeError):
+    """A request without a valid API key where the server requires one (401)."""
+
+
+class NotAllowed(LookalikeError):
+    """A request whose key lacks the scope the route needs, or a path outside the roots (403)."""
+
+    def __init__(self, message: str, *, scope: str | None = None) -> None:
+        super().__init__(message)
+        self.scope = scope
+
+
+class RateLimited(LookalikeError):
+    """Too many requests for this key or address in the current window (429)."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class CatalogEmpty(LookalikeError):
     """A search before any space exists: there is nothing to search yet."""
 

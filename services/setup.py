@@ -30,7 +30,7 @@ def open_runtime(settings: Settings) -> Runtime:
     head = head_revision(settings.catalog_url)
     if current != head:
         state = "has no schema" if current is None else f"is at revision {current}, not {head}"
-        raise CatalogNotReady(f"the catalog ({settings.catalog_url}) {state}; "
+        raise CatalogNotReady(f"the catalog ({settings.catalog_url_shown}) {state}; "
                               "run `lookalike init` first")
     configure_torch(settings)
     return Runtime(settings, launcher=launcher_for(settings))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,7 @@ from lookalike.services.api.routers import (
     admin,
     explain,
     health,
+    identity,
     images,
     jobs,
     metrics,
@@ -29,6 +31,8 @@ from lookalike.services.config import Settings, get_settings
 from lookalike.services.jobs.runner import resume_interrupted
 from lookalike.services.setup import open_runtime, warm_up
 
+log = logging.getLogger(__name__)
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """An app serving the catalog that `settings` (or the environment) points at."""
@@ -37,6 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_format)
+        if settings.auth == "off":
+            log.warning("authentication is off (LOOKALIKE_AUTH=off): anyone who can reach this "
+                        "port may search, ingest, delete and administer")
         app.state.runtime = open_runtime(settings)
         await run_in_threadpool(warm_up, app.state.runtime)
         await run_in_threadpool(resume_interrupted, app.state.runtime)
@@ -52,7 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     install_error_handlers(app)
-    for module in (search, images, spaces, jobs, explain, health, metrics, pages, admin):
+    for module in (search, images, spaces, jobs, explain, health, metrics, pages, admin,
+                   identity):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     return app

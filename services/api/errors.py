@@ -24,7 +24,10 @@ from lookalike.services.errors import (
     CatalogEmpty,
     InvalidRequest,
     JobStateConflict,
+    NotAllowed,
+    NotAuthenticated,
     NotFound,
+    RateLimited,
     SpaceConflict,
 )
 
@@ -46,6 +49,9 @@ def _status_of(exc: LookalikeError) -> tuple[int, str]:
     if isinstance(exc, ImageRejected):
         return REJECTION_STATUS.get(exc.kind, 422), exc.kind
     table: list[tuple[type[LookalikeError], int, str]] = [
+        (NotAuthenticated, 401, "not_authenticated"),
+        (NotAllowed, 403, "forbidden"),
+        (RateLimited, 429, "rate_limited"),
         (NotFound, 404, "not_found"),
         (JobStateConflict, 409, "job_state_conflict"),
         (CatalogEmpty, 409, "catalog_empty"),
@@ -69,7 +75,21 @@ async def _lookalike_error(_: Request, exc: Exception) -> JSONResponse:
     status, name = _status_of(exc)
     if status >= 500:
         log.error("request failed: %s", exc)
-    return error_body(status, name, str(exc))
+    response = error_body(status, name, str(exc))
+    response.headers.update(_challenge(exc))
+    return response
+
+
+def _challenge(exc: LookalikeError) -> dict[str, str]:
+    """RFC 6750's WWW-Authenticate for 401 and 403-by-scope, Retry-After for 429."""
+    if isinstance(exc, NotAuthenticated):
+        return {"WWW-Authenticate": 'Bearer realm="lookalike"'}
+    if isinstance(exc, NotAllowed) and exc.scope is not None:
+        return {"WWW-Authenticate": f'Bearer realm="lookalike", error="insufficient_scope", '
+                                    f'scope="{exc.scope}"'}
+    if isinstance(exc, RateLimited):
+        return {"Retry-After": str(exc.retry_after_s)}
+    return {}
 
 
 async def _database_down(_: Request, exc: Exception) -> JSONResponse:

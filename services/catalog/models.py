@@ -271,3 +271,17 @@ class Evaluation(Base):
     map: Mapped[float] = mapped_column(Float)
     figures: Mapped[dict[str, Any]] = mapped_column(JSON_DOC, default=dict)
     created_at: Mapped[datetime] = _created()
+
+
+class ApiKey(Base):
+    """An API key: its name, the sha256 of its secret (never the secret), its scopes, and
+    when it was revoked (revoked keys stay listed, and never authenticate again)."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

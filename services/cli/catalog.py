@@ -14,6 +14,7 @@ def init() -> None:
     """Create the catalog, or migrate it to the newest schema."""
     settings = get_settings()
     revision = init_catalog(settings)
-    console.print(f"catalog ready at revision {revision}: {settings.catalog_url}")
+    console.print(f"catalog ready at revision {revision}: {settings.catalog_url_shown}",
+                  highlight=False)
 
 

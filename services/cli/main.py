@@ -33,6 +33,7 @@ GROUPS: dict[str, str] = {
     "jobs": "Background jobs and their progress.",
     "bench": "Measure ingest and search speed on this machine.",
     "sample": "The sample collection used by `make demo`.",
+    "keys": "API keys and their scopes.",
 }
 COMMANDS: dict[str, Entry] = {
     "init": Entry(f"{_CLI}.catalog:init",
@@ -89,6 +90,12 @@ COMMANDS: dict[str, Entry] = {
                            "searches on N vectors."),
     "bench index": Entry(f"{_CLI}.index:bench_index_command", "The index choice on synthetic "
                          "clustered data: recall@10, queries/s, bytes/vector."),
+    "keys create": Entry(f"{_CLI}.keys:keys_create", "Create an API key and print its secret "
+                         "once (only its sha256 is kept)."),
+    "keys list": Entry(f"{_CLI}.keys:keys_list",
+                       "Every key: name, scopes, created, revoked (never the secret)."),
+    "keys revoke": Entry(f"{_CLI}.keys:keys_revoke",
+                         "Revoke a key: it stops authenticating at once, in every API process."),
     "sample build": Entry(f"{_CLI}.sample:sample_build", "Write the bundled photos and "
                           "Fashion-MNIST images (by class folder); reuses what exists."),
     "sample hint": Entry(f"{_CLI}.sample:sample_hint",

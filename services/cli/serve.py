@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from typing import Annotated
 
 import typer
+from rich.console import Console
+
+from lookalike.services.config import get_settings
+
+errors = Console(stderr=True)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address or a name) only listens on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def serve(
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="address to listen on; beyond loopback, API keys "
+                                           "are required unless LOOKALIKE_AUTH=off")] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn  # noqa: PLC0415 - only this command needs the server
 
+    if not is_loopback(host) and get_settings().auth == "auto":
+        os.environ["LOOKALIKE_AUTH"] = "on"
+        get_settings.cache_clear()
+        errors.print(f"listening on {host}: every request needs an API key (`lookalike keys "
+                     "create`); LOOKALIKE_AUTH=off opts out", highlight=False)
     uvicorn.run("lookalike.services.api.app:create_app", factory=True, host=host, port=port,
-                log_level="info")
-
-
+                log_level="info", server_header=False)

@@ -15,6 +15,7 @@ from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.catalog.documents import FinetuneParams, IngestParams
 from lookalike.services.catalog.models import Job, utcnow
 from lookalike.services.errors import FetchFailed, InvalidRequest, JobNotFound
+from lookalike.services.ingest.fence import check_under_roots
 from lookalike.services.ingest.fetch import fetch_bytes
 from lookalike.services.ingest.pipeline import IngestSummary, Outcome, ingest_bytes, ingest_items
 from lookalike.services.ingest.sources import IngestItem, collect_items
@@ -29,14 +30,16 @@ log = logging.getLogger(__name__)
 
 def submit_ingest(runtime: Runtime, *, paths: Sequence[str | Path] | None = None,
                   urls: Sequence[str] | None = None, collection: str | None = None,
-                  label_from_dir: bool = False, wait: bool = False) -> Job:
+                  label_from_dir: bool = False, wait: bool = False,
+                  roots: Sequence[Path] | None = None) -> Job:
     """Record an ingest job and start it: on Celery workers when a broker is configured,
-    else in this process (a background thread, or before returning when `wait`)."""
+    else in this process (a background thread, or before returning when `wait`). With
+    `roots` (a request over HTTP), every path and every file found must lie under them."""
     if bool(paths) == bool(urls):
         raise InvalidRequest("an ingest job needs either a non-empty 'paths' or 'urls' list")
     if paths:
-        found = collect_items([Path(p) for p in paths], collection=collection,
-                              label_from_dir=label_from_dir)
+        found = _collect_fenced([Path(p) for p in paths], roots, collection=collection,
+                                label_from_dir=label_from_dir)
         items = [(str(item.path), item.label) for item in found]
     else:
         items = [(str(url), None) for url in urls or []]
@@ -49,6 +52,20 @@ def submit_ingest(runtime: Runtime, *, paths: Sequence[str | Path] | None = None
         session.commit()
     launch(runtime, job.id, batches=range(job.result.batch_count), wait=wait)
     return get_job(runtime, job.id)
+
+
+def _collect_fenced(paths: list[Path], roots: Sequence[Path] | None, *,
+                    collection: str | None, label_from_dir: bool) -> list[IngestItem]:
+    """The files to ingest; with `roots`, the paths are checked before any is read and each
+    file found (through folders and list files) after."""
+    if roots is not None:
+        for path in paths:
+            check_under_roots(path, roots)
+    found = collect_items(paths, collection=collection, label_from_dir=label_from_dir)
+    if roots is not None:
+        for item in found:
+            check_under_roots(item.path, roots, shown=item.path.name)
+    return found
 
 
 def launch(runtime: Runtime, job_id: int, *, batches: Sequence[int], wait: bool) -> None:

@@ -6,11 +6,12 @@ from dataclasses import asdict
 
 from fastapi import APIRouter
 
+from lookalike.services.api.auth import NEEDS_ADMIN
 from lookalike.services.api.deps import RuntimeDep
 from lookalike.services.api.schemas import ErrorResponse
 from lookalike.services.index.snapshots import snapshot_all
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[NEEDS_ADMIN])
 
 
 @router.post("/snapshots", status_code=201, responses={404: {"model": ErrorResponse}})

@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
+from lookalike.services.api.auth import NEEDS_ADMIN, NEEDS_INGEST, NEEDS_SEARCH
 from lookalike.services.api.deps import RuntimeDep, read_limited
 from lookalike.services.api.schemas import (
     ErrorResponse,
@@ -40,7 +41,8 @@ def _upload_response(image: Image, *, duplicate: bool) -> ImageUploadResponse:
                                file_url=f"/v1/images/{image.id}/file")
 
 
-@router.post("", status_code=201, response_model=ImageUploadResponse, responses=ERRORS)
+@router.post("", status_code=201, response_model=ImageUploadResponse, responses=ERRORS,
+             dependencies=[NEEDS_INGEST])
 async def upload_image(response: Response, runtime: RuntimeDep,
                        file: Annotated[UploadFile, File()],
                        collection: Annotated[str | None, Form()] = None,
@@ -56,7 +58,7 @@ async def upload_image(response: Response, runtime: RuntimeDep,
     return _upload_response(result.image, duplicate=not result.created)
 
 
-@router.get("", response_model=ImagePage, responses=ERRORS)
+@router.get("", response_model=ImagePage, responses=ERRORS, dependencies=[NEEDS_SEARCH])
 def list_images(runtime: RuntimeDep, collection: str | None = None, label: str | None = None,
                 status: str = "embedded", offset: Annotated[int, Query(ge=0)] = 0,
                 limit: Annotated[int, Query(ge=1, le=200)] = 50) -> ImagePage:
@@ -70,24 +72,27 @@ def list_images(runtime: RuntimeDep, collection: str | None = None, label: str |
                      next_offset=offset + limit if len(rows) > limit else None)
 
 
-@router.get("/{image_id}", response_model=ImagePublic, responses=ERRORS)
+@router.get("/{image_id}", response_model=ImagePublic, responses=ERRORS,
+            dependencies=[NEEDS_SEARCH])
 def get_image(image_id: int, runtime: RuntimeDep) -> ImagePublic:
     return ImagePublic.model_validate(get_live_image(runtime, image_id))
 
 
-@router.get("/{image_id}/thumbnail", response_class=FileResponse, responses=ERRORS)
+@router.get("/{image_id}/thumbnail", response_class=FileResponse, responses=ERRORS,
+            dependencies=[NEEDS_SEARCH])
 def get_thumbnail(image_id: int, runtime: RuntimeDep) -> FileResponse:
     return FileResponse(thumbnail_file(runtime, image_id), media_type="image/jpeg")
 
 
-@router.get("/{image_id}/file", response_class=FileResponse, responses=ERRORS)
+@router.get("/{image_id}/file", response_class=FileResponse, responses=ERRORS,
+            dependencies=[NEEDS_SEARCH])
 def get_file(image_id: int, runtime: RuntimeDep) -> FileResponse:
     path, image_format = original_file(runtime, image_id)
     return FileResponse(path, media_type=MEDIA_TYPES.get(image_format,
                                                          "application/octet-stream"))
 
 
-@router.delete("/{image_id}", status_code=204, responses=ERRORS)
+@router.delete("/{image_id}", status_code=204, responses=ERRORS, dependencies=[NEEDS_ADMIN])
 def remove_image(image_id: int, runtime: RuntimeDep) -> Response:
     """Delete an image; it is gone from search results when this returns."""
     delete_image(runtime, image_id)

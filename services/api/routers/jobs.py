@@ -11,9 +11,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
+from lookalike.services.api.auth import NEEDS_ADMIN, NEEDS_INGEST, IdentityDep
 from lookalike.services.api.deps import RuntimeDep
 from lookalike.services.api.schemas import ErrorResponse
-from lookalike.services.errors import NotFound
+from lookalike.services.auth.scopes import ADMIN, INGEST, grants
+from lookalike.services.errors import NotAllowed, NotFound
 from lookalike.services.jobs import runner as jobs
 from lookalike.services.jobs.schemas import JobPublic
 from lookalike.services.training.request import FinetuneRequest
@@ -49,9 +51,18 @@ AnyJobCreate = Annotated[JobCreate | FinetuneJobCreate | ReindexJobCreate,
                          Field(union_mode="left_to_right")]
 
 
-@router.post("", status_code=202, responses=ERRORS, response_model=JobPublic)
-async def create_job(body: AnyJobCreate, runtime: RuntimeDep) -> dict[str, Any]:
-    """Queue a job; it runs on the workers (or in this process without a broker)."""
+@router.post("", status_code=202, responses=ERRORS | {401: {"model": ErrorResponse},
+                                                     403: {"model": ErrorResponse}},
+             response_model=JobPublic)
+async def create_job(body: AnyJobCreate, runtime: RuntimeDep, who: IdentityDep
+                     ) -> dict[str, Any]:
+    """Queue a job; it runs on the workers (or in this process without a broker). Ingest by
+    URL needs the ingest scope; server paths (under LOOKALIKE_INGEST_ROOTS only), re-index
+    and fine-tuning jobs need admin."""
+    needed = INGEST if isinstance(body, JobCreate) and body.urls and not body.paths else ADMIN
+    if not grants(who.scopes, needed):
+        raise NotAllowed(f"the key {who.name!r} lacks the {needed!r} scope this job needs",
+                         scope=needed)
     if isinstance(body, ReindexJobCreate):
         job = await run_in_threadpool(jobs.submit_reindex, runtime, space_name=body.space)
     elif isinstance(body, FinetuneJobCreate):
@@ -60,31 +71,36 @@ async def create_job(body: AnyJobCreate, runtime: RuntimeDep) -> dict[str, Any]:
     else:
         job = await run_in_threadpool(jobs.submit_ingest, runtime, paths=body.paths,
                                       urls=body.urls, collection=body.collection,
-                                      label_from_dir=body.label_from_dir)
+                                      label_from_dir=body.label_from_dir,
+                                      roots=runtime.settings.ingest_roots)
     return jobs.describe(job)
 
 
-@router.get("", responses=ERRORS, response_model=list[JobPublic])
+@router.get("", responses=ERRORS, response_model=list[JobPublic], dependencies=[NEEDS_INGEST])
 def list_jobs(runtime: RuntimeDep, state: str | None = None, limit: int = 50) -> list[dict]:
     return [jobs.describe(job) for job in jobs.list_jobs(runtime, state=state, limit=limit)]
 
 
-@router.get("/{job_id}", responses=ERRORS, response_model=JobPublic)
+@router.get("/{job_id}", responses=ERRORS, response_model=JobPublic,
+            dependencies=[NEEDS_INGEST])
 def get_job(job_id: int, runtime: RuntimeDep) -> dict[str, Any]:
     return jobs.describe(jobs.get_job(runtime, job_id))
 
 
-@router.post("/{job_id}/cancel", responses=ERRORS, response_model=JobPublic)
+@router.post("/{job_id}/cancel", responses=ERRORS, response_model=JobPublic,
+             dependencies=[NEEDS_ADMIN])
 def cancel_job(job_id: int, runtime: RuntimeDep) -> dict[str, Any]:
     return jobs.describe(jobs.cancel(runtime, job_id))
 
 
-@router.post("/{job_id}/retry", status_code=202, responses=ERRORS, response_model=JobPublic)
+@router.post("/{job_id}/retry", status_code=202, responses=ERRORS, response_model=JobPublic,
+             dependencies=[NEEDS_ADMIN])
 def retry_job(job_id: int, runtime: RuntimeDep) -> dict[str, Any]:
     return jobs.describe(jobs.retry(runtime, job_id))
 
 
-@router.get("/{job_id}/curves.png", response_class=FileResponse, responses=ERRORS)
+@router.get("/{job_id}/curves.png", response_class=FileResponse, responses=ERRORS,
+            dependencies=[NEEDS_INGEST])
 def job_curves(job_id: int, runtime: RuntimeDep) -> FileResponse:
     """The training curves (loss, validation mAP per epoch) of a fine-tuning job."""
     curves = jobs.get_job(runtime, job_id).result.curves

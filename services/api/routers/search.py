@@ -9,12 +9,13 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from lookalike.retrieval.errors import ImageRejected
+from lookalike.services.api.auth import NEEDS_SEARCH
 from lookalike.services.api.deps import RuntimeDep, read_limited
 from lookalike.services.api.schemas import ErrorResponse, SearchByIdRequest, SearchResponse
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.search.query import search_vector
 
-router = APIRouter(prefix="/v1", tags=["search"])
+router = APIRouter(prefix="/v1", tags=["search"], dependencies=[NEEDS_SEARCH])
 
 REQUEST_BODY = {
     "requestBody": {

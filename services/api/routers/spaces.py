@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from lookalike.services.api.auth import NEEDS_ADMIN, NEEDS_SEARCH
 from lookalike.services.api.deps import RuntimeDep
 from lookalike.services.api.schemas import ErrorResponse, SpaceDeleted, SpacePublic
 from lookalike.services.spaces import lifecycle as space_lifecycle
@@ -13,13 +14,14 @@ router = APIRouter(prefix="/v1/spaces", tags=["spaces"])
 ERRORS = {status: {"model": ErrorResponse} for status in (404, 409)}
 
 
-@router.get("", response_model=list[SpacePublic])
+@router.get("", response_model=list[SpacePublic], dependencies=[NEEDS_SEARCH])
 def list_spaces(runtime: RuntimeDep) -> list[SpacePublic]:
     return [SpacePublic.model_validate(summary.to_public())
             for summary in space_lifecycle.list_spaces(runtime)]
 
 
-@router.post("/{name}/default", response_model=SpacePublic, responses=ERRORS)
+@router.post("/{name}/default", response_model=SpacePublic, responses=ERRORS,
+             dependencies=[NEEDS_ADMIN])
 def set_default(name: str, runtime: RuntimeDep, force: bool = False) -> SpacePublic:
     """Make this space the default of every API process; 409 when it holds fewer vectors
     than the current default, unless `force=true`."""
@@ -27,7 +29,8 @@ def set_default(name: str, runtime: RuntimeDep, force: bool = False) -> SpacePub
     return SpacePublic.model_validate(summary.to_public())
 
 
-@router.delete("/{name}", response_model=SpaceDeleted, responses=ERRORS)
+@router.delete("/{name}", response_model=SpaceDeleted, responses=ERRORS,
+               dependencies=[NEEDS_ADMIN])
 def delete_space(name: str, runtime: RuntimeDep) -> SpaceDeleted:
     """Delete a space that is not the default, with its vectors and index files."""
     return SpaceDeleted.model_validate(space_lifecycle.delete_space(runtime, name=name)

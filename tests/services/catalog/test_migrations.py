@@ -18,7 +18,8 @@ from lookalike.services.catalog.models import Base
 from lookalike.services.catalog.session import make_engine
 
 TABLES_0001 = {"image", "space", "region", "embedding", "index_change", "job", "index_snapshot"}
-TABLES = TABLES_0001 | {"evaluation"}
+TABLES_0002 = TABLES_0001 | {"evaluation"}
+TABLES = TABLES_0002 | {"api_key"}
 
 
 def _tables(url: str) -> set[str]:
@@ -32,8 +33,10 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == "0002"
+    assert current_revision(database_url) == "0003"
     assert _tables(database_url) == TABLES
+    downgrade(database_url, "0002")
+    assert _tables(database_url) == TABLES_0002
     downgrade(database_url, "0001")
     assert current_revision(database_url) == "0001"
     assert _tables(database_url) == TABLES_0001

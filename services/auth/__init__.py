@@ -1,0 +1,1 @@
+"""Who may do what: API keys (stored hashed) and the scopes they grant."""
