@@ -68,6 +68,18 @@ class Settings(BaseSettings):
         "auto", description="API keys: auto = required once a key exists or serve listens "
         "beyond loopback; off = never (logged)")
     metrics_open: bool = Field(False, description="serve /metrics without the admin scope")
+    max_json_bytes: int = Field(1024 * 1024, description="cap on a JSON request body")
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1", "[::1]"],
+        description="Host header names served (JSON list; '*' for any): DNS-rebinding guard")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins whose pages may call the API (CORS)")
+    rate_search: str = Field("600/minute", description="searches by id per key or address")
+    rate_search_upload: str = Field("60/minute", description="searches by upload per key")
+    rate_ingest: str = Field("120/minute", description="uploads and ingest requests per key")
+    rate_admin: str = Field("60/minute", description="admin requests per key")
+    rate_namespace: str = Field("lookalike", description="rate-limit counters' key prefix")
+    max_concurrent_uploads: int = Field(4, ge=1, description="uploads decoded at once")
     ingest_roots: list[Path] = Field(
         default_factory=list, description="folders an HTTP ingest job may read (JSON list); "
         "none: server paths are refused over HTTP")

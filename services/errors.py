@@ -38,6 +38,10 @@ class NotAllowed(LookalikeError):
         self.scope = scope
 
 
+class Busy(LookalikeError):
+    """Every slot for this kind of work is taken; retry shortly (503)."""
+
+
 class RateLimited(LookalikeError):
     """Too many requests for this key or address in the current window (429)."""
 

@@ -8,12 +8,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from lookalike.services.api.errors import install_error_handlers
+from lookalike.services.api.guards import HostAndOrigin, SecurityHeaders
 from lookalike.services.api.limits import BodyLimit
 from lookalike.services.api.logs import configure_logging
 from lookalike.services.api.metrics import Metrics
+from lookalike.services.api.ratelimit import Budgets
 from lookalike.services.api.requests import RequestContext
 from lookalike.services.api.routers import (
     admin,
@@ -56,7 +59,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="lookalike", version="0.1.0", lifespan=lifespan,
                   description="Search a collection of images by example.")
     app.state.metrics = Metrics()
-    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    app.state.budgets = Budgets.from_settings(settings)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes,
+                       max_json_bytes=settings.max_json_bytes)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(HostAndOrigin, hosts=settings.allowed_hosts,
+                       cors_origins=settings.cors_origins)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     install_error_handlers(app)
     for module in (search, images, spaces, jobs, explain, health, metrics, pages, admin,

@@ -21,6 +21,7 @@ from lookalike.retrieval.errors import (
     WeightsNotFound,
 )
 from lookalike.services.errors import (
+    Busy,
     CatalogEmpty,
     InvalidRequest,
     JobStateConflict,
@@ -52,6 +53,7 @@ def _status_of(exc: LookalikeError) -> tuple[int, str]:
         (NotAuthenticated, 401, "not_authenticated"),
         (NotAllowed, 403, "forbidden"),
         (RateLimited, 429, "rate_limited"),
+        (Busy, 503, "busy"),
         (NotFound, 404, "not_found"),
         (JobStateConflict, 409, "job_state_conflict"),
         (CatalogEmpty, 409, "catalog_empty"),
@@ -89,6 +91,8 @@ def _challenge(exc: LookalikeError) -> dict[str, str]:
                                     f'scope="{exc.scope}"'}
     if isinstance(exc, RateLimited):
         return {"Retry-After": str(exc.retry_after_s)}
+    if isinstance(exc, Busy):
+        return {"Retry-After": "5"}
     return {}
 
 

@@ -1,38 +1,63 @@
-"""Refuse an oversized request body from its declared length, before any of it is read."""
+"""Request bodies within bounds: refused from their declared length before any is read, and
+counted as they arrive when chunked (no Content-Length); JSON bodies have a smaller cap."""
 
 from __future__ import annotations
 
-import json
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from lookalike.services.api.guards import refuse
 
 MULTIPART_OVERHEAD = 64 * 1024
 
 
-class BodyLimit:
-    """ASGI middleware: 413 with a JSON error when Content-Length exceeds the upload limit."""
+class BodyTooLarge(Exception):
+    """Raised into the app when a chunked body passes its cap."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+
+class BodyLimit:
+    """ASGI middleware: 413 with a JSON error when a body exceeds its cap: the upload limit
+    (plus multipart framing) for uploads, `max_json_bytes` for JSON."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_json_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_json_bytes = max_json_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = dict(scope["headers"])
-            declared = headers.get(b"content-length", b"")
-            if declared.isdigit() and int(declared) > self.max_bytes + MULTIPART_OVERHEAD:
-                await self._refuse(send, int(declared))
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        is_json = headers.get("content-type", "").startswith("application/json")
+        cap = self.max_json_bytes if is_json else self.max_bytes + MULTIPART_OVERHEAD
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            await self._refuse(send, cap, is_json)
+            return
+        started = False
+        received = 0
 
-    async def _refuse(self, send: Send, declared: int) -> None:
-        body = json.dumps({
-            "error": "too_many_bytes",
-            "detail": f"request body is {declared} bytes; uploads are limited to "
-                      f"{self.max_bytes} bytes (LOOKALIKE_MAX_UPLOAD_BYTES)",
-        }).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > cap:
+                raise BodyTooLarge
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except BodyTooLarge:
+            if not started:
+                await self._refuse(send, cap, is_json)
+
+    async def _refuse(self, send: Send, cap: int, is_json: bool) -> None:
+        setting = "LOOKALIKE_MAX_JSON_BYTES" if is_json else "LOOKALIKE_MAX_UPLOAD_BYTES"
+        await refuse(send, 413, "too_many_bytes",
+                     f"request body is over the limit of {cap} bytes ({setting})")

@@ -17,8 +17,11 @@ from lookalike.services.setup import init_catalog, open_runtime
 
 
 def make_settings(home: Path, database_url: str | None = None, **overrides: object) -> Settings:
-    """Settings for a test catalog; two decode workers as on the 2-core machine."""
-    return Settings(home=home, database_url=database_url, decode_workers=2, **overrides)
+    """Settings for a test catalog; two decode workers as on the 2-core machine; FastAPI's
+    test client's host name served beside the loopback ones."""
+    hosts = {"allowed_hosts": ["localhost", "127.0.0.1", "[::1]", "testserver"]}
+    return Settings(home=home, database_url=database_url, decode_workers=2,
+                    **{**hosts, **overrides})
 
 
 def write_photos(directory: Path) -> list[Path]:

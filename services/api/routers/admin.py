@@ -8,10 +8,11 @@ from fastapi import APIRouter
 
 from lookalike.services.api.auth import NEEDS_ADMIN
 from lookalike.services.api.deps import RuntimeDep
+from lookalike.services.api.ratelimit import ADMIN_RATE
 from lookalike.services.api.schemas import ErrorResponse
 from lookalike.services.index.snapshots import snapshot_all
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[NEEDS_ADMIN])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[NEEDS_ADMIN, ADMIN_RATE])
 
 
 @router.post("/snapshots", status_code=201, responses={404: {"model": ErrorResponse}})

@@ -9,10 +9,12 @@ from fastapi.concurrency import run_in_threadpool
 
 from lookalike.services.api.auth import NEEDS_SEARCH
 from lookalike.services.api.deps import RuntimeDep, read_limited
+from lookalike.services.api.ratelimit import SEARCH_RATE, UPLOAD_SLOT
 from lookalike.services.api.schemas import ErrorResponse
 from lookalike.services.search.explain import explain_match
 
-router = APIRouter(prefix="/v1/explain", tags=["explain"], dependencies=[NEEDS_SEARCH])
+router = APIRouter(prefix="/v1/explain", tags=["explain"],
+                   dependencies=[NEEDS_SEARCH, SEARCH_RATE, UPLOAD_SLOT])
 
 ERRORS = {status: {"model": ErrorResponse} for status in (404, 413, 415, 422)}
 

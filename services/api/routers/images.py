@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 
 from lookalike.services.api.auth import NEEDS_ADMIN, NEEDS_INGEST, NEEDS_SEARCH
 from lookalike.services.api.deps import RuntimeDep, read_limited
+from lookalike.services.api.ratelimit import ADMIN_RATE, INGEST_RATE, UPLOAD_SLOT
 from lookalike.services.api.schemas import (
     ErrorResponse,
     ImageListed,
@@ -42,7 +43,7 @@ def _upload_response(image: Image, *, duplicate: bool) -> ImageUploadResponse:
 
 
 @router.post("", status_code=201, response_model=ImageUploadResponse, responses=ERRORS,
-             dependencies=[NEEDS_INGEST])
+             dependencies=[NEEDS_INGEST, INGEST_RATE, UPLOAD_SLOT])
 async def upload_image(response: Response, runtime: RuntimeDep,
                        file: Annotated[UploadFile, File()],
                        collection: Annotated[str | None, Form()] = None,
@@ -92,7 +93,8 @@ def get_file(image_id: int, runtime: RuntimeDep) -> FileResponse:
                                                          "application/octet-stream"))
 
 
-@router.delete("/{image_id}", status_code=204, responses=ERRORS, dependencies=[NEEDS_ADMIN])
+@router.delete("/{image_id}", status_code=204, responses=ERRORS,
+               dependencies=[NEEDS_ADMIN, ADMIN_RATE])
 def remove_image(image_id: int, runtime: RuntimeDep) -> Response:
     """Delete an image; it is gone from search results when this returns."""
     delete_image(runtime, image_id)

@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from lookalike.services.api.auth import NEEDS_ADMIN, NEEDS_INGEST, IdentityDep
 from lookalike.services.api.deps import RuntimeDep
+from lookalike.services.api.ratelimit import INGEST_RATE
 from lookalike.services.api.schemas import ErrorResponse
 from lookalike.services.auth.scopes import ADMIN, INGEST, grants
 from lookalike.services.errors import NotAllowed, NotFound
@@ -53,7 +54,7 @@ AnyJobCreate = Annotated[JobCreate | FinetuneJobCreate | ReindexJobCreate,
 
 @router.post("", status_code=202, responses=ERRORS | {401: {"model": ErrorResponse},
                                                      403: {"model": ErrorResponse}},
-             response_model=JobPublic)
+             response_model=JobPublic, dependencies=[INGEST_RATE])
 async def create_job(body: AnyJobCreate, runtime: RuntimeDep, who: IdentityDep
                      ) -> dict[str, Any]:
     """Queue a job; it runs on the workers (or in this process without a broker). Ingest by
@@ -77,7 +78,8 @@ async def create_job(body: AnyJobCreate, runtime: RuntimeDep, who: IdentityDep
 
 
 @router.get("", responses=ERRORS, response_model=list[JobPublic], dependencies=[NEEDS_INGEST])
-def list_jobs(runtime: RuntimeDep, state: str | None = None, limit: int = 50) -> list[dict]:
+def list_jobs(runtime: RuntimeDep, state: str | None = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict]:
     return [jobs.describe(job) for job in jobs.list_jobs(runtime, state=state, limit=limit)]
 
 

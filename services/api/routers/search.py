@@ -11,11 +11,13 @@ from pydantic import ValidationError
 from lookalike.retrieval.errors import ImageRejected
 from lookalike.services.api.auth import NEEDS_SEARCH
 from lookalike.services.api.deps import RuntimeDep, read_limited
+from lookalike.services.api.ratelimit import SEARCH_RATE, UPLOAD_SLOT
 from lookalike.services.api.schemas import ErrorResponse, SearchByIdRequest, SearchResponse
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.search.query import search_vector
 
-router = APIRouter(prefix="/v1", tags=["search"], dependencies=[NEEDS_SEARCH])
+router = APIRouter(prefix="/v1", tags=["search"], dependencies=[NEEDS_SEARCH, SEARCH_RATE,
+                                                                 UPLOAD_SLOT])
 
 REQUEST_BODY = {
     "requestBody": {

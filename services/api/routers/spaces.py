@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 from lookalike.services.api.auth import NEEDS_ADMIN, NEEDS_SEARCH
 from lookalike.services.api.deps import RuntimeDep
+from lookalike.services.api.ratelimit import ADMIN_RATE
 from lookalike.services.api.schemas import ErrorResponse, SpaceDeleted, SpacePublic
 from lookalike.services.spaces import lifecycle as space_lifecycle
 
@@ -21,7 +22,7 @@ def list_spaces(runtime: RuntimeDep) -> list[SpacePublic]:
 
 
 @router.post("/{name}/default", response_model=SpacePublic, responses=ERRORS,
-             dependencies=[NEEDS_ADMIN])
+             dependencies=[NEEDS_ADMIN, ADMIN_RATE])
 def set_default(name: str, runtime: RuntimeDep, force: bool = False) -> SpacePublic:
     """Make this space the default of every API process; 409 when it holds fewer vectors
     than the current default, unless `force=true`."""
@@ -30,7 +31,7 @@ def set_default(name: str, runtime: RuntimeDep, force: bool = False) -> SpacePub
 
 
 @router.delete("/{name}", response_model=SpaceDeleted, responses=ERRORS,
-               dependencies=[NEEDS_ADMIN])
+               dependencies=[NEEDS_ADMIN, ADMIN_RATE])
 def delete_space(name: str, runtime: RuntimeDep) -> SpaceDeleted:
     """Delete a space that is not the default, with its vectors and index files."""
     return SpaceDeleted.model_validate(space_lifecycle.delete_space(runtime, name=name)

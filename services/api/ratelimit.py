@@ -1,0 +1,90 @@
+"""Rate limits per key (or per client address without one), shared by every API process
+through Redis when a broker is configured, in memory otherwise; and a bound on uploads being
+decoded at once, so a flood queues briefly and then gets 503 instead of exhausting memory."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from limits import RateLimitItem, parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from lookalike.services.api.auth import IdentityDep
+from lookalike.services.config import Settings
+from lookalike.services.errors import Busy, RateLimited
+
+UPLOAD_WAIT_S = 10.0
+
+
+@dataclass
+class Budgets:
+    """The limiter, each route group's budget, and the upload slots of this process."""
+
+    limiter: MovingWindowRateLimiter
+    items: dict[str, RateLimitItem]
+    namespace: str
+    uploads: asyncio.Semaphore
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Budgets:
+        storage = storage_from_string(settings.broker_url or "memory://")
+        items = {"search": parse(settings.rate_search),
+                 "search-upload": parse(settings.rate_search_upload),
+                 "ingest": parse(settings.rate_ingest),
+                 "admin": parse(settings.rate_admin)}
+        return cls(MovingWindowRateLimiter(storage), items, settings.rate_namespace,
+                   asyncio.Semaphore(settings.max_concurrent_uploads))
+
+    def take(self, bucket: str, caller: str) -> None:
+        """Count one request of `caller` against `bucket`; RateLimited when it is spent."""
+        item = self.items[bucket]
+        if self.limiter.hit(item, self.namespace, bucket, caller):
+            return
+        reset = self.limiter.get_window_stats(item, self.namespace, bucket, caller).reset_time
+        wait = max(1, math.ceil(reset - time.time()))
+        raise RateLimited(f"too many {bucket} requests ({item}); retry in {wait} s",
+                          retry_after_s=wait)
+
+
+def _caller(request: Request, who_name: str, authenticated: bool) -> str:
+    if authenticated:
+        return f"key:{who_name}"
+    return f"addr:{request.client.host if request.client else 'unknown'}"
+
+
+def limited(bucket: str) -> object:
+    """A dependency charging one request to `bucket` (search by upload is its own, dearer
+    bucket: a multipart search is charged there instead of to `search`)."""
+
+    async def charge(request: Request, who: IdentityDep) -> None:
+        budgets: Budgets = request.app.state.budgets
+        multipart = request.headers.get("content-type", "").startswith("multipart/")
+        name = "search-upload" if bucket == "search" and multipart else bucket
+        budgets.take(name, _caller(request, who.name, who.authenticated))
+
+    return Depends(charge)
+
+
+async def upload_slot(request: Request) -> AsyncIterator[None]:
+    """Hold one of this process's upload slots while an upload is read and decoded."""
+    slots: asyncio.Semaphore = request.app.state.budgets.uploads
+    try:
+        await asyncio.wait_for(slots.acquire(), timeout=UPLOAD_WAIT_S)
+    except TimeoutError as exc:
+        raise Busy("too many uploads are being processed; retry in a few seconds") from exc
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+SEARCH_RATE = limited("search")
+INGEST_RATE = limited("ingest")
+ADMIN_RATE = limited("admin")
+UPLOAD_SLOT = Depends(upload_slot)
