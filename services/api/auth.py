@@ -3,6 +3,8 @@ The secret is read from the Authorization header only, and never logged."""
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,6 +14,8 @@ from lookalike.services.api.deps import RuntimeDep
 from lookalike.services.auth.keys import ANONYMOUS, Identity, identify, keys_required
 from lookalike.services.auth.scopes import ADMIN, INGEST, SEARCH, grants
 from lookalike.services.errors import NotAllowed, NotAuthenticated
+
+audit_log = logging.getLogger("lookalike.audit")
 
 
 def _bearer(request: Request) -> str | None:
@@ -44,13 +48,23 @@ async def current_identity(request: Request, runtime: RuntimeDep) -> Identity:
 IdentityDep = Annotated[Identity, Depends(current_identity)]
 
 
+def audit(request: Request, who: Identity) -> None:
+    """One JSON line on the `lookalike.audit` logger for an admin action: who, what, on what."""
+    audit_log.info(json.dumps({
+        "event": "admin_action", "key": who.name, "authenticated": who.authenticated,
+        "method": request.method, "route": request.url.path,
+        "targets": dict(request.path_params), "query": dict(request.query_params)}))
+
+
 def require(scope: str) -> object:
     """A dependency refusing (403) identities without `scope` (admin holds every scope)."""
 
-    async def check(who: IdentityDep) -> Identity:
+    async def check(request: Request, who: IdentityDep) -> Identity:
         if not grants(who.scopes, scope):
             raise NotAllowed(f"the key {who.name!r} lacks the {scope!r} scope this needs",
                              scope=scope)
+        if scope == ADMIN:
+            audit(request, who)
         return who
 
     return Depends(check)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from lookalike.services.api.auth import NEEDS_ADMIN, NEEDS_INGEST, NEEDS_SEARCH
+from lookalike.services.api.auth import NEEDS_ADMIN, NEEDS_INGEST, NEEDS_SEARCH, IdentityDep
 from lookalike.services.api.deps import RuntimeDep, read_limited
 from lookalike.services.api.ratelimit import ADMIN_RATE, INGEST_RATE, UPLOAD_SLOT
 from lookalike.services.api.schemas import (
@@ -18,6 +18,9 @@ from lookalike.services.api.schemas import (
     ImagePublic,
     ImageUploadResponse,
 )
+from lookalike.services.auth.keys import Identity
+from lookalike.services.auth.redact import shown_source
+from lookalike.services.auth.scopes import ADMIN, grants
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.models import Image
 from lookalike.services.ingest.images import (
@@ -35,16 +38,22 @@ MEDIA_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "G
 ERRORS = {status: {"model": ErrorResponse} for status in (404, 413, 415, 422)}
 
 
-def _upload_response(image: Image, *, duplicate: bool) -> ImageUploadResponse:
+def _public(image: Image, who: Identity) -> ImagePublic:
+    """The image's metadata, its source shown in full only to an admin."""
     public = ImagePublic.model_validate(image)
-    return ImageUploadResponse(**public.model_dump(), duplicate=duplicate,
+    return public.model_copy(update={
+        "source_uri": shown_source(public.source_uri, full=grants(who.scopes, ADMIN))})
+
+
+def _upload_response(image: Image, who: Identity, *, duplicate: bool) -> ImageUploadResponse:
+    return ImageUploadResponse(**_public(image, who).model_dump(), duplicate=duplicate,
                                thumbnail_url=f"/v1/images/{image.id}/thumbnail",
                                file_url=f"/v1/images/{image.id}/file")
 
 
 @router.post("", status_code=201, response_model=ImageUploadResponse, responses=ERRORS,
              dependencies=[NEEDS_INGEST, INGEST_RATE, UPLOAD_SLOT])
-async def upload_image(response: Response, runtime: RuntimeDep,
+async def upload_image(response: Response, runtime: RuntimeDep, who: IdentityDep,
                        file: Annotated[UploadFile, File()],
                        collection: Annotated[str | None, Form()] = None,
                        label: Annotated[str | None, Form()] = None) -> ImageUploadResponse:
@@ -56,18 +65,19 @@ async def upload_image(response: Response, runtime: RuntimeDep,
                                      collection=collection, label=label)
     if not result.created:
         response.status_code = 200
-    return _upload_response(result.image, duplicate=not result.created)
+    return _upload_response(result.image, who, duplicate=not result.created)
 
 
 @router.get("", response_model=ImagePage, responses=ERRORS, dependencies=[NEEDS_SEARCH])
-def list_images(runtime: RuntimeDep, collection: str | None = None, label: str | None = None,
+def list_images(runtime: RuntimeDep, who: IdentityDep, collection: str | None = None,
+                label: str | None = None,
                 status: str = "embedded", offset: Annotated[int, Query(ge=0)] = 0,
                 limit: Annotated[int, Query(ge=1, le=200)] = 50) -> ImagePage:
     """A page of the catalog in id order, filtered by collection, label and status."""
     with runtime.session() as session:
         rows = image_queries.list_images(session=session, collection=collection, label=label,
                                          status=status, offset=offset, limit=limit + 1)
-    items = [ImageListed(**ImagePublic.model_validate(row).model_dump(),
+    items = [ImageListed(**_public(row, who).model_dump(),
                          thumbnail_url=f"/v1/images/{row.id}/thumbnail") for row in rows[:limit]]
     return ImagePage(items=items, offset=offset, limit=limit,
                      next_offset=offset + limit if len(rows) > limit else None)
@@ -75,8 +85,8 @@ def list_images(runtime: RuntimeDep, collection: str | None = None, label: str |
 
 @router.get("/{image_id}", response_model=ImagePublic, responses=ERRORS,
             dependencies=[NEEDS_SEARCH])
-def get_image(image_id: int, runtime: RuntimeDep) -> ImagePublic:
-    return ImagePublic.model_validate(get_live_image(runtime, image_id))
+def get_image(image_id: int, runtime: RuntimeDep, who: IdentityDep) -> ImagePublic:
+    return _public(get_live_image(runtime, image_id), who)
 
 
 @router.get("/{image_id}/thumbnail", response_class=FileResponse, responses=ERRORS,

@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from lookalike.services.api.auth import NEEDS_ADMIN, NEEDS_INGEST, IdentityDep
+from lookalike.services.api.auth import NEEDS_ADMIN, NEEDS_INGEST, IdentityDep, audit
 from lookalike.services.api.deps import RuntimeDep
 from lookalike.services.api.ratelimit import INGEST_RATE
 from lookalike.services.api.schemas import ErrorResponse
@@ -55,8 +55,8 @@ AnyJobCreate = Annotated[JobCreate | FinetuneJobCreate | ReindexJobCreate,
 @router.post("", status_code=202, responses=ERRORS | {401: {"model": ErrorResponse},
                                                      403: {"model": ErrorResponse}},
              response_model=JobPublic, dependencies=[INGEST_RATE])
-async def create_job(body: AnyJobCreate, runtime: RuntimeDep, who: IdentityDep
-                     ) -> dict[str, Any]:
+async def create_job(body: AnyJobCreate, request: Request, runtime: RuntimeDep,
+                     who: IdentityDep) -> dict[str, Any]:
     """Queue a job; it runs on the workers (or in this process without a broker). Ingest by
     URL needs the ingest scope; server paths (under LOOKALIKE_INGEST_ROOTS only), re-index
     and fine-tuning jobs need admin."""
@@ -64,6 +64,8 @@ async def create_job(body: AnyJobCreate, runtime: RuntimeDep, who: IdentityDep
     if not grants(who.scopes, needed):
         raise NotAllowed(f"the key {who.name!r} lacks the {needed!r} scope this job needs",
                          scope=needed)
+    if needed == ADMIN:
+        audit(request, who)
     if isinstance(body, ReindexJobCreate):
         job = await run_in_threadpool(jobs.submit_reindex, runtime, space_name=body.space)
     elif isinstance(body, FinetuneJobCreate):

@@ -9,10 +9,12 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from lookalike.retrieval.errors import ImageRejected
-from lookalike.services.api.auth import NEEDS_SEARCH
+from lookalike.services.api.auth import NEEDS_SEARCH, IdentityDep
 from lookalike.services.api.deps import RuntimeDep, read_limited
 from lookalike.services.api.ratelimit import SEARCH_RATE, UPLOAD_SLOT
 from lookalike.services.api.schemas import ErrorResponse, SearchByIdRequest, SearchResponse
+from lookalike.services.auth.redact import shown_source
+from lookalike.services.auth.scopes import ADMIN, grants
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.search.query import search_vector
 
@@ -35,7 +37,7 @@ REQUEST_BODY = {
 @router.post("/search", response_model=SearchResponse, openapi_extra=REQUEST_BODY,
              responses={413: {"model": ErrorResponse}, 415: {"model": ErrorResponse},
                         422: {"model": ErrorResponse}, 404: {"model": ErrorResponse}})
-async def search(request: Request, runtime: RuntimeDep,
+async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
                  k: Annotated[int, Query(ge=1, le=1000)] = 10,
                  space: str | None = None,
                  qe: Annotated[bool | None, Query(description="α-query expansion; "
@@ -65,4 +67,8 @@ async def search(request: Request, runtime: RuntimeDep,
     else:
         raise ImageRejected("not_an_image", "send multipart/form-data with a 'file' field, "
                             f"or application/json with an image_id; got '{content_type}'")
-    return result.to_public()
+    answer = result.to_public()
+    full = grants(who.scopes, ADMIN)
+    for hit in answer["results"]:
+        hit["source"] = shown_source(hit["source"], full=full)
+    return answer

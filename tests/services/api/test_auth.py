@@ -3,6 +3,8 @@ server paths fenced under the ingest roots; the secret printed once and never st
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from lookalike.services.api.app import create_app
 from lookalike.services.auth.keys import create_api_key, revoke_api_key, secret_sha256
+from lookalike.services.auth.redact import shown_source
 from lookalike.services.catalog.models import ApiKey
 from lookalike.services.cli.serve import is_loopback
 from lookalike.services.runtime import Runtime
@@ -196,3 +199,41 @@ def test_loopback_hosts_and_a_hidden_database_password(tmp_path: Path) -> None:
     assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.5", "example.org"))
     settings = make_settings(tmp_path, "postgresql+psycopg://app:s3cret@db:5432/lookalike")
     assert "s3cret" not in settings.catalog_url_shown and "app:***@db" in settings.catalog_url_shown
+
+
+def test_sources_show_no_server_paths_or_url_secrets_without_admin(
+        keyed: tuple[TestClient, dict[str, str]]) -> None:
+    client, secrets = keyed
+    as_role = {role: {"Authorization": f"Bearer {secret}"} for role, secret in secrets.items()}
+    hits = client.post("/v1/search?k=3", json={"image_id": 1},
+                       headers=as_role["search"]).json()["results"]
+    assert all("/" not in hit["source"] for hit in hits), hits
+    image = client.get("/v1/images/1", headers=as_role["search"]).json()
+    assert "/" not in image["source_uri"]
+    full = client.get("/v1/images/1", headers=as_role["admin"]).json()
+    assert full["source_uri"].startswith("/") and full["source_uri"].endswith(image["source_uri"])
+
+
+def test_shown_sources_drop_credentials_queries_and_folders() -> None:
+    cases = {
+        "https://user:pw@img.example:8443/a/b.jpg?token=s3cret#x": "https://img.example:8443/a/b.jpg",
+        "http://img.example/c.png": "http://img.example/c.png",
+        "/srv/private/customer-42/photo.jpg": "photo.jpg",
+        "upload:../../etc/x.png": "upload:x.png",
+    }
+    for source, shown in cases.items():
+        assert shown_source(source, full=False) == shown
+        assert shown_source(source, full=True) == source
+
+
+def test_admin_actions_leave_an_audit_line(keyed: tuple[TestClient, dict[str, str]],
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    client, secrets = keyed
+    with caplog.at_level(logging.INFO, logger="lookalike.audit"):
+        answer = client.delete("/v1/images/4",
+                               headers={"Authorization": f"Bearer {secrets['admin']}"})
+    assert answer.status_code == 204
+    [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "lookalike.audit"]
+    assert line["key"] == "admin-key" and line["method"] == "DELETE"
+    assert line["targets"] == {"image_id": "4"} and line["route"] == "/v1/images/4"
+    assert secrets["admin"] not in caplog.text
