@@ -1,4 +1,12 @@
-"""Safe image decoding: byte and pixel limits before any pixel is read, EXIF orientation, RGB."""
+"""Safe image decoding: byte and pixel limits before any pixel is read, EXIF orientation, RGB.
+
+Memory per decode is a small multiple of the pixel count whatever the file: what the decoder
+holds, the RGB result (4 bytes a pixel: PIL pads RGB) and one working buffer of the image's size.
+Wide gray is scaled in PIL's own 16 or 32 bits, transparency is composited by pasting onto the
+result, a palette's transparency by compositing its 256 colours, and only the first frame of an
+animation is read. Peaks measured in bytes a pixel: JPEG 8, RGBA PNG 8, 16-bit gray PNG 7, RGB
+PNG with a transparent colour 12, WebP 16 (libwebp's two canvases and Pillow's raw frame).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +14,26 @@ import hashlib
 import io
 from dataclasses import dataclass
 
-import numpy as np
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageFile
 
 from lookalike.retrieval.errors import ImageRejected
 
 ACCEPTED_FORMATS: tuple[str, ...] = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 _PLUGINS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # MPO files open through JPEG's
 _DRAFT_FORMATS = frozenset({"JPEG", "MPO"})
-_ROTATING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 _EXIF_ORIENTATION = 0x0112
-_WHITE = (255, 255, 255, 255)
+_UPRIGHT = {  # EXIF orientation -> the transposition that makes the image upright
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_ROTATING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+_WIDE_GRAY_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
+_WHITE = (255, 255, 255)
 
 
 @dataclass(frozen=True)
@@ -24,14 +41,16 @@ class DecodedImage:
     """A decoded RGB image and facts about its source file.
 
     `width` and `height` are the source's full size after EXIF rotation; `image` is smaller
-    when a JPEG `draft` size was requested.
+    when a JPEG `draft` size was requested. `animated` says that the file holds more than one
+    frame (an animation, an MPO's second view): only the first is decoded, and the others are
+    not even counted, since counting a GIF's frames means parsing all of them.
     """
 
     image: Image.Image
     format: str
     width: int
     height: int
-    frames: int
+    animated: bool
 
 
 def sha256_hex(data: bytes) -> str:
@@ -55,10 +74,10 @@ def decode_image(
             f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels} "
             "(LOOKALIKE_MAX_PIXELS)",
         )
-    frames, orientation, image = _decode(source, draft)
+    animated, orientation, image = _decode(source, draft)
     if orientation in _ROTATING_ORIENTATIONS:
         width, height = height, width
-    return DecodedImage(image, str(source.format), width, height, frames)
+    return DecodedImage(image, str(source.format), width, height, animated)
 
 
 def load_for_model(data: bytes, *, size: int, max_bytes: int, max_pixels: int) -> Image.Image:
@@ -130,20 +149,19 @@ def _unaccepted(data: bytes) -> ImageRejected:
 
 def _decode(
     source: ImageFile.ImageFile, draft: tuple[int, int] | None
-) -> tuple[int, int, Image.Image]:
-    """Load the first frame's pixels; return (frames, EXIF orientation, upright RGB image).
+) -> tuple[bool, int, Image.Image]:
+    """Load the first frame's pixels; return (animated, EXIF orientation, upright RGB image).
 
+    `is_animated` looks at most at the second frame's header, unlike `n_frames`.
     Any exception from the decoder on untrusted bytes becomes an ImageRejected.
     """
     try:
-        frames = getattr(source, "n_frames", 1)
-        source.seek(0)
+        animated = bool(getattr(source, "is_animated", False))
         if draft is not None and source.format in _DRAFT_FORMATS:
             source.draft("RGB", draft)
         source.load()
         orientation = source.getexif().get(_EXIF_ORIENTATION, 1)
-        upright = ImageOps.exif_transpose(source)
-        return frames, orientation, _to_rgb(upright)
+        return animated, orientation, _upright_rgb(source, orientation)
     except Image.DecompressionBombError as exc:
         message = f"an image frame is too large to decode: {exc}"
         raise ImageRejected("too_many_pixels", message) from exc
@@ -158,21 +176,71 @@ def _is_truncation(exc: BaseException) -> bool:
     return isinstance(exc, EOFError) or "truncated" in str(exc).lower()
 
 
+def _upright_rgb(source: ImageFile.ImageFile, orientation: int) -> Image.Image:
+    """The loaded source as a new upright RGB image, with one image-sized buffer in flight.
+
+    The source's pixels are freed as soon as an RGB copy exists, before a rotation makes
+    another. The result is never the source itself: a loaded file keeps its decoder's state
+    (the bytes, libwebp's canvases and raw frame) for as long as it lives.
+    """
+    rgb = _to_rgb(source)
+    if rgb is not source:
+        source.close()
+    method = _UPRIGHT.get(orientation)
+    if method is not None:
+        return rgb.transpose(method)
+    return source.copy() if rgb is source else rgb
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """RGB for every mode: wide gray scaled to 8 bits, transparency composited onto white."""
-    if image.mode == "I" or image.mode.startswith("I;16"):
+    """RGB for every mode: wide gray scaled to 8 bits, transparency composited onto white.
+
+    Returns `image` itself when it is already RGB without transparency. A palette image with
+    transparency has its palette composited in place.
+    """
+    if image.mode in _WIDE_GRAY_MODES:
         image = _wide_gray_to_l(image)
     elif image.mode == "F":
         image = image.convert("L")
+    if image.mode == "P" and image.has_transparency_data:
+        _palette_onto_white(image)
     if image.has_transparency_data:
-        canvas = Image.new("RGBA", image.size, _WHITE)
-        canvas.alpha_composite(image.convert("RGBA"))
-        return canvas.convert("RGB")
-    return image.convert("RGB")
+        return _onto_white(image)
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def _wide_gray_to_l(image: Image.Image) -> Image.Image:
-    """Map 16-bit gray (0..65535) onto 8 bits (0..255) by scale, not by clipping."""
-    values = np.asarray(image.convert("I"), dtype=np.int64)
-    scaled = (np.clip(values, 0, 65535) * 255 + 32767) // 65535
-    return Image.fromarray(scaled.astype(np.uint8))
+    """Map 16-bit gray (0..65535) onto 8 bits (0..255) by scale, not by clipping.
+
+    PIL scales "I;16" in 16 bits and "I" in 32 (values outside 0..65535 clip to black or
+    white); the other 16-bit layouts go through "I", a copy freed as soon as it is scaled.
+    """
+    if image.mode not in ("I", "I;16"):
+        return image.convert("I").point(_nearest_8_bit_level).convert("L")
+    return image.point(_nearest_8_bit_level).convert("L")
+
+
+def _nearest_8_bit_level(value: float) -> float:
+    """PIL's point truncates: adding a half rounds 0..65535 to the nearest of 0..255."""
+    return value * (255 / 65535) + 0.5
+
+
+def _onto_white(image: Image.Image) -> Image.Image:
+    """An image with transparency over a white RGB canvas; the canvas is the only new buffer
+    for RGBA and LA (PIL pastes those onto RGB directly), other modes go through RGBA first."""
+    if image.mode not in ("RGBA", "LA"):
+        image = image.convert("RGBA")
+    canvas = Image.new("RGB", image.size, _WHITE)
+    canvas.paste(image, mask=image)
+    return canvas
+
+
+def _palette_onto_white(image: Image.Image) -> None:
+    """Composite a palette image's transparency into its palette, in place: the work is done
+    on 256 colours instead of every pixel, and the image keeps one byte per pixel."""
+    assert image.palette is not None
+    swatch = Image.frombytes("P", (256, 1), bytes(range(256)))
+    swatch.putpalette(image.getpalette(image.palette.mode) or [], rawmode=image.palette.mode)
+    if "transparency" in image.info:
+        swatch.info["transparency"] = image.info.pop("transparency")
+    image.putpalette(_onto_white(swatch).tobytes(), rawmode="RGB")

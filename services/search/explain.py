@@ -16,7 +16,7 @@ from lookalike.retrieval.images import decode_image
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.ingest.images import original_file
 from lookalike.services.ingest.pipeline import prepare_config
-from lookalike.services.ingest.prepare import decode_for_model
+from lookalike.services.ingest.prepare import PrepareConfig, decode_for_model
 from lookalike.services.runtime import Runtime
 from lookalike.services.spaces.lookup import find_space
 
@@ -52,17 +52,25 @@ class Explanation:
 
 
 def _png(image: Image.Image) -> bytes:
-    image.thumbnail((OVERLAY_SIDE, OVERLAY_SIDE), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=False)
     return buffer.getvalue()
 
 
-def _display_image(runtime: Runtime, data: bytes) -> Image.Image:
-    """The image at about the overlay's size (JPEGs decode at a reduced scale directly)."""
-    settings = runtime.settings
-    return decode_image(data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels,
-                        draft=(OVERLAY_SIDE, OVERLAY_SIDE)).image
+def _decode(config: PrepareConfig, data: bytes) -> tuple[torch.Tensor, Image.Image]:
+    """The model's input, exactly as search makes it, and the image shrunk to the overlay's size.
+
+    One decode serves both, except for a JPEG that the model's reduced-scale decode left smaller
+    than the overlay; that one is decoded again at the overlay's reduced scale, still small.
+    The image is shrunk before any overlay is drawn, so no full-size float copies are made.
+    """
+    decoded, tensor = decode_for_model(data, config=config)
+    image = decoded.image
+    if max(image.size) < OVERLAY_SIDE and image.size != (decoded.width, decoded.height):
+        image = decode_image(data, max_bytes=config.max_bytes, max_pixels=config.max_pixels,
+                             draft=(OVERLAY_SIDE, OVERLAY_SIDE)).image
+    image.thumbnail((OVERLAY_SIDE, OVERLAY_SIDE), Image.Resampling.LANCZOS)
+    return tensor, image
 
 
 def _original_bytes(runtime: Runtime, image_id: int | None) -> bytes:
@@ -85,9 +93,8 @@ def explain_match(runtime: Runtime, *, result_id: int, space_name: str | None = 
     embedder = runtime.embedder(space)
     config = prepare_config(runtime, embedder)
     query_bytes = query if query is not None else _original_bytes(runtime, query_id)
-    result_bytes = _original_bytes(runtime, result_id)
-    _, tensor_q = decode_for_model(query_bytes, config=config)
-    _, tensor_r = decode_for_model(result_bytes, config=config)
+    tensor_q, image_q = _decode(config, query_bytes)
+    tensor_r, image_r = _decode(config, _original_bytes(runtime, result_id))
     features = embedder.feature_maps(torch.stack([tensor_q, tensor_r]))
     maps = similarity_maps(features[0], features[1], pooling=space.pooling)
     low = float(min(maps.query.min(), maps.result.min()))
@@ -98,5 +105,4 @@ def explain_match(runtime: Runtime, *, result_id: int, space_name: str | None = 
 
     return Explanation(space=space.name, score=maps.score, exact=maps.exact,
                        took_ms=(time.perf_counter() - started) * 1000,
-                       query=side(_display_image(runtime, query_bytes), maps.query),
-                       result=side(_display_image(runtime, result_bytes), maps.result))
+                       query=side(image_q, maps.query), result=side(image_r, maps.result))

@@ -64,7 +64,7 @@ def test_accepted_files_decode_to_rgb_of_their_size(build, fmt: str, size: tuple
     assert decoded.format == fmt
     assert decoded.image.mode == "RGB"
     assert decoded.image.size == size == (decoded.width, decoded.height)
-    assert decoded.frames == 1
+    assert not decoded.animated
 
 
 def test_decoded_photo_keeps_its_content() -> None:
@@ -85,6 +85,18 @@ def test_sixteen_bit_gray_is_scaled_not_clipped() -> None:
     assert decode(imagefactory.png16_gray(0)).getpixel((10, 10)) == (0, 0, 0)
     camera = np.asarray(decode(imagefactory.png16_gray()))[..., 0]
     assert np.abs(camera.astype(np.int16) - imagefactory.skdata.camera()).max() <= 1
+
+
+@pytest.mark.parametrize(("mode", "fmt"), [("I;16", "PNG"), ("I;16B", "TIFF"), ("I", "TIFF")])
+def test_every_wide_gray_mode_is_scaled_to_the_nearest_level(mode: str, fmt: str) -> None:
+    values = np.arange(-260, 65540, 5).reshape(-1, 140)
+    if mode != "I":
+        values = values.clip(0, 65535)
+    raw = values.astype({"I;16": "<u2", "I;16B": ">u2", "I": "<i4"}[mode]).tobytes()
+    buffer = io.BytesIO()
+    Image.frombytes(mode, values.shape[::-1], raw).save(buffer, format=fmt)
+    gray = np.asarray(decode(buffer.getvalue()))[..., 0]
+    assert np.array_equal(gray, (values.clip(0, 65535) * 255 + 32767) // 65535)
 
 
 def test_palette_png_with_transparency_composites_onto_white() -> None:
@@ -118,18 +130,18 @@ def test_exif_orientation_is_applied_clockwise() -> None:
     assert decoded.image.getpixel((8, 8))[0] < 200
 
 
-def test_animated_gif_reports_frames_and_uses_the_first() -> None:
+def test_animated_gif_is_reported_and_its_first_frame_used() -> None:
     decoded = decode_image(imagefactory.animated_gif(frames=4), **LIMITS)
-    assert decoded.frames == 4
+    assert decoded.animated
     assert decoded.image.mode == "RGB"
     first = np.asarray(imagefactory.photo("chelsea").crop((0, 0, 200, 150)), dtype=np.float64)
     error = np.abs(np.asarray(decoded.image, dtype=np.float64) - first).mean()
     assert error < 12
 
 
-def test_mpo_is_accepted_with_its_frame_count() -> None:
+def test_mpo_is_accepted_and_reported_as_more_than_one_frame() -> None:
     decoded = decode_image(imagefactory.mpo_bytes(), **LIMITS)
-    assert (decoded.format, decoded.frames, decoded.image.mode) == ("MPO", 2, "RGB")
+    assert (decoded.format, decoded.animated, decoded.image.mode) == ("MPO", True, "RGB")
 
 
 @pytest.mark.parametrize(
