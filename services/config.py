@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lookalike.retrieval.models.specs import DEFAULT_BACKBONE
+from lookalike.services.ingest.addresses import allow_entry
 from lookalike.services.storage.layout import DataLayout
 
 
@@ -61,8 +62,31 @@ class Settings(BaseSettings):
     job_max_retries: int = Field(3, description="retries of a failing batch before it fails")
     job_visibility_timeout_s: int = Field(
         600, description="seconds before a batch taken by a dead worker is handed out again")
-    url_timeout_s: float = Field(30.0, description="timeout of one URL download")
+    url_timeout_s: float = Field(30.0, gt=0, description="deadline of one URL fetch: every "
+                                 "connection, redirect and the body's last byte")
+    fetch_connect_timeout_s: float = Field(5.0, gt=0, description="URL fetch: connect timeout")
+    fetch_read_timeout_s: float = Field(10.0, gt=0,
+                                        description="URL fetch: longest wait for the next bytes")
+    fetch_max_redirects: int = Field(5, ge=0, description="URL fetch: redirects followed")
+    fetch_ports: Annotated[list[Annotated[int, Field(ge=1, le=65535)]], NoDecode] = Field(
+        [80, 443], description="ports a URL fetch may use on public hosts (comma-separated)")
+    fetch_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="host names, addresses and CIDR networks a URL fetch "
+        "may reach although not public, on any port (comma-separated; empty: none)")
     job_queue: str = Field("lookalike", description="Celery queue the workers consume")
+
+    @field_validator("fetch_ports", "fetch_allow", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        """Lists come from the environment as comma-separated text: "80,443"."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("fetch_allow")
+    @classmethod
+    def _check_allow_entries(cls, entries: list[str]) -> list[str]:
+        return [allow_entry(entry) for entry in entries]
 
     @model_validator(mode="after")
     def _split_cores(self) -> Settings:
