@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +25,8 @@ class Server(http.server.ThreadingHTTPServer):
     @property
     def root(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        scheme = "https" if isinstance(self.socket, ssl.SSLSocket) else "http"
+        return f"{scheme}://{host}:{port}"
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -45,10 +47,13 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @contextmanager
 def serving(handler: type[QuietHandler], host: str = "127.0.0.1", port: int = 0,
-            **handler_options: object) -> Iterator[Server]:
-    """A server on `host` (any 127.0.0.0/8 address; port 0 picks a free one), stopped after."""
+            tls: ssl.SSLContext | None = None, **handler_options: object) -> Iterator[Server]:
+    """A server on `host` (any 127.0.0.0/8 address; port 0 picks a free one), speaking
+    HTTPS when given a server-side `tls` context; stopped after."""
     bound = functools.partial(handler, **handler_options) if handler_options else handler
     server = Server((host, port), bound)  # type: ignore[arg-type]
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -8,13 +8,17 @@ ever named in URLs, with every way of opening a socket made to fail the test.
 from __future__ import annotations
 
 import ipaddress
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
+import certifi
 import pytest
 
 from lookalike.retrieval.errors import ImageRejected
@@ -268,6 +272,48 @@ def test_the_checked_address_is_the_one_connected_to(tmp_path: Path,
                                settings=settings(tmp_path, "127.0.0.2"))
     assert data == PHOTO and lookups == ["images.test"]
     assert allowed_host.hosts == [f"images.test:{port}"] and internal.paths == []
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for images.test and its key, made by the openssl command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command makes the test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=images.test", "-addext", "subjectAltName=DNS:images.test",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=120)
+    return cert, key
+
+
+def test_https_is_verified_against_the_url_host_while_pinned_to_its_address(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, certificate: tuple[Path, Path]) -> None:
+    """The socket goes to the checked address; SNI and certificate checks use the name."""
+    cert, key = certificate
+    names: list[str | None] = []
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+
+    def record_name(_socket: ssl.SSLObject, name: str | None, _context: ssl.SSLContext) -> None:
+        names.append(name)
+
+    tls.sni_callback = record_name
+
+    def loopback_names(host: str, port: int, *args: int, **kwargs: int) -> object:
+        return LOOKUP("127.0.0.1" if host.endswith(".test") else host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_names)
+    monkeypatch.setattr(certifi, "where", lambda: str(cert))  # trust the test certificate
+    allowed = settings(tmp_path, "127.0.0.1")
+    with serving(Routes, tls=tls) as server:
+        port = server.server_address[1]
+        assert fetch_bytes(f"https://images.test:{port}/photo.jpg", settings=allowed) == PHOTO
+        with pytest.raises(FetchFailed, match="TLS handshake failed"):
+            fetch_bytes(f"https://other.test:{port}/photo.jpg", settings=allowed)
+    assert names == ["images.test", "other.test"]
+    assert server.hosts == [f"images.test:{port}"]
 
 
 def test_an_allowed_host_name_is_reachable_on_any_port(tmp_path: Path, server: Server,
