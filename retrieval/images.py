@@ -20,6 +20,7 @@ from lookalike.retrieval.errors import ImageRejected
 
 ACCEPTED_FORMATS: tuple[str, ...] = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 _PLUGINS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # MPO files open through JPEG's
+SNIFF_BYTES = 16  # the prefix each accepted format's plugin recognises its files by
 _DRAFT_FORMATS = frozenset({"JPEG", "MPO"})
 _EXIF_ORIENTATION = 0x0112
 _UPRIGHT = {  # EXIF orientation -> the transposition that makes the image upright
@@ -114,20 +115,33 @@ def _identify(data: bytes) -> ImageFile.ImageFile:
     The plugins are called directly rather than through Image.open, whose decompression-bomb
     check would raise before the size is known; the caller applies its own pixel limit next.
     """
+    name = _plugin_for(data[:SNIFF_BYTES])
+    if name is None:
+        raise _unaccepted(data)
+    factory, _ = Image.OPEN[name]
+    try:
+        return factory(io.BytesIO(data), "")
+    except Exception as exc:
+        kind = "truncated" if _is_truncation(exc) else "decode_failed"
+        message = f"{name} file header could not be read ({kind}): {exc}"
+        raise ImageRejected(kind, message) from exc
+
+
+def looks_like_image(prefix: bytes) -> bool:
+    """Whether the first SNIFF_BYTES of a file are an accepted format's signature: the same
+    test the decoder starts with, so a download can stop early on a page that is no image."""
+    return _plugin_for(prefix[:SNIFF_BYTES]) is not None
+
+
+def _plugin_for(prefix: bytes) -> str | None:
+    """The accepted format whose plugin recognises this file prefix, if any."""
     Image.init()
-    prefix = data[:16]
     for name in _PLUGINS:
-        factory, accept = Image.OPEN[name]
+        _, accept = Image.OPEN[name]
         looks_right = accept is None or accept(prefix)
-        if not looks_right or isinstance(looks_right, str):
-            continue
-        try:
-            return factory(io.BytesIO(data), "")
-        except Exception as exc:
-            kind = "truncated" if _is_truncation(exc) else "decode_failed"
-            message = f"{name} file header could not be read ({kind}): {exc}"
-            raise ImageRejected(kind, message) from exc
-    raise _unaccepted(data)
+        if looks_right and not isinstance(looks_right, str):
+            return name
+    return None
 
 
 def _unaccepted(data: bytes) -> ImageRejected:

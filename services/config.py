@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy import make_url
 
 from lookalike.retrieval.models.specs import DEFAULT_BACKBONE
+from lookalike.services.ingest.addresses import allow_entry
 from lookalike.services.storage.layout import DataLayout
 
 
@@ -62,27 +63,53 @@ class Settings(BaseSettings):
     job_max_retries: int = Field(3, description="retries of a failing batch before it fails")
     job_visibility_timeout_s: int = Field(
         600, description="seconds before a batch taken by a dead worker is handed out again")
-    url_timeout_s: float = Field(30.0, description="timeout of one URL download")
+    url_timeout_s: float = Field(30.0, gt=0, description="deadline of one URL fetch: every "
+                                 "connection, redirect and the body's last byte")
+    fetch_connect_timeout_s: float = Field(5.0, gt=0, description="URL fetch: connect timeout")
+    fetch_read_timeout_s: float = Field(10.0, gt=0,
+                                        description="URL fetch: longest wait for the next bytes")
+    fetch_max_redirects: int = Field(5, ge=0, description="URL fetch: redirects followed")
+    fetch_ports: Annotated[list[Annotated[int, Field(ge=1, le=65535)]], NoDecode] = Field(
+        [80, 443], description="ports a URL fetch may use on public hosts (comma-separated)")
+    fetch_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="host names, addresses and CIDR networks a URL fetch "
+        "may reach although not public, on any port (comma-separated; empty: none)")
     job_queue: str = Field("lookalike", description="Celery queue the workers consume")
     auth: Literal["auto", "on", "off"] = Field(
         "auto", description="API keys: auto = required once a key exists or serve listens "
         "beyond loopback; off = never (logged)")
     metrics_open: bool = Field(False, description="serve /metrics without the admin scope")
     max_json_bytes: int = Field(1024 * 1024, description="cap on a JSON request body")
-    allowed_hosts: list[str] = Field(
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["localhost", "127.0.0.1", "[::1]"],
-        description="Host header names served (JSON list; '*' for any): DNS-rebinding guard")
-    cors_origins: list[str] = Field(
-        default_factory=list, description="origins whose pages may call the API (CORS)")
+        description="Host header names served (comma-separated; '*' for any): guards against "
+        "DNS rebinding")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="origins whose pages may call the API (CORS; "
+        "comma-separated)")
     rate_search: str = Field("600/minute", description="searches by id per key or address")
     rate_search_upload: str = Field("60/minute", description="searches by upload per key")
     rate_ingest: str = Field("120/minute", description="uploads and ingest requests per key")
     rate_admin: str = Field("60/minute", description="admin requests per key")
     rate_namespace: str = Field("lookalike", description="rate-limit counters' key prefix")
     max_concurrent_uploads: int = Field(4, ge=1, description="uploads decoded at once")
-    ingest_roots: list[Path] = Field(
-        default_factory=list, description="folders an HTTP ingest job may read (JSON list); "
-        "none: server paths are refused over HTTP")
+    ingest_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="folders an HTTP ingest job may read "
+        "(comma-separated); none: server paths are refused over HTTP")
+
+    @field_validator("fetch_ports", "fetch_allow", "allowed_hosts", "cors_origins",
+                     "ingest_roots", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        """Lists come from the environment as comma-separated text: "80,443"."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("fetch_allow")
+    @classmethod
+    def _check_allow_entries(cls, entries: list[str]) -> list[str]:
+        return [allow_entry(entry) for entry in entries]
 
     @model_validator(mode="after")
     def _split_cores(self) -> Settings:

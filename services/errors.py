@@ -78,6 +78,11 @@ class FetchFailed(LookalikeError):
     """A URL that could not be downloaded (network error, HTTP error status)."""
 
 
+class FetchRefused(FetchFailed):
+    """A URL the fetch rules do not allow (scheme, port, an address that is not public):
+    refused before any connection to it."""
+
+
 class SpaceConflict(LookalikeError):
     """A space action its state refuses: deleting the default, defaulting a half-filled one."""
 

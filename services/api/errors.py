@@ -23,6 +23,8 @@ from lookalike.retrieval.errors import (
 from lookalike.services.errors import (
     Busy,
     CatalogEmpty,
+    FetchFailed,
+    FetchRefused,
     InvalidRequest,
     JobStateConflict,
     NotAllowed,
@@ -59,6 +61,8 @@ def _status_of(exc: LookalikeError) -> tuple[int, str]:
         (CatalogEmpty, 409, "catalog_empty"),
         (SpaceConflict, 409, "space_conflict"),
         (InvalidRequest, 422, "invalid_request"),
+        (FetchRefused, 422, "fetch_refused"),
+        (FetchFailed, 502, "fetch_failed"),
         (UnknownBackbone, 422, "unknown_backbone"),
         (InvalidTrainingConfig, 422, "invalid_training_config"),
         (CheckpointMismatch, 409, "checkpoint_mismatch"),

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lookalike.services.catalog.documents import SpaceOptions
 
 
-class SearchByIdRequest(BaseModel):
-    image_id: int
+class SearchJsonRequest(BaseModel):
+    """A JSON search names its query image: a catalogued id or an http(s) URL, not both."""
+
+    image_id: int | None = None
+    url: str | None = Field(None, max_length=2048,
+                            description="an http(s) image URL, fetched under the URL fetch "
+                            "rules (public addresses, LOOKALIKE_FETCH_ALLOW)")
+
+    @model_validator(mode="after")
+    def _one_query(self) -> SearchJsonRequest:
+        if (self.image_id is None) == (self.url is None):
+            raise ValueError("give exactly one of 'image_id' and 'url'")
+        return self
 
 
 class SearchHitPublic(BaseModel):

@@ -41,7 +41,8 @@ COMMANDS: dict[str, Entry] = {
     "ingest": Entry(f"{_CLI}.ingest:ingest", "Add images to the catalog and the index; files "
                     "already there are reported, not re-added."),
     "search": Entry(f"{_CLI}.search:search",
-                    "Print the k catalogued images most like IMAGE (or --id N), best first."),
+                    "Print the k catalogued images most like IMAGE (or --id N, or --url URL), "
+                    "best first."),
     "serve": Entry(f"{_CLI}.serve:serve", "Serve the HTTP API (OpenAPI docs at /docs)."),
     "worker": Entry(f"{_CLI}.jobs:worker",
                     "Run jobs from LOOKALIKE_BROKER_URL (Celery over Redis) until stopped."),

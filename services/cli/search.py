@@ -1,4 +1,5 @@
-"""`lookalike search`: the catalogued images most like a file or a catalogued id."""
+"""`lookalike search`: the catalogued images most like a file, an image URL or a catalogued
+id."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ console = Console()
 def search(
     image: Annotated[Path | None, typer.Argument(help="query image file")] = None,
     image_id: Annotated[int | None, typer.Option("--id", help="query by catalogued id")] = None,
+    url: Annotated[str | None, typer.Option(
+        "--url", help="query by http(s) image URL (public hosts, or LOOKALIKE_FETCH_ALLOW)")
+                   ] = None,
     k: Annotated[int, typer.Option("-k", help="number of results")] = 10,
     space: Annotated[str | None, typer.Option(help="embedding space (default: default)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON answer")] = False,
@@ -29,13 +33,13 @@ def search(
     dba: Annotated[bool | None, typer.Option(
         "--dba/--no-dba", help="database-side augmentation (default: the space's)")] = None,
 ) -> None:
-    """Print the k catalogued images most like IMAGE (or --id N), best first."""
-    if (image is None) == (image_id is None):
-        raise typer.BadParameter("give either an IMAGE file or --id N")
+    """Print the k catalogued images most like IMAGE (or --id N, or --url URL), best first."""
+    if [image, image_id, url].count(None) != 2:
+        raise typer.BadParameter("give exactly one of an IMAGE file, --id N and --url URL")
     with open_runtime(get_settings()) as runtime:
         query = image.read_bytes() if image is not None else None
         result = search_vector(runtime, space_name=space, k=k, query=query, image_id=image_id,
-                               qe=qe, dba=dba)
+                               url=url, qe=qe, dba=dba)
     if as_json:
         console.print_json(json.dumps(result.to_public()))
         return

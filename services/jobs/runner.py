@@ -217,12 +217,10 @@ TRAINING_KEYS = ("history", "baseline_val_map", "train_images", "val_images", "c
 def ingest_urls(runtime: Runtime, chunk: Sequence[Sequence[str | None]], *,
                 collection: str | None) -> IngestSummary:
     """Download and ingest each URL; a download or image problem fails only that URL."""
-    settings = runtime.settings
     summary = IngestSummary()
     for url, label in chunk:
         try:
-            data = fetch_bytes(str(url), max_bytes=settings.max_upload_bytes,
-                               timeout=settings.url_timeout_s)
+            data = fetch_bytes(str(url), settings=runtime.settings)
             result = ingest_bytes(runtime, data, source=str(url), collection=collection,
                                   label=label)
         except (FetchFailed, ImageRejected) as exc:

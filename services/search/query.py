@@ -1,4 +1,5 @@
-"""Search: query image or catalogued id -> vector -> FAISS top-k -> joined with the catalog."""
+"""Search: query image, image URL or catalogued id -> vector -> FAISS top-k -> joined with
+the catalog."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.models import Space
 from lookalike.services.errors import ImageNotFound, InvalidRequest
+from lookalike.services.ingest.fetch import fetch_bytes
 from lookalike.services.ingest.pipeline import prepare_config
 from lookalike.services.ingest.prepare import decode_for_model
 from lookalike.services.runtime import Runtime
@@ -69,12 +71,16 @@ def embed_query(runtime: Runtime, space: Space, data: bytes) -> np.ndarray:
 
 def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
                   query: bytes | None = None, image_id: int | None = None,
-                  qe: bool | None = None, dba: bool | None = None) -> SearchResult:
-    """Top-k catalogued images most like the query bytes or the catalogued image `image_id`;
-    `qe` and `dba` switch α-query expansion and database-side augmentation on or off (None:
-    the space's default)."""
+                  url: str | None = None, qe: bool | None = None,
+                  dba: bool | None = None) -> SearchResult:
+    """Top-k catalogued images most like the query bytes, the image at `url` (fetched under
+    the URL fetch rules, services/ingest/fetch.py) or the catalogued image `image_id`; `qe`
+    and `dba` switch α-query expansion and database-side augmentation on or off (None: the
+    space's default). The time taken includes the download."""
     _check_k(k)
     started = time.perf_counter()
+    if url is not None:
+        query = fetch_bytes(url, settings=runtime.settings)
     with runtime.read_session() as session:
         space = find_space(session=session, name=space_name)
         if image_id is not None:

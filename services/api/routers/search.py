@@ -1,4 +1,5 @@
-"""POST /v1/search: by uploaded image (multipart `file`) or by catalogued id (JSON)."""
+"""POST /v1/search: by uploaded image (multipart `file`), or by catalogued id or image URL
+(JSON)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from lookalike.retrieval.errors import ImageRejected
 from lookalike.services.api.auth import NEEDS_SEARCH, IdentityDep
 from lookalike.services.api.deps import RuntimeDep, read_limited
 from lookalike.services.api.ratelimit import SEARCH_RATE, UPLOAD_SLOT
-from lookalike.services.api.schemas import ErrorResponse, SearchByIdRequest, SearchResponse
+from lookalike.services.api.schemas import ErrorResponse, SearchJsonRequest, SearchResponse
 from lookalike.services.auth.redact import shown_source
 from lookalike.services.auth.scopes import ADMIN, grants
 from lookalike.services.errors import InvalidRequest
@@ -28,7 +29,7 @@ REQUEST_BODY = {
             "multipart/form-data": {
                 "schema": {"type": "object", "required": ["file"],
                            "properties": {"file": {"type": "string", "format": "binary"}}}},
-            "application/json": {"schema": SearchByIdRequest.model_json_schema()},
+            "application/json": {"schema": SearchJsonRequest.model_json_schema()},
         },
     }
 }
@@ -36,7 +37,8 @@ REQUEST_BODY = {
 
 @router.post("/search", response_model=SearchResponse, openapi_extra=REQUEST_BODY,
              responses={413: {"model": ErrorResponse}, 415: {"model": ErrorResponse},
-                        422: {"model": ErrorResponse}, 404: {"model": ErrorResponse}})
+                        422: {"model": ErrorResponse}, 404: {"model": ErrorResponse},
+                        502: {"model": ErrorResponse}})
 async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
                  k: Annotated[int, Query(ge=1, le=1000)] = 10,
                  space: str | None = None,
@@ -58,15 +60,16 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
                                          query=data, qe=qe, dba=dba)
     elif content_type.startswith("application/json"):
         try:
-            body = SearchByIdRequest.model_validate_json(await request.body())
+            body = SearchJsonRequest.model_validate_json(await request.body())
         except ValidationError as exc:
-            raise InvalidRequest(f"JSON search body must be {{\"image_id\": int}}: {exc}") from exc
+            raise InvalidRequest("JSON search body must be {\"image_id\": int} or "
+                                 f"{{\"url\": \"http(s)://...\"}}: {exc}") from exc
         result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
-                                         image_id=body.image_id, qe=qe,
-                                         dba=dba)
+                                         image_id=body.image_id, url=body.url, qe=qe, dba=dba)
     else:
         raise ImageRejected("not_an_image", "send multipart/form-data with a 'file' field, "
-                            f"or application/json with an image_id; got '{content_type}'")
+                            f"or application/json with an image_id or a url; got "
+                            f"'{content_type}'")
     answer = result.to_public()
     full = grants(who.scopes, ADMIN)
     for hit in answer["results"]:

@@ -49,6 +49,8 @@ def test_search_json_is_the_api_answer(tmp_path: Path, photo_dir: Path) -> None:
     assert (dba["qe"], dba["dba"]) == (False, True)
     assert dba["results"][0]["source"] == str(query.resolve())
     assert [r["score"] for r in dba["results"]] != [r["score"] for r in answer["results"]]
+    refused = lookalike(home, "search", "--url", "http://127.0.0.1:9/q.jpg", check=False)
+    assert refused.returncode == 1 and "LOOKALIKE_FETCH_ALLOW" in refused.stderr
     again = lookalike(home, "ingest", str(photo_dir)).stdout
     assert "nothing new" in again
 
