@@ -16,6 +16,7 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from lookalike.services.api.auth import IdentityDep
+from lookalike.services.auth.keys import Identity
 from lookalike.services.config import Settings
 from lookalike.services.errors import Busy, RateLimited
 
@@ -56,6 +57,12 @@ def _caller(request: Request, who_name: str, authenticated: bool) -> str:
     if authenticated:
         return f"key:{who_name}"
     return f"addr:{request.client.host if request.client else 'unknown'}"
+
+
+def charge_upload(request: Request, who: Identity) -> None:
+    """Charge a search by URL to the upload budget too: it downloads and decodes an image."""
+    budgets: Budgets = request.app.state.budgets
+    budgets.take("search-upload", _caller(request, who.name, who.authenticated))
 
 
 def limited(bucket: str) -> object:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from lookalike.retrieval.errors import ImageRejected
 from lookalike.services.api.auth import NEEDS_SEARCH, IdentityDep
 from lookalike.services.api.deps import RuntimeDep, read_limited
-from lookalike.services.api.ratelimit import SEARCH_RATE, UPLOAD_SLOT
+from lookalike.services.api.ratelimit import SEARCH_RATE, UPLOAD_SLOT, charge_upload
 from lookalike.services.api.schemas import ErrorResponse, SearchJsonRequest, SearchResponse
 from lookalike.services.auth.redact import shown_source
 from lookalike.services.auth.scopes import ADMIN, grants
@@ -64,6 +64,8 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
         except ValidationError as exc:
             raise InvalidRequest("JSON search body must be {\"image_id\": int} or "
                                  f"{{\"url\": \"http(s)://...\"}}: {exc}") from exc
+        if body.url is not None:
+            charge_upload(request, who)
         result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
                                          image_id=body.image_id, url=body.url, qe=qe, dba=dba)
     else:

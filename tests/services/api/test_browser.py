@@ -52,7 +52,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
     assert summary.failed == 0
     runtime.close()
     port = free_port()
-    process = start_server(settings, port)
+    process = start_server(settings, port, extra_env={"LOOKALIKE_INGEST_ROOTS": str(root)})
     yield f"http://127.0.0.1:{port}", root
     process.terminate()
     process.wait(timeout=30)

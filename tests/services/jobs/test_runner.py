@@ -92,8 +92,9 @@ def test_a_batch_that_raises_fails_alone_and_the_job_says_why(runtime: Runtime,
     job = jobs.submit_ingest(runtime, paths=[str(photo_dir)], wait=True)
     with runtime.session() as session:
         row = job_queries.get_job(session=session, job_id=job.id, lock=True)
-        row.params = {**row.params, "source": "nonsense"}
-        row.state, row.result = "queued", {**row.result, "batches": {}}
+        row.kind = "nonsense"  # a kind no runner knows: every batch raises
+        row.state = "queued"
+        row.result = row.result.model_copy(update={"batches": {}})
         session.commit()
     ended = jobs.run_job(runtime, job.id)
     assert ended.state == "failed"
@@ -126,7 +127,7 @@ def test_submit_needs_paths_or_urls(runtime: Runtime) -> None:
 
 
 def test_jobs_over_http(tmp_path: Path, photo_dir: Path) -> None:
-    settings = make_settings(tmp_path / "home", job_batch_size=8)
+    settings = make_settings(tmp_path / "home", job_batch_size=8, ingest_roots=[photo_dir])
     init_catalog(settings)
     with TestClient(create_app(settings)) as client:
         answer = client.post("/v1/jobs", json={"kind": "ingest", "paths": [str(photo_dir)]})

@@ -98,7 +98,8 @@ def cluster(tmp_path: Path, photo_dir: Path) -> Iterator[tuple[httpx.Client, Red
     database = _fresh_postgres_database()
     settings = make_settings(tmp_path / "home", next(database), broker_url=broker.url,
                              job_batch_size=16, job_visibility_timeout_s=10,
-                             job_queue=f"lookalike-test-{secrets.token_hex(4)}")
+                             job_queue=f"lookalike-test-{secrets.token_hex(4)}",
+                             ingest_roots=[tmp_path, photo_dir])
     init_catalog(settings)
     runtime = open_runtime(settings)
     ingest_into(runtime, photo_dir)
