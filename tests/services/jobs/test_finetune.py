@@ -140,7 +140,7 @@ def _job_with_an_epoch(runtime: Runtime, space: str) -> int | None:
     """The id of the fine-tuning job creating `space` once it has finished an epoch."""
     for job in jobs.list_jobs(runtime, limit=20):
         if job.kind == "finetune" and job.params.request["space"] == space:
-            return job.id if len((job.result or {}).get("history", [])) >= 1 else None
+            return job.id if len(job.result.history or []) >= 1 else None
     return None
 
 
