@@ -5,6 +5,7 @@ Screenshots of each step go to test-artifacts/ (kept out of git).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from PIL import ImageOps
 from playwright.sync_api import sync_playwright
 
+from lookalike.services.auth.keys import create_api_key
 from lookalike.services.bench.search import free_port, start_server
 from lookalike.services.evaluation.run import evaluate
 from lookalike.services.ingest.pipeline import ingest_items
@@ -80,6 +82,17 @@ def open_page(browser, url: str, *, width: int = 1280, height: int = 900):
     return page, errors
 
 
+def wait_until(page, expression: str, arg: object = None) -> None:
+    """Poll `expression` (a JS expression, or a function of `arg`) until it is truthy. Unlike
+    Playwright's wait_for_function, which evaluates its predicate with eval inside the page,
+    this works under the page's strict Content-Security-Policy (no 'unsafe-eval')."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not page.evaluate(expression, arg):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {TIMEOUT_MS / 1000:.0f} s: {expression}")
+        time.sleep(0.1)
+
+
 def image_id_of(url: str, source: Path) -> int:
     listing = httpx.get(f"{url}/v1/images", params={"limit": 200}).json()["items"]
     return next(item["id"] for item in listing if item["source_uri"] == str(source.resolve()))
@@ -102,7 +115,7 @@ def test_upload_shows_the_photo_first_and_explains_the_match(browser, site) -> N
 
     second.get_by_role("button", name="Why image").click()
     page.wait_for_selector("#explain:not([hidden])")
-    page.wait_for_function("document.getElementById('explain-result').naturalWidth > 0")
+    wait_until(page, "document.getElementById('explain-result').naturalWidth > 0")
     assert page.locator("#explain-summary").inner_text().startswith("Cosine similarity")
     assert "demo" in page.locator("#detail-meta").inner_text()
     page.screenshot(path=str(ARTIFACTS / "explain.png"))
@@ -124,13 +137,13 @@ def test_keyboard_search_by_id_then_browse_by_label(browser, site) -> None:
     page.click("a[data-tab='browse']")
     page.fill("#browse-label", "space")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelectorAll('#browse-grid li').length === 3")
+    wait_until(page, "document.querySelectorAll('#browse-grid li').length === 3")
     assert page.locator("#browse-next").is_disabled()
     page.screenshot(path=str(ARTIFACTS / "browse.png"), full_page=True)
 
     page.on("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name=f"Delete image {rocket}").click()
-    page.wait_for_function("document.querySelectorAll('#browse-grid li').length === 2")
+    wait_until(page, "document.querySelectorAll('#browse-grid li').length === 2")
     assert httpx.get(f"{url}/v1/images/{rocket}").status_code == 404
     assert errors == []
 
@@ -203,7 +216,69 @@ def test_a_finetune_job_shows_its_figures_and_curves(browser, site) -> None:
     assert "created space fm-head" in figures.inner_text()
     curves = figures.locator("img.curves")
     curves.wait_for()
-    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0",
-                           arg=curves.element_handle())
+    wait_until(page, "(img) => img.complete && img.naturalWidth > 0",
+               arg=curves.element_handle())
     page.screenshot(path=str(ARTIFACTS / "training.png"), full_page=True)
     assert errors == []
+
+
+@pytest.fixture(scope="module")
+def keyed_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """A server that requires keys, on a catalog of the bundled photos; (url, secrets)."""
+    root = tmp_path_factory.mktemp("keyed")
+    settings = make_settings(root / "home")
+    init_catalog(settings)
+    with open_runtime(settings) as runtime:
+        photos = root / "photos"
+        photos.mkdir()
+        for photo in bundled_photos()[:8]:
+            photo.image.save(photos / f"{photo.name}.jpg", quality=90)
+        ingest_items(runtime, collect_items([photos]))
+        secrets = {role: create_api_key(runtime, name=f"{role}-key", scopes=role)[1]
+                   for role in ("search", "admin")}
+    port = free_port()
+    process = start_server(settings, port)
+    yield f"http://127.0.0.1:{port}", secrets
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def _sign_in(browser, url: str, secret: str):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    sent: list[tuple[str, str | None]] = []
+    page.on("request", lambda request: sent.append((request.url,
+                                                    request.headers.get("authorization"))))
+    page.goto(url)
+    page.wait_for_selector("#key-dialog[open]")
+    page.fill("#key-input", "lk_not-a-key")
+    page.click("#key-form button[type='submit']")
+    wait_until(page, "document.getElementById('key-error').textContent.includes('refused')")
+    page.fill("#key-input", secret)
+    page.click("#key-form button[type='submit']")
+    page.wait_for_selector("body[data-ready='true']")
+    return page, sent
+
+
+def test_the_page_asks_for_a_key_and_offers_only_what_it_allows(browser, keyed_site) -> None:
+    url, secrets = keyed_site
+    page, sent = _sign_in(browser, url, secrets["search"])
+    assert page.get_attribute("body", "data-scopes") == "search"
+    assert not page.locator("a[data-tab='jobs']").is_visible()
+    page.fill("#query-id", "1")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#results li[data-image-id='1']")
+    wait_until(page, "[...document.querySelectorAll('#results img')]"
+                           ".every((img) => img.complete && img.naturalWidth > 0)")
+    assert not page.locator("#results .danger").first.is_visible()
+    assert page.evaluate("sessionStorage.getItem('lookalike.key')") == secrets["search"]
+    assert page.evaluate("localStorage.length") == 0
+    keyed = [target for target, header in sent if header]
+    assert keyed and all(target.startswith(url + "/") for target in keyed)
+    page.screenshot(path=str(ARTIFACTS / "keyed-search.png"), full_page=True)
+
+    admin, _ = _sign_in(browser, url, secrets["admin"])
+    admin.click("a[data-tab='browse']")
+    admin.wait_for_selector("#browse-grid li")
+    assert admin.locator("#browse-grid .danger").first.is_visible()
+    assert admin.locator("a[data-tab='jobs']").is_visible()

@@ -1,10 +1,11 @@
 // Talking to the lookalike API, building DOM nodes, and telling the user what happened.
+import { withKey } from "./auth.js";
 
 export class ApiError extends Error {}
 
 /** Fetch JSON from the API; a non-2xx answer becomes an ApiError carrying its detail. */
 export async function api(path, options = {}) {
-  const response = await fetch(path, options);
+  const response = await fetch(path, { ...options, headers: withKey(path, options.headers) });
   if (!response.ok) {
     let detail = response.statusText;
     try {

@@ -1,5 +1,6 @@
 // Browse: the catalog page by page, filtered by collection and label, with delete.
 import { api, el, guarded, say } from "./api.js";
+import { keyedImage } from "./auth.js";
 
 const $ = (id) => document.getElementById(id);
 const page = { offset: 0, next: null };
@@ -20,13 +21,14 @@ function card(image) {
     el("button", { class: "thumb", type: "button",
                    "aria-label": `Image ${image.id}, ${label}; show details`,
                    onclick: () => openDetail(image.id) },
-      el("img", { src: image.thumbnail_url, alt: "", loading: "lazy" })),
+      keyedImage(image.thumbnail_url, { alt: "", loading: "lazy" })),
     el("div", { class: "info" },
       el("span", { class: "score", text: `#${image.id}` }),
       el("span", { class: "muted", text: label, title: label }),
       el("span", { class: "muted", text: image.collection ?? "—" })),
     el("div", { class: "actions" },
-      el("button", { type: "button", class: "danger", "aria-label": `Delete image ${image.id}`,
+      el("button", { type: "button", class: "danger", "data-needs": "admin",
+                     "aria-label": `Delete image ${image.id}`,
                      onclick: guarded(() => remove(image.id)) }, "Delete")));
 }
 

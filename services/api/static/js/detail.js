@@ -1,5 +1,6 @@
 // The larger view of one image: the original, its metadata, and why it matched the query.
 import { api, el, guarded, say } from "./api.js";
+import { showImage } from "./auth.js";
 import { currentQuery, searchWithId } from "./search.js";
 
 const $ = (id) => document.getElementById(id);
@@ -59,7 +60,7 @@ export async function openDetail(imageId, { hit = null, explain: withExplain = f
   const dialog = $("detail");
   $("explain").hidden = true;
   $("detail-title").textContent = `Image ${imageId}`;
-  $("detail-image").src = `/v1/images/${imageId}/file`;
+  showImage($("detail-image"), `/v1/images/${imageId}/file`);
   $("detail-image").alt = `Image ${imageId}`;
   $("detail-explain").hidden = !(hit && currentQuery());
   $("detail-meta").replaceChildren();

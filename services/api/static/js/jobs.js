@@ -1,5 +1,6 @@
 // Jobs: start an ingest job and follow every job's progress live, training curves included.
 import { api, el, guarded, say } from "./api.js";
+import { keyedImage } from "./auth.js";
 
 const $ = (id) => document.getElementById(id);
 const ACTIVE = new Set(["queued", "running"]);
@@ -50,8 +51,8 @@ function trainingRow(job) {
     el("td", { colspan: 7 },
       el("p", { class: "training-figures", text: figures }),
       training.curves
-        ? el("img", { class: "curves", src: `/v1/jobs/${job.id}/curves.png?epochs=${history.length}`,
-                      alt: `Loss and validation mAP per epoch of job ${job.id}` })
+        ? keyedImage(`/v1/jobs/${job.id}/curves.png?epochs=${history.length}`,
+                     { class: "curves", alt: `Loss and validation mAP per epoch of job ${job.id}` })
         : ""));
 }
 

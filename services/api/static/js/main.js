@@ -1,5 +1,6 @@
 // The page: tabs kept in the URL hash, each panel wired once and loaded when shown.
 import { guarded, say } from "./api.js";
+import { can, setupKeyButton, signIn } from "./auth.js";
 import { loadPage, setupBrowse } from "./browse.js";
 import { openDetail, setupDetail } from "./detail.js";
 import { setupJobs, showJobs } from "./jobs.js";
@@ -9,9 +10,11 @@ import { loadSpaces } from "./spaces.js";
 const TABS = ["search", "browse", "jobs", "spaces"];
 const ON_SHOW = { browse: loadPage, spaces: loadSpaces };
 
+const ALLOWED = { jobs: "ingest" };
+
 function current() {
   const name = location.hash.slice(1);
-  return TABS.includes(name) ? name : "search";
+  return TABS.includes(name) && can(ALLOWED[name] ?? "search") ? name : "search";
 }
 
 async function show() {
@@ -37,7 +40,9 @@ setupDetail({ deleted, showSearch });
 setupBrowse(openDetail);
 setupJobs();
 window.addEventListener("hashchange", guarded(show));
+setupKeyButton();
 guarded(async () => {
+  await signIn();
   await setupSearch(openDetail);
   await show();
   document.body.dataset.ready = "true";

@@ -1,5 +1,6 @@
 // The search panel: the query (file, drop, paste or id), k and space, and the results grid.
 import { api, el, guarded, say } from "./api.js";
+import { keyedImage } from "./auth.js";
 
 const state = { query: null, previewUrl: null };
 let openDetail = () => {};
@@ -67,7 +68,7 @@ function card(hit, rank) {
     el("button", { class: "thumb", type: "button",
                    "aria-label": `Result ${rank}: image ${hit.image_id}, ${label}; show details`,
                    onclick: () => openDetail(hit.image_id, { hit }) },
-      el("img", { src: hit.thumbnail_url, alt: "", loading: "lazy" })),
+      keyedImage(hit.thumbnail_url, { alt: "", loading: "lazy" })),
     el("div", { class: "info" },
       el("span", { class: "score", text: `#${rank} · ${hit.score.toFixed(3)}` }),
       el("span", { class: "muted", text: label, title: label }),

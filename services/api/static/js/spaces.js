@@ -28,6 +28,7 @@ const makeDefault = (name) => guarded(async () => {
 function actionCell(space) {
   if (space.is_default) return el("td", { text: "current" });
   return el("td", {}, el("button", { type: "button", class: "secondary",
+                                     "data-needs": "admin",
                                      "aria-label": `Make ${space.name} the default space`,
                                      onclick: makeDefault(space.name) }, "Make default"));
 }
