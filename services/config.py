@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy import make_url
 
@@ -79,6 +79,8 @@ class Settings(BaseSettings):
         "auto", description="API keys: auto = required once a key exists or serve listens "
         "beyond loopback; off = never (logged)")
     metrics_open: bool = Field(False, description="serve /metrics without the admin scope")
+    bootstrap_key: SecretStr | None = Field(
+        None, description="an admin key `lookalike init` registers (deployments' first key)")
     max_json_bytes: int = Field(1024 * 1024, description="cap on a JSON request body")
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["localhost", "127.0.0.1", "[::1]"],

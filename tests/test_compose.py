@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,9 +24,13 @@ def compose_command() -> list[str]:
                 "docker-compose (`make system-deps` does)", pytrace=False)
 
 
-def compose(*args: str) -> str:
+SECRETS = {"POSTGRES_PASSWORD": "pw-from-env-file", "LOOKALIKE_BOOTSTRAP_KEY": "lk_" + "k" * 43}
+
+
+def compose(*args: str, env: dict[str, str] | None = None) -> str:
     done = subprocess.run([*compose_command(), "-f", str(ROOT / "docker-compose.yml"), *args],
-                          capture_output=True, text=True, cwd=ROOT)
+                          capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **SECRETS, **(env or {})})
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -38,3 +43,15 @@ def test_compose_file_is_valid_and_starts_every_process() -> None:
     assert resolved.count("healthcheck:") >= 5
     assert "service_completed_successfully" in resolved
     assert (ROOT / "Dockerfile").is_file() and (ROOT / "deploy" / "nginx.conf").is_file()
+
+
+def test_compose_takes_its_secrets_from_the_environment_file_and_requires_keys() -> None:
+    resolved = compose("config")
+    assert "pw-from-env-file" in resolved and SECRETS["LOOKALIKE_BOOTSTRAP_KEY"] in resolved
+    assert "LOOKALIKE_AUTH: 'on'" in resolved or 'LOOKALIKE_AUTH: "on"' in resolved
+    example = (ROOT / ".env.example").read_text()
+    assert "POSTGRES_PASSWORD=" in example and "LOOKALIKE_BOOTSTRAP_KEY=" in example
+    missing = subprocess.run([*compose_command(), "-f", str(ROOT / "docker-compose.yml"),
+                              "config"], capture_output=True, text=True, cwd=ROOT,
+                             env={k: v for k, v in os.environ.items() if k not in SECRETS})
+    assert missing.returncode != 0 and "set it in .env" in missing.stderr

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from lookalike.services.auth.scopes import SCOPES, parse_scopes
 from lookalike.services.catalog import keys as key_queries
 from lookalike.services.catalog.models import ApiKey
+from lookalike.services.errors import InvalidRequest
 from lookalike.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,23 @@ def create_api_key(runtime: Runtime, *, name: str, scopes: str) -> tuple[ApiKey,
         session.commit()
     log.info("API key %r created with scopes %s", name, key.scopes)
     return key, secret
+
+
+def register_bootstrap_key(runtime: Runtime, secret: str) -> ApiKey | None:
+    """Register a deployment's first admin key from its secret (LOOKALIKE_BOOTSTRAP_KEY),
+    named after its hash so a rotated secret becomes a new key; None when already there."""
+    if not secret.startswith(PREFIX) or len(secret) < 32:
+        raise InvalidRequest(f"LOOKALIKE_BOOTSTRAP_KEY must start with {PREFIX!r} and hold at "
+                             "least 32 characters; generate one with secrets.token_urlsafe(32)")
+    digest = secret_sha256(secret)
+    with runtime.session() as session:
+        if key_queries.find_live_key(session=session, secret_sha256=digest) is not None:
+            return None
+        key = key_queries.create_key(session=session, name=f"bootstrap-{digest[:8]}",
+                                     secret_sha256=digest, scopes="admin")
+        session.commit()
+    log.info("bootstrap API key %r registered", key.name)
+    return key
 
 
 def list_api_keys(runtime: Runtime) -> list[ApiKey]:

@@ -237,3 +237,20 @@ def test_admin_actions_leave_an_audit_line(keyed: tuple[TestClient, dict[str, st
     assert line["key"] == "admin-key" and line["method"] == "DELETE"
     assert line["targets"] == {"image_id": "4"} and line["route"] == "/v1/images/4"
     assert secrets["admin"] not in caplog.text
+
+
+def test_init_registers_the_deployments_bootstrap_key_once(tmp_path: Path) -> None:
+    secret = "lk_" + "b" * 43
+    env = {**os.environ, "LOOKALIKE_HOME": str(tmp_path / "home"),
+           "LOOKALIKE_BOOTSTRAP_KEY": secret}
+    env.pop("LOOKALIKE_DATABASE_URL", None)
+    cli = [sys.executable, "-m", "lookalike.services.cli"]
+    first = subprocess.run([*cli, "init"], env=env, capture_output=True, text=True, timeout=120)
+    again = subprocess.run([*cli, "init"], env=env, capture_output=True, text=True, timeout=120)
+    assert "admin key bootstrap-" in first.stdout and "already there" in again.stdout
+    listed = subprocess.run([*cli, "keys", "list"], env=env, capture_output=True, text=True,
+                            timeout=120).stdout
+    assert listed.count("bootstrap-") == 1 and "admin" in listed and secret not in listed
+    weak = subprocess.run([*cli, "init"], env={**env, "LOOKALIKE_BOOTSTRAP_KEY": "hunter2"},
+                          capture_output=True, text=True, timeout=120)
+    assert weak.returncode == 1 and "must start with 'lk_'" in weak.stderr
