@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, UploadFile
+from fastapi import Depends, Path, Query, Request, UploadFile
 
 from lookalike.retrieval.errors import ImageRejected
 from lookalike.services.runtime import Runtime
@@ -17,6 +17,12 @@ def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+# Catalog ids are 64-bit: a larger number is a 422, never an overflow in the database driver.
+MAX_ID = 2**63 - 1
+ImageId = Annotated[int, Path(ge=1, le=MAX_ID, description="catalogued image id")]
+JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="job id")]
+ImageIdQuery = Annotated[int, Query(ge=1, le=MAX_ID, description="catalogued image id")]
 
 
 async def read_limited(upload: UploadFile, limit: int) -> bytes:

@@ -12,7 +12,7 @@ from lookalike.services.catalog.documents import SpaceOptions
 class SearchJsonRequest(BaseModel):
     """A JSON search names its query image: a catalogued id or an http(s) URL, not both."""
 
-    image_id: int | None = None
+    image_id: int | None = Field(None, ge=1, le=2**63 - 1)
     url: str | None = Field(None, max_length=2048,
                             description="an http(s) image URL, fetched under the URL fetch "
                             "rules (public addresses, LOOKALIKE_FETCH_ALLOW)")

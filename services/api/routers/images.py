@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from lookalike.services.api.auth import NEEDS_ADMIN, NEEDS_INGEST, NEEDS_SEARCH, IdentityDep
-from lookalike.services.api.deps import RuntimeDep, read_limited
+from lookalike.services.api.deps import MAX_ID, ImageId, RuntimeDep, read_limited
 from lookalike.services.api.ratelimit import ADMIN_RATE, INGEST_RATE, UPLOAD_SLOT
 from lookalike.services.api.schemas import (
     ErrorResponse,
@@ -71,7 +71,7 @@ async def upload_image(response: Response, runtime: RuntimeDep, who: IdentityDep
 @router.get("", response_model=ImagePage, responses=ERRORS, dependencies=[NEEDS_SEARCH])
 def list_images(runtime: RuntimeDep, who: IdentityDep, collection: str | None = None,
                 label: str | None = None,
-                status: str = "embedded", offset: Annotated[int, Query(ge=0)] = 0,
+                status: str = "embedded", offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
                 limit: Annotated[int, Query(ge=1, le=200)] = 50) -> ImagePage:
     """A page of the catalog in id order, filtered by collection, label and status."""
     with runtime.session() as session:
@@ -85,19 +85,19 @@ def list_images(runtime: RuntimeDep, who: IdentityDep, collection: str | None = 
 
 @router.get("/{image_id}", response_model=ImagePublic, responses=ERRORS,
             dependencies=[NEEDS_SEARCH])
-def get_image(image_id: int, runtime: RuntimeDep, who: IdentityDep) -> ImagePublic:
+def get_image(image_id: ImageId, runtime: RuntimeDep, who: IdentityDep) -> ImagePublic:
     return _public(get_live_image(runtime, image_id), who)
 
 
 @router.get("/{image_id}/thumbnail", response_class=FileResponse, responses=ERRORS,
             dependencies=[NEEDS_SEARCH])
-def get_thumbnail(image_id: int, runtime: RuntimeDep) -> FileResponse:
+def get_thumbnail(image_id: ImageId, runtime: RuntimeDep) -> FileResponse:
     return FileResponse(thumbnail_file(runtime, image_id), media_type="image/jpeg")
 
 
 @router.get("/{image_id}/file", response_class=FileResponse, responses=ERRORS,
             dependencies=[NEEDS_SEARCH])
-def get_file(image_id: int, runtime: RuntimeDep) -> FileResponse:
+def get_file(image_id: ImageId, runtime: RuntimeDep) -> FileResponse:
     path, image_format = original_file(runtime, image_id)
     return FileResponse(path, media_type=MEDIA_TYPES.get(image_format,
                                                          "application/octet-stream"))
@@ -105,7 +105,7 @@ def get_file(image_id: int, runtime: RuntimeDep) -> FileResponse:
 
 @router.delete("/{image_id}", status_code=204, responses=ERRORS,
                dependencies=[NEEDS_ADMIN, ADMIN_RATE])
-def remove_image(image_id: int, runtime: RuntimeDep) -> Response:
+def remove_image(image_id: ImageId, runtime: RuntimeDep) -> Response:
     """Delete an image; it is gone from search results when this returns."""
     delete_image(runtime, image_id)
     return Response(status_code=204)

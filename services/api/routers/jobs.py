@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from lookalike.services.api.auth import NEEDS_ADMIN, NEEDS_INGEST, IdentityDep, audit
-from lookalike.services.api.deps import RuntimeDep
+from lookalike.services.api.deps import JobId, RuntimeDep
 from lookalike.services.api.ratelimit import INGEST_RATE
 from lookalike.services.api.schemas import ErrorResponse
 from lookalike.services.auth.scopes import ADMIN, INGEST, grants
@@ -87,25 +87,25 @@ def list_jobs(runtime: RuntimeDep, state: str | None = None,
 
 @router.get("/{job_id}", responses=ERRORS, response_model=JobPublic,
             dependencies=[NEEDS_INGEST])
-def get_job(job_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+def get_job(job_id: JobId, runtime: RuntimeDep) -> dict[str, Any]:
     return jobs.describe(jobs.get_job(runtime, job_id))
 
 
 @router.post("/{job_id}/cancel", responses=ERRORS, response_model=JobPublic,
              dependencies=[NEEDS_ADMIN])
-def cancel_job(job_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+def cancel_job(job_id: JobId, runtime: RuntimeDep) -> dict[str, Any]:
     return jobs.describe(jobs.cancel(runtime, job_id))
 
 
 @router.post("/{job_id}/retry", status_code=202, responses=ERRORS, response_model=JobPublic,
              dependencies=[NEEDS_ADMIN])
-def retry_job(job_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+def retry_job(job_id: JobId, runtime: RuntimeDep) -> dict[str, Any]:
     return jobs.describe(jobs.retry(runtime, job_id))
 
 
 @router.get("/{job_id}/curves.png", response_class=FileResponse, responses=ERRORS,
             dependencies=[NEEDS_INGEST])
-def job_curves(job_id: int, runtime: RuntimeDep) -> FileResponse:
+def job_curves(job_id: JobId, runtime: RuntimeDep) -> FileResponse:
     """The training curves (loss, validation mAP per epoch) of a fine-tuning job."""
     curves = jobs.get_job(runtime, job_id).result.curves
     if not curves or not Path(curves).is_file():
