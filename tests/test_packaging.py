@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -28,6 +29,17 @@ def test_no_module_imports_itself_through_others() -> None:
         for imported in graph.find_modules_directly_imported_by(module)
         if module < imported and graph.chain_exists(importer=imported, imported=module))
     assert circles == []
+
+
+def test_every_package_folder_is_listed_for_setuptools() -> None:
+    """Discovery does not follow package-dir, so a folder missing from the list would be left
+    out of the wheel and of the editable install."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {"lookalike." + ".".join(init.parent.relative_to(ROOT).parts)
+             for top in ("retrieval", "services", "migrations")
+             for init in (ROOT / top).rglob("__init__.py")}
+    assert found == listed
 
 
 @pytest.fixture(scope="module")
