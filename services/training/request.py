@@ -38,7 +38,8 @@ class FinetuneRequest(BaseModel):
                                max_length=32)
     bf16: bool | None = Field(None, description="bfloat16 autocast; unset: where the CPU has it")
     collection: str | None = Field(None, description="learn from this collection's labels only")
-    limit: int | None = Field(None, ge=8, le=100_000_000, description="at most this many labelled images")
+    limit: int | None = Field(None, ge=8, le=100_000_000,
+                              description="at most this many labelled images")
     val_fraction: float = Field(0.1, gt=0, lt=1)
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
