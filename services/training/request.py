@@ -22,23 +22,26 @@ class FinetuneRequest(BaseModel):
     base_space: str | None = Field(None, description="head: whose vectors; default: the default")
     backbone: str = Field(DEFAULT_BACKBONE, description="backbone: registry name")
     weights: str = Field("pretrained", description="backbone: 'pretrained', 'none' or a file")
-    frozen_blocks: int = Field(0, ge=0, description="backbone: leading blocks left frozen")
+    frozen_blocks: int = Field(0, ge=0, le=1000, description="backbone: leading blocks left frozen")
     pooling: Literal["gem", "gap"] = "gem"
     loss: Literal["softmax", "contrastive", "triplet"] = "triplet"
-    margin: float = Field(0.2, gt=0)
-    out_dim: int | None = Field(None, ge=2, description="projection size; none: no projection")
-    hidden: int | None = Field(None, ge=2, description="one hidden layer of this width")
+    margin: float = Field(0.2, gt=0, le=10)
+    out_dim: int | None = Field(None, ge=2, le=4096,
+                                description="projection size; none: no projection")
+    hidden: int | None = Field(None, ge=2, le=8192, description="one hidden layer of this width")
     epochs: int = Field(10, ge=1, le=1000)
-    batch_size: int = Field(64, ge=4)
-    classes_per_batch: int = Field(8, ge=2)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    augment: list[str] = Field(default_factory=lambda: ["mirror", "random_crop"])
+    batch_size: int = Field(64, ge=4, le=1024)
+    classes_per_batch: int = Field(8, ge=2, le=1024)
+    lr: float = Field(1e-3, gt=0, le=10)
+    weight_decay: float = Field(1e-4, ge=0, le=1)
+    augment: list[str] = Field(default_factory=lambda: ["mirror", "random_crop"],
+                               max_length=32)
     bf16: bool | None = Field(None, description="bfloat16 autocast; unset: where the CPU has it")
     collection: str | None = Field(None, description="learn from this collection's labels only")
-    limit: int | None = Field(None, ge=8, description="at most this many labelled images")
+    limit: int | None = Field(None, ge=8, le=100_000_000,
+                              description="at most this many labelled images")
     val_fraction: float = Field(0.1, gt=0, lt=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")
     def _check(self) -> FinetuneRequest:
