@@ -5,6 +5,7 @@ decoded at once, so a flood queues briefly and then gets 503 instead of exhausti
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from fastapi import Depends, Request
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisError
 
 from lookalike.services.api.auth import IdentityDep
 from lookalike.services.auth.keys import Identity
@@ -21,6 +23,7 @@ from lookalike.services.config import Settings
 from lookalike.services.errors import Busy, RateLimited
 
 UPLOAD_WAIT_S = 10.0
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,9 +46,16 @@ class Budgets:
                    asyncio.Semaphore(settings.max_concurrent_uploads))
 
     def take(self, bucket: str, caller: str) -> None:
-        """Count one request of `caller` against `bucket`; RateLimited when it is spent."""
+        """Count one request of `caller` against `bucket`; RateLimited when it is spent.
+        While the shared counter store (Redis) is unreachable the request is let through and
+        a warning logged: searches keep working through a broker outage, unmetered."""
         item = self.items[bucket]
-        if self.limiter.hit(item, self.namespace, bucket, caller):
+        try:
+            allowed = self.limiter.hit(item, self.namespace, bucket, caller)
+        except RedisError as exc:
+            log.warning("rate limits not enforced: their store is unreachable (%s)", exc)
+            return
+        if allowed:
             return
         reset = self.limiter.get_window_stats(item, self.namespace, bucket, caller).reset_time
         wait = max(1, math.ceil(reset - time.time()))

@@ -139,8 +139,8 @@ def run_load_bench(settings: Settings, *, clients: int, seconds: float,
         raise CatalogEmpty("the catalog has no vectors to search; ingest images first")
     broker_env = _broker_env(settings)
     samples: dict[str, list[tuple[float, int]]] = {"search-by-id": [], "search-by-upload": []}
-    with _servers(settings, broker_env) as urls, \
-            tempfile.TemporaryDirectory(prefix="lookalike-load-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="lookalike-load-") as tmp, \
+            _servers(settings, {**broker_env, **_bench_env(Path(tmp))}) as urls:
         photos = Path(tmp) / "photos"
         write_photo_files(photos, ingest_images, seed=int(time.time()))
         ingesting = (_worker_ingest(settings, broker_env, urls[0], photos, Path(tmp) / "worker.log")
@@ -179,6 +179,15 @@ def _broker_env(settings: Settings) -> dict[str, str]:
                           "ingest with a `lookalike ingest` process")
     return {"LOOKALIKE_BROKER_URL": settings.broker_url,
             "LOOKALIKE_JOB_QUEUE": f"lookalike-bench-{secrets.token_hex(4)}"}
+
+
+def _bench_env(root: Path) -> dict[str, str]:
+    """Settings of the bench's API processes: every client here shares one address, so the
+    per-address rate limits are lifted (the bench measures throughput, not the limits), and
+    the ingest job may read the bench's own folder."""
+    unlimited = "1000000/second"
+    return {"LOOKALIKE_INGEST_ROOTS": str(root), "LOOKALIKE_RATE_SEARCH": unlimited,
+            "LOOKALIKE_RATE_SEARCH_UPLOAD": unlimited, "LOOKALIKE_RATE_INGEST": unlimited}
 
 
 @contextmanager

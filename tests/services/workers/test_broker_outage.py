@@ -108,7 +108,8 @@ def cluster(tmp_path: Path, photo_dir: Path) -> Iterator[tuple[httpx.Client, Red
     port = free_port()
     server = start_server(settings, port, extra_env={
         "LOOKALIKE_BROKER_URL": broker.url, "LOOKALIKE_JOB_QUEUE": settings.job_queue,
-        "LOOKALIKE_JOB_BATCH_SIZE": str(settings.job_batch_size)})
+        "LOOKALIKE_JOB_BATCH_SIZE": str(settings.job_batch_size),
+        "LOOKALIKE_INGEST_ROOTS": f"{tmp_path},{photo_dir}"})
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             yield client, broker, settings, tmp_path
