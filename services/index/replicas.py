@@ -36,7 +36,11 @@ def vectors_from_bytes(blobs: Iterable[bytes], dim: int) -> np.ndarray:
 
 
 class IndexReplica:
-    """One space's in-memory index and the catalog sequence number it reflects."""
+    """One space's in-memory index and the catalog sequence number it reflects.
+
+    Catch-up adds to the index while searches read it, and FAISS is not safe for an add
+    beside a search: every read and every write goes through this replica's methods, which
+    hold its lock. No caller touches the index itself."""
 
     def __init__(self, *, space: Space, directory: Path, index: VectorIndex | LayeredIndex,
                  watermark: int):
@@ -44,7 +48,7 @@ class IndexReplica:
         self.space_name = space.name
         self.dim = space.dim
         self.directory = directory
-        self.index = index
+        self._index = index
         self.watermark = watermark
         self.search_params = dict(space.options.search_params)
         self._lock = threading.RLock()
@@ -88,14 +92,41 @@ class IndexReplica:
         latest = embedding_queries.latest_seq(session=session, space_id=self.space_id)
         return max(0, latest - self.watermark)
 
-    def search(self, queries: np.ndarray, k: int) -> SearchHits:
+    @property
+    def ntotal(self) -> int:
+        """How many live vectors the index holds."""
         with self._lock:
-            return self.index.search(queries, k, params=self.search_params)
+            return self._index.ntotal
+
+    def ids(self) -> np.ndarray:
+        """Every live id, int64, sorted ascending."""
+        with self._lock:
+            return self._index.ids()
+
+    def search(self, queries: np.ndarray, k: int) -> SearchHits:
+        """Top-k ids of each query row, with the space's search parameters."""
+        with self._lock:
+            return self._index.search(queries, k, params=self.search_params)
+
+    def reconstruct(self, image_id: int) -> np.ndarray:
+        """The stored vector of a live id; IndexIdNotFound when it is not in the index."""
+        with self._lock:
+            return self._index.reconstruct(image_id)
+
+    def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The `ids` still live and their stored vectors, (N,) int64 and (N, dim) float32,
+        read in one hold of the lock: an id that catch-up removed since the caller found it
+        in a search is skipped, not an error."""
+        with self._lock:
+            found = [int(i) for i in ids if self._index.contains(int(i))]
+            rows = [self._index.reconstruct(i) for i in found]
+        return (np.array(found, dtype=np.int64),
+                np.array(rows, dtype=np.float32).reshape(len(found), self.dim))
 
     def snapshot(self, session: Session, *, keep: int) -> SnapshotManifest:
         """Write the replica to disk atomically and record it in the catalog."""
         with self._lock:
-            manifest = save_snapshot(self.index, self.directory, watermark=self.watermark,
+            manifest = save_snapshot(self._index, self.directory, watermark=self.watermark,
                                      extra={"space": self.space_name})
         snapshot_queries.record_snapshot(
             session=session, space_id=self.space_id, path=str(self.directory / manifest.file),
@@ -105,7 +136,8 @@ class IndexReplica:
         return manifest
 
     def _apply(self, changes: list[Change]) -> None:
-        """Apply changes in sequence order, batching runs of adds into one FAISS call."""
+        """Apply changes in sequence order, batching runs of adds into one FAISS call (the
+        caller, catch_up, holds the lock)."""
         run: list[Change] = []
         for change in changes:
             if change.op == "add" and change.vector is not None:
@@ -113,7 +145,7 @@ class IndexReplica:
                 continue
             self._add_run(run)
             run = []
-            self.index.remove(np.array([change.image_id], dtype=np.int64))
+            self._index.remove(np.array([change.image_id], dtype=np.int64))
         self._add_run(run)
         self.watermark = changes[-1].seq
 
@@ -121,7 +153,7 @@ class IndexReplica:
         if not run:
             return
         ids = np.array([c.image_id for c in run], dtype=np.int64)
-        self.index.add(ids, vectors_from_bytes((c.vector for c in run), self.dim))
+        self._index.add(ids, vectors_from_bytes((c.vector for c in run), self.dim))
 
 
 def rebuild(*, space: Space, directory: Path, session: Session, factory: str) -> IndexReplica:
