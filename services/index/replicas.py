@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -27,6 +28,24 @@ CATCH_UP_BATCH = 10_000
 def space_directory(indexes_dir: Path, space: Space) -> Path:
     """Where a space's snapshots live: by id, so renaming a space never orphans its files."""
     return indexes_dir / f"space-{space.id}"
+
+
+OWNER_KEYS = ("space_id", "space_created_at")
+
+
+def _snapshot_owner(space: Space) -> dict[str, Any]:
+    """What a snapshot records of the space it was written for: its id and creation time,
+    which no other space has together even where a database gives an id out again, and its
+    name for people reading the manifest."""
+    created = space.created_at.isoformat() if space.created_at is not None else None
+    return {"space": space.name, "space_id": space.id, "space_created_at": created}
+
+
+def _written_for(manifest: SnapshotManifest, space: Space) -> bool:
+    """Whether the snapshot was written for this very space, not for one that had its id
+    before (a manifest that records no owner proves nothing and is refused too)."""
+    owner = _snapshot_owner(space)
+    return all(manifest.extra.get(key) == owner[key] for key in OWNER_KEYS)
 
 
 def vectors_from_bytes(blobs: Iterable[bytes], dim: int) -> np.ndarray:
@@ -51,6 +70,7 @@ class IndexReplica:
         self._index = index
         self.watermark = watermark
         self.search_params = dict(space.options.search_params)
+        self._owner = _snapshot_owner(space)
         self._lock = threading.RLock()
 
     @classmethod
@@ -58,7 +78,7 @@ class IndexReplica:
         """Load the space's newest valid snapshot (or rebuild from the catalog), then catch up."""
         factory = space.options.index_factory
         loaded = load_latest_snapshot(directory)
-        if loaded is not None and loaded[1].dim == space.dim and loaded[1].factory == factory:
+        if loaded is not None and _serves(loaded[1], space, directory):
             index, manifest = loaded
             replica = cls(space=space, directory=directory, index=index,
                           watermark=manifest.watermark)
@@ -127,7 +147,7 @@ class IndexReplica:
         """Write the replica to disk atomically and record it in the catalog."""
         with self._lock:
             manifest = save_snapshot(self._index, self.directory, watermark=self.watermark,
-                                     extra={"space": self.space_name})
+                                     extra=self._owner)
         snapshot_queries.record_snapshot(
             session=session, space_id=self.space_id, path=str(self.directory / manifest.file),
             factory=manifest.factory, vector_count=manifest.ntotal,
@@ -154,6 +174,20 @@ class IndexReplica:
             return
         ids = np.array([c.image_id for c in run], dtype=np.int64)
         self._index.add(ids, vectors_from_bytes((c.vector for c in run), self.dim))
+
+
+def _serves(manifest: SnapshotManifest, space: Space, directory: Path) -> bool:
+    """Whether a snapshot can serve the space: its dimension and index type, written for it.
+    One written for another space is logged and left alone: the catalog rebuilds the index."""
+    if (manifest.dim, manifest.factory) != (space.dim, space.options.index_factory):
+        return False
+    if not _written_for(manifest, space):
+        owner = {key: manifest.extra.get(key) for key in ("space", *OWNER_KEYS)}
+        log.warning("snapshot %s ignored: written for %s, not for space %s (id %d, created %s); "
+                    "rebuilding from the catalog", directory / manifest.file, owner, space.name,
+                    space.id, space.created_at)
+        return False
+    return True
 
 
 def rebuild(*, space: Space, directory: Path, session: Session, factory: str) -> IndexReplica:
