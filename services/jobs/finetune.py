@@ -148,7 +148,7 @@ def _publish(runtime: Runtime, job_id: int, request: FinetuneRequest, trainee: T
     the space, or was retried) finds the space this job made and records that one."""
     space = _own_space(runtime, job_id, request.space)
     if space is None:
-        data = trainee.publish(runtime.settings, name=request.space)
+        data = trainee.publish(runtime.settings, request.space)
         options = data.options.model_copy(update={"trained_by_job": job_id})
         with runtime.session() as session:
             space = space_queries.create_space(session=session,
