@@ -69,8 +69,8 @@ class Runtime:
     def replica(self, space: Space, *, session: Session) -> IndexReplica:
         """The space's replica, opened on first use and refreshed to the catalog on every call.
 
-        A cached model or replica serves only the space row it was built for: SQLite can give
-        a deleted space's id to the next new space, so the creation time is checked too."""
+        A cached model or replica serves only the space row it was built for: the creation
+        time is checked beside the id (which SQLite gave out again before revision 0005)."""
         with self._lock:
             cached = self._replicas.get(space.id)
             if cached is None or cached[0] != space.created_at:

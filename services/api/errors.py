@@ -12,26 +12,43 @@ from sqlalchemy.exc import OperationalError
 
 from lookalike.retrieval.errors import (
     CheckpointMismatch,
+    EvaluationError,
+    GroundTruthMalformed,
+    GroundTruthNotFound,
     HeadNotFound,
     ImageRejected,
+    IndexCorrupt,
+    IndexIdNotFound,
+    IndexNotTrained,
+    IndexTrainingError,
+    InvalidIndexFactory,
+    InvalidSearchParameter,
     InvalidTrainingConfig,
+    InvalidTransformParameter,
     LookalikeError,
     UnknownBackbone,
+    UnknownPooling,
+    UnknownProtocol,
+    UnknownTransform,
     WeightsMismatch,
     WeightsNotFound,
+    WhiteningError,
 )
 from lookalike.services.errors import (
     Busy,
     CatalogEmpty,
+    CatalogNotReady,
     FetchFailed,
     FetchRefused,
     InvalidRequest,
     JobStateConflict,
+    MigrationsNotFound,
     NotAllowed,
     NotAuthenticated,
     NotFound,
     RateLimited,
     SpaceConflict,
+    VectorSizeMismatch,
 )
 
 log = logging.getLogger(__name__)
@@ -48,29 +65,51 @@ def error_body(status: int, error: str, detail: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": error, "detail": detail})
 
 
+# Each kind of error and its status, the first match wins (a subclass before its base).
+# 4xx: the request can be changed to succeed; 503: the server's catalog, files or index need
+# an operator (or a moment) first. Errors absent here are bugs: 500 "internal".
+STATUSES: list[tuple[type[LookalikeError], int, str]] = [
+    (NotAuthenticated, 401, "not_authenticated"),
+    (NotAllowed, 403, "forbidden"),
+    (RateLimited, 429, "rate_limited"),
+    (Busy, 503, "busy"),
+    (NotFound, 404, "not_found"),
+    (IndexIdNotFound, 404, "not_found"),
+    (GroundTruthNotFound, 404, "ground_truth_not_found"),
+    (JobStateConflict, 409, "job_state_conflict"),
+    (CatalogEmpty, 409, "catalog_empty"),
+    (SpaceConflict, 409, "space_conflict"),
+    (IndexNotTrained, 409, "index_not_trained"),
+    (IndexTrainingError, 409, "index_training_failed"),
+    (InvalidRequest, 422, "invalid_request"),
+    (FetchRefused, 422, "fetch_refused"),
+    (FetchFailed, 502, "fetch_failed"),
+    (UnknownBackbone, 422, "unknown_backbone"),
+    (UnknownPooling, 422, "unknown_pooling"),
+    (InvalidIndexFactory, 422, "invalid_index_factory"),
+    (InvalidSearchParameter, 422, "invalid_search_parameter"),
+    (UnknownTransform, 422, "unknown_transform"),
+    (InvalidTransformParameter, 422, "invalid_transform_parameter"),
+    (InvalidTrainingConfig, 422, "invalid_training_config"),
+    (UnknownProtocol, 422, "unknown_protocol"),
+    (GroundTruthMalformed, 422, "ground_truth_malformed"),
+    (EvaluationError, 422, "invalid_evaluation"),
+    (CheckpointMismatch, 409, "checkpoint_mismatch"),
+    (HeadNotFound, 503, "weights_not_found"),
+    (WeightsNotFound, 503, "weights_not_found"),
+    (WeightsMismatch, 503, "weights_mismatch"),
+    (WhiteningError, 503, "whitening_unusable"),
+    (VectorSizeMismatch, 503, "vector_size_mismatch"),
+    (IndexCorrupt, 503, "index_corrupt"),
+    (CatalogNotReady, 503, "catalog_not_ready"),
+    (MigrationsNotFound, 503, "migrations_not_found"),
+]
+
+
 def _status_of(exc: LookalikeError) -> tuple[int, str]:
     if isinstance(exc, ImageRejected):
         return REJECTION_STATUS.get(exc.kind, 422), exc.kind
-    table: list[tuple[type[LookalikeError], int, str]] = [
-        (NotAuthenticated, 401, "not_authenticated"),
-        (NotAllowed, 403, "forbidden"),
-        (RateLimited, 429, "rate_limited"),
-        (Busy, 503, "busy"),
-        (NotFound, 404, "not_found"),
-        (JobStateConflict, 409, "job_state_conflict"),
-        (CatalogEmpty, 409, "catalog_empty"),
-        (SpaceConflict, 409, "space_conflict"),
-        (InvalidRequest, 422, "invalid_request"),
-        (FetchRefused, 422, "fetch_refused"),
-        (FetchFailed, 502, "fetch_failed"),
-        (UnknownBackbone, 422, "unknown_backbone"),
-        (InvalidTrainingConfig, 422, "invalid_training_config"),
-        (CheckpointMismatch, 409, "checkpoint_mismatch"),
-        (HeadNotFound, 503, "weights_not_found"),
-        (WeightsNotFound, 503, "weights_not_found"),
-        (WeightsMismatch, 503, "weights_mismatch"),
-    ]
-    for kind, status, name in table:
+    for kind, status, name in STATUSES:
         if isinstance(exc, kind):
             return status, name
     return 500, "internal"

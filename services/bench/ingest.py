@@ -147,8 +147,8 @@ def run_ingest_bench(settings: Settings, *, images: int, naive_images: int) -> I
         with runtime.session() as session:
             replica = runtime.replica(bench.space, session=session)
         end_to_end = summary.added / (time.perf_counter() - started)
-        if replica.index.ntotal != images:
-            raise RuntimeError(f"only {replica.index.ntotal} of {images} files reached the index")
+        if replica.ntotal != images:
+            raise RuntimeError(f"only {replica.ntotal} of {images} files reached the index")
         model_only = max(model_before, _model_only(embedder, bench.tensors, settings.batch_size))
         paths = sorted((bench.root / "files").iterdir())[:naive_images]
         naive = _naive(embedder.spec, space_weights(bench.space, settings=runtime.settings),

@@ -96,7 +96,7 @@ def run_search_bench(settings: Settings, *, queries: int, k: int, seed: int = 0)
         server.wait(timeout=30)
     http = _percentiles(http_times)
     raw = _percentiles(faiss_times)
-    return SearchBench(queries=queries, k=k, vectors=replica.index.ntotal, http_p50_ms=http[0],
+    return SearchBench(queries=queries, k=k, vectors=replica.ntotal, http_p50_ms=http[0],
                        http_p99_ms=http[1], faiss_p50_ms=raw[0], faiss_p99_ms=raw[1])
 
 

@@ -135,6 +135,9 @@ class Space(Base):
             postgresql_where=text("is_default"),
             sqlite_where=text("is_default"),
         ),
+        # AUTOINCREMENT: SQLite never gives a deleted space's id to a new one, whose index
+        # folder and snapshots are named by that id.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)

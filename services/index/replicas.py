@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -29,6 +30,24 @@ def space_directory(indexes_dir: Path, space: Space) -> Path:
     return indexes_dir / f"space-{space.id}"
 
 
+OWNER_KEYS = ("space_id", "space_created_at")
+
+
+def _snapshot_owner(space: Space) -> dict[str, Any]:
+    """What a snapshot records of the space it was written for: its id and creation time,
+    which no other space has together even where a database gives an id out again, and its
+    name for people reading the manifest."""
+    created = space.created_at.isoformat() if space.created_at is not None else None
+    return {"space": space.name, "space_id": space.id, "space_created_at": created}
+
+
+def _written_for(manifest: SnapshotManifest, space: Space) -> bool:
+    """Whether the snapshot was written for this very space, not for one that had its id
+    before (a manifest that records no owner proves nothing and is refused too)."""
+    owner = _snapshot_owner(space)
+    return all(manifest.extra.get(key) == owner[key] for key in OWNER_KEYS)
+
+
 def vectors_from_bytes(blobs: Iterable[bytes], dim: int) -> np.ndarray:
     """Catalog blobs (float32 little-endian) to one (N, dim) float32 array."""
     joined = b"".join(blobs)
@@ -36,7 +55,11 @@ def vectors_from_bytes(blobs: Iterable[bytes], dim: int) -> np.ndarray:
 
 
 class IndexReplica:
-    """One space's in-memory index and the catalog sequence number it reflects."""
+    """One space's in-memory index and the catalog sequence number it reflects.
+
+    Catch-up adds to the index while searches read it, and FAISS is not safe for an add
+    beside a search: every read and every write goes through this replica's methods, which
+    hold its lock. No caller touches the index itself."""
 
     def __init__(self, *, space: Space, directory: Path, index: VectorIndex | LayeredIndex,
                  watermark: int):
@@ -44,9 +67,10 @@ class IndexReplica:
         self.space_name = space.name
         self.dim = space.dim
         self.directory = directory
-        self.index = index
+        self._index = index
         self.watermark = watermark
         self.search_params = dict(space.options.search_params)
+        self._owner = _snapshot_owner(space)
         self._lock = threading.RLock()
 
     @classmethod
@@ -54,7 +78,7 @@ class IndexReplica:
         """Load the space's newest valid snapshot (or rebuild from the catalog), then catch up."""
         factory = space.options.index_factory
         loaded = load_latest_snapshot(directory)
-        if loaded is not None and loaded[1].dim == space.dim and loaded[1].factory == factory:
+        if loaded is not None and _serves(loaded[1], space, directory):
             index, manifest = loaded
             replica = cls(space=space, directory=directory, index=index,
                           watermark=manifest.watermark)
@@ -88,15 +112,42 @@ class IndexReplica:
         latest = embedding_queries.latest_seq(session=session, space_id=self.space_id)
         return max(0, latest - self.watermark)
 
-    def search(self, queries: np.ndarray, k: int) -> SearchHits:
+    @property
+    def ntotal(self) -> int:
+        """How many live vectors the index holds."""
         with self._lock:
-            return self.index.search(queries, k, params=self.search_params)
+            return self._index.ntotal
+
+    def ids(self) -> np.ndarray:
+        """Every live id, int64, sorted ascending."""
+        with self._lock:
+            return self._index.ids()
+
+    def search(self, queries: np.ndarray, k: int) -> SearchHits:
+        """Top-k ids of each query row, with the space's search parameters."""
+        with self._lock:
+            return self._index.search(queries, k, params=self.search_params)
+
+    def reconstruct(self, image_id: int) -> np.ndarray:
+        """The stored vector of a live id; IndexIdNotFound when it is not in the index."""
+        with self._lock:
+            return self._index.reconstruct(image_id)
+
+    def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The `ids` still live and their stored vectors, (N,) int64 and (N, dim) float32,
+        read in one hold of the lock: an id that catch-up removed since the caller found it
+        in a search is skipped, not an error."""
+        with self._lock:
+            found = [int(i) for i in ids if self._index.contains(int(i))]
+            rows = [self._index.reconstruct(i) for i in found]
+        return (np.array(found, dtype=np.int64),
+                np.array(rows, dtype=np.float32).reshape(len(found), self.dim))
 
     def snapshot(self, session: Session, *, keep: int) -> SnapshotManifest:
         """Write the replica to disk atomically and record it in the catalog."""
         with self._lock:
-            manifest = save_snapshot(self.index, self.directory, watermark=self.watermark,
-                                     extra={"space": self.space_name})
+            manifest = save_snapshot(self._index, self.directory, watermark=self.watermark,
+                                     extra=self._owner)
         snapshot_queries.record_snapshot(
             session=session, space_id=self.space_id, path=str(self.directory / manifest.file),
             factory=manifest.factory, vector_count=manifest.ntotal,
@@ -105,7 +156,8 @@ class IndexReplica:
         return manifest
 
     def _apply(self, changes: list[Change]) -> None:
-        """Apply changes in sequence order, batching runs of adds into one FAISS call."""
+        """Apply changes in sequence order, batching runs of adds into one FAISS call (the
+        caller, catch_up, holds the lock)."""
         run: list[Change] = []
         for change in changes:
             if change.op == "add" and change.vector is not None:
@@ -113,7 +165,7 @@ class IndexReplica:
                 continue
             self._add_run(run)
             run = []
-            self.index.remove(np.array([change.image_id], dtype=np.int64))
+            self._index.remove(np.array([change.image_id], dtype=np.int64))
         self._add_run(run)
         self.watermark = changes[-1].seq
 
@@ -121,7 +173,21 @@ class IndexReplica:
         if not run:
             return
         ids = np.array([c.image_id for c in run], dtype=np.int64)
-        self.index.add(ids, vectors_from_bytes((c.vector for c in run), self.dim))
+        self._index.add(ids, vectors_from_bytes((c.vector for c in run), self.dim))
+
+
+def _serves(manifest: SnapshotManifest, space: Space, directory: Path) -> bool:
+    """Whether a snapshot can serve the space: its dimension and index type, written for it.
+    One written for another space is logged and left alone: the catalog rebuilds the index."""
+    if (manifest.dim, manifest.factory) != (space.dim, space.options.index_factory):
+        return False
+    if not _written_for(manifest, space):
+        owner = {key: manifest.extra.get(key) for key in ("space", *OWNER_KEYS)}
+        log.warning("snapshot %s ignored: written for %s, not for space %s (id %d, created %s); "
+                    "rebuilding from the catalog", directory / manifest.file, owner, space.name,
+                    space.id, space.created_at)
+        return False
+    return True
 
 
 def rebuild(*, space: Space, directory: Path, session: Session, factory: str) -> IndexReplica:

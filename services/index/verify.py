@@ -56,7 +56,7 @@ def verify_all(runtime: Runtime) -> list[VerifyReport]:
                       if (problem := file_problem(directory, m)) is not None]
             broken.extend(_lost_snapshot(session, space.id, directory))
             replica = IndexReplica.open(space=space, directory=directory, session=session)
-            report = VerifyReport(space.name, replica.index.ntotal, broken_snapshots=broken)
+            report = VerifyReport(space.name, replica.ntotal, broken_snapshots=broken)
             _compare(session, space.id, space.dim, replica, report)
             reports.append(report)
     return reports
@@ -74,7 +74,7 @@ def _lost_snapshot(session: Session, space_id: int, directory: Path) -> list[str
 
 def _compare(session, space_id: int, dim: int, replica: IndexReplica,
              report: VerifyReport) -> None:
-    indexed = {int(i) for i in replica.index.ids()}
+    indexed = {int(i) for i in replica.ids()}
     catalogued: set[int] = set()
     for ids, blobs, _ in embedding_queries.iter_vectors(session=session, space_id=space_id):
         catalogued.update(ids)
@@ -82,6 +82,6 @@ def _compare(session, space_id: int, dim: int, replica: IndexReplica,
         for image_id, vector in zip(ids, vectors, strict=True):
             if image_id not in indexed:
                 report.missing.append(image_id)
-            elif np.abs(replica.index.reconstruct(image_id) - vector).max() > STALE_TOLERANCE:
+            elif np.abs(replica.reconstruct(image_id) - vector).max() > STALE_TOLERANCE:
                 report.stale.append(image_id)
     report.extra = sorted(indexed - catalogued)

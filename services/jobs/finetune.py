@@ -21,8 +21,8 @@ from lookalike.retrieval.training.trainer import EpochRecord, TrainConfig, fit
 from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.catalog import spaces as space_queries
 from lookalike.services.catalog.documents import FinetuneParams
-from lookalike.services.catalog.models import Job
-from lookalike.services.errors import InvalidRequest
+from lookalike.services.catalog.models import Job, Space
+from lookalike.services.errors import InvalidRequest, SpaceExists
 from lookalike.services.runtime import Runtime
 from lookalike.services.spaces.lookup import find_space
 from lookalike.services.training.curves import draw_curves
@@ -143,16 +143,38 @@ def _record_history(runtime: Runtime, job_id: int, records: list[EpochRecord],
 
 
 def _publish(runtime: Runtime, job_id: int, request: FinetuneRequest, trainee: Trainee) -> None:
-    """Write the trained weights under LOOKALIKE_HOME and create the space they define."""
-    data = trainee.publish(runtime.settings, name=request.space)
-    options = data.options.model_copy(update={"trained_by_job": job_id})
-    with runtime.session() as session:
-        space = space_queries.create_space(session=session,
-                                           data=data.model_copy(update={"options": options}))
-        session.commit()
-        name = space.name
-    _patch(runtime, job_id, {"space": name, "weights_sha256": data.weights_sha256,
-                             "weights_file": options.weights_file,
-                             "head_file": options.head.file if options.head else None})
-    log.info("fine-tuning job %d created space %s", job_id, name)
+    """Write the trained weights under LOOKALIKE_HOME, create the space they define, and
+    record it in the job. Once only: a rerun of the last epoch (the job died after creating
+    the space, or was retried) finds the space this job made and records that one."""
+    space = _own_space(runtime, job_id, request.space)
+    if space is None:
+        data = trainee.publish(runtime.settings, request.space)
+        options = data.options.model_copy(update={"trained_by_job": job_id})
+        with runtime.session() as session:
+            space = space_queries.create_space(session=session,
+                                               data=data.model_copy(update={"options": options}))
+            session.commit()
+        log.info("fine-tuning job %d created space %s", job_id, space.name)
+    else:
+        log.info("fine-tuning job %d: space %s was created by its earlier run", job_id,
+                 space.name)
+    head = space.options.head
+    _patch(runtime, job_id, {"space": space.name, "weights_sha256": space.weights_sha256,
+                             "weights_file": space.options.weights_file,
+                             "head_file": head.file if head else None})
 
+
+def _own_space(runtime: Runtime, job_id: int, name: str) -> Space | None:
+    """The space `name` when this job created it, None when there is none yet; a space of
+    that name made otherwise is a conflict the job cannot settle by itself."""
+    with runtime.read_session() as session:
+        space = space_queries.get_space(session=session, name=name)
+    if space is None or space.options.trained_by_job == job_id:
+        return space
+    other = space.options.trained_by_job
+    maker = f"fine-tuning job {other}" if other is not None else "another command"
+    raise SpaceExists(
+        f"space '{name}' already exists and was created by {maker}, not by fine-tuning job "
+        f"{job_id}: the job cannot publish under that name; delete that space (`lookalike "
+        f"spaces delete {name}`) and retry the job (`lookalike jobs retry {job_id}`), or "
+        "fine-tune again under another name")

@@ -18,15 +18,12 @@ from lookalike.retrieval.embedding.expansion import (
     alpha_query_expansion,
     database_side_augmentation,
 )
-from lookalike.retrieval.errors import IndexIdNotFound
-from lookalike.retrieval.index.faiss_index import SearchHits, VectorIndex
-from lookalike.retrieval.index.layered import LayeredIndex
+from lookalike.retrieval.index.faiss_index import SearchHits
 from lookalike.services.catalog.documents import DEFAULT_SHORTLIST
 from lookalike.services.catalog.models import Space
+from lookalike.services.index.replicas import IndexReplica
 
 DEFAULT_DBA_N = 5  # neighbours when a query asks for DBA in a space whose dba_n is 0
-
-Index = VectorIndex | LayeredIndex
 
 
 @dataclass(frozen=True)
@@ -49,12 +46,13 @@ def dba_plan(space: Space, *, dba: bool | None, qe: bool) -> DbaPlan | None:
                    qe_n=space.options.qe_n if qe else 0)
 
 
-def dba_search(index: Index, query: np.ndarray, k: int, plan: DbaPlan, *,
-               params: dict | None = None) -> SearchHits:
-    """Top-k of the (1, D) query's top max(k, shortlist), ranked against their DBA vectors."""
-    shortlist = index.search(query, max(k, plan.shortlist), params=params)
-    ids, augmented = augment(index, shortlist.ids[0][shortlist.ids[0] >= 0], plan,
-                             params=params)
+def dba_search(replica: IndexReplica, query: np.ndarray, k: int, plan: DbaPlan) -> SearchHits:
+    """Top-k of the (1, D) query's top max(k, shortlist), ranked against their DBA vectors.
+
+    Every read goes through the replica (under its lock), so catch-up may add or remove
+    between two of them: a candidate or neighbour removed meanwhile is left out."""
+    shortlist = replica.search(query, max(k, plan.shortlist))
+    ids, augmented = augment(replica, shortlist.ids[0][shortlist.ids[0] >= 0], plan)
     if plan.qe_n:
         query = _expanded(query, augmented, plan)
     scores = augmented @ query[0]
@@ -66,15 +64,14 @@ def dba_search(index: Index, query: np.ndarray, k: int, plan: DbaPlan, *,
     return hits
 
 
-def augment(index: Index, ids: np.ndarray, plan: DbaPlan, *,
-            params: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+def augment(replica: IndexReplica, ids: np.ndarray,
+            plan: DbaPlan) -> tuple[np.ndarray, np.ndarray]:
     """The `ids` still in the index and their DBA vectors, from one batched neighbour search."""
-    ids, vectors = _vectors(index, ids)
+    ids, vectors = replica.vectors(ids)
     if not len(ids):
         return ids, vectors
-    neighbour_ids, scores = _without_self(ids, index.search(vectors, plan.n + 1, params=params),
-                                          plan.n)
-    extra_ids, extra_vectors = _vectors(index, np.setdiff1d(neighbour_ids[neighbour_ids >= 0],
+    neighbour_ids, scores = _without_self(ids, replica.search(vectors, plan.n + 1), plan.n)
+    extra_ids, extra_vectors = replica.vectors(np.setdiff1d(neighbour_ids[neighbour_ids >= 0],
                                                             ids))
     local_ids = np.concatenate([ids, extra_ids])
     unused = np.full((len(extra_ids), plan.n), -1, dtype=np.int64)
@@ -83,19 +80,6 @@ def augment(index: Index, ids: np.ndarray, plan: DbaPlan, *,
     gallery = np.vstack([vectors, extra_vectors])
     augmented = database_side_augmentation(gallery, rows, weights, alpha=plan.alpha)
     return ids, augmented[: len(ids)]
-
-
-def _vectors(index: Index, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The ids still live and their stored vectors; an id removed meanwhile is skipped."""
-    found, vectors = [], []
-    for image_id in ids:
-        try:
-            vectors.append(index.reconstruct(int(image_id)))
-        except IndexIdNotFound:
-            continue
-        found.append(int(image_id))
-    return (np.array(found, dtype=np.int64),
-            np.array(vectors, dtype=np.float32).reshape(len(found), index.dim))
 
 
 def _without_self(ids: np.ndarray, hits: SearchHits, n: int) -> tuple[np.ndarray, np.ndarray]:

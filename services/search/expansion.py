@@ -16,11 +16,12 @@ def qe_enabled(space: Space, qe: bool | None) -> bool:
 
 def expand_query(replica: IndexReplica, space: Space, vector: np.ndarray) -> np.ndarray:
     """(1, D) query replaced by itself plus its top-n neighbours weighted by score**alpha."""
-    n = space.options.qe_n
-    hits = replica.search(vector, n)
+    hits = replica.search(vector, space.options.qe_n)
     found = hits.ids[0] >= 0
-    if not found.any():
+    ids, neighbours = replica.vectors(hits.ids[0][found])
+    if not len(ids):
         return vector
-    neighbours = np.stack([replica.index.reconstruct(int(i)) for i in hits.ids[0][found]])
-    return alpha_query_expansion(vector, neighbours[None], hits.scores[0][found][None],
+    # A neighbour removed by catch-up since the search is left out, with its score.
+    scores = hits.scores[0][found][np.isin(hits.ids[0][found], ids)]
+    return alpha_query_expansion(vector, neighbours[None], scores[None],
                                  alpha=space.options.qe_alpha)

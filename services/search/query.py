@@ -91,7 +91,7 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
         use_qe = qe_enabled(space, qe)
         plan = dba_plan(space, dba=dba, qe=use_qe)
         if plan is not None:
-            hits = dba_search(replica.index, vector, k, plan, params=replica.search_params)
+            hits = dba_search(replica, vector, k, plan)
         else:
             hits = replica.search(expand_query(replica, space, vector) if use_qe else vector, k)
         ids = [int(i) for i in hits.ids[0] if i >= 0]

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from lookalike.services.bench.synthetic import add_synthetic_images
+from lookalike.services.catalog import spaces as space_queries
+from lookalike.services.catalog.models import Space
+from lookalike.services.catalog.schemas import SpaceCreate
 from lookalike.services.config import Settings
 from lookalike.services.ingest.pipeline import IngestSummary, ingest_items
 from lookalike.services.ingest.sources import collect_items
@@ -74,3 +78,17 @@ def photo_home(tmp_path: Path, photo_dir: Path) -> Iterator[Runtime]:
 def fill_space(runtime: Runtime, name: str) -> dict[str, int]:
     """Embed the catalog into space `name` by a reindex job run here: the job's counts."""
     return jobs.describe(jobs.submit_reindex(runtime, space_name=name, wait=True))["counts"]
+
+
+def synthetic_space(runtime: Runtime, name: str, *, dim: int = 16, count: int = 40,
+                    seed: int = 0) -> Space:
+    """A space holding `count` random unit vectors of new image rows, written through the
+    catalog (no model: searches by image id never embed anything)."""
+    with runtime.session() as session:
+        space = space_queries.create_space(session=session, data=SpaceCreate(
+            name=name, backbone="synthetic", layer="none", pooling="gap", dim=dim))
+        session.commit()
+        session.expunge(space)
+    for _ in add_synthetic_images(runtime, space_id=space.id, dim=dim, count=count, seed=seed):
+        pass
+    return space

@@ -7,15 +7,16 @@ import sys
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import delete, inspect, select
 
 from lookalike.services.catalog.migrate import (
     current_revision,
     downgrade,
     upgrade,
 )
-from lookalike.services.catalog.models import Base
-from lookalike.services.catalog.session import make_engine
+from lookalike.services.catalog.models import Base, Space
+from lookalike.services.catalog.session import make_engine, make_session_factory
+from tests.services.catalog.builders import space
 
 TABLES_0001 = {"image", "space", "region", "embedding", "index_change", "job", "index_snapshot"}
 TABLES_0002 = TABLES_0001 | {"evaluation"}
@@ -33,6 +34,9 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
+    assert current_revision(database_url) == "0005"
+    assert _tables(database_url) == TABLES
+    downgrade(database_url, "0003")
     assert current_revision(database_url) == "0003"
     assert _tables(database_url) == TABLES
     downgrade(database_url, "0002")
@@ -47,6 +51,31 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert _tables(database_url) == set()
     upgrade(database_url)
     assert _tables(database_url) == TABLES
+
+
+def _space_ids(url: str, *, add: tuple[str, ...] = (), remove: str | None = None) -> list[int]:
+    """Add spaces, delete one by name, and return the ids of the spaces left."""
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as session:
+            for name in add:
+                space(session, name)
+            if remove is not None:
+                session.execute(delete(Space).where(Space.name == remove))
+            session.commit()
+            return list(session.scalars(select(Space.id).order_by(Space.id)))
+    finally:
+        engine.dispose()
+
+
+def test_a_deleted_space_id_is_never_given_out_again(database_url: str) -> None:
+    upgrade(database_url, "0003")
+    assert _space_ids(database_url, add=("a", "b")) == [1, 2]
+    upgrade(database_url)  # the rows keep their ids through the table copy on SQLite
+    assert _space_ids(database_url, remove="b") == [1]
+    assert _space_ids(database_url, add=("c",)) == [1, 3]
+    downgrade(database_url, "0003")
+    assert _space_ids(database_url) == [1, 3]
 
 
 def test_migrated_schema_matches_models(migrated_url: str) -> None:

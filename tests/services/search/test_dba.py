@@ -14,9 +14,11 @@ from lookalike.retrieval.evaluation.metrics import exact_search
 from lookalike.retrieval.index.faiss_index import VectorIndex
 from lookalike.services.api.app import create_app
 from lookalike.services.catalog import embeddings as embedding_queries
+from lookalike.services.catalog.documents import SpaceOptions
+from lookalike.services.catalog.models import Space
 from lookalike.services.evaluation.benchmarks import Benchmark
 from lookalike.services.evaluation.run import _expand
-from lookalike.services.index.replicas import vectors_from_bytes
+from lookalike.services.index.replicas import IndexReplica, vectors_from_bytes
 from lookalike.services.runtime import Runtime
 from lookalike.services.search.dba import DEFAULT_DBA_N, DbaPlan, dba_search
 from lookalike.services.search.query import search_vector
@@ -43,6 +45,12 @@ def toy() -> tuple[np.ndarray, np.ndarray, np.ndarray, VectorIndex]:
     return gallery, query, ids, index
 
 
+def as_replica(index: VectorIndex) -> IndexReplica:
+    """The index as a replica of an unsaved Flat space, the only way DBA reads an index."""
+    space = Space(id=1, name="toy", dim=index.dim, options=SpaceOptions())
+    return IndexReplica(space=space, directory=Path("unused"), index=index, watermark=0)
+
+
 def full_dba(gallery: np.ndarray, query: np.ndarray, *, n: int, qe_n: int | None,
              alpha: float) -> tuple[np.ndarray, np.ndarray]:
     """Rows of the whole gallery ranked as `lookalike evaluate` ranks them, and their scores."""
@@ -57,7 +65,7 @@ def full_dba(gallery: np.ndarray, query: np.ndarray, *, n: int, qe_n: int | None
 def test_reranked_shortlist_is_in_the_order_full_dba_gives(toy, qe_n: int) -> None:
     gallery, query, ids, index = toy
     plan = DbaPlan(n=4, shortlist=60, alpha=3.0, qe_n=qe_n)
-    reranked = dba_search(index, query, 60, plan)
+    reranked = dba_search(as_replica(index), query, 60, plan)
     plain = index.search(query, 60)
     order, scores = full_dba(gallery, query, n=4, qe_n=qe_n or None, alpha=3.0)
     shortlisted = np.isin(ids[order], plain.ids[0])
@@ -65,7 +73,7 @@ def test_reranked_shortlist_is_in_the_order_full_dba_gives(toy, qe_n: int) -> No
     assert reranked.ids[0].tolist() == ids[order][shortlisted].tolist()
     assert np.allclose(reranked.scores[0], scores[shortlisted], atol=1e-5)
     assert reranked.ids[0].tolist() != plain.ids[0].tolist()
-    top10 = dba_search(index, query, 10, plan)
+    top10 = dba_search(as_replica(index), query, 10, plan)
     assert top10.ids[0].tolist() == ids[order[:10]].tolist()
 
 
@@ -73,7 +81,7 @@ def test_a_gallery_smaller_than_dba_n_augments_with_every_other_vector(toy) -> N
     gallery, query, ids, _ = toy
     index = VectorIndex(16)
     index.add(ids[:3], gallery[:3])
-    reranked = dba_search(index, query, 5, DbaPlan(n=5, shortlist=10))
+    reranked = dba_search(as_replica(index), query, 5, DbaPlan(n=5, shortlist=10))
     order, scores = full_dba(gallery[:3], query, n=5, qe_n=None, alpha=3.0)
     assert reranked.ids[0].tolist() == [*ids[order].tolist(), -1, -1]
     assert np.allclose(reranked.scores[0][:3], scores, atol=1e-5)
