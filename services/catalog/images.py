@@ -143,6 +143,18 @@ def set_image_status(
     session.flush()
 
 
+def lock_images(*, session: Session, image_ids: Sequence[int]) -> list[Image]:
+    """Lock these image rows (those that exist) in id order until the transaction ends, and
+    read them afresh. A delete's file removal and an ingest's commit both take the lock, so
+    whether a live row still names a stored file is decided by one of them at a time. On
+    SQLite the write transaction (BEGIN IMMEDIATE) is that lock already."""
+    if not image_ids:
+        return []
+    query = (select(Image).where(Image.id.in_(list(image_ids))).order_by(Image.id)
+             .with_for_update(key_share=True).execution_options(populate_existing=True))
+    return list(session.scalars(query))
+
+
 def mark_image_deleted(*, session: Session, image_id: int) -> bool:
     """Mark an image deleted and drop its embeddings, logging one remove per space it was in.
 
