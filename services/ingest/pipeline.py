@@ -20,6 +20,7 @@ from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.models import Image, Space
 from lookalike.services.catalog.schemas import ImageCreate
+from lookalike.services.ingest.metadata import check_metadata, metadata_problem
 from lookalike.services.ingest.prepare import (
     PrepareConfig,
     PreparedImage,
@@ -157,18 +158,34 @@ def _hash_files(items: Sequence[IngestItem]) -> list[str | None]:
     return shas
 
 
-def _known(session: Session, items: Sequence[IngestItem], summary: IngestSummary,
-           progress: Progress) -> list[int]:
-    """Positions of items whose bytes are not embedded yet; the rest are reported duplicates
-    (and a stored original that no longer holds their bytes is written again)."""
+def _storable(items: Sequence[IngestItem], summary: IngestSummary,
+              progress: Progress) -> list[int]:
+    """Positions of items whose collection and label fit the catalog; each other item is
+    reported failed with the reason, before any of its bytes is read or stored."""
+    fitting = []
+    for position, item in enumerate(items):
+        problem = metadata_problem(collection=item.collection, label=item.label)
+        if problem is None:
+            fitting.append(position)
+            continue
+        summary.record(Outcome(str(item.path), "failed", None, problem))
+        progress(1)
+    return fitting
+
+
+def _known(session: Session, items: Sequence[IngestItem], positions: Sequence[int],
+           summary: IngestSummary, progress: Progress) -> list[int]:
+    """Those of `positions` whose bytes are not embedded yet; the rest are reported
+    duplicates (and a stored original that no longer holds their bytes is written again)."""
     todo: list[int] = []
     first_seen: dict[str, str] = {}
-    for start in range(0, len(items), SHA_CHUNK):
-        chunk = items[start:start + SHA_CHUNK]
-        shas = _hash_files(chunk)
+    for start in range(0, len(positions), SHA_CHUNK):
+        chunk = positions[start:start + SHA_CHUNK]
+        shas = _hash_files([items[p] for p in chunk])
         existing = image_queries.images_by_shas(session=session,
                                                 shas=[s for s in shas if s is not None])
-        for offset, (item, sha) in enumerate(zip(chunk, shas, strict=True)):
+        for position, sha in zip(chunk, shas, strict=True):
+            item = items[position]
             row = existing.get(sha) if sha is not None else None
             if sha is not None and (sha in first_seen or (row and row.status == "embedded")):
                 if row is not None and sha not in first_seen:
@@ -180,7 +197,7 @@ def _known(session: Session, items: Sequence[IngestItem], summary: IngestSummary
                 continue
             if sha is not None:
                 first_seen[sha] = str(item.path)
-            todo.append(start + offset)
+            todo.append(position)
     return todo
 
 
@@ -194,7 +211,7 @@ def ingest_items(runtime: Runtime, items: Sequence[IngestItem], *,
     with runtime.session() as session:
         space = ensure_default_space(session=session, settings=runtime.settings)
         session.commit()
-        todo = _known(session, items, summary, progress)
+        todo = _known(session, items, _storable(items, summary, progress), summary, progress)
         session.commit()
     embedder = runtime.embedder(space)
     prepare = functools.partial(prepare_file, config=prepare_config(runtime, embedder))
@@ -243,7 +260,9 @@ class UploadResult:
 def ingest_bytes(runtime: Runtime, data: bytes, *, source: str, collection: str | None = None,
                  label: str | None = None) -> UploadResult:
     """Add one uploaded image; it is searchable when this returns. Bad bytes raise
-    ImageRejected and leave no row behind."""
+    ImageRejected, and a collection or label too long for the catalog InvalidRequest, both
+    before any file is stored or row written."""
+    check_metadata(collection=collection, label=label)
     with runtime.session() as session:
         space = ensure_default_space(session=session, settings=runtime.settings)
         session.commit()
