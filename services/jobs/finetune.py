@@ -24,6 +24,7 @@ from lookalike.services.catalog.documents import FinetuneParams
 from lookalike.services.catalog.models import Job
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.runtime import Runtime
+from lookalike.services.spaces.files import hold_space_files
 from lookalike.services.spaces.lookup import find_space
 from lookalike.services.training.curves import draw_curves
 from lookalike.services.training.data import LabelledImages, LabelledSplit, load_labelled
@@ -143,10 +144,13 @@ def _record_history(runtime: Runtime, job_id: int, records: list[EpochRecord],
 
 
 def _publish(runtime: Runtime, job_id: int, request: FinetuneRequest, trainee: Trainee) -> None:
-    """Write the trained weights under LOOKALIKE_HOME and create the space they define."""
-    data = trainee.publish(runtime.settings, name=request.space)
-    options = data.options.model_copy(update={"trained_by_job": job_id})
+    """Write the trained weights under LOOKALIKE_HOME and create the space they define, both
+    under the lock on space files (spaces.files): a space deleted meanwhile that shares a
+    weight file cannot remove it before this space names it."""
     with runtime.session() as session:
+        hold_space_files(session)
+        data = trainee.publish(runtime.settings, name=request.space)
+        options = data.options.model_copy(update={"trained_by_job": job_id})
         space = space_queries.create_space(session=session,
                                            data=data.model_copy(update={"options": options}))
         session.commit()
