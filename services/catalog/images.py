@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -123,6 +123,14 @@ def ids_with_status(
     return list(session.scalars(query))
 
 
+def live_images_after(*, session: Session, after_id: int, limit: int) -> list[Image]:
+    """Up to `limit` images that are not deleted, with ids above `after_id`, in id order: one
+    page of a walk over every row that names stored files."""
+    query = (select(Image).where(Image.status != "deleted", Image.id > after_id)
+             .order_by(Image.id).limit(limit))
+    return list(session.scalars(query))
+
+
 def pending_images(*, session: Session, limit: int) -> list[Image]:
     """The oldest images still waiting for an embedding (what a restarted worker picks up)."""
     query = select(Image).where(Image.status == "pending").order_by(Image.id).limit(limit)
@@ -141,6 +149,29 @@ def set_image_status(
     image.status = status
     image.error = error
     session.flush()
+
+
+def lock_images(*, session: Session, image_ids: Sequence[int]) -> list[Image]:
+    """Lock these image rows (those that exist) in id order until the transaction ends, and
+    read them afresh. A delete's file removal and an ingest's commit both take the lock, so
+    whether a live row still names a stored file is decided by one of them at a time. On
+    SQLite the write transaction (BEGIN IMMEDIATE) is that lock already."""
+    if not image_ids:
+        return []
+    query = (select(Image).where(Image.id.in_(list(image_ids))).order_by(Image.id)
+             .with_for_update(key_share=True).execution_options(populate_existing=True))
+    return list(session.scalars(query))
+
+
+def hold_image_writes(*, session: Session) -> None:
+    """Hold off every insert and update of image rows until the transaction ends: removing
+    files that no row names needs it, so that no ingest names one between the check and the
+    removal. PostgreSQL: a SHARE lock on the table; SQLite: the write transaction (BEGIN
+    IMMEDIATE), begun here."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE image IN SHARE MODE"))
+    else:
+        session.connection()
 
 
 def mark_image_deleted(*, session: Session, image_id: int) -> bool:

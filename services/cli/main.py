@@ -34,6 +34,7 @@ GROUPS: dict[str, str] = {
     "bench": "Measure ingest and search speed on this machine.",
     "sample": "The sample collection used by `make demo`.",
     "keys": "API keys and their scopes.",
+    "storage": "The data folder's files checked against the catalog.",
 }
 COMMANDS: dict[str, Entry] = {
     "init": Entry(f"{_CLI}.catalog:init",
@@ -97,6 +98,10 @@ COMMANDS: dict[str, Entry] = {
                        "Every key: name, scopes, created, revoked (never the secret)."),
     "keys revoke": Entry(f"{_CLI}.keys:keys_revoke",
                          "Revoke a key: it stops authenticating at once, in every API process."),
+    "storage verify": Entry(f"{_CLI}.storage:storage_verify", "Check the data folder's files "
+                            "against the catalog: files no row names (orphans), and rows whose "
+                            "file is missing or does not hash to its sha256; exit 1 if any "
+                            "remain."),
     "sample build": Entry(f"{_CLI}.sample:sample_build", "Write the bundled photos and "
                           "Fashion-MNIST images (by class folder); reuses what exists."),
     "sample hint": Entry(f"{_CLI}.sample:sample_hint",

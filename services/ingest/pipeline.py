@@ -20,6 +20,7 @@ from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.models import Image, Space
 from lookalike.services.catalog.schemas import ImageCreate
+from lookalike.services.ingest.metadata import check_metadata, metadata_problem
 from lookalike.services.ingest.prepare import (
     PrepareConfig,
     PreparedImage,
@@ -27,6 +28,12 @@ from lookalike.services.ingest.prepare import (
     prepare_file,
 )
 from lookalike.services.ingest.sources import IngestItem
+from lookalike.services.ingest.stored import (
+    Reread,
+    read_source,
+    repair_original,
+    restore_originals,
+)
 from lookalike.services.runtime import Runtime
 from lookalike.services.spaces.lookup import ensure_default_space
 from lookalike.services.storage.files import sync_originals
@@ -89,33 +96,44 @@ RESET_FIELDS = ("source_uri", "stored_path", "width", "height", "format", "byte_
 
 def _upsert_rows(session: Session, rows: Sequence[ImageCreate]) -> dict[str, int]:
     """Insert the rows in one statement; an existing pending/failed/deleted row with the same
-    bytes is taken over (reset to this ingest's facts). Returns sha256 -> image id."""
-    unique = list({row.sha256: row for row in rows}.values())
-    ids = image_queries.add_images(session=session, rows=unique)
-    for row in unique:
-        image_id, created = ids[row.sha256]
-        if not created:
-            image = image_queries.get_image(session=session, image_id=image_id)
-            if image is not None and image.status != "embedded":
-                for name in RESET_FIELDS:
-                    setattr(image, name, getattr(row, name))
+    bytes is locked and taken over (reset to this ingest's facts). Returns sha256 -> id."""
+    unique = {row.sha256: row for row in rows}
+    ids = image_queries.add_images(session=session, rows=list(unique.values()))
+    existing = [image_id for image_id, created in ids.values() if not created]
+    for image in image_queries.lock_images(session=session, image_ids=existing):
+        if image.status != "embedded":
+            for name in RESET_FIELDS:
+                setattr(image, name, getattr(unique[image.sha256], name))
     session.flush()
     return {sha: image_id for sha, (image_id, _) in ids.items()}
 
 
+def _fail_lost(session: Session, ids: dict[str, int], lost: dict[str, str]) -> None:
+    """Mark failed the rows whose stored original vanished and could not be put back."""
+    for sha, reason in lost.items():
+        image_queries.set_image_status(session=session, image_id=ids[sha], status="failed",
+                                       error=reason)
+
+
 def record_batch(session: Session, *, space: Space, prepared: Sequence[PreparedImage],
                  vectors: Sequence[np.ndarray | None], items: Sequence[IngestItem | None],
-                 collection: str | None = None, label: str | None = None) -> list[Outcome]:
-    """Write one batch of prepared images and their vectors; the caller commits once."""
+                 reread: Reread, collection: str | None = None,
+                 label: str | None = None) -> list[Outcome]:
+    """Write one batch of prepared images and their vectors; the caller commits once. Under
+    the rows' locks, originals removed since they were written are put back (`reread` gives
+    an image's bytes again), so no row is committed naming a missing file."""
     rows = [_image_create(info, item, collection=collection, label=label)
             for info, item in zip(prepared, items, strict=True) if info.sha256 is not None]
     ids = _upsert_rows(session, rows)
+    lost = restore_originals(prepared, reread)
+    _fail_lost(session, ids, lost)
     outcomes: list[Outcome] = []
     vectors_by_id: dict[int, bytes] = {}
     for info, vector in zip(prepared, vectors, strict=True):
         image_id = ids.get(info.sha256) if info.sha256 is not None else None
-        if image_id is None or not info.ok or vector is None:
-            outcomes.append(Outcome(info.source, "failed", image_id, info.error))
+        reason = lost.get(info.sha256 or "", info.error)
+        if image_id is None or reason is not None or vector is None:
+            outcomes.append(Outcome(info.source, "failed", image_id, reason))
             continue
         vectors_by_id[image_id] = np.asarray(vector, dtype="<f4").tobytes()
         outcomes.append(Outcome(info.source, "added", image_id))
@@ -140,19 +158,38 @@ def _hash_files(items: Sequence[IngestItem]) -> list[str | None]:
     return shas
 
 
-def _known(session: Session, items: Sequence[IngestItem], summary: IngestSummary,
-           progress: Progress) -> list[int]:
-    """Positions of items whose bytes are not embedded yet; the rest are reported duplicates."""
+def _storable(items: Sequence[IngestItem], summary: IngestSummary,
+              progress: Progress) -> list[int]:
+    """Positions of items whose collection and label fit the catalog; each other item is
+    reported failed with the reason, before any of its bytes is read or stored."""
+    fitting = []
+    for position, item in enumerate(items):
+        problem = metadata_problem(collection=item.collection, label=item.label)
+        if problem is None:
+            fitting.append(position)
+            continue
+        summary.record(Outcome(str(item.path), "failed", None, problem))
+        progress(1)
+    return fitting
+
+
+def _known(session: Session, items: Sequence[IngestItem], positions: Sequence[int],
+           summary: IngestSummary, progress: Progress) -> list[int]:
+    """Those of `positions` whose bytes are not embedded yet; the rest are reported
+    duplicates (and a stored original that no longer holds their bytes is written again)."""
     todo: list[int] = []
     first_seen: dict[str, str] = {}
-    for start in range(0, len(items), SHA_CHUNK):
-        chunk = items[start:start + SHA_CHUNK]
-        shas = _hash_files(chunk)
+    for start in range(0, len(positions), SHA_CHUNK):
+        chunk = positions[start:start + SHA_CHUNK]
+        shas = _hash_files([items[p] for p in chunk])
         existing = image_queries.images_by_shas(session=session,
                                                 shas=[s for s in shas if s is not None])
-        for offset, (item, sha) in enumerate(zip(chunk, shas, strict=True)):
+        for position, sha in zip(chunk, shas, strict=True):
+            item = items[position]
             row = existing.get(sha) if sha is not None else None
             if sha is not None and (sha in first_seen or (row and row.status == "embedded")):
+                if row is not None and sha not in first_seen:
+                    repair_original(session, row, item.path.read_bytes)
                 earlier = first_seen.get(sha) or (row.source_uri if row else "")
                 summary.record(Outcome(str(item.path), "duplicate", row.id if row else None,
                                        f"same bytes as {earlier}"))
@@ -160,7 +197,7 @@ def _known(session: Session, items: Sequence[IngestItem], summary: IngestSummary
                 continue
             if sha is not None:
                 first_seen[sha] = str(item.path)
-            todo.append(start + offset)
+            todo.append(position)
     return todo
 
 
@@ -174,7 +211,8 @@ def ingest_items(runtime: Runtime, items: Sequence[IngestItem], *,
     with runtime.session() as session:
         space = ensure_default_space(session=session, settings=runtime.settings)
         session.commit()
-        todo = _known(session, items, summary, progress)
+        todo = _known(session, items, _storable(items, summary, progress), summary, progress)
+        session.commit()
     embedder = runtime.embedder(space)
     prepare = functools.partial(prepare_file, config=prepare_config(runtime, embedder))
     jobs = [(position, str(items[position].path)) for position in todo]
@@ -199,7 +237,7 @@ def _commit_batch(runtime: Runtime, space: Space, batch: EmbeddedBatch,
     sync_originals(runtime.settings.layout.originals)
     with runtime.session() as session:
         outcomes = record_batch(session, space=space, prepared=prepared, vectors=batch.vectors,
-                                items=batch_items)
+                                items=batch_items, reread=read_source)
         session.commit()
     for outcome in outcomes:
         summary.record(outcome)
@@ -222,12 +260,16 @@ class UploadResult:
 def ingest_bytes(runtime: Runtime, data: bytes, *, source: str, collection: str | None = None,
                  label: str | None = None) -> UploadResult:
     """Add one uploaded image; it is searchable when this returns. Bad bytes raise
-    ImageRejected and leave no row behind."""
+    ImageRejected, and a collection or label too long for the catalog InvalidRequest, both
+    before any file is stored or row written."""
+    check_metadata(collection=collection, label=label)
     with runtime.session() as session:
         space = ensure_default_space(session=session, settings=runtime.settings)
         session.commit()
         existing = image_queries.get_image_by_sha(session=session, sha256=sha256_hex(data))
         if existing is not None and existing.status == "embedded":
+            repair_original(session, existing, lambda: data)
+            session.commit()
             return UploadResult(existing, created=False)
     embedder = runtime.embedder(space)
     tensor, prepared = prepare_bytes(data, position=-1, source=source,
@@ -238,7 +280,8 @@ def ingest_bytes(runtime: Runtime, data: bytes, *, source: str, collection: str 
     sync_originals(runtime.settings.layout.originals)
     with runtime.session() as session:
         outcome = record_batch(session, space=space, prepared=[prepared], vectors=[vector],
-                               items=[None], collection=collection, label=label)[0]
+                               items=[None], reread=lambda _: data, collection=collection,
+                               label=label)[0]
         session.commit()
         image = image_queries.get_image(session=session, image_id=outcome.image_id)
         runtime.replica(space, session=session)

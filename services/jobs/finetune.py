@@ -24,6 +24,7 @@ from lookalike.services.catalog.documents import FinetuneParams
 from lookalike.services.catalog.models import Job, Space
 from lookalike.services.errors import InvalidRequest, SpaceExists
 from lookalike.services.runtime import Runtime
+from lookalike.services.spaces.files import hold_space_files
 from lookalike.services.spaces.lookup import find_space
 from lookalike.services.training.curves import draw_curves
 from lookalike.services.training.data import LabelledImages, LabelledSplit, load_labelled
@@ -145,12 +146,15 @@ def _record_history(runtime: Runtime, job_id: int, records: list[EpochRecord],
 def _publish(runtime: Runtime, job_id: int, request: FinetuneRequest, trainee: Trainee) -> None:
     """Write the trained weights under LOOKALIKE_HOME, create the space they define, and
     record it in the job. Once only: a rerun of the last epoch (the job died after creating
-    the space, or was retried) finds the space this job made and records that one."""
+    the space, or was retried) finds the space this job made and records that one. The
+    files and the row are written under the lock on space files (spaces.files), so a space
+    deleted meanwhile that shares a weight file cannot remove it before this space names it."""
     space = _own_space(runtime, job_id, request.space)
     if space is None:
-        data = trainee.publish(runtime.settings, request.space)
-        options = data.options.model_copy(update={"trained_by_job": job_id})
         with runtime.session() as session:
+            hold_space_files(session)
+            data = trainee.publish(runtime.settings, request.space)
+            options = data.options.model_copy(update={"trained_by_job": job_id})
             space = space_queries.create_space(session=session,
                                                data=data.model_copy(update={"options": options}))
             session.commit()

@@ -17,6 +17,7 @@ from lookalike.services.catalog.models import Job, utcnow
 from lookalike.services.errors import FetchFailed, InvalidRequest, JobNotFound
 from lookalike.services.ingest.fence import check_under_roots
 from lookalike.services.ingest.fetch import fetch_bytes
+from lookalike.services.ingest.metadata import check_metadata
 from lookalike.services.ingest.pipeline import IngestSummary, Outcome, ingest_bytes, ingest_items
 from lookalike.services.ingest.sources import IngestItem, collect_items
 from lookalike.services.jobs import finetune
@@ -34,9 +35,12 @@ def submit_ingest(runtime: Runtime, *, paths: Sequence[str | Path] | None = None
                   roots: Sequence[Path] | None = None) -> Job:
     """Record an ingest job and start it: on Celery workers when a broker is configured,
     else in this process (a background thread, or before returning when `wait`). With
-    `roots` (a request over HTTP), every path and every file found must lie under them."""
+    `roots` (a request over HTTP), every path and every file found must lie under them.
+    A collection too long for the catalog is refused here; an over-long folder label fails
+    only its own files when the job runs."""
     if bool(paths) == bool(urls):
         raise InvalidRequest("an ingest job needs either a non-empty 'paths' or 'urls' list")
+    check_metadata(collection=collection, label=None)
     if paths:
         found = _collect_fenced([Path(p) for p in paths], roots, collection=collection,
                                 label_from_dir=label_from_dir)

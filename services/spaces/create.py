@@ -31,6 +31,7 @@ from lookalike.services.errors import InvalidRequest
 from lookalike.services.ingest.pipeline import prepare_config
 from lookalike.services.ingest.prepare import PreparedImage, prepare_file
 from lookalike.services.runtime import Runtime
+from lookalike.services.spaces.files import hold_space_files
 from lookalike.services.spaces.lookup import build_embedder
 from lookalike.services.spaces.whitening_store import store_whitening
 
@@ -97,18 +98,34 @@ def create_space(runtime: Runtime, *, name: str, definition: SpaceDefinition,
     data = SpaceCreate(name=name, backbone=spec.name, weights_sha256=file_sha256(weights),
                        layer=spec.feature_layer, pooling=definition.pooling, whitening=None,
                        dim=spec.dim, options=options, make_default=make_default)
-    whitening_label, dim = None, spec.dim
-    if definition.whiten_dim is not None:
-        unsaved = Space(**data.model_dump(exclude={"make_default", "options"}),
-                        options=data.options)
-        raw = build_embedder(unsaved, settings=runtime.settings)
-        whitening, fitted = _fit_whitening(runtime, raw, definition)
-        _, sha = store_whitening(whitening, settings=runtime.settings)
-        options = options.model_copy(update={"whitening_sha256": sha, **fitted})
-        prefix = "lw" if definition.whiten_labels else "pca"
-        whitening_label, dim = f"{prefix}{whitening.output_dim}", whitening.output_dim
-    data = data.model_copy(update={"options": options, "whitening": whitening_label, "dim": dim})
+    if definition.whiten_dim is None:
+        return _insert_space(runtime, data, whitening=None)
+    data, whitening = _with_whitening(runtime, data, definition)
+    return _insert_space(runtime, data, whitening=whitening)
+
+
+def _with_whitening(runtime: Runtime, data: SpaceCreate, definition: SpaceDefinition
+                    ) -> tuple[SpaceCreate, PCAWhitening]:
+    """The space's whitening, fitted (not stored yet), and the space recording it."""
+    unsaved = Space(**data.model_dump(exclude={"make_default", "options"}), options=data.options)
+    raw = build_embedder(unsaved, settings=runtime.settings)
+    whitening, fitted = _fit_whitening(runtime, raw, definition)
+    prefix = "lw" if definition.whiten_labels else "pca"
+    return data.model_copy(update={"options": data.options.model_copy(update=fitted),
+                                   "whitening": f"{prefix}{whitening.output_dim}",
+                                   "dim": whitening.output_dim}), whitening
+
+
+def _insert_space(runtime: Runtime, data: SpaceCreate, *,
+                  whitening: PCAWhitening | None) -> Space:
+    """Store the whitening file and insert the space, both under the lock on space files
+    (spaces.files): a space deleted meanwhile cannot remove the file this one names."""
     with runtime.session() as session:
+        hold_space_files(session)
+        if whitening is not None:
+            _, sha = store_whitening(whitening, settings=runtime.settings)
+            data = data.model_copy(update={"options": data.options.model_copy(
+                update={"whitening_sha256": sha})})
         space = space_queries.create_space(session=session, data=data)
         session.commit()
         session.refresh(space)

@@ -21,10 +21,10 @@ from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.catalog import spaces as space_queries
 from lookalike.services.catalog.documents import ReindexParams
 from lookalike.services.catalog.models import Evaluation, Space
-from lookalike.services.config import Settings
 from lookalike.services.errors import SpaceConflict
 from lookalike.services.index.replicas import space_directory
 from lookalike.services.runtime import Runtime
+from lookalike.services.spaces.files import owned_files, release_files
 from lookalike.services.spaces.lookup import find_space
 
 log = logging.getLogger(__name__)
@@ -137,33 +137,30 @@ def _check_complete(session: Session, space: Space, current: Space) -> None:
 def delete_space(runtime: Runtime, *, name: str) -> DeletedSpace:
     """Remove a space that is not the default: its vectors, change log, snapshots and
     evaluations, its index files, and its whitening file and fine-tuned weight and head files
-    unless another space uses them (weight files given by hand are never touched).
+    unless a space names them (weight files given by hand are never touched).
 
     The index files go before the commit: should the commit fail, the space is still whole,
-    since its index is rebuilt from the catalog. The whitening file, which cannot be rebuilt,
-    goes only after the commit."""
+    since its index is rebuilt from the catalog. The whitening and trained files, which
+    cannot be rebuilt, go only after the commit, and only those that no space names then,
+    decided under the lock that creating a space holds too (spaces.files)."""
     with runtime.session() as session:
         space_queries.lock_spaces(session=session, space_ids=None)
         space = find_space(session=session, name=name)
         _check_deletable(session, space)
         space_id, directory = space.id, space_directory(runtime.settings.layout.indexes, space)
         vectors = space_queries.vector_count(session=session, space_id=space_id)
-        whitening = _unshared_whitening(session, space)
-        trained = _unshared_trained_files(session, space, runtime.settings)
+        owned = owned_files(space, settings=runtime.settings)
         space_queries.delete_space(session=session, space_id=space_id)
         index_files = _remove_index_files(directory)
         session.commit()
     runtime.forget(space_id)
-    removed = None
-    if whitening is not None:
-        path = runtime.settings.layout.whitening / f"{whitening}.npz"
-        path.unlink(missing_ok=True)
-        removed = str(path)
-    for path in trained:
-        path.unlink(missing_ok=True)
+    removed = release_files(runtime, owned)
     log.info("space %s deleted: %d vectors, %d index files", name, vectors, index_files)
+    whitening = [str(f.path) for f in removed if f.kind == "whitening"]
     return DeletedSpace(name=name, vectors=vectors, index_files=index_files,
-                        whitening_file=removed, trained_files=[str(p) for p in trained])
+                        whitening_file=whitening[0] if whitening else None,
+                        trained_files=sorted(str(f.path) for f in removed
+                                             if f.kind != "whitening"))
 
 
 def _check_deletable(session: Session, space: Space) -> None:
@@ -176,32 +173,6 @@ def _check_deletable(session: Session, space: Space) -> None:
             if isinstance(job.params, ReindexParams) and job.params.space == space.name:
                 raise SpaceConflict(f"job {job.id} is filling space '{space.name}'; cancel it "
                                     f"first (`lookalike jobs cancel {job.id}`)")
-
-
-def _unshared_whitening(session: Session, space: Space) -> str | None:
-    """The sha256 of the space's whitening file when no other space uses that file."""
-    sha = space.options.whitening_sha256
-    if not sha:
-        return None
-    others = [s for s in space_queries.list_spaces(session=session) if s.id != space.id]
-    return None if any(s.options.whitening_sha256 == sha for s in others) else sha
-
-
-def _trained_files(space: Space, settings: Settings) -> set[Path]:
-    """The weight and head files a fine-tuning job wrote for this space under
-    LOOKALIKE_HOME/weights; files outside it were given by the user and are not ours."""
-    owned = settings.layout.weights.resolve()
-    head = space.options.head
-    named = [space.options.weights_file, head.file if head else None]
-    return {Path(name).resolve() for name in named if name and Path(name).resolve().parent == owned}
-
-
-def _unshared_trained_files(session: Session, space: Space, settings: Settings) -> list[Path]:
-    """This space's trained files that no other space is built from."""
-    others = set().union(*(_trained_files(s, settings)
-                           for s in space_queries.list_spaces(session=session)
-                           if s.id != space.id))
-    return sorted(_trained_files(space, settings) - others)
 
 
 def _remove_index_files(directory: Path) -> int:

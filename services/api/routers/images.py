@@ -29,6 +29,7 @@ from lookalike.services.ingest.images import (
     original_file,
     thumbnail_file,
 )
+from lookalike.services.ingest.metadata import COLLECTION_MAX, LABEL_MAX
 from lookalike.services.ingest.pipeline import ingest_bytes
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
@@ -55,10 +56,13 @@ def _upload_response(image: Image, who: Identity, *, duplicate: bool) -> ImageUp
              dependencies=[NEEDS_INGEST, INGEST_RATE, UPLOAD_SLOT])
 async def upload_image(response: Response, runtime: RuntimeDep, who: IdentityDep,
                        file: Annotated[UploadFile, File()],
-                       collection: Annotated[str | None, Form()] = None,
-                       label: Annotated[str | None, Form()] = None) -> ImageUploadResponse:
+                       collection: Annotated[str | None,
+                                             Form(max_length=COLLECTION_MAX)] = None,
+                       label: Annotated[str | None, Form(max_length=LABEL_MAX)] = None
+                       ) -> ImageUploadResponse:
     """Add an image; 201 when new, 200 with duplicate=true when the same bytes exist.
-    The image is searchable when this returns."""
+    The image is searchable when this returns. A collection or label longer than the
+    catalog holds is a 422, answered before anything is stored."""
     data = await read_limited(file, runtime.settings.max_upload_bytes)
     result = await run_in_threadpool(ingest_bytes, runtime, data,
                                      source=f"upload:{file.filename or 'unnamed'}",

@@ -103,3 +103,16 @@ def test_openapi_describes_what_the_job_routes_answer(client: TestClient) -> Non
     assert answer["content"]["application/json"]["schema"]["$ref"].endswith("/JobPublic")
     job = document["components"]["schemas"]["JobPublic"]
     assert {"state", "progress", "counts", "errors"} <= set(job["properties"])
+
+
+def test_an_overlong_label_or_collection_is_a_422_and_stores_nothing(
+        client: TestClient, photo_home: Runtime) -> None:
+    originals = photo_home.settings.layout.originals
+    before = sorted(originals.rglob("*"))
+    data = imagefactory.jpeg_bytes("coffee", (64, 48))
+    for form in ({"label": "x" * 201}, {"collection": "y" * 201}):
+        answer = upload(client, data, **form)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"] == "invalid_request" and "200" in answer.json()["detail"]
+    assert sorted(originals.rglob("*")) == before
+    assert upload(client, data, label="x" * 200, collection="y" * 200).status_code == 201

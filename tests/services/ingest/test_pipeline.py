@@ -90,3 +90,24 @@ def test_list_file_and_label_from_dir(tmp_path: Path, photo_dir: Path) -> None:
     runtime.close()
     assert summary.added == len(list(folder.iterdir())) > 0
     assert {row.label for row in rows} == {"cats"}
+
+
+def test_an_overlong_folder_name_fails_only_its_own_files(tmp_path: Path,
+                                                          photo_dir: Path) -> None:
+    photos = sorted(photo_dir.glob("*.jpg"))
+    overlong, short = tmp_path / "data" / ("x" * 201), tmp_path / "data" / "cats"
+    overlong.mkdir(parents=True)
+    short.mkdir()
+    shutil.copy(photos[0], overlong / photos[0].name)
+    for path in photos[1:3]:
+        shutil.copy(path, short / path.name)
+    settings = make_settings(tmp_path / "home")
+    init_catalog(settings)
+    runtime = open_runtime(settings)
+    summary = ingest_into(runtime, tmp_path / "data", label_from_dir=True)
+    runtime.close()
+    assert (summary.added, summary.failed) == (2, 1)
+    [failed] = [o for o in summary.outcomes if o.status == "failed"]
+    assert failed.source == str((overlong / photos[0].name).resolve())
+    assert "201 characters" in (failed.reason or "") and "200" in (failed.reason or "")
+    assert len([p for p in settings.layout.originals.rglob("*") if p.is_file()]) == 2

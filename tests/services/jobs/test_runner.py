@@ -119,9 +119,11 @@ def test_url_jobs_download_with_limits(tmp_path: Path, http_root: str,
     assert "HTTP 404" in errors and "over the limit" in errors and "only http" in errors
 
 
-def test_submit_needs_paths_or_urls(runtime: Runtime) -> None:
+def test_submit_needs_paths_or_urls_and_a_collection_that_fits(runtime: Runtime) -> None:
     with pytest.raises(InvalidRequest, match="either"):
         jobs.submit_ingest(runtime)
+    with pytest.raises(InvalidRequest, match="201 characters"):
+        jobs.submit_ingest(runtime, urls=["http://127.0.0.1:9/a.jpg"], collection="c" * 201)
     with pytest.raises(JobNotFound):
         jobs.get_job(runtime, 999)
 

@@ -1,0 +1,38 @@
+"""The text an image row carries besides its bytes (collection, label), checked against the
+catalog's column sizes before any file is stored: an over-long name is the caller's error
+(a 422, or one failed item of a batch), never a failed transaction that leaves its file."""
+
+from __future__ import annotations
+
+from sqlalchemy import String
+
+from lookalike.services.catalog.models import Image
+from lookalike.services.errors import InvalidRequest
+
+
+def column_length(name: str) -> int:
+    """How many characters the image table's text column `name` holds."""
+    column_type = Image.__table__.columns[name].type
+    assert isinstance(column_type, String) and column_type.length is not None, name
+    return column_type.length
+
+
+COLLECTION_MAX = column_length("collection")
+LABEL_MAX = column_length("label")
+
+
+def metadata_problem(*, collection: str | None, label: str | None) -> str | None:
+    """Why this collection or label cannot be stored with an image, or None when both fit."""
+    for what, value, limit in (("collection", collection, COLLECTION_MAX),
+                               ("label", label, LABEL_MAX)):
+        if value is not None and len(value) > limit:
+            return (f"{what} '{value[:40]}…' is {len(value)} characters; the catalog holds "
+                    f"at most {limit}")
+    return None
+
+
+def check_metadata(*, collection: str | None, label: str | None) -> None:
+    """Raise InvalidRequest (a 422 over HTTP) when the collection or label is too long."""
+    problem = metadata_problem(collection=collection, label=label)
+    if problem is not None:
+        raise InvalidRequest(problem)
