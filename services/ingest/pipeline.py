@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from sqlalchemy.orm import Session
 
-from lookalike.retrieval.embedding.embedder import EmbeddedBatch, Embedder
+from lookalike.retrieval.embedding.embedder import EmbeddedBatch
 from lookalike.retrieval.errors import ImageRejected
 from lookalike.retrieval.images import sha256_hex
 from lookalike.services.catalog import embeddings as embedding_queries
@@ -21,9 +21,9 @@ from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.models import Image, Space
 from lookalike.services.catalog.schemas import ImageCreate
 from lookalike.services.ingest.prepare import (
-    PrepareConfig,
     PreparedImage,
     prepare_bytes,
+    prepare_config,
     prepare_file,
 )
 from lookalike.services.ingest.sources import IngestItem
@@ -62,13 +62,6 @@ class IngestSummary:
             self.duplicates += 1
         else:
             self.failed += 1
-
-
-def prepare_config(runtime: Runtime, embedder: Embedder) -> PrepareConfig:
-    settings = runtime.settings
-    return PrepareConfig(
-        input_size=embedder.input_size, max_bytes=settings.max_upload_bytes,
-        max_pixels=settings.max_pixels, originals_dir=settings.layout.originals)
 
 
 def _image_create(prepared: PreparedImage, item: IngestItem | None, *, collection: str | None,

@@ -10,32 +10,19 @@ keep using the default space meanwhile: nothing here touches which space is the 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
-import numpy as np
-
-from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.catalog.documents import ReindexParams
-from lookalike.services.catalog.models import Job, Space
+from lookalike.services.catalog.models import Job
 from lookalike.services.index.snapshots import snapshot_all
 from lookalike.services.runtime import Runtime
-from lookalike.services.spaces.create import commit_vectors, embed_files
+from lookalike.services.spaces.fill import embed_missing
 from lookalike.services.spaces.lookup import find_space
 
 log = logging.getLogger(__name__)
 
 KIND = "reindex"
-
-
-@dataclass
-class PageOutcome:
-    """What one page of image ids gave: vectors added, already there, and failures."""
-
-    added: int = 0
-    present: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 def create_reindex_job(runtime: Runtime, *, space_name: str) -> Job:
@@ -85,41 +72,3 @@ def run_reindex_batch(runtime: Runtime, job: Job, batch: int) -> None:
         for report in snapshot_all(runtime, space_name=space_name):
             log.info("job %d: space %s snapshot with %d vectors", job.id, report.space,
                      report.vectors)
-
-
-def embed_missing(runtime: Runtime, *, space_name: str, image_ids: list[int]) -> PageOutcome:
-    """Embed those of `image_ids` that the space lacks (deleted images are passed over)."""
-    with runtime.session() as session:
-        space = find_space(session=session, name=space_name)
-        present = embedding_queries.embedded_among(session=session, space_id=space.id,
-                                                   image_ids=image_ids)
-        rows = image_queries.images_by_ids(
-            session=session, ids=[i for i in image_ids if i not in present])
-        session.expunge(space)
-    outcome = PageOutcome(present=len(present))
-    files: list[tuple[int, str]] = []
-    for image_id, row in sorted(rows.items()):
-        if row.status == "deleted":
-            continue
-        if not row.stored_path:
-            outcome.errors.append(f"image {image_id}: no stored file to embed")
-            continue
-        files.append((image_id, row.stored_path))
-    if files:
-        outcome.added = _embed(runtime, space, files, outcome.errors)
-    return outcome
-
-
-def _embed(runtime: Runtime, space: Space, files: list[tuple[int, str]],
-           errors: list[str]) -> int:
-    """Embed (image id, stored file) pairs and commit them in one transaction; how many."""
-    ids: list[int] = []
-    vectors: list[bytes] = []
-    for key, vector, prepared in embed_files(runtime, runtime.embedder(space), files):
-        if vector is None:
-            errors.append(f"image {key}: "
-                          f"{prepared.error if prepared is not None else 'internal error'}")
-            continue
-        ids.append(key)
-        vectors.append(np.asarray(vector, dtype="<f4").tobytes())
-    return commit_vectors(runtime, space, ids, vectors)
