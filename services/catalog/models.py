@@ -219,7 +219,11 @@ class IndexChange(Base):
 
 
 class Job(Base):
-    """A unit of background work (ingest, embed, build-index, ...) and its progress."""
+    """A unit of background work (ingest, embed, build-index, ...) and its progress.
+
+    The lease names the process running the job's batches in-process (`lease_owner`), which
+    renews it (`lease_heartbeat_at`) before it lapses (`lease_expires_at`): another process
+    takes over only a job whose lease is absent or has lapsed."""
 
     __tablename__ = "job"
     __table_args__ = (CheckConstraint(_in("state", JOB_STATES), name="state"),)
@@ -241,6 +245,9 @@ class Job(Base):
     )
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(255))
+    lease_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class IndexSnapshot(Base):

@@ -3,6 +3,7 @@ filled from the catalog by a job, switched to, compared and removed."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -125,14 +126,16 @@ def _reindex_with_progress(runtime: Runtime, name: str, *, on_workers: bool) -> 
         task = progress.add_task(f"reindexing {name}", total=None)
         job = (jobs.submit_reindex(runtime, space_name=name) if on_workers
                else reindex_jobs.create_reindex_job(runtime, space_name=name))
+        follow = functools.partial(_show_progress, runtime, job.id, progress, task)
         try:
-            shown = _show_progress(runtime, job.id, progress, task)
-            for batch in range(0 if on_workers else job.result.batch_count):
-                jobs.run_batches(runtime, job.id, [batch])
-                shown = _show_progress(runtime, job.id, progress, task)
+            shown = follow()
+            if not on_workers:
+                jobs.run_batches(runtime, job.id, range(job.result.batch_count),
+                                 after_batch=follow)
+                shown = follow()
             while shown["state"] in ("queued", "running"):
                 time.sleep(POLL_S)
-                shown = _show_progress(runtime, job.id, progress, task)
+                shown = follow()
         except KeyboardInterrupt:
             goes_on = ("the workers go on with it" if on_workers else "run the command again "
                        "to finish it (images already embedded are skipped)")

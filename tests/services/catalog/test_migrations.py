@@ -20,6 +20,7 @@ from lookalike.services.catalog.session import make_engine
 TABLES_0001 = {"image", "space", "region", "embedding", "index_change", "job", "index_snapshot"}
 TABLES_0002 = TABLES_0001 | {"evaluation"}
 TABLES = TABLES_0002 | {"api_key"}
+LEASE = {"lease_owner", "lease_heartbeat_at", "lease_expires_at"}
 
 
 def _tables(url: str) -> set[str]:
@@ -30,11 +31,23 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
+def _columns(url: str, table: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return {column["name"] for column in inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == "0003"
+    assert current_revision(database_url) == "0004"
     assert _tables(database_url) == TABLES
+    assert _columns(database_url, "job") >= LEASE
+    downgrade(database_url, "0003")
+    assert _tables(database_url) == TABLES
+    assert not LEASE & _columns(database_url, "job")
     downgrade(database_url, "0002")
     assert _tables(database_url) == TABLES_0002
     downgrade(database_url, "0001")
@@ -42,6 +55,7 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert _tables(database_url) == TABLES_0001
     upgrade(database_url)
     assert _tables(database_url) == TABLES
+    assert _columns(database_url, "job") >= LEASE
     downgrade(database_url, "base")
     assert current_revision(database_url) is None
     assert _tables(database_url) == set()
