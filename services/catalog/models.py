@@ -123,7 +123,10 @@ class Image(Base):
 
 
 class Space(Base):
-    """One embedding space: backbone + weights + layer + pooling + whitening + dimension."""
+    """One embedding space: backbone + weights + layer + pooling + whitening + dimension.
+
+    `filled_at` is when the space first held the whole catalog (it became the default, or a
+    reindex job over it succeeded); from then on ingest embeds every new image into it."""
 
     __tablename__ = "space"
     __table_args__ = (
@@ -148,6 +151,7 @@ class Space(Base):
     options: Mapped[SpaceOptions] = mapped_column(Document(SpaceOptions), default=SpaceOptions)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = _created()
+    filled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Region(Base):

@@ -34,7 +34,7 @@ from lookalike.services.runtime import Runtime
 from lookalike.services.setup import open_runtime
 from lookalike.services.spaces import lifecycle as space_lifecycle
 from lookalike.services.spaces.create import SpaceDefinition, create_space
-from lookalike.services.spaces.lifecycle import EvaluationSummary
+from lookalike.services.spaces.lifecycle import EvaluationSummary, SpaceSummary
 
 console = Console()
 POLL_S = 0.5
@@ -165,22 +165,28 @@ def _evaluation_cell(evaluation: EvaluationSummary | None) -> str:
             f"{evaluation.evaluated_at:%Y-%m-%d %H:%M})")
 
 
+def _lag_cell(summary: SpaceSummary) -> str:
+    """The images a space lacks; a space not filled yet does not follow new images."""
+    return str(summary.lag) if summary.filled else f"{summary.lag} (not filled)"
+
+
 def spaces_list(as_json: Annotated[bool, typer.Option(
         "--json", help="print the API's JSON answer (GET /v1/spaces)")] = False) -> None:
-    """Every embedding space: definition, vector count, default, last evaluation."""
+    """Every embedding space: definition, vector count, lag behind the catalog, default,
+    last evaluation."""
     with open_runtime(get_settings()) as runtime:
         summaries = space_lifecycle.list_spaces(runtime)
     if as_json:
         print(json.dumps([summary.to_public() for summary in summaries]))
         return
     table = Table("name", "default", "backbone", "pooling", "whitening", "dim", "vectors",
-                  "weights sha256")
+                  "lag", "weights sha256")
     table.add_column("options", overflow="fold")
     table.add_column("last evaluation")
     for s in summaries:
         table.add_row(s.name, "yes" if s.is_default else "", s.backbone, s.pooling,
                       s.whitening or "none", str(s.dim), str(s.vector_count),
-                      (s.weights_sha256 or "none")[:12],
+                      _lag_cell(s), (s.weights_sha256 or "none")[:12],
                       json.dumps(s.options, separators=(",", ":")),
                       _evaluation_cell(s.last_evaluation))
     console.print(table)

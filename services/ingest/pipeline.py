@@ -28,6 +28,7 @@ from lookalike.services.ingest.prepare import (
 )
 from lookalike.services.ingest.sources import IngestItem
 from lookalike.services.runtime import Runtime
+from lookalike.services.spaces.fill import follow
 from lookalike.services.spaces.lookup import ensure_default_space
 from lookalike.services.storage.files import sync_originals
 
@@ -161,7 +162,8 @@ def ingest_items(runtime: Runtime, items: Sequence[IngestItem], *,
                  progress: Progress = lambda n: None) -> IngestSummary:
     """Ingest files in batches: each batch's rows and vectors are committed together, so an
     interruption loses at most the batch in flight and a re-run finishes without duplicates.
-    A writer thread commits batch N while the model embeds batch N+1."""
+    A writer thread commits batch N while the model embeds batch N+1. The images, new and
+    duplicate, are then embedded into the other filled spaces that lack them (spaces/fill)."""
     started = time.perf_counter()
     summary = IngestSummary()
     with runtime.session() as session:
@@ -179,8 +181,15 @@ def ingest_items(runtime: Runtime, items: Sequence[IngestItem], *,
             in_flight = writer.submit(_commit_batch, runtime, space, batch, items, summary)
         if in_flight is not None:
             progress(in_flight.result())
+    follow(runtime, image_ids=_catalogued(summary), written=space.id)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _catalogued(summary: IngestSummary) -> list[int]:
+    """The embedded images an ingest added or found already there."""
+    return sorted({o.image_id for o in summary.outcomes
+                   if o.status in ("added", "duplicate") and o.image_id is not None})
 
 
 def _commit_batch(runtime: Runtime, space: Space, batch: EmbeddedBatch,
@@ -214,14 +223,15 @@ class UploadResult:
 
 def ingest_bytes(runtime: Runtime, data: bytes, *, source: str, collection: str | None = None,
                  label: str | None = None) -> UploadResult:
-    """Add one uploaded image; it is searchable when this returns. Bad bytes raise
-    ImageRejected and leave no row behind."""
+    """Add one uploaded image; it is searchable, in every filled space, when this returns.
+    Bad bytes raise ImageRejected and leave no row behind."""
     with runtime.session() as session:
         space = ensure_default_space(session=session, settings=runtime.settings)
         session.commit()
         existing = image_queries.get_image_by_sha(session=session, sha256=sha256_hex(data))
-        if existing is not None and existing.status == "embedded":
-            return UploadResult(existing, created=False)
+    if existing is not None and existing.status == "embedded":
+        follow(runtime, image_ids=[existing.id], written=space.id)
+        return UploadResult(existing, created=False)
     embedder = runtime.embedder(space)
     tensor, prepared = prepare_bytes(data, position=-1, source=source,
                                      config=prepare_config(runtime, embedder))
@@ -234,5 +244,8 @@ def ingest_bytes(runtime: Runtime, data: bytes, *, source: str, collection: str 
                                items=[None], collection=collection, label=label)[0]
         session.commit()
         image = image_queries.get_image(session=session, image_id=outcome.image_id)
+    assert image is not None, "the image row was committed above"
+    follow(runtime, image_ids=[image.id], written=space.id)
+    with runtime.read_session() as session:
         runtime.replica(space, session=session)
     return UploadResult(image, created=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -45,9 +46,11 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert current_revision(database_url) == "0004"
     assert _tables(database_url) == TABLES
     assert _columns(database_url, "job") >= LEASE
+    assert "filled_at" in _columns(database_url, "space")
     downgrade(database_url, "0003")
     assert _tables(database_url) == TABLES
     assert not LEASE & _columns(database_url, "job")
+    assert "filled_at" not in _columns(database_url, "space")
     downgrade(database_url, "0002")
     assert _tables(database_url) == TABLES_0002
     downgrade(database_url, "0001")
@@ -61,6 +64,32 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert _tables(database_url) == set()
     upgrade(database_url)
     assert _tables(database_url) == TABLES
+
+
+def test_0004_marks_the_default_space_and_those_reindexed_as_filled(database_url: str) -> None:
+    upgrade(database_url, "0003")
+    space = sa.table("space", *(sa.column(name) for name in (
+        "name", "backbone", "layer", "pooling", "dim", "options", "is_default")))
+    job = sa.table("job", sa.column("kind"), sa.column("params", sa.JSON()),
+                   sa.column("state"), sa.column("result", sa.JSON()))
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.insert(space), [
+                {"name": name, "backbone": "b", "layer": "l", "pooling": "gap", "dim": 4,
+                 "options": "{}", "is_default": name == "main"}
+                for name in ("main", "reindexed", "half", "new")])
+            connection.execute(sa.insert(job), [
+                {"kind": "reindex", "state": state, "result": {},
+                 "params": {"space": name, "batch_size": 1, "pages": [], "batch_sizes": []}}
+                for name, state in (("reindexed", "succeeded"), ("half", "running"))])
+        upgrade(database_url)
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT name, filled_at FROM space"))
+            filled = {name for name, filled_at in rows if filled_at is not None}
+    finally:
+        engine.dispose()
+    assert filled == {"main", "reindexed"}
 
 
 def test_migrated_schema_matches_models(migrated_url: str) -> None:

@@ -361,8 +361,9 @@ def test_the_spaces_commands_as_a_user_runs_them(tmp_path: Path, photo_dir: Path
     lookalike(home, "evaluate", "--benchmark", "fashion-mnist", "--limit", "5")
     lookalike(home, "spaces", "list")
     listed = {s["name"]: s for s in json.loads(lookalike(home, "spaces", "list", "--json").stdout)}
-    assert {name: (s["is_default"], s["vector_count"]) for name, s in listed.items()} == {
-        DEFAULT: (False, PHOTOS), "gem": (True, PHOTOS)}
+    assert {name: (s["is_default"], s["vector_count"], s["lag"])
+            for name, s in listed.items()} == {DEFAULT: (False, PHOTOS, 0),
+                                               "gem": (True, PHOTOS, 0)}
     assert listed["gem"]["last_evaluation"]["benchmark"] == "fashion-mnist"
     assert listed[DEFAULT]["last_evaluation"] is None
 
