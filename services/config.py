@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     job_max_retries: int = Field(3, description="retries of a failing batch before it fails")
     job_visibility_timeout_s: int = Field(
         600, description="seconds before a batch taken by a dead worker is handed out again")
+    job_lease_s: float = Field(
+        60.0, gt=0, description="seconds an in-process job runner's lease on a job lasts "
+        "unless renewed (it renews every third of that); a server starting up takes over "
+        "only unfinished jobs whose lease has lapsed")
     url_timeout_s: float = Field(30.0, gt=0, description="deadline of one URL fetch: every "
                                  "connection, redirect and the body's last byte")
     fetch_connect_timeout_s: float = Field(5.0, gt=0, description="URL fetch: connect timeout")

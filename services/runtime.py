@@ -33,6 +33,7 @@ class Runtime:
         self._embedders: dict[int, tuple[datetime, Embedder]] = {}
         self._replicas: dict[int, tuple[datetime, IndexReplica]] = {}
         self._lock = threading.Lock()
+        self.closing = threading.Event()
 
     @property
     def launcher(self) -> Launcher:
@@ -92,6 +93,9 @@ class Runtime:
             self._replicas.pop(space_id, None)
 
     def close(self) -> None:
+        """Tell background waiters (job runners waiting for a lease) to give up, and close
+        the catalog's connections."""
+        self.closing.set()
         self.engine.dispose()
 
     def __enter__(self) -> Runtime:

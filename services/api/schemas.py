@@ -97,6 +97,9 @@ class SpacePublic(BaseModel):
     dim: int
     is_default: bool
     vector_count: int
+    filled: bool = Field(description="ingest embeds every new image into this space (it is "
+                         "the default, or was, or a reindex job filled it)")
+    lag: int = Field(description="embedded catalog images this space has no vector of")
     options: SpaceOptions
     last_evaluation: EvaluationPublic | None = None
 

@@ -20,8 +20,8 @@ from lookalike.retrieval.embedding.embedder import Embedder
 from lookalike.retrieval.models.registry import BackboneSpec, load_feature_extractor
 from lookalike.services.catalog.models import Space
 from lookalike.services.config import Settings
-from lookalike.services.ingest.pipeline import ingest_items, prepare_config
-from lookalike.services.ingest.prepare import decode_for_model
+from lookalike.services.ingest.pipeline import ingest_items
+from lookalike.services.ingest.prepare import decode_for_model, prepare_config
 from lookalike.services.ingest.sources import collect_items
 from lookalike.services.runtime import Runtime
 from lookalike.services.sample import bundled_photos

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal, cast
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -133,6 +133,26 @@ def embedded_among(*, session: Session, space_id: int, image_ids: Sequence[int])
         Embedding.space_id == space_id, WHOLE_IMAGE, Embedding.image_id.in_(list(image_ids))
     )
     return set(session.scalars(query))
+
+
+def _lacking(space_id: int) -> ColumnElement[bool]:
+    """Images embedded in the catalog that have no whole-image vector in the space."""
+    held = select(Embedding.id).where(Embedding.space_id == space_id, WHOLE_IMAGE,
+                                      Embedding.image_id == Image.id)
+    return and_(Image.status == "embedded", ~held.exists())
+
+
+def missing_image_ids(*, session: Session, space_id: int, after: int = 0,
+                      limit: int = 1000) -> list[int]:
+    """Up to `limit` ids above `after`, in order, of embedded images the space lacks."""
+    query = (select(Image.id).where(_lacking(space_id), Image.id > after)
+             .order_by(Image.id).limit(limit))
+    return list(session.scalars(query))
+
+
+def count_missing(*, session: Session, space_id: int) -> int:
+    """How many embedded catalog images the space lacks: how far it lags the catalog."""
+    return session.scalar(select(func.count()).select_from(Image).where(_lacking(space_id))) or 0
 
 
 def _lock_live_images(session: Session, image_ids: Sequence[int]) -> set[int]:

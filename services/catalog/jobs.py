@@ -1,15 +1,17 @@
 """Job rows: create, look up, list, and move through queued -> running -> a final state.
 
 A job is split into numbered batches; each batch's outcome is recorded once under the job's
-row lock, so concurrent workers (and redelivered tasks) never double-count.
+row lock, so concurrent workers (and redelivered tasks) never double-count. An in-process
+runner holds the job's lease while it runs batches, so that no other process runs them too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 from lookalike.services.catalog.documents import BatchOutcome, IngestParams, JobParams, JobResult
@@ -142,3 +144,29 @@ def update_result(*, session: Session, job_id: int, values: dict[str, Any]) -> J
     job = _locked(session, job_id)
     job.result = JobResult.model_validate({**job.result.model_dump(), **values})
     return job
+
+
+def claim_lease(*, session: Session, job_id: int, owner: str, lease_s: float) -> bool:
+    """Take the job's lease for `owner`, or renew it, until `lease_s` seconds from now,
+    unless another owner holds one that has not lapsed; True when `owner` holds it.
+
+    One conditional UPDATE, so of owners claiming at once exactly one wins: PostgreSQL
+    re-checks the condition on the row version it waited for, and SQLite runs one writer at
+    a time. The times are the claiming processes' clocks, which must agree to well within
+    `lease_s`."""
+    now = utcnow()
+    claimable = or_(Job.lease_owner.is_(None), Job.lease_owner == owner,
+                    Job.lease_expires_at < now)
+    statement = (update(Job).where(Job.id == job_id, claimable)
+                 .values(lease_owner=owner, lease_heartbeat_at=now,
+                         lease_expires_at=now + timedelta(seconds=lease_s))
+                 .execution_options(synchronize_session=False))
+    return cast(CursorResult[Any], session.execute(statement)).rowcount == 1
+
+
+def release_lease(*, session: Session, job_id: int, owner: str) -> None:
+    """Give up `owner`'s lease on the job; a lease another owner has taken since stays."""
+    statement = (update(Job).where(Job.id == job_id, Job.lease_owner == owner)
+                 .values(lease_owner=None, lease_heartbeat_at=None, lease_expires_at=None)
+                 .execution_options(synchronize_session=False))
+    session.execute(statement)

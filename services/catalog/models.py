@@ -123,7 +123,10 @@ class Image(Base):
 
 
 class Space(Base):
-    """One embedding space: backbone + weights + layer + pooling + whitening + dimension."""
+    """One embedding space: backbone + weights + layer + pooling + whitening + dimension.
+
+    `filled_at` is when the space first held the whole catalog (it became the default, or a
+    reindex job over it succeeded); from then on ingest embeds every new image into it."""
 
     __tablename__ = "space"
     __table_args__ = (
@@ -151,6 +154,7 @@ class Space(Base):
     options: Mapped[SpaceOptions] = mapped_column(Document(SpaceOptions), default=SpaceOptions)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = _created()
+    filled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Region(Base):
@@ -222,7 +226,11 @@ class IndexChange(Base):
 
 
 class Job(Base):
-    """A unit of background work (ingest, embed, build-index, ...) and its progress."""
+    """A unit of background work (ingest, embed, build-index, ...) and its progress.
+
+    The lease names the process running the job's batches in-process (`lease_owner`), which
+    renews it (`lease_heartbeat_at`) before it lapses (`lease_expires_at`): another process
+    takes over only a job whose lease is absent or has lapsed."""
 
     __tablename__ = "job"
     __table_args__ = (CheckConstraint(_in("state", JOB_STATES), name="state"),)
@@ -244,6 +252,9 @@ class Job(Base):
     )
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(255))
+    lease_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class IndexSnapshot(Base):

@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lookalike.services.catalog.models import Embedding, Space
+from lookalike.services.catalog.models import Embedding, Space, utcnow
 from lookalike.services.catalog.schemas import SpaceCreate
 from lookalike.services.errors import SpaceExists, SpaceNotFound
 
@@ -56,8 +56,23 @@ def set_default_space(*, session: Session, name: str) -> Space:
     others = update(Space).where(Space.is_default, Space.id != space.id).values(is_default=False)
     session.execute(others)
     session.execute(update(Space).where(Space.id == space.id).values(is_default=True))
+    mark_filled(session=session, space_id=space.id)
     session.flush()
     return space
+
+
+def mark_filled(*, session: Session, space_id: int) -> None:
+    """Record, the first time, that the space holds the whole catalog: from then on ingest
+    embeds every new image into it. The default space, which ingest writes into, always is."""
+    statement = (update(Space).where(Space.id == space_id, Space.filled_at.is_(None))
+                 .values(filled_at=utcnow()))
+    session.execute(statement)
+
+
+def filled_spaces(*, session: Session) -> list[Space]:
+    """The spaces that ingest keeps whole (see `mark_filled`), oldest first."""
+    return list(session.scalars(select(Space).where(Space.filled_at.is_not(None))
+                                .order_by(Space.id)))
 
 
 def delete_space(*, session: Session, space_id: int) -> None:

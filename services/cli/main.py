@@ -63,7 +63,7 @@ COMMANDS: dict[str, Entry] = {
     "spaces reindex": Entry(f"{_CLI}.spaces:spaces_reindex", "Embed every catalogued image "
                             "into the space as a job, batch by batch."),
     "spaces list": Entry(f"{_CLI}.spaces:spaces_list", "Every embedding space: definition, "
-                         "vector count, default, last evaluation."),
+                         "vector count, lag behind the catalog, default, last evaluation."),
     "spaces set-default": Entry(f"{_CLI}.spaces:spaces_set_default", "Make a space the default "
                                 "of every API process, at once (one transaction)."),
     "spaces delete": Entry(f"{_CLI}.spaces:spaces_delete", "Delete a space: its vectors, index "

@@ -3,6 +3,7 @@ filled from the catalog by a job, switched to, compared and removed."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ from lookalike.services.runtime import Runtime
 from lookalike.services.setup import open_runtime
 from lookalike.services.spaces import lifecycle as space_lifecycle
 from lookalike.services.spaces.create import SpaceDefinition, create_space
-from lookalike.services.spaces.lifecycle import EvaluationSummary
+from lookalike.services.spaces.lifecycle import EvaluationSummary, SpaceSummary
 
 console = Console()
 POLL_S = 0.5
@@ -125,14 +126,16 @@ def _reindex_with_progress(runtime: Runtime, name: str, *, on_workers: bool) -> 
         task = progress.add_task(f"reindexing {name}", total=None)
         job = (jobs.submit_reindex(runtime, space_name=name) if on_workers
                else reindex_jobs.create_reindex_job(runtime, space_name=name))
+        follow = functools.partial(_show_progress, runtime, job.id, progress, task)
         try:
-            shown = _show_progress(runtime, job.id, progress, task)
-            for batch in range(0 if on_workers else job.result.batch_count):
-                jobs.run_batches(runtime, job.id, [batch])
-                shown = _show_progress(runtime, job.id, progress, task)
+            shown = follow()
+            if not on_workers:
+                jobs.run_batches(runtime, job.id, range(job.result.batch_count),
+                                 after_batch=follow)
+                shown = follow()
             while shown["state"] in ("queued", "running"):
                 time.sleep(POLL_S)
-                shown = _show_progress(runtime, job.id, progress, task)
+                shown = follow()
         except KeyboardInterrupt:
             goes_on = ("the workers go on with it" if on_workers else "run the command again "
                        "to finish it (images already embedded are skipped)")
@@ -162,22 +165,28 @@ def _evaluation_cell(evaluation: EvaluationSummary | None) -> str:
             f"{evaluation.evaluated_at:%Y-%m-%d %H:%M})")
 
 
+def _lag_cell(summary: SpaceSummary) -> str:
+    """The images a space lacks; a space not filled yet does not follow new images."""
+    return str(summary.lag) if summary.filled else f"{summary.lag} (not filled)"
+
+
 def spaces_list(as_json: Annotated[bool, typer.Option(
         "--json", help="print the API's JSON answer (GET /v1/spaces)")] = False) -> None:
-    """Every embedding space: definition, vector count, default, last evaluation."""
+    """Every embedding space: definition, vector count, lag behind the catalog, default,
+    last evaluation."""
     with open_runtime(get_settings()) as runtime:
         summaries = space_lifecycle.list_spaces(runtime)
     if as_json:
         print(json.dumps([summary.to_public() for summary in summaries]))
         return
     table = Table("name", "default", "backbone", "pooling", "whitening", "dim", "vectors",
-                  "weights sha256")
+                  "lag", "weights sha256")
     table.add_column("options", overflow="fold")
     table.add_column("last evaluation")
     for s in summaries:
         table.add_row(s.name, "yes" if s.is_default else "", s.backbone, s.pooling,
                       s.whitening or "none", str(s.dim), str(s.vector_count),
-                      (s.weights_sha256 or "none")[:12],
+                      _lag_cell(s), (s.weights_sha256 or "none")[:12],
                       json.dumps(s.options, separators=(",", ":")),
                       _evaluation_cell(s.last_evaluation))
     console.print(table)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from sqlalchemy.orm import Session
 
-from lookalike.retrieval.embedding.embedder import EmbeddedBatch, Embedder
+from lookalike.retrieval.embedding.embedder import EmbeddedBatch
 from lookalike.retrieval.errors import ImageRejected
 from lookalike.retrieval.images import sha256_hex
 from lookalike.services.catalog import embeddings as embedding_queries
@@ -22,9 +22,9 @@ from lookalike.services.catalog.models import Image, Space
 from lookalike.services.catalog.schemas import ImageCreate
 from lookalike.services.ingest.metadata import check_metadata, metadata_problem
 from lookalike.services.ingest.prepare import (
-    PrepareConfig,
     PreparedImage,
     prepare_bytes,
+    prepare_config,
     prepare_file,
 )
 from lookalike.services.ingest.sources import IngestItem
@@ -35,6 +35,7 @@ from lookalike.services.ingest.stored import (
     restore_originals,
 )
 from lookalike.services.runtime import Runtime
+from lookalike.services.spaces.fill import follow
 from lookalike.services.spaces.lookup import ensure_default_space
 from lookalike.services.storage.files import sync_originals
 
@@ -69,13 +70,6 @@ class IngestSummary:
             self.duplicates += 1
         else:
             self.failed += 1
-
-
-def prepare_config(runtime: Runtime, embedder: Embedder) -> PrepareConfig:
-    settings = runtime.settings
-    return PrepareConfig(
-        input_size=embedder.input_size, max_bytes=settings.max_upload_bytes,
-        max_pixels=settings.max_pixels, originals_dir=settings.layout.originals)
 
 
 def _image_create(prepared: PreparedImage, item: IngestItem | None, *, collection: str | None,
@@ -205,7 +199,8 @@ def ingest_items(runtime: Runtime, items: Sequence[IngestItem], *,
                  progress: Progress = lambda n: None) -> IngestSummary:
     """Ingest files in batches: each batch's rows and vectors are committed together, so an
     interruption loses at most the batch in flight and a re-run finishes without duplicates.
-    A writer thread commits batch N while the model embeds batch N+1."""
+    A writer thread commits batch N while the model embeds batch N+1. The images, new and
+    duplicate, are then embedded into the other filled spaces that lack them (spaces/fill)."""
     started = time.perf_counter()
     summary = IngestSummary()
     with runtime.session() as session:
@@ -224,8 +219,15 @@ def ingest_items(runtime: Runtime, items: Sequence[IngestItem], *,
             in_flight = writer.submit(_commit_batch, runtime, space, batch, items, summary)
         if in_flight is not None:
             progress(in_flight.result())
+    follow(runtime, image_ids=_catalogued(summary), written=space.id)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _catalogued(summary: IngestSummary) -> list[int]:
+    """The embedded images an ingest added or found already there."""
+    return sorted({o.image_id for o in summary.outcomes
+                   if o.status in ("added", "duplicate") and o.image_id is not None})
 
 
 def _commit_batch(runtime: Runtime, space: Space, batch: EmbeddedBatch,
@@ -259,9 +261,9 @@ class UploadResult:
 
 def ingest_bytes(runtime: Runtime, data: bytes, *, source: str, collection: str | None = None,
                  label: str | None = None) -> UploadResult:
-    """Add one uploaded image; it is searchable when this returns. Bad bytes raise
-    ImageRejected, and a collection or label too long for the catalog InvalidRequest, both
-    before any file is stored or row written."""
+    """Add one uploaded image; it is searchable, in every filled space, when this returns.
+    Bad bytes raise ImageRejected, and a collection or label too long for the catalog
+    InvalidRequest, both before any file is stored or row written."""
     check_metadata(collection=collection, label=label)
     with runtime.session() as session:
         space = ensure_default_space(session=session, settings=runtime.settings)
@@ -270,7 +272,9 @@ def ingest_bytes(runtime: Runtime, data: bytes, *, source: str, collection: str 
         if existing is not None and existing.status == "embedded":
             repair_original(session, existing, lambda: data)
             session.commit()
-            return UploadResult(existing, created=False)
+    if existing is not None and existing.status == "embedded":
+        follow(runtime, image_ids=[existing.id], written=space.id)
+        return UploadResult(existing, created=False)
     embedder = runtime.embedder(space)
     tensor, prepared = prepare_bytes(data, position=-1, source=source,
                                      config=prepare_config(runtime, embedder))
@@ -284,5 +288,8 @@ def ingest_bytes(runtime: Runtime, data: bytes, *, source: str, collection: str 
                                label=label)[0]
         session.commit()
         image = image_queries.get_image(session=session, image_id=outcome.image_id)
+    assert image is not None, "the image row was committed above"
+    follow(runtime, image_ids=[image.id], written=space.id)
+    with runtime.read_session() as session:
         runtime.replica(space, session=session)
     return UploadResult(image, created=True)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from lookalike.retrieval.embedding.embedder import Prepared, image_to_pixels
+from lookalike.retrieval.embedding.embedder import Embedder, Prepared, image_to_pixels
 from lookalike.retrieval.errors import ImageRejected
 from lookalike.retrieval.images import DecodedImage, decode_image, sha256_hex
 from lookalike.services.storage.files import original_path, write_original
+
+if TYPE_CHECKING:
+    from lookalike.services.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,14 @@ class PrepareConfig:
     max_bytes: int
     max_pixels: int
     originals_dir: Path
+
+
+def prepare_config(runtime: Runtime, embedder: Embedder) -> PrepareConfig:
+    """The limits and model input size that preparing images for `embedder` needs."""
+    settings = runtime.settings
+    return PrepareConfig(
+        input_size=embedder.input_size, max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_pixels, originals_dir=settings.layout.originals)
 
 
 @dataclass(frozen=True)

@@ -3,39 +3,29 @@
 The batches are fixed pages of the ids of the images embedded when the job was submitted,
 each recorded by its first and last id so that the job row stays small for any catalog. A
 batch skips the images the space already holds, so a resumed or redelivered batch adds
-nothing twice; the batch that completes the job writes the space's index snapshot. Searches
-keep using the default space meanwhile: nothing here touches which space is the default.
+nothing twice. The batch that completes the job marks the space filled, so that ingest
+keeps it whole from then on, embeds the images ingested while the job ran (spaces/fill),
+and writes the space's index snapshot. Searches keep using the default space meanwhile:
+nothing here touches which space is the default.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
-import numpy as np
-
-from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog import jobs as job_queries
+from lookalike.services.catalog import spaces as space_queries
 from lookalike.services.catalog.documents import ReindexParams
-from lookalike.services.catalog.models import Job, Space
+from lookalike.services.catalog.models import Job
 from lookalike.services.index.snapshots import snapshot_all
 from lookalike.services.runtime import Runtime
-from lookalike.services.spaces.create import commit_vectors, embed_files
+from lookalike.services.spaces.fill import catch_up, embed_missing
 from lookalike.services.spaces.lookup import find_space
 
 log = logging.getLogger(__name__)
 
 KIND = "reindex"
-
-
-@dataclass
-class PageOutcome:
-    """What one page of image ids gave: vectors added, already there, and failures."""
-
-    added: int = 0
-    present: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 def create_reindex_job(runtime: Runtime, *, space_name: str) -> Job:
@@ -50,6 +40,8 @@ def create_reindex_job(runtime: Runtime, *, space_name: str) -> Job:
                                batch_sizes=[len(page) for page in pages])
         job = job_queries.create_job(session=session, kind=KIND, params=params,
                                      total=len(ids), batches=len(pages))
+        if not pages:  # an empty catalog: the space holds all of it already
+            space_queries.mark_filled(session=session, space_id=space.id)
         session.commit()
     return job
 
@@ -68,8 +60,10 @@ def page_ids(runtime: Runtime, job: Job, batch: int) -> list[int]:
 
 
 def run_reindex_batch(runtime: Runtime, job: Job, batch: int) -> None:
-    """Embed one page into the space and record it; the page that completes the job
-    snapshots the space's index, so API processes load it instead of rebuilding."""
+    """Embed one page into the space and record it. The page that completes the job marks
+    a space it filled as such in the same transaction, then catches it up on the images
+    ingested since the job was submitted, and snapshots the space's index, so API processes
+    load it instead of rebuilding."""
     space_name = _params(job).space
     outcome = embed_missing(runtime, space_name=space_name,
                             image_ids=page_ids(runtime, job, batch))
@@ -79,47 +73,17 @@ def run_reindex_batch(runtime: Runtime, job: Job, batch: int) -> None:
         recorded = job_queries.record_batch(session=session, job_id=job.id, batch=batch,
                                             counts=counts, errors=outcome.errors,
                                             size=_params(job).batch_sizes[batch])
+        filled = recorded.state == "succeeded"
+        if filled:
+            space = find_space(session=session, name=space_name)
+            space_queries.mark_filled(session=session, space_id=space.id)
         complete = recorded.state in ("succeeded", "failed")
         session.commit()
+    if filled:
+        caught = catch_up(runtime, space_name=space_name)
+        log.info("job %d: space %s filled; %d images ingested meanwhile added, %d failed",
+                 job.id, space_name, caught.added, len(caught.errors))
     if complete:
         for report in snapshot_all(runtime, space_name=space_name):
             log.info("job %d: space %s snapshot with %d vectors", job.id, report.space,
                      report.vectors)
-
-
-def embed_missing(runtime: Runtime, *, space_name: str, image_ids: list[int]) -> PageOutcome:
-    """Embed those of `image_ids` that the space lacks (deleted images are passed over)."""
-    with runtime.session() as session:
-        space = find_space(session=session, name=space_name)
-        present = embedding_queries.embedded_among(session=session, space_id=space.id,
-                                                   image_ids=image_ids)
-        rows = image_queries.images_by_ids(
-            session=session, ids=[i for i in image_ids if i not in present])
-        session.expunge(space)
-    outcome = PageOutcome(present=len(present))
-    files: list[tuple[int, str]] = []
-    for image_id, row in sorted(rows.items()):
-        if row.status == "deleted":
-            continue
-        if not row.stored_path:
-            outcome.errors.append(f"image {image_id}: no stored file to embed")
-            continue
-        files.append((image_id, row.stored_path))
-    if files:
-        outcome.added = _embed(runtime, space, files, outcome.errors)
-    return outcome
-
-
-def _embed(runtime: Runtime, space: Space, files: list[tuple[int, str]],
-           errors: list[str]) -> int:
-    """Embed (image id, stored file) pairs and commit them in one transaction; how many."""
-    ids: list[int] = []
-    vectors: list[bytes] = []
-    for key, vector, prepared in embed_files(runtime, runtime.embedder(space), files):
-        if vector is None:
-            errors.append(f"image {key}: "
-                          f"{prepared.error if prepared is not None else 'internal error'}")
-            continue
-        ids.append(key)
-        vectors.append(np.asarray(vector, dtype="<f4").tobytes())
-    return commit_vectors(runtime, space, ids, vectors)

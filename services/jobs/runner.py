@@ -1,6 +1,8 @@
 """Jobs: submit an ingest, run its batches (in-process or on Celery workers), cancel, retry.
 
 The same `run_batch` runs in a worker task, in the API's background thread and in the CLI.
+Without a broker, the runner in this process holds the job's lease while it runs the
+batches (jobs/lease.py), so that no other process runs them at the same time.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from lookalike.services.ingest.pipeline import IngestSummary, Outcome, ingest_by
 from lookalike.services.ingest.sources import IngestItem, collect_items
 from lookalike.services.jobs import finetune
 from lookalike.services.jobs import reindex as reindex_jobs
+from lookalike.services.jobs.lease import JobLease
 from lookalike.services.jobs.schemas import JobPublic
 from lookalike.services.runtime import Runtime
 from lookalike.services.training.request import FinetuneRequest
@@ -108,10 +111,10 @@ def _first_only(runtime: Runtime, job_id: int, batches: list[int]) -> list[int]:
 
 
 def resume_interrupted(runtime: Runtime) -> list[int]:
-    """Start again the unfinished batches of jobs left queued or running when an in-process
-    runner stopped (a crash, a restart); with a broker, Celery redelivers them instead.
-    Safe if another process still runs one: ingest is idempotent and a batch's outcome is
-    recorded once."""
+    """Start a runner for the unfinished batches of each job left queued or running when an
+    in-process runner stopped (a crash, a restart); with a broker, Celery redelivers them
+    instead. A job that another live process still runs keeps its lease: this runner waits
+    and takes over only once that lease lapses (see jobs/lease.py)."""
     if runtime.launcher.remote:
         return []
     resumed = []
@@ -126,14 +129,33 @@ def resume_interrupted(runtime: Runtime) -> list[int]:
     return resumed
 
 
-def run_batches(runtime: Runtime, job_id: int, batches: Sequence[int]) -> None:
-    """Run batches one after another; a batch that raises is recorded failed with its error."""
-    for batch in batches:
-        try:
-            run_batch(runtime, job_id, batch)
-        except Exception as exc:
-            log.exception("job %d batch %d failed", job_id, batch)
-            fail_batch(runtime, job_id, batch, f"{type(exc).__name__}: {exc}")
+def run_batches(runtime: Runtime, job_id: int, batches: Sequence[int], *,
+                after_batch: Callable[[], object] | None = None) -> None:
+    """Run batches one after another while holding the job's lease (waiting for it while
+    another runner holds it); a batch that raises is recorded failed with its error.
+    `after_batch` is called after each batch (a progress display)."""
+    lease = JobLease(runtime, job_id)
+    if not lease.acquire():
+        return
+    try:
+        for batch in batches:
+            if lease.lost:
+                log.warning("job %d: another runner took it over; stopping before batch %d",
+                            job_id, batch)
+                return
+            _run_or_fail(runtime, job_id, batch)
+            if after_batch is not None:
+                after_batch()
+    finally:
+        lease.release()
+
+
+def _run_or_fail(runtime: Runtime, job_id: int, batch: int) -> None:
+    try:
+        run_batch(runtime, job_id, batch)
+    except Exception as exc:
+        log.exception("job %d batch %d failed", job_id, batch)
+        fail_batch(runtime, job_id, batch, f"{type(exc).__name__}: {exc}")
 
 
 def run_job(runtime: Runtime, job_id: int) -> Job:

@@ -15,8 +15,7 @@ from lookalike.retrieval.explain import heat_overlay, similarity_maps
 from lookalike.retrieval.images import decode_image
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.ingest.images import original_file
-from lookalike.services.ingest.pipeline import prepare_config
-from lookalike.services.ingest.prepare import PrepareConfig, decode_for_model
+from lookalike.services.ingest.prepare import PrepareConfig, decode_for_model, prepare_config
 from lookalike.services.runtime import Runtime
 from lookalike.services.spaces.lookup import find_space
 

@@ -14,8 +14,7 @@ from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.models import Space
 from lookalike.services.errors import ImageNotFound, InvalidRequest
 from lookalike.services.ingest.fetch import fetch_bytes
-from lookalike.services.ingest.pipeline import prepare_config
-from lookalike.services.ingest.prepare import decode_for_model
+from lookalike.services.ingest.prepare import decode_for_model, prepare_config
 from lookalike.services.runtime import Runtime
 from lookalike.services.search.dba import dba_plan, dba_search
 from lookalike.services.search.expansion import expand_query, qe_enabled

@@ -28,8 +28,7 @@ from lookalike.services.catalog.documents import DEFAULT_SHORTLIST, SpaceOptions
 from lookalike.services.catalog.models import Space
 from lookalike.services.catalog.schemas import SpaceCreate
 from lookalike.services.errors import InvalidRequest
-from lookalike.services.ingest.pipeline import prepare_config
-from lookalike.services.ingest.prepare import PreparedImage, prepare_file
+from lookalike.services.ingest.prepare import PreparedImage, prepare_config, prepare_file
 from lookalike.services.runtime import Runtime
 from lookalike.services.spaces.files import hold_space_files
 from lookalike.services.spaces.lookup import build_embedder

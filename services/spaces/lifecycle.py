@@ -1,5 +1,5 @@
-"""A space's life after creation: listed with its size and last evaluation, made the default,
-deleted with its vectors and files.
+"""A space's life after creation: listed with its size, lag and last evaluation, made the
+default, deleted with its vectors and files.
 
 Every API process resolves the default space per request from the catalog, so one committed
 switch moves them all at once; each keeps the replicas it has loaded, keyed by space row.
@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import evaluations as evaluation_queries
 from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.catalog import spaces as space_queries
@@ -25,6 +26,7 @@ from lookalike.services.errors import SpaceConflict
 from lookalike.services.index.replicas import space_directory
 from lookalike.services.runtime import Runtime
 from lookalike.services.spaces.files import owned_files, release_files
+from lookalike.services.spaces.fill import catch_up
 from lookalike.services.spaces.lookup import find_space
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,8 @@ class EvaluationSummary:
 
 @dataclass(frozen=True)
 class SpaceSummary:
-    """A space's definition, size, default flag and last evaluation (GET /v1/spaces)."""
+    """A space's definition, size, default flag and last evaluation (GET /v1/spaces); whether
+    ingest keeps it whole (`filled`), and how many embedded catalog images it lacks (`lag`)."""
 
     name: str
     backbone: str
@@ -64,6 +67,8 @@ class SpaceSummary:
     options: dict[str, Any]
     is_default: bool
     vector_count: int
+    filled: bool
+    lag: int
     last_evaluation: EvaluationSummary | None
 
     def to_public(self) -> dict[str, Any]:
@@ -93,6 +98,8 @@ def _summary(session: Session, space: Space, evaluation: Evaluation | None) -> S
         layer=space.layer, pooling=space.pooling, whitening=space.whitening, dim=space.dim,
         options=space.options.model_dump(mode="json"), is_default=space.is_default,
         vector_count=space_queries.vector_count(session=session, space_id=space.id),
+        filled=space.filled_at is not None,
+        lag=embedding_queries.count_missing(session=session, space_id=space.id),
         last_evaluation=EvaluationSummary.of(evaluation) if evaluation is not None else None)
 
 
@@ -106,9 +113,12 @@ def list_spaces(runtime: Runtime) -> list[SpaceSummary]:
 
 
 def set_default(runtime: Runtime, *, name: str, force: bool = False) -> SpaceSummary:
-    """Make `name` the default space in one transaction. A space holding fewer vectors than
-    the current default is refused unless `force`: a half-filled space would answer
-    searches with part of the catalog."""
+    """Make `name` the default space in one transaction. A filled space is first caught up
+    on any image it lacks (one whose ingest was cut off before following it there); a
+    space that still lacks embedded catalog images, such as a half-filled one, is refused
+    unless `force`: it would answer searches with part of the catalog."""
+    if not force:
+        _catch_up_if_filled(runtime, name)
     with runtime.session() as session:
         space_queries.lock_spaces(session=session, space_ids=None)
         space = find_space(session=session, name=name)
@@ -124,14 +134,30 @@ def set_default(runtime: Runtime, *, name: str, force: bool = False) -> SpaceSum
     return summary
 
 
+def _catch_up_if_filled(runtime: Runtime, name: str) -> None:
+    """Embed what a filled space that is not the default lacks; a half-filled one is left
+    to its reindex job."""
+    with runtime.read_session() as session:
+        space = find_space(session=session, name=name)
+        filled = space.filled_at is not None and not space.is_default
+    if filled:
+        caught = catch_up(runtime, space_name=name)
+        if caught.added:
+            log.info("space %s caught up by %d images before the switch", name, caught.added)
+
+
 def _check_complete(session: Session, space: Space, current: Space) -> None:
-    have = space_queries.vector_count(session=session, space_id=space.id)
-    need = space_queries.vector_count(session=session, space_id=current.id)
-    if have < need:
+    """Refuse a space that lacks any embedded catalog image (checked under the spaces' lock,
+    which ingest's writes also take)."""
+    lag = embedding_queries.count_missing(session=session, space_id=space.id)
+    if lag:
+        have = space_queries.vector_count(session=session, space_id=space.id)
+        need = space_queries.vector_count(session=session, space_id=current.id)
         raise SpaceConflict(
-            f"space '{space.name}' holds {have} vectors but the default space "
-            f"'{current.name}' holds {need}; finish `lookalike spaces reindex {space.name}` "
-            "first, or force the switch (--force, ?force=true) to search a partial index")
+            f"space '{space.name}' holds {have} vectors and lacks {lag} embedded catalog "
+            f"images (the default space '{current.name}' holds {need}); finish `lookalike "
+            f"spaces reindex {space.name}` first, or force the switch (--force, "
+            "?force=true) to search a partial index")
 
 
 def delete_space(runtime: Runtime, *, name: str) -> DeletedSpace:

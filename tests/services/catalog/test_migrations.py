@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import delete, inspect, select
@@ -21,6 +22,7 @@ from tests.services.catalog.builders import space
 TABLES_0001 = {"image", "space", "region", "embedding", "index_change", "job", "index_snapshot"}
 TABLES_0002 = TABLES_0001 | {"evaluation"}
 TABLES = TABLES_0002 | {"api_key"}
+LEASE = {"lease_owner", "lease_heartbeat_at", "lease_expires_at"}
 
 
 def _tables(url: str) -> set[str]:
@@ -31,14 +33,29 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
+def _columns(url: str, table: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return {column["name"] for column in inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
     assert current_revision(database_url) == "0005"
     assert _tables(database_url) == TABLES
+    assert _columns(database_url, "job") >= LEASE
+    assert "filled_at" in _columns(database_url, "space")
+    downgrade(database_url, "0004")
+    assert current_revision(database_url) == "0004"
+    assert "filled_at" in _columns(database_url, "space")
     downgrade(database_url, "0003")
     assert current_revision(database_url) == "0003"
     assert _tables(database_url) == TABLES
+    assert not LEASE & _columns(database_url, "job")
+    assert "filled_at" not in _columns(database_url, "space")
     downgrade(database_url, "0002")
     assert _tables(database_url) == TABLES_0002
     downgrade(database_url, "0001")
@@ -46,6 +63,7 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert _tables(database_url) == TABLES_0001
     upgrade(database_url)
     assert _tables(database_url) == TABLES
+    assert _columns(database_url, "job") >= LEASE
     downgrade(database_url, "base")
     assert current_revision(database_url) is None
     assert _tables(database_url) == set()
@@ -76,6 +94,32 @@ def test_a_deleted_space_id_is_never_given_out_again(database_url: str) -> None:
     assert _space_ids(database_url, add=("c",)) == [1, 3]
     downgrade(database_url, "0003")
     assert _space_ids(database_url) == [1, 3]
+
+
+def test_0004_marks_the_default_space_and_those_reindexed_as_filled(database_url: str) -> None:
+    upgrade(database_url, "0003")
+    space = sa.table("space", *(sa.column(name) for name in (
+        "name", "backbone", "layer", "pooling", "dim", "options", "is_default")))
+    job = sa.table("job", sa.column("kind"), sa.column("params", sa.JSON()),
+                   sa.column("state"), sa.column("result", sa.JSON()))
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.insert(space), [
+                {"name": name, "backbone": "b", "layer": "l", "pooling": "gap", "dim": 4,
+                 "options": "{}", "is_default": name == "main"}
+                for name in ("main", "reindexed", "half", "new")])
+            connection.execute(sa.insert(job), [
+                {"kind": "reindex", "state": state, "result": {},
+                 "params": {"space": name, "batch_size": 1, "pages": [], "batch_sizes": []}}
+                for name, state in (("reindexed", "succeeded"), ("half", "running"))])
+        upgrade(database_url)
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT name, filled_at FROM space"))
+            filled = {name for name, filled_at in rows if filled_at is not None}
+    finally:
+        engine.dispose()
+    assert filled == {"main", "reindexed"}
 
 
 def test_migrated_schema_matches_models(migrated_url: str) -> None:

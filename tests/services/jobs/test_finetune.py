@@ -106,8 +106,10 @@ RESUME_REQUEST = dict(method="backbone", backbone="lenet5", weights="none", loss
 def test_a_killed_job_resumes_and_ends_where_an_uninterrupted_one_does(
         runtime: Runtime, fashion_settings: Settings) -> None:
     whole = _finished(runtime, FinetuneRequest(space="fm-whole", **RESUME_REQUEST))
+    # The killed command's lease on the job lapses after 5 s; then the server takes it over.
     env = {**os.environ, "LOOKALIKE_HOME": str(fashion_settings.home),
-           "LOOKALIKE_DECODE_WORKERS": str(fashion_settings.decode_workers)}
+           "LOOKALIKE_DECODE_WORKERS": str(fashion_settings.decode_workers),
+           "LOOKALIKE_JOB_LEASE_S": "5"}
     args = ["finetune", "fm-cut", "--method", "backbone", "--backbone", "lenet5", "--weights",
             "none", "--loss", "softmax", "--pooling", "gap", "--epochs", "4", "--augment",
             "mirror,random_crop", "--seed", "3"]

@@ -37,6 +37,7 @@ from lookalike.services.jobs import runner as jobs
 from lookalike.services.runtime import Runtime
 from lookalike.services.search.query import search_vector
 from lookalike.services.setup import init_catalog, open_runtime
+from lookalike.services.spaces import fill
 from lookalike.services.spaces.create import SpaceDefinition, create_space
 from lookalike.services.spaces.lifecycle import delete_space, list_spaces
 from tests.conftest import _fresh_postgres_database
@@ -130,7 +131,7 @@ def test_a_reindex_job_fills_a_space_while_the_server_answers_from_the_default_a
         session.commit()
     page = reindex_jobs.page_ids(runtime, job, 1)
     assert len(page) == 8
-    assert reindex_jobs.embed_missing(runtime, space_name="gem", image_ids=page[:5]).added == 5
+    assert fill.embed_missing(runtime, space_name="gem", image_ids=page[:5]).added == 5
 
     server = start_server(settings, port := free_port())  # resumes the unfinished batches
     try:
@@ -198,7 +199,7 @@ def test_set_default_switches_two_servers_at_once_and_refuses_a_half_filled_spac
     create_space(runtime, name="mac", definition=SpaceDefinition(pooling="mac"))
     with runtime.session() as session:
         first_ids = image_queries.ids_with_status(session=session, status="embedded")[:8]
-    assert reindex_jobs.embed_missing(runtime, space_name="mac", image_ids=first_ids).added == 8
+    assert fill.embed_missing(runtime, space_name="mac", image_ids=first_ids).added == 8
     query = sorted(photo_dir.glob("*.jpg"))[7]
     ports = [free_port(), free_port()]
     servers = [start_server(settings, port) for port in ports]
@@ -360,8 +361,9 @@ def test_the_spaces_commands_as_a_user_runs_them(tmp_path: Path, photo_dir: Path
     lookalike(home, "evaluate", "--benchmark", "fashion-mnist", "--limit", "5")
     lookalike(home, "spaces", "list")
     listed = {s["name"]: s for s in json.loads(lookalike(home, "spaces", "list", "--json").stdout)}
-    assert {name: (s["is_default"], s["vector_count"]) for name, s in listed.items()} == {
-        DEFAULT: (False, PHOTOS), "gem": (True, PHOTOS)}
+    assert {name: (s["is_default"], s["vector_count"], s["lag"])
+            for name, s in listed.items()} == {DEFAULT: (False, PHOTOS, 0),
+                                               "gem": (True, PHOTOS, 0)}
     assert listed["gem"]["last_evaluation"]["benchmark"] == "fashion-mnist"
     assert listed[DEFAULT]["last_evaluation"] is None
 

@@ -43,7 +43,8 @@ export async function loadSpaces() {
     el("td", { text: space.pooling }),
     el("td", { text: space.whitening ?? "none" }),
     el("td", { text: String(space.dim) }),
-    el("td", { class: "vectors", text: String(space.vector_count) }),
+    el("td", { class: "vectors", text: String(space.vector_count) +
+                                       (space.lag ? ` (lacks ${space.lag})` : "") }),
     evaluationCell(space.last_evaluation),
     el("td", {}, el("code", { text: JSON.stringify(space.options) })),
     actionCell(space)));
