@@ -87,12 +87,12 @@ def _space_ids(url: str, *, add: tuple[str, ...] = (), remove: str | None = None
 
 
 def test_a_deleted_space_id_is_never_given_out_again(database_url: str) -> None:
-    upgrade(database_url, "0003")
+    upgrade(database_url, "0004")
     assert _space_ids(database_url, add=("a", "b")) == [1, 2]
     upgrade(database_url)  # the rows keep their ids through the table copy on SQLite
     assert _space_ids(database_url, remove="b") == [1]
     assert _space_ids(database_url, add=("c",)) == [1, 3]
-    downgrade(database_url, "0003")
+    downgrade(database_url, "0004")
     assert _space_ids(database_url) == [1, 3]
 
 
