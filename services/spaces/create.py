@@ -24,7 +24,7 @@ from lookalike.retrieval.models.specs import DEFAULT_BACKBONE
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog import spaces as space_queries
-from lookalike.services.catalog.documents import DEFAULT_SHORTLIST, SpaceOptions
+from lookalike.services.catalog.documents import SpaceOptions
 from lookalike.services.catalog.models import Space
 from lookalike.services.catalog.schemas import SpaceCreate
 from lookalike.services.errors import InvalidRequest
@@ -41,6 +41,10 @@ _PAGE = 5000
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
+# The stored options' defaults are the definition's: spelled once, in SpaceOptions.
+_STORED = SpaceOptions()
+
+
 @dataclass(frozen=True)
 class SpaceDefinition:
     """Everything that defines a space besides its name: descriptor and query-time options."""
@@ -48,19 +52,19 @@ class SpaceDefinition:
     backbone: str = DEFAULT_BACKBONE
     weights: Path | None = None
     pooling: str = "gap"
-    gem_p: float = 3.0
+    gem_p: float = _STORED.gem_p
     multiscale: bool = False
     whiten_dim: int | None = None
     whiten_images: int = 3000
     whiten_from: Path | None = None
     whiten_shrinkage: float = 1.0
     whiten_labels: bool = False
-    qe: bool = False
-    qe_n: int = 5
-    qe_alpha: float = 3.0
-    dba_n: int = 0
-    dba_shortlist: int = DEFAULT_SHORTLIST
-    index_factory: str = "Flat"
+    qe: bool = _STORED.qe
+    qe_n: int = _STORED.qe_n
+    qe_alpha: float = _STORED.qe_alpha
+    dba_n: int = _STORED.dba_n
+    dba_shortlist: int = _STORED.dba_shortlist
+    index_factory: str = _STORED.index_factory
 
     def options(self) -> SpaceOptions:
         """The options stored with the space (whitening fields are added once fitted)."""

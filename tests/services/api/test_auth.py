@@ -89,6 +89,8 @@ def test_health_and_the_page_stay_open_and_me_tells_the_scopes(
     assert client.get("/readyz").status_code == 200
     assert client.get("/").status_code == 200
     assert client.get("/v1/auth/me").status_code == 401
+    assert client.get("/v1/auth/me", headers={"Authorization": "Bearer lk_wrong"}).status_code \
+        == 401
     me = client.get("/v1/auth/me", headers={"Authorization": f"Bearer {secrets['ingest']}"})
     assert me.json() == {"name": "ingest-key", "scopes": ["ingest"], "authenticated": True,
                          "keys_required": True}
