@@ -24,8 +24,8 @@ def make_settings(home: Path, database_url: str | None = None, **overrides: obje
     """Settings for a test catalog; two decode workers as on the 2-core machine; FastAPI's
     test client's host name served beside the loopback ones."""
     hosts = {"allowed_hosts": ["localhost", "127.0.0.1", "[::1]", "testserver"]}
-    return Settings(home=home, database_url=database_url, decode_workers=2,
-                    **{**hosts, **overrides})
+    return Settings(home=home, database_url=database_url,
+                    **{"decode_workers": 2, **hosts, **overrides})
 
 
 def write_photos(directory: Path) -> list[Path]:
