@@ -19,7 +19,7 @@ from lookalike.services.catalog.documents import SpaceOptions
 from lookalike.services.catalog.models import Space
 from lookalike.services.catalog.schemas import SpaceCreate
 from lookalike.services.config import Settings
-from lookalike.services.errors import CatalogEmpty, SpaceNotFound
+from lookalike.services.errors import CatalogEmpty, SpaceExists, SpaceNotFound
 from lookalike.services.spaces.model_store import space_head
 from lookalike.services.spaces.whitening_store import space_whitening
 
@@ -29,10 +29,23 @@ def default_space_name(settings: Settings) -> str:
 
 
 def ensure_default_space(*, session: Session, settings: Settings) -> Space:
-    """The default space, created from settings (backbone, pooling) when the catalog has none."""
+    """The default space, created from settings (backbone, pooling) when the catalog has none.
+    Of two first ingests at once (a worker's job and an upload), one creates it and the
+    other, refused by the unique name, takes the space the first committed."""
     space = space_queries.get_default_space(session=session)
     if space is not None:
         return space
+    try:
+        return _create_default_space(session=session, settings=settings)
+    except SpaceExists:
+        space = space_queries.get_default_space(session=session)
+        if space is None:
+            raise
+        return space
+
+
+def _create_default_space(*, session: Session, settings: Settings) -> Space:
+    """Insert the default space the settings describe (SpaceExists if its name is taken)."""
     spec = get_backbone(settings.backbone)
     weights = resolve_weights(spec, explicit=None, torch_home=settings.torch_home)
     data = SpaceCreate(
