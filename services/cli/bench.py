@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from lookalike.services.bench.catalog import seed_sample, throwaway_catalog
+from lookalike.services.bench.chaos import ChaosReport, run_chaos
 from lookalike.services.bench.ingest import run_forward_bench, run_ingest_bench
 from lookalike.services.bench.load import run_load_bench
 from lookalike.services.bench.search import run_search_bench
@@ -162,3 +163,46 @@ def bench_startup(
             f"  `lookalike serve` start to first search answer: "
             f"{result.server_snapshot_first_search_s:.2f} s with the snapshot, "
             f"{result.server_rebuild_first_search_s:.2f} s without")
+
+
+def bench_chaos(
+    rounds: Annotated[int, typer.Option(help="rounds of ingest + one SIGKILL + restart")] = 5,
+    images: Annotated[int, typer.Option(help="new images sent per round through the job "
+                                            "(half as many more are uploaded)")] = 6,
+    postgres: PostgresOption = None,
+    broker: Annotated[str | None, typer.Option(
+        help="Celery broker URL, e.g. redis://127.0.0.1:6379/0 (default: "
+             "LOOKALIKE_BROKER_URL)")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed of the kill schedule")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A crash loop: ingest through a worker and an API process, SIGKILL one at random, restart
+    it, and check nothing is missing, phantom or doubled; exit 1 on a finding."""
+    base = get_settings()
+    if broker is not None:
+        base = base.model_copy(update={"broker_url": broker})
+    with throwaway_catalog(base, postgres=postgres) as settings:
+        report, problems = run_chaos(settings, rounds=rounds, images=images, seed=seed)
+    if as_json:
+        print(json.dumps({**report.to_public(), "problems": problems, "machine": machine()}))
+    else:
+        _print_chaos(report, problems, database="PostgreSQL" if postgres else "SQLite")
+    if problems:
+        raise typer.Exit(1)
+
+
+def _print_chaos(report: ChaosReport, problems: list[str], *, database: str) -> None:
+    kills = ", ".join(f"{count} {victim}" for victim, count in report.kills.items())
+    console.print(
+        f"{report.survived}/{report.rounds} rounds survived ({database}, {report.seconds:.0f} s);"
+        f" SIGKILLs: {kills}\n"
+        f"  sent {report.images_sent} distinct images ({report.jobs} worker jobs, "
+        f"{report.uploads} API uploads; {report.upload_retries} upload attempts met a dead "
+        f"API and were tried again), {report.batches_redelivered} batches run again after a kill\n"
+        f"  catalogued {report.catalogued}: missing {report.missing}, phantom "
+        f"{report.phantom}, duplicated vectors {report.duplicated_vectors}\n"
+        f"  jobs: {report.jobs_succeeded}/{report.jobs} succeeded, {report.unfinished_jobs} "
+        f"unfinished; index verify: {len(report.index_problems)} problems; storage verify: "
+        f"{len(report.storage_problems)} problems")
+    for problem in problems:
+        console.print(f"  [red]problem:[/red] {problem}", highlight=False)

@@ -90,6 +90,9 @@ COMMANDS: dict[str, Entry] = {
                         "two API processes under concurrent searches."),
     "bench startup": Entry(f"{_CLI}.bench:bench_startup", "Seconds until a fresh process serves "
                            "searches on N vectors."),
+    "bench chaos": Entry(f"{_CLI}.bench:bench_chaos", "A crash loop: ingest through a worker "
+                         "and an API process, SIGKILL one at random, restart it, and check "
+                         "nothing is missing, phantom or doubled; exit 1 on a finding."),
     "bench index": Entry(f"{_CLI}.index:bench_index_command", "The index choice on synthetic "
                          "clustered data: recall@10, queries/s, bytes/vector."),
     "keys create": Entry(f"{_CLI}.keys:keys_create", "Create an API key and print its secret "
