@@ -1,19 +1,25 @@
-"""Celery workers over the real Redis and PostgreSQL: a worker SIGKILLed mid-job loses
-nothing and adds nothing twice; concurrent ingests of the same files add each image once;
-a fine-tuning job's epochs run one after another."""
+"""Celery workers over the real Redis and PostgreSQL: a worker SIGKILLed while it holds a
+batch loses nothing (the batch is redelivered to the other worker) and adds nothing twice;
+two ingests of the same new files, started together on two workers, add each image once; a
+fine-tuning job's epochs run one after another."""
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image as PILImage
 from sqlalchemy import func, select
 
 from lookalike.services.catalog.models import Embedding, Image
@@ -31,6 +37,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 REDIS_URL = os.environ.get("LOOKALIKE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 JOB_TIMEOUT_S = 240
+NEW_PICTURES = 20  # fewer than a batch (24): each job is one batch, one per worker
+RECEIVED = re.compile(r"Task lookalike\.ingest_batch\[([0-9a-f-]+)\] received")
+ENDED = re.compile(r"Task lookalike\.ingest_batch\[([0-9a-f-]+)\] (?:succeeded|raised|retry)")
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
@@ -102,16 +111,45 @@ def catalog_counts(runtime: Runtime) -> tuple[int, int, int, int]:
     return images, shas, embeddings, doubled
 
 
+def tasks_in_log(log: Path) -> tuple[list[str], set[str]]:
+    """The ids of the batch tasks a worker's log shows received (in order) and ended."""
+    text = log.read_text(errors="replace")
+    return RECEIVED.findall(text), set(ENDED.findall(text))
+
+
+def held_tasks(log: Path) -> set[str]:
+    """The tasks a worker received and had not finished, by its log."""
+    received, ended = tasks_in_log(log)
+    return set(received) - ended
+
+
+def wait_for(condition: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {JOB_TIMEOUT_S} s")
+        time.sleep(0.05)
+
+
 def test_a_worker_killed_mid_job_loses_nothing_and_adds_nothing_twice(cluster) -> None:
     runtime, root, workers = cluster
     job = jobs.submit_ingest(runtime, paths=[str(root / "data")], label_from_dir=True)
-    while jobs.get_job(runtime, job.id).progress_done == 0:
+
+    def holding_a_batch() -> bool:
         assert workers[0].poll() is None and workers[1].poll() is None, "a worker died early"
-        time.sleep(0.2)
+        return (jobs.get_job(runtime, job.id).progress_done > 0
+                and bool(held_tasks(root / "worker0.log")))
+
+    wait_for(holding_a_batch, "worker 0 holding a batch after the first was recorded")
     os.killpg(workers[0].pid, signal.SIGKILL)
     workers[0].wait()
+    held = held_tasks(root / "worker0.log")  # final: its process is gone
+    assert held, "the kill landed between two batches; nothing was held"
     shown = wait_for_end(runtime, job.id, workers, root)
     assert shown["state"] == "succeeded", shown
+    received_later, _ = tasks_in_log(root / "worker1.log")
+    assert held <= set(received_later), (held, "never redelivered to worker 1")
+    assert shown["attempts"] > shown["batches"]["total"], shown  # the held batch ran again
     counts = shown["counts"]
     assert counts["failed"] == 0 and shown["progress"]["done"] == shown["progress"]["total"]
     images, shas, embeddings, doubled = catalog_counts(runtime)
@@ -125,17 +163,41 @@ def test_a_worker_killed_mid_job_loses_nothing_and_adds_nothing_twice(cluster) -
                              image_id=image_id).results[0].image_id == image_id
 
 
-def test_two_concurrent_ingests_of_the_same_files_add_each_image_once(cluster) -> None:
+def write_new_pictures(folder: Path, count: int) -> None:
+    """`count` PNGs of random colour blocks, unlike any image catalogued before."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(secrets.randbits(32))
+    for index in range(count):
+        blocks = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+        pixels = np.kron(blocks, np.ones((8, 8, 1), dtype=np.uint8))
+        PILImage.fromarray(pixels).save(folder / f"new-{index}.png")
+
+
+def test_two_ingests_of_new_files_started_together_add_each_image_once(cluster) -> None:
     runtime, root, workers = cluster
     workers[0] = start_worker(runtime.settings, root / "worker0.log")
-    folder = root / "data" / "photos"
+    wait_for(lambda: "ready." in (root / "worker0.log").read_text(errors="replace"),
+             "the restarted worker 0 getting ready")
+    folder = root / "new"
+    write_new_pictures(folder, NEW_PICTURES)
     before = catalog_counts(runtime)[0]
-    first = jobs.submit_ingest(runtime, paths=[str(folder)], collection="again")
-    second = jobs.submit_ingest(runtime, paths=[str(folder)], collection="again")
-    for job in (first, second):
-        assert wait_for_end(runtime, job.id, workers, root)["state"] == "succeeded"
+    together = threading.Barrier(2)
+
+    def submit() -> int:
+        together.wait(timeout=30)
+        return jobs.submit_ingest(runtime, paths=[str(folder)], collection="together").id
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        job_ids = [future.result(timeout=60) for future in
+                   [pool.submit(submit) for _ in range(2)]]
+    for job_id in job_ids:
+        shown = wait_for_end(runtime, job_id, workers, root)
+        assert shown["state"] == "succeeded" and shown["counts"]["failed"] == 0, shown
+    first, second = (jobs.get_job(runtime, job_id) for job_id in job_ids)
+    assert first.started_at < second.finished_at and second.started_at < first.finished_at, \
+        "the two ingests did not run at the same time"
     images, shas, embeddings, doubled = catalog_counts(runtime)
-    assert images == shas == embeddings == before and doubled == 0
+    assert images == shas == embeddings == before + NEW_PICTURES and doubled == 0
 
 
 def test_a_finetune_job_runs_its_epochs_in_order_on_the_workers(cluster) -> None:
