@@ -53,6 +53,7 @@ class ChaosReport:
     """What the crash loop did and what it found."""
 
     rounds: int
+    seed: int = 0
     survived: int = 0
     kills: dict[str, int] = field(default_factory=lambda: {"worker": 0, "api": 0})
     images_sent: int = 0
@@ -275,8 +276,9 @@ def run_chaos(settings: Settings, *, rounds: int, images: int, seed: int | None 
     """Run the crash loop on the (empty, throw-away) catalog of `settings`; the report and the
     problems of the first round that had any (none when every round survived)."""
     started = time.perf_counter()
-    rng = random.Random(seed if seed is not None else secrets.randbits(32))
-    report = ChaosReport(rounds=rounds)
+    chosen = seed if seed is not None else secrets.randbits(32)
+    rng = random.Random(chosen)
+    report = ChaosReport(rounds=rounds, seed=chosen)
     sent: dict[str, bytes] = {}
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="lookalike-chaos-") as tmp, \

@@ -173,7 +173,8 @@ def bench_chaos(
     broker: Annotated[str | None, typer.Option(
         help="Celery broker URL, e.g. redis://127.0.0.1:6379/0 (default: "
              "LOOKALIKE_BROKER_URL)")] = None,
-    seed: Annotated[int | None, typer.Option(help="seed of the kill schedule")] = None,
+    seed: Annotated[int | None, typer.Option(
+        help="seed of the images and the kill schedule (printed; default: random)")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """A crash loop: ingest through a worker and an API process, SIGKILL one at random, restart
@@ -194,8 +195,8 @@ def bench_chaos(
 def _print_chaos(report: ChaosReport, problems: list[str], *, database: str) -> None:
     kills = ", ".join(f"{count} {victim}" for victim, count in report.kills.items())
     console.print(
-        f"{report.survived}/{report.rounds} rounds survived ({database}, {report.seconds:.0f} s);"
-        f" SIGKILLs: {kills}\n"
+        f"{report.survived}/{report.rounds} rounds survived ({database}, {report.seconds:.0f} s, "
+        f"seed {report.seed}); SIGKILLs: {kills}\n"
         f"  sent {report.images_sent} distinct images ({report.jobs} worker jobs, "
         f"{report.uploads} API uploads; {report.upload_retries} upload attempts met a dead "
         f"API and were tried again), {report.batches_redelivered} batches run again after a kill\n"
