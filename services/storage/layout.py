@@ -20,17 +20,15 @@ class DataLayout:
 
     def stored(self, path: Path) -> str:
         """How the catalog records `path` (absolute): relative to the home, with forward
-        slashes, when it lies under the home; absolute otherwise."""
+        slashes, when it lies under the home; absolute (and resolved) otherwise."""
         if not path.is_absolute():
             raise ValueError(f"{path} is not absolute; resolve it before recording it")
-        try:
+        if path.is_relative_to(self.home) and ".." not in path.parts:
             return path.relative_to(self.home).as_posix()
-        except ValueError:
-            pass
-        try:
-            return path.resolve().relative_to(self.home.resolve()).as_posix()
-        except ValueError:
-            return str(path)
+        resolved = path.resolve()
+        if resolved.is_relative_to(self.home.resolve()):
+            return resolved.relative_to(self.home.resolve()).as_posix()
+        return str(resolved)
 
     def resolve(self, stored: str) -> Path:
         """The file a catalog record names: a relative record is under the home (wherever
