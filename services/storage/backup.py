@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import make_url
 from sqlalchemy.orm import Session
 
+from lookalike.retrieval import atomic
 from lookalike.retrieval.index.snapshot import SnapshotManifest, file_problem, list_snapshots
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
@@ -87,6 +88,7 @@ def backup_home(settings: Settings, folder: Path) -> BackupReport:
         _single_file(folder / CATALOG)
         manifest.files[CATALOG] = str(file_sha256(folder / CATALOG))
     report.bytes = sum((folder / name).stat().st_size for name in manifest.files)
+    atomic.sync_filesystem(folder)  # every copy on disk before the manifest vouches for it
     write_manifest(folder, manifest)
     log.info("backup %s: %d files, %d bytes", folder, len(manifest.files), report.bytes)
     return report
