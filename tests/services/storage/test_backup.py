@@ -70,7 +70,9 @@ def test_a_backup_during_an_ingest_restores_every_image_committed_before_it(
         ingest = threading.Thread(target=ingest_into, args=(runtime, photo_dir))
         ingest.start()
         assert started.wait(60)
-        while len(before := embedded(runtime)) <= 2:  # a batch of this ingest is in
+        deadline = time.monotonic() + 60
+        while len(before := embedded(runtime)) <= 2:  # until a batch of this ingest is in
+            assert time.monotonic() < deadline, "the ingest committed no batch"
             time.sleep(0.02)
         assert ingest.is_alive(), "the ingest ended before the backup began"
         report = backup_home(settings, tmp_path / "backup")
