@@ -32,7 +32,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LOOKALIKE_", extra="ignore")
 
-    home: Path = Field(Path("lookalike-data"), description="catalog, indexes, originals, thumbs")
+    home: Path = Field(Path("lookalike-data"), validate_default=True,
+                       description="catalog, indexes, originals, thumbs (made absolute)")
     database_url: str | None = Field(None, description="SQLAlchemy URL; SQLite under home if unset")
     torch_home: Path = Field(default_factory=_default_torch_home)
     backbone: str = DEFAULT_BACKBONE
@@ -112,6 +113,13 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, home: Path) -> Path:
+        """Resolved once, here: every path derived from the home, and every file the catalog
+        records relative to it, then means the same folder whatever the working directory."""
+        return home.expanduser().resolve()
+
     @field_validator("fetch_allow")
     @classmethod
     def _check_allow_entries(cls, entries: list[str]) -> list[str]:
@@ -134,7 +142,7 @@ class Settings(BaseSettings):
         """The catalog's SQLAlchemy URL: the explicit one, or a SQLite file under home."""
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{self.layout.catalog_db.resolve()}"
+        return f"sqlite:///{self.layout.catalog_db}"
 
     @property
     def catalog_url_shown(self) -> str:

@@ -97,3 +97,8 @@ class JobStateConflict(LookalikeError):
 
 class BenchFailed(LookalikeError):
     """A benchmark's helper process (an API server, a worker) failed or never got ready."""
+
+
+class BackupError(LookalikeError):
+    """A backup that cannot be written, or a restore refused before it writes anything: a
+    missing or damaged file in the backup, or a home that is not empty."""

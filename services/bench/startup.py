@@ -87,7 +87,8 @@ def _fill_and_snapshot(settings: Settings, *, vectors: int, dim: int, changes: i
             replica = IndexReplica(space=space, index=index, watermark=watermark,
                                    directory=space_directory(settings.layout.indexes, space))
             started = time.perf_counter()
-            manifest = replica.snapshot(session, keep=settings.snapshot_keep)
+            manifest = replica.snapshot(session, keep=settings.snapshot_keep,
+                                        layout=settings.layout)
             session.commit()
             snapshot_s = time.perf_counter() - started
         probe = int(index.ids()[0])

@@ -105,6 +105,12 @@ COMMANDS: dict[str, Entry] = {
                             "against the catalog: files no row names (orphans), and rows whose "
                             "file is missing or does not hash to its sha256; exit 1 if any "
                             "remain."),
+    "backup": Entry(f"{_CLI}.backup:backup", "Copy the home while the service runs: the "
+                    "SQLite catalog (online backup), originals, weights, whitening and newest "
+                    "valid index snapshots, with a manifest of sha256 sums."),
+    "restore": Entry(f"{_CLI}.backup:restore", "Restore a backup into an empty home "
+                     "(LOOKALIKE_HOME), once every file in FOLDER matches its manifest; "
+                     "nothing is written before that check passes."),
     "sample build": Entry(f"{_CLI}.sample:sample_build", "Write the bundled photos and "
                           "Fashion-MNIST images (by class folder); reuses what exists."),
     "sample hint": Entry(f"{_CLI}.sample:sample_hint",

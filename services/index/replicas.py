@@ -19,6 +19,7 @@ from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import snapshots as snapshot_queries
 from lookalike.services.catalog.embeddings import Change
 from lookalike.services.catalog.models import Space
+from lookalike.services.storage.layout import DataLayout
 
 log = logging.getLogger(__name__)
 
@@ -143,13 +144,15 @@ class IndexReplica:
         return (np.array(found, dtype=np.int64),
                 np.array(rows, dtype=np.float32).reshape(len(found), self.dim))
 
-    def snapshot(self, session: Session, *, keep: int) -> SnapshotManifest:
-        """Write the replica to disk atomically and record it in the catalog."""
+    def snapshot(self, session: Session, *, keep: int, layout: DataLayout) -> SnapshotManifest:
+        """Write the replica to disk atomically and record it in the catalog (its file
+        relative to the home, as `layout` records paths)."""
         with self._lock:
             manifest = save_snapshot(self._index, self.directory, watermark=self.watermark,
                                      extra=self._owner)
         snapshot_queries.record_snapshot(
-            session=session, space_id=self.space_id, path=str(self.directory / manifest.file),
+            session=session, space_id=self.space_id,
+            path=layout.stored(self.directory / manifest.file),
             factory=manifest.factory, vector_count=manifest.ntotal,
             watermark=manifest.watermark, sha256=manifest.sha256)
         prune_snapshots(self.directory, keep=keep)

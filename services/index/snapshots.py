@@ -34,7 +34,8 @@ def snapshot_all(runtime: Runtime, *, space_name: str | None = None) -> list[Sna
     with runtime.session() as session:
         for space in _selected(session, space_name):
             replica = runtime.replica(space, session=session)
-            manifest = replica.snapshot(session, keep=runtime.settings.snapshot_keep)
+            manifest = replica.snapshot(session, keep=runtime.settings.snapshot_keep,
+                                        layout=runtime.settings.layout)
             session.commit()
             reports.append(SnapshotReport(space.name, manifest.ntotal, manifest.watermark,
                                           manifest.file))
@@ -53,7 +54,8 @@ def rebuild_all(runtime: Runtime, *, space_name: str | None = None,
             replica: IndexReplica = rebuild(space=space, directory=directory, session=session,
                                             factory=space.options.index_factory)
             replica.catch_up(session)
-            manifest = replica.snapshot(session, keep=runtime.settings.snapshot_keep)
+            manifest = replica.snapshot(session, keep=runtime.settings.snapshot_keep,
+                                        layout=runtime.settings.layout)
             session.commit()
             reports.append(SnapshotReport(space.name, manifest.ntotal, manifest.watermark,
                                           manifest.file))

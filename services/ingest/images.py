@@ -29,9 +29,14 @@ def get_live_image(runtime: Runtime, image_id: int) -> Image:
 def original_file(runtime: Runtime, image_id: int) -> tuple[Path, str]:
     """The stored original of an image and its format."""
     image = get_live_image(runtime, image_id)
-    if not image.stored_path or not Path(image.stored_path).is_file():
+    if not image.stored_path:
         raise ImageNotFound(f"image {image_id} has no stored file (status {image.status})")
-    return Path(image.stored_path), image.format or "bin"
+    path = runtime.settings.layout.resolve(image.stored_path)
+    if not path.is_file():
+        raise ImageNotFound(f"image {image_id}: its stored file {image.stored_path} is missing "
+                            f"under {runtime.settings.layout.home} (status {image.status}); "
+                            "`lookalike storage verify` lists such files")
+    return path, image.format or "bin"
 
 
 def thumbnail_file(runtime: Runtime, image_id: int) -> Path:

@@ -38,6 +38,7 @@ from lookalike.services.runtime import Runtime
 from lookalike.services.spaces.fill import follow
 from lookalike.services.spaces.lookup import ensure_default_space
 from lookalike.services.storage.files import sync_originals
+from lookalike.services.storage.layout import DataLayout
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def _fail_lost(session: Session, ids: dict[str, int], lost: dict[str, str]) -> N
 
 def record_batch(session: Session, *, space: Space, prepared: Sequence[PreparedImage],
                  vectors: Sequence[np.ndarray | None], items: Sequence[IngestItem | None],
-                 reread: Reread, collection: str | None = None,
+                 reread: Reread, layout: DataLayout, collection: str | None = None,
                  label: str | None = None) -> list[Outcome]:
     """Write one batch of prepared images and their vectors; the caller commits once. Under
     the rows' locks, originals removed since they were written are put back (`reread` gives
@@ -119,7 +120,7 @@ def record_batch(session: Session, *, space: Space, prepared: Sequence[PreparedI
     rows = [_image_create(info, item, collection=collection, label=label)
             for info, item in zip(prepared, items, strict=True) if info.sha256 is not None]
     ids = _upsert_rows(session, rows)
-    lost = restore_originals(prepared, reread)
+    lost = restore_originals(prepared, reread, layout)
     _fail_lost(session, ids, lost)
     outcomes: list[Outcome] = []
     vectors_by_id: dict[int, bytes] = {}
@@ -168,7 +169,7 @@ def _storable(items: Sequence[IngestItem], summary: IngestSummary,
 
 
 def _known(session: Session, items: Sequence[IngestItem], positions: Sequence[int],
-           summary: IngestSummary, progress: Progress) -> list[int]:
+           summary: IngestSummary, progress: Progress, layout: DataLayout) -> list[int]:
     """Those of `positions` whose bytes are not embedded yet; the rest are reported
     duplicates (and a stored original that no longer holds their bytes is written again)."""
     todo: list[int] = []
@@ -183,7 +184,7 @@ def _known(session: Session, items: Sequence[IngestItem], positions: Sequence[in
             row = existing.get(sha) if sha is not None else None
             if sha is not None and (sha in first_seen or (row and row.status == "embedded")):
                 if row is not None and sha not in first_seen:
-                    repair_original(session, row, item.path.read_bytes)
+                    repair_original(session, row, item.path.read_bytes, layout)
                 earlier = first_seen.get(sha) or (row.source_uri if row else "")
                 summary.record(Outcome(str(item.path), "duplicate", row.id if row else None,
                                        f"same bytes as {earlier}"))
@@ -206,7 +207,8 @@ def ingest_items(runtime: Runtime, items: Sequence[IngestItem], *,
     with runtime.session() as session:
         space = ensure_default_space(session=session, settings=runtime.settings)
         session.commit()
-        todo = _known(session, items, _storable(items, summary, progress), summary, progress)
+        todo = _known(session, items, _storable(items, summary, progress), summary, progress,
+                      runtime.settings.layout)
         session.commit()
     embedder = runtime.embedder(space)
     prepare = functools.partial(prepare_file, config=prepare_config(runtime, embedder))
@@ -239,7 +241,8 @@ def _commit_batch(runtime: Runtime, space: Space, batch: EmbeddedBatch,
     sync_originals(runtime.settings.layout.originals)
     with runtime.session() as session:
         outcomes = record_batch(session, space=space, prepared=prepared, vectors=batch.vectors,
-                                items=batch_items, reread=read_source)
+                                items=batch_items, reread=read_source,
+                                layout=runtime.settings.layout)
         session.commit()
     for outcome in outcomes:
         summary.record(outcome)
@@ -270,7 +273,7 @@ def ingest_bytes(runtime: Runtime, data: bytes, *, source: str, collection: str 
         session.commit()
         existing = image_queries.get_image_by_sha(session=session, sha256=sha256_hex(data))
         if existing is not None and existing.status == "embedded":
-            repair_original(session, existing, lambda: data)
+            repair_original(session, existing, lambda: data, runtime.settings.layout)
             session.commit()
     if existing is not None and existing.status == "embedded":
         follow(runtime, image_ids=[existing.id], written=space.id)
@@ -284,7 +287,8 @@ def ingest_bytes(runtime: Runtime, data: bytes, *, source: str, collection: str 
     sync_originals(runtime.settings.layout.originals)
     with runtime.session() as session:
         outcome = record_batch(session, space=space, prepared=[prepared], vectors=[vector],
-                               items=[None], reread=lambda _: data, collection=collection,
+                               items=[None], reread=lambda _: data,
+                               layout=runtime.settings.layout, collection=collection,
                                label=label)[0]
         session.commit()
         image = image_queries.get_image(session=session, image_id=outcome.image_id)

@@ -12,6 +12,7 @@ from lookalike.retrieval.embedding.embedder import Embedder, Prepared, image_to_
 from lookalike.retrieval.errors import ImageRejected
 from lookalike.retrieval.images import DecodedImage, decode_image, sha256_hex
 from lookalike.services.storage.files import original_path, write_original
+from lookalike.services.storage.layout import DataLayout
 
 if TYPE_CHECKING:
     from lookalike.services.runtime import Runtime
@@ -24,7 +25,7 @@ class PrepareConfig:
     input_size: int
     max_bytes: int
     max_pixels: int
-    originals_dir: Path
+    layout: DataLayout
 
 
 def prepare_config(runtime: Runtime, embedder: Embedder) -> PrepareConfig:
@@ -32,7 +33,7 @@ def prepare_config(runtime: Runtime, embedder: Embedder) -> PrepareConfig:
     settings = runtime.settings
     return PrepareConfig(
         input_size=embedder.input_size, max_bytes=settings.max_upload_bytes,
-        max_pixels=settings.max_pixels, originals_dir=settings.layout.originals)
+        max_pixels=settings.max_pixels, layout=settings.layout)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class PreparedImage:
     format: str | None = None
     width: int | None = None
     height: int | None = None
-    stored_path: str | None = None
+    stored_path: str | None = None  # as the catalog records it: relative to the home
     error_kind: str | None = None
     error: str | None = None
 
@@ -77,11 +78,11 @@ def prepare_bytes(
         return None, PreparedImage(position=position, source=source, sha256=sha,
                                    byte_size=len(data), error_kind=rejected.kind,
                                    error=rejected.message)
-    stored = write_original(original_path(config.originals_dir, sha, decoded.format), data)
+    stored = write_original(original_path(config.layout.originals, sha, decoded.format), data)
     return tensor, PreparedImage(position=position, source=source, sha256=sha,
                                  byte_size=len(data), format=decoded.format,
                                  width=decoded.width, height=decoded.height,
-                                 stored_path=str(stored))
+                                 stored_path=config.layout.stored(stored))
 
 
 def prepare_file(job: tuple[int, str], *, config: PrepareConfig) -> Prepared:

@@ -30,7 +30,7 @@ Reread = Callable[[PreparedImage], bytes]
 
 def image_files(layout: DataLayout, image: Image) -> list[Path]:
     """The files an image row names: its stored original (if any) and its thumbnail."""
-    original = [Path(image.stored_path)] if image.stored_path else []
+    original = [layout.resolve(image.stored_path)] if image.stored_path else []
     return [*original, thumbnail_path(layout.thumbnails, image.sha256)]
 
 
@@ -52,20 +52,24 @@ def read_source(prepared: PreparedImage) -> bytes:
     return Path(prepared.source).read_bytes()
 
 
-def restore_originals(prepared: Sequence[PreparedImage], reread: Reread) -> dict[str, str]:
+def restore_originals(prepared: Sequence[PreparedImage], reread: Reread,
+                      layout: DataLayout) -> dict[str, str]:
     """Put back each stored original that was removed after it was written, from the bytes it
     was made of; run under the locks of the rows about to name them. Returns sha256 -> why,
     for the originals that cannot be put back (their rows must not be committed as usable)."""
     lost = {}
     for info in prepared:
-        if info.ok and info.stored_path and info.sha256 and not Path(info.stored_path).is_file():
-            problem = _restore(info, reread)
+        if not (info.ok and info.stored_path and info.sha256):
+            continue
+        path = layout.resolve(info.stored_path)
+        if not path.is_file():
+            problem = _restore(info, path, reread)
             if problem is not None:
                 lost[info.sha256] = problem
     return lost
 
 
-def _restore(info: PreparedImage, reread: Reread) -> str | None:
+def _restore(info: PreparedImage, path: Path, reread: Reread) -> str | None:
     """Write one removed original again from its source; why not, when it cannot be."""
     removed = "its stored original was removed while it was being ingested"
     try:
@@ -74,17 +78,21 @@ def _restore(info: PreparedImage, reread: Reread) -> str | None:
         return f"{removed}, and the source cannot be read again: {error.strerror or error}"
     if sha256_hex(data) != info.sha256:
         return f"{removed}, and the source has changed since; ingest it again"
-    write_atomic(Path(str(info.stored_path)), data)
-    log.info("restored %s, removed while it was being ingested", info.stored_path)
+    write_atomic(path, data)
+    log.info("restored %s, removed while it was being ingested", path)
     return None
 
 
-def repair_original(session: Session, image: Image, read: Callable[[], bytes]) -> bool:
+def repair_original(session: Session, image: Image, read: Callable[[], bytes],
+                    layout: DataLayout) -> bool:
     """When the same bytes come in again for a live image, rewrite its stored original if the
     file there does not hold them (gone, zero-filled, cut short); under the row's lock, so a
     delete cannot interleave. `read` gives the bytes, called only when needed. True when
     the file was rewritten; the caller ends the transaction."""
-    if image.stored_path is None or holds(Path(image.stored_path), image.sha256):
+    if image.stored_path is None:
+        return False
+    path = layout.resolve(image.stored_path)
+    if holds(path, image.sha256):
         return False
     locked = image_queries.lock_images(session=session, image_ids=[image.id])
     try:
@@ -95,7 +103,7 @@ def repair_original(session: Session, image: Image, read: Callable[[], bytes]) -
         return False
     if not locked or locked[0].status == "deleted" or sha256_hex(data) != image.sha256:
         return False
-    write_atomic(Path(image.stored_path), data)
+    write_atomic(path, data)
     log.warning("image %d: its stored original did not hold its bytes; written again",
                 image.id)
     return True

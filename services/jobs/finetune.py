@@ -140,7 +140,8 @@ def _record_history(runtime: Runtime, job_id: int, records: list[EpochRecord],
     curves = draw_curves(history, runtime.settings.layout.job(job_id) / "curves.png",
                          title=f"fine-tuning '{request.space}' ({request.method}, "
                                f"{request.loss} loss)", baseline_map=baseline)
-    _patch(runtime, job_id, {"history": history, "curves": str(curves)})
+    _patch(runtime, job_id, {"history": history,
+                             "curves": runtime.settings.layout.stored(curves)})
 
 
 def _publish(runtime: Runtime, job_id: int, request: FinetuneRequest, trainee: Trainee) -> None:

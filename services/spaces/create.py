@@ -33,6 +33,7 @@ from lookalike.services.runtime import Runtime
 from lookalike.services.spaces.files import hold_space_files
 from lookalike.services.spaces.lookup import build_embedder
 from lookalike.services.spaces.whitening_store import store_whitening
+from lookalike.services.storage.layout import DataLayout
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +67,11 @@ class SpaceDefinition:
     dba_shortlist: int = _STORED.dba_shortlist
     index_factory: str = _STORED.index_factory
 
-    def options(self) -> SpaceOptions:
-        """The options stored with the space (whitening fields are added once fitted)."""
+    def options(self, layout: DataLayout) -> SpaceOptions:
+        """The options stored with the space (whitening fields are added once fitted); a
+        weight file is recorded as `layout` records paths."""
         return SpaceOptions(
-            weights_file=str(self.weights.resolve()) if self.weights else None,
+            weights_file=layout.stored(self.weights.resolve()) if self.weights else None,
             gem_p=self.gem_p, scales=list(MULTISCALE if self.multiscale else (1.0,)),
             qe=self.qe, qe_n=self.qe_n, qe_alpha=self.qe_alpha, dba_n=self.dba_n,
             dba_shortlist=self.dba_shortlist, index_factory=self.index_factory)
@@ -97,7 +99,8 @@ def create_space(runtime: Runtime, *, name: str, definition: SpaceDefinition,
     spec = get_backbone(definition.backbone)
     weights = resolve_weights(spec, explicit=definition.weights,
                               torch_home=runtime.settings.torch_home)
-    options = definition.options().model_copy(update={"input_size": spec.weights.input_size})
+    options = definition.options(runtime.settings.layout).model_copy(
+        update={"input_size": spec.weights.input_size})
     data = SpaceCreate(name=name, backbone=spec.name, weights_sha256=file_sha256(weights),
                        layer=spec.feature_layer, pooling=definition.pooling, whitening=None,
                        dim=spec.dim, options=options, make_default=make_default)
@@ -174,7 +177,7 @@ def _whitening_images(runtime: Runtime, definition: SpaceDefinition
         found = [(str(p), p.parent.name if p.parent != root else None) for p in files]
     elif definition.whiten_labels:
         with runtime.session() as session:
-            found = [(path, label) for _, path, label
+            found = [(str(runtime.settings.layout.resolve(path)), label) for _, path, label
                      in image_queries.labelled_images(session=session)]
     else:
         found = [(path, None) for _, path in _catalog_files(runtime, exclude=set())]
@@ -190,11 +193,11 @@ def _whitening_images(runtime: Runtime, definition: SpaceDefinition
 
 def _catalog_files(runtime: Runtime, *, exclude: set[int]) -> list[tuple[int, str]]:
     """(image id, stored file) of every embedded catalog image not in `exclude`."""
-    found, offset = [], 0
+    found, offset, layout = [], 0, runtime.settings.layout
     with runtime.session() as session:
         while page := image_queries.list_images(session=session, status="embedded",
                                                 offset=offset, limit=_PAGE):
-            found += [(i.id, i.stored_path) for i in page
+            found += [(i.id, str(layout.resolve(i.stored_path))) for i in page
                       if i.stored_path and i.id not in exclude]
             offset += len(page)
     return found

@@ -38,10 +38,11 @@ def space_files(space: Space, *, settings: Settings) -> list[SpaceFile]:
         files.append(SpaceFile(settings.layout.whitening / f"{options.whitening_sha256}.npz",
                                options.whitening_sha256, "whitening"))
     if options.weights_file and space.weights_sha256:
-        files.append(SpaceFile(Path(options.weights_file).resolve(), space.weights_sha256,
-                               "weights"))
+        files.append(SpaceFile(settings.layout.resolve(options.weights_file).resolve(),
+                               space.weights_sha256, "weights"))
     if options.head is not None:
-        files.append(SpaceFile(Path(options.head.file).resolve(), options.head.sha256, "head"))
+        files.append(SpaceFile(settings.layout.resolve(options.head.file).resolve(),
+                               options.head.sha256, "head"))
     return files
 
 

@@ -59,7 +59,7 @@ def embed_missing(runtime: Runtime, *, space_name: str, image_ids: list[int]) ->
         if not row.stored_path:
             outcome.errors.append(f"image {image_id}: no stored file to embed")
             continue
-        files.append((image_id, row.stored_path))
+        files.append((image_id, str(runtime.settings.layout.resolve(row.stored_path))))
     if files:
         outcome.added = _embed(runtime, space, files, outcome.errors)
     return outcome

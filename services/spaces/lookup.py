@@ -81,7 +81,7 @@ def space_weights(space: Space, *, settings: Settings) -> Path:
     """The weight file of a space, checked against the sha256 the space was built with."""
     spec = get_backbone(space.backbone)
     explicit = space.options.weights_file
-    path = resolve_weights(spec, explicit=Path(explicit) if explicit else None,
+    path = resolve_weights(spec, explicit=settings.layout.resolve(explicit) if explicit else None,
                            torch_home=settings.torch_home)
     actual = file_sha256(path)
     if space.weights_sha256 and actual != space.weights_sha256:

@@ -32,7 +32,7 @@ def space_head(space: Space, *, settings: Settings) -> ProjectionHead | None:
     head = space.options.head
     if head is None:
         return None
-    path = Path(head.file)
+    path = settings.layout.resolve(head.file)
     read_verified(path, head.sha256, what="its head file", space=space.name,
                   error=WeightsMismatch)
     return load_head(path, in_dim=head.in_dim, out_dim=head.out_dim, hidden=head.hidden)

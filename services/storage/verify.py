@@ -95,15 +95,16 @@ def _check_images(runtime: Runtime, report: StorageReport) -> None:
         if not page:
             return
         report.images += len(page)
-        report.findings += [f for f in map(_original_finding, page) if f is not None]
+        report.findings += [f for image in page
+                            if (f := _original_finding(image, runtime.settings.layout))]
         after = page[-1].id
 
 
-def _original_finding(image: Image) -> Finding | None:
+def _original_finding(image: Image, layout: DataLayout) -> Finding | None:
     """What is wrong with an image's stored original, if it must be whole and is not."""
     if image.status not in CHECKED_STATUSES or not image.stored_path:
         return None
-    path = Path(image.stored_path)
+    path = layout.resolve(image.stored_path)
     digest = file_sha256(path)
     if digest == image.sha256:
         return None
@@ -209,7 +210,7 @@ def _mark_failed(runtime: Runtime, findings: list[Finding]) -> list[int]:
     marked = []
     with runtime.session() as session:
         for image in image_queries.lock_images(session=session, image_ids=ids):
-            finding = _original_finding(image)
+            finding = _original_finding(image, runtime.settings.layout)
             if finding is None:
                 continue
             image_queries.set_image_status(session=session, image_id=image.id, status="failed",

@@ -48,7 +48,9 @@ def load_labelled(runtime: Runtime, *, collection: str | None, limit: int | None
     """The catalog's labelled images, shuffled with `seed`, cut to `limit`, and split per
     class so that every class has validation images; InvalidRequest when too few."""
     with runtime.read_session() as session:
-        rows = image_queries.labelled_images(session=session, collection=collection)
+        rows = [(image_id, str(runtime.settings.layout.resolve(path)), label) for
+                image_id, path, label in
+                image_queries.labelled_images(session=session, collection=collection)]
     where = f" in collection '{collection}'" if collection else ""
     classes = sorted({label for _, _, label in rows})
     if len(classes) < 2:

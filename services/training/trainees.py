@@ -81,7 +81,7 @@ def _head_trainee(runtime: Runtime, request: FinetuneRequest, data: LabelledImag
     def publish(settings: Settings, name: str) -> SpaceCreate:
         path, sha = store_state(head, prefix="head", settings=settings)
         options = base.options.model_copy(
-            update={"head": _head_options(path, sha, head, request)})
+            update={"head": _head_options(settings.layout.stored(path), sha, head, request)})
         return SpaceCreate(name=name, backbone=base.backbone, weights_sha256=base.weights_sha256,
                            layer=base.layer, pooling=base.pooling, whitening=base.whitening,
                            dim=request.out_dim, options=options, make_default=False)
@@ -89,9 +89,9 @@ def _head_trainee(runtime: Runtime, request: FinetuneRequest, data: LabelledImag
     return Trainee(model, train_set, validate, bf16=False, publish=publish)
 
 
-def _head_options(path: Path, sha: str, head: ProjectionHead,
+def _head_options(stored: str, sha: str, head: ProjectionHead,
                   request: FinetuneRequest) -> HeadOptions:
-    return HeadOptions(file=str(path.resolve()), sha256=sha, in_dim=head.in_dim,
+    return HeadOptions(file=stored, sha256=sha, in_dim=head.in_dim,
                        out_dim=request.out_dim, hidden=request.hidden)
 
 
@@ -123,12 +123,13 @@ def _backbone_trainee(runtime: Runtime, request: FinetuneRequest,
 
     def publish(settings: Settings, name: str) -> SpaceCreate:
         path, sha = store_state(network, prefix=spec.name, settings=settings)
-        options = SpaceOptions(weights_file=str(path.resolve()), gem_p=model.gem_p,
+        options = SpaceOptions(weights_file=settings.layout.stored(path), gem_p=model.gem_p,
                                scales=[1.0], index_factory="Flat", input_size=size)
         dim = spec.dim
         if model.head is not None:
             head_path, head_sha = store_state(model.head, prefix="head", settings=settings)
-            options.head = _head_options(head_path, head_sha, model.head, request)
+            options.head = _head_options(settings.layout.stored(head_path), head_sha,
+                                         model.head, request)
             dim = model.head.out_dim
         return SpaceCreate(name=name, backbone=spec.name, weights_sha256=sha,
                            layer=spec.feature_layer, pooling=request.pooling, whitening=None,

@@ -3,7 +3,6 @@ curves."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -108,7 +107,8 @@ def retry_job(job_id: JobId, runtime: RuntimeDep) -> dict[str, Any]:
 def job_curves(job_id: JobId, runtime: RuntimeDep) -> FileResponse:
     """The training curves (loss, validation mAP per epoch) of a fine-tuning job."""
     curves = jobs.get_job(runtime, job_id).result.curves
-    if not curves or not Path(curves).is_file():
+    path = runtime.settings.layout.resolve(curves) if curves else None
+    if path is None or not path.is_file():
         raise NotFound(f"job {job_id} has no training curves (yet); only fine-tuning jobs "
                        "draw them, after their first epoch")
-    return FileResponse(curves, media_type="image/png")
+    return FileResponse(path, media_type="image/png")

@@ -44,8 +44,10 @@ def _columns(url: str, table: str) -> set[str]:
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == "0005"
+    assert current_revision(database_url) == "0006"
     assert _tables(database_url) == TABLES
+    downgrade(database_url, "0005")
+    assert current_revision(database_url) == "0005"
     assert _columns(database_url, "job") >= LEASE
     assert "filled_at" in _columns(database_url, "space")
     downgrade(database_url, "0004")
@@ -120,6 +122,76 @@ def test_0004_marks_the_default_space_and_those_reindexed_as_filled(database_url
     finally:
         engine.dispose()
     assert filled == {"main", "reindexed"}
+
+
+SHA = "c" * 64
+WEIGHTS = f"weights/mobilenet_v2-{'d' * 64}.pt"
+HEAD = f"weights/head-{'e' * 64}.pt"
+
+
+def _old_rows(connection: sa.Connection) -> None:
+    """Rows as revisions up to 0005 wrote them: paths absolute, or relative to the working
+    directory of the command that stored the file; a weight file given by hand stays."""
+    image = sa.table("image", *(sa.column(name) for name in (
+        "sha256", "source_uri", "stored_path", "status")), sa.column("meta", sa.JSON()))
+    connection.execute(sa.insert(image), [
+        {"sha256": sha * 64, "source_uri": f"{sha}.jpg", "stored_path": path,
+         "status": "embedded" if path else "failed", "meta": {}}
+        for sha, path in (("a", f"/srv/old/home/originals/aa/aa/{'a' * 64}.png"),
+                          ("b", f"home/originals/bb/bb/{'b' * 64}.jpg"), ("c", None))])
+    space = sa.table("space", *(sa.column(name) for name in (
+        "name", "backbone", "layer", "pooling", "dim", "is_default")),
+        sa.column("options", sa.JSON()))
+    job = sa.table("job", sa.column("kind"), sa.column("params", sa.JSON()),
+                   sa.column("state"), sa.column("result", sa.JSON()))
+    connection.execute(sa.insert(space), [
+        {"name": "tuned", "backbone": "b", "layer": "l", "pooling": "gap", "dim": 4,
+         "is_default": True, "options": {
+             "weights_file": f"/srv/old/home/{WEIGHTS}",
+             "head": {"file": f"../data/home/{HEAD}", "sha256": "e" * 64, "in_dim": 4,
+                      "out_dim": 4}}},
+        {"name": "given", "backbone": "b", "layer": "l", "pooling": "gap", "dim": 4,
+         "is_default": False, "options": {"weights_file": "/models/weights/mine.pth"}}])
+    connection.execute(sa.text(
+        "INSERT INTO index_snapshot (space_id, path, factory, vector_count, watermark, sha256) "
+        f"VALUES (1, 'home/indexes/space-1/snapshot-00000002.faiss', 'Flat', 2, 2, '{SHA}')"))
+    connection.execute(sa.insert(job), [{
+        "kind": "finetune", "state": "succeeded", "params": {"request": {}, "batch_sizes": []},
+        "result": {"weights_file": f"/srv/old/home/{WEIGHTS}", "head_file": f"home/{HEAD}",
+                   "curves": "/srv/old/home/jobs/1/curves.png", "added": 0}}])
+
+
+def _paths(connection: sa.Connection) -> dict[str, object]:
+    """Every stored path of the rows `_old_rows` wrote, as the catalog holds them now."""
+    one = connection.execute
+    spaces = dict(one(sa.select(sa.column("name"), sa.column("options", sa.JSON()))
+                      .select_from(sa.table("space"))).all())
+    result = one(sa.select(sa.column("result", sa.JSON())).select_from(sa.table("job"))).scalar()
+    return {
+        "images": one(sa.text("SELECT stored_path FROM image ORDER BY id")).scalars().all(),
+        "snapshot": one(sa.text("SELECT path FROM index_snapshot")).scalar(),
+        "tuned": (spaces["tuned"]["weights_file"], spaces["tuned"]["head"]["file"]),
+        "given": spaces["given"]["weights_file"],
+        "job": (result["weights_file"], result["head_file"], result["curves"])}
+
+
+def test_0006_records_every_stored_path_relative_to_the_home(database_url: str) -> None:
+    upgrade(database_url, "0005")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            _old_rows(connection)
+        upgrade(database_url)
+        with engine.connect() as connection:
+            paths = _paths(connection)
+    finally:
+        engine.dispose()
+    assert paths == {
+        "images": [f"originals/aa/aa/{'a' * 64}.png", f"originals/bb/bb/{'b' * 64}.jpg", None],
+        "snapshot": "indexes/space-1/snapshot-00000002.faiss",
+        "tuned": (WEIGHTS, HEAD),
+        "given": "/models/weights/mine.pth",
+        "job": (WEIGHTS, HEAD, "jobs/1/curves.png")}
 
 
 def test_migrated_schema_matches_models(migrated_url: str) -> None:

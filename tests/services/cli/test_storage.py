@@ -16,10 +16,12 @@ from tests.services.conftest import ingest_into, make_settings
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
-def stored(home: Path) -> list[tuple[int, str, str]]:
-    """(id, stored path, status) of every image, straight from the SQLite file."""
+def stored(home: Path) -> list[tuple[int, Path, str]]:
+    """(id, stored file, status) of every image, straight from the SQLite file, where the
+    stored path is recorded relative to the home."""
     with sqlite3.connect(home / "catalog.db") as db:
-        return db.execute("SELECT id, stored_path, status FROM image ORDER BY id").fetchall()
+        rows = db.execute("SELECT id, stored_path, status FROM image ORDER BY id").fetchall()
+    return [(image_id, home / path, status) for image_id, path, status in rows]
 
 
 def test_verify_reports_orphans_missing_and_changed_files_and_fix_settles_them(
@@ -34,8 +36,8 @@ def test_verify_reports_orphans_missing_and_changed_files_and_fix_settles_them(
         assert ingest_into(runtime, photos).added == 3
     assert lookalike(home, "storage", "verify").returncode == 0
     (missing, missing_path, _), (changed, changed_path, _), _ = stored(home)
-    Path(missing_path).unlink()
-    Path(changed_path).write_bytes(bytes(Path(changed_path).stat().st_size))
+    missing_path.unlink()
+    changed_path.write_bytes(bytes(changed_path.stat().st_size))
     orphans = [settings.layout.originals / "ab" / "cd" / f"abcd{'0' * 60}.jpg",
                settings.layout.thumbnails / "12" / "34" / f"1234{'0' * 60}.jpg",
                settings.layout.whitening / f"{'5' * 64}.npz"]

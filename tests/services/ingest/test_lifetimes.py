@@ -50,7 +50,7 @@ def row(runtime: Runtime, image_id: int) -> Image:
 def assert_embedded_with_its_file(runtime: Runtime, image_id: int) -> None:
     image = row(runtime, image_id)
     assert image.status == "embedded" and image.stored_path
-    stored = Path(image.stored_path)
+    stored = runtime.settings.layout.resolve(image.stored_path)
     assert stored.is_file(), f"embedded image {image_id} lost its original {stored}"
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == image.sha256
 
@@ -103,7 +103,7 @@ def test_a_delete_between_a_re_uploads_file_check_and_its_commit_keeps_the_file(
 def test_an_original_that_no_longer_holds_its_bytes_is_rewritten_when_they_come_again(
         runtime: Runtime, tmp_path: Path) -> None:
     image = upload(runtime).image
-    stored = Path(image.stored_path or "")
+    stored = runtime.settings.layout.resolve(image.stored_path or "")
     stored.write_bytes(bytes(len(PHOTO)))  # zero-filled, the right size
     assert not upload(runtime, "again.jpg").created
     assert stored.read_bytes() == PHOTO
@@ -138,4 +138,5 @@ def test_a_delete_that_fails_after_its_commit_still_removes_the_files(
     with pytest.raises(OSError, match="went away"):
         delete_image(runtime, image.id)
     assert row(runtime, image.id).status == "deleted"
-    assert not Path(image.stored_path or "").exists() and not thumbnail.exists()
+    assert not runtime.settings.layout.resolve(image.stored_path or "").exists()
+    assert not thumbnail.exists()

@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -70,8 +69,9 @@ def test_head_on_cached_vectors_raises_map_and_makes_a_searchable_space(
     assert job["state"] == "succeeded", job["error"]
     assert [row["epoch"] for row in training["history"]] == [1, 2, 3, 4, 5, 6]
     assert training["history"][-1]["val_map"] > training["baseline_val_map"] + 0.05
-    assert Path(training["curves"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    head_file = Path(training["head_file"])
+    layout = runtime.settings.layout
+    assert layout.resolve(training["curves"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    head_file = layout.resolve(training["head_file"])
     assert head_file.parent == runtime.settings.layout.weights
     counts = fill_space(runtime, "fm-head")
     assert counts["added"] == 10 * PER_CLASS and not counts["failed"]
@@ -88,7 +88,8 @@ def test_lenet_from_scratch_learns_and_publishes_its_weights(runtime: Runtime) -
     training = job["training"]
     assert job["state"] == "succeeded", job["error"]
     assert training["history"][-1]["val_map"] > training["baseline_val_map"] + 0.05
-    weights = Path(training["weights_file"])
+    assert training["weights_file"].startswith("weights/"), "recorded relative to the home"
+    weights = runtime.settings.layout.resolve(training["weights_file"])
     assert weights.parent == runtime.settings.layout.weights
     assert file_sha256(weights) == training["weights_sha256"]
     assert fill_space(runtime, "fm-lenet")["added"] == 10 * PER_CLASS

@@ -158,7 +158,7 @@ def test_a_reindex_job_fills_a_space_while_the_server_answers_from_the_default_a
         snapshot = snapshot_queries.latest_snapshot(session=session, space_id=gem)
     assert rows_of(runtime, gem)["index_change"] == PHOTOS  # each image added once
     assert snapshot is not None and snapshot.vector_count == PHOTOS
-    assert Path(snapshot.path).is_file()
+    assert runtime.settings.layout.resolve(snapshot.path).is_file()
     runtime.close()
 
 

@@ -51,7 +51,8 @@ def test_verify_finds_what_is_wrong_and_fix_settles_what_it_can(runtime: Runtime
     gone = ingest_bytes(runtime, imagefactory.png_bytes("chelsea", (96, 64)),
                         source="upload:b.png").image
     assert verify_storage(runtime).findings == []
-    kept_path, gone_path = Path(kept.stored_path or ""), Path(gone.stored_path or "")
+    kept_path, gone_path = (runtime.settings.layout.resolve(image.stored_path or "")
+                            for image in (kept, gone))
     delete_image(runtime, gone.id)
     gone_path.parent.mkdir(parents=True, exist_ok=True)
     gone_path.write_bytes(b"left by a crash")  # named by a deleted row only: an orphan
