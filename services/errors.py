@@ -97,3 +97,11 @@ class JobStateConflict(LookalikeError):
 
 class BenchFailed(LookalikeError):
     """A benchmark's helper process (an API server, a worker) failed or never got ready."""
+
+
+class TextModelNotFound(NotFound):
+    """A text model name that is not in the catalog, or no default text model yet."""
+
+
+class TextTooLong(InvalidRequest):
+    """A text larger than LOOKALIKE_MAX_TEXT_BYTES (413)."""

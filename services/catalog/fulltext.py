@@ -9,11 +9,11 @@ on both databases."""
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
 from lookalike.services.errors import InvalidRequest
@@ -55,28 +55,38 @@ def query_words(query: str) -> list[str]:
     return words
 
 
+def words_condition(dialect: str, words: list[str]) -> TextClause:
+    """A WHERE condition on the image table: its title or caption holds every word."""
+    if dialect == "postgresql":
+        return text("image.caption_tsv @@ plainto_tsquery('english', :fts_query)").bindparams(
+            fts_query=" ".join(words))
+    return text("image.id IN (SELECT rowid FROM image_fts WHERE image_fts MATCH :fts_query)"
+                ).bindparams(fts_query=_fts5_query(words))
+
+
+def _fts5_query(words: list[str]) -> str:
+    """Each word quoted (FTS5 operators in the text are plain words), all required."""
+    return " ".join(f'"{word}"' for word in words)
+
+
 def match_captions(*, session: Session, query: str, limit: int,
-                   within: Collection[int] | None = None) -> list[TextMatch]:
+                   filters: Mapping[str, str] | None = None) -> list[TextMatch]:
     """Up to `limit` live images whose title or caption holds every word of `query`, best
-    match first (ties by id); `within` restricts them to these ids."""
+    match first (ties by id); `filters` are equalities on image columns (topic,
+    collection, label)."""
     words = query_words(query)
+    conditions = "".join(f" AND image.{column} = :f_{column}" for column in filters or {})
+    params: dict[str, Any] = {f"f_{column}": value for column, value in (filters or {}).items()}
     if session.get_bind().dialect.name == "postgresql":
         sql = ("SELECT id, ts_rank_cd(caption_tsv, q) AS rank FROM image, "
                "plainto_tsquery('english', :query) AS q WHERE caption_tsv @@ q "
-               "AND status = 'embedded' {within} ORDER BY rank DESC, id LIMIT :limit")
-        params: dict[str, Any] = {"query": " ".join(words), "limit": limit}
+               f"AND status = 'embedded'{conditions} ORDER BY rank DESC, id LIMIT :limit")
+        params |= {"query": " ".join(words), "limit": limit}
     else:
         sql = ("SELECT image.id, -bm25(image_fts) AS rank FROM image_fts "
                "JOIN image ON image.id = image_fts.rowid WHERE image_fts MATCH :query "
-               "AND image.status = 'embedded' {within} ORDER BY rank DESC, image.id "
+               f"AND image.status = 'embedded'{conditions} ORDER BY rank DESC, image.id "
                "LIMIT :limit")
-        params = {"query": " ".join(f'"{word}"' for word in words), "limit": limit}
-    statement = text(sql.format(within="AND image.id IN :within" if within is not None
-                                else ""))
-    if within is not None:
-        if not within:
-            return []
-        statement = statement.bindparams(bindparam("within", expanding=True))
-        params["within"] = list(within)
-    rows = session.execute(statement, params)
+        params |= {"query": _fts5_query(words), "limit": limit}
+    rows = session.execute(text(sql), params)
     return [TextMatch(int(image_id), float(rank)) for image_id, rank in rows]

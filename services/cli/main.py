@@ -35,6 +35,7 @@ GROUPS: dict[str, str] = {
     "sample": "The sample collection used by `make demo`.",
     "keys": "API keys and their scopes.",
     "storage": "The data folder's files checked against the catalog.",
+    "text": "Text-CNN topic classifiers for captions: train, classify, list.",
 }
 COMMANDS: dict[str, Entry] = {
     "init": Entry(f"{_CLI}.catalog:init",
@@ -102,6 +103,12 @@ COMMANDS: dict[str, Entry] = {
                             "against the catalog: files no row names (orphans), and rows whose "
                             "file is missing or does not hash to its sha256; exit 1 if any "
                             "remain."),
+    "text train": Entry(f"{_CLI}.text:text_train", "Train a text-CNN topic classifier as a "
+                        "job and print it next to its baselines."),
+    "text classify": Entry(f"{_CLI}.text:text_classify", "Print the topic of each text, its "
+                           "probability, and whether it is a confident answer."),
+    "text models": Entry(f"{_CLI}.text:text_models",
+                         "Every text model: name, classes, held-out figures, default."),
     "sample build": Entry(f"{_CLI}.sample:sample_build", "Write the bundled photos and "
                           "Fashion-MNIST images (by class folder); reuses what exists."),
     "sample hint": Entry(f"{_CLI}.sample:sample_hint",
