@@ -13,6 +13,14 @@ PAD, UNK = "[PAD]", "[UNK]"
 PAD_ID = 0
 
 
+def _empty_tokenizer(model: models.Model) -> Tokenizer:
+    """A tokenizer around `model` that lower-cases and splits like BERT."""
+    tokenizer = Tokenizer(model)
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return tokenizer
+
+
 class TextTokenizer:
     """Lower-cased WordPiece ids, padded with id 0 to the longest text of a batch (at least
     `min_length`) and cut at `max_length`."""
@@ -29,13 +37,17 @@ class TextTokenizer:
     @classmethod
     def train(cls, texts: Iterable[str], *, vocab_size: int, max_length: int,
               min_length: int = 1) -> TextTokenizer:
-        """Learn a vocabulary of at most `vocab_size` word pieces from `texts`."""
-        tokenizer = Tokenizer(models.WordPiece(unk_token=UNK))
-        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        """Learn a vocabulary of at most `vocab_size` word pieces from `texts`. The trainer
+        numbers pieces in a different order from run to run (it counts in parallel), so they
+        are numbered again in sorted order; ties between merges can still change a few
+        pieces from run to run, which is why a training job keeps the tokenizer it made."""
+        learner = _empty_tokenizer(models.WordPiece(unk_token=UNK))
         trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=[PAD, UNK],
                                             show_progress=False)
-        tokenizer.train_from_iterator(texts, trainer=trainer)
+        learner.train_from_iterator(texts, trainer=trainer)
+        pieces = sorted(set(learner.get_vocab()) - {PAD, UNK})
+        vocab = {piece: number for number, piece in enumerate([PAD, UNK, *pieces])}
+        tokenizer = _empty_tokenizer(models.WordPiece(vocab=vocab, unk_token=UNK))
         return cls(tokenizer, max_length=max_length, min_length=min_length)
 
     @classmethod
