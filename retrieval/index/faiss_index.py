@@ -413,7 +413,7 @@ class VectorIndex:
         ids = np.full((len(queries), k), -1, dtype=np.int64)
         with self._lock:
             self._require_trained("search")
-            selector = _LIVE_ONLY if self._dead else None
+            selector: faiss.IDSelector | None = _LIVE_ONLY if self._dead else None
             if allowed is not None:
                 # Only catalog ids (>= 0) are allowed, so removed rows are excluded too.
                 selector = faiss.IDSelectorBatch(_as_ids(allowed))

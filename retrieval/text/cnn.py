@@ -60,7 +60,8 @@ class TextCNN(nn.Module):
         return torch.cat(pooled, dim=1)
 
     def logits(self, features: Tensor) -> Tensor:
-        return self.classifier(self.dropout(features))
+        logits: Tensor = self.classifier(self.dropout(features))
+        return logits
 
     def probabilities(self, ids: Tensor) -> Tensor:
         """(N, classes) softmax over the topics, in eval mode and without gradients."""

@@ -20,7 +20,7 @@ from lookalike.services.setup import open_runtime
 from lookalike.services.text.benchmark import Row, baseline_rows, cnn_row
 from lookalike.services.text.corpus import split_texts
 from lookalike.services.text.request import TextTrainRequest
-from lookalike.services.text.topics import classify_texts
+from lookalike.services.text.topics import classify_texts, topics_over_catalog
 
 console = Console()
 status = Console(stderr=True)
@@ -118,3 +118,10 @@ def text_models() -> None:
             mark = "*" if row.is_default else " "
             console.print(f"{mark} {row.name}  classes={','.join(row.classes)}  "
                           f"{json.dumps(row.figures)}", highlight=False)
+
+
+def text_apply() -> None:
+    """Give every captioned image in the catalog its topic with the default text model."""
+    with open_runtime(get_settings()) as runtime:
+        count = topics_over_catalog(runtime)
+    console.print(f"{count} captioned images have a topic", highlight=False)

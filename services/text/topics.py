@@ -86,3 +86,17 @@ def edit_words(runtime: Runtime, image_id: int, values: dict[str, str | None]) -
         session.refresh(image)
         session.expunge(image)
     return image
+
+
+def topics_over_catalog(runtime: Runtime, *, page: int = 500) -> int:
+    """Give every captioned image its topic with the default text model, a page per
+    transaction; returns how many images got one."""
+    with runtime.read_session() as session:
+        textmodels.find_text_model(session=session, name=None)
+        ids = [image_id for image_id, _, _ in image_queries.captioned_images(session=session)]
+    done = 0
+    for start in range(0, len(ids), page):
+        with runtime.session() as session:
+            done += give_topics(runtime, session, ids[start:start + page])
+            session.commit()
+    return done
