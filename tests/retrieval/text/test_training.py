@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.retrieval.text.baselines import MajorityClass, TfidfLogistic
+from lookalike.retrieval.text.baselines import MajorityClass
 from lookalike.retrieval.text.classifier import EncodedTexts
 from lookalike.retrieval.text.corpus import read_corpus, stratified_split
 from lookalike.retrieval.text.metrics import accuracy
@@ -32,12 +32,11 @@ def test_corpus_reads_five_sorted_topics(bbc_dir: Path) -> None:
 
 def test_short_training_beats_the_majority_class(bbc_dir: Path, tmp_path: Path) -> None:
     data = read_corpus(bbc_dir)
-    kept, _ = stratified_split(data.labels, test_fraction=0.85, seed=0)  # 333 texts
-    subset = data.subset(kept)
-    train_at, test_at = stratified_split(subset.labels, test_fraction=0.3, seed=0)
-    train, test = subset.subset(train_at), subset.subset(test_at)
-    settings = TextTrainSettings(vocab_size=3000, max_length=96, embed_dim=32, channels=32,
-                                 epochs=6, batch_size=16, lr=5e-3)
+    train_at, test_at = stratified_split(data.labels, test_fraction=0.2, seed=0)
+    train, test = data.subset(train_at), data.subset(test_at)
+    # Short: the first 48 tokens of each article, a small network, 4 epochs.
+    settings = TextTrainSettings(vocab_size=5000, max_length=48, embed_dim=32, channels=32,
+                                 epochs=4, batch_size=32, lr=1e-2)
     tokenizer = build_tokenizer(train.texts, settings)
     model = build_model(tokenizer, len(data.classes), settings)
     held_out = EncodedTexts(tokenizer, test.texts, test.labels)
@@ -51,6 +50,3 @@ def test_short_training_beats_the_majority_class(bbc_dir: Path, tmp_path: Path) 
     assert records[-1].val_map == cnn
     assert floor < 0.3
     assert cnn > floor + 0.35, (cnn, floor)
-    tfidf = TfidfLogistic()
-    tfidf.fit(train.texts, train.labels)
-    assert accuracy(test.labels, tfidf.predict(test.texts)) > floor + 0.35
