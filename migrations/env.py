@@ -14,6 +14,7 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import make_url
 
+from lookalike.services.catalog.fulltext import managed_by_models
 from lookalike.services.catalog.models import Base, UTCDateTime
 from lookalike.services.catalog.session import make_engine
 
@@ -48,6 +49,7 @@ def configure_options(url: str) -> dict[str, Any]:
         "render_item": render_item,
         "compare_type": True,
         "transactional_ddl": True,
+        "include_object": managed_by_models,
     }
 
 

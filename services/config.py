@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     rate_admin: str = Field("60/minute", description="admin requests per key")
     rate_namespace: str = Field("lookalike", description="rate-limit counters' key prefix")
     max_concurrent_uploads: int = Field(4, ge=1, description="uploads decoded at once")
+    text_min_confidence: float = Field(0.6, gt=0, lt=1, description="a topic less probable "
+                                       "than this is answered as low confidence")
+    max_text_bytes: int = Field(65_536, ge=1024, description="largest text a request may "
+                                "classify or search (UTF-8 bytes)")
     ingest_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list, description="folders an HTTP ingest job may read "
         "(comma-separated); none: server paths are refused over HTTP")

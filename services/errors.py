@@ -102,3 +102,11 @@ class BenchFailed(LookalikeError):
 class BackupError(LookalikeError):
     """A backup that cannot be written, or a restore refused before it writes anything: a
     missing or damaged file in the backup, or a home that is not empty."""
+
+
+class TextModelNotFound(NotFound):
+    """A text model name that is not in the catalog, or no default text model yet."""
+
+
+class TextTooLong(InvalidRequest):
+    """A text larger than LOOKALIKE_MAX_TEXT_BYTES (413)."""

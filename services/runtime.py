@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from lookalike.retrieval.embedding.embedder import Embedder
-from lookalike.services.catalog.models import Space
+from lookalike.retrieval.text.classifier import TextClassifier
+from lookalike.services.catalog.models import Space, TextModel
 from lookalike.services.catalog.session import make_engine, make_session_factory
 from lookalike.services.config import Settings
 from lookalike.services.index.replicas import IndexReplica, space_directory
@@ -32,6 +33,7 @@ class Runtime:
         self.read_sessions = make_session_factory(self.engine, read_only=True)
         self._embedders: dict[int, tuple[datetime, Embedder]] = {}
         self._replicas: dict[int, tuple[datetime, IndexReplica]] = {}
+        self._text_models: dict[str, TextClassifier] = {}
         self._lock = threading.Lock()
         self.closing = threading.Event()
 
@@ -81,6 +83,17 @@ class Runtime:
                 return replica
         cached[1].refresh(session)
         return cached[1]
+
+    def text_classifier(self, model: TextModel) -> TextClassifier:
+        """The classifier in a text model's file (checked against its sha256), loaded once."""
+        from lookalike.services.text.store import load_classifier
+
+        with self._lock:
+            cached = self._text_models.get(model.sha256)
+            if cached is None:
+                cached = load_classifier(model, settings=self.settings)
+                self._text_models[model.sha256] = cached
+            return cached
 
     def loaded_replicas(self) -> list[IndexReplica]:
         with self._lock:

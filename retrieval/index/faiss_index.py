@@ -394,13 +394,16 @@ class VectorIndex:
             return self._live.copy()
 
     def search(self, queries: np.ndarray, k: int, *,
-               params: SearchParams | None = None) -> SearchHits:
+               params: SearchParams | None = None,
+               allowed: np.ndarray | None = None) -> SearchHits:
         """Top-k ids by inner product for each row of `queries`, shape (Q, dim).
 
         A single vector must be passed as (1, dim). Queries need not be unit length: the
         norm of a query scales its scores but does not change its ranking.
         params: {"nprobe": n} for IVF types, {"efSearch": n} for HNSW types, plus
         {"k_factor": f} (re-rank f*k candidates) for types ending in RFlat.
+        allowed: int64 catalog ids; only these are searched (a FAISS IDSelectorBatch inside
+        the index search, so up to k of them come back, not k hits filtered afterwards).
         """
         queries = _as_vectors(queries, self.dim, what="queries", unit=False)
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
@@ -410,7 +413,10 @@ class VectorIndex:
         ids = np.full((len(queries), k), -1, dtype=np.int64)
         with self._lock:
             self._require_trained("search")
-            selector = _LIVE_ONLY if self._dead else None
+            selector: faiss.IDSelector | None = _LIVE_ONLY if self._dead else None
+            if allowed is not None:
+                # Only catalog ids (>= 0) are allowed, so removed rows are excluded too.
+                selector = faiss.IDSelectorBatch(_as_ids(allowed))
             search_params = _search_parameters(
                 self._index.index, self.factory, params or {}, selector, self._index.id_map
             )

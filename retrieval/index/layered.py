@@ -84,13 +84,14 @@ class LayeredIndex:
         raise IndexIdNotFound(f"id {image_id} is not in the index ({self.ntotal} live ids)")
 
     def search(self, queries: np.ndarray, k: int, *,
-               params: SearchParams | None = None) -> SearchHits:
-        """The top k of both layers' top k, by score."""
+               params: SearchParams | None = None,
+               allowed: np.ndarray | None = None) -> SearchHits:
+        """The top k of both layers' top k, by score (of the `allowed` ids only, if given)."""
         with self._lock:
-            base = self.base.search(queries, k, params=params)
+            base = self.base.search(queries, k, params=params, allowed=allowed)
             if not self.delta.ntotal:
                 return base
-            delta = self.delta.search(queries, k, params=params)
+            delta = self.delta.search(queries, k, params=params, allowed=allowed)
         scores = np.concatenate([base.scores, delta.scores], axis=1)
         ids = np.concatenate([base.ids, delta.ids], axis=1)
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]

@@ -29,6 +29,7 @@ from lookalike.services.api.routers import (
     pages,
     search,
     spaces,
+    text,
 )
 from lookalike.services.config import Settings, get_settings
 from lookalike.services.jobs.runner import resume_interrupted
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     install_error_handlers(app)
     for module in (search, images, spaces, jobs, explain, health, metrics, pages, admin,
-                   identity):
+                   identity, text):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     return app

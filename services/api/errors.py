@@ -48,6 +48,7 @@ from lookalike.services.errors import (
     NotFound,
     RateLimited,
     SpaceConflict,
+    TextTooLong,
     VectorSizeMismatch,
 )
 
@@ -81,6 +82,7 @@ STATUSES: list[tuple[type[LookalikeError], int, str]] = [
     (SpaceConflict, 409, "space_conflict"),
     (IndexNotTrained, 409, "index_not_trained"),
     (IndexTrainingError, 409, "index_training_failed"),
+    (TextTooLong, 413, "text_too_long"),
     (InvalidRequest, 422, "invalid_request"),
     (FetchRefused, 422, "fetch_refused"),
     (FetchFailed, 502, "fetch_failed"),

@@ -10,17 +10,23 @@ from lookalike.services.catalog.documents import SpaceOptions
 
 
 class SearchJsonRequest(BaseModel):
-    """A JSON search names its query image: a catalogued id or an http(s) URL, not both."""
+    """A JSON search names its query image (a catalogued id or an http(s) URL, not both),
+    or words (`text`), or both: with an image, the words restrict the similarity search to
+    the images whose title or caption holds every word."""
 
     image_id: int | None = Field(None, ge=1, le=2**63 - 1)
     url: str | None = Field(None, max_length=2048,
                             description="an http(s) image URL, fetched under the URL fetch "
                             "rules (public addresses, LOOKALIKE_FETCH_ALLOW)")
+    text: str | None = Field(None, description="words every result's title or caption "
+                             "holds; alone: a ranked full-text search")
 
     @model_validator(mode="after")
     def _one_query(self) -> SearchJsonRequest:
-        if (self.image_id is None) == (self.url is None):
-            raise ValueError("give exactly one of 'image_id' and 'url'")
+        if self.image_id is not None and self.url is not None:
+            raise ValueError("give at most one of 'image_id' and 'url'")
+        if self.image_id is None and self.url is None and self.text is None:
+            raise ValueError("give 'image_id', 'url' or 'text' (or text with one of them)")
         return self
 
 
@@ -30,7 +36,24 @@ class SearchHitPublic(BaseModel):
     source: str
     label: str | None
     collection: str | None
+    title: str | None = None
+    caption: str | None = None
+    topic: str | None = None
+    topic_score: float | None = None
     thumbnail_url: str
+
+
+class FacetCount(BaseModel):
+    value: str
+    count: int
+
+
+class SearchFacets(BaseModel):
+    """Counts over every candidate (not only the k shown); each facet ignores its own
+    filter, so that its chips show what choosing another value gives."""
+
+    topics: list[FacetCount]
+    labels: list[FacetCount]
 
 
 class SearchResponse(BaseModel):
@@ -38,6 +61,9 @@ class SearchResponse(BaseModel):
     took_ms: float
     qe: bool
     dba: bool
+    mode: str = Field("image", description="image, image+filters (similarity restricted "
+                      "to the filtered images) or text (ranked full-text search)")
+    facets: SearchFacets | None = None
     results: list[SearchHitPublic]
 
 
@@ -55,7 +81,20 @@ class ImagePublic(BaseModel):
     error: str | None
     collection: str | None
     label: str | None
+    title: str | None = None
+    caption: str | None = None
+    topic: str | None = None
+    topic_score: float | None = None
     created_at: datetime | None
+
+
+class ImageWordsUpdate(BaseModel):
+    """New words for an image: the fields given are set (null clears one), others kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(None, max_length=300)
+    caption: str | None = Field(None, max_length=20_000)
 
 
 class ImageUploadResponse(ImagePublic):

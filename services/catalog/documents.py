@@ -78,7 +78,15 @@ class FinetuneParams(_Document):
     batch_sizes: list[int]
 
 
-JobParams = IngestParams | ReindexParams | FinetuneParams
+class TextTrainParams(_Document):
+    """A text-CNN training job: its request (text.request.TextTrainRequest) and one batch
+    per epoch."""
+
+    text_request: dict[str, Any]
+    batch_sizes: list[int]
+
+
+JobParams = IngestParams | ReindexParams | FinetuneParams | TextTrainParams
 
 
 class BatchOutcome(_Document):
@@ -118,6 +126,8 @@ class JobResult(_Document):
     weights_sha256: str | None = None
     head_file: str | None = None
     curves: str | None = None
+    text_model: str | None = None
+    figures: dict[str, Any] | None = None
 
 
 class Document(TypeDecorator[Any]):

@@ -194,6 +194,45 @@ def mark_image_deleted(*, session: Session, image_id: int) -> bool:
     return True
 
 
+def captioned_images(*, session: Session, collection: str | None = None,
+                     labelled: bool = False) -> list[tuple[int, str, str | None]]:
+    """(id, title and caption as one text, label) of live images with words, in id order;
+    with `labelled`, only those that also have a label."""
+    query = (select(Image.id, Image.title, Image.caption, Image.label)
+             .where(Image.status == "embedded")
+             .where((Image.caption.is_not(None)) | (Image.title.is_not(None)))
+             .order_by(Image.id))
+    if collection is not None:
+        query = query.where(Image.collection == collection)
+    if labelled:
+        query = query.where(Image.label.is_not(None))
+    return [(image_id, " ".join(part for part in (title, caption) if part), label)
+            for image_id, title, caption, label in session.execute(query)]
+
+
+def set_words(*, session: Session, image_id: int, values: dict[str, str | None]) -> Image:
+    """Set an image's title and/or caption (None clears one); the topic a text model gave
+    the old words is cleared with them. ImageNotFound for an unknown or deleted image."""
+    image = session.get(Image, image_id)
+    if image is None or image.status == "deleted":
+        raise ImageNotFound(f"no image with id {image_id}")
+    for name in ("title", "caption"):
+        if name in values:
+            setattr(image, name, values[name])
+    image.topic, image.topic_score = None, None
+    session.flush()
+    return image
+
+
+def set_topics(*, session: Session, topics: dict[int, tuple[str, float]]) -> None:
+    """Record the topic (and its probability) a text model gave each image's words."""
+    for image_id, (topic, score) in topics.items():
+        image = session.get(Image, image_id)
+        if image is not None:
+            image.topic, image.topic_score = topic, score
+    session.flush()
+
+
 def _checked(status: str) -> str:
     """`status` if it is one the catalog knows, else InvalidStatus naming the allowed ones."""
     if status not in IMAGE_STATUSES:

@@ -116,6 +116,12 @@ class Image(Base):
     meta: Mapped[dict[str, Any]] = mapped_column(JSON_DOC, default=dict)
     video_id: Mapped[str | None] = mapped_column(String(200), index=True)
     video_ts: Mapped[float | None] = mapped_column(Float)
+    # Words about the image (upload form, sidecar file, EXIF), searched by full text
+    # (catalog/fulltext.py), and the topic a text model gave them.
+    title: Mapped[str | None] = mapped_column(String(300))
+    caption: Mapped[str | None] = mapped_column(Text)
+    topic: Mapped[str | None] = mapped_column(String(100), index=True)
+    topic_score: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow, server_default=text("CURRENT_TIMESTAMP")
@@ -299,3 +305,29 @@ class ApiKey(Base):
     scopes: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = _created()
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TextModel(Base):
+    """A trained text classifier (text-CNN) file, content-addressed by its sha256; the
+    default one gives captions their topic at ingest and answers /v1/text/classify."""
+
+    __tablename__ = "text_model"
+    __table_args__ = (
+        Index(
+            "uq_text_model_one_default",
+            "is_default",
+            unique=True,
+            postgresql_where=text("is_default"),
+            sqlite_where=text("is_default"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)
+    classes: Mapped[list[str]] = mapped_column(JSON_DOC)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON_DOC, default=dict)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    trained_by_job: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = _created()

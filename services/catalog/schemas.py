@@ -31,6 +31,10 @@ class ImageCreate(BaseModel):
     meta: dict[str, Any] = Field(default_factory=dict)
     video_id: str | None = Field(None, max_length=200)
     video_ts: float | None = None
+    title: str | None = Field(None, max_length=300)
+    caption: str | None = None
+    topic: str | None = Field(None, max_length=100)
+    topic_score: float | None = None
 
 
 class SpaceCreate(BaseModel):

@@ -72,7 +72,7 @@ def finetune_command(
         job = jobs.submit_finetune(runtime, request)
         status.print(f"fine-tuning job {job.id} queued")
         if wait:
-            _follow(runtime, job.id, epochs)
+            follow_epochs(runtime, job.id, epochs)
         final = jobs.describe(jobs.get_job(runtime, job.id))
     if as_json:
         console.print_json(json.dumps(final))
@@ -80,9 +80,11 @@ def finetune_command(
         _summary(final)
 
 
-def _follow(runtime: Runtime, job_id: int, epochs: int) -> None:
-    """A progress bar over epochs with the last loss and mAP, until the job ends; Ctrl-C
-    cancels it (it resumes from its last checkpoint with `lookalike jobs retry`)."""
+def follow_epochs(runtime: Runtime, job_id: int, epochs: int, *, metric: str = "val mAP"
+                  ) -> None:
+    """A progress bar over epochs with the last loss and `metric` (the history's val_map),
+    until the job ends; Ctrl-C cancels it (it resumes from its last checkpoint with
+    `lookalike jobs retry`)."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.fields[figures]}"))
     with Progress(*columns, console=status) as progress:
@@ -91,7 +93,7 @@ def _follow(runtime: Runtime, job_id: int, epochs: int) -> None:
             while True:
                 job = jobs.describe(jobs.get_job(runtime, job_id))
                 history = job.get("training", {}).get("history", [])
-                figures = (f"loss {history[-1]['loss']:.4f}, val mAP {history[-1]['val_map']}"
+                figures = (f"loss {history[-1]['loss']:.4f}, {metric} {history[-1]['val_map']}"
                            if history else "")
                 progress.update(task, completed=len(history), figures=figures)
                 if job["state"] in ("succeeded", "failed", "cancelled"):

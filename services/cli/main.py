@@ -35,6 +35,7 @@ GROUPS: dict[str, str] = {
     "sample": "The sample collection used by `make demo`.",
     "keys": "API keys and their scopes.",
     "storage": "The data folder's files checked against the catalog.",
+    "text": "Text-CNN topic classifiers for captions: train, classify, list.",
 }
 COMMANDS: dict[str, Entry] = {
     "init": Entry(f"{_CLI}.catalog:init",
@@ -111,6 +112,14 @@ COMMANDS: dict[str, Entry] = {
     "restore": Entry(f"{_CLI}.backup:restore", "Restore a backup into an empty home "
                      "(LOOKALIKE_HOME), once every file in FOLDER matches its manifest; "
                      "nothing is written before that check passes."),
+    "text train": Entry(f"{_CLI}.text:text_train", "Train a text-CNN topic classifier as a "
+                        "job and print it next to its baselines."),
+    "text classify": Entry(f"{_CLI}.text:text_classify", "Print the topic of each text, its "
+                           "probability, and whether it is a confident answer."),
+    "text apply": Entry(f"{_CLI}.text:text_apply", "Give every captioned image in the "
+                        "catalog its topic with the default text model."),
+    "text models": Entry(f"{_CLI}.text:text_models",
+                         "Every text model: name, classes, held-out figures, default."),
     "sample build": Entry(f"{_CLI}.sample:sample_build", "Write the bundled photos and "
                           "Fashion-MNIST images (by class folder); reuses what exists."),
     "sample hint": Entry(f"{_CLI}.sample:sample_hint",

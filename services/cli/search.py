@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from lookalike.services.config import get_settings
-from lookalike.services.search.query import search_vector
+from lookalike.services.search.filters import Filters
+from lookalike.services.search.query import search_text, search_vector
 from lookalike.services.setup import open_runtime
 
 console = Console()
@@ -32,22 +33,32 @@ def search(
                   ] = None,
     dba: Annotated[bool | None, typer.Option(
         "--dba/--no-dba", help="database-side augmentation (default: the space's)")] = None,
+    text: Annotated[str | None, typer.Option(
+        help="words every result's caption holds; alone: ranked text search")] = None,
+    topic: Annotated[str | None, typer.Option(help="only images of this topic")] = None,
+    collection: Annotated[str | None, typer.Option(help="only this collection")] = None,
+    label: Annotated[str | None, typer.Option(help="only this label")] = None,
 ) -> None:
     """Print the k catalogued images most like IMAGE (or --id N, or --url URL), best first."""
-    if [image, image_id, url].count(None) != 2:
-        raise typer.BadParameter("give exactly one of an IMAGE file, --id N and --url URL")
+    given = 3 - [image, image_id, url].count(None)
+    if given > 1 or (given == 0 and text is None):
+        raise typer.BadParameter("give one of an IMAGE file, --id N and --url URL, or --text")
+    filters = Filters(topic=topic, collection=collection, label=label, text=text)
     with open_runtime(get_settings()) as runtime:
         query = image.read_bytes() if image is not None else None
-        result = search_vector(runtime, space_name=space, k=k, query=query, image_id=image_id,
-                               url=url, qe=qe, dba=dba)
+        if given == 0:
+            result = search_text(runtime, k=k, filters=filters)
+        else:
+            result = search_vector(runtime, space_name=space, k=k, query=query,
+                                   image_id=image_id, url=url, qe=qe, dba=dba, filters=filters)
     if as_json:
         console.print_json(json.dumps(result.to_public()))
         return
-    table = Table("rank", "id", "score", "label", "source",
+    table = Table("rank", "id", "score", "label", "caption", "source",
                   title=f"space {result.space}, {result.took_ms:.1f} ms")
     for rank, hit in enumerate(result.results, start=1):
         table.add_row(str(rank), str(hit.image_id), f"{hit.score:.4f}", hit.label or "",
-                      hit.source)
+                      (hit.caption or "")[:60], hit.source)
     console.print(table)
 
 

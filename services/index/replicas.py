@@ -124,10 +124,17 @@ class IndexReplica:
         with self._lock:
             return self._index.ids()
 
-    def search(self, queries: np.ndarray, k: int) -> SearchHits:
-        """Top-k ids of each query row, with the space's search parameters."""
+    def search(self, queries: np.ndarray, k: int, *,
+               allowed: np.ndarray | None = None) -> SearchHits:
+        """Top-k ids of each query row, with the space's search parameters; only the
+        `allowed` ids when given."""
         with self._lock:
-            return self._index.search(queries, k, params=self.search_params)
+            return self._index.search(queries, k, params=self.search_params, allowed=allowed)
+
+    def contains(self, image_id: int) -> bool:
+        """Whether the index holds a live vector of this id."""
+        with self._lock:
+            return self._index.contains(image_id)
 
     def reconstruct(self, image_id: int) -> np.ndarray:
         """The stored vector of a live id; IndexIdNotFound when it is not in the index."""

@@ -8,6 +8,7 @@ from sqlalchemy import String
 
 from lookalike.services.catalog.models import Image
 from lookalike.services.errors import InvalidRequest
+from lookalike.services.ingest.captions import CAPTION_MAX, NO_WORDS, TITLE_MAX, Words
 
 
 def column_length(name: str) -> int:
@@ -31,8 +32,19 @@ def metadata_problem(*, collection: str | None, label: str | None) -> str | None
     return None
 
 
-def check_metadata(*, collection: str | None, label: str | None) -> None:
-    """Raise InvalidRequest (a 422 over HTTP) when the collection or label is too long."""
-    problem = metadata_problem(collection=collection, label=label)
+def words_problem(words: Words) -> str | None:
+    """Why this title or caption cannot be stored, or None when both fit."""
+    for what, value, limit in (("title", words.title, TITLE_MAX),
+                               ("caption", words.caption, CAPTION_MAX)):
+        if value is not None and len(value) > limit:
+            return (f"{what} is {len(value)} characters; the catalog holds at most {limit}")
+    return None
+
+
+def check_metadata(*, collection: str | None, label: str | None,
+                   words: Words = NO_WORDS) -> None:
+    """Raise InvalidRequest (a 422 over HTTP) when the collection, label, title or caption
+    is too long."""
+    problem = metadata_problem(collection=collection, label=label) or words_problem(words)
     if problem is not None:
         raise InvalidRequest(problem)

@@ -20,6 +20,7 @@ from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.models import Image, Space
 from lookalike.services.catalog.schemas import ImageCreate
+from lookalike.services.ingest.captions import NO_WORDS, Words
 from lookalike.services.ingest.metadata import check_metadata, metadata_problem
 from lookalike.services.ingest.prepare import (
     PreparedImage,
@@ -39,6 +40,7 @@ from lookalike.services.spaces.fill import follow
 from lookalike.services.spaces.lookup import ensure_default_space
 from lookalike.services.storage.files import sync_originals
 from lookalike.services.storage.layout import DataLayout
+from lookalike.services.text.topics import give_topics
 
 log = logging.getLogger(__name__)
 
@@ -74,19 +76,23 @@ class IngestSummary:
 
 
 def _image_create(prepared: PreparedImage, item: IngestItem | None, *, collection: str | None,
-                  label: str | None) -> ImageCreate:
-    """The catalog row for a prepared image, `pending` until its embedding lands."""
+                  label: str | None, words: Words) -> ImageCreate:
+    """The catalog row for a prepared image, `pending` until its embedding lands. Its words
+    are the caller's (upload form) or the item's, else those found with the file (sidecar,
+    EXIF)."""
+    given = Words(item.title, item.caption) if item else words
+    found = given if not given.empty else prepared.words
     return ImageCreate(
         sha256=prepared.sha256, source_uri=prepared.source, stored_path=prepared.stored_path,
         width=prepared.width, height=prepared.height, format=prepared.format,
         byte_size=prepared.byte_size,
         status="pending" if prepared.ok else "failed", error=prepared.error,
         collection=item.collection if item else collection,
-        label=item.label if item else label)
+        label=item.label if item else label, title=found.title, caption=found.caption)
 
 
 RESET_FIELDS = ("source_uri", "stored_path", "width", "height", "format", "byte_size",
-                "status", "error", "collection", "label")
+                "status", "error", "collection", "label", "title", "caption")
 
 
 def _upsert_rows(session: Session, rows: Sequence[ImageCreate]) -> dict[str, int]:
@@ -113,11 +119,11 @@ def _fail_lost(session: Session, ids: dict[str, int], lost: dict[str, str]) -> N
 def record_batch(session: Session, *, space: Space, prepared: Sequence[PreparedImage],
                  vectors: Sequence[np.ndarray | None], items: Sequence[IngestItem | None],
                  reread: Reread, layout: DataLayout, collection: str | None = None,
-                 label: str | None = None) -> list[Outcome]:
+                 label: str | None = None, words: Words = NO_WORDS) -> list[Outcome]:
     """Write one batch of prepared images and their vectors; the caller commits once. Under
     the rows' locks, originals removed since they were written are put back (`reread` gives
     an image's bytes again), so no row is committed naming a missing file."""
-    rows = [_image_create(info, item, collection=collection, label=label)
+    rows = [_image_create(info, item, collection=collection, label=label, words=words)
             for info, item in zip(prepared, items, strict=True) if info.sha256 is not None]
     ids = _upsert_rows(session, rows)
     lost = restore_originals(prepared, reread, layout)
@@ -243,6 +249,8 @@ def _commit_batch(runtime: Runtime, space: Space, batch: EmbeddedBatch,
         outcomes = record_batch(session, space=space, prepared=prepared, vectors=batch.vectors,
                                 items=batch_items, reread=read_source,
                                 layout=runtime.settings.layout)
+        give_topics(runtime, session, [o.image_id for o in outcomes
+                                       if o.status == "added" and o.image_id is not None])
         session.commit()
     for outcome in outcomes:
         summary.record(outcome)
@@ -263,11 +271,12 @@ class UploadResult:
 
 
 def ingest_bytes(runtime: Runtime, data: bytes, *, source: str, collection: str | None = None,
-                 label: str | None = None) -> UploadResult:
+                 label: str | None = None, words: Words = NO_WORDS) -> UploadResult:
     """Add one uploaded image; it is searchable, in every filled space, when this returns.
-    Bad bytes raise ImageRejected, and a collection or label too long for the catalog
-    InvalidRequest, both before any file is stored or row written."""
-    check_metadata(collection=collection, label=label)
+    Bad bytes raise ImageRejected, and a collection, label, title or caption too long for
+    the catalog InvalidRequest, both before any file is stored or row written. `words` (the
+    form's title and caption) win over the EXIF description."""
+    check_metadata(collection=collection, label=label, words=words)
     with runtime.session() as session:
         space = ensure_default_space(session=session, settings=runtime.settings)
         session.commit()
@@ -289,7 +298,9 @@ def ingest_bytes(runtime: Runtime, data: bytes, *, source: str, collection: str 
         outcome = record_batch(session, space=space, prepared=[prepared], vectors=[vector],
                                items=[None], reread=lambda _: data,
                                layout=runtime.settings.layout, collection=collection,
-                               label=label)[0]
+                               label=label, words=words)[0]
+        if outcome.image_id is not None:
+            give_topics(runtime, session, [outcome.image_id])
         session.commit()
         image = image_queries.get_image(session=session, image_id=outcome.image_id)
     assert image is not None, "the image row was committed above"

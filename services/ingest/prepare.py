@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +12,7 @@ import torch
 from lookalike.retrieval.embedding.embedder import Embedder, Prepared, image_to_pixels
 from lookalike.retrieval.errors import ImageRejected
 from lookalike.retrieval.images import DecodedImage, decode_image, sha256_hex
+from lookalike.services.ingest.captions import Words, exif_words, sidecar_words
 from lookalike.services.storage.files import original_path, write_original
 from lookalike.services.storage.layout import DataLayout
 
@@ -50,6 +52,7 @@ class PreparedImage:
     stored_path: str | None = None  # as the catalog records it: relative to the home
     error_kind: str | None = None
     error: str | None = None
+    words: Words = Words()
 
     @property
     def ok(self) -> bool:
@@ -82,7 +85,8 @@ def prepare_bytes(
     return tensor, PreparedImage(position=position, source=source, sha256=sha,
                                  byte_size=len(data), format=decoded.format,
                                  width=decoded.width, height=decoded.height,
-                                 stored_path=config.layout.stored(stored))
+                                 stored_path=config.layout.stored(stored),
+                                 words=exif_words(data))
 
 
 def prepare_file(job: tuple[int, str], *, config: PrepareConfig) -> Prepared:
@@ -101,4 +105,7 @@ def prepare_file(job: tuple[int, str], *, config: PrepareConfig) -> Prepared:
             position=position, source=source, error_kind="unreadable",
             error=f"cannot read file: {exc.strerror or exc}"))
     tensor, prepared = prepare_bytes(data, position=position, source=source, config=config)
+    beside = sidecar_words(Path(source))
+    if not beside.empty:
+        prepared = dataclasses.replace(prepared, words=beside)
     return Prepared(tensor=tensor, payload=prepared)

@@ -6,6 +6,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lookalike.services.ingest.captions import is_sidecar
+
 LIST_SUFFIXES = {".txt", ".lst"}
 
 
@@ -16,14 +18,18 @@ class IngestItem:
     path: Path
     collection: str | None = None
     label: str | None = None
+    title: str | None = None
+    caption: str | None = None
 
 
 def _expand(path: Path, *, from_list: bool = False) -> Iterator[Path]:
-    """Files under a path: folders recursively (hidden entries skipped), list files line by line."""
+    """Files under a path: folders recursively (hidden entries and the sidecar files that
+    describe an image skipped), list files line by line."""
     if path.is_dir():
         for child in sorted(path.rglob("*")):
             relative = child.relative_to(path)
-            if child.is_file() and not any(p.startswith(".") for p in relative.parts):
+            if (child.is_file() and not any(p.startswith(".") for p in relative.parts)
+                    and not is_sidecar(child)):
                 yield child
     elif path.suffix.lower() in LIST_SUFFIXES and not from_list and path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():

@@ -62,13 +62,13 @@ def run_epoch(runtime: Runtime, job: Job, epoch: int) -> None:
     data = _split(runtime, request, workdir)
     trainee = build_trainee(runtime, request, data)
     if epoch == 0 and job.result.baseline_val_map is None:
-        _patch(runtime, job.id, {"baseline_val_map": trainee.validate(trainee.model),
+        patch_result(runtime, job.id, {"baseline_val_map": trainee.validate(trainee.model),
                                  "train_images": len(data.train), "val_images": len(data.val),
                                  "classes": data.classes})
     config = _train_config(request, trainee)
     records = fit(trainee.model, trainee.train_set, config=config,
                   checkpoint=workdir / "checkpoint.pt", validate=trainee.validate,
-                  until_epoch=epoch + 1, should_stop=_cancel_watch(runtime, job.id))
+                  until_epoch=epoch + 1, should_stop=cancel_watch(runtime, job.id))
     _record_history(runtime, job.id, records, request)
     if epoch + 1 == request.epochs:
         _publish(runtime, job.id, request, trainee)
@@ -105,7 +105,7 @@ def _unpack(saved: dict) -> LabelledSplit:
     return LabelledSplit(saved["ids"], saved["paths"], np.asarray(saved["labels"], dtype=np.int64))
 
 
-def _cancel_watch(runtime: Runtime, job_id: int) -> Callable[[], bool]:
+def cancel_watch(runtime: Runtime, job_id: int) -> Callable[[], bool]:
     """A should_stop for the trainer: True once the job is cancelled (polled every 2 s)."""
     state = {"checked": 0.0, "stop": False}
 
@@ -121,7 +121,7 @@ def _cancel_watch(runtime: Runtime, job_id: int) -> Callable[[], bool]:
     return should_stop
 
 
-def _patch(runtime: Runtime, job_id: int, values: dict) -> None:
+def patch_result(runtime: Runtime, job_id: int, values: dict) -> None:
     with runtime.session() as session:
         job_queries.update_result(session=session, job_id=job_id, values=values)
         session.commit()
@@ -140,8 +140,8 @@ def _record_history(runtime: Runtime, job_id: int, records: list[EpochRecord],
     curves = draw_curves(history, runtime.settings.layout.job(job_id) / "curves.png",
                          title=f"fine-tuning '{request.space}' ({request.method}, "
                                f"{request.loss} loss)", baseline_map=baseline)
-    _patch(runtime, job_id, {"history": history,
-                             "curves": runtime.settings.layout.stored(curves)})
+    patch_result(runtime, job_id, {"history": history,
+                                   "curves": runtime.settings.layout.stored(curves)})
 
 
 def _publish(runtime: Runtime, job_id: int, request: FinetuneRequest, trainee: Trainee) -> None:
@@ -164,7 +164,7 @@ def _publish(runtime: Runtime, job_id: int, request: FinetuneRequest, trainee: T
         log.info("fine-tuning job %d: space %s was created by its earlier run", job_id,
                  space.name)
     head = space.options.head
-    _patch(runtime, job_id, {"space": space.name, "weights_sha256": space.weights_sha256,
+    patch_result(runtime, job_id, {"space": space.name, "weights_sha256": space.weights_sha256,
                              "weights_file": space.options.weights_file,
                              "head_file": head.file if head else None})
 

@@ -27,6 +27,8 @@ from lookalike.services.jobs import reindex as reindex_jobs
 from lookalike.services.jobs.lease import JobLease
 from lookalike.services.jobs.schemas import JobPublic
 from lookalike.services.runtime import Runtime
+from lookalike.services.text import training as text_training
+from lookalike.services.text.request import TextTrainRequest
 from lookalike.services.training.request import FinetuneRequest
 
 log = logging.getLogger(__name__)
@@ -217,11 +219,36 @@ def submit_finetune(runtime: Runtime, request: FinetuneRequest, *, wait: bool = 
     return get_job(runtime, job.id)
 
 
+def submit_text_train(runtime: Runtime, request: TextTrainRequest, *, wait: bool = False,
+                      roots: list[Path] | None = None) -> Job:
+    """Record a text-CNN training job, one batch per epoch, and start it where jobs run.
+    With `roots` (a request over HTTP) the corpus must lie under them."""
+    text_training.check_request(runtime, request, roots=roots)
+    with runtime.session() as session:
+        job = job_queries.create_job(session=session, kind="text-train",
+                                     params=text_training.job_params(request),
+                                     total=request.epochs, batches=request.epochs)
+        session.commit()
+    launch(runtime, job.id, batches=range(request.epochs), wait=wait)
+    return get_job(runtime, job.id)
+
+
 def _finetune_batch(runtime: Runtime, job: Job, epoch: int) -> None:
     """Train one epoch; with a broker, the next epoch is sent once this one is recorded (the
     epochs of a job run in order, never side by side)."""
+    _epoch_batch(finetune.run_epoch, runtime, job, epoch)
+
+
+def _text_train_batch(runtime: Runtime, job: Job, epoch: int) -> None:
+    """Train one epoch of a text-CNN job, in order like a fine-tuning job's."""
+    _epoch_batch(text_training.run_epoch, runtime, job, epoch)
+
+
+def _epoch_batch(run_epoch: Callable[[Runtime, Job, int], None], runtime: Runtime, job: Job,
+                 epoch: int) -> None:
+    """Run one epoch of a training job and record it; with a broker, send the next one."""
     try:
-        finetune.run_epoch(runtime, job, epoch)
+        run_epoch(runtime, job, epoch)
     except TrainingStopped:
         log.info("job %d stopped in epoch %d: cancelled", job.id, epoch)
         return
@@ -234,10 +261,13 @@ BATCH_RUNNERS: dict[str, Callable[[Runtime, Job, int], None]] = {
     "ingest": _ingest_batch,
     "finetune": _finetune_batch,
     "reindex": reindex_jobs.run_reindex_batch,
+    "text-train": _text_train_batch,
 }
-SEQUENTIAL_KINDS = frozenset({"finetune"})
+SEQUENTIAL_KINDS = frozenset({"finetune", "text-train"})
+TRAINING_KINDS = SEQUENTIAL_KINDS
 TRAINING_KEYS = ("history", "baseline_val_map", "train_images", "val_images", "classes",
-                 "space", "weights_file", "weights_sha256", "head_file", "curves")
+                 "space", "weights_file", "weights_sha256", "head_file", "curves",
+                 "text_model", "figures")
 
 
 def ingest_urls(runtime: Runtime, chunk: Sequence[Sequence[str | None]], *,
@@ -326,7 +356,7 @@ def describe(job: Job) -> dict[str, Any]:
     training = {key: value for key, value in figures.items() if value is not None}
     return JobPublic.model_validate({
         "id": job.id, "kind": job.kind, "state": job.state, "attempts": job.attempts,
-        "training": training if job.kind == "finetune" else None,
+        "training": training if job.kind in TRAINING_KINDS else None,
         "progress": {"done": job.progress_done, "total": job.progress_total,
                      "rate_per_s": rate},
         "counts": {"added": result.added, "duplicates": result.duplicates,
@@ -336,4 +366,4 @@ def describe(job: Job) -> dict[str, Any]:
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-    }).model_dump(mode="json", exclude=None if job.kind == "finetune" else {"training"})
+    }).model_dump(mode="json", exclude=None if job.kind in TRAINING_KINDS else {"training"})

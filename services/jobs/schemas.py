@@ -26,10 +26,11 @@ class JobBatches(BaseModel):
 
 
 class JobPublic(BaseModel):
-    """State, progress, counts and errors of one job; `training` for fine-tuning jobs."""
+    """State, progress, counts and errors of one job; `training` for fine-tuning and
+    text-train jobs."""
 
     id: int
-    kind: str = Field(description="ingest, reindex or finetune")
+    kind: str = Field(description="ingest, reindex, finetune or text-train")
     state: str = Field(description="queued, running, succeeded, failed or cancelled")
     attempts: int
     training: dict[str, Any] | None = Field(

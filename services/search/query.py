@@ -11,16 +11,25 @@ import torch
 
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
-from lookalike.services.catalog.models import Space
+from lookalike.services.catalog.fulltext import match_captions
+from lookalike.services.catalog.models import Image, Space
 from lookalike.services.errors import ImageNotFound, InvalidRequest
 from lookalike.services.ingest.fetch import fetch_bytes
 from lookalike.services.ingest.prepare import decode_for_model, prepare_config
 from lookalike.services.runtime import Runtime
 from lookalike.services.search.dba import dba_plan, dba_search
 from lookalike.services.search.expansion import expand_query, qe_enabled
+from lookalike.services.search.filtered import filtered_search
+from lookalike.services.search.filters import (
+    Filters,
+    allowed_ids,
+    check_filters,
+    facet_counts,
+)
 from lookalike.services.spaces.lookup import find_space
 
 MAX_K = 1000
+NO_FILTERS = Filters()
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,16 @@ class Hit:
     source: str
     label: str | None
     collection: str | None
+    title: str | None = None
+    caption: str | None = None
+    topic: str | None = None
+    topic_score: float | None = None
+
+    @classmethod
+    def of(cls, image: Image, score: float) -> Hit:
+        return cls(image_id=image.id, score=score, source=image.source_uri, label=image.label,
+                   collection=image.collection, title=image.title, caption=image.caption,
+                   topic=image.topic, topic_score=image.topic_score)
 
 
 @dataclass(frozen=True)
@@ -39,6 +58,8 @@ class SearchResult:
     results: list[Hit]
     qe: bool = False
     dba: bool = False
+    mode: str = "image"
+    facets: dict | None = None
 
     def to_public(self) -> dict:
         """The JSON answer shared by the API and `lookalike search --json`."""
@@ -47,9 +68,12 @@ class SearchResult:
             "took_ms": round(self.took_ms, 3),
             "qe": self.qe,
             "dba": self.dba,
+            "mode": self.mode,
+            "facets": self.facets,
             "results": [
                 {"image_id": hit.image_id, "score": round(hit.score, 6), "source": hit.source,
-                 "label": hit.label, "collection": hit.collection,
+                 "label": hit.label, "collection": hit.collection, "title": hit.title,
+                 "caption": hit.caption, "topic": hit.topic, "topic_score": hit.topic_score,
                  "thumbnail_url": f"/v1/images/{hit.image_id}/thumbnail"}
                 for hit in self.results
             ],
@@ -71,16 +95,21 @@ def embed_query(runtime: Runtime, space: Space, data: bytes) -> np.ndarray:
 def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
                   query: bytes | None = None, image_id: int | None = None,
                   url: str | None = None, qe: bool | None = None,
-                  dba: bool | None = None) -> SearchResult:
+                  dba: bool | None = None, filters: Filters = NO_FILTERS) -> SearchResult:
     """Top-k catalogued images most like the query bytes, the image at `url` (fetched under
     the URL fetch rules, services/ingest/fetch.py) or the catalogued image `image_id`; `qe`
     and `dba` switch α-query expansion and database-side augmentation on or off (None: the
-    space's default). The time taken includes the download."""
+    space's default). The time taken includes the download.
+
+    `filters` (topic, collection, label, caption words) RESTRICT the similarity search to
+    the images that pass them, inside the index search, so k results come back whenever k
+    pass; database-side augmentation is off then. The answer holds facet counts."""
     _check_k(k)
     started = time.perf_counter()
     if url is not None:
         query = fetch_bytes(url, settings=runtime.settings)
     with runtime.read_session() as session:
+        check_filters(session, filters)
         space = find_space(session=session, name=space_name)
         if image_id is not None:
             vector = _stored_vector(session, space, image_id)
@@ -88,21 +117,40 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
             vector = embed_query(runtime, space, query or b"")
         replica = runtime.replica(space, session=session)
         use_qe = qe_enabled(space, qe)
-        plan = dba_plan(space, dba=dba, qe=use_qe)
+        plan = None if filters.restricts else dba_plan(space, dba=dba, qe=use_qe)
+        searched = expand_query(replica, space, vector) if use_qe else vector
         if plan is not None:
             hits = dba_search(replica, vector, k, plan)
+        elif filters.restricts:
+            hits = filtered_search(replica, searched, k, allowed_ids(session, filters))
         else:
-            hits = replica.search(expand_query(replica, space, vector) if use_qe else vector, k)
+            hits = replica.search(searched, k)
         ids = [int(i) for i in hits.ids[0] if i >= 0]
         rows = image_queries.images_by_ids(session=session, ids=ids)
-        results = [
-            Hit(image_id=int(i), score=float(s), source=rows[i].source_uri, label=rows[i].label,
-                collection=rows[i].collection)
-            for i, s in zip(hits.ids[0], hits.scores[0], strict=True)
-            if i >= 0 and i in rows and rows[i].status == "embedded"
-        ]
+        results = [Hit.of(rows[i], float(s))
+                   for i, s in zip(hits.ids[0], hits.scores[0], strict=True)
+                   if i >= 0 and i in rows and rows[i].status == "embedded"]
+        facets = facet_counts(session, filters)
     return SearchResult(space=space.name, took_ms=(time.perf_counter() - started) * 1000,
-                        results=results, qe=use_qe, dba=plan is not None)
+                        results=results, qe=use_qe, dba=plan is not None, facets=facets,
+                        mode="image+filters" if filters.restricts else "image")
+
+
+def search_text(runtime: Runtime, *, k: int, filters: Filters) -> SearchResult:
+    """The k live images whose title or caption best match `filters.text` (every word, the
+    database's full-text ranking), with the other filters applied, and facet counts."""
+    _check_k(k)
+    started = time.perf_counter()
+    assert filters.text is not None, "a text search needs words"
+    with runtime.read_session() as session:
+        check_filters(session, filters)
+        matches = match_captions(session=session, query=filters.text, limit=k,
+                                 filters=filters.columns())
+        rows = image_queries.images_by_ids(session=session, ids=[m.image_id for m in matches])
+        results = [Hit.of(rows[m.image_id], m.rank) for m in matches if m.image_id in rows]
+        facets = facet_counts(session, filters)
+    return SearchResult(space="", took_ms=(time.perf_counter() - started) * 1000,
+                        results=results, facets=facets, mode="text")
 
 
 def _stored_vector(session, space: Space, image_id: int) -> np.ndarray:

@@ -9,9 +9,10 @@ from lookalike.retrieval import atomic
 
 
 def draw_curves(history: Sequence[dict], path: Path, *, title: str,
-                baseline_map: float | None = None) -> Path:
+                baseline_map: float | None = None, metric: str = "validation mAP") -> Path:
     """Write the loss and validation-mAP curves of `history` (dicts with epoch, loss,
-    val_map) to `path`; the mAP before training is drawn as a dashed line."""
+    val_map) to `path`; the mAP before training is drawn as a dashed line. `metric` names
+    what val_map holds (a text model's: validation accuracy)."""
     import matplotlib  # noqa: PLC0415 - slow to import; only jobs that train need it
 
     matplotlib.use("Agg")
@@ -28,7 +29,7 @@ def draw_curves(history: Sequence[dict], path: Path, *, title: str,
         map_axes.plot(*zip(*scored, strict=True), marker="o", color="tab:green", label="after")
     if baseline_map is not None:
         map_axes.axhline(baseline_map, linestyle="--", color="grey", label="before training")
-    map_axes.set(xlabel="epoch", ylabel="validation mAP", title="validation mAP", ylim=(0, 1))
+    map_axes.set(xlabel="epoch", ylabel=metric, title=metric, ylim=(0, 1))
     map_axes.legend(loc="lower right")
     for axes in (loss_axes, map_axes):
         axes.grid(alpha=0.3)

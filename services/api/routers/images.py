@@ -17,12 +17,14 @@ from lookalike.services.api.schemas import (
     ImagePage,
     ImagePublic,
     ImageUploadResponse,
+    ImageWordsUpdate,
 )
 from lookalike.services.auth.keys import Identity
 from lookalike.services.auth.redact import shown_source
 from lookalike.services.auth.scopes import ADMIN, grants
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.models import Image
+from lookalike.services.ingest.captions import CAPTION_MAX, TITLE_MAX, Words
 from lookalike.services.ingest.images import (
     delete_image,
     get_live_image,
@@ -31,6 +33,7 @@ from lookalike.services.ingest.images import (
 )
 from lookalike.services.ingest.metadata import COLLECTION_MAX, LABEL_MAX
 from lookalike.services.ingest.pipeline import ingest_bytes
+from lookalike.services.text.topics import edit_words
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
 
@@ -58,15 +61,19 @@ async def upload_image(response: Response, runtime: RuntimeDep, who: IdentityDep
                        file: Annotated[UploadFile, File()],
                        collection: Annotated[str | None,
                                              Form(max_length=COLLECTION_MAX)] = None,
-                       label: Annotated[str | None, Form(max_length=LABEL_MAX)] = None
+                       label: Annotated[str | None, Form(max_length=LABEL_MAX)] = None,
+                       title: Annotated[str | None, Form(max_length=TITLE_MAX)] = None,
+                       caption: Annotated[str | None, Form(max_length=CAPTION_MAX)] = None,
                        ) -> ImageUploadResponse:
     """Add an image; 201 when new, 200 with duplicate=true when the same bytes exist.
-    The image is searchable when this returns. A collection or label longer than the
-    catalog holds is a 422, answered before anything is stored."""
+    The image is searchable when this returns. A collection, label, title or caption
+    longer than the catalog holds is a 422, answered before anything is stored. Without a
+    caption, the image's EXIF ImageDescription becomes its caption."""
     data = await read_limited(file, runtime.settings.max_upload_bytes)
     result = await run_in_threadpool(ingest_bytes, runtime, data,
                                      source=f"upload:{file.filename or 'unnamed'}",
-                                     collection=collection, label=label)
+                                     collection=collection, label=label,
+                                     words=Words(title=title or None, caption=caption or None))
     if not result.created:
         response.status_code = 200
     return _upload_response(result.image, who, duplicate=not result.created)
@@ -91,6 +98,16 @@ def list_images(runtime: RuntimeDep, who: IdentityDep, collection: str | None = 
             dependencies=[NEEDS_SEARCH])
 def get_image(image_id: ImageId, runtime: RuntimeDep, who: IdentityDep) -> ImagePublic:
     return _public(get_live_image(runtime, image_id), who)
+
+
+@router.patch("/{image_id}", response_model=ImagePublic, responses=ERRORS,
+              dependencies=[NEEDS_INGEST, INGEST_RATE])
+def patch_image(image_id: ImageId, body: ImageWordsUpdate, runtime: RuntimeDep,
+                who: IdentityDep) -> ImagePublic:
+    """Edit an image's title and caption; fields left out are kept, null clears one. Its
+    topic is given again by the default text model, when there is one."""
+    values = body.model_dump(include=body.model_fields_set)
+    return _public(edit_words(runtime, image_id, values), who)
 
 
 @router.get("/{image_id}/thumbnail", response_class=FileResponse, responses=ERRORS,

@@ -1,5 +1,5 @@
-"""/v1/jobs: submit an ingest, fine-tuning or reindex job (202), follow it, list jobs, see
-curves."""
+"""/v1/jobs: submit an ingest, fine-tuning, reindex or text-train job (202), follow it, list
+jobs, see curves."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from lookalike.services.auth.scopes import ADMIN, INGEST, grants
 from lookalike.services.errors import NotAllowed, NotFound
 from lookalike.services.jobs import runner as jobs
 from lookalike.services.jobs.schemas import JobPublic
+from lookalike.services.text.request import TextTrainRequest
 from lookalike.services.training.request import FinetuneRequest
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -47,7 +48,14 @@ class ReindexJobCreate(BaseModel):
     space: str = Field(description="the space to fill; search keeps using the default")
 
 
-AnyJobCreate = Annotated[JobCreate | FinetuneJobCreate | ReindexJobCreate,
+class TextTrainJobCreate(TextTrainRequest):
+    """A text-CNN topic classifier trained on a corpus under the ingest roots, or on the
+    catalog's captions; ends with text model NAME (the default one unless told)."""
+
+    kind: Literal["text-train"]
+
+
+AnyJobCreate = Annotated[JobCreate | FinetuneJobCreate | ReindexJobCreate | TextTrainJobCreate,
                          Field(union_mode="left_to_right")]
 
 
@@ -67,6 +75,10 @@ async def create_job(body: AnyJobCreate, request: Request, runtime: RuntimeDep,
         audit(request, who)
     if isinstance(body, ReindexJobCreate):
         job = await run_in_threadpool(jobs.submit_reindex, runtime, space_name=body.space)
+    elif isinstance(body, TextTrainJobCreate):
+        text_request = TextTrainRequest.model_validate(body.model_dump(exclude={"kind"}))
+        job = await run_in_threadpool(jobs.submit_text_train, runtime, text_request,
+                                      roots=list(runtime.settings.ingest_roots or []))
     elif isinstance(body, FinetuneJobCreate):
         request = FinetuneRequest.model_validate(body.model_dump(exclude={"kind"}))
         job = await run_in_threadpool(jobs.submit_finetune, runtime, request)

@@ -3,21 +3,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import ValidationError
 
 from lookalike.retrieval.errors import ImageRejected
 from lookalike.services.api.auth import NEEDS_SEARCH, IdentityDep
 from lookalike.services.api.deps import RuntimeDep, read_limited
 from lookalike.services.api.ratelimit import SEARCH_RATE, UPLOAD_SLOT, charge_upload
 from lookalike.services.api.schemas import ErrorResponse, SearchJsonRequest, SearchResponse
+from lookalike.services.api.textbody import read_text_body
 from lookalike.services.auth.redact import shown_source
 from lookalike.services.auth.scopes import ADMIN, grants
-from lookalike.services.errors import InvalidRequest
-from lookalike.services.search.query import search_vector
+from lookalike.services.errors import InvalidRequest, TextTooLong
+from lookalike.services.search.filters import Filters
+from lookalike.services.search.query import search_text, search_vector
 
 router = APIRouter(prefix="/v1", tags=["search"], dependencies=[NEEDS_SEARCH, SEARCH_RATE,
                                                                  UPLOAD_SLOT])
@@ -27,8 +29,9 @@ REQUEST_BODY = {
         "required": True,
         "content": {
             "multipart/form-data": {
-                "schema": {"type": "object", "required": ["file"],
-                           "properties": {"file": {"type": "string", "format": "binary"}}}},
+                "schema": {"type": "object",
+                           "properties": {"file": {"type": "string", "format": "binary"},
+                                          "text": {"type": "string"}}}},
             "application/json": {"schema": SearchJsonRequest.model_json_schema()},
         },
     }
@@ -47,27 +50,51 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
                  dba: Annotated[bool | None, Query(description="database-side augmentation "
                                                    "(re-ranks a shortlist); default: the "
                                                    "space's setting")] = None,
+                 topic: Annotated[str | None, Query(max_length=100)] = None,
+                 collection: Annotated[str | None, Query(max_length=200)] = None,
+                 label: Annotated[str | None, Query(max_length=200)] = None,
                  ) -> dict:
-    """The k catalogued images most like the query, best first."""
+    """The k catalogued images most like the query, best first. `text` alone is a ranked
+    full-text search of titles and captions; with an image it restricts the similarity
+    search to the images whose words hold every word of it. `topic`, `collection` and
+    `label` restrict any search the same way (inside the index search: k results come back
+    when k match). The answer holds topic and label counts over all candidates."""
     content_type = request.headers.get("content-type", "")
+    filters = Filters(topic=topic, collection=collection, label=label)
     if content_type.startswith("multipart/form-data"):
         form = await request.form()
-        upload = form.get("file")
+        upload, text = form.get("file"), form.get("text")
+        if text is not None and not isinstance(text, str):
+            raise InvalidRequest("the multipart field 'text' must be text, not a file")
+        filters = replace(filters, text=text)
         if upload is None or isinstance(upload, str):
-            raise InvalidRequest("multipart search needs a file field named 'file'")
-        data = await read_limited(upload, runtime.settings.max_upload_bytes)
-        result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
-                                         query=data, qe=qe, dba=dba)
+            if text is None:
+                raise InvalidRequest("multipart search needs a file field named 'file' "
+                                     "or a field named 'text'")
+            result = await run_in_threadpool(search_text, runtime, k=k, filters=filters)
+        else:
+            data = await read_limited(upload, runtime.settings.max_upload_bytes)
+            result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
+                                             query=data, qe=qe, dba=dba, filters=filters)
     elif content_type.startswith("application/json"):
         try:
-            body = SearchJsonRequest.model_validate_json(await request.body())
-        except ValidationError as exc:
-            raise InvalidRequest("JSON search body must be {\"image_id\": int} or "
-                                 f"{{\"url\": \"http(s)://...\"}}: {exc}") from exc
+            body = await read_text_body(request, SearchJsonRequest,
+                                        max_text_bytes=runtime.settings.max_text_bytes)
+        except InvalidRequest as exc:
+            if isinstance(exc, TextTooLong):
+                raise
+            raise InvalidRequest("JSON search body must be {\"image_id\": int}, "
+                                 "{\"url\": \"http(s)://...\"} or {\"text\": \"words\"} (text "
+                                 f"may go with either): {exc}") from exc
+        filters = replace(filters, text=body.text)
         if body.url is not None:
             charge_upload(request, who)
-        result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
-                                         image_id=body.image_id, url=body.url, qe=qe, dba=dba)
+        if body.image_id is None and body.url is None:
+            result = await run_in_threadpool(search_text, runtime, k=k, filters=filters)
+        else:
+            result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
+                                             image_id=body.image_id, url=body.url, qe=qe,
+                                             dba=dba, filters=filters)
     else:
         raise ImageRejected("not_an_image", "send multipart/form-data with a 'file' field, "
                             f"or application/json with an image_id or a url; got "

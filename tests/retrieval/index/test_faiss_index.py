@@ -310,3 +310,19 @@ def test_random_upserts_and_removals_match_a_dict_model(factory) -> None:
         np.testing.assert_allclose(index.reconstruct(image_id), vector, atol=1e-6)
     hits = index.search(np.stack(list(model.values())), 1)
     assert np.array_equal(hits.ids[:, 0], list(model))
+
+
+def test_search_restricted_to_allowed_ids_returns_k_of_them() -> None:
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((200, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = VectorIndex(16)
+    index.add(np.arange(200, dtype=np.int64), vectors)
+    index.remove(np.array([10, 12], dtype=np.int64))
+    allowed = np.arange(0, 200, 5, dtype=np.int64)  # 40 ids; 10 was removed
+    hits = index.search(vectors[:1], 7, allowed=allowed)
+    found = hits.ids[0]
+    assert len(found) == 7 and set(found) <= set(allowed.tolist()) - {10}
+    exact = sorted(set(allowed.tolist()) - {10}, key=lambda i: -float(vectors[i] @ vectors[0]))
+    assert found.tolist() == exact[:7]
+    assert (index.search(vectors[:1], 50, allowed=allowed).ids[0] >= 0).sum() == 39

@@ -23,6 +23,8 @@ from lookalike.services.sample import build_sample, bundled_photos
 from lookalike.services.setup import init_catalog, open_runtime
 from lookalike.services.spaces.create import SpaceDefinition, create_space
 from tests.services.conftest import make_settings
+from tests.services.text.corpus import write_corpus
+from tests.services.text.test_text_jobs import SMALL
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.browser]
 
@@ -282,3 +284,46 @@ def test_the_page_asks_for_a_key_and_offers_only_what_it_allows(browser, keyed_s
     admin.wait_for_selector("#browse-grid li")
     assert admin.locator("#browse-grid .danger").first.is_visible()
     assert admin.locator("a[data-tab='jobs']").is_visible()
+
+
+def test_words_beside_the_image_and_topic_chips(browser, site) -> None:
+    url, root = site
+    corpus = write_corpus(root / "corpus")
+    job = httpx.post(f"{url}/v1/jobs", json={"kind": "text-train", "name": "web",
+                                             "source": str(corpus), **SMALL}).json()
+    deadline = time.monotonic() + 120
+    while httpx.get(f"{url}/v1/jobs/{job['id']}").json()["state"] != "succeeded":
+        assert time.monotonic() < deadline, httpx.get(f"{url}/v1/jobs/{job['id']}").text
+        time.sleep(0.5)
+    captions = {"cats/chelsea.jpg": "a cat and a dog near a fox",
+                "misc/motorcycle_left.jpg": "a car and a bus on the road",
+                "misc/motorcycle_right.jpg": "a truck and a van with a wheel"}
+    ids = {}
+    for name, caption in captions.items():
+        ids[name] = image_id_of(url, root / "photos" / name)
+        edited = httpx.patch(f"{url}/v1/images/{ids[name]}", json={"caption": caption})
+        assert edited.status_code == 200, edited.text
+    left = ids["misc/motorcycle_left.jpg"]
+    page, errors = open_page(browser, url)
+    page.fill("#query-id", str(left))
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#topic-chips button[data-topic='vehicles']")
+    assert page.locator("#topic-chips").inner_text().split("\n") == ["vehicles (2)",
+                                                                      "animals (1)"]
+    page.click("#topic-chips button[data-topic='vehicles']")
+    wait_until(page, "document.querySelectorAll('#results li').length === 2")
+    assert page.locator("#results li").first.get_attribute("data-image-id") == str(left)
+    assert "a car and a bus on the road" in page.locator("#results li").first.inner_text()
+    assert page.get_attribute("#topic-chips button[data-topic='vehicles']",
+                              "aria-pressed") == "true"
+    page.screenshot(path=str(ARTIFACTS / "topic-chips.png"), full_page=True)
+    page.click("#topic-chips button[data-topic='vehicles']")  # off again
+    page.fill("#query-id", "")
+    page.fill("#query-text", "cat fox")
+    page.keyboard.press("Enter")
+    wait_until(page, "document.querySelectorAll('#results li').length === 1")
+    assert "text search" in page.locator("#status").inner_text()
+    chelsea = page.locator("#results li").first
+    assert chelsea.get_attribute("data-image-id") == str(ids["cats/chelsea.jpg"])
+    assert "topic: animals" in chelsea.inner_text()
+    assert errors == []

@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import delete, inspect, select
 
+from lookalike.services.catalog.fulltext import FULL_TEXT_TABLE, managed_by_models
 from lookalike.services.catalog.migrate import (
     current_revision,
     downgrade,
@@ -21,14 +22,17 @@ from tests.services.catalog.builders import space
 
 TABLES_0001 = {"image", "space", "region", "embedding", "index_change", "job", "index_snapshot"}
 TABLES_0002 = TABLES_0001 | {"evaluation"}
-TABLES = TABLES_0002 | {"api_key"}
+TABLES_0005 = TABLES_0002 | {"api_key"}
+TABLES = TABLES_0005 | {"text_model"}
+CAPTION_COLUMNS = {"title", "caption", "topic", "topic_score"}
 LEASE = {"lease_owner", "lease_heartbeat_at", "lease_expires_at"}
 
 
 def _tables(url: str) -> set[str]:
     engine = make_engine(url)
     try:
-        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+        names = set(inspect(engine).get_table_names()) - {"alembic_version"}
+        return {name for name in names if not name.startswith(FULL_TEXT_TABLE)}
     finally:
         engine.dispose()
 
@@ -44,8 +48,12 @@ def _columns(url: str, table: str) -> set[str]:
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == "0006"
+    assert current_revision(database_url) == "0007"
     assert _tables(database_url) == TABLES
+    assert _columns(database_url, "image") >= CAPTION_COLUMNS
+    downgrade(database_url, "0006")
+    assert _tables(database_url) == TABLES_0005
+    assert not CAPTION_COLUMNS & _columns(database_url, "image")
     downgrade(database_url, "0005")
     assert current_revision(database_url) == "0005"
     assert _columns(database_url, "job") >= LEASE
@@ -55,7 +63,7 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert "filled_at" in _columns(database_url, "space")
     downgrade(database_url, "0003")
     assert current_revision(database_url) == "0003"
-    assert _tables(database_url) == TABLES
+    assert _tables(database_url) == TABLES_0005
     assert not LEASE & _columns(database_url, "job")
     assert "filled_at" not in _columns(database_url, "space")
     downgrade(database_url, "0002")
@@ -198,7 +206,8 @@ def test_migrated_schema_matches_models(migrated_url: str) -> None:
     engine = make_engine(migrated_url)
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            context = MigrationContext.configure(connection, opts={
+                "compare_type": True, "include_object": managed_by_models})
             assert compare_metadata(context, Base.metadata) == []
     finally:
         engine.dispose()

@@ -41,7 +41,7 @@ def test_search_json_is_the_api_answer(tmp_path: Path, photo_dir: Path) -> None:
     assert "added" in out and "failed 0" in out
     query = sorted(photo_dir.glob("*.jpg"))[0]
     answer = json.loads(lookalike(home, "search", str(query), "-k", "3", "--json").stdout)
-    assert set(answer) == {"space", "took_ms", "qe", "dba", "results"}
+    assert set(answer) == {"space", "took_ms", "qe", "dba", "mode", "facets", "results"}
     assert (answer["qe"], answer["dba"]) == (False, False)
     assert answer["results"][0]["source"] == str(query.resolve())
     assert answer["results"][0]["thumbnail_url"].endswith("/thumbnail")

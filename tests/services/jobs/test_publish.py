@@ -77,7 +77,7 @@ def test_the_last_epoch_run_again_after_a_crash_records_the_space_it_made(
         raise WorkerKilled("the worker died between creating the space and recording it")
 
     with monkeypatch.context() as crash:
-        crash.setattr(finetune, "_patch", killed)
+        crash.setattr(finetune, "patch_result", killed)
         with pytest.raises(WorkerKilled):
             finetune._publish(runtime, job_id, REQUEST, trained(written))
     assert jobs.get_job(runtime, job_id).result.space is None

@@ -2,7 +2,7 @@
 import { api, el, guarded, say } from "./api.js";
 import { keyedImage } from "./auth.js";
 
-const state = { query: null, previewUrl: null };
+const state = { query: null, previewUrl: null, topic: null };
 let openDetail = () => {};
 
 const $ = (id) => document.getElementById(id);
@@ -41,25 +41,46 @@ export async function searchWithId(imageId) {
 function searchParams() {
   const params = new URLSearchParams({ k: $("k").value });
   if ($("space").value) params.set("space", $("space").value);
+  if (state.topic) params.set("topic", state.topic);
   return params;
 }
 
+/** The words typed beside the image query, or null. */
+const queryText = () => $("query-text").value.trim() || null;
+
 async function runSearch() {
   const query = state.query;
-  if (!query) return;
+  const text = queryText();
+  if (!query && !text) return;
   say("Searching…");
   let body;
   let headers = {};
-  if (query.kind === "file") {
+  if (query && query.kind === "file") {
     body = new FormData();
     body.append("file", query.blob, query.blob.name || "pasted-image");
+    if (text) body.append("text", text);
   } else {
-    body = JSON.stringify({ image_id: query.id });
+    body = JSON.stringify(query ? { image_id: query.id, text: text ?? undefined } : { text });
     headers = { "Content-Type": "application/json" };
   }
   const answer = await api(`/v1/search?${searchParams()}`, { method: "POST", body, headers });
   renderResults(answer);
-  say(`${answer.results.length} results in ${answer.took_ms.toFixed(0)} ms (space ${answer.space})`);
+  renderChips(answer.facets);
+  const where = answer.mode === "text" ? "text search" : `space ${answer.space}`;
+  say(`${answer.results.length} results in ${answer.took_ms.toFixed(0)} ms (${where})`);
+}
+
+/** One chip per topic with its count over all candidates; a chip filters the grid. */
+function renderChips(facets) {
+  const topics = facets?.topics ?? [];
+  $("topic-chips").replaceChildren(...topics.map(({ value, count }) => el("button", {
+    type: "button", class: "secondary chip", "data-topic": value,
+    "aria-pressed": String(state.topic === value),
+    onclick: guarded(async () => {
+      state.topic = state.topic === value ? null : value;
+      await runSearch();
+    }),
+  }, `${value} (${count})`)));
 }
 
 function card(hit, rank) {
@@ -72,7 +93,10 @@ function card(hit, rank) {
     el("div", { class: "info" },
       el("span", { class: "score", text: `#${rank} · ${hit.score.toFixed(3)}` }),
       el("span", { class: "muted", text: label, title: label }),
-      el("span", { class: "muted", text: hit.collection ?? "—" })),
+      el("span", { class: "muted", text: hit.collection ?? "—" }),
+      hit.title ? el("strong", { class: "title", text: hit.title }) : null,
+      hit.caption ? el("span", { class: "caption", text: hit.caption, title: hit.caption }) : null,
+      hit.topic ? el("span", { class: "muted topic", text: `topic: ${hit.topic}` }) : null),
     el("div", { class: "actions" },
       el("button", { type: "button", class: "secondary",
                      "aria-label": `Search with image ${hit.image_id}`,
@@ -87,7 +111,7 @@ function renderResults(answer) {
   grid.replaceChildren(...answer.results.map((hit, i) => card(hit, i + 1)));
   $("search-summary").textContent = answer.results.length
     ? "Select a picture for details, “Similar” to search with it, “Why?” for the heat map."
-    : "No results: the space holds no vectors yet.";
+    : "No results: nothing matches (or the space holds no vectors yet).";
 }
 
 async function loadSpaces() {
@@ -132,9 +156,14 @@ export async function setupSearch(detail) {
   $("search-form").addEventListener("submit", guarded(async (event) => {
     event.preventDefault();
     const id = $("query-id").value.trim();
+    if (!id && state.query?.kind === "id") {  // the id was cleared: search by words alone
+      state.query = null;
+      $("query-preview").hidden = true;
+    }
     if (id) await searchWithId(id);
-    else if (state.query) await runSearch();
-    else throw new Error("give an image: choose, drop or paste one, or type a catalogued id");
+    else if (state.query || queryText()) await runSearch();
+    else throw new Error("give an image (choose, drop or paste one, or type a catalogued id) "
+                         + "or words to find in captions");
   }));
   for (const id of ["k", "space"]) {
     $(id).addEventListener("change", guarded(runSearch));

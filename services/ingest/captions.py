@@ -1,0 +1,90 @@
+"""The words that come with an image file: a sidecar `NAME.txt` (the caption) or `NAME.json`
+({"title": ..., "caption": ...}) beside it, else the EXIF ImageDescription inside it."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+log = logging.getLogger(__name__)
+
+SIDECAR_SUFFIXES = (".json", ".txt")
+EXIF_IMAGE_DESCRIPTION = 0x010E
+TITLE_MAX = 300
+CAPTION_MAX = 20_000
+
+
+@dataclass(frozen=True)
+class Words:
+    """An image's title and caption (either may be missing) and where they came from."""
+
+    title: str | None = None
+    caption: str | None = None
+    origin: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.title is None and self.caption is None
+
+
+NO_WORDS = Words()
+
+
+def _clean(value: object, limit: int) -> str | None:
+    """Stripped text cut to `limit` characters; None for anything empty or not a string."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip()[:limit]
+
+
+def sidecars(image: Path) -> list[Path]:
+    """The sidecar files that may describe `image`, in the order they are tried."""
+    return [image.with_suffix(suffix) for suffix in SIDECAR_SUFFIXES]
+
+
+def is_sidecar(path: Path) -> bool:
+    """True for a .txt/.json file beside a file of the same stem: it describes that file."""
+    if path.suffix.lower() not in SIDECAR_SUFFIXES:
+        return False
+    return any(other != path and other.is_file() and other.suffix.lower()
+               not in SIDECAR_SUFFIXES for other in path.parent.glob(f"{path.stem}.*"))
+
+
+def sidecar_words(image: Path) -> Words:
+    """The title and caption from the first sidecar of `image` that exists. A sidecar that
+    is not valid UTF-8 text or JSON is reported in the log and not used."""
+    for path in sidecars(image):
+        if not path.is_file():
+            continue
+        try:
+            body = path.read_text(encoding="utf-8")
+            if path.suffix == ".txt":
+                return Words(caption=_clean(body, CAPTION_MAX), origin=path.name)
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError, OSError) as exc:
+            log.warning("sidecar %s not used: %s", path, exc)
+            continue
+        if isinstance(data, dict):
+            return Words(title=_clean(data.get("title"), TITLE_MAX),
+                         caption=_clean(data.get("caption") or data.get("description"),
+                                        CAPTION_MAX), origin=path.name)
+        log.warning("sidecar %s not used: it holds no JSON object", path)
+    return Words()
+
+
+def exif_words(data: bytes) -> Words:
+    """The EXIF ImageDescription of image bytes as its caption, when there is one."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            value = image.getexif().get(EXIF_IMAGE_DESCRIPTION)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return Words()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    caption = _clean(value, CAPTION_MAX)
+    return Words(caption=caption, origin="exif") if caption else Words()
