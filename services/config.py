@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     rate_admin: str = Field("60/minute", description="admin requests per key")
     rate_namespace: str = Field("lookalike", description="rate-limit counters' key prefix")
     max_concurrent_uploads: int = Field(4, ge=1, description="uploads decoded at once")
+    milvus_uri: str | None = Field(
+        None, description="where spaces with backend milvus keep their vectors: a cluster "
+        "address (http://host:19530) or a local path ending in .db (embedded milvus-lite, one "
+        "process at a time); unset: milvus.db under home")
+    milvus_token: SecretStr | None = Field(None, description="Milvus user:password or token")
+    milvus_prefix: str = Field("lookalike", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                               description="collection name prefix (one per deployment "
+                               "sharing a Milvus cluster)")
     ingest_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list, description="folders an HTTP ingest job may read "
         "(comma-separated); none: server paths are refused over HTTP")
@@ -128,6 +136,12 @@ class Settings(BaseSettings):
     def layout(self) -> DataLayout:
         """Where each kind of file lives under `home`."""
         return DataLayout(self.home)
+
+    @property
+    def milvus_address(self) -> str:
+        """The Milvus URI spaces with backend milvus use: the explicit one, or milvus-lite's
+        folder under home."""
+        return self.milvus_uri or str((self.home / "milvus.db").resolve())
 
     @property
     def catalog_url(self) -> str:

@@ -299,3 +299,17 @@ class ApiKey(Base):
     scopes: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = _created()
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class VectorFollower(Base):
+    """How far a space's external vector store (Milvus) has applied the change log: the
+    follower commits this watermark after each batch it wrote there, so a crash replays from
+    it (its writes are upserts and deletes keyed by image id, safe to repeat)."""
+
+    __tablename__ = "vector_follower"
+
+    space_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("space.id", ondelete="CASCADE"), primary_key=True)
+    watermark: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, server_default=text("CURRENT_TIMESTAMP"))

@@ -16,6 +16,8 @@ from lookalike.services.index.build import (
     build_space_index,
     parse_bytes,
 )
+from lookalike.services.index.follower import FOLLOW_BATCH, WRITE_CHUNK
+from lookalike.services.index.following import follow_forever, follow_once
 from lookalike.services.index.snapshots import SnapshotReport, rebuild_all, snapshot_all
 from lookalike.services.index.verify import verify_all
 from lookalike.services.setup import open_runtime
@@ -113,3 +115,24 @@ def index_snapshot(space: SpaceOption = None) -> None:
     """Write each index, caught up with the catalog, as a new snapshot (atomically)."""
     with open_runtime(get_settings()) as runtime:
         _print_reports("snapshot", snapshot_all(runtime, space_name=space))
+
+
+def index_follow(
+    space: SpaceOption = None,
+    once: Annotated[bool, typer.Option("--once", help="apply what is pending, then stop")
+                    ] = False,
+    interval: Annotated[float, typer.Option(help="seconds between polls of the change log")
+                        ] = 0.5,
+    batch: Annotated[int, typer.Option(help="changes per batch (one watermark commit each)")
+                     ] = FOLLOW_BATCH,
+    chunk: Annotated[int, typer.Option(help="rows per Milvus write within a batch")
+                     ] = WRITE_CHUNK,
+) -> None:
+    """Apply the catalog's change log to every Milvus space's collection, polling until
+    stopped (or --once); its watermark is committed in the catalog after each batch."""
+    with open_runtime(get_settings()) as runtime:
+        if once:
+            applied = follow_once(runtime, space_name=space, batch=batch, chunk=chunk)
+            console.print(f"applied {applied} changes")
+            return
+        follow_forever(runtime, space_name=space, interval=interval, batch=batch, chunk=chunk)

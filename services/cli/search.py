@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lookalike.services.config import get_settings
+from lookalike.services.search.filters import HitFilter
 from lookalike.services.search.query import search_vector
 from lookalike.services.setup import open_runtime
 
@@ -32,6 +33,9 @@ def search(
                   ] = None,
     dba: Annotated[bool | None, typer.Option(
         "--dba/--no-dba", help="database-side augmentation (default: the space's)")] = None,
+    collection: Annotated[str | None, typer.Option(help="only images of this collection")
+                          ] = None,
+    label: Annotated[str | None, typer.Option(help="only images with this label")] = None,
 ) -> None:
     """Print the k catalogued images most like IMAGE (or --id N, or --url URL), best first."""
     if [image, image_id, url].count(None) != 2:
@@ -39,7 +43,8 @@ def search(
     with open_runtime(get_settings()) as runtime:
         query = image.read_bytes() if image is not None else None
         result = search_vector(runtime, space_name=space, k=k, query=query, image_id=image_id,
-                               url=url, qe=qe, dba=dba)
+                               url=url, qe=qe, dba=dba,
+                               hit_filter=HitFilter(collection=collection, label=label))
     if as_json:
         console.print_json(json.dumps(result.to_public()))
         return

@@ -3,6 +3,7 @@ the catalog."""
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from lookalike.services.ingest.prepare import decode_for_model, prepare_config
 from lookalike.services.runtime import Runtime
 from lookalike.services.search.dba import dba_plan, dba_search
 from lookalike.services.search.expansion import expand_query, qe_enabled
+from lookalike.services.search.filters import HitFilter, filtered_search
 from lookalike.services.spaces.lookup import find_space
 
 MAX_K = 1000
@@ -71,11 +73,12 @@ def embed_query(runtime: Runtime, space: Space, data: bytes) -> np.ndarray:
 def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
                   query: bytes | None = None, image_id: int | None = None,
                   url: str | None = None, qe: bool | None = None,
-                  dba: bool | None = None) -> SearchResult:
+                  dba: bool | None = None, hit_filter: HitFilter | None = None) -> SearchResult:
     """Top-k catalogued images most like the query bytes, the image at `url` (fetched under
     the URL fetch rules, services/ingest/fetch.py) or the catalogued image `image_id`; `qe`
     and `dba` switch α-query expansion and database-side augmentation on or off (None: the
-    space's default). The time taken includes the download."""
+    space's default); `hit_filter` keeps only images of a collection and/or label. The time
+    taken includes the download."""
     _check_k(k)
     started = time.perf_counter()
     if url is not None:
@@ -89,10 +92,12 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
         replica = runtime.replica(space, session=session)
         use_qe = qe_enabled(space, qe)
         plan = dba_plan(space, dba=dba, qe=use_qe)
+        search = functools.partial(filtered_search, replica, session,
+                                   hit_filter=hit_filter or HitFilter())
         if plan is not None:
-            hits = dba_search(replica, vector, k, plan)
+            hits = dba_search(replica, vector, k, plan, shortlist_search=search)
         else:
-            hits = replica.search(expand_query(replica, space, vector) if use_qe else vector, k)
+            hits = search(expand_query(replica, space, vector) if use_qe else vector, k)
         ids = [int(i) for i in hits.ids[0] if i >= 0]
         rows = image_queries.images_by_ids(session=session, ids=ids)
         results = [

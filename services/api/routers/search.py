@@ -17,6 +17,7 @@ from lookalike.services.api.schemas import ErrorResponse, SearchJsonRequest, Sea
 from lookalike.services.auth.redact import shown_source
 from lookalike.services.auth.scopes import ADMIN, grants
 from lookalike.services.errors import InvalidRequest
+from lookalike.services.search.filters import HitFilter
 from lookalike.services.search.query import search_vector
 
 router = APIRouter(prefix="/v1", tags=["search"], dependencies=[NEEDS_SEARCH, SEARCH_RATE,
@@ -47,8 +48,13 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
                  dba: Annotated[bool | None, Query(description="database-side augmentation "
                                                    "(re-ranks a shortlist); default: the "
                                                    "space's setting")] = None,
+                 collection: Annotated[str | None, Query(
+                     description="only images of this collection")] = None,
+                 label: Annotated[str | None, Query(
+                     description="only images with this label")] = None,
                  ) -> dict:
     """The k catalogued images most like the query, best first."""
+    hit_filter = HitFilter(collection=collection, label=label)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         form = await request.form()
@@ -57,7 +63,7 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
             raise InvalidRequest("multipart search needs a file field named 'file'")
         data = await read_limited(upload, runtime.settings.max_upload_bytes)
         result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
-                                         query=data, qe=qe, dba=dba)
+                                         query=data, qe=qe, dba=dba, hit_filter=hit_filter)
     elif content_type.startswith("application/json"):
         try:
             body = SearchJsonRequest.model_validate_json(await request.body())
@@ -67,7 +73,8 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
         if body.url is not None:
             charge_upload(request, who)
         result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
-                                         image_id=body.image_id, url=body.url, qe=qe, dba=dba)
+                                         image_id=body.image_id, url=body.url, qe=qe, dba=dba,
+                                         hit_filter=hit_filter)
     else:
         raise ImageRejected("not_an_image", "send multipart/form-data with a 'file' field, "
                             f"or application/json with an image_id or a url; got "

@@ -21,7 +21,8 @@ from tests.services.catalog.builders import space
 
 TABLES_0001 = {"image", "space", "region", "embedding", "index_change", "job", "index_snapshot"}
 TABLES_0002 = TABLES_0001 | {"evaluation"}
-TABLES = TABLES_0002 | {"api_key"}
+TABLES_0005 = TABLES_0002 | {"api_key"}
+TABLES = TABLES_0005 | {"vector_follower"}
 LEASE = {"lease_owner", "lease_heartbeat_at", "lease_expires_at"}
 
 
@@ -44,8 +45,10 @@ def _columns(url: str, table: str) -> set[str]:
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == "0005"
+    assert current_revision(database_url) == "0008"
     assert _tables(database_url) == TABLES
+    downgrade(database_url, "0005")
+    assert _tables(database_url) == TABLES_0005
     assert _columns(database_url, "job") >= LEASE
     assert "filled_at" in _columns(database_url, "space")
     downgrade(database_url, "0004")
@@ -53,7 +56,7 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert "filled_at" in _columns(database_url, "space")
     downgrade(database_url, "0003")
     assert current_revision(database_url) == "0003"
-    assert _tables(database_url) == TABLES
+    assert _tables(database_url) == TABLES_0005
     assert not LEASE & _columns(database_url, "job")
     assert "filled_at" not in _columns(database_url, "space")
     downgrade(database_url, "0002")
