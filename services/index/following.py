@@ -10,7 +10,7 @@ import time
 from lookalike.services.catalog import spaces as space_queries
 from lookalike.services.catalog.models import Space
 from lookalike.services.index.follower import apply_all
-from lookalike.services.index.milvus_replica import MilvusReplica
+from lookalike.services.index.milvus_replica import open_collection
 from lookalike.services.index.milvus_store import collection_name
 from lookalike.services.runtime import Runtime
 from lookalike.services.spaces.lookup import find_space
@@ -33,12 +33,11 @@ def follow_once(runtime: Runtime, *, space_name: str | None = None, batch: int,
     """Apply every pending change of each Milvus space; how many were applied."""
     applied = 0
     for space in milvus_spaces(runtime, space_name):
-        with runtime.read_session() as session:
-            replica = MilvusReplica.open(space=space, client=runtime.milvus(),
-                                         name=collection_name(runtime.settings, space),
-                                         sessions=runtime.session, session=session)
-        for done in apply_all(runtime.session, space_id=space.id, dim=space.dim,
-                              store=replica.store, limit=batch, chunk=chunk):
+        store = open_collection(space, client=runtime.milvus(),
+                                name=collection_name(runtime.settings, space),
+                                sessions=runtime.session)
+        for done in apply_all(runtime.session, space_id=space.id, dim=space.dim, store=store,
+                              limit=batch, chunk=chunk):
             applied += done.changes
     return applied
 

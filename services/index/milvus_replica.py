@@ -43,15 +43,7 @@ class MilvusReplica:
              session: Session) -> MilvusReplica:
         """Open (or create and fill from the catalog) the space's collection `name`, then
         catch up."""
-        store = MilvusCollection(client, name, space.dim)
-        index = space.options.milvus_index
-        if not store.exists():
-            store.create(index)
-            written = refill(sessions, space_id=space.id, dim=space.dim, store=store)
-            log.info("space %s: Milvus collection %s filled with %d vectors", space.name,
-                     store.name, written)
-        else:
-            store.open(index)
+        store = open_collection(space, client=client, name=name, sessions=sessions)
         replica = cls(space=space, store=store, sessions=sessions,
                       watermark=follower_queries.follower_watermark(session=session,
                                                                     space_id=space.id))
@@ -107,3 +99,16 @@ class MilvusReplica:
         kept = [int(i) for i in ids if int(i) in found]
         return (np.array(kept, dtype=np.int64),
                 np.array([found[i] for i in kept], dtype=np.float32).reshape(len(kept), self.dim))
+
+
+def open_collection(space: Space, *, client: MilvusClient, name: str,
+                    sessions: SessionFactory) -> MilvusCollection:
+    """The space's collection, loaded; created and filled from the catalog when absent."""
+    store = MilvusCollection(client, name, space.dim)
+    if store.exists():
+        store.open(space.options.milvus_index)
+        return store
+    store.create(space.options.milvus_index)
+    written = refill(sessions, space_id=space.id, dim=space.dim, store=store)
+    log.info("space %s: Milvus collection %s filled with %d vectors", space.name, name, written)
+    return store
