@@ -43,6 +43,8 @@ def _print(report: BuildReport, target: float) -> None:
         f"{choice.train_seconds:.1f} s; {report.seconds:.1f} s in all")
     if report.snapshot is not None:
         console.print(f"  snapshot {report.snapshot.file}")
+    if report.note is not None:
+        console.print(f"  {report.note}")
 
 
 def index_build(
@@ -52,7 +54,8 @@ def index_build(
     as_json: JsonOption = False,
 ) -> None:
     """Choose Flat / HNSW / IVF-Flat / IVF-PQ for a space, tune it on held-out queries, build
-    it from the catalog and make it the space's index."""
+    it from the catalog and make it the space's index (for a Milvus space: FLAT, HNSW,
+    IVF_FLAT, IVF_SQ8, IVF_PQ, DISKANN, as far as the server has them)."""
     with open_runtime(get_settings()) as runtime:
         report = build_space_index(runtime, space_name=space, target_recall=target_recall,
                                    max_bytes=parse_bytes(max_memory))

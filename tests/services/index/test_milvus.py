@@ -16,6 +16,7 @@ from lookalike.services.catalog import spaces as space_queries
 from lookalike.services.catalog.documents import SpaceOptions
 from lookalike.services.catalog.models import Space
 from lookalike.services.catalog.schemas import ImageCreate, SpaceCreate
+from lookalike.services.index.build import build_space_index
 from lookalike.services.index.milvus_store import Entity, MilvusCollection, collection_name
 from lookalike.services.index.snapshots import rebuild_all
 from lookalike.services.index.verify import verify_all
@@ -156,3 +157,31 @@ def test_deleting_a_milvus_space_drops_its_collection(twin) -> None:
     deleted = delete_space(runtime, name="lite")
     assert deleted.milvus_collection == name
     assert not runtime.milvus().has_collection(name)
+
+
+def test_index_build_chooses_a_milvus_index_by_measured_recall(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "home")
+    init_catalog(settings)
+    with open_runtime(settings) as runtime:
+        space = make_space(runtime, "lite", "milvus")
+        ids = add_images(runtime, 1000)
+        centres = unit_rows(np.random.default_rng(5), 10)
+        noisy = np.repeat(centres, 100, axis=0) + 0.3 * unit_rows(np.random.default_rng(6),
+                                                                   1000)
+        write_vectors(runtime, space, ids, noisy / np.linalg.norm(noisy, axis=1,
+                                                                   keepdims=True))
+        report = build_space_index(runtime, space_name="lite", target_recall=0.9,
+                                   max_bytes=2**30)
+        assert report.choice.meets_target and report.choice.recall >= 0.9, report.choice
+        assert report.note is not None and "IVF_PQ" in report.note
+        tried = {trial.factory.split("(")[0] for trial in report.choice.tried}
+        assert {"IVF_SQ8", "HNSW", "IVF_FLAT", "FLAT"} <= tried
+        with runtime.read_session() as session:
+            stored = space_queries.get_space(session=session, name="lite")
+            assert stored is not None
+            index = stored.options.milvus_index
+        assert report.choice.factory.startswith(index.index_type)
+        assert index.search_params == report.choice.params
+        described = runtime.milvus().describe_index(collection_name(settings, space), "vector")
+        assert described["index_type"] == index.index_type
+        assert top(runtime, "lite", ids[0])[0] == ids[0]
