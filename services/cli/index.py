@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from lookalike.services.bench.backends import BackendFigures, bench_backend
 from lookalike.services.config import get_settings
 from lookalike.services.index.build import (
     BuildReport,
@@ -75,14 +76,38 @@ def bench_index_command(
     target_recall: TargetOption = 0.95,
     max_memory: MemoryOption = "4GB",
     as_json: JsonOption = False,
+    backend: Annotated[str | None, typer.Option(
+        help="instead of the choice, measure one backend (faiss or milvus: "
+        "LOOKALIKE_MILVUS_URI, else a scratch milvus-lite) on the same vectors")] = None,
+    index: Annotated[str, typer.Option(help="with --backend: hnsw (M=16, ef 64) or flat")
+                     ] = "hnsw",
 ) -> None:
-    """The index choice on synthetic clustered data: recall@10, queries/s, bytes/vector."""
+    """The index choice on synthetic clustered data: recall@10, queries/s, bytes/vector (with
+    --backend: one backend's recall@10, p50/p99, batched queries/s and memory)."""
+    if backend is not None:
+        figures = bench_backend(backend=backend, vectors=vectors, dim=dim, queries=queries,
+                                index=index, milvus_uri=get_settings().milvus_uri,
+                                clusters=clusters, spread=spread)
+        if as_json:
+            print(json.dumps(figures.to_public()))
+            return
+        _print_backend(figures)
+        return
     report = bench_index(vectors=vectors, dim=dim, queries=queries, target_recall=target_recall,
                          max_bytes=parse_bytes(max_memory), clusters=clusters, spread=spread)
     if as_json:
         print(json.dumps(report.to_public()))
         return
     _print(report, target_recall)
+
+
+def _print_backend(f: BackendFigures) -> None:
+    console.print(
+        f"{f.backend} {f.index} ({f.where}): {f.vectors:,} vectors x {f.dim}, {f.queries} "
+        f"queries\n  built in {f.build_s:.1f} s; recall@10 {f.recall_at_10:.4f}; single query "
+        f"p50 {f.p50_ms:.2f} ms, p99 {f.p99_ms:.2f} ms; batched {f.batched_qps:,.0f} queries/s; "
+        f"process memory +{f.rss_gain_mib:,.0f} MiB for the index (peak RSS "
+        f"{f.peak_rss_mib:,.0f} MiB)", highlight=False)
 
 
 SpaceOption = Annotated[str | None, typer.Option(help="one space (default: every space)")]

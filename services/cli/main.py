@@ -94,7 +94,8 @@ COMMANDS: dict[str, Entry] = {
     "bench startup": Entry(f"{_CLI}.bench:bench_startup", "Seconds until a fresh process serves "
                            "searches on N vectors."),
     "bench index": Entry(f"{_CLI}.index:bench_index_command", "The index choice on synthetic "
-                         "clustered data: recall@10, queries/s, bytes/vector."),
+                         "clustered data: recall@10, queries/s, bytes/vector (with --backend: "
+                         "one backend's recall@10, p50/p99, batched queries/s and memory)."),
     "keys create": Entry(f"{_CLI}.keys:keys_create", "Create an API key and print its secret "
                          "once (only its sha256 is kept)."),
     "keys list": Entry(f"{_CLI}.keys:keys_list",
