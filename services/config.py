@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     backbone: str = DEFAULT_BACKBONE
     pooling: str = "gap"
     index_factory: str = "Flat"
+    vector_backend: Literal["faiss", "milvus"] = Field(
+        "faiss", description="backend of the default space created by the first ingest")
     max_upload_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 40_000_000
     thumbnail_size: int = 256
