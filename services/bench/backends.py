@@ -114,13 +114,13 @@ def bench_backend(*, backend: str, vectors: int, dim: int, queries: int, index: 
     if backend not in ("faiss", "milvus") or index not in ("hnsw", "flat"):
         raise InvalidRequest(f"backend must be faiss or milvus and index hnsw or flat; got "
                              f"{backend}, {index}")
+    gc.collect()
+    before = rss_mib()  # before the data, which is freed once the index holds it
     data = clustered_vectors(vectors + queries, dim, clusters=clusters, spread=spread)
     base, held = data[:vectors], data[vectors:].copy()
     truth = exact_search(held, base, K)[1]
     with tempfile.TemporaryDirectory() as scratch:
         uri = milvus_uri or str(Path(scratch) / "bench.db")
-        gc.collect()
-        before = rss_mib()
         started = time.perf_counter()
         engine = (_Faiss(dim, index) if backend == "faiss"
                   else _Milvus(Settings(home=Path(scratch), milvus_uri=uri), dim, index))
