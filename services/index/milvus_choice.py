@@ -96,7 +96,7 @@ def _tune(candidate: MilvusCandidate, store: MilvusCollection, queries: np.ndarr
     trials = []
     for params in settings:
         recall = ann_recall_at_k(store.search(queries, k, params=params).ids, truth)
-        trials.append(Trial(candidate.label(), params, recall))  # type: ignore[arg-type]
+        trials.append(Trial(candidate.label(), dict(params), recall))
         if recall >= target:
             break
     return trials

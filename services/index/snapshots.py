@@ -39,6 +39,7 @@ def snapshot_all(runtime: Runtime, *, space_name: str | None = None) -> list[Sna
             if space.options.backend == "milvus":
                 continue  # Milvus persists its collection itself; nothing to snapshot
             replica = runtime.replica(space, session=session)
+            assert isinstance(replica, IndexReplica), "a FAISS space has a FAISS replica"
             manifest = replica.snapshot(session, keep=runtime.settings.snapshot_keep)
             session.commit()
             reports.append(SnapshotReport(space.name, manifest.ntotal, manifest.watermark,
