@@ -15,6 +15,7 @@ from lookalike.services.catalog.models import Space
 from lookalike.services.catalog.session import make_engine, make_session_factory
 from lookalike.services.config import Settings
 from lookalike.services.index.backend import SpaceIndex, open_index
+from lookalike.services.index.milvus_replica import MilvusReplica
 from lookalike.services.index.milvus_store import connect, disconnect
 from lookalike.services.spaces.lookup import build_embedder
 
@@ -84,8 +85,11 @@ class Runtime:
                                      session=session, milvus=self._milvus_client)
                 self._replicas[space.id] = (space.created_at, replica)
                 return replica
-        cached[1].refresh(session)
-        return cached[1]
+        replica = cached[1]
+        if isinstance(replica, MilvusReplica):  # `index build` in any process retunes it
+            replica.search_params = dict(space.options.milvus_index.search_params)
+        replica.refresh(session)
+        return replica
 
     def milvus(self) -> MilvusClient:
         """This runtime's Milvus client (LOOKALIKE_MILVUS_URI), connected on first use."""

@@ -170,6 +170,8 @@ def test_index_build_chooses_a_milvus_index_by_measured_recall(tmp_path: Path) -
                                                                    1000)
         write_vectors(runtime, space, ids, noisy / np.linalg.norm(noisy, axis=1,
                                                                    keepdims=True))
+        other = open_runtime(settings)  # another process's view, opened before the build
+        top(other, "lite", ids[0])
         report = build_space_index(runtime, space_name="lite", target_recall=0.9,
                                    max_bytes=2**30)
         assert report.choice.meets_target and report.choice.recall >= 0.9, report.choice
@@ -185,3 +187,7 @@ def test_index_build_chooses_a_milvus_index_by_measured_recall(tmp_path: Path) -
         described = runtime.milvus().describe_index(collection_name(settings, space), "vector")
         assert described["index_type"] == index.index_type
         assert top(runtime, "lite", ids[0])[0] == ids[0]
+        assert top(other, "lite", ids[0])[0] == ids[0]
+        [seen] = other.loaded_replicas()
+        assert seen.search_params == index.search_params
+        other.close()
