@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     backbone: str = DEFAULT_BACKBONE
     pooling: str = "gap"
     index_factory: str = "Flat"
+    vector_backend: Literal["faiss", "milvus"] = Field(
+        "faiss", description="backend of the default space created by the first ingest")
     max_upload_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 40_000_000
     thumbnail_size: int = 256
@@ -104,6 +106,14 @@ class Settings(BaseSettings):
                                        "than this is answered as low confidence")
     max_text_bytes: int = Field(65_536, ge=1024, description="largest text a request may "
                                 "classify or search (UTF-8 bytes)")
+    milvus_uri: str | None = Field(
+        None, description="where spaces with backend milvus keep their vectors: a cluster "
+        "address (http://host:19530) or a local path ending in .db (embedded milvus-lite, one "
+        "process at a time); unset: milvus.db under home")
+    milvus_token: SecretStr | None = Field(None, description="Milvus user:password or token")
+    milvus_prefix: str = Field("lookalike", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                               description="collection name prefix (one per deployment "
+                               "sharing a Milvus cluster)")
     ingest_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list, description="folders an HTTP ingest job may read "
         "(comma-separated); none: server paths are refused over HTTP")
@@ -140,6 +150,12 @@ class Settings(BaseSettings):
     def layout(self) -> DataLayout:
         """Where each kind of file lives under `home`."""
         return DataLayout(self.home)
+
+    @property
+    def milvus_address(self) -> str:
+        """The Milvus URI spaces with backend milvus use: the explicit one, or milvus-lite's
+        folder under home."""
+        return self.milvus_uri or str((self.home / "milvus.db").resolve())
 
     @property
     def catalog_url(self) -> str:

@@ -15,10 +15,14 @@ from lookalike.retrieval.text.classifier import TextClassifier
 from lookalike.services.catalog.models import Space, TextModel
 from lookalike.services.catalog.session import make_engine, make_session_factory
 from lookalike.services.config import Settings
-from lookalike.services.index.replicas import IndexReplica, space_directory
+from lookalike.services.index.backend import SpaceIndex, open_index
+from lookalike.services.index.milvus_replica import MilvusReplica
+from lookalike.services.index.milvus_store import connect, disconnect
 from lookalike.services.spaces.lookup import build_embedder
 
 if TYPE_CHECKING:
+    from pymilvus import MilvusClient
+
     from lookalike.services.jobs.launch import Launcher
 
 
@@ -32,10 +36,11 @@ class Runtime:
         self.sessions = make_session_factory(self.engine)
         self.read_sessions = make_session_factory(self.engine, read_only=True)
         self._embedders: dict[int, tuple[datetime, Embedder]] = {}
-        self._replicas: dict[int, tuple[datetime, IndexReplica]] = {}
+        self._replicas: dict[int, tuple[datetime, SpaceIndex]] = {}
         self._text_models: dict[str, TextClassifier] = {}
         self._lock = threading.Lock()
         self.closing = threading.Event()
+        self._milvus: MilvusClient | None = None
 
     @property
     def launcher(self) -> Launcher:
@@ -69,20 +74,24 @@ class Runtime:
                 self._embedders[space.id] = cached
             return cached[1]
 
-    def replica(self, space: Space, *, session: Session) -> IndexReplica:
-        """The space's replica, opened on first use and refreshed to the catalog on every call.
+    def replica(self, space: Space, *, session: Session) -> SpaceIndex:
+        """The space's replica (FAISS) or collection (Milvus), opened on first use and
+        refreshed to the catalog on every call.
 
         A cached model or replica serves only the space row it was built for: the creation
         time is checked beside the id (which SQLite gave out again before revision 0005)."""
         with self._lock:
             cached = self._replicas.get(space.id)
             if cached is None or cached[0] != space.created_at:
-                directory = space_directory(self.settings.layout.indexes, space)
-                replica = IndexReplica.open(space=space, directory=directory, session=session)
+                replica = open_index(space, settings=self.settings, sessions=self.session,
+                                     session=session, milvus=self._milvus_client)
                 self._replicas[space.id] = (space.created_at, replica)
                 return replica
-        cached[1].refresh(session)
-        return cached[1]
+        replica = cached[1]
+        if isinstance(replica, MilvusReplica):  # `index build` in any process retunes it
+            replica.search_params = dict(space.options.milvus_index.search_params)
+        replica.refresh(session)
+        return replica
 
     def text_classifier(self, model: TextModel) -> TextClassifier:
         """The classifier in a text model's file (checked against its sha256), loaded once."""
@@ -95,7 +104,18 @@ class Runtime:
                 self._text_models[model.sha256] = cached
             return cached
 
-    def loaded_replicas(self) -> list[IndexReplica]:
+    def milvus(self) -> MilvusClient:
+        """This runtime's Milvus client (LOOKALIKE_MILVUS_URI), connected on first use."""
+        with self._lock:
+            return self._milvus_client()
+
+    def _milvus_client(self) -> MilvusClient:
+        """The client; the caller holds the runtime's lock."""
+        if self._milvus is None:
+            self._milvus = connect(self.settings)
+        return self._milvus
+
+    def loaded_replicas(self) -> list[SpaceIndex]:
         with self._lock:
             return [replica for _, replica in self._replicas.values()]
 
@@ -105,10 +125,20 @@ class Runtime:
             self._embedders.pop(space_id, None)
             self._replicas.pop(space_id, None)
 
+    def forget_index(self, space_id: int) -> None:
+        """Drop the index this process holds for a space (rebuilt elsewhere): the next
+        search opens it again."""
+        with self._lock:
+            self._replicas.pop(space_id, None)
+
     def close(self) -> None:
         """Tell background waiters (job runners waiting for a lease) to give up, and close
         the catalog's connections."""
         self.closing.set()
+        with self._lock:
+            connected, self._milvus = self._milvus is not None, None
+        if connected:
+            disconnect(self.settings)
         self.engine.dispose()
 
     def __enter__(self) -> Runtime:

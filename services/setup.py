@@ -45,7 +45,7 @@ def configure_torch(settings: Settings) -> None:
 def warm_up(runtime: Runtime) -> None:
     """Load the default space's model and index replica now, so the first search is as fast
     as the rest; a catalog without spaces has nothing to load."""
-    with runtime.session() as session:
+    with runtime.read_session() as session:
         space = get_default_space(session=session)
         if space is None:
             return

@@ -8,9 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = {"postgres", "redis", "migrate", "api1", "api2", "worker1", "worker2", "gateway"}
+MILVUS_SERVICES = {"etcd", "minio", "milvus", "milvus-follower"}
 
 
 def compose_command() -> list[str]:
@@ -35,8 +37,16 @@ def compose(*args: str, env: dict[str, str] | None = None) -> str:
     return done.stdout
 
 
+def started(*profiles: str) -> set[str]:
+    """The services `up` starts with these profiles: those with no profile or one of them
+    (docker-compose 1.x lists every service in `config --services`, whatever the profile)."""
+    services = yaml.safe_load(compose(*[f"--profile={p}" for p in profiles], "config"))
+    return {name for name, spec in services["services"].items()
+            if not spec.get("profiles") or set(spec["profiles"]) & set(profiles)}
+
+
 def test_compose_file_is_valid_and_starts_every_process() -> None:
-    assert set(compose("config", "--services").split()) == SERVICES
+    assert started() == SERVICES
     resolved = compose("config")
     assert resolved.count("    - worker\n") == 2 and resolved.count("    - serve\n") == 2
     assert "redis://redis:6379/0" in resolved and "postgresql+psycopg://" in resolved
@@ -55,3 +65,14 @@ def test_compose_takes_its_secrets_from_the_environment_file_and_requires_keys()
                               "config"], capture_output=True, text=True, cwd=ROOT,
                              env={k: v for k, v in os.environ.items() if k not in SECRETS})
     assert missing.returncode != 0 and "set it in .env" in missing.stderr
+
+
+def test_the_milvus_profile_adds_milvus_standalone_and_points_the_processes_at_it() -> None:
+    assert started("milvus") == SERVICES | MILVUS_SERVICES
+    resolved = compose("--profile", "milvus", "config")
+    assert "milvusdb/milvus:" in resolved and "quay.io/coreos/etcd:" in resolved
+    assert "minio/minio:" in resolved and "ETCD_ENDPOINTS: etcd:2379" in resolved
+    assert "MINIO_ADDRESS: minio:9000" in resolved
+    # every lookalike process (two APIs, two workers, migrate, the follower) knows the address
+    assert resolved.count("LOOKALIKE_MILVUS_URI: http://milvus:19530") == 6
+    assert "    - follow\n" in resolved

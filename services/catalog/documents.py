@@ -29,6 +29,14 @@ class HeadOptions(_Document):
     hidden: int | None = None
 
 
+class MilvusIndexOptions(_Document):
+    """A Milvus space's vector index: its type, build parameters and search parameters."""
+
+    index_type: str = "FLAT"
+    build_params: dict[str, int] = Field(default_factory=dict)
+    search_params: dict[str, int] = Field(default_factory=dict)
+
+
 class SpaceOptions(_Document):
     """How a space's vectors are made and searched, beyond its table columns."""
 
@@ -41,6 +49,10 @@ class SpaceOptions(_Document):
     qe_alpha: float = 3.0
     dba_n: int = 0
     dba_shortlist: int = DEFAULT_SHORTLIST
+    backend: Literal["faiss", "milvus"] = Field(
+        "faiss", description="where the vectors are searched: per-process FAISS replicas or "
+        "a Milvus collection (LOOKALIKE_MILVUS_URI)")
+    milvus_index: MilvusIndexOptions = Field(default_factory=MilvusIndexOptions)
     index_factory: str = "Flat"
     search_params: dict[str, int | bool] = Field(default_factory=dict)
     whitening_sha256: str | None = None

@@ -331,3 +331,17 @@ class TextModel(Base):
     is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     trained_by_job: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _created()
+
+
+class VectorFollower(Base):
+    """How far a space's external vector store (Milvus) has applied the change log: the
+    follower commits this watermark after each batch it wrote there, so a crash replays from
+    it (its writes are upserts and deletes keyed by image id, safe to repeat)."""
+
+    __tablename__ = "vector_follower"
+
+    space_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("space.id", ondelete="CASCADE"), primary_key=True)
+    watermark: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, server_default=text("CURRENT_TIMESTAMP"))

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from lookalike.services.bench.backends import BackendFigures, bench_backend
 from lookalike.services.config import get_settings
 from lookalike.services.index.build import (
     BuildReport,
@@ -16,6 +17,8 @@ from lookalike.services.index.build import (
     build_space_index,
     parse_bytes,
 )
+from lookalike.services.index.follower import FOLLOW_BATCH, WRITE_CHUNK
+from lookalike.services.index.following import follow_forever, follow_once
 from lookalike.services.index.snapshots import SnapshotReport, rebuild_all, snapshot_all
 from lookalike.services.index.verify import verify_all
 from lookalike.services.setup import open_runtime
@@ -41,6 +44,8 @@ def _print(report: BuildReport, target: float) -> None:
         f"{choice.train_seconds:.1f} s; {report.seconds:.1f} s in all")
     if report.snapshot is not None:
         console.print(f"  snapshot {report.snapshot.file}")
+    if report.note is not None:
+        console.print(f"  {report.note}")
 
 
 def index_build(
@@ -50,7 +55,8 @@ def index_build(
     as_json: JsonOption = False,
 ) -> None:
     """Choose Flat / HNSW / IVF-Flat / IVF-PQ for a space, tune it on held-out queries, build
-    it from the catalog and make it the space's index."""
+    it from the catalog and make it the space's index (for a Milvus space: FLAT, HNSW,
+    IVF_FLAT, IVF_SQ8, IVF_PQ, DISKANN, as far as the server has them)."""
     with open_runtime(get_settings()) as runtime:
         report = build_space_index(runtime, space_name=space, target_recall=target_recall,
                                    max_bytes=parse_bytes(max_memory))
@@ -70,14 +76,38 @@ def bench_index_command(
     target_recall: TargetOption = 0.95,
     max_memory: MemoryOption = "4GB",
     as_json: JsonOption = False,
+    backend: Annotated[str | None, typer.Option(
+        help="instead of the choice, measure one backend (faiss or milvus: "
+        "LOOKALIKE_MILVUS_URI, else a scratch milvus-lite) on the same vectors")] = None,
+    index: Annotated[str, typer.Option(help="with --backend: hnsw (M=16, ef 64) or flat")
+                     ] = "hnsw",
 ) -> None:
-    """The index choice on synthetic clustered data: recall@10, queries/s, bytes/vector."""
+    """The index choice on synthetic clustered data: recall@10, queries/s, bytes/vector (with
+    --backend: one backend's recall@10, p50/p99, batched queries/s and memory)."""
+    if backend is not None:
+        figures = bench_backend(backend=backend, vectors=vectors, dim=dim, queries=queries,
+                                index=index, milvus_uri=get_settings().milvus_uri,
+                                clusters=clusters, spread=spread)
+        if as_json:
+            print(json.dumps(figures.to_public()))
+            return
+        _print_backend(figures)
+        return
     report = bench_index(vectors=vectors, dim=dim, queries=queries, target_recall=target_recall,
                          max_bytes=parse_bytes(max_memory), clusters=clusters, spread=spread)
     if as_json:
         print(json.dumps(report.to_public()))
         return
     _print(report, target_recall)
+
+
+def _print_backend(f: BackendFigures) -> None:
+    console.print(
+        f"{f.backend} {f.index} ({f.where}): {f.vectors:,} vectors x {f.dim}, {f.queries} "
+        f"queries\n  built in {f.build_s:.1f} s; recall@10 {f.recall_at_10:.4f}; single query "
+        f"p50 {f.p50_ms:.2f} ms, p99 {f.p99_ms:.2f} ms; batched {f.batched_qps:,.0f} queries/s; "
+        f"process memory +{f.rss_gain_mib:,.0f} MiB for the index (peak RSS "
+        f"{f.peak_rss_mib:,.0f} MiB)", highlight=False)
 
 
 SpaceOption = Annotated[str | None, typer.Option(help="one space (default: every space)")]
@@ -113,3 +143,24 @@ def index_snapshot(space: SpaceOption = None) -> None:
     """Write each index, caught up with the catalog, as a new snapshot (atomically)."""
     with open_runtime(get_settings()) as runtime:
         _print_reports("snapshot", snapshot_all(runtime, space_name=space))
+
+
+def index_follow(
+    space: SpaceOption = None,
+    once: Annotated[bool, typer.Option("--once", help="apply what is pending, then stop")
+                    ] = False,
+    interval: Annotated[float, typer.Option(help="seconds between polls of the change log")
+                        ] = 0.5,
+    batch: Annotated[int, typer.Option(help="changes per batch (one watermark commit each)")
+                     ] = FOLLOW_BATCH,
+    chunk: Annotated[int, typer.Option(help="rows per Milvus write within a batch")
+                     ] = WRITE_CHUNK,
+) -> None:
+    """Apply the catalog's change log to every Milvus space's collection, polling until
+    stopped (or --once); its watermark is committed in the catalog after each batch."""
+    with open_runtime(get_settings()) as runtime:
+        if once:
+            applied = follow_once(runtime, space_name=space, batch=batch, chunk=chunk)
+            console.print(f"applied {applied} changes")
+            return
+        follow_forever(runtime, space_name=space, interval=interval, batch=batch, chunk=chunk)

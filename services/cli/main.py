@@ -27,7 +27,8 @@ class Entry:
 
 _CLI = "lookalike.services.cli"
 GROUPS: dict[str, str] = {
-    "index": "Build, rebuild, verify and snapshot FAISS indexes from the catalog.",
+    "index": "Build, rebuild, verify, snapshot and follow indexes (FAISS, Milvus) "
+             "from the catalog.",
     "spaces": "Embedding spaces: create, fill, list, switch, delete.",
     "weights": "Backbone weight files.",
     "jobs": "Background jobs and their progress.",
@@ -57,6 +58,8 @@ COMMANDS: dict[str, Entry] = {
                            "alone (the source of truth) and snapshot them."),
     "index verify": Entry(f"{_CLI}.index:index_verify", "Compare each index with the catalog: "
                           "missing, extra and stale ids; exit 1 on a mismatch."),
+    "index follow": Entry(f"{_CLI}.index:index_follow", "Apply the catalog's change log to "
+                          "every Milvus space's collection, polling until stopped (or --once)."),
     "index snapshot": Entry(f"{_CLI}.index:index_snapshot", "Write each index, caught up with "
                             "the catalog, as a new snapshot (atomically)."),
     "spaces create": Entry(f"{_CLI}.spaces:spaces_create", "Add an embedding space; fill it "
@@ -95,7 +98,8 @@ COMMANDS: dict[str, Entry] = {
                          "and an API process, SIGKILL one at random, restart it, and check "
                          "nothing is missing, phantom or doubled; exit 1 on a finding."),
     "bench index": Entry(f"{_CLI}.index:bench_index_command", "The index choice on synthetic "
-                         "clustered data: recall@10, queries/s, bytes/vector."),
+                         "clustered data: recall@10, queries/s, bytes/vector (with --backend: "
+                         "one backend's recall@10, p50/p99, batched queries/s and memory)."),
     "keys create": Entry(f"{_CLI}.keys:keys_create", "Create an API key and print its secret "
                          "once (only its sha256 is kept)."),
     "keys list": Entry(f"{_CLI}.keys:keys_list",

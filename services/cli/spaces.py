@@ -70,6 +70,9 @@ def spaces_create(
     dba_shortlist: Annotated[int, typer.Option(
         help="how many top hits a search re-ranks with DBA")] = DEFAULT_SHORTLIST,
     index_factory: Annotated[str, typer.Option(help="FAISS factory string")] = "Flat",
+    backend: Annotated[str, typer.Option(
+        help="where vectors are searched: faiss (per-process replicas) or milvus "
+        "(LOOKALIKE_MILVUS_URI: a cluster, or a local .db path for milvus-lite)")] = "faiss",
     default: Annotated[bool, typer.Option(help="make it the default space")] = False,
 ) -> None:
     """Add an embedding space; fill it with `lookalike spaces reindex NAME`."""
@@ -77,11 +80,13 @@ def spaces_create(
         backbone=backbone, weights=weights, pooling=pooling, gem_p=gem_p, multiscale=multiscale,
         whiten_dim=whiten, whiten_from=whiten_from, whiten_images=whiten_images,
         whiten_shrinkage=whiten_shrinkage, whiten_labels=whiten_labels, qe=qe, qe_n=qe_n,
-        qe_alpha=qe_alpha, dba_n=dba, dba_shortlist=dba_shortlist, index_factory=index_factory)
+        qe_alpha=qe_alpha, dba_n=dba, dba_shortlist=dba_shortlist, index_factory=index_factory,
+        backend=backend)
     with open_runtime(get_settings()) as runtime:
         space = create_space(runtime, name=name, definition=definition, make_default=default)
     console.print(f"created space {space.name}: {space.backbone}, {space.pooling}, "
                   f"dim {space.dim}, whitening {space.whitening or 'none'}, "
+                  f"backend {space.options.backend}, "
                   f"scales {space.options.scales}; now run `lookalike spaces reindex {name}`")
 
 
@@ -217,5 +222,7 @@ def spaces_delete(
     whitening = (f", whitening file {deleted.whitening_file}" if deleted.whitening_file
                  else "")
     trained = "".join(f", {path}" for path in deleted.trained_files)
+    if deleted.milvus_collection:
+        trained += f", Milvus collection {deleted.milvus_collection}"
     console.print(f"deleted space {deleted.name}: {deleted.vectors} vectors, "
                   f"{deleted.index_files} index files{whitening}{trained}", highlight=False)

@@ -11,6 +11,9 @@ import numpy as np
 from lookalike.retrieval.index.choice import IndexChoice, choose_index, clustered_vectors
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.errors import InvalidRequest
+from lookalike.services.index.milvus_choice import choose_milvus_index
+from lookalike.services.index.milvus_replica import open_collection
+from lookalike.services.index.milvus_store import collection_name, is_lite
 from lookalike.services.index.replicas import vectors_from_bytes
 from lookalike.services.index.snapshots import SnapshotReport, rebuild_all
 from lookalike.services.runtime import Runtime
@@ -39,6 +42,7 @@ class BuildReport:
     choice: IndexChoice
     snapshot: SnapshotReport | None
     seconds: float
+    note: str | None = None
 
     def to_public(self) -> dict:
         data = asdict(self)
@@ -62,12 +66,15 @@ def build_space_index(runtime: Runtime, *, space_name: str | None, target_recall
         blobs = [b for _, batch, _ in embedding_queries.iter_vectors(session=session,
                                                                       space_id=space.id)
                  for b in batch]
-        name, dim = space.name, space.dim
+        name, dim, backend = space.name, space.dim, space.options.backend
     if len(blobs) < 2:
         raise InvalidRequest(f"space '{name}' has {len(blobs)} vectors; embed images into it "
                              "first (`lookalike ingest` or `lookalike spaces reindex`)")
     vectors = vectors_from_bytes(blobs, dim)
     base, held = split_held_out(len(vectors))
+    if backend == "milvus":
+        return _build_milvus(runtime, name, vectors[base], vectors[held], started,
+                             target_recall=target_recall, max_bytes=max_bytes)
     _, choice = choose_index(vectors[base], vectors[held], target_recall=target_recall,
                              max_bytes=max_bytes)
     with runtime.session() as session:
@@ -78,6 +85,33 @@ def build_space_index(runtime: Runtime, *, space_name: str | None, target_recall
     report = rebuild_all(runtime, space_name=name)[0]
     return BuildReport(name, len(vectors), dim, len(held), choice, report,
                        time.perf_counter() - started)
+
+
+def _build_milvus(runtime: Runtime, name: str, base: np.ndarray, held: np.ndarray,
+                  started: float, *, target_recall: float, max_bytes: int) -> BuildReport:
+    """Measure the Milvus index types in a scratch collection, store the choice with the
+    space and re-index its collection with it."""
+    with runtime.read_session() as session:
+        space = find_space(session=session, name=name)
+        session.expunge(space)
+    collection = collection_name(runtime.settings, space)
+    chosen = choose_milvus_index(runtime.milvus(), f"{collection}_tuning", base, held,
+                                 target_recall=target_recall, max_bytes=max_bytes,
+                                 lite=is_lite(runtime.settings.milvus_address))
+    with runtime.session() as session:
+        row = find_space(session=session, name=name)
+        row.options = row.options.model_copy(update={"milvus_index": chosen.index})
+        session.commit()
+        session.refresh(row)
+        session.expunge(row)
+    store = open_collection(row, client=runtime.milvus(), name=collection,
+                            sessions=runtime.session)
+    store.reindex(chosen.index)
+    runtime.forget_index(row.id)
+    note = (f"this Milvus server lacks {', '.join(chosen.unsupported)}: not tried"
+            if chosen.unsupported else None)
+    return BuildReport(name, len(base) + len(held), row.dim, len(held), chosen.choice, None,
+                       time.perf_counter() - started, note)
 
 
 def bench_index(*, vectors: int, dim: int, queries: int, target_recall: float,

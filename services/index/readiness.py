@@ -26,7 +26,7 @@ def check_readiness(runtime: Runtime) -> Readiness:
     """Load (first time) and catch up each space's replica to the catalog's sequence number
     read before it; ready when all got there. An unreachable catalog is not ready."""
     try:
-        with runtime.session() as session:
+        with runtime.read_session() as session:
             spaces: dict[str, dict] = {}
             for space in space_queries.list_spaces(session=session):
                 target = embedding_queries.latest_seq(session=session, space_id=space.id)

@@ -12,6 +12,9 @@ from lookalike.retrieval.index.snapshot import file_problem, list_snapshots
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import snapshots as snapshot_queries
 from lookalike.services.catalog import spaces as space_queries
+from lookalike.services.catalog.models import Space
+from lookalike.services.index.follower import apply_all, entities
+from lookalike.services.index.milvus_store import MilvusCollection, collection_name
 from lookalike.services.index.replicas import IndexReplica, space_directory, vectors_from_bytes
 from lookalike.services.runtime import Runtime
 
@@ -47,19 +50,25 @@ class VerifyReport:
 
 
 def verify_all(runtime: Runtime) -> list[VerifyReport]:
-    """One report per space; reads only (nothing is rewritten)."""
-    reports = []
+    """One report per space; reads only (nothing is rewritten; a Milvus space's follower
+    first applies the change log, as a FAISS replica catches up in memory)."""
+    with runtime.read_session() as session:
+        spaces = space_queries.list_spaces(session=session)
+        session.expunge_all()
+    return [verify_milvus(runtime, space) if space.options.backend == "milvus"
+            else _verify_faiss(runtime, space) for space in spaces]
+
+
+def _verify_faiss(runtime: Runtime, space: Space) -> VerifyReport:
     with runtime.session() as session:
-        for space in space_queries.list_spaces(session=session):
-            directory = space_directory(runtime.settings.layout.indexes, space)
-            broken = [f"{m.file} ({problem})" for m in list_snapshots(directory)
-                      if (problem := file_problem(directory, m)) is not None]
-            broken.extend(_lost_snapshot(session, space.id, directory))
-            replica = IndexReplica.open(space=space, directory=directory, session=session)
-            report = VerifyReport(space.name, replica.ntotal, broken_snapshots=broken)
-            _compare(session, space.id, space.dim, replica, report)
-            reports.append(report)
-    return reports
+        directory = space_directory(runtime.settings.layout.indexes, space)
+        broken = [f"{m.file} ({problem})" for m in list_snapshots(directory)
+                  if (problem := file_problem(directory, m)) is not None]
+        broken.extend(_lost_snapshot(session, space.id, directory))
+        replica = IndexReplica.open(space=space, directory=directory, session=session)
+        report = VerifyReport(space.name, replica.ntotal, broken_snapshots=broken)
+        _compare(session, space.id, space.dim, replica, report)
+    return report
 
 
 def _lost_snapshot(session: Session, space_id: int, directory: Path) -> list[str]:
@@ -85,3 +94,39 @@ def _compare(session, space_id: int, dim: int, replica: IndexReplica,
             elif np.abs(replica.reconstruct(image_id) - vector).max() > STALE_TOLERANCE:
                 report.stale.append(image_id)
     report.extra = sorted(indexed - catalogued)
+
+
+def verify_milvus(runtime: Runtime, space: Space) -> VerifyReport:
+    """Compare a Milvus space's collection with the catalog, once its follower has applied
+    the change log: ids missing or extra, vectors or filter fields out of date. A collection
+    that is gone is reported with every catalog id missing (never recreated here)."""
+    store = MilvusCollection(runtime.milvus(), collection_name(runtime.settings, space),
+                             space.dim)
+    exists = store.exists()
+    if exists:
+        store.open(space.options.milvus_index)
+        for _ in apply_all(runtime.session, space_id=space.id, dim=space.dim, store=store):
+            pass
+    fields = {e.image_id: (e.collection, e.label) for e in store.entities()} if exists else {}
+    held = set(fields)
+    report = VerifyReport(space.name, len(held))
+    with runtime.read_session() as session:
+        _compare_milvus(session, space, store if exists else None, fields, report)
+    return report
+
+
+def _compare_milvus(session: Session, space: Space, store: MilvusCollection | None,
+                    fields: dict[int, tuple[str | None, str | None]],
+                    report: VerifyReport) -> None:
+    catalogued: set[int] = set()
+    for ids, blobs, _ in embedding_queries.iter_vectors(session=session, space_id=space.id):
+        catalogued.update(ids)
+        stored = store.vectors(ids) if store is not None else {}
+        for want in entities(session, ids, blobs, space.dim):
+            have = stored.get(want.image_id)
+            if have is None:
+                report.missing.append(want.image_id)
+            elif (np.abs(have - want.vector).max() > STALE_TOLERANCE
+                  or fields[want.image_id] != (want.collection, want.label)):
+                report.stale.append(want.image_id)
+    report.extra = sorted(set(fields) - catalogued)

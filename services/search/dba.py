@@ -10,6 +10,7 @@ gallery first, then αQE against the augmented gallery).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ from lookalike.retrieval.embedding.expansion import (
 from lookalike.retrieval.index.faiss_index import SearchHits
 from lookalike.services.catalog.documents import DEFAULT_SHORTLIST
 from lookalike.services.catalog.models import Space
-from lookalike.services.index.replicas import IndexReplica
+from lookalike.services.index.backend import SpaceIndex
 
 DEFAULT_DBA_N = 5  # neighbours when a query asks for DBA in a space whose dba_n is 0
 
@@ -46,12 +47,15 @@ def dba_plan(space: Space, *, dba: bool | None, qe: bool) -> DbaPlan | None:
                    qe_n=space.options.qe_n if qe else 0)
 
 
-def dba_search(replica: IndexReplica, query: np.ndarray, k: int, plan: DbaPlan) -> SearchHits:
-    """Top-k of the (1, D) query's top max(k, shortlist), ranked against their DBA vectors.
+def dba_search(replica: SpaceIndex, query: np.ndarray, k: int, plan: DbaPlan,
+               shortlist_search: Callable[[np.ndarray, int], SearchHits] | None = None
+               ) -> SearchHits:
+    """Top-k of the (1, D) query's top max(k, shortlist), ranked against their DBA vectors;
+    `shortlist_search` finds the shortlist (a filtered search), else the replica's search.
 
     Every read goes through the replica (under its lock), so catch-up may add or remove
     between two of them: a candidate or neighbour removed meanwhile is left out."""
-    shortlist = replica.search(query, max(k, plan.shortlist))
+    shortlist = (shortlist_search or replica.search)(query, max(k, plan.shortlist))
     ids, augmented = augment(replica, shortlist.ids[0][shortlist.ids[0] >= 0], plan)
     if plan.qe_n:
         query = _expanded(query, augmented, plan)
@@ -64,7 +68,7 @@ def dba_search(replica: IndexReplica, query: np.ndarray, k: int, plan: DbaPlan) 
     return hits
 
 
-def augment(replica: IndexReplica, ids: np.ndarray,
+def augment(replica: SpaceIndex, ids: np.ndarray,
             plan: DbaPlan) -> tuple[np.ndarray, np.ndarray]:
     """The `ids` still in the index and their DBA vectors, from one batched neighbour search."""
     ids, vectors = replica.vectors(ids)

@@ -6,7 +6,7 @@ import numpy as np
 
 from lookalike.retrieval.embedding.expansion import alpha_query_expansion
 from lookalike.services.catalog.models import Space
-from lookalike.services.index.replicas import IndexReplica
+from lookalike.services.index.backend import SpaceIndex
 
 
 def qe_enabled(space: Space, qe: bool | None) -> bool:
@@ -14,7 +14,7 @@ def qe_enabled(space: Space, qe: bool | None) -> bool:
     return space.options.qe if qe is None else qe
 
 
-def expand_query(replica: IndexReplica, space: Space, vector: np.ndarray) -> np.ndarray:
+def expand_query(replica: SpaceIndex, space: Space, vector: np.ndarray) -> np.ndarray:
     """(1, D) query replaced by itself plus its top-n neighbours weighted by score**alpha."""
     hits = replica.search(vector, space.options.qe_n)
     found = hits.ids[0] >= 0

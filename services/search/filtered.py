@@ -1,15 +1,18 @@
 """Similarity search restricted to a set of ids, returning k of them whenever k are indexed.
 
-The index searches with a FAISS IDSelector, so the restriction is applied inside the
+A FAISS replica searches with an IDSelector, so the restriction is applied inside the
 search. An approximate index (IVF probing few lists, HNSW with a tight selector) may still
 find fewer than k of the allowed ids: then the allowed ids are scored exactly, from their
-stored vectors, which always gives the true top k."""
+stored vectors, which always gives the true top k. A Milvus collection takes the same ids
+as a scalar filter expression (`id in [...]`), evaluated inside Milvus."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from lookalike.retrieval.index.faiss_index import SearchHits
+from lookalike.services.index.backend import SpaceIndex
+from lookalike.services.index.milvus_replica import MilvusReplica
 from lookalike.services.index.replicas import IndexReplica
 
 EXACT_LIMIT = 200_000
@@ -29,12 +32,14 @@ def _exact(replica: IndexReplica, query: np.ndarray, k: int, allowed: np.ndarray
     return SearchHits(scores=scores, ids=ids)
 
 
-def filtered_search(replica: IndexReplica, query: np.ndarray, k: int,
+def filtered_search(replica: SpaceIndex, query: np.ndarray, k: int,
                     allowed: np.ndarray) -> SearchHits:
     """The top k of the `allowed` ids for a (1, D) query."""
     if not len(allowed):
         return SearchHits(scores=np.full((1, k), -np.inf, dtype=np.float32),
                           ids=np.full((1, k), -1, dtype=np.int64))
+    if isinstance(replica, MilvusReplica):
+        return replica.search(query, k, where=f"id in {allowed.tolist()}")
     hits = replica.search(query, k, allowed=allowed)
     found = int((hits.ids[0] >= 0).sum())
     if found >= min(k, len(allowed)) or len(allowed) > EXACT_LIMIT:

@@ -3,6 +3,7 @@ the catalog."""
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -103,7 +104,7 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
 
     `filters` (topic, collection, label, caption words) RESTRICT the similarity search to
     the images that pass them, inside the index search, so k results come back whenever k
-    pass; database-side augmentation is off then. The answer holds facet counts."""
+    pass (with DBA, its shortlist is so restricted). The answer holds facet counts."""
     _check_k(k)
     started = time.perf_counter()
     if url is not None:
@@ -117,14 +118,15 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
             vector = embed_query(runtime, space, query or b"")
         replica = runtime.replica(space, session=session)
         use_qe = qe_enabled(space, qe)
-        plan = None if filters.restricts else dba_plan(space, dba=dba, qe=use_qe)
-        searched = expand_query(replica, space, vector) if use_qe else vector
+        plan = dba_plan(space, dba=dba, qe=use_qe)
+        search = replica.search
+        if filters.restricts:
+            search = functools.partial(filtered_search, replica,
+                                       allowed=allowed_ids(session, filters))
         if plan is not None:
-            hits = dba_search(replica, vector, k, plan)
-        elif filters.restricts:
-            hits = filtered_search(replica, searched, k, allowed_ids(session, filters))
+            hits = dba_search(replica, vector, k, plan, shortlist_search=search)
         else:
-            hits = replica.search(searched, k)
+            hits = search(expand_query(replica, space, vector) if use_qe else vector, k)
         ids = [int(i) for i in hits.ids[0] if i >= 0]
         rows = image_queries.images_by_ids(session=session, ids=ids)
         results = [Hit.of(rows[i], float(s))

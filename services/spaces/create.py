@@ -44,6 +44,7 @@ _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".t
 
 # The stored options' defaults are the definition's: spelled once, in SpaceOptions.
 _STORED = SpaceOptions()
+BACKENDS = ("faiss", "milvus")
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class SpaceDefinition:
     dba_n: int = _STORED.dba_n
     dba_shortlist: int = _STORED.dba_shortlist
     index_factory: str = _STORED.index_factory
+    backend: str = _STORED.backend
 
     def options(self, layout: DataLayout) -> SpaceOptions:
         """The options stored with the space (whitening fields are added once fitted); a
@@ -74,10 +76,14 @@ class SpaceDefinition:
             weights_file=layout.stored(self.weights.resolve()) if self.weights else None,
             gem_p=self.gem_p, scales=list(MULTISCALE if self.multiscale else (1.0,)),
             qe=self.qe, qe_n=self.qe_n, qe_alpha=self.qe_alpha, dba_n=self.dba_n,
-            dba_shortlist=self.dba_shortlist, index_factory=self.index_factory)
+            dba_shortlist=self.dba_shortlist, index_factory=self.index_factory,
+            backend=self.backend)
 
 
 def _check(definition: SpaceDefinition) -> None:
+    if definition.backend not in BACKENDS:
+        raise InvalidRequest(f"unknown vector backend '{definition.backend}'; allowed: "
+                             f"{', '.join(BACKENDS)}")
     if definition.pooling not in POOLING_METHODS:
         raise InvalidRequest(f"unknown pooling '{definition.pooling}'; allowed: "
                              f"{', '.join(POOLING_METHODS)}")

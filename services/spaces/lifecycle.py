@@ -23,6 +23,7 @@ from lookalike.services.catalog import spaces as space_queries
 from lookalike.services.catalog.documents import ReindexParams
 from lookalike.services.catalog.models import Evaluation, Space
 from lookalike.services.errors import SpaceConflict
+from lookalike.services.index.milvus_store import MilvusCollection, collection_name
 from lookalike.services.index.replicas import space_directory
 from lookalike.services.runtime import Runtime
 from lookalike.services.spaces.files import owned_files, release_files
@@ -87,6 +88,7 @@ class DeletedSpace:
     index_files: int
     whitening_file: str | None
     trained_files: list[str]
+    milvus_collection: str | None = None
 
     def to_public(self) -> dict[str, Any]:
         return asdict(self)
@@ -178,15 +180,18 @@ def delete_space(runtime: Runtime, *, name: str) -> DeletedSpace:
         owned = owned_files(space, settings=runtime.settings)
         space_queries.delete_space(session=session, space_id=space_id)
         index_files = _remove_index_files(directory)
+        dropped = _drop_collection(runtime, space)
         session.commit()
     runtime.forget(space_id)
     removed = release_files(runtime, owned)
-    log.info("space %s deleted: %d vectors, %d index files", name, vectors, index_files)
+    log.info("space %s deleted: %d vectors, %d index files, Milvus collection %s", name,
+             vectors, index_files, dropped)
     whitening = [str(f.path) for f in removed if f.kind == "whitening"]
     return DeletedSpace(name=name, vectors=vectors, index_files=index_files,
                         whitening_file=whitening[0] if whitening else None,
                         trained_files=sorted(str(f.path) for f in removed
-                                             if f.kind != "whitening"))
+                                             if f.kind != "whitening"),
+                        milvus_collection=dropped)
 
 
 def _check_deletable(session: Session, space: Space) -> None:
@@ -199,6 +204,15 @@ def _check_deletable(session: Session, space: Space) -> None:
             if isinstance(job.params, ReindexParams) and job.params.space == space.name:
                 raise SpaceConflict(f"job {job.id} is filling space '{space.name}'; cancel it "
                                     f"first (`lookalike jobs cancel {job.id}`)")
+
+
+def _drop_collection(runtime: Runtime, space: Space) -> str | None:
+    """Drop a Milvus space's collection (rebuilt from the catalog should the delete fail);
+    its name, or None for a FAISS space or a collection already gone."""
+    if space.options.backend != "milvus":
+        return None
+    name = collection_name(runtime.settings, space)
+    return name if MilvusCollection(runtime.milvus(), name, space.dim).drop() else None
 
 
 def _remove_index_files(directory: Path) -> int:

@@ -57,7 +57,8 @@ def _create_default_space(*, session: Session, settings: Settings) -> Space:
         whitening=None,
         dim=spec.dim,
         options=SpaceOptions(index_factory=settings.index_factory,
-                             input_size=spec.weights.input_size),
+                             input_size=spec.weights.input_size,
+                             backend=settings.vector_backend),
     )
     return space_queries.create_space(session=session, data=data)
 

@@ -128,7 +128,8 @@ def _publish(runtime: Runtime, job_id: int, request: TextTrainRequest,
         if existing is None:
             path, sha = store_classifier(classifier, settings=runtime.settings)
             existing = textmodels.add_text_model(
-                session=session, name=request.name, sha256=sha, path=runtime.settings.layout.stored(path),
+                session=session, name=request.name, sha256=sha,
+                path=runtime.settings.layout.stored(path),
                 classes=classifier.classes, figures=dict(figures),
                 make_default=request.make_default, trained_by_job=job_id)
             session.commit()

@@ -1,4 +1,5 @@
-"""The whole core path on both catalog backends: SQLite file and the real PostgreSQL."""
+"""The whole core path on both catalog backends (SQLite file, the real PostgreSQL) and both
+vector backends (FAISS replicas, Milvus through milvus-lite)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from tests.services.conftest import ingest_into, make_settings
 pytestmark = pytest.mark.slow
 
 
-def test_ingest_search_delete(migrated_url: str, tmp_path: Path, photo_dir: Path) -> None:
-    runtime = open_runtime(make_settings(tmp_path / "home", database_url=migrated_url))
+@pytest.mark.parametrize("vectors", ["faiss", "milvus"])
+def test_ingest_search_delete(migrated_url: str, tmp_path: Path, photo_dir: Path,
+                              vectors: str) -> None:
+    runtime = open_runtime(make_settings(tmp_path / "home", database_url=migrated_url,
+                                         vector_backend=vectors))
     photos = sorted(photo_dir.glob("*.jpg"))
 
     first = ingest_into(runtime, photo_dir)

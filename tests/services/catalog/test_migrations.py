@@ -23,7 +23,7 @@ from tests.services.catalog.builders import space
 TABLES_0001 = {"image", "space", "region", "embedding", "index_change", "job", "index_snapshot"}
 TABLES_0002 = TABLES_0001 | {"evaluation"}
 TABLES_0005 = TABLES_0002 | {"api_key"}
-TABLES = TABLES_0005 | {"text_model"}
+TABLES = TABLES_0005 | {"text_model", "vector_follower"}
 CAPTION_COLUMNS = {"title", "caption", "topic", "topic_score"}
 LEASE = {"lease_owner", "lease_heartbeat_at", "lease_expires_at"}
 
@@ -48,8 +48,10 @@ def _columns(url: str, table: str) -> set[str]:
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == "0007"
+    assert current_revision(database_url) == "0008"
     assert _tables(database_url) == TABLES
+    downgrade(database_url, "0007")
+    assert _tables(database_url) == TABLES_0005 | {"text_model"}
     assert _columns(database_url, "image") >= CAPTION_COLUMNS
     downgrade(database_url, "0006")
     assert _tables(database_url) == TABLES_0005
