@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
@@ -62,10 +61,12 @@ def _check_k(k: int) -> None:
 
 
 def embed_query(runtime: Runtime, space: Space, data: bytes) -> np.ndarray:
-    """The (1, D) vector of query bytes, validated exactly as an upload is; nothing is stored."""
-    embedder = runtime.embedder(space)
-    _, tensor = decode_for_model(data, config=prepare_config(runtime, embedder))
-    return embedder.embed_tensors(torch.unsqueeze(tensor, 0))
+    """The (1, D) vector of query bytes, validated exactly as an upload is; nothing is stored.
+    Decoded in this thread, embedded in a model call shared with concurrent queries."""
+    batcher = runtime.query_batcher(space)
+    with batcher.ticket() as ticket:
+        _, tensor = decode_for_model(data, config=prepare_config(runtime, batcher.embedder))
+        return ticket.embed(tensor)
 
 
 def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
