@@ -200,7 +200,8 @@ def bench_speed(
                   "the TorchScript bf16 path")
     console.print("  decode ms per image: " + ", ".join(
         f"{k} {v:.1f}" for k, v in result.decode_ms.items())
-        + f"; draft vs full decode: cosine >= {result.draft_cosine:.5f}")
+        + "; draft vs full decode, lowest cosine: " + ", ".join(
+            f"{k} {v:.5f}" for k, v in result.draft_cosine.items()))
     if serve:
         console.print(
             f"served catalog of {result.catalog_images} images, space engine "
@@ -209,6 +210,7 @@ def bench_speed(
             f"{result.upload_p50_over_decode_forward:.2f}x decode + forward "
             f"({result.decode_and_forward_ms:.1f} ms)\n"
             f"  upload, {result.clients} clients: {result.upload_many_per_s:.1f} requests/s = "
-            f"{result.upload_many_over_best_engine:.2f}x the best engine's images/s\n"
+            f"{result.upload_many_over_best_engine:.2f}x the best engine's images/s, "
+            f"{result.upload_many_over_space_engine:.2f}x the space engine's\n"
             f"  by id: p50 {result.by_id_p50_ms:.2f} ms = FAISS p50 {result.faiss_p50_ms:.3f} "
             f"ms + {result.by_id_p50_minus_faiss_ms:.2f} ms")

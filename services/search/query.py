@@ -8,10 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lookalike.retrieval.errors import IndexIdNotFound
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.models import Space
 from lookalike.services.errors import ImageNotFound, InvalidRequest
+from lookalike.services.index.replicas import IndexReplica
 from lookalike.services.ingest.fetch import fetch_bytes
 from lookalike.services.ingest.prepare import decode_for_model, prepare_config
 from lookalike.services.runtime import Runtime
@@ -20,6 +22,7 @@ from lookalike.services.search.expansion import expand_query, qe_enabled
 from lookalike.services.spaces.lookup import find_space
 
 MAX_K = 1000
+EXACT_FACTORY = "Flat"
 
 
 @dataclass(frozen=True)
@@ -83,11 +86,11 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
         query = fetch_bytes(url, settings=runtime.settings)
     with runtime.read_session() as session:
         space = find_space(session=session, name=space_name)
-        if image_id is not None:
-            vector = _stored_vector(session, space, image_id)
-        else:
+        if image_id is None:
             vector = embed_query(runtime, space, query or b"")
         replica = runtime.replica(space, session=session)
+        if image_id is not None:
+            vector = _query_vector(session, space, replica, image_id)
         use_qe = qe_enabled(space, qe)
         plan = dba_plan(space, dba=dba, qe=use_qe)
         if plan is not None:
@@ -104,6 +107,19 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
         ]
     return SearchResult(space=space.name, took_ms=(time.perf_counter() - started) * 1000,
                         results=results, qe=use_qe, dba=plan is not None)
+
+
+def _query_vector(session, space: Space, replica: IndexReplica, image_id: int) -> np.ndarray:
+    """The (1, D) vector of a catalogued image: read from the replica, just brought up to
+    the catalog, when its index keeps vectors exactly (Flat); else from the catalog, since
+    compressed codes give back only an approximation."""
+    if space.options.index_factory != EXACT_FACTORY:
+        return _stored_vector(session, space, image_id)
+    try:
+        return replica.reconstruct(image_id).reshape(1, space.dim)
+    except IndexIdNotFound:
+        raise ImageNotFound(f"image {image_id} has no vector in space '{space.name}' "
+                            "(unknown, deleted or not embedded)") from None
 
 
 def _stored_vector(session, space: Space, image_id: int) -> np.ndarray:
