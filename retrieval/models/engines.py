@@ -12,12 +12,15 @@ module, so pooling and whitening stay shared.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import importlib.util
 import os
 import shutil
 import tempfile
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,9 +121,39 @@ def load_openvino(model_file: Path, *, engine: str, threads: int) -> OpenVinoTru
     import openvino
 
     precision = {"openvino-bf16": "bf16", "openvino-fp32": "f32"}[engine]
-    compiled = openvino.Core().compile_model(str(model_file), "CPU", {
-        "INFERENCE_NUM_THREADS": threads,
-        "INFERENCE_PRECISION_HINT": precision,
-        "PERFORMANCE_HINT": "LATENCY",
-    })
+    with _signal_stack_kept():
+        compiled = openvino.Core().compile_model(str(model_file), "CPU", {
+            "INFERENCE_NUM_THREADS": threads,
+            "INFERENCE_PRECISION_HINT": precision,
+            "PERFORMANCE_HINT": "LATENCY",
+        })
     return OpenVinoTrunk(compiled, engine=engine)
+
+
+class _SignalStack(ctypes.Structure):
+    """C's stack_t, as sigaltstack(2) reads and writes it."""
+
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int),
+                ("ss_size", ctypes.c_size_t)]
+
+
+@contextlib.contextmanager
+def _signal_stack_kept() -> Iterator[None]:
+    """Put back the thread's alternate signal stack after the block.
+
+    Compiling a model makes OpenVINO's CPU plugin (2026.4) install its own alternate signal
+    stack on the calling thread, remembering the previous one; freeing the model puts that
+    previous one back. Two models freed in another order than made leave the thread's
+    alternate stack pointing at freed memory, and the next signal handled there (a child
+    process exiting, with a SIGCHLD handler set) kills the process with SIGSEGV. Undoing the
+    install at once makes every model remember, and restore, the same live stack.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    before = _SignalStack()
+    if libc.sigaltstack(None, ctypes.byref(before)) != 0:
+        raise OSError(ctypes.get_errno(), "sigaltstack could not be read")
+    try:
+        yield
+    finally:
+        if libc.sigaltstack(ctypes.byref(before), None) != 0:
+            raise OSError(ctypes.get_errno(), "sigaltstack could not be restored")

@@ -4,6 +4,8 @@ engine (the default one, or the one asked for)."""
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import shutil
 from pathlib import Path
 
@@ -95,3 +97,32 @@ def test_space_records_the_engine_asked_for(tmp_path: Path) -> None:
         assert runtime.embedder(space).engine.startswith("torch")
         with pytest.raises(EngineUnavailable, match="engine 'tensorrt' is not available"):
             create_space(runtime, name="x", definition=SpaceDefinition(engine="tensorrt"))
+
+
+def test_models_freed_out_of_order_leave_the_signal_stack_alive(weights: Path,
+                                                                tmp_path: Path) -> None:
+    """OpenVINO's CPU plugin swaps the thread's alternate signal stack per compiled model;
+    freed out of order, the stack left would be freed memory and the next signal handled on
+    this thread (a child's SIGCHLD) would end the process with SIGSEGV."""
+    pytest.importorskip("openvino")
+    settings = make_settings(tmp_path)
+    before = signal_stack()
+    first, second = (engine_trunk("openvino-fp32", spec=SPEC, weights=weights,
+                                  weights_sha256=file_sha256(weights), settings=settings)
+                     for _ in range(2))
+    del first
+    gc.collect()
+    del second
+    gc.collect()
+    assert signal_stack() == before
+
+
+def signal_stack() -> tuple[int | None, int]:
+    """The calling thread's alternate signal stack: (address, size)."""
+    class Stack(ctypes.Structure):
+        _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int),
+                    ("ss_size", ctypes.c_size_t)]
+
+    stack = Stack()
+    assert ctypes.CDLL(None).sigaltstack(None, ctypes.byref(stack)) == 0
+    return stack.ss_sp, stack.ss_size
