@@ -43,17 +43,16 @@ def reference(weights: Path) -> np.ndarray:
     return reference_vectors(spec=SPEC, weights=weights)
 
 
-@pytest.mark.parametrize("engine", installed_engines())
+@pytest.mark.parametrize("engine", [e for e in installed_engines() if e != "torch"])
 def test_engine_against_eager_fp32_on_photos(engine: str, weights: Path, reference: np.ndarray,
                                              tmp_path: Path) -> None:
-    """Per photo, cosine >= 0.999 to the eager fp32 model in fp32, >= 0.99 in bfloat16 (the
-    torch engine runs as the process would: bf16 where the CPU has it)."""
+    """Per photo, cosine >= 0.999 to the eager fp32 model in fp32, >= 0.99 in bfloat16. (The
+    torch engine's own bf16 and frozen paths are checked in tests/retrieval/embedding.)"""
     settings = make_settings(tmp_path)
     cosine = engine_agreement(engine, spec=SPEC, weights=weights,
                               weights_sha256=file_sha256(weights), settings=settings,
                               reference=reference)
-    bf16 = "bf16" in engine or (engine == "torch" and settings.bf16 is not False)
-    assert cosine >= (BF16_COSINE if bf16 else MATCH_COSINE), cosine
+    assert cosine >= (BF16_COSINE if "bf16" in engine else MATCH_COSINE), cosine
 
 
 def test_default_is_fastest_matching_and_export_is_cached(weights: Path,
