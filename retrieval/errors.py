@@ -55,6 +55,10 @@ class IndexReadOnly(LookalikeError):
     """A write to an index mapped from a snapshot file; its changes belong in a delta index."""
 
 
+class EngineUnavailable(LookalikeError):
+    """An inference engine that is unknown or not installed here."""
+
+
 class UnknownPooling(LookalikeError, ValueError):
     """A pooling method name that the pooling module does not implement."""
 

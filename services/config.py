@@ -59,6 +59,16 @@ class Settings(BaseSettings):
     # layers, so the catalog writer thread does not stall it; ingest ran ~6 % faster end to
     # end (README: `lookalike bench ingest`, with and without LOOKALIKE_FROZEN_GRAPH=false).
     frozen_graph: bool = True
+    query_batch: int = Field(8, ge=1, description="most query images (searches by upload or "
+                             "URL) that concurrent requests embed in one model call")
+    query_batch_wait_ms: float = Field(
+        2.0, ge=0, description="longest wait of a queued query image for others still being "
+        "decoded to join its model call; a lone query never waits")
+    engine: Literal["torch", "openvino-bf16", "openvino-fp32"] | None = Field(
+        None, description="inference engine of new spaces; unset = the fastest installed one "
+        "whose vectors match torch's fp32 ones on the bundled photos")
+    engine_cache: Path | None = Field(
+        None, description="exported engine models; unset = <home>/engines")
     snapshot_keep: int = 2
     log_format: Literal["text", "json"] = Field("text", description="API log lines: text or json")
     broker_url: str | None = Field(None, description="Celery broker (Redis); unset = in-process")
@@ -156,6 +166,11 @@ class Settings(BaseSettings):
         """The Milvus URI spaces with backend milvus use: the explicit one, or milvus-lite's
         folder under home."""
         return self.milvus_uri or str((self.home / "milvus.db").resolve())
+
+
+    def engine_dir(self) -> Path:
+        """Where models exported for inference engines are kept."""
+        return self.engine_cache if self.engine_cache is not None else self.layout.engines
 
     @property
     def catalog_url(self) -> str:

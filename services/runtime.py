@@ -18,6 +18,7 @@ from lookalike.services.config import Settings
 from lookalike.services.index.backend import SpaceIndex, open_index
 from lookalike.services.index.milvus_replica import MilvusReplica
 from lookalike.services.index.milvus_store import connect, disconnect
+from lookalike.services.search.batching import QueryBatcher
 from lookalike.services.spaces.lookup import build_embedder
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class Runtime:
         self.engine = make_engine(settings.catalog_url)
         self.sessions = make_session_factory(self.engine)
         self.read_sessions = make_session_factory(self.engine, read_only=True)
-        self._embedders: dict[int, tuple[datetime, Embedder]] = {}
+        self._embedders: dict[int, tuple[datetime, QueryBatcher]] = {}
         self._replicas: dict[int, tuple[datetime, SpaceIndex]] = {}
         self._text_models: dict[str, TextClassifier] = {}
         self._lock = threading.Lock()
@@ -67,10 +68,17 @@ class Runtime:
             yield session
 
     def embedder(self, space: Space) -> Embedder:
+        return self.query_batcher(space).embedder
+
+    def query_batcher(self, space: Space) -> QueryBatcher:
+        """The space's model behind the batcher that query images share (search/batching)."""
         with self._lock:
             cached = self._embedders.get(space.id)
             if cached is None or cached[0] != space.created_at:
-                cached = (space.created_at, build_embedder(space, settings=self.settings))
+                batcher = QueryBatcher(build_embedder(space, settings=self.settings),
+                                       max_batch=self.settings.query_batch,
+                                       max_wait_s=self.settings.query_batch_wait_ms / 1000)
+                cached = (space.created_at, batcher)
                 self._embedders[space.id] = cached
             return cached[1]
 

@@ -15,6 +15,22 @@ from sqlalchemy.orm import Session
 from lookalike.services.catalog.migrate import upgrade
 from lookalike.services.catalog.session import make_engine, make_session_factory
 
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_engine_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One folder of exported engine models for the whole run (LOOKALIKE_ENGINE_CACHE, which
+    server processes inherit): every fresh data folder would otherwise export the backbone
+    and check it against torch again. tests/services/spaces/test_engines.py tests the
+    export into a data folder itself."""
+    previous = os.environ.get("LOOKALIKE_ENGINE_CACHE")
+    os.environ["LOOKALIKE_ENGINE_CACHE"] = str(tmp_path_factory.mktemp("engines"))
+    yield
+    if previous is None:
+        os.environ.pop("LOOKALIKE_ENGINE_CACHE")
+    else:
+        os.environ["LOOKALIKE_ENGINE_CACHE"] = previous
+
+
 # --- Catalog databases: every catalog test runs on a SQLite file and on real PostgreSQL ---
 
 POSTGRES_ADMIN_URL = os.environ.get(

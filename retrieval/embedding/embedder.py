@@ -11,7 +11,7 @@ import logging
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from lookalike.retrieval.embedding.pooling import POOLING_METHODS, pool
 from lookalike.retrieval.embedding.whitening import PCAWhitening
 from lookalike.retrieval.embedding.whitening import apply as apply_whitening
 from lookalike.retrieval.errors import UnknownPooling
+from lookalike.retrieval.models.engines import OpenVinoTrunk
 from lookalike.retrieval.models.graph import fold_batch_norm, freeze_graph
 from lookalike.retrieval.models.registry import BackboneSpec
 
@@ -148,12 +149,16 @@ def _collate(samples: list[Prepared]) -> _Collated:
 class Embedder:
     """A feature extractor plus pooling and L2 normalisation, run in batches.
 
+    The extractor is a torch module (run as `options` say) or a trunk an engine compiled
+    (`models.engines`), which takes float32 NCHW pixels and ignores the torch options.
+
     Vectors go trunk -> pooling -> L2 -> whitening (optional) -> projection head (optional,
     a fine-tuned `ProjectionHead`, which L2-normalises its output).
     """
 
     def __init__(
-        self, model: torch.nn.Module, *, spec: BackboneSpec, options: EmbedderOptions,
+        self, model: torch.nn.Module | OpenVinoTrunk, *, spec: BackboneSpec,
+        options: EmbedderOptions,
         whitening: PCAWhitening | None = None, head: ProjectionHead | None = None,
     ) -> None:
         if not options.scales or any(not 0 < scale <= 4 for scale in options.scales):
@@ -176,20 +181,34 @@ class Embedder:
                              f"vectors before it have {base_dim}; train it on these vectors")
         self.dim = base_dim if head is None else head.out_dim
         self.input_size = spec.weights.input_size
-        self.device = next(model.parameters()).device
-        memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
-        self.memory_format = memory_format
-        self.dtype = torch.bfloat16 if options.bf16 else torch.float32
-        self.model = fold_batch_norm(model.eval()).to(  # type: ignore[call-overload]
-            memory_format=memory_format, dtype=self.dtype)  # torch's stubs omit memory_format
-        if options.frozen_graph:
-            example = torch.zeros(options.forward_batch, 3, self.input_size, self.input_size,
-                                  device=self.device, dtype=self.dtype)
-            self.model = freeze_graph(self.model, example.contiguous(memory_format=memory_format))
+        if isinstance(model, torch.nn.Module):
+            self._use_torch(model)
+        else:
+            self.engine, self.model = model.engine, model
+            self.device, self.dtype = torch.device("cpu"), torch.float32
+            self.memory_format = torch.contiguous_format
         self.head = None if head is None else head.eval().to(self.device)
         weights = spec.weights
         self._shift = torch.tensor(weights.mean).mul(255.0).view(1, 3, 1, 1).to(self.device)
         self._scale = torch.tensor(weights.std).mul(255.0).view(1, 3, 1, 1).to(self.device)
+
+    def _use_torch(self, model: torch.nn.Module) -> None:
+        """Run the torch module: batch norm folded, in the options' memory format and dtype,
+        frozen to a TorchScript graph if asked."""
+        options = self.options
+        self.device = next(model.parameters()).device
+        memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+        self.memory_format = memory_format
+        self.dtype = torch.bfloat16 if options.bf16 else torch.float32
+        self.engine = f"torch {'bf16' if options.bf16 else 'fp32'}" + (
+            " frozen graph" if options.frozen_graph else "")
+        self.model = fold_batch_norm(model.eval()).to(memory_format=memory_format,
+                                                      dtype=self.dtype)
+        if options.frozen_graph:
+            example = torch.zeros(options.forward_batch, 3, self.input_size, self.input_size,
+                                  device=self.device, dtype=self.dtype)
+            self.model = freeze_graph(cast(torch.nn.Module, self.model),
+                                      example.contiguous(memory_format=memory_format))
 
     def to_tensor(self, image: Image.Image) -> torch.Tensor:
         """(3,S,S) uint8 pixels at this backbone's input size."""

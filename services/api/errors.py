@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from lookalike.retrieval.errors import (
     CheckpointMismatch,
+    EngineUnavailable,
     EvaluationError,
     GroundTruthMalformed,
     GroundTruthNotFound,
@@ -87,6 +88,7 @@ STATUSES: list[tuple[type[LookalikeError], int, str]] = [
     (FetchRefused, 422, "fetch_refused"),
     (FetchFailed, 502, "fetch_failed"),
     (UnknownBackbone, 422, "unknown_backbone"),
+    (EngineUnavailable, 422, "engine_unavailable"),
     (UnknownPooling, 422, "unknown_pooling"),
     (InvalidIndexFactory, 422, "invalid_index_factory"),
     (InvalidSearchParameter, 422, "invalid_search_parameter"),

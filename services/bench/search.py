@@ -64,7 +64,8 @@ def start_server(settings: Settings, port: int, extra_env: dict[str, str] | None
     raise RuntimeError(f"server did not answer /healthz within {timeout_s:.0f} s")
 
 
-def _percentiles(samples: list[float]) -> tuple[float, float]:
+def percentiles_ms(samples: list[float]) -> tuple[float, float]:
+    """p50 and p99 in milliseconds of durations in seconds."""
     values = np.array(samples) * 1000
     return float(np.percentile(values, 50)), float(np.percentile(values, 99))
 
@@ -90,17 +91,17 @@ def run_search_bench(settings: Settings, *, queries: int, k: int, seed: int = 0)
     port = free_port()
     server = start_server(settings, port)
     try:
-        http_times = _time_http(port, chosen, k)
+        http_times = time_search_by_id(port, chosen, k)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    http = _percentiles(http_times)
-    raw = _percentiles(faiss_times)
+    http = percentiles_ms(http_times)
+    raw = percentiles_ms(faiss_times)
     return SearchBench(queries=queries, k=k, vectors=replica.ntotal, http_p50_ms=http[0],
                        http_p99_ms=http[1], faiss_p50_ms=raw[0], faiss_p99_ms=raw[1])
 
 
-def _time_http(port: int, ids: np.ndarray, k: int) -> list[float]:
+def time_search_by_id(port: int, ids: np.ndarray, k: int) -> list[float]:
     """Sequential requests on one keep-alive connection, after a warm-up request."""
     times = []
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:

@@ -41,6 +41,9 @@ class SpaceOptions(_Document):
     """How a space's vectors are made and searched, beyond its table columns."""
 
     input_size: int | None = Field(None, description="model input side in pixels")
+    engine: Literal["torch", "openvino-bf16", "openvino-fp32"] = Field(
+        "torch", description="inference engine its vectors are made with (spaces created "
+        "before engines existed are torch's)")
     weights_file: str | None = Field(None, description="a trained or given weight file")
     gem_p: float = 3.0
     scales: list[float] = Field(default_factory=lambda: [1.0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+from pathlib import Path
 from typing import Annotated
 
 import torch
@@ -15,6 +16,7 @@ from lookalike.services.bench.chaos import ChaosReport, run_chaos
 from lookalike.services.bench.ingest import run_forward_bench, run_ingest_bench
 from lookalike.services.bench.load import run_load_bench
 from lookalike.services.bench.search import run_search_bench
+from lookalike.services.bench.speed import run_speed_bench
 from lookalike.services.bench.startup import run_startup_bench
 from lookalike.services.config import get_settings, usable_cpus
 
@@ -25,8 +27,18 @@ PostgresOption = Annotated[str | None, typer.Option(
          "the run uses a throw-away database created there and dropped after it")]
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what platform knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict:
-    return {"cpu": platform.processor() or platform.machine(), "cores": usable_cpus(),
+    return {"cpu": cpu_model(), "cores": usable_cpus(),
             "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
             "torch": torch.__version__}
 
@@ -207,3 +219,43 @@ def _print_chaos(report: ChaosReport, problems: list[str], *, database: str) -> 
         f"{len(report.storage_problems)} problems")
     for problem in problems:
         console.print(f"  [red]problem:[/red] {problem}", highlight=False)
+
+
+def bench_speed(
+    seconds: Annotated[float, typer.Option(help="seconds per engine and for the 16 clients")
+                       ] = 6.0,
+    sample_per_class: Annotated[int, typer.Option(
+        help="Fashion-MNIST images per class (+ the bundled photos) in the served catalog")
+                                ] = 300,
+    queries: Annotated[int, typer.Option(help="sequential searches by id and by upload")] = 200,
+    clients: Annotated[int, typer.Option(help="concurrent clients searching by upload")] = 16,
+    serve: Annotated[bool, typer.Option(help="also time a real `lookalike serve`")] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Engines' images/s and the search paths' latencies, as ratios from one run."""
+    result = run_speed_bench(get_settings(), seconds=seconds, sample_per_class=sample_per_class,
+                             queries=queries, clients=clients, serve=serve)
+    if as_json:
+        print(json.dumps({**result.to_public(), "machine": machine()}))
+        return
+    console.print(f"engines, 1 thread, calls of 4 images ({cpu_model()}, {usable_cpus()} cores)")
+    for name, rate in result.engines_per_s.items():
+        console.print(f"  {name:18} {rate:7.1f} images/s")
+    console.print(f"  best ({result.best_engine}) = {result.best_over_torchscript_bf16:.2f}x "
+                  "the TorchScript bf16 path")
+    console.print("  decode ms per image: " + ", ".join(
+        f"{k} {v:.1f}" for k, v in result.decode_ms.items())
+        + "; draft vs full decode, lowest cosine: " + ", ".join(
+            f"{k} {v:.5f}" for k, v in result.draft_cosine.items()))
+    if serve:
+        console.print(
+            f"served catalog of {result.catalog_images} images, space engine "
+            f"{result.space_engine}\n"
+            f"  upload, 1 client: p50 {result.upload_p50_ms:.1f} ms = "
+            f"{result.upload_p50_over_decode_forward:.2f}x decode + forward "
+            f"({result.decode_and_forward_ms:.1f} ms)\n"
+            f"  upload, {result.clients} clients: {result.upload_many_per_s:.1f} requests/s = "
+            f"{result.upload_many_over_best_engine:.2f}x the best engine's images/s, "
+            f"{result.upload_many_over_space_engine:.2f}x the space engine's\n"
+            f"  by id: p50 {result.by_id_p50_ms:.2f} ms = FAISS p50 {result.faiss_p50_ms:.3f} "
+            f"ms + {result.by_id_p50_minus_faiss_ms:.2f} ms")

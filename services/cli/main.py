@@ -92,6 +92,8 @@ COMMANDS: dict[str, Entry] = {
                           "real `lookalike serve`) next to raw FAISS time."),
     "bench load": Entry(f"{_CLI}.bench:bench_load", "Throughput and p50/p95/p99 per route of "
                         "two API processes under concurrent searches."),
+    "bench speed": Entry(f"{_CLI}.bench:bench_speed", "Engines' images/s and the search "
+                         "paths' latencies, as ratios from one run."),
     "bench startup": Entry(f"{_CLI}.bench:bench_startup", "Seconds until a fresh process serves "
                            "searches on N vectors."),
     "bench chaos": Entry(f"{_CLI}.bench:bench_chaos", "A crash loop: ingest through a worker "

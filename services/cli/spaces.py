@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from lookalike.retrieval.embedding.pooling import POOLING_METHODS
+from lookalike.retrieval.models.engines import ENGINES
 from lookalike.retrieval.models.specs import DEFAULT_BACKBONE
 from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.catalog.documents import DEFAULT_SHORTLIST
@@ -73,6 +74,9 @@ def spaces_create(
     backend: Annotated[str, typer.Option(
         help="where vectors are searched: faiss (per-process replicas) or milvus "
         "(LOOKALIKE_MILVUS_URI: a cluster, or a local .db path for milvus-lite)")] = "faiss",
+    engine: Annotated[str | None, typer.Option(
+        help=f"inference engine: one of {', '.join(ENGINES)}; default: LOOKALIKE_ENGINE, else "
+        "the fastest installed one whose vectors match torch's")] = None,
     default: Annotated[bool, typer.Option(help="make it the default space")] = False,
 ) -> None:
     """Add an embedding space; fill it with `lookalike spaces reindex NAME`."""
@@ -81,13 +85,14 @@ def spaces_create(
         whiten_dim=whiten, whiten_from=whiten_from, whiten_images=whiten_images,
         whiten_shrinkage=whiten_shrinkage, whiten_labels=whiten_labels, qe=qe, qe_n=qe_n,
         qe_alpha=qe_alpha, dba_n=dba, dba_shortlist=dba_shortlist, index_factory=index_factory,
-        backend=backend)
+        backend=backend, engine=engine)
     with open_runtime(get_settings()) as runtime:
         space = create_space(runtime, name=name, definition=definition, make_default=default)
     console.print(f"created space {space.name}: {space.backbone}, {space.pooling}, "
                   f"dim {space.dim}, whitening {space.whitening or 'none'}, "
                   f"backend {space.options.backend}, "
-                  f"scales {space.options.scales}; now run `lookalike spaces reindex {name}`")
+                  f"scales {space.options.scales}, engine {space.options.engine}; now run "
+                  f"`lookalike spaces reindex {name}`")
 
 
 def spaces_reindex(

@@ -8,13 +8,15 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
+from lookalike.retrieval.errors import IndexIdNotFound
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.fulltext import match_captions
 from lookalike.services.catalog.models import Image, Space
 from lookalike.services.errors import ImageNotFound, InvalidRequest
+from lookalike.services.index.backend import SpaceIndex
+from lookalike.services.index.replicas import IndexReplica
 from lookalike.services.ingest.fetch import fetch_bytes
 from lookalike.services.ingest.prepare import decode_for_model, prepare_config
 from lookalike.services.runtime import Runtime
@@ -31,6 +33,7 @@ from lookalike.services.spaces.lookup import find_space
 
 MAX_K = 1000
 NO_FILTERS = Filters()
+EXACT_FACTORY = "Flat"
 
 
 @dataclass(frozen=True)
@@ -87,10 +90,12 @@ def _check_k(k: int) -> None:
 
 
 def embed_query(runtime: Runtime, space: Space, data: bytes) -> np.ndarray:
-    """The (1, D) vector of query bytes, validated exactly as an upload is; nothing is stored."""
-    embedder = runtime.embedder(space)
-    _, tensor = decode_for_model(data, config=prepare_config(runtime, embedder))
-    return embedder.embed_tensors(torch.unsqueeze(tensor, 0))
+    """The (1, D) vector of query bytes, validated exactly as an upload is; nothing is stored.
+    Decoded in this thread, embedded in a model call shared with concurrent queries."""
+    batcher = runtime.query_batcher(space)
+    with batcher.ticket() as ticket:
+        _, tensor = decode_for_model(data, config=prepare_config(runtime, batcher.embedder))
+        return ticket.embed(tensor)
 
 
 def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
@@ -112,11 +117,11 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
     with runtime.read_session() as session:
         check_filters(session, filters)
         space = find_space(session=session, name=space_name)
-        if image_id is not None:
-            vector = _stored_vector(session, space, image_id)
-        else:
+        if image_id is None:
             vector = embed_query(runtime, space, query or b"")
         replica = runtime.replica(space, session=session)
+        if image_id is not None:
+            vector = _query_vector(session, space, replica, image_id)
         use_qe = qe_enabled(space, qe)
         plan = dba_plan(space, dba=dba, qe=use_qe)
         search = replica.search
@@ -153,6 +158,19 @@ def search_text(runtime: Runtime, *, k: int, filters: Filters) -> SearchResult:
         facets = facet_counts(session, filters)
     return SearchResult(space="", took_ms=(time.perf_counter() - started) * 1000,
                         results=results, facets=facets, mode="text")
+
+
+def _query_vector(session, space: Space, replica: SpaceIndex, image_id: int) -> np.ndarray:
+    """The (1, D) vector of a catalogued image: read from a FAISS replica, just brought up to
+    the catalog, when its index keeps vectors exactly (Flat); else from the catalog, since
+    compressed codes give back only an approximation (and Milvus is a network call away)."""
+    if space.options.index_factory != EXACT_FACTORY or not isinstance(replica, IndexReplica):
+        return _stored_vector(session, space, image_id)
+    try:
+        return replica.reconstruct(image_id).reshape(1, space.dim)
+    except IndexIdNotFound:
+        raise ImageNotFound(f"image {image_id} has no vector in space '{space.name}' "
+                            "(unknown, deleted or not embedded)") from None
 
 
 def _stored_vector(session, space: Space, image_id: int) -> np.ndarray:

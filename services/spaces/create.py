@@ -19,6 +19,7 @@ from lookalike.retrieval.embedding.whitening import (
     fit_learned_whitening,
     fit_pca_whitening,
 )
+from lookalike.retrieval.models.engines import check_engine
 from lookalike.retrieval.models.registry import file_sha256, get_backbone, resolve_weights
 from lookalike.retrieval.models.specs import DEFAULT_BACKBONE
 from lookalike.services.catalog import embeddings as embedding_queries
@@ -30,6 +31,7 @@ from lookalike.services.catalog.schemas import SpaceCreate
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.ingest.prepare import PreparedImage, prepare_config, prepare_file
 from lookalike.services.runtime import Runtime
+from lookalike.services.spaces.engines import default_engine
 from lookalike.services.spaces.files import hold_space_files
 from lookalike.services.spaces.lookup import build_embedder
 from lookalike.services.spaces.whitening_store import store_whitening
@@ -68,6 +70,7 @@ class SpaceDefinition:
     dba_shortlist: int = _STORED.dba_shortlist
     index_factory: str = _STORED.index_factory
     backend: str = _STORED.backend
+    engine: str | None = None
 
     def options(self, layout: DataLayout) -> SpaceOptions:
         """The options stored with the space (whitening fields are added once fitted); a
@@ -100,14 +103,21 @@ def _check(definition: SpaceDefinition) -> None:
 
 def create_space(runtime: Runtime, *, name: str, definition: SpaceDefinition,
                  make_default: bool = False) -> Space:
-    """Add a space; with `whiten_dim` the PCA whitening is fitted first (catalog or folder)."""
+    """Add a space; with `whiten_dim` the PCA whitening is fitted first (catalog or folder).
+    Without an engine it gets the default one (`spaces.engines.default_engine`)."""
     _check(definition)
     spec = get_backbone(definition.backbone)
     weights = resolve_weights(spec, explicit=definition.weights,
                               torch_home=runtime.settings.torch_home)
+    sha256 = file_sha256(weights)
+    engine = definition.engine
+    if engine is None:
+        engine = default_engine(spec=spec, weights=weights, weights_sha256=sha256,
+                                settings=runtime.settings)
+    check_engine(engine)
     options = definition.options(runtime.settings.layout).model_copy(
-        update={"input_size": spec.weights.input_size})
-    data = SpaceCreate(name=name, backbone=spec.name, weights_sha256=file_sha256(weights),
+        update={"input_size": spec.weights.input_size, "engine": engine})
+    data = SpaceCreate(name=name, backbone=spec.name, weights_sha256=sha256,
                        layer=spec.feature_layer, pooling=definition.pooling, whitening=None,
                        dim=spec.dim, options=options, make_default=make_default)
     if definition.whiten_dim is None:

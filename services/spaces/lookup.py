@@ -11,7 +11,6 @@ from lookalike.retrieval.errors import WeightsMismatch
 from lookalike.retrieval.models.registry import (
     file_sha256,
     get_backbone,
-    load_feature_extractor,
     resolve_weights,
 )
 from lookalike.services.catalog import spaces as space_queries
@@ -20,6 +19,7 @@ from lookalike.services.catalog.models import Space
 from lookalike.services.catalog.schemas import SpaceCreate
 from lookalike.services.config import Settings
 from lookalike.services.errors import CatalogEmpty, SpaceExists, SpaceNotFound
+from lookalike.services.spaces.engines import default_engine, engine_trunk
 from lookalike.services.spaces.model_store import space_head
 from lookalike.services.spaces.whitening_store import space_whitening
 
@@ -48,16 +48,19 @@ def _create_default_space(*, session: Session, settings: Settings) -> Space:
     """Insert the default space the settings describe (SpaceExists if its name is taken)."""
     spec = get_backbone(settings.backbone)
     weights = resolve_weights(spec, explicit=None, torch_home=settings.torch_home)
+    sha256 = file_sha256(weights)
+    engine = default_engine(spec=spec, weights=weights, weights_sha256=sha256,
+                            settings=settings)
     data = SpaceCreate(
         name=default_space_name(settings),
         backbone=spec.name,
-        weights_sha256=file_sha256(weights),
+        weights_sha256=sha256,
         layer=spec.feature_layer,
         pooling=settings.pooling,
         whitening=None,
         dim=spec.dim,
         options=SpaceOptions(index_factory=settings.index_factory,
-                             input_size=spec.weights.input_size,
+                             input_size=spec.weights.input_size, engine=engine,
                              backend=settings.vector_backend),
     )
     return space_queries.create_space(session=session, data=data)
@@ -94,9 +97,13 @@ def space_weights(space: Space, *, settings: Settings) -> Path:
 
 
 def build_embedder(space: Space, *, settings: Settings) -> Embedder:
-    """The model of a space, loaded from its verified weights (and head, if trained)."""
+    """The model of a space, loaded from its verified weights (and head, if trained), run by
+    the space's engine."""
     spec = get_backbone(space.backbone)
-    model = load_feature_extractor(spec, weights=space_weights(space, settings=settings))
+    weights = space_weights(space, settings=settings)
+    model = engine_trunk(space.options.engine, spec=spec, weights=weights,
+                         weights_sha256=space.weights_sha256 or file_sha256(weights),
+                         settings=settings)
     options = EmbedderOptions(
         batch_size=settings.batch_size,
         forward_batch=settings.forward_batch,

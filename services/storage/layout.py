@@ -64,6 +64,11 @@ class DataLayout:
         """Spaces' learned whitening, content-addressed."""
         return self.home / "whitening"
 
+    @property
+    def engines(self) -> Path:
+        """Backbones exported for inference engines, by weights sha256 (rebuilt if missing)."""
+        return self.home / "engines"
+
     def job(self, job_id: int) -> Path:
         """A training job's work folder: checkpoints and curves."""
         return self.home / "jobs" / str(job_id)

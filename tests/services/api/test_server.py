@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -29,7 +30,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, photo_dir: Path) -> Iterato
     ingest_into(runtime, photo_dir)
     runtime.close()
     port = free_port()
-    process = start_server(settings, port, {"LOOKALIKE_MAX_UPLOAD_BYTES": str(LIMIT)})
+    process = start_server(settings, port, {"LOOKALIKE_MAX_UPLOAD_BYTES": str(LIMIT),
+                                            "LOOKALIKE_RATE_SEARCH_UPLOAD": "1000/minute"})
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
         yield client
     process.terminate()
@@ -58,6 +60,25 @@ def test_search_over_http(server: httpx.Client, photo_dir: Path) -> None:
     by_id = server.post("/v1/search", json={"image_id": first_id}).json()
     assert by_id["results"][0]["image_id"] == first_id
     assert server.get("/docs").status_code == 200
+
+
+def test_concurrent_searches_get_the_answers_of_sequential_ones(
+        server: httpx.Client, photo_dir: Path) -> None:
+    """16 clients at once (their query images embedded in shared model calls) get the
+    hits and scores that the same uploads get one at a time."""
+    queries = [path.read_bytes() for path in sorted(photo_dir.glob("*.jpg"))[:8]] * 2
+
+    def search(data: bytes) -> list[tuple[int, float]]:
+        answer = server.post("/v1/search", params={"k": 5}, files={"file": ("q.jpg", data)})
+        assert answer.status_code == 200, answer.text
+        return [(hit["image_id"], hit["score"]) for hit in answer.json()["results"]]
+
+    alone = [search(data) for data in queries[:8]] * 2
+    with ThreadPoolExecutor(len(queries)) as pool:
+        together = list(pool.map(search, queries))
+    for one, other in zip(alone, together, strict=True):
+        assert [i for i, _ in one] == [i for i, _ in other]
+        assert [s for _, s in one] == pytest.approx([s for _, s in other], abs=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,17 @@ def test_bench_search_reports_http_and_faiss_latency(photo_catalog: Path) -> Non
     assert figures["http_p99_ms"] >= figures["http_p50_ms"] > figures["faiss_p50_ms"]
 
 
+def test_bench_speed_reports_engines_and_search_ratios(tmp_path: Path) -> None:
+    figures = bench(tmp_path / "unused", "speed", "--seconds", "0.6", "--sample-per-class", "1",
+                    "--queries", "5", "--clients", "2")
+    assert figures["best_engine"] in figures["engines_per_s"]
+    assert "torch-fp32-eager" in figures["engines_per_s"]
+    assert figures["catalog_images"] == 33 and figures["clients"] == 2
+    assert figures["upload_p50_over_decode_forward"] > 0 and figures["by_id_p50_ms"] > 0
+    assert set(figures["draft_cosine"]) == {"12mp", "800x600"}
+    assert figures["machine"]["cores"] >= 1
+
+
 def test_bench_load_has_no_server_errors_and_finds_new_images(photo_catalog: Path) -> None:
     figures = bench(photo_catalog, "load", "--clients", "4", "--seconds", "12",
                     "--ingest-images", "40")

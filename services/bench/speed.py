@@ -1,0 +1,289 @@
+"""`bench speed`: the README's speed table from one run, as ratios measured side by side.
+
+Each inference engine's images/s on one thread in calls of 4 (against the frozen
+TorchScript bf16 channels_last path the project ran before engines), JPEG decoding with and
+without DCT scaling, and a real `lookalike serve` on a throw-away catalog of the sample
+collection: search by upload with one client against decode + one forward pass, with 16
+clients against the best engine's images/s, and search by id against FAISS alone.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+from PIL import Image
+
+from lookalike.retrieval.embedding.embedder import Embedder, EmbedderOptions, native_bf16
+from lookalike.retrieval.images import decode_image
+from lookalike.retrieval.models.engines import installed_engines
+from lookalike.retrieval.models.registry import file_sha256, get_backbone
+from lookalike.services.bench.catalog import seed_sample, throwaway_catalog
+from lookalike.services.bench.search import (
+    free_port,
+    percentiles_ms,
+    start_server,
+    time_search_by_id,
+)
+from lookalike.services.catalog import embeddings as embedding_queries
+from lookalike.services.config import Settings
+from lookalike.services.index.replicas import vectors_from_bytes
+from lookalike.services.ingest.prepare import decode_for_model, prepare_config
+from lookalike.services.sample import bundled_photos
+from lookalike.services.setup import open_runtime
+from lookalike.services.spaces.engines import engine_trunk
+from lookalike.services.spaces.lookup import ensure_default_space, find_space, space_weights
+
+CALL = 4
+DECODE_PHOTOS = 8  # photos re-encoded at 12 MP and 800x600 for the decode figures
+REFERENCE_PATH = "torchscript-bf16"
+UNLIMITED = "1000000/second"
+
+
+@dataclass
+class SpeedBench:
+    """One run's figures; the ratios are what the README's table and the targets compare."""
+
+    engines_per_s: dict[str, float]
+    best_engine: str
+    best_over_torchscript_bf16: float
+    decode_ms: dict[str, float]
+    draft_cosine: dict[str, float]
+    space_engine: str = ""
+    catalog_images: int = 0
+    upload_p50_ms: float = 0.0
+    decode_and_forward_ms: float = 0.0
+    upload_p50_over_decode_forward: float = 0.0
+    clients: int = 0
+    upload_many_per_s: float = 0.0
+    upload_many_over_best_engine: float = 0.0
+    upload_many_over_space_engine: float = 0.0
+    by_id_p50_ms: float = 0.0
+    faiss_p50_ms: float = 0.0
+    by_id_p50_minus_faiss_ms: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def to_public(self) -> dict:
+        return asdict(self)
+
+
+def _rate(run: Callable[[], object], *, images: int, seconds: float) -> float:
+    """Images/s of `run` (which embeds `images`), after two warm-up calls, best of 3 rounds."""
+    for _ in range(2):
+        run()
+    best = 0.0
+    for _ in range(3):
+        calls, started = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - started) < seconds / 3:
+            run()
+            calls += 1
+        best = max(best, calls * images / elapsed)
+    return best
+
+
+def _engine_rates(settings: Settings, runtime_weights: Path, *, seconds: float
+                  ) -> dict[str, float]:
+    """Each installed engine and the TorchScript bf16 / eager fp32 paths, one thread."""
+    spec = get_backbone(settings.backbone)
+    sha = file_sha256(runtime_weights)
+    one = settings.model_copy(update={"torch_threads": 1})
+    pixels = torch.stack([image_pixels(p.image, spec.weights.input_size)
+                          for p in bundled_photos()[:CALL]])
+    torch_paths = {"torch-fp32-eager": EmbedderOptions(forward_batch=CALL, bf16=False),
+                   "torchscript-fp32": EmbedderOptions(forward_batch=CALL, bf16=False,
+                                                       frozen_graph=True)}
+    if native_bf16():
+        torch_paths[REFERENCE_PATH] = EmbedderOptions(forward_batch=CALL, bf16=True,
+                                                      frozen_graph=True)
+    rates: dict[str, float] = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _measure(rates, torch_paths, spec=spec, weights=runtime_weights, sha=sha, settings=one,
+                 pixels=pixels, seconds=seconds)
+    finally:
+        torch.set_num_threads(threads)
+    return rates
+
+
+def _measure(rates: dict[str, float], torch_paths: dict[str, EmbedderOptions], *, spec,
+             weights: Path, sha: str, settings: Settings, pixels: torch.Tensor,
+             seconds: float) -> None:
+    """Fill `rates` with each torch path's and each other engine's images/s."""
+    runtime_weights, one = weights, settings
+    for name, options in torch_paths.items():
+        trunk = engine_trunk("torch", spec=spec, weights=runtime_weights, weights_sha256=sha,
+                             settings=one)
+        embedder = Embedder(trunk, spec=spec, options=options)
+        rates[name] = _rate(lambda e=embedder: e.embed_tensors(pixels), images=CALL,
+                            seconds=seconds)
+    for engine in installed_engines():
+        if engine == "torch":
+            continue
+        trunk = engine_trunk(engine, spec=spec, weights=runtime_weights, weights_sha256=sha,
+                             settings=one)
+        embedder = Embedder(trunk, spec=spec, options=EmbedderOptions(forward_batch=CALL))
+        rates[engine] = _rate(lambda e=embedder: e.embed_tensors(pixels), images=CALL,
+                              seconds=seconds)
+
+
+def image_pixels(image: Image.Image, size: int) -> torch.Tensor:
+    """(3,size,size) uint8 pixels of an RGB image squashed to size."""
+    squashed = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+    return torch.from_numpy(np.asarray(squashed, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def jpeg_of(image: Image.Image, size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").resize(size, Image.Resampling.BICUBIC).save(buffer, "JPEG",
+                                                                     quality=90)
+    return buffer.getvalue()
+
+
+def _decode_figures(embedder: Embedder, settings: Settings
+                    ) -> tuple[dict[str, float], dict[str, float]]:
+    """ms per decode to model pixels of a 12 MP and an 800x600 JPEG, with DCT scaling
+    (draft) and without; the lowest cosine between the vectors of both decodes."""
+    photos = [p.image for p in bundled_photos()[:DECODE_PHOTOS]]
+    size = embedder.input_size
+    figures, cosines = {}, {}
+    for label, shape in (("12mp", (4000, 3000)), ("800x600", (800, 600))):
+        files = [jpeg_of(photo, shape) for photo in photos]
+        for draft in (True, False):
+            def decode(files: list[bytes] = files, draft: bool = draft) -> list[torch.Tensor]:
+                return [embedder.to_tensor(decode_image(
+                    data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels,
+                    draft=(size, size) if draft else None).image) for data in files]
+            started = time.perf_counter()
+            decoded = decode()
+            key = f"{label}_{'draft' if draft else 'full'}"
+            figures[key] = (time.perf_counter() - started) * 1000 / len(files)
+            if draft:
+                with_draft = embedder.embed_tensors(torch.stack(decoded))
+            else:
+                full = embedder.embed_tensors(torch.stack(decoded))
+                cosines[label] = round(float(np.sum(with_draft * full, axis=1).min()), 5)
+    return figures, cosines
+
+
+def run_speed_bench(settings: Settings, *, seconds: float, sample_per_class: int,
+                    queries: int, clients: int, serve: bool) -> SpeedBench:
+    """Every figure of the speed table from this one run (see the module's docstring)."""
+    with throwaway_catalog(settings, postgres=None) as bench:
+        if serve:
+            summary = seed_sample(bench, fashion_per_class=sample_per_class)
+        with open_runtime(bench) as runtime:
+            if not serve:
+                with runtime.session() as session:
+                    ensure_default_space(session=session, settings=bench)
+                    session.commit()
+            with runtime.session() as session:
+                space = find_space(session=session, name=None)
+            weights = space_weights(space, settings=bench)
+            rates = _engine_rates(bench, weights, seconds=seconds)
+            embedder = runtime.embedder(space)
+            decode_ms, draft_cosine = _decode_figures(embedder, bench)
+            best = max(rates, key=rates.__getitem__)
+            result = SpeedBench(
+                engines_per_s={k: round(v, 1) for k, v in rates.items()}, best_engine=best,
+                best_over_torchscript_bf16=round(rates[best] / rates.get(
+                    REFERENCE_PATH, rates["torchscript-fp32"]), 2),
+                decode_ms={k: round(v, 2) for k, v in decode_ms.items()},
+                draft_cosine=draft_cosine, space_engine=space.options.engine)
+            if not native_bf16():
+                result.notes.append("no native bf16: torchscript-fp32 stands in for the "
+                                    "TorchScript bf16 path")
+            if not serve:
+                return result
+            result.catalog_images = summary.added
+            _serve_figures(result, runtime, bench, space, queries=queries, clients=clients,
+                           seconds=seconds)
+    return result
+
+
+def _serve_figures(result: SpeedBench, runtime, settings: Settings, space, *, queries: int,
+                   clients: int, seconds: float) -> None:
+    """The HTTP figures, against decode + forward and FAISS timed here in the same run."""
+    uploads = [jpeg_of(p.image, (640, 480)) for p in bundled_photos()]
+    embedder = runtime.embedder(space)
+    config = prepare_config(runtime, embedder)
+    local = []
+    for data in uploads * 3:
+        started = time.perf_counter()
+        _, tensor = decode_for_model(data, config=config)
+        embedder.embed_tensors(tensor.unsqueeze(0))
+        local.append(time.perf_counter() - started)
+    result.decode_and_forward_ms = round(percentiles_ms(local)[0], 2)
+    with runtime.session() as session:
+        ids = sorted(embedding_queries.embedded_image_ids(session=session, space_id=space.id))
+        chosen = np.random.default_rng(0).choice(ids, size=queries, replace=True)
+        blobs = [embedding_queries.get_vector(session=session, space_id=space.id,
+                                              image_id=int(i)) for i in chosen]
+        replica = runtime.replica(space, session=session)
+    faiss = []
+    for row in vectors_from_bytes(blobs, space.dim):
+        started = time.perf_counter()
+        replica.search(row[None, :], 10)
+        faiss.append(time.perf_counter() - started)
+    result.faiss_p50_ms = round(percentiles_ms(faiss)[0], 3)
+    port = free_port()
+    server = start_server(settings, port, {"LOOKALIKE_RATE_SEARCH": UNLIMITED,
+                                           "LOOKALIKE_RATE_SEARCH_UPLOAD": UNLIMITED})
+    try:
+        result.by_id_p50_ms = round(percentiles_ms(time_search_by_id(port, chosen, 10))[0], 2)
+        result.upload_p50_ms = round(_one_client(port, uploads, queries), 2)
+        result.clients = clients
+        result.upload_many_per_s = round(_many_clients(port, uploads, clients, seconds), 1)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    result.by_id_p50_minus_faiss_ms = round(result.by_id_p50_ms - result.faiss_p50_ms, 2)
+    result.upload_p50_over_decode_forward = round(
+        result.upload_p50_ms / result.decode_and_forward_ms, 2)
+    result.upload_many_over_best_engine = round(
+        result.upload_many_per_s / result.engines_per_s[result.best_engine], 2)
+    space_rate = result.engines_per_s.get(result.space_engine)
+    if space_rate:
+        result.upload_many_over_space_engine = round(result.upload_many_per_s / space_rate, 2)
+
+
+def _upload(client: httpx.Client, data: bytes) -> None:
+    answer = client.post("/v1/search", params={"k": 10}, files={"file": ("q.jpg", data)})
+    answer.raise_for_status()
+
+
+def _one_client(port: int, uploads: list[bytes], queries: int) -> float:
+    """p50 ms of sequential searches by upload on one keep-alive connection."""
+    times = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        _upload(client, uploads[0])
+        for n in range(queries):
+            started = time.perf_counter()
+            _upload(client, uploads[n % len(uploads)])
+            times.append(time.perf_counter() - started)
+    return percentiles_ms(times)[0]
+
+
+def _many_clients(port: int, uploads: list[bytes], clients: int, seconds: float) -> float:
+    """Searches by upload per second that `clients` concurrent clients get."""
+    deadline = time.perf_counter() + seconds
+
+    def client_loop(first: int) -> int:
+        done = 0
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            while time.perf_counter() < deadline:
+                _upload(client, uploads[(first + done) % len(uploads)])
+                done += 1
+        return done
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        total = sum(pool.map(client_loop, range(clients)))
+    return total / (time.perf_counter() - started)

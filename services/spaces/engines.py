@@ -1,0 +1,118 @@
+"""The inference engine behind a space: its trunk, exported for the engine and kept under
+the engine folder by the weights' sha256 (rebuilt when missing), and the engine new spaces
+get by default: the fastest installed one whose vectors match eager fp32 torch's."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from lookalike.retrieval.embedding.embedder import Embedder, EmbedderOptions, native_bf16
+from lookalike.retrieval.models.engines import (
+    REFERENCE_ENGINE,
+    OpenVinoTrunk,
+    check_engine,
+    export_openvino,
+    exported_model,
+    installed_engines,
+    load_openvino,
+    openvino_version,
+)
+from lookalike.retrieval.models.registry import BackboneSpec, load_feature_extractor
+from lookalike.services.config import Settings
+from lookalike.services.sample import bundled_photos
+from lookalike.services.storage.files import write_atomic
+
+logger = logging.getLogger(__name__)
+
+# Lowest cosine, per photo, between an engine's vectors and eager fp32 torch's for the
+# engine to be a default. bfloat16 (OpenVINO's or torch's) falls to ~0.991 on one bundled
+# photo (a dark retina scan), so where it fails this a bf16 engine is chosen by name only.
+MATCH_COSINE = 0.999
+
+
+def export_directory(settings: Settings, *, spec: BackboneSpec, weights_sha256: str) -> Path:
+    """The folder holding the backbone exported for OpenVINO (per weights and version)."""
+    return settings.engine_dir / f"{spec.name}-{weights_sha256}-openvino{openvino_version()}"
+
+
+def engine_trunk(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha256: str,
+                 settings: Settings) -> nn.Module | OpenVinoTrunk:
+    """The trunk that `engine` runs: the torch module (run as the settings say: bf16 where
+    native unless set), or the OpenVINO model compiled from its export (exported first when
+    the folder lacks it)."""
+    check_engine(engine)
+    model = load_feature_extractor(spec, weights=weights)
+    if engine == REFERENCE_ENGINE:
+        return model
+    directory = export_directory(settings, spec=spec, weights_sha256=weights_sha256)
+    model_file = exported_model(directory)
+    if model_file is None:
+        logger.info("exporting %s for OpenVINO into %s", spec.name, directory)
+        model_file = export_openvino(model, input_size=spec.weights.input_size,
+                                     directory=directory)
+    return load_openvino(model_file, engine=engine, threads=settings.torch_threads or 1)
+
+
+def reference_vectors(*, spec: BackboneSpec, weights: Path) -> np.ndarray:
+    """The eager fp32 torch model's vectors of the bundled photos: what engines must match."""
+    reference = Embedder(load_feature_extractor(spec, weights=weights), spec=spec,
+                         options=EmbedderOptions(bf16=False))
+    return reference.embed_images([photo.image for photo in bundled_photos()])
+
+
+def engine_agreement(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha256: str,
+                     settings: Settings, reference: np.ndarray | None = None) -> float:
+    """The lowest cosine, over the bundled photos, between the vectors `engine` makes (run
+    as the service runs it) and `reference` (default: `reference_vectors`)."""
+    if reference is None:
+        reference = reference_vectors(spec=spec, weights=weights)
+    trunk = engine_trunk(engine, spec=spec, weights=weights, weights_sha256=weights_sha256,
+                         settings=settings)
+    candidate = Embedder(trunk, spec=spec, options=EmbedderOptions(
+        forward_batch=settings.forward_batch, channels_last=settings.channels_last,
+        bf16=native_bf16() if settings.bf16 is None else settings.bf16,
+        frozen_graph=settings.frozen_graph))
+    vectors = candidate.embed_images([photo.image for photo in bundled_photos()])
+    return float(np.sum(reference * vectors, axis=1).min())
+
+
+def default_engine(*, spec: BackboneSpec, weights: Path, weights_sha256: str,
+                   settings: Settings) -> str:
+    """The engine of a new space: the configured one, else the fastest installed engine whose
+    vectors match the reference (`MATCH_COSINE`); the verdict is kept beside the export."""
+    if settings.engine is not None:
+        check_engine(settings.engine)
+        return settings.engine
+    reference: list[np.ndarray] = []
+    for engine in installed_engines():
+        if engine == REFERENCE_ENGINE:
+            return engine
+        cosine = _kept_agreement(engine, spec=spec, weights=weights,
+                                 weights_sha256=weights_sha256, settings=settings,
+                                 reference=reference)
+        if cosine >= MATCH_COSINE:
+            return engine
+        logger.info("engine %s is not the default here: its vectors reach cosine %.5f to "
+                    "torch's on the bundled photos, below %s", engine, cosine, MATCH_COSINE)
+    return REFERENCE_ENGINE
+
+
+def _kept_agreement(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha256: str,
+                    settings: Settings, reference: list[np.ndarray]) -> float:
+    """`engine_agreement`, read from the export's folder when measured there before, else
+    measured (the reference computed into `reference` once) and written there."""
+    directory = export_directory(settings, spec=spec, weights_sha256=weights_sha256)
+    kept = directory / f"agreement-{engine}.txt"
+    if kept.is_file():
+        return float(kept.read_text())
+    if not reference:
+        reference.append(reference_vectors(spec=spec, weights=weights))
+    cosine = engine_agreement(engine, spec=spec, weights=weights,
+                              weights_sha256=weights_sha256, settings=settings,
+                              reference=reference[0])
+    write_atomic(kept, f"{cosine:.6f}\n".encode())
+    return cosine
