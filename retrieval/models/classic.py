@@ -14,6 +14,19 @@ ZFNET_DIM = 256
 NIN_DIM = 1024
 
 
+class ResponseNorm(nn.LocalResponseNorm):
+    """Local response normalisation over 5 channels, computed in float32: torch's CPU kernel
+    (an average pool in 3-D) has no bfloat16 version, and the embedder runs bf16 where the
+    CPU does."""
+
+    def __init__(self) -> None:
+        super().__init__(5)
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        """The normalised maps, in the input's dtype."""
+        return super().forward(maps.float()).to(maps.dtype)
+
+
 class ZFNet(nn.Module):
     """Zeiler & Fergus (2013): AlexNet with a 7x7 stride-2 first layer (instead of 11x11
     stride 4) and a stride-2 second layer, which keep finer detail in the first maps.
@@ -29,9 +42,9 @@ class ZFNet(nn.Module):
         second = nn.Conv2d(96, 256, 5, stride=1 if small else 2, padding=2 if small else 0)
         self.features = nn.Sequential(
             first, nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2),
-            nn.LocalResponseNorm(5),
+            ResponseNorm(),
             second, nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2),
-            nn.LocalResponseNorm(5),
+            ResponseNorm(),
             nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(384, 384, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(384, ZFNET_DIM, 3, padding=1), nn.ReLU(inplace=True),

@@ -63,8 +63,8 @@ def test_small_variant_trains_from_scratch_with_falling_loss(
     torch.manual_seed(0)
     net, _ = build_network(get_backbone(name), weights=None, pooling="gap", classes=10)
     run = train_on_budget(net, lambda rows: (pixels[rows], labels[rows]), count=len(labels),
-                          budget=Budget(epochs=4, batch_size=len(labels), lr=5e-4))
-    assert run.steps == 4
+                          budget=Budget(epochs=3, batch_size=len(labels), lr=5e-4))
+    assert run.steps == 3
     assert run.losses[-1] < run.losses[0], run.losses
 
 
@@ -93,8 +93,8 @@ def test_googlenet_loads_torchvision_layout_weights_without_the_auxiliary_heads(
 
 @pytest.fixture(scope="module")
 def fashion_batch() -> tuple[torch.Tensor, torch.Tensor]:
-    """Eight real Fashion-MNIST images at 32 px and their labels."""
+    """Six real Fashion-MNIST images at 32 px and their labels."""
     from lookalike.services.sample import fashion_mnist
 
-    images, labels = fashion_mnist(split="train", limit=8)
+    images, labels = fashion_mnist(split="train", limit=6)
     return fashion_pixels(images, 32), torch.from_numpy(labels)
