@@ -70,6 +70,8 @@ COMMANDS: dict[str, Entry] = {
                            "files and evaluations; never another space's."),
     "weights install": Entry(f"{_CLI}.weights:weights_install", "Put a weight file where the "
                              "registry finds it ($TORCH_HOME/hub/checkpoints)."),
+    "weights fetch": Entry(f"{_CLI}.weights:weights_fetch", "Download a backbone's ImageNet "
+                           "weights with torchvision (progress bar, sha256 check)"),
     "weights list": Entry(f"{_CLI}.weights:weights_list", "Each backbone and the first place "
                           "its weights resolve from (or that none do)."),
     "jobs ingest": Entry(f"{_CLI}.jobs:jobs_ingest", "Submit an ingest job: on the workers with "
