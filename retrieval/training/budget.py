@@ -30,7 +30,7 @@ class Budget:
     seconds: float | None = None
     epochs: int | None = None
     batch_size: int = 64
-    lr: float = 2e-3
+    lr: float = 1e-3
     weight_decay: float = 1e-4
     seed: int = 0
 

@@ -92,6 +92,8 @@ COMMANDS: dict[str, Entry] = {
                         "two API processes under concurrent searches."),
     "bench startup": Entry(f"{_CLI}.bench:bench_startup", "Seconds until a fresh process serves "
                            "searches on N vectors."),
+    "bench zoo": Entry(f"{_CLI}.bench:bench_zoo", "The textbook's networks trained from "
+                       "scratch on Fashion-MNIST with one budget each"),
     "bench index": Entry(f"{_CLI}.index:bench_index_command", "The index choice on synthetic "
                          "clustered data: recall@10, queries/s, bytes/vector."),
     "keys create": Entry(f"{_CLI}.keys:keys_create", "Create an API key and print its secret "
