@@ -86,8 +86,9 @@ def _googlenet_trunk(model: nn.Module) -> nn.Module:
 def _googlenet() -> nn.Module:
     """GoogLeNet without auxiliary classifiers; inputs normalised to [-1, 1] (the layout its
     torchvision weights expect once `transform_input` is off)."""
-    return torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True,
-                                        transform_input=False)
+    network: nn.Module = torchvision.models.googlenet(
+        weights=None, aux_logits=False, init_weights=True, transform_input=False)
+    return network
 
 
 def _efficientnet_lite0() -> nn.Module:

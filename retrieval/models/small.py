@@ -33,29 +33,29 @@ def alexnet_small() -> nn.Module:
     """AlexNet whose first convolution is 3x3 stride 1 (64 filters, as before)."""
     model = torchvision.models.alexnet(weights=None)
     model.features[0] = nn.Conv2d(3, 64, 3, stride=1, padding=1)
-    return model
+    return cast(nn.Module, model)
 
 
 def vgg16_small() -> nn.Module:
     """VGG-16 without its fifth max pool: 32 px ends in a 2x2 map."""
     model = torchvision.models.vgg16(weights=None)
     model.features[-1] = nn.Identity()
-    return model
+    return cast(nn.Module, model)
 
 
 def googlenet_small() -> nn.Module:
     """GoogLeNet (no auxiliary classifiers, inputs in [-1, 1]) with a 3x3 stride-1 stem."""
-    model = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True,
-                                         transform_input=False)
+    model = torchvision.models.googlenet(
+        weights=None, aux_logits=False, init_weights=True, transform_input=False)
     model.conv1.conv = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
-    return model
+    return cast(nn.Module, model)
 
 
-def _cifar_stem(model: torchvision.models.ResNet) -> torchvision.models.ResNet:
+def _cifar_stem(model: torchvision.models.ResNet) -> nn.Module:
     """The CIFAR ResNet stem: a 3x3 stride-1 convolution and no max pool."""
     model.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
     model.maxpool = cast(nn.MaxPool2d, nn.Identity())
-    return model
+    return cast(nn.Module, model)
 
 
 def resnet18_small() -> nn.Module:
@@ -72,15 +72,15 @@ def mobilenet_v2_small() -> nn.Module:
     """MobileNetV2 whose first convolution has stride 1."""
     model = torchvision.models.mobilenet_v2(weights=None)
     model.features[0][0].stride = (1, 1)
-    return model
+    return cast(nn.Module, model)
 
 
 def efficientnet_lite0_small() -> nn.Module:
     """EfficientNet-Lite0 whose stem convolution has stride 1 (same padding kept)."""
     from efficientnet_lite_pytorch import EfficientNet
 
-    model: nn.Module = EfficientNet.from_name("efficientnet-lite0")
-    stem = cast(nn.Module, model._conv_stem)
+    model = EfficientNet.from_name("efficientnet-lite0")
+    stem = cast(nn.Conv2d, model._conv_stem)
     stem.stride = (1, 1)
     stem.static_padding = nn.ZeroPad2d(1)
-    return model
+    return cast(nn.Module, model)

@@ -170,8 +170,8 @@ def reference_rows(data: _Data, *, torch_home: Path, whiten_dim: int) -> list[Zo
     return [
         ZooRow(network=REFERENCE, training="ImageNet", dim=spec.dim,
                map=plain_map, p10=plain_p10, **common),  # type: ignore[arg-type]
-        ZooRow(network=f"{REFERENCE} + Lw", training=f"ImageNet + Lw ({whiten_dim} d)", dim=whiten_dim, map=white_map,
-               p10=white_p10, **common),  # type: ignore[arg-type]
+        ZooRow(network=f"{REFERENCE} + Lw", training=f"ImageNet + Lw ({whiten_dim} d)",
+               dim=whiten_dim, map=white_map, p10=white_p10, **common),  # type: ignore[arg-type]
     ]
 
 
