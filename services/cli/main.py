@@ -35,6 +35,7 @@ GROUPS: dict[str, str] = {
     "sample": "The sample collection used by `make demo`.",
     "keys": "API keys and their scopes.",
     "storage": "The data folder's files checked against the catalog.",
+    "visualize": "What a space's backbone responds to, as PNG files.",
 }
 COMMANDS: dict[str, Entry] = {
     "init": Entry(f"{_CLI}.catalog:init",
@@ -96,6 +97,14 @@ COMMANDS: dict[str, Entry] = {
                        "scratch on Fashion-MNIST with one budget each"),
     "bench index": Entry(f"{_CLI}.index:bench_index_command", "The index choice on synthetic "
                          "clustered data: recall@10, queries/s, bytes/vector."),
+    "visualize filters": Entry(f"{_CLI}.visualize:visualize_filters", "Write the first-layer "
+                               "filters of a space's backbone as a grid PNG."),
+    "visualize top-patches": Entry(f"{_CLI}.visualize:visualize_top_patches", "Find the 9 "
+                                   "catalog image patches that excite one channel of one "
+                                   "block most"),
+    "visualize saliency": Entry(f"{_CLI}.visualize:visualize_saliency", "Write the saliency of "
+                                "IMAGE's similarity score (its gradient on the pixels) over "
+                                "it."),
     "keys create": Entry(f"{_CLI}.keys:keys_create", "Create an API key and print its secret "
                          "once (only its sha256 is kept)."),
     "keys list": Entry(f"{_CLI}.keys:keys_list",
