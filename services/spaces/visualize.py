@@ -8,6 +8,7 @@ need the eager network), on the pooled descriptor before any whitening or head.
 from __future__ import annotations
 
 import heapq
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,13 @@ def write_filters(runtime: Runtime, *, space_name: str | None, out: Path) -> Pat
     """The first convolution's filters of the space's backbone as a grid PNG at `out`."""
     backbone = open_backbone(runtime, space_name)
     return _write_png(filter_grid(first_convolution(backbone.trunk)), out)
+
+
+def filters_png(runtime: Runtime, *, space_name: str) -> bytes:
+    """The filter grid of `write_filters` as PNG bytes (for the API)."""
+    buffer = io.BytesIO()
+    filter_grid(first_convolution(open_backbone(runtime, space_name).trunk)).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def write_saliency(runtime: Runtime, *, space_name: str | None, image: Path, out: Path,
