@@ -55,7 +55,10 @@ def test_the_imagenet_layout_leaves_nothing_of_a_32_px_image() -> None:
         get_backbone("zfnet").builder()(torch.randn(1, 3, 32, 32))
 
 
-@pytest.mark.parametrize("name", sorted(set(SMALL_MAPS) - {"resnet50_small"}))
+# resnet50 and efficientnet_lite0 share the stem changes of resnet18 and mobilenet_v2 and
+# are the slowest: their falling loss is left to those two.
+@pytest.mark.parametrize("name", sorted(set(SMALL_MAPS) - {"resnet50_small",
+                                                            "efficientnet_lite0_small"}))
 def test_small_variant_trains_from_scratch_with_falling_loss(
     name: str, fashion_batch: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
