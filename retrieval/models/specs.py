@@ -20,7 +20,10 @@ class WeightsSpec:
     """One pretrained weight file: cache name, checksum prefix, offline packages, input norms.
 
     `pretrained=False` marks a backbone that exists only to be trained (LeNet-5): it has no
-    file anywhere, so only an explicit weight file resolves.
+    file anywhere, so only an explicit weight file resolves. `torchvision` names the
+    torchvision weights enum entry (`lookalike weights fetch` downloads it from there);
+    `training_only` are key prefixes of the file that the registry's network lacks
+    (GoogLeNet's auxiliary classifiers), dropped when loading.
     """
 
     name: str
@@ -31,6 +34,8 @@ class WeightsSpec:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     pretrained: bool = True
+    torchvision: str | None = None
+    training_only: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

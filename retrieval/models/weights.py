@@ -123,9 +123,13 @@ def read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
     return state
 
 
-def load_into(model: torch.nn.Module, path: Path, *, backbone: str) -> torch.nn.Module:
-    """Load `path` strictly into `model`; WeightsMismatch names the file and the backbone."""
+def load_into(model: torch.nn.Module, path: Path, *, backbone: str,
+              training_only: tuple[str, ...] = ()) -> torch.nn.Module:
+    """Load `path` strictly into `model`; WeightsMismatch names the file and the backbone.
+    Keys under the `training_only` prefixes (auxiliary classifiers) are left out first."""
     state = read_state_dict(path)
+    if training_only:
+        state = {key: value for key, value in state.items() if not key.startswith(training_only)}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
@@ -148,7 +152,8 @@ def install_weights(source: Path, *, spec: BackboneSpec, torch_home: Path) -> Pa
         raise WeightsNotFound(spec.name, [f"{source} (weight file to install does not exist)"])
     if not spec.weights.pretrained:
         raise WeightsNotFound(spec.name, [], reason=_untrained_reason(spec))
-    load_into(spec.builder(), source, backbone=spec.name)
+    load_into(spec.builder(), source, backbone=spec.name,
+              training_only=spec.weights.training_only)
     verify_checksum(spec, source)
     target = cache_path(spec, torch_home=torch_home)
     _copy_atomically(source, target)

@@ -10,6 +10,7 @@ from typing import Annotated
 import torch
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from lookalike.services.bench.catalog import seed_sample, throwaway_catalog
 from lookalike.services.bench.chaos import ChaosReport, run_chaos
@@ -18,6 +19,7 @@ from lookalike.services.bench.load import run_load_bench
 from lookalike.services.bench.search import run_search_bench
 from lookalike.services.bench.speed import run_speed_bench
 from lookalike.services.bench.startup import run_startup_bench
+from lookalike.services.bench.zoo import DEFAULT_NETWORKS
 from lookalike.services.config import get_settings, usable_cpus
 
 console = Console()
@@ -259,3 +261,56 @@ def bench_speed(
             f"{result.upload_many_over_space_engine:.2f}x the space engine's\n"
             f"  by id: p50 {result.by_id_p50_ms:.2f} ms = FAISS p50 {result.faiss_p50_ms:.3f} "
             f"ms + {result.by_id_p50_minus_faiss_ms:.2f} ms")
+
+
+def bench_zoo(
+    networks: Annotated[str, typer.Option(help="registry names, comma-separated")
+                        ] = ",".join(DEFAULT_NETWORKS),
+    seconds: Annotated[float, typer.Option(help="training time per network")] = 300.0,
+    epochs: Annotated[int | None, typer.Option(help="train this many epochs instead of seconds")
+                      ] = None,
+    queries: Annotated[int, typer.Option(help="test queries; the gallery is 10x as many "
+                                              "training images")] = 1000,
+    train_images: Annotated[int | None, typer.Option(help="learn from the first N training "
+                                                          "images (default all 60,000)")] = None,
+    reference: Annotated[bool, typer.Option(help="add the pretrained MobileNetV2 rows")] = True,
+    plot: Annotated[Path, typer.Option(help="where to write the plot PNG")] = Path("zoo.png"),
+    as_json: JsonOption = False,
+) -> None:
+    """The textbook's networks trained from scratch on Fashion-MNIST with one budget each:
+    mAP, P@10, accuracy, parameters, multiply-adds, images/s; one table and one plot."""
+    from lookalike.retrieval.training.budget import Budget  # noqa: PLC0415
+    from lookalike.services.bench.zoo import run_zoo  # noqa: PLC0415
+    from lookalike.services.bench.zoo_plot import draw_zoo  # noqa: PLC0415
+
+    budget = Budget(seconds=None if epochs else seconds, epochs=epochs)
+    progress = Console(stderr=True)
+    result = run_zoo(networks=[n for n in networks.split(",") if n], budget=budget,
+                     queries=queries, train_images=train_images, reference=reference,
+                     torch_home=get_settings().torch_home,
+                     on_row=lambda row: progress.print(f"{row.network}: mAP {row.map:.3f}",
+                                                       highlight=False))
+    draw_zoo(result, plot)
+    if as_json:
+        print(json.dumps({**result.to_public(), "plot": str(plot), "machine": machine()}))
+        return
+    Console(width=max(console.width, 150)).print(zoo_table(result))
+    console.print(f"plot: {plot}", highlight=False)
+
+
+def zoo_table(result) -> Table:  # noqa: ANN001 - ZooResult, imported only when run
+    """The zoo's figures as one table."""
+    budget = (f"{result.seconds:g} s" if result.seconds is not None
+              else f"{result.epochs} epochs")
+    table = Table("network", "trained", "input", "dim", "mAP", "P@10", "accuracy", "params",
+                  "mult-adds", "images/s", "epochs",
+                  title=f"fashion-mnist, {result.queries} queries vs {result.gallery} images; "
+                        f"{budget} of training each on {result.train_images} images, "
+                        f"{result.torch_threads} torch threads")
+    for row in result.rows:
+        table.add_row(row.network, row.training, str(row.input_size), str(row.dim),
+                      f"{row.map:.3f}", f"{row.p10:.3f}",
+                      "-" if row.accuracy is None else f"{row.accuracy:.3f}",
+                      f"{row.params / 1e6:.2f} M", f"{row.multiply_adds / 1e6:.1f} M",
+                      f"{row.images_per_s:.0f}", f"{row.epochs:.2f}" if row.epochs else "-")
+    return table

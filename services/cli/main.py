@@ -37,6 +37,7 @@ GROUPS: dict[str, str] = {
     "keys": "API keys and their scopes.",
     "storage": "The data folder's files checked against the catalog.",
     "text": "Text-CNN topic classifiers for captions: train, classify, list.",
+    "visualize": "What a space's backbone responds to, as PNG files.",
 }
 COMMANDS: dict[str, Entry] = {
     "init": Entry(f"{_CLI}.catalog:init",
@@ -74,6 +75,8 @@ COMMANDS: dict[str, Entry] = {
                            "files and evaluations; never another space's."),
     "weights install": Entry(f"{_CLI}.weights:weights_install", "Put a weight file where the "
                              "registry finds it ($TORCH_HOME/hub/checkpoints)."),
+    "weights fetch": Entry(f"{_CLI}.weights:weights_fetch", "Download a backbone's ImageNet "
+                           "weights with torchvision (progress bar, sha256 check)"),
     "weights list": Entry(f"{_CLI}.weights:weights_list", "Each backbone and the first place "
                           "its weights resolve from (or that none do)."),
     "jobs ingest": Entry(f"{_CLI}.jobs:jobs_ingest", "Submit an ingest job: on the workers with "
@@ -102,6 +105,16 @@ COMMANDS: dict[str, Entry] = {
     "bench index": Entry(f"{_CLI}.index:bench_index_command", "The index choice on synthetic "
                          "clustered data: recall@10, queries/s, bytes/vector (with --backend: "
                          "one backend's recall@10, p50/p99, batched queries/s and memory)."),
+    "bench zoo": Entry(f"{_CLI}.bench:bench_zoo", "The textbook's networks trained from "
+                       "scratch on Fashion-MNIST with one budget each"),
+    "visualize filters": Entry(f"{_CLI}.visualize:visualize_filters", "Write the first-layer "
+                               "filters of a space's backbone as a grid PNG."),
+    "visualize top-patches": Entry(f"{_CLI}.visualize:visualize_top_patches", "Find the 9 "
+                                   "catalog image patches that excite one channel of one "
+                                   "block most"),
+    "visualize saliency": Entry(f"{_CLI}.visualize:visualize_saliency", "Write the saliency of "
+                                "IMAGE's similarity score (its gradient on the pixels) over "
+                                "it."),
     "keys create": Entry(f"{_CLI}.keys:keys_create", "Create an API key and print its secret "
                          "once (only its sha256 is kept)."),
     "keys list": Entry(f"{_CLI}.keys:keys_list",

@@ -1,4 +1,4 @@
-"""`lookalike weights install|list`: backbone weight files and where they resolve from."""
+"""`lookalike weights install|fetch|list`: backbone weight files and where they resolve from."""
 
 from __future__ import annotations
 
@@ -30,13 +30,26 @@ def weights_install(
     console.print(f"installed {file} for {backbone} at {target}")
 
 
+def weights_fetch(
+    backbone: Annotated[str, typer.Argument(help="registry name, e.g. resnet50")],
+) -> None:
+    """Download a backbone's ImageNet weights with torchvision (progress bar, sha256 check)
+    into $TORCH_HOME/hub/checkpoints; offline, name `weights install FILE` instead."""
+    from lookalike.services.weights.fetch import fetch_weights  # noqa: PLC0415 - torchvision
+
+    target = fetch_weights(get_backbone(backbone), torch_home=get_settings().torch_home)
+    console.print(f"{backbone} weights at {target}")
+
+
 def weights_list() -> None:
     """Each backbone and the first place its weights resolve from (or that none do)."""
-    table = Table("backbone", "dim", "weights", "found at")
+    table = Table("backbone", "input", "dim", "weights", "found at")
     torch_home = get_settings().torch_home
     for spec in list_backbones():
         found = [p for p in weight_candidates(spec, explicit=None, torch_home=torch_home)
                  if p.is_file()]
-        table.add_row(spec.name, str(spec.dim), spec.weights.name,
-                      str(found[0]) if found else "[red]missing[/red]")
+        where = (str(found[0]) if found else "[red]missing[/red]: `lookalike weights fetch "
+                 f"{spec.name}`" if spec.weights.pretrained else "none exist: train it")
+        table.add_row(spec.name, str(spec.weights.input_size), str(spec.dim), spec.weights.name,
+                      where)
     console.print(table)

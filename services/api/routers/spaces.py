@@ -3,13 +3,14 @@ delete a space."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from lookalike.services.api.auth import NEEDS_ADMIN, NEEDS_SEARCH
 from lookalike.services.api.deps import RuntimeDep
 from lookalike.services.api.ratelimit import ADMIN_RATE
 from lookalike.services.api.schemas import ErrorResponse, SpaceDeleted, SpacePublic
 from lookalike.services.spaces import lifecycle as space_lifecycle
+from lookalike.services.spaces import visualize
 
 router = APIRouter(prefix="/v1/spaces", tags=["spaces"])
 ERRORS = {status: {"model": ErrorResponse} for status in (404, 409)}
@@ -19,6 +20,13 @@ ERRORS = {status: {"model": ErrorResponse} for status in (404, 409)}
 def list_spaces(runtime: RuntimeDep) -> list[SpacePublic]:
     return [SpacePublic.model_validate(summary.to_public())
             for summary in space_lifecycle.list_spaces(runtime)]
+
+
+@router.get("/{name}/visualize/filters.png", response_class=Response, responses=ERRORS,
+            dependencies=[NEEDS_SEARCH])
+def space_filters(name: str, runtime: RuntimeDep) -> Response:
+    """The first-layer filters of the space's backbone as a grid (PNG)."""
+    return Response(visualize.filters_png(runtime, space_name=name), media_type="image/png")
 
 
 @router.post("/{name}/default", response_model=SpacePublic, responses=ERRORS,

@@ -26,9 +26,10 @@ from lookalike.retrieval.models.registry import (
 )
 
 IMAGENET_CATS = range(281, 286)
-NAMES = [
-    "alexnet", "efficientnet_lite0", "lenet5", "mobilenet_v2", "resnet18", "resnet50", "vgg16"
-]
+SMALL = ["alexnet", "efficientnet_lite0", "googlenet", "mobilenet_v2", "nin", "resnet18",
+         "resnet50", "vgg16", "zfnet"]
+NAMES = sorted(["alexnet", "efficientnet_lite0", "googlenet", "lenet5", "mobilenet_v2", "nin",
+                "resnet18", "resnet50", "vgg16", "zfnet", *(f"{name}_small" for name in SMALL)])
 
 
 @pytest.fixture
@@ -57,19 +58,14 @@ def _chelsea_batch(size: int, mean: tuple[float, ...], std: tuple[float, ...]) -
     return ((pixels - shift) / scale).unsqueeze(0)
 
 
-def test_registry_lists_the_seven_backbones_with_their_dimensions() -> None:
+def test_registry_lists_every_backbone_with_its_dimension() -> None:
     specs = list_backbones()
     assert [spec.name for spec in specs] == NAMES
     dims = {spec.name: spec.dim for spec in specs}
-    assert dims == {
-        "alexnet": 256,
-        "efficientnet_lite0": 1280,
-        "lenet5": 84,
-        "mobilenet_v2": 1280,
-        "resnet18": 512,
-        "resnet50": 2048,
-        "vgg16": 512,
-    }
+    imagenet = {"alexnet": 256, "efficientnet_lite0": 1280, "googlenet": 1024, "lenet5": 84,
+                "mobilenet_v2": 1280, "nin": 1024, "resnet18": 512, "resnet50": 2048,
+                "vgg16": 512, "zfnet": 256}
+    assert dims == {**imagenet, **{f"{name}_small": imagenet[name] for name in SMALL}}
 
 
 def test_registry_filenames_carry_their_sha256_prefix() -> None:

@@ -46,6 +46,7 @@ def _routes(upload: bytes) -> list[tuple[str, str, str, dict]]:
         ("GET", "/v1/images/1/thumbnail", "search", {}),
         ("GET", "/v1/images/1/file", "search", {}),
         ("GET", "/v1/spaces", "search", {}),
+        ("GET", "/v1/spaces/mobilenet_v2-gap/visualize/filters.png", "search", {}),
         ("GET", "/v1/explain?query=1&result=2", "search", {}),
         ("POST", "/v1/images", "ingest", {"files": {"file": ("new.png", upload)}}),
         ("GET", "/v1/jobs", "ingest", {}),

@@ -200,6 +200,21 @@ def test_spaces_view_shows_the_last_evaluation_and_why_a_space_cannot_be_default
     assert errors == []
 
 
+def test_spaces_view_shows_a_space_s_first_layer_filters(browser, site) -> None:
+    url, _ = site
+    page, errors = open_page(browser, f"{url}/#spaces")
+    page.get_by_role("button", name="Show the first-layer filters of mobilenet_v2-gap").click()
+    image = page.locator("#space-filters img.filters")
+    image.wait_for()
+    wait_until(page, "() => { const img = document.querySelector('#space-filters img'); "
+                     "return img && img.complete && img.naturalWidth > 0; }")
+    assert image.evaluate("img => img.naturalWidth") == 6 * 34 + 2  # 32 filters, 6x6 tiles
+    response = httpx.get(f"{url}/v1/spaces/no-such-space/visualize/filters.png")
+    assert response.status_code == 404 and "no-such-space" in response.text
+    page.screenshot(path=str(ARTIFACTS / "space-filters.png"), full_page=True)
+    assert errors == []
+
+
 def test_a_finetune_job_shows_its_figures_and_curves(browser, site) -> None:
     url, root = site
     build_sample(root / "fm", fashion_per_class=4)

@@ -99,6 +99,19 @@ def test_lenet_from_scratch_learns_and_publishes_its_weights(runtime: Runtime) -
     assert {p: p.read_bytes() for p in runtime.settings.layout.weights.iterdir()} == kept
 
 
+@pytest.mark.parametrize("backbone", ["zfnet_small", "nin_small", "googlenet_small"])
+def test_every_textbook_network_trains_from_scratch_into_a_space(runtime: Runtime,
+                                                                  backbone: str) -> None:
+    job = _finished(runtime, FinetuneRequest(
+        space=f"fm-{backbone}", method="backbone", backbone=backbone, weights="none",
+        loss="softmax", pooling="gap", epochs=1, batch_size=32, limit=120, augment=[], seed=3))
+    assert job["state"] == "succeeded", job["error"]
+    assert len(job["training"]["history"]) == 1
+    assert fill_space(runtime, f"fm-{backbone}")["added"] == 10 * PER_CLASS
+    answer = search_vector(runtime, space_name=f"fm-{backbone}", k=3, image_id=1)
+    assert len(answer.results) == 3 and answer.results[0].score > 0.99  # itself, or a tie
+
+
 RESUME_REQUEST = dict(method="backbone", backbone="lenet5", weights="none", loss="softmax",
                       pooling="gap", epochs=4, augment=["mirror", "random_crop"], seed=3)
 

@@ -1,6 +1,7 @@
 // Spaces: each embedding space, its definition, size, last evaluation, and which one is the
 // default; any other can be made the default from here.
 import { api, el, guarded, say } from "./api.js";
+import { keyedImage } from "./auth.js";
 
 const figure = (value, digits) => (value === null || value === undefined
   ? "—" : value.toFixed(digits));
@@ -25,6 +26,22 @@ const makeDefault = (name) => guarded(async () => {
   say(`${name} is now the default space`);
 });
 
+/** Show the space's first-layer filters below the table. */
+function showFilters(name) {
+  const figure = document.querySelector("#space-filters");
+  figure.replaceChildren(
+    keyedImage(`/v1/spaces/${encodeURIComponent(name)}/visualize/filters.png`,
+               { class: "filters", alt: `First-layer filters of space ${name}` }),
+    el("figcaption", { text: `First-layer filters of ${name}, each stretched to its own range` }));
+  figure.hidden = false;
+}
+
+function filtersCell(space) {
+  return el("td", {}, el("button", { type: "button", class: "secondary",
+                                     "aria-label": `Show the first-layer filters of ${space.name}`,
+                                     onclick: () => showFilters(space.name) }, "Filters"));
+}
+
 function actionCell(space) {
   if (space.is_default) return el("td", { text: "current" });
   return el("td", {}, el("button", { type: "button", class: "secondary",
@@ -47,6 +64,7 @@ export async function loadSpaces() {
                                        (space.lag ? ` (lacks ${space.lag})` : "") }),
     evaluationCell(space.last_evaluation),
     el("td", {}, el("code", { text: JSON.stringify(space.options) })),
+    filtersCell(space),
     actionCell(space)));
   document.querySelector("#spaces-table tbody").replaceChildren(...rows);
 }

@@ -1,0 +1,1 @@
+"""Backbone weight files fetched from where their makers publish them."""
