@@ -181,6 +181,7 @@ class Embedder:
                              f"vectors before it have {base_dim}; train it on these vectors")
         self.dim = base_dim if head is None else head.out_dim
         self.input_size = spec.weights.input_size
+        self.model: torch.nn.Module | OpenVinoTrunk
         if isinstance(model, torch.nn.Module):
             self._use_torch(model)
         else:
@@ -202,13 +203,13 @@ class Embedder:
         self.dtype = torch.bfloat16 if options.bf16 else torch.float32
         self.engine = f"torch {'bf16' if options.bf16 else 'fp32'}" + (
             " frozen graph" if options.frozen_graph else "")
-        self.model = fold_batch_norm(model.eval()).to(memory_format=memory_format,
-                                                      dtype=self.dtype)
+        module: torch.nn.Module = fold_batch_norm(model.eval()).to(  # type: ignore[call-overload]
+            memory_format=memory_format, dtype=self.dtype)  # torch's stubs omit memory_format
         if options.frozen_graph:
             example = torch.zeros(options.forward_batch, 3, self.input_size, self.input_size,
                                   device=self.device, dtype=self.dtype)
-            self.model = freeze_graph(cast(torch.nn.Module, self.model),
-                                      example.contiguous(memory_format=memory_format))
+            module = freeze_graph(module, example.contiguous(memory_format=memory_format))
+        self.model = module
 
     def to_tensor(self, image: Image.Image) -> torch.Tensor:
         """(3,S,S) uint8 pixels at this backbone's input size."""
