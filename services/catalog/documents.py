@@ -68,10 +68,11 @@ class SpaceOptions(_Document):
 
 
 class IngestParams(_Document):
-    """An ingest job: (path or URL, label) items, cut into batches of `batch_size`."""
+    """An ingest job: (path or URL, label) items, or (path, label, title, caption) when a
+    CSV list gave a path its words, cut into batches of `batch_size`."""
 
     source: Literal["paths", "urls"]
-    items: list[tuple[str, str | None]]
+    items: list[tuple[str, str | None] | tuple[str, str | None, str | None, str | None]]
     batch_size: int
     collection: str | None = None
 

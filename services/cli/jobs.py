@@ -39,7 +39,8 @@ def _show(job: dict, as_json: bool) -> None:
 
 
 def jobs_ingest(
-    paths: Annotated[list[Path] | None, typer.Argument(help="files, folders, path lists")] = None,
+    paths: Annotated[list[Path] | None,
+                     typer.Argument(help="files, folders, .txt/.lst/.csv lists")] = None,
     url: Annotated[list[str] | None, typer.Option(help="image URL (repeatable)")] = None,
     collection: Annotated[str | None, typer.Option()] = None,
     label_from_dir: Annotated[bool, typer.Option()] = False,

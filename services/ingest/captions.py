@@ -36,7 +36,7 @@ class Words:
 NO_WORDS = Words()
 
 
-def _clean(value: object, limit: int) -> str | None:
+def clean_text(value: object, limit: int) -> str | None:
     """Stripped text cut to `limit` characters; None for anything empty or not a string."""
     if not isinstance(value, str) or not value.strip():
         return None
@@ -65,14 +65,14 @@ def sidecar_words(image: Path) -> Words:
         try:
             body = path.read_text(encoding="utf-8")
             if path.suffix == ".txt":
-                return Words(caption=_clean(body, CAPTION_MAX), origin=path.name)
+                return Words(caption=clean_text(body, CAPTION_MAX), origin=path.name)
             data = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError, OSError) as exc:
             log.warning("sidecar %s not used: %s", path, exc)
             continue
         if isinstance(data, dict):
-            return Words(title=_clean(data.get("title"), TITLE_MAX),
-                         caption=_clean(data.get("caption") or data.get("description"),
+            return Words(title=clean_text(data.get("title"), TITLE_MAX),
+                         caption=clean_text(data.get("caption") or data.get("description"),
                                         CAPTION_MAX), origin=path.name)
         log.warning("sidecar %s not used: it holds no JSON object", path)
     return Words()
@@ -103,8 +103,8 @@ def _xmp_words(xmp: dict) -> Words:
     title = caption = None
     for block in blocks if isinstance(blocks, list) else [blocks]:
         if isinstance(block, dict):
-            title = title or _clean(_xmp_text(block.get("title")), TITLE_MAX)
-            caption = caption or _clean(_xmp_text(block.get("description")), CAPTION_MAX)
+            title = title or clean_text(_xmp_text(block.get("title")), TITLE_MAX)
+            caption = caption or clean_text(_xmp_text(block.get("description")), CAPTION_MAX)
     if title is None and caption is None:
         return Words()
     return Words(title=title, caption=caption, origin="xmp")
@@ -129,5 +129,5 @@ def embedded_words(data: bytes) -> Words:
         return found
     if isinstance(exif, bytes):
         exif = exif.decode("utf-8", errors="replace")
-    caption = _clean(exif, CAPTION_MAX)
+    caption = clean_text(exif, CAPTION_MAX)
     return Words(caption=caption, origin="exif") if caption else Words()

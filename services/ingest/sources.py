@@ -1,14 +1,26 @@
-"""What to ingest: files, folders (recursively) and text files that list paths."""
+"""What to ingest: files, folders (recursively), text files that list paths, and CSV files
+with a `path` column and optional `title`, `caption` and `label` columns."""
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lookalike.services.ingest.captions import is_sidecar
+from lookalike.services.errors import InvalidRequest
+from lookalike.services.ingest.captions import (
+    CAPTION_MAX,
+    NO_WORDS,
+    TITLE_MAX,
+    Words,
+    clean_text,
+    is_sidecar,
+)
 
 LIST_SUFFIXES = {".txt", ".lst"}
+CSV_SUFFIX = ".csv"
+CSV_COLUMNS = ("path", "title", "caption", "label")
 
 
 @dataclass(frozen=True)
@@ -41,19 +53,68 @@ def _expand(path: Path, *, from_list: bool = False) -> Iterator[Path]:
         yield path
 
 
+@dataclass(frozen=True)
+class _Row:
+    """One entry of a CSV list: a path and the words and label it gives the files there."""
+
+    path: Path
+    words: Words = NO_WORDS
+    label: str | None = None
+
+
+def read_csv_list(path: Path) -> list[_Row]:
+    """The rows of a CSV list (header row first; paths relative to the CSV's folder).
+    InvalidRequest names the file when it has no `path` column or an unknown column."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = [name.strip().lower() for name in reader.fieldnames or []]
+        unknown = sorted(set(columns) - set(CSV_COLUMNS))
+        if "path" not in columns or unknown:
+            raise InvalidRequest(f"{path}: a CSV list needs a header row with a 'path' column "
+                                 f"and may have {', '.join(CSV_COLUMNS[1:])}; found "
+                                 f"{', '.join(columns) or 'no header'}")
+        rows = []
+        for raw in reader:
+            row = {name.strip().lower(): value for name, value in raw.items() if name}
+            entry = (row.get("path") or "").strip()
+            if not entry:
+                continue
+            rows.append(_Row(path=Path(entry) if Path(entry).is_absolute()
+                             else path.parent / entry,
+                             words=Words(title=clean_text(row.get("title"), TITLE_MAX),
+                                         caption=clean_text(row.get("caption"), CAPTION_MAX),
+                                         origin=path.name),
+                             label=(row.get("label") or "").strip() or None))
+    return rows
+
+
+def _listed(root: Path) -> Iterator[_Row]:
+    """The files a path names, each with what a CSV list says about it."""
+    if root.suffix.lower() == CSV_SUFFIX and root.is_file():
+        for row in read_csv_list(root):
+            for file in _expand(row.path, from_list=True):
+                yield _Row(path=file, words=row.words, label=row.label)
+    else:
+        for file in _expand(root):
+            yield _Row(path=file)
+
+
 def collect_items(
     paths: Sequence[Path], *, collection: str | None = None, label_from_dir: bool = False
 ) -> list[IngestItem]:
     """Every file named by `paths`, once each, in a stable order; missing paths are kept so
-    that the ingest reports them as failed rather than dropping them silently."""
+    that the ingest reports them as failed rather than dropping them silently. A CSV list's
+    title and caption win over the file's own words (sidecar, XMP, EXIF), its label over the
+    folder's."""
     seen: set[Path] = set()
     items: list[IngestItem] = []
     for root in paths:
-        for file in _expand(Path(root)):
-            resolved = file.resolve()
+        for row in _listed(Path(root)):
+            resolved = row.path.resolve()
             if resolved in seen:
                 continue
             seen.add(resolved)
-            label = file.parent.name if label_from_dir else None
-            items.append(IngestItem(path=resolved, collection=collection, label=label))
+            label = row.label or (row.path.parent.name if label_from_dir else None)
+            items.append(IngestItem(path=resolved, collection=collection, label=label,
+                                    title=row.words.title, caption=row.words.caption))
     return items

@@ -49,7 +49,9 @@ def submit_ingest(runtime: Runtime, *, paths: Sequence[str | Path] | None = None
     if paths:
         found = _collect_fenced([Path(p) for p in paths], roots, collection=collection,
                                 label_from_dir=label_from_dir)
-        items = [(str(item.path), item.label) for item in found]
+        items: list[tuple[str, str | None] | tuple[str, str | None, str | None, str | None]] = [
+            (str(item.path), item.label, item.title, item.caption)
+            if item.title or item.caption else (str(item.path), item.label) for item in found]
     else:
         items = [(str(url), None) for url in urls or []]
     size = runtime.settings.job_batch_size
@@ -191,8 +193,10 @@ def _ingest_batch(runtime: Runtime, job: Job, batch: int) -> None:
     size = params.batch_size
     chunk = params.items[batch * size:(batch + 1) * size]
     if params.source == "paths":
-        items = [IngestItem(path=Path(source), collection=params.collection, label=label)
-                 for source, label in chunk]
+        items = [IngestItem(path=Path(entry[0]), collection=params.collection, label=entry[1],
+                            title=entry[2] if len(entry) > 2 else None,
+                            caption=entry[3] if len(entry) > 3 else None)
+                 for entry in chunk]
         summary = ingest_items(runtime, items)
     else:
         summary = ingest_urls(runtime, chunk, collection=params.collection)

@@ -29,7 +29,8 @@ class JobCreate(BaseModel):
     """An ingest job over server-side paths (files, folders, lists) or URLs."""
 
     kind: Literal["ingest"] = "ingest"
-    paths: list[str] | None = Field(None, description="files, folders, .txt/.lst path lists")
+    paths: list[str] | None = Field(None, description="files, folders, .txt/.lst path lists, "
+                                    ".csv lists (path, title, caption, label columns)")
     urls: list[str] | None = Field(None, description="http(s) URLs of images")
     collection: str | None = None
     label_from_dir: bool = False
