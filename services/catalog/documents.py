@@ -102,7 +102,17 @@ class TextTrainParams(_Document):
     batch_sizes: list[int]
 
 
-JobParams = IngestParams | ReindexParams | FinetuneParams | TextTrainParams
+class TextApplyParams(_Document):
+    """A text-apply job: pages of captioned image ids (first, last) given topics by
+    `text_model`, the default text model when the job was submitted."""
+
+    text_model: str
+    batch_size: int
+    pages: list[tuple[int, int]]
+    batch_sizes: list[int]
+
+
+JobParams = IngestParams | ReindexParams | FinetuneParams | TextTrainParams | TextApplyParams
 
 
 class BatchOutcome(_Document):

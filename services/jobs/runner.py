@@ -27,6 +27,7 @@ from lookalike.services.jobs import reindex as reindex_jobs
 from lookalike.services.jobs.lease import JobLease
 from lookalike.services.jobs.schemas import JobPublic
 from lookalike.services.runtime import Runtime
+from lookalike.services.text import apply as text_apply
 from lookalike.services.text import training as text_training
 from lookalike.services.text.request import TextTrainRequest
 from lookalike.services.training.request import FinetuneRequest
@@ -210,6 +211,15 @@ def submit_reindex(runtime: Runtime, *, space_name: str, wait: bool = False) -> 
     return get_job(runtime, job.id)
 
 
+def submit_text_apply(runtime: Runtime, *, model_name: str | None = None,
+                      wait: bool = False) -> Job:
+    """Record a job that gives every captioned image its topic with the named (else the
+    default) text model, a page of ids per batch, and start it where jobs run."""
+    job = text_apply.create_text_apply_job(runtime, model_name=model_name)
+    launch(runtime, job.id, batches=range(job.result.batch_count), wait=wait)
+    return get_job(runtime, job.id)
+
+
 def submit_finetune(runtime: Runtime, request: FinetuneRequest, *, wait: bool = False) -> Job:
     """Record a fine-tuning job, one batch per epoch, and start it where jobs run."""
     finetune.check_request(runtime, request)
@@ -266,6 +276,7 @@ BATCH_RUNNERS: dict[str, Callable[[Runtime, Job, int], None]] = {
     "finetune": _finetune_batch,
     "reindex": reindex_jobs.run_reindex_batch,
     "text-train": _text_train_batch,
+    "text-apply": text_apply.run_text_apply_batch,
 }
 SEQUENTIAL_KINDS = frozenset({"finetune", "text-train"})
 TRAINING_KINDS = SEQUENTIAL_KINDS

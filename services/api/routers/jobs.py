@@ -1,5 +1,5 @@
-"""/v1/jobs: submit an ingest, fine-tuning, reindex or text-train job (202), follow it, list
-jobs, see curves."""
+"""/v1/jobs: submit an ingest, fine-tuning, reindex, text-train or text-apply job (202),
+follow it, list jobs, see curves."""
 
 from __future__ import annotations
 
@@ -56,8 +56,15 @@ class TextTrainJobCreate(TextTrainRequest):
     kind: Literal["text-train"]
 
 
-AnyJobCreate = Annotated[JobCreate | FinetuneJobCreate | ReindexJobCreate | TextTrainJobCreate,
-                         Field(union_mode="left_to_right")]
+class TextApplyJobCreate(BaseModel):
+    """A job that gives every captioned image in the catalog its topic, page by page."""
+
+    kind: Literal["text-apply"]
+    model: str | None = Field(None, description="text model name; the default one if unset")
+
+
+AnyJobCreate = Annotated[JobCreate | FinetuneJobCreate | ReindexJobCreate | TextTrainJobCreate
+                         | TextApplyJobCreate, Field(union_mode="left_to_right")]
 
 
 @router.post("", status_code=202, responses=ERRORS | {401: {"model": ErrorResponse},
@@ -66,8 +73,8 @@ AnyJobCreate = Annotated[JobCreate | FinetuneJobCreate | ReindexJobCreate | Text
 async def create_job(body: AnyJobCreate, request: Request, runtime: RuntimeDep,
                      who: IdentityDep) -> dict[str, Any]:
     """Queue a job; it runs on the workers (or in this process without a broker). Ingest by
-    URL needs the ingest scope; server paths (under LOOKALIKE_INGEST_ROOTS only), re-index
-    and fine-tuning jobs need admin."""
+    URL needs the ingest scope; server paths (under LOOKALIKE_INGEST_ROOTS only), re-index,
+    fine-tuning, text-train and text-apply jobs need admin."""
     needed = INGEST if isinstance(body, JobCreate) and body.urls and not body.paths else ADMIN
     if not grants(who.scopes, needed):
         raise NotAllowed(f"the key {who.name!r} lacks the {needed!r} scope this job needs",
@@ -76,6 +83,8 @@ async def create_job(body: AnyJobCreate, request: Request, runtime: RuntimeDep,
         audit(request, who)
     if isinstance(body, ReindexJobCreate):
         job = await run_in_threadpool(jobs.submit_reindex, runtime, space_name=body.space)
+    elif isinstance(body, TextApplyJobCreate):
+        job = await run_in_threadpool(jobs.submit_text_apply, runtime, model_name=body.model)
     elif isinstance(body, TextTrainJobCreate):
         text_request = TextTrainRequest.model_validate(body.model_dump(exclude={"kind"}))
         job = await run_in_threadpool(jobs.submit_text_train, runtime, text_request,
