@@ -68,8 +68,8 @@ class SpaceOptions(_Document):
 
 
 class IngestParams(_Document):
-    """An ingest job: (path or URL, label) items, or (path, label, title, caption) when a
-    CSV list gave a path its words, cut into batches of `batch_size`."""
+    """An ingest job: (path or URL, label) items, or (path or URL, label, title, caption)
+    when a CSV or URL list gave it words, cut into batches of `batch_size`."""
 
     source: Literal["paths", "urls"]
     items: list[tuple[str, str | None] | tuple[str, str | None, str | None, str | None]]

@@ -1,5 +1,6 @@
 """What to ingest: files, folders (recursively), text files that list paths, and CSV files
-with a `path` column and optional `title`, `caption` and `label` columns."""
+with a `path` column and optional `title`, `caption` and `label` columns; and URL lists (one
+URL a line, or a CSV with a `url` column and the same optional columns)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from lookalike.services.ingest.captions import (
 
 LIST_SUFFIXES = {".txt", ".lst"}
 CSV_SUFFIX = ".csv"
-CSV_COLUMNS = ("path", "title", "caption", "label")
+WORD_COLUMNS = ("title", "caption", "label")
 
 
 @dataclass(frozen=True)
@@ -62,30 +63,53 @@ class _Row:
     label: str | None = None
 
 
-def read_csv_list(path: Path) -> list[_Row]:
-    """The rows of a CSV list (header row first; paths relative to the CSV's folder).
-    InvalidRequest names the file when it has no `path` column or an unknown column."""
+@dataclass(frozen=True)
+class UrlItem:
+    """One URL to ingest, with the words and label a URL list gave it."""
+
+    url: str
+    title: str | None = None
+    caption: str | None = None
+    label: str | None = None
+
+
+def _csv_rows(path: Path, key: str) -> list[tuple[str, Words, str | None]]:
+    """(the `key` column, words, label) of each row of a CSV list that names something.
+    InvalidRequest names the file when it lacks the `key` column or has an unknown one."""
     with path.open(encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         columns = [name.strip().lower() for name in reader.fieldnames or []]
-        unknown = sorted(set(columns) - set(CSV_COLUMNS))
-        if "path" not in columns or unknown:
-            raise InvalidRequest(f"{path}: a CSV list needs a header row with a 'path' column "
-                                 f"and may have {', '.join(CSV_COLUMNS[1:])}; found "
+        unknown = sorted(set(columns) - {key, *WORD_COLUMNS})
+        if key not in columns or unknown:
+            raise InvalidRequest(f"{path}: a CSV list needs a header row with a '{key}' column "
+                                 f"and may have {', '.join(WORD_COLUMNS)}; found "
                                  f"{', '.join(columns) or 'no header'}")
         rows = []
         for raw in reader:
             row = {name.strip().lower(): value for name, value in raw.items() if name}
-            entry = (row.get("path") or "").strip()
-            if not entry:
-                continue
-            rows.append(_Row(path=Path(entry) if Path(entry).is_absolute()
-                             else path.parent / entry,
-                             words=Words(title=clean_text(row.get("title"), TITLE_MAX),
-                                         caption=clean_text(row.get("caption"), CAPTION_MAX),
-                                         origin=path.name),
-                             label=(row.get("label") or "").strip() or None))
+            entry = (row.get(key) or "").strip()
+            if entry:
+                rows.append((entry, Words(title=clean_text(row.get("title"), TITLE_MAX),
+                                          caption=clean_text(row.get("caption"), CAPTION_MAX),
+                                          origin=path.name),
+                             (row.get("label") or "").strip() or None))
     return rows
+
+
+def read_csv_list(path: Path) -> list[_Row]:
+    """The rows of a CSV list of paths (header row first; relative to the CSV's folder)."""
+    return [_Row(path=Path(entry) if Path(entry).is_absolute() else path.parent / entry,
+                 words=words, label=label) for entry, words, label in _csv_rows(path, "path")]
+
+
+def read_url_list(path: Path) -> list[UrlItem]:
+    """The URLs of a list file: a CSV with a `url` column (and title, caption, label), or
+    any other text file with one URL a line ('#' starts a comment line)."""
+    if path.suffix.lower() == CSV_SUFFIX:
+        return [UrlItem(url=entry, title=words.title, caption=words.caption, label=label)
+                for entry, words, label in _csv_rows(path, "url")]
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [UrlItem(url=line) for line in lines if line and not line.startswith("#")]
 
 
 def _listed(root: Path) -> Iterator[_Row]:

@@ -16,6 +16,7 @@ from lookalike.services.api.ratelimit import INGEST_RATE
 from lookalike.services.api.schemas import ErrorResponse
 from lookalike.services.auth.scopes import ADMIN, INGEST, grants
 from lookalike.services.errors import NotAllowed, NotFound
+from lookalike.services.ingest.sources import UrlItem
 from lookalike.services.jobs import runner as jobs
 from lookalike.services.jobs.schemas import JobPublic
 from lookalike.services.text.request import TextTrainRequest
@@ -25,13 +26,24 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 ERRORS = {status: {"model": ErrorResponse} for status in (404, 409, 422)}
 
 
+class UrlEntry(BaseModel):
+    """An image URL with the title, caption and label it gets in the catalog."""
+
+    url: str
+    title: str | None = None
+    caption: str | None = None
+    label: str | None = None
+
+
 class JobCreate(BaseModel):
     """An ingest job over server-side paths (files, folders, lists) or URLs."""
 
     kind: Literal["ingest"] = "ingest"
     paths: list[str] | None = Field(None, description="files, folders, .txt/.lst path lists, "
                                     ".csv lists (path, title, caption, label columns)")
-    urls: list[str] | None = Field(None, description="http(s) URLs of images")
+    urls: list[str | UrlEntry] | None = Field(
+        None, description="http(s) URLs of images, each a string or {url, title, caption, "
+        "label}")
     collection: str | None = None
     label_from_dir: bool = False
 
@@ -93,8 +105,10 @@ async def create_job(body: AnyJobCreate, request: Request, runtime: RuntimeDep,
         request = FinetuneRequest.model_validate(body.model_dump(exclude={"kind"}))
         job = await run_in_threadpool(jobs.submit_finetune, runtime, request)
     else:
+        urls = [UrlItem(**url.model_dump()) if isinstance(url, UrlEntry) else url
+                for url in body.urls or []]
         job = await run_in_threadpool(jobs.submit_ingest, runtime, paths=body.paths,
-                                      urls=body.urls, collection=body.collection,
+                                      urls=urls or None, collection=body.collection,
                                       label_from_dir=body.label_from_dir,
                                       roots=runtime.settings.ingest_roots)
     return jobs.describe(job)
