@@ -68,10 +68,11 @@ class SpaceOptions(_Document):
 
 
 class IngestParams(_Document):
-    """An ingest job: (path or URL, label) items, cut into batches of `batch_size`."""
+    """An ingest job: (path or URL, label) items, or (path or URL, label, title, caption)
+    when a CSV or URL list gave it words, cut into batches of `batch_size`."""
 
     source: Literal["paths", "urls"]
-    items: list[tuple[str, str | None]]
+    items: list[tuple[str, str | None] | tuple[str, str | None, str | None, str | None]]
     batch_size: int
     collection: str | None = None
 
@@ -101,7 +102,17 @@ class TextTrainParams(_Document):
     batch_sizes: list[int]
 
 
-JobParams = IngestParams | ReindexParams | FinetuneParams | TextTrainParams
+class TextApplyParams(_Document):
+    """A text-apply job: pages of captioned image ids (first, last) given topics by
+    `text_model`, the default text model when the job was submitted."""
+
+    text_model: str
+    batch_size: int
+    pages: list[tuple[int, int]]
+    batch_sizes: list[int]
+
+
+JobParams = IngestParams | ReindexParams | FinetuneParams | TextTrainParams | TextApplyParams
 
 
 class BatchOutcome(_Document):

@@ -210,6 +210,20 @@ def captioned_images(*, session: Session, collection: str | None = None,
             for image_id, title, caption, label in session.execute(query)]
 
 
+def captioned_ids(*, session: Session, first: int | None = None,
+                  last: int | None = None) -> list[int]:
+    """Ids of the live images with a title or caption, ascending, optionally only from
+    `first` to `last` (inclusive): what a text-apply job splits into pages, and one page."""
+    query = (select(Image.id).where(Image.status == "embedded")
+             .where((Image.caption.is_not(None)) | (Image.title.is_not(None)))
+             .order_by(Image.id))
+    if first is not None:
+        query = query.where(Image.id >= first)
+    if last is not None:
+        query = query.where(Image.id <= last)
+    return list(session.scalars(query))
+
+
 def set_words(*, session: Session, image_id: int, values: dict[str, str | None]) -> Image:
     """Set an image's title and/or caption (None clears one); the topic a text model gave
     the old words is cleared with them. ImageNotFound for an unknown or deleted image."""

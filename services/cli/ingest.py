@@ -63,7 +63,8 @@ def print_summary(summary: IngestSummary, *, show_failures: int) -> None:
 
 
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="files, folders, .txt/.lst path lists")],
+    paths: Annotated[list[Path], typer.Argument(
+        help="files, folders, .txt/.lst path lists, .csv lists (path,title,caption,label)")],
     collection: Annotated[str | None, typer.Option(help="stored with each image")] = None,
     label_from_dir: Annotated[bool, typer.Option(help="label images by their folder name")] = False,
     show_failures: Annotated[int, typer.Option(help="how many failed files to list")] = 20,

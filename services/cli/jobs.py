@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lookalike.services.config import get_settings
+from lookalike.services.ingest.sources import UrlItem, read_url_list
 from lookalike.services.jobs import runner as jobs
 from lookalike.services.setup import open_runtime
 
@@ -39,16 +40,20 @@ def _show(job: dict, as_json: bool) -> None:
 
 
 def jobs_ingest(
-    paths: Annotated[list[Path] | None, typer.Argument(help="files, folders, path lists")] = None,
+    paths: Annotated[list[Path] | None,
+                     typer.Argument(help="files, folders, .txt/.lst/.csv lists")] = None,
     url: Annotated[list[str] | None, typer.Option(help="image URL (repeatable)")] = None,
+    url_list: Annotated[Path | None, typer.Option(
+        help="URLs one a line, or a .csv with url,title,caption,label columns")] = None,
     collection: Annotated[str | None, typer.Option()] = None,
     label_from_dir: Annotated[bool, typer.Option()] = False,
     as_json: AsJson = False,
 ) -> None:
     """Submit an ingest job: on the workers with LOOKALIKE_BROKER_URL, else run it here."""
+    urls: list[str | UrlItem] = [*(url or []), *(read_url_list(url_list) if url_list else [])]
     with open_runtime(get_settings()) as runtime:
         job = jobs.submit_ingest(runtime, paths=[str(p.resolve()) for p in paths or []] or None,
-                                 urls=url or None, collection=collection,
+                                 urls=urls or None, collection=collection,
                                  label_from_dir=label_from_dir, wait=True)
         _show(jobs.describe(job), as_json)
 

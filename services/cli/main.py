@@ -136,7 +136,7 @@ COMMANDS: dict[str, Entry] = {
     "text classify": Entry(f"{_CLI}.text:text_classify", "Print the topic of each text, its "
                            "probability, and whether it is a confident answer."),
     "text apply": Entry(f"{_CLI}.text:text_apply", "Give every captioned image in the "
-                        "catalog its topic with the default text model."),
+                        "catalog its topic, as a job run page by page."),
     "text models": Entry(f"{_CLI}.text:text_models",
                          "Every text model: name, classes, held-out figures, default."),
     "sample build": Entry(f"{_CLI}.sample:sample_build", "Write the bundled photos and "

@@ -4,6 +4,7 @@ one table), classify texts, list the text models."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -15,12 +16,13 @@ from rich.table import Table
 from lookalike.services.catalog import textmodels
 from lookalike.services.cli.finetune import follow_epochs
 from lookalike.services.config import get_settings
+from lookalike.services.errors import InvalidRequest
 from lookalike.services.jobs import runner as jobs
 from lookalike.services.setup import open_runtime
 from lookalike.services.text.benchmark import Row, baseline_rows, cnn_row
 from lookalike.services.text.corpus import split_texts
 from lookalike.services.text.request import TextTrainRequest
-from lookalike.services.text.topics import classify_texts, topics_over_catalog
+from lookalike.services.text.topics import classify_texts
 
 console = Console()
 status = Console(stderr=True)
@@ -120,8 +122,38 @@ def text_models() -> None:
                           f"{json.dumps(row.figures)}", highlight=False)
 
 
-def text_apply() -> None:
-    """Give every captioned image in the catalog its topic with the default text model."""
+POLL_S = 0.5
+
+
+def text_apply(
+    model: Annotated[str | None, typer.Option(help="text model (default: the default)")
+                     ] = None,
+    wait: Annotated[bool, typer.Option(
+        "--wait/--no-wait", help="follow the job to its end (--no-wait: only submit it to "
+        "the workers)")] = True,
+) -> None:
+    """Give every captioned image in the catalog its topic, as a job run page by page.
+
+    A failed or cancelled job resumes its unfinished pages with `lookalike jobs retry ID`."""
     with open_runtime(get_settings()) as runtime:
-        count = topics_over_catalog(runtime)
-    console.print(f"{count} captioned images have a topic", highlight=False)
+        if not wait and not runtime.launcher.remote:
+            raise InvalidRequest(
+                "--no-wait needs workers (LOOKALIKE_BROKER_URL); without them the job runs in "
+                "this command. Run it without --no-wait, or ask a running server: POST "
+                '/v1/jobs {"kind": "text-apply"}')
+        job = jobs.submit_text_apply(runtime, model_name=model, wait=wait)
+        shown = jobs.describe(job)
+        while wait and shown["state"] in ("queued", "running"):
+            time.sleep(POLL_S)
+            shown = jobs.describe(jobs.get_job(runtime, job.id))
+    if not wait:
+        console.print(f"job {shown['id']} submitted: {shown['progress']['total']} captioned "
+                      f"images in {shown['batches']['total']} batches; `lookalike jobs show "
+                      f"{shown['id']}` follows it", highlight=False)
+        return
+    console.print(f"job {shown['id']} {shown['state']}: {shown['counts']['added']} captioned "
+                  "images have a topic", highlight=False)
+    for line in shown["errors"][:20]:
+        console.print(f"  {line}", highlight=False)
+    if shown["state"] != "succeeded":
+        raise typer.Exit(1)

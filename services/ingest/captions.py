@@ -1,5 +1,6 @@
 """The words that come with an image file: a sidecar `NAME.txt` (the caption) or `NAME.json`
-({"title": ..., "caption": ...}) beside it, else the EXIF ImageDescription inside it."""
+({"title": ..., "caption": ...}) beside it, else the XMP dc:description (and dc:title) inside
+it, else its EXIF ImageDescription."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ class Words:
 NO_WORDS = Words()
 
 
-def _clean(value: object, limit: int) -> str | None:
+def clean_text(value: object, limit: int) -> str | None:
     """Stripped text cut to `limit` characters; None for anything empty or not a string."""
     if not isinstance(value, str) or not value.strip():
         return None
@@ -64,27 +65,69 @@ def sidecar_words(image: Path) -> Words:
         try:
             body = path.read_text(encoding="utf-8")
             if path.suffix == ".txt":
-                return Words(caption=_clean(body, CAPTION_MAX), origin=path.name)
+                return Words(caption=clean_text(body, CAPTION_MAX), origin=path.name)
             data = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError, OSError) as exc:
             log.warning("sidecar %s not used: %s", path, exc)
             continue
         if isinstance(data, dict):
-            return Words(title=_clean(data.get("title"), TITLE_MAX),
-                         caption=_clean(data.get("caption") or data.get("description"),
+            return Words(title=clean_text(data.get("title"), TITLE_MAX),
+                         caption=clean_text(data.get("caption") or data.get("description"),
                                         CAPTION_MAX), origin=path.name)
         log.warning("sidecar %s not used: it holds no JSON object", path)
     return Words()
 
 
-def exif_words(data: bytes) -> Words:
-    """The EXIF ImageDescription of image bytes as its caption, when there is one."""
+def _xmp_text(value: object) -> str | None:
+    """The text of an XMP property as Pillow's getxmp() gives it: a plain string, or an
+    rdf:Alt of language alternatives (the x-default one, else the first)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        if "text" in value:
+            return _xmp_text(value["text"])
+        inner = value.get("Alt") or value.get("Seq") or value.get("Bag")
+        if isinstance(inner, dict):
+            items = inner.get("li")
+            options = items if isinstance(items, list) else [items]
+            default = [o for o in options if isinstance(o, dict) and o.get("lang") == "x-default"]
+            return _xmp_text((default or options)[0]) if options else None
+    return None
+
+
+def _xmp_words(xmp: dict) -> Words:
+    """dc:title and dc:description from the rdf:Description elements of an XMP packet."""
+    meta = xmp.get("xmpmeta")
+    rdf = meta.get("RDF") if isinstance(meta, dict) else None
+    blocks = rdf.get("Description") if isinstance(rdf, dict) else None
+    title = caption = None
+    for block in blocks if isinstance(blocks, list) else [blocks]:
+        if isinstance(block, dict):
+            title = title or clean_text(_xmp_text(block.get("title")), TITLE_MAX)
+            caption = caption or clean_text(_xmp_text(block.get("description")), CAPTION_MAX)
+    if title is None and caption is None:
+        return Words()
+    return Words(title=title, caption=caption, origin="xmp")
+
+
+def embedded_words(data: bytes) -> Words:
+    """The words inside image bytes: XMP dc:description and dc:title when present, else the
+    EXIF ImageDescription as the caption. An XMP packet that is not well-formed XML is
+    reported in the log and the EXIF description used."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            value = image.getexif().get(EXIF_IMAGE_DESCRIPTION)
+            exif = image.getexif().get(EXIF_IMAGE_DESCRIPTION)
+            try:
+                xmp = image.getxmp()
+            except (SyntaxError, ValueError) as exc:  # ParseError, defusedxml's refusals
+                log.warning("XMP packet not used: %s", exc)
+                xmp = {}
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return Words()
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="replace")
-    caption = _clean(value, CAPTION_MAX)
+    found = _xmp_words(xmp)
+    if not found.empty:
+        return found
+    if isinstance(exif, bytes):
+        exif = exif.decode("utf-8", errors="replace")
+    caption = clean_text(exif, CAPTION_MAX)
     return Words(caption=caption, origin="exif") if caption else Words()

@@ -275,7 +275,7 @@ def ingest_bytes(runtime: Runtime, data: bytes, *, source: str, collection: str 
     """Add one uploaded image; it is searchable, in every filled space, when this returns.
     Bad bytes raise ImageRejected, and a collection, label, title or caption too long for
     the catalog InvalidRequest, both before any file is stored or row written. `words` (the
-    form's title and caption) win over the EXIF description."""
+    form's title and caption) win over the XMP or EXIF description."""
     check_metadata(collection=collection, label=label, words=words)
     with runtime.session() as session:
         space = ensure_default_space(session=session, settings=runtime.settings)

@@ -12,7 +12,7 @@ import torch
 from lookalike.retrieval.embedding.embedder import Embedder, Prepared, image_to_pixels
 from lookalike.retrieval.errors import ImageRejected
 from lookalike.retrieval.images import DecodedImage, decode_image, sha256_hex
-from lookalike.services.ingest.captions import Words, exif_words, sidecar_words
+from lookalike.services.ingest.captions import Words, embedded_words, sidecar_words
 from lookalike.services.storage.files import original_path, write_original
 from lookalike.services.storage.layout import DataLayout
 
@@ -86,7 +86,7 @@ def prepare_bytes(
                                  byte_size=len(data), format=decoded.format,
                                  width=decoded.width, height=decoded.height,
                                  stored_path=config.layout.stored(stored),
-                                 words=exif_words(data))
+                                 words=embedded_words(data))
 
 
 def prepare_file(job: tuple[int, str], *, config: PrepareConfig) -> Prepared:

@@ -17,16 +17,18 @@ from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.catalog.documents import FinetuneParams, IngestParams
 from lookalike.services.catalog.models import Job, utcnow
 from lookalike.services.errors import FetchFailed, InvalidRequest, JobNotFound
+from lookalike.services.ingest.captions import NO_WORDS, Words
 from lookalike.services.ingest.fence import check_under_roots
 from lookalike.services.ingest.fetch import fetch_bytes
 from lookalike.services.ingest.metadata import check_metadata
 from lookalike.services.ingest.pipeline import IngestSummary, Outcome, ingest_bytes, ingest_items
-from lookalike.services.ingest.sources import IngestItem, collect_items
+from lookalike.services.ingest.sources import IngestItem, UrlItem, collect_items
 from lookalike.services.jobs import finetune
 from lookalike.services.jobs import reindex as reindex_jobs
 from lookalike.services.jobs.lease import JobLease
 from lookalike.services.jobs.schemas import JobPublic
 from lookalike.services.runtime import Runtime
+from lookalike.services.text import apply as text_apply
 from lookalike.services.text import training as text_training
 from lookalike.services.text.request import TextTrainRequest
 from lookalike.services.training.request import FinetuneRequest
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 def submit_ingest(runtime: Runtime, *, paths: Sequence[str | Path] | None = None,
-                  urls: Sequence[str] | None = None, collection: str | None = None,
+                  urls: Sequence[str | UrlItem] | None = None, collection: str | None = None,
                   label_from_dir: bool = False, wait: bool = False,
                   roots: Sequence[Path] | None = None) -> Job:
     """Record an ingest job and start it: on Celery workers when a broker is configured,
@@ -49,9 +51,11 @@ def submit_ingest(runtime: Runtime, *, paths: Sequence[str | Path] | None = None
     if paths:
         found = _collect_fenced([Path(p) for p in paths], roots, collection=collection,
                                 label_from_dir=label_from_dir)
-        items = [(str(item.path), item.label) for item in found]
+        items = [_entry(str(item.path), item.label, item.title, item.caption)
+                 for item in found]
     else:
-        items = [(str(url), None) for url in urls or []]
+        items = [_entry(url.url, url.label, url.title, url.caption) if isinstance(url, UrlItem)
+                 else _entry(str(url), None, None, None) for url in urls or []]
     size = runtime.settings.job_batch_size
     params = IngestParams(source="paths" if paths else "urls", items=items, batch_size=size,
                           collection=collection)
@@ -61,6 +65,20 @@ def submit_ingest(runtime: Runtime, *, paths: Sequence[str | Path] | None = None
         session.commit()
     launch(runtime, job.id, batches=range(job.result.batch_count), wait=wait)
     return get_job(runtime, job.id)
+
+
+Entry = tuple[str, str | None] | tuple[str, str | None, str | None, str | None]
+
+
+def _entry(source: str, label: str | None, title: str | None, caption: str | None) -> Entry:
+    """A job item: (source, label), with title and caption only when it has words."""
+    return (source, label, title, caption) if title or caption else (source, label)
+
+
+def _parts(entry: Sequence[str | None]) -> tuple[str, str | None, Words]:
+    """The source, label and words of a job item."""
+    words = Words(title=entry[2], caption=entry[3]) if len(entry) > 2 else NO_WORDS
+    return str(entry[0]), entry[1], words
 
 
 def _collect_fenced(paths: list[Path], roots: Sequence[Path] | None, *,
@@ -191,8 +209,9 @@ def _ingest_batch(runtime: Runtime, job: Job, batch: int) -> None:
     size = params.batch_size
     chunk = params.items[batch * size:(batch + 1) * size]
     if params.source == "paths":
-        items = [IngestItem(path=Path(source), collection=params.collection, label=label)
-                 for source, label in chunk]
+        items = [IngestItem(path=Path(source), collection=params.collection, label=label,
+                            title=words.title, caption=words.caption)
+                 for source, label, words in map(_parts, chunk)]
         summary = ingest_items(runtime, items)
     else:
         summary = ingest_urls(runtime, chunk, collection=params.collection)
@@ -202,6 +221,15 @@ def _ingest_batch(runtime: Runtime, job: Job, batch: int) -> None:
 def submit_reindex(runtime: Runtime, *, space_name: str, wait: bool = False) -> Job:
     """Record a job that embeds the catalog into `space_name` and start it where jobs run."""
     job = reindex_jobs.create_reindex_job(runtime, space_name=space_name)
+    launch(runtime, job.id, batches=range(job.result.batch_count), wait=wait)
+    return get_job(runtime, job.id)
+
+
+def submit_text_apply(runtime: Runtime, *, model_name: str | None = None,
+                      wait: bool = False) -> Job:
+    """Record a job that gives every captioned image its topic with the named (else the
+    default) text model, a page of ids per batch, and start it where jobs run."""
+    job = text_apply.create_text_apply_job(runtime, model_name=model_name)
     launch(runtime, job.id, batches=range(job.result.batch_count), wait=wait)
     return get_job(runtime, job.id)
 
@@ -262,6 +290,7 @@ BATCH_RUNNERS: dict[str, Callable[[Runtime, Job, int], None]] = {
     "finetune": _finetune_batch,
     "reindex": reindex_jobs.run_reindex_batch,
     "text-train": _text_train_batch,
+    "text-apply": text_apply.run_text_apply_batch,
 }
 SEQUENTIAL_KINDS = frozenset({"finetune", "text-train"})
 TRAINING_KINDS = SEQUENTIAL_KINDS
@@ -272,14 +301,15 @@ TRAINING_KEYS = ("history", "baseline_val_map", "train_images", "val_images", "c
 
 def ingest_urls(runtime: Runtime, chunk: Sequence[Sequence[str | None]], *,
                 collection: str | None) -> IngestSummary:
-    """Download and ingest each URL; a download or image problem fails only that URL."""
+    """Download and ingest each URL with the words a URL list gave it; a download, image or
+    over-long label or words problem fails only that URL."""
     summary = IngestSummary()
-    for url, label in chunk:
+    for url, label, words in map(_parts, chunk):
         try:
-            data = fetch_bytes(str(url), settings=runtime.settings)
-            result = ingest_bytes(runtime, data, source=str(url), collection=collection,
-                                  label=label)
-        except (FetchFailed, ImageRejected) as exc:
+            data = fetch_bytes(url, settings=runtime.settings)
+            result = ingest_bytes(runtime, data, source=url, collection=collection,
+                                  label=label, words=words)
+        except (FetchFailed, ImageRejected, InvalidRequest) as exc:
             summary.record(Outcome(str(url), "failed", None, str(exc)))
             continue
         summary.record(Outcome(str(url), "added" if result.created else "duplicate",

@@ -30,7 +30,7 @@ class JobPublic(BaseModel):
     text-train jobs."""
 
     id: int
-    kind: str = Field(description="ingest, reindex, finetune or text-train")
+    kind: str = Field(description="ingest, reindex, finetune, text-train or text-apply")
     state: str = Field(description="queued, running, succeeded, failed or cancelled")
     attempts: int
     training: dict[str, Any] | None = Field(

@@ -61,10 +61,11 @@ def _words(image: Image) -> str:
     return " ".join(part for part in (image.title, image.caption) if part)
 
 
-def give_topics(runtime: Runtime, session: Session, image_ids: Sequence[int]) -> int:
-    """Set the topic of these images' words with the default text model (the caller
-    commits); nothing when there is no default model. Returns how many got one."""
-    model = textmodels.default_text_model(session=session)
+def give_topics(runtime: Runtime, session: Session, image_ids: Sequence[int], *,
+                model: TextModel | None = None) -> int:
+    """Set the topic of these images' words with `model`, else the default text model (the
+    caller commits); nothing when there is none. Returns how many got one."""
+    model = model or textmodels.default_text_model(session=session)
     if model is None or not image_ids:
         return 0
     rows = [row for row in image_queries.images_by_ids(session=session, ids=image_ids).values()
@@ -86,17 +87,3 @@ def edit_words(runtime: Runtime, image_id: int, values: dict[str, str | None]) -
         session.refresh(image)
         session.expunge(image)
     return image
-
-
-def topics_over_catalog(runtime: Runtime, *, page: int = 500) -> int:
-    """Give every captioned image its topic with the default text model, a page per
-    transaction; returns how many images got one."""
-    with runtime.read_session() as session:
-        textmodels.find_text_model(session=session, name=None)
-        ids = [image_id for image_id, _, _ in image_queries.captioned_images(session=session)]
-    done = 0
-    for start in range(0, len(ids), page):
-        with runtime.session() as session:
-            done += give_topics(runtime, session, ids[start:start + page])
-            session.commit()
-    return done

@@ -1,5 +1,5 @@
-"""/v1/jobs: submit an ingest, fine-tuning, reindex or text-train job (202), follow it, list
-jobs, see curves."""
+"""/v1/jobs: submit an ingest, fine-tuning, reindex, text-train or text-apply job (202),
+follow it, list jobs, see curves."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from lookalike.services.api.ratelimit import INGEST_RATE
 from lookalike.services.api.schemas import ErrorResponse
 from lookalike.services.auth.scopes import ADMIN, INGEST, grants
 from lookalike.services.errors import NotAllowed, NotFound
+from lookalike.services.ingest.sources import UrlItem
 from lookalike.services.jobs import runner as jobs
 from lookalike.services.jobs.schemas import JobPublic
 from lookalike.services.text.request import TextTrainRequest
@@ -25,12 +26,24 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 ERRORS = {status: {"model": ErrorResponse} for status in (404, 409, 422)}
 
 
+class UrlEntry(BaseModel):
+    """An image URL with the title, caption and label it gets in the catalog."""
+
+    url: str
+    title: str | None = None
+    caption: str | None = None
+    label: str | None = None
+
+
 class JobCreate(BaseModel):
     """An ingest job over server-side paths (files, folders, lists) or URLs."""
 
     kind: Literal["ingest"] = "ingest"
-    paths: list[str] | None = Field(None, description="files, folders, .txt/.lst path lists")
-    urls: list[str] | None = Field(None, description="http(s) URLs of images")
+    paths: list[str] | None = Field(None, description="files, folders, .txt/.lst path lists, "
+                                    ".csv lists (path, title, caption, label columns)")
+    urls: list[str | UrlEntry] | None = Field(
+        None, description="http(s) URLs of images, each a string or {url, title, caption, "
+        "label}")
     collection: str | None = None
     label_from_dir: bool = False
 
@@ -55,8 +68,15 @@ class TextTrainJobCreate(TextTrainRequest):
     kind: Literal["text-train"]
 
 
-AnyJobCreate = Annotated[JobCreate | FinetuneJobCreate | ReindexJobCreate | TextTrainJobCreate,
-                         Field(union_mode="left_to_right")]
+class TextApplyJobCreate(BaseModel):
+    """A job that gives every captioned image in the catalog its topic, page by page."""
+
+    kind: Literal["text-apply"]
+    model: str | None = Field(None, description="text model name; the default one if unset")
+
+
+AnyJobCreate = Annotated[JobCreate | FinetuneJobCreate | ReindexJobCreate | TextTrainJobCreate
+                         | TextApplyJobCreate, Field(union_mode="left_to_right")]
 
 
 @router.post("", status_code=202, responses=ERRORS | {401: {"model": ErrorResponse},
@@ -65,8 +85,8 @@ AnyJobCreate = Annotated[JobCreate | FinetuneJobCreate | ReindexJobCreate | Text
 async def create_job(body: AnyJobCreate, request: Request, runtime: RuntimeDep,
                      who: IdentityDep) -> dict[str, Any]:
     """Queue a job; it runs on the workers (or in this process without a broker). Ingest by
-    URL needs the ingest scope; server paths (under LOOKALIKE_INGEST_ROOTS only), re-index
-    and fine-tuning jobs need admin."""
+    URL needs the ingest scope; server paths (under LOOKALIKE_INGEST_ROOTS only), re-index,
+    fine-tuning, text-train and text-apply jobs need admin."""
     needed = INGEST if isinstance(body, JobCreate) and body.urls and not body.paths else ADMIN
     if not grants(who.scopes, needed):
         raise NotAllowed(f"the key {who.name!r} lacks the {needed!r} scope this job needs",
@@ -75,6 +95,8 @@ async def create_job(body: AnyJobCreate, request: Request, runtime: RuntimeDep,
         audit(request, who)
     if isinstance(body, ReindexJobCreate):
         job = await run_in_threadpool(jobs.submit_reindex, runtime, space_name=body.space)
+    elif isinstance(body, TextApplyJobCreate):
+        job = await run_in_threadpool(jobs.submit_text_apply, runtime, model_name=body.model)
     elif isinstance(body, TextTrainJobCreate):
         text_request = TextTrainRequest.model_validate(body.model_dump(exclude={"kind"}))
         job = await run_in_threadpool(jobs.submit_text_train, runtime, text_request,
@@ -83,8 +105,10 @@ async def create_job(body: AnyJobCreate, request: Request, runtime: RuntimeDep,
         request = FinetuneRequest.model_validate(body.model_dump(exclude={"kind"}))
         job = await run_in_threadpool(jobs.submit_finetune, runtime, request)
     else:
+        urls = [UrlItem(**url.model_dump()) if isinstance(url, UrlEntry) else url
+                for url in body.urls or []]
         job = await run_in_threadpool(jobs.submit_ingest, runtime, paths=body.paths,
-                                      urls=body.urls, collection=body.collection,
+                                      urls=urls or None, collection=body.collection,
                                       label_from_dir=body.label_from_dir,
                                       roots=runtime.settings.ingest_roots)
     return jobs.describe(job)

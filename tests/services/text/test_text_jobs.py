@@ -51,9 +51,10 @@ def test_a_job_trains_publishes_and_topics_follow(trained, tmp_path: Path) -> No
     assert job["state"] == "succeeded", job["error"]
     training = job["training"]
     assert [row["epoch"] for row in training["history"]] == list(range(1, 11))
-    assert Path(training["curves"]).is_file()
+    layout = runtime.settings.layout
+    assert layout.resolve(training["curves"]).is_file()
     assert training["figures"]["accuracy"] >= 0.9, training["figures"]
-    model_file = Path(training["weights_file"])
+    model_file = layout.resolve(training["weights_file"])
     assert hashlib.sha256(model_file.read_bytes()).hexdigest() == training["weights_sha256"]
     with TestClient(create_app(runtime.settings)) as client:
         answer = client.post("/v1/text/classify", json={"text": "a storm with rain and snow"})
