@@ -167,7 +167,7 @@ class Settings(BaseSettings):
         folder under home."""
         return self.milvus_uri or str((self.home / "milvus.db").resolve())
 
-
+    @property
     def engine_dir(self) -> Path:
         """Where models exported for inference engines are kept."""
         return self.engine_cache if self.engine_cache is not None else self.layout.engines
