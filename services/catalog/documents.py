@@ -101,7 +101,17 @@ class TextTrainParams(_Document):
     batch_sizes: list[int]
 
 
-JobParams = IngestParams | ReindexParams | FinetuneParams | TextTrainParams
+class TopPatchesParams(_Document):
+    """A top-patches job: one pass over the first `limit` catalog images through `space`'s
+    backbone, ranking them by channel `channel` of trunk block `layer`."""
+
+    space: str
+    layer: int
+    channel: int
+    limit: int
+
+
+JobParams = IngestParams | ReindexParams | FinetuneParams | TextTrainParams | TopPatchesParams
 
 
 class BatchOutcome(_Document):
@@ -143,6 +153,9 @@ class JobResult(_Document):
     curves: str | None = None
     text_model: str | None = None
     figures: dict[str, Any] | None = None
+    patches: str | None = Field(None, description="a top-patches job's PNG, home-relative")
+    top: list[tuple[int, float]] | None = Field(
+        None, description="a top-patches job's (image id, response), best first")
 
 
 class Document(TypeDecorator[Any]):
