@@ -14,6 +14,8 @@ from lookalike.retrieval.embedding.pooling import pool
 from lookalike.retrieval.errors import InvalidTrainingConfig
 
 _GAP = 2
+SALIENCY_PERCENTILE = 99.0
+SALIENCY_BLUR = 9
 
 
 def first_convolution(network: nn.Module) -> nn.Conv2d:
@@ -88,9 +90,16 @@ def descriptor(trunk: nn.Module, inputs: torch.Tensor, *, pooling: str, p: float
 def saliency(trunk: nn.Module, inputs: torch.Tensor, target: torch.Tensor, *, pooling: str,
              p: float = 3.0) -> np.ndarray:
     """(S,S) map in 0..1: |d score / d pixel|, the max over colour channels, where score is
-    the cosine of the (1,3,S,S) input's descriptor with the unit `target` (Simonyan et al.)."""
+    the cosine of the (1,3,S,S) input's descriptor with the unit `target` (Simonyan et al.).
+    Averaged over `SALIENCY_BLUR`-pixel squares and scaled so that its `SALIENCY_PERCENTILE`
+    percentile is 1 (clipped above): raw gradients are so peaked and speckled that, scaled by
+    their maximum, nearly every pixel would show nothing."""
     image = inputs.detach().clone().requires_grad_(True)
     score = (descriptor(trunk, image, pooling=pooling, p=p)[0] * target).sum()
     (gradient,) = torch.autograd.grad(score, image)
-    strength = gradient[0].abs().amax(dim=0)
-    return (strength / strength.max().clamp(min=1e-12)).numpy()
+    raw = gradient[0].abs().amax(dim=0)
+    strength = nn.functional.avg_pool2d(raw[None, None], SALIENCY_BLUR, stride=1,
+                                        padding=SALIENCY_BLUR // 2,
+                                        count_include_pad=False)[0, 0]
+    scale = torch.quantile(strength.flatten(), SALIENCY_PERCENTILE / 100).clamp(min=1e-12)
+    return (strength / scale).clamp(max=1.0).numpy()

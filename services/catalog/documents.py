@@ -112,7 +112,18 @@ class TextApplyParams(_Document):
     batch_sizes: list[int]
 
 
-JobParams = IngestParams | ReindexParams | FinetuneParams | TextTrainParams | TextApplyParams
+class TopPatchesParams(_Document):
+    """A top-patches job: one pass over the first `limit` catalog images through `space`'s
+    backbone, ranking them by channel `channel` of trunk block `layer`."""
+
+    space: str
+    layer: int
+    channel: int
+    limit: int
+
+
+JobParams = (IngestParams | ReindexParams | FinetuneParams | TextTrainParams | TextApplyParams
+             | TopPatchesParams)
 
 
 class BatchOutcome(_Document):
@@ -154,6 +165,9 @@ class JobResult(_Document):
     curves: str | None = None
     text_model: str | None = None
     figures: dict[str, Any] | None = None
+    patches: str | None = Field(None, description="a top-patches job's PNG, home-relative")
+    top: list[tuple[int, float]] | None = Field(
+        None, description="a top-patches job's (image id, response), best first")
 
 
 class Document(TypeDecorator[Any]):

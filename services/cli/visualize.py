@@ -3,6 +3,8 @@ PNG files."""
 
 from __future__ import annotations
 
+import shutil
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -10,10 +12,12 @@ import typer
 from rich.console import Console
 
 from lookalike.services.config import get_settings
+from lookalike.services.jobs import runner as jobs
 from lookalike.services.setup import open_runtime
 from lookalike.services.spaces import visualize
 
 console = Console()
+POLL_S = 0.5
 SpaceOption = Annotated[str | None, typer.Option("--space", help="space name (default: the "
                                                                   "default space)")]
 
@@ -32,18 +36,30 @@ def visualize_top_patches(
     layer: Annotated[int, typer.Option(help="trunk block, 0-based (see --help of finetune's "
                                             "--frozen-blocks for the same numbering)")],
     channel: Annotated[int, typer.Option(help="channel of that block's output")],
-    out: Annotated[Path, typer.Option(help="PNG file to write")] = Path("top-patches.png"),
+    out: Annotated[Path | None, typer.Option(help="also copy the PNG here (it is kept in the "
+                                                  "job's folder either way)")] = None,
     space: SpaceOption = None,
     limit: Annotated[int, typer.Option(help="look at the first N catalog images")] = 5000,
 ) -> None:
-    """Find the 9 catalog image patches that excite one channel of one block most (a pass
-    over the catalog) and store them as a 3x3 PNG."""
+    """Find the 9 catalog image patches that excite one channel of one block most (a
+    top-patches job over the catalog: on the workers with LOOKALIKE_BROKER_URL, else here),
+    wait for it, and print the images' responses and the 3x3 PNG's path."""
     with open_runtime(get_settings()) as runtime:
-        path, top = visualize.write_top_patches(runtime, space_name=space, layer=layer,
-                                                channel=channel, out=out, limit=limit)
-    for image_id, value in top:
+        job = jobs.submit_top_patches(runtime, space_name=space, layer=layer, channel=channel,
+                                      limit=limit, wait=True)
+        while job.state in ("queued", "running"):
+            time.sleep(POLL_S)
+            job = jobs.get_job(runtime, job.id)
+        png = runtime.settings.layout.resolve(job.result.patches) if job.result.patches else None
+    if job.state != "succeeded" or png is None:
+        console.print(f"[red]job {job.id} {job.state}:[/red] {job.error}", highlight=False)
+        raise typer.Exit(1)
+    for image_id, value in job.result.top or []:
         console.print(f"image {image_id}: {value:.3f}", highlight=False)
-    console.print(f"top patches: {path}", highlight=False)
+    if out is not None:
+        shutil.copyfile(png, out)
+        png = out
+    console.print(f"job {job.id}; top patches: {png}", highlight=False)
 
 
 def visualize_saliency(

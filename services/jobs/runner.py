@@ -25,6 +25,7 @@ from lookalike.services.ingest.pipeline import IngestSummary, Outcome, ingest_by
 from lookalike.services.ingest.sources import IngestItem, UrlItem, collect_items
 from lookalike.services.jobs import finetune
 from lookalike.services.jobs import reindex as reindex_jobs
+from lookalike.services.jobs import top_patches as top_patches_jobs
 from lookalike.services.jobs.lease import JobLease
 from lookalike.services.jobs.schemas import JobPublic
 from lookalike.services.runtime import Runtime
@@ -234,6 +235,16 @@ def submit_text_apply(runtime: Runtime, *, model_name: str | None = None,
     return get_job(runtime, job.id)
 
 
+def submit_top_patches(runtime: Runtime, *, space_name: str | None, layer: int, channel: int,
+                       limit: int = 5000, wait: bool = False) -> Job:
+    """Record a job that finds the catalog patches exciting one channel of one block most,
+    and start it where jobs run."""
+    job = top_patches_jobs.create_top_patches_job(runtime, space_name=space_name, layer=layer,
+                                                  channel=channel, limit=limit)
+    launch(runtime, job.id, batches=[0], wait=wait)
+    return get_job(runtime, job.id)
+
+
 def submit_finetune(runtime: Runtime, request: FinetuneRequest, *, wait: bool = False) -> Job:
     """Record a fine-tuning job, one batch per epoch, and start it where jobs run."""
     finetune.check_request(runtime, request)
@@ -291,6 +302,7 @@ BATCH_RUNNERS: dict[str, Callable[[Runtime, Job, int], None]] = {
     "reindex": reindex_jobs.run_reindex_batch,
     "text-train": _text_train_batch,
     "text-apply": text_apply.run_text_apply_batch,
+    top_patches_jobs.KIND: top_patches_jobs.run_top_patches_batch,
 }
 SEQUENTIAL_KINDS = frozenset({"finetune", "text-train"})
 TRAINING_KINDS = SEQUENTIAL_KINDS
@@ -384,9 +396,14 @@ def describe(job: Job) -> dict[str, Any]:
         rate = round(job.progress_done / elapsed, 2) if elapsed > 0 else None
     figures = result.model_dump(mode="json", include=set(TRAINING_KEYS))
     training = {key: value for key, value in figures.items() if value is not None}
+    patches = {"png": result.patches, "top": [{"image_id": image_id, "response": value}
+                                              for image_id, value in result.top or []]}
+    hidden = ({"training"} if job.kind not in TRAINING_KINDS else set()) | (
+        {"top_patches"} if job.kind != top_patches_jobs.KIND else set())
     return JobPublic.model_validate({
         "id": job.id, "kind": job.kind, "state": job.state, "attempts": job.attempts,
         "training": training if job.kind in TRAINING_KINDS else None,
+        "top_patches": patches if job.kind == top_patches_jobs.KIND else None,
         "progress": {"done": job.progress_done, "total": job.progress_total,
                      "rate_per_s": rate},
         "counts": {"added": result.added, "duplicates": result.duplicates,
@@ -396,4 +413,4 @@ def describe(job: Job) -> dict[str, Any]:
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-    }).model_dump(mode="json", exclude=None if job.kind in TRAINING_KINDS else {"training"})
+    }).model_dump(mode="json", exclude=hidden or None)

@@ -25,16 +25,30 @@ class JobBatches(BaseModel):
     finished: int
 
 
+class PatchResponse(BaseModel):
+    image_id: int
+    response: float = Field(description="the channel's strongest response in the image")
+
+
+class TopPatchesPublic(BaseModel):
+    png: str | None = Field(description="the 3x3 PNG of the patches, relative to "
+                                        "LOOKALIKE_HOME (GET /v1/jobs/{id}/top-patches.png)")
+    top: list[PatchResponse] = Field(description="best first")
+
+
 class JobPublic(BaseModel):
     """State, progress, counts and errors of one job; `training` for fine-tuning and
-    text-train jobs."""
+    text-train jobs, `top_patches` for top-patches jobs."""
 
     id: int
-    kind: str = Field(description="ingest, reindex, finetune, text-train or text-apply")
+    kind: str = Field(description="ingest, reindex, finetune, text-train, text-apply or "
+                      "top-patches")
     state: str = Field(description="queued, running, succeeded, failed or cancelled")
     attempts: int
     training: dict[str, Any] | None = Field(
         None, description="history (loss, validation mAP per epoch), classes, the new space")
+    top_patches: TopPatchesPublic | None = Field(
+        None, description="the patches' PNG and (image id, response), once the job is done")
     progress: JobProgress
     counts: JobCounts
     batches: JobBatches

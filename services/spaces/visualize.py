@@ -98,9 +98,27 @@ def write_saliency(runtime: Runtime, *, space_name: str | None, image: Path, out
                    match_id: int | None = None) -> Path:
     """Saliency of IMAGE's similarity to catalog image `match_id` (default: to its own
     descriptor, i.e. what its descriptor rests on), laid over the image, as a PNG at `out`."""
+    overlay = _saliency_overlay(runtime, space_name, _stored_image(str(image)), match_id)
+    return _write_png(overlay, out)
+
+
+def saliency_png(runtime: Runtime, *, space_name: str, data: bytes,
+                 match_id: int | None = None) -> bytes:
+    """The saliency overlay of `write_saliency` for uploaded bytes (checked against the upload
+    limits, never stored), as PNG bytes (for the API)."""
+    settings = runtime.settings
+    picture = decode_image(data, max_bytes=settings.max_upload_bytes,
+                           max_pixels=settings.max_pixels).image
+    buffer = io.BytesIO()
+    _saliency_overlay(runtime, space_name, picture, match_id).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _saliency_overlay(runtime: Runtime, space_name: str | None, picture: Image.Image,
+                      match_id: int | None) -> Image.Image:
+    """|d cosine / d pixel| of `picture` against catalog image `match_id` (or itself), over it."""
     backbone = open_backbone(runtime, space_name)
     size = backbone.spec.weights.input_size
-    picture = _stored_image(str(image))
     inputs = backbone.inputs(image_to_pixels(picture, size=size)[None])
     pooling, p = backbone.space.pooling, backbone.space.options.gem_p
     if match_id is None:
@@ -114,18 +132,20 @@ def write_saliency(runtime: Runtime, *, space_name: str | None, image: Path, out
         target = descriptor(backbone.trunk, reference, pooling=pooling, p=p)[0]
     strength = saliency(backbone.trunk, inputs, target, pooling=pooling, p=p)
     shown = picture.convert("RGB").resize((max(size, 224), max(size, 224)))
-    return _write_png(heat_overlay(shown, strength, low=0.0, high=1.0), out)
+    return heat_overlay(shown, strength, low=0.0, high=1.0)
 
 
 def _catalog_paths(runtime: Runtime, ids: list[int] | None, limit: int = 0
                    ) -> list[tuple[int, str]]:
-    """(id, stored path) of live catalog images: the given ids, or the first `limit`."""
+    """(id, original's path, resolved under the home) of live catalog images: the given ids,
+    or the first `limit`."""
+    layout = runtime.settings.layout
     with runtime.read_session() as session:
         if ids is not None:
             rows = list(image_queries.images_by_ids(session=session, ids=ids).values())
         else:
             rows = image_queries.live_images_after(session=session, after_id=0, limit=limit)
-        return [(row.id, row.stored_path) for row in rows
+        return [(row.id, str(layout.resolve(row.stored_path))) for row in rows
                 if row is not None and row.stored_path and row.status != "deleted"]
 
 
@@ -138,16 +158,36 @@ def _block_maps(blocks: list[nn.Module], inputs: torch.Tensor, layer: int) -> to
         return maps
 
 
+def check_unit(runtime: Runtime, *, space_name: str | None, layer: int, channel: int) -> str:
+    """The space's name once `layer` is one of its backbone's trunk blocks and `channel` one
+    of that block's output channels (found by one pass of a blank image); InvalidRequest
+    naming the allowed range otherwise."""
+    backbone = open_backbone(runtime, space_name)
+    blocks = _checked_blocks(backbone, layer)
+    size = backbone.spec.weights.input_size
+    channels = _block_maps(blocks, torch.zeros(1, 3, size, size), layer).shape[1]
+    if not 0 <= channel < channels:
+        raise InvalidRequest(f"channel {channel} does not exist; block {layer} of "
+                             f"{backbone.spec.name} has {channels} (0..{channels - 1})")
+    return backbone.space.name
+
+
+def _checked_blocks(backbone: Backbone, layer: int) -> list[nn.Module]:
+    """The backbone's trunk blocks, once `layer` is one of them."""
+    blocks = trunk_blocks(backbone.trunk)
+    if not 0 <= layer < len(blocks):
+        raise InvalidRequest(f"layer {layer} does not exist; backbone {backbone.spec.name} has "
+                             f"{len(blocks)} blocks (0..{len(blocks) - 1})")
+    return blocks
+
+
 def write_top_patches(runtime: Runtime, *, space_name: str | None, layer: int, channel: int,
                       out: Path, limit: int = 5000) -> tuple[Path, list[tuple[int, float]]]:
     """Run the first `limit` catalog images through the backbone up to block `layer`, keep
     the 9 whose `channel` responds most, and write their patches around the peak as a 3x3
     PNG at `out`. Returns the PNG and (image id, response) best first."""
     backbone = open_backbone(runtime, space_name)
-    blocks = trunk_blocks(backbone.trunk)
-    if not 0 <= layer < len(blocks):
-        raise InvalidRequest(f"layer {layer} does not exist; backbone {backbone.spec.name} has "
-                             f"{len(blocks)} blocks (0..{len(blocks) - 1})")
+    blocks = _checked_blocks(backbone, layer)
     size = backbone.spec.weights.input_size
     best: list[tuple[float, int, tuple[int, int, int, int]]] = []
     rows = _catalog_paths(runtime, None, limit)

@@ -1,5 +1,5 @@
-"""/v1/jobs: submit an ingest, fine-tuning, reindex, text-train or text-apply job (202),
-follow it, list jobs, see curves."""
+"""/v1/jobs: submit an ingest, fine-tuning, reindex, text-train, text-apply or top-patches
+job (202), follow it, list jobs, see curves and top patches."""
 
 from __future__ import annotations
 
@@ -75,8 +75,20 @@ class TextApplyJobCreate(BaseModel):
     model: str | None = Field(None, description="text model name; the default one if unset")
 
 
+class TopPatchesJobCreate(BaseModel):
+    """A pass over the catalog through a space's backbone that keeps the 9 image patches
+    exciting one channel of one trunk block most (GET /v1/jobs/{id}/top-patches.png)."""
+
+    kind: Literal["top-patches"]
+    space: str | None = Field(None, description="the space (default: the default space)")
+    layer: int = Field(ge=0, description="trunk block, 0-based")
+    channel: int = Field(ge=0, description="channel of that block's output")
+    limit: int = Field(5000, ge=1, description="look at the first N catalog images")
+
+
 AnyJobCreate = Annotated[JobCreate | FinetuneJobCreate | ReindexJobCreate | TextTrainJobCreate
-                         | TextApplyJobCreate, Field(union_mode="left_to_right")]
+                         | TextApplyJobCreate | TopPatchesJobCreate,
+                         Field(union_mode="left_to_right")]
 
 
 @router.post("", status_code=202, responses=ERRORS | {401: {"model": ErrorResponse},
@@ -86,14 +98,17 @@ async def create_job(body: AnyJobCreate, request: Request, runtime: RuntimeDep,
                      who: IdentityDep) -> dict[str, Any]:
     """Queue a job; it runs on the workers (or in this process without a broker). Ingest by
     URL needs the ingest scope; server paths (under LOOKALIKE_INGEST_ROOTS only), re-index,
-    fine-tuning, text-train and text-apply jobs need admin."""
+    fine-tuning, text-train, text-apply and top-patches jobs need admin."""
     needed = INGEST if isinstance(body, JobCreate) and body.urls and not body.paths else ADMIN
     if not grants(who.scopes, needed):
         raise NotAllowed(f"the key {who.name!r} lacks the {needed!r} scope this job needs",
                          scope=needed)
     if needed == ADMIN:
         audit(request, who)
-    if isinstance(body, ReindexJobCreate):
+    if isinstance(body, TopPatchesJobCreate):
+        job = await run_in_threadpool(jobs.submit_top_patches, runtime, space_name=body.space,
+                                      layer=body.layer, channel=body.channel, limit=body.limit)
+    elif isinstance(body, ReindexJobCreate):
         job = await run_in_threadpool(jobs.submit_reindex, runtime, space_name=body.space)
     elif isinstance(body, TextApplyJobCreate):
         job = await run_in_threadpool(jobs.submit_text_apply, runtime, model_name=body.model)
@@ -147,4 +162,16 @@ def job_curves(job_id: JobId, runtime: RuntimeDep) -> FileResponse:
     if path is None or not path.is_file():
         raise NotFound(f"job {job_id} has no training curves (yet); only fine-tuning jobs "
                        "draw them, after their first epoch")
+    return FileResponse(path, media_type="image/png")
+
+
+@router.get("/{job_id}/top-patches.png", response_class=FileResponse, responses=ERRORS,
+            dependencies=[NEEDS_INGEST])
+def job_top_patches(job_id: JobId, runtime: RuntimeDep) -> FileResponse:
+    """The 3x3 sheet of the patches a top-patches job found, best first."""
+    patches = jobs.get_job(runtime, job_id).result.patches
+    path = runtime.settings.layout.resolve(patches) if patches else None
+    if path is None or not path.is_file():
+        raise NotFound(f"job {job_id} has no top patches (yet); only top-patches jobs draw "
+                       "them, when they succeed")
     return FileResponse(path, media_type="image/png")

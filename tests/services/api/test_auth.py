@@ -47,13 +47,18 @@ def _routes(upload: bytes) -> list[tuple[str, str, str, dict]]:
         ("GET", "/v1/images/1/file", "search", {}),
         ("GET", "/v1/spaces", "search", {}),
         ("GET", "/v1/spaces/mobilenet_v2-gap/visualize/filters.png", "search", {}),
+        ("POST", "/v1/spaces/mobilenet_v2-gap/visualize/saliency", "search",
+         {"files": {"file": ("query.png", upload)}}),
         ("GET", "/v1/explain?query=1&result=2", "search", {}),
         ("POST", "/v1/images", "ingest", {"files": {"file": ("new.png", upload)}}),
         ("GET", "/v1/jobs", "ingest", {}),
+        ("GET", "/v1/jobs/1/top-patches.png", "ingest", {}),
         ("POST", "/v1/admin/snapshots", "admin", {}),
         ("GET", "/metrics", "admin", {}),
         ("DELETE", "/v1/images/2", "admin", {}),
         ("POST", "/v1/jobs", "admin", {"json": {"kind": "reindex", "space": "nope"}}),
+        ("POST", "/v1/jobs", "admin",
+         {"json": {"kind": "top-patches", "space": "nope", "layer": 0, "channel": 0}}),
     ]
 
 

@@ -215,6 +215,45 @@ def test_spaces_view_shows_a_space_s_first_layer_filters(browser, site) -> None:
     assert errors == []
 
 
+def test_spaces_view_runs_a_top_patches_job_and_shows_an_upload_s_saliency(browser,
+                                                                          site) -> None:
+    url, root = site
+    query = root / "photos" / "misc" / "motorcycle_left.jpg"
+    twin = image_id_of(url, root / "photos" / "misc" / "motorcycle_right.jpg")
+    page, errors = open_page(browser, f"{url}/#spaces", height=1400)
+    wait_until(page, "document.getElementById('visual-space').value === 'mobilenet_v2-gap'")
+    page.fill("#top-layer", "4")
+    page.fill("#top-channel", "7")
+    page.get_by_role("button", name="Find top patches").click()
+    sheet = page.locator("#space-top-patches img.top-patches")
+    sheet.wait_for()
+    wait_until(page, "(img) => img.complete && img.naturalWidth > 0", arg=sheet.element_handle())
+    assert sheet.evaluate("img => img.naturalWidth") == 3 * 98 + 2  # 3x3 tiles of 96 px
+    job = httpx.get(f"{url}/v1/jobs/{sheet.get_attribute('data-job-id')}").json()
+    assert (job["kind"], job["state"]) == ("top-patches", "succeeded")
+    best = job["top_patches"]["top"][0]["image_id"]
+    assert f"best first: #{best} (" in page.locator("#space-top-patches").inner_text()
+
+    page.set_input_files("#saliency-file", str(query))
+    page.fill("#saliency-match", str(twin))
+    page.get_by_role("button", name="Show saliency").click()
+    overlay = page.locator("#space-saliency img.saliency")
+    overlay.wait_for()
+    wait_until(page, "(img) => img.complete && img.naturalWidth > 0",
+               arg=overlay.element_handle())
+    assert overlay.evaluate("img => img.naturalWidth") == 224
+    assert f"similarity to image {twin}" in page.locator("#space-saliency").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "space-look-inside.png"), full_page=True)
+    assert errors == []
+    refused = httpx.post(f"{url}/v1/jobs", json={"kind": "top-patches", "layer": 4,
+                                                 "channel": 9999})
+    assert refused.status_code == 422 and "channel 9999" in refused.text
+    unknown = httpx.post(f"{url}/v1/spaces/no-such-space/visualize/saliency",
+                         files={"file": (query.name, query.read_bytes())})
+    assert unknown.status_code == 404 and "no-such-space" in unknown.text
+    assert httpx.get(f"{url}/v1/jobs/{job['id'] + 99}/top-patches.png").status_code == 404
+
+
 def test_a_finetune_job_shows_its_figures_and_curves(browser, site) -> None:
     url, root = site
     build_sample(root / "fm", fashion_per_class=4)

@@ -3,6 +3,8 @@ the filter grid, the top-patch pass over the catalog, and the saliency map."""
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from PIL import Image
 from lookalike.retrieval.embedding.embedder import image_to_pixels
 from lookalike.retrieval.training.network import trunk_blocks
 from lookalike.services.errors import InvalidRequest
+from lookalike.services.jobs import runner as jobs
 from lookalike.services.runtime import Runtime
 from lookalike.services.setup import init_catalog, open_runtime
 from lookalike.services.spaces import visualize
@@ -70,3 +73,35 @@ def test_saliency_is_drawn_over_the_image(runtime: Runtime, photo_dir: Path,
     plain = np.asarray(Image.open(photo).convert("RGB").resize((224, 224)), dtype=np.float32)
     assert overlay.shape == plain.shape
     assert np.abs(overlay - plain).mean() > 1.0  # the heat map is drawn
+
+
+def test_a_top_patches_job_stores_its_sheet_and_ranking(runtime: Runtime) -> None:
+    job = jobs.submit_top_patches(runtime, space_name=None, layer=4, channel=7, limit=6,
+                                  wait=True)
+    assert job.state == "succeeded", job.error
+    folder = runtime.settings.layout.job(job.id)
+    assert job.result.patches == f"jobs/{job.id}/top-patches.png"  # home-relative
+    assert runtime.settings.layout.resolve(job.result.patches) == folder / "top-patches.png"
+    assert Image.open(folder / "top-patches.png").size[0] == 3 * (visualize.PATCH_TILE + 2) + 2
+    ranking = json.loads((folder / "top-patches.json").read_text())
+    assert [(hit["image_id"], hit["response"]) for hit in ranking] == job.result.top
+    assert len(ranking) == 6  # only the first `limit` images were looked at
+    shown = jobs.describe(job)["top_patches"]
+    assert shown["png"] == job.result.patches and shown["top"] == ranking
+    with pytest.raises(InvalidRequest, match="channel 9999 does not exist; block 4"):
+        jobs.submit_top_patches(runtime, space_name=None, layer=4, channel=9999)
+
+
+def test_saliency_of_uploaded_bytes_against_a_catalog_image(runtime: Runtime,
+                                                            photo_dir: Path) -> None:
+    photo = sorted(photo_dir.iterdir())[0]
+    space = visualize.open_backbone(runtime, None).space.name
+    first = visualize._catalog_paths(runtime, None, 2)
+    itself = visualize.saliency_png(runtime, space_name=space, data=photo.read_bytes())
+    against = visualize.saliency_png(runtime, space_name=space, data=photo.read_bytes(),
+                                     match_id=first[1][0])
+    assert Image.open(io.BytesIO(itself)).size == (224, 224)
+    assert itself != against  # the score's target changes the map
+    with pytest.raises(InvalidRequest, match="image 999999 is not in the catalog"):
+        visualize.saliency_png(runtime, space_name=space, data=photo.read_bytes(),
+                               match_id=999999)

@@ -5,7 +5,7 @@ import { loadPage, setupBrowse } from "./browse.js";
 import { openDetail, setupDetail } from "./detail.js";
 import { setupJobs, showJobs } from "./jobs.js";
 import { setupSearch } from "./search.js";
-import { loadSpaces } from "./spaces.js";
+import { loadSpaces, setupSpaces } from "./spaces.js";
 
 const TABS = ["search", "browse", "jobs", "spaces"];
 const ON_SHOW = { browse: loadPage, spaces: loadSpaces };
@@ -39,6 +39,7 @@ const deleted = guarded(async (imageId) => {
 setupDetail({ deleted, showSearch });
 setupBrowse(openDetail);
 setupJobs();
+setupSpaces();
 window.addEventListener("hashchange", guarded(show));
 setupKeyButton();
 guarded(async () => {
