@@ -23,7 +23,7 @@ from lookalike.retrieval.errors import (
     WeightsNotFound,
 )
 from lookalike.services.api.errors import install_error_handlers
-from lookalike.services.errors import BenchFailed, RateLimited
+from lookalike.services.errors import BackupError, BenchFailed, RateLimited
 
 INTERNAL: dict[type[LookalikeError], str] = {
     IndexShapeError: "vectors and ids reach an index only from the catalog and the embedder, "
@@ -34,6 +34,7 @@ INTERNAL: dict[type[LookalikeError], str] = {
     CheckpointCorrupt: "a job's own checkpoint: raised in a job's batch and recorded as the "
                        "job's error, never in a request",
     BenchFailed: "the bench commands run from the CLI; no route starts one",
+    BackupError: "backup and restore run from the CLI; no route starts one",
 }
 
 # Errors whose constructor takes more than a message.

@@ -38,7 +38,7 @@ def test_search_by_url_finds_the_served_photo(photo_home: Runtime, photo_dir: Pa
         assert missing.status_code == 502 and missing.json()["error"] == "fetch_failed"
         assert "HTTP 404" in missing.json()["detail"] and "<" not in missing.json()["detail"]
         both = client.post("/v1/search", json={"url": photo_server.root, "image_id": 1})
-        assert both.status_code == 422 and "exactly one" in both.json()["detail"]
+        assert both.status_code == 422 and "JSON search body must be" in both.json()["detail"]
 
 
 def test_search_by_url_refuses_loopback_by_default(photo_home: Runtime, photo_dir: Path,

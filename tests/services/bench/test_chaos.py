@@ -35,7 +35,7 @@ def test_two_rounds_of_kills_lose_nothing_and_add_nothing_twice(tmp_path: Path) 
             victim = session.scalars(select(Image).order_by(Image.id).limit(1)).one()
             session.execute(delete(Embedding).where(Embedding.image_id == victim.id))
             session.commit()
-        Path(victim.stored_path).unlink()
+        settings.layout.resolve(victim.stored_path).unlink()
         sent = {victim.sha256: b"", "0" * 64: b""}
         checked = ChaosReport(rounds=0)
         found = check_catalog(runtime, sent, checked)
