@@ -41,4 +41,5 @@ def test_two_rounds_of_kills_lose_nothing_and_add_nothing_twice(tmp_path: Path) 
         found = check_catalog(runtime, sent, checked)
     assert "missing images: 1" in found, found
     assert [p for p in checked.index_problems if "1 extra ids" in p], found
-    assert any(p.startswith(f"missing {victim.stored_path}") for p in found), found
+    missing = settings.layout.resolve(victim.stored_path)
+    assert any(p.startswith(f"missing {missing}") for p in found), found
