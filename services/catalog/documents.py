@@ -120,6 +120,7 @@ class TopPatchesParams(_Document):
     layer: int
     channel: int
     limit: int
+    batch_sizes: list[int] = [1]  # one batch, one unit of progress
 
 
 JobParams = (IngestParams | ReindexParams | FinetuneParams | TextTrainParams | TextApplyParams
