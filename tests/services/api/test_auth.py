@@ -50,6 +50,9 @@ def _routes(upload: bytes) -> list[tuple[str, str, str, dict]]:
         ("POST", "/v1/spaces/mobilenet_v2-gap/visualize/saliency", "search",
          {"files": {"file": ("query.png", upload)}}),
         ("GET", "/v1/explain?query=1&result=2", "search", {}),
+        ("POST", "/v1/search?k=2", "search", {"json": {"text": "coffee"}}),
+        ("POST", "/v1/text/classify", "search", {"json": {"text": "shares fell"}}),
+        ("PATCH", "/v1/images/1", "ingest", {"json": {"caption": "a cup of coffee"}}),
         ("POST", "/v1/images", "ingest", {"files": {"file": ("new.png", upload)}}),
         ("GET", "/v1/jobs", "ingest", {}),
         ("GET", "/v1/jobs/1/top-patches.png", "ingest", {}),
@@ -59,6 +62,10 @@ def _routes(upload: bytes) -> list[tuple[str, str, str, dict]]:
         ("POST", "/v1/jobs", "admin", {"json": {"kind": "reindex", "space": "nope"}}),
         ("POST", "/v1/jobs", "admin",
          {"json": {"kind": "top-patches", "space": "nope", "layer": 0, "channel": 0}}),
+        ("POST", "/v1/jobs", "admin", {"json": {"kind": "text-apply", "model": "nope"}}),
+        ("POST", "/v1/jobs", "admin",
+         {"json": {"kind": "text-train", "name": "t", "from_catalog": True,
+                   "collection": "nope"}}),
     ]
 
 
