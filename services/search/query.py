@@ -101,7 +101,8 @@ def embed_query(runtime: Runtime, space: Space, data: bytes) -> np.ndarray:
 def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
                   query: bytes | None = None, image_id: int | None = None,
                   url: str | None = None, qe: bool | None = None,
-                  dba: bool | None = None, filters: Filters = NO_FILTERS) -> SearchResult:
+                  dba: bool | None = None, filters: Filters = NO_FILTERS,
+                  facets: bool | None = None) -> SearchResult:
     """Top-k catalogued images most like the query bytes, the image at `url` (fetched under
     the URL fetch rules, services/ingest/fetch.py) or the catalogued image `image_id`; `qe`
     and `dba` switch α-query expansion and database-side augmentation on or off (None: the
@@ -109,7 +110,8 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
 
     `filters` (topic, collection, label, caption words) RESTRICT the similarity search to
     the images that pass them, inside the index search, so k results come back whenever k
-    pass (with DBA, its shortlist is so restricted). The answer holds facet counts."""
+    pass (with DBA, its shortlist is so restricted). The answer holds facet counts when
+    `facets` (None: when the search is filtered; counting is a scan of the catalog)."""
     _check_k(k)
     started = time.perf_counter()
     if url is not None:
@@ -137,15 +139,17 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
         results = [Hit.of(rows[i], float(s))
                    for i, s in zip(hits.ids[0], hits.scores[0], strict=True)
                    if i >= 0 and i in rows and rows[i].status == "embedded"]
-        facets = facet_counts(session, filters)
+        counts = facet_counts(session, filters) if _wants_facets(facets, filters) else None
     return SearchResult(space=space.name, took_ms=(time.perf_counter() - started) * 1000,
-                        results=results, qe=use_qe, dba=plan is not None, facets=facets,
+                        results=results, qe=use_qe, dba=plan is not None, facets=counts,
                         mode="image+filters" if filters.restricts else "image")
 
 
-def search_text(runtime: Runtime, *, k: int, filters: Filters) -> SearchResult:
+def search_text(runtime: Runtime, *, k: int, filters: Filters,
+                facets: bool | None = None) -> SearchResult:
     """The k live images whose title or caption best match `filters.text` (every word, the
-    database's full-text ranking), with the other filters applied, and facet counts."""
+    database's full-text ranking), with the other filters applied, and facet counts (unless
+    `facets` is False)."""
     _check_k(k)
     started = time.perf_counter()
     assert filters.text is not None, "a text search needs words"
@@ -155,9 +159,14 @@ def search_text(runtime: Runtime, *, k: int, filters: Filters) -> SearchResult:
                                  filters=filters.columns())
         rows = image_queries.images_by_ids(session=session, ids=[m.image_id for m in matches])
         results = [Hit.of(rows[m.image_id], m.rank) for m in matches if m.image_id in rows]
-        facets = facet_counts(session, filters)
+        counts = facet_counts(session, filters) if _wants_facets(facets, filters) else None
     return SearchResult(space="", took_ms=(time.perf_counter() - started) * 1000,
-                        results=results, facets=facets, mode="text")
+                        results=results, facets=counts, mode="text")
+
+
+def _wants_facets(facets: bool | None, filters: Filters) -> bool:
+    """Facet counts scan every candidate: an unfiltered search counts only when asked."""
+    return filters.restricts if facets is None else facets
 
 
 def _query_vector(session, space: Space, replica: SpaceIndex, image_id: int) -> np.ndarray:

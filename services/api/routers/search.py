@@ -53,12 +53,16 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
                  topic: Annotated[str | None, Query(max_length=100)] = None,
                  collection: Annotated[str | None, Query(max_length=200)] = None,
                  label: Annotated[str | None, Query(max_length=200)] = None,
+                 facets: Annotated[bool | None, Query(description="topic and label counts "
+                                                      "over the candidates; default: when "
+                                                      "the search is filtered")] = None,
                  ) -> dict:
     """The k catalogued images most like the query, best first. `text` alone is a ranked
     full-text search of titles and captions; with an image it restricts the similarity
     search to the images whose words hold every word of it. `topic`, `collection` and
     `label` restrict any search the same way (inside the index search: k results come back
-    when k match). The answer holds topic and label counts over all candidates."""
+    when k match). A filtered search, or one with `facets=true`, answers topic and label
+    counts over all candidates."""
     content_type = request.headers.get("content-type", "")
     filters = Filters(topic=topic, collection=collection, label=label)
     if content_type.startswith("multipart/form-data"):
@@ -71,11 +75,13 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
             if text is None:
                 raise InvalidRequest("multipart search needs a file field named 'file' "
                                      "or a field named 'text'")
-            result = await run_in_threadpool(search_text, runtime, k=k, filters=filters)
+            result = await run_in_threadpool(search_text, runtime, k=k, filters=filters,
+                                             facets=facets)
         else:
             data = await read_limited(upload, runtime.settings.max_upload_bytes)
             result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
-                                             query=data, qe=qe, dba=dba, filters=filters)
+                                             query=data, qe=qe, dba=dba, filters=filters,
+                                             facets=facets)
     elif content_type.startswith("application/json"):
         try:
             body = await read_text_body(request, SearchJsonRequest,
@@ -90,11 +96,12 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
         if body.url is not None:
             charge_upload(request, who)
         if body.image_id is None and body.url is None:
-            result = await run_in_threadpool(search_text, runtime, k=k, filters=filters)
+            result = await run_in_threadpool(search_text, runtime, k=k, filters=filters,
+                                             facets=facets)
         else:
             result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
                                              image_id=body.image_id, url=body.url, qe=qe,
-                                             dba=dba, filters=filters)
+                                             dba=dba, filters=filters, facets=facets)
     else:
         raise ImageRejected("not_an_image", "send multipart/form-data with a 'file' field, "
                             f"or application/json with an image_id or a url; got "

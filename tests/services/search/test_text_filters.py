@@ -62,6 +62,15 @@ def test_filtered_search_returns_k_inside_the_filter(captioned) -> None:
     assert topics == {"sport": 7, "tech": 7, "politics": 6}  # the topic filter left out
 
 
+def test_an_unfiltered_search_counts_facets_only_when_asked(captioned) -> None:
+    runtime, ids = captioned
+    plain = search_vector(runtime, space_name="syn", k=3, image_id=ids[0])
+    assert plain.facets is None  # no scan of the whole catalog on the hot path
+    asked = search_vector(runtime, space_name="syn", k=3, image_id=ids[0], facets=True)
+    assert asked.facets is not None
+    assert sum(f["count"] for f in asked.facets["topics"]) == len(ids)
+
+
 def test_text_alone_and_text_with_an_image(captioned) -> None:
     runtime, ids = captioned
     result = search_text(runtime, k=50, filters=Filters(text="sport photo"))

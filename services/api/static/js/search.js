@@ -39,7 +39,7 @@ export async function searchWithId(imageId) {
 }
 
 function searchParams() {
-  const params = new URLSearchParams({ k: $("k").value });
+  const params = new URLSearchParams({ k: $("k").value, facets: "true" });
   if ($("space").value) params.set("space", $("space").value);
   if (state.topic) params.set("topic", state.topic);
   return params;
