@@ -1,4 +1,8 @@
-"""The running system's parts, built once per process (API lifespan, CLI command, worker start)."""
+"""The running system's parts, built once per process (API lifespan, CLI command, worker start).
+
+The model and index stack (torch, FAISS, Milvus) is imported when first used, so a command
+that only reads or writes the catalog (keys, storage, jobs list) starts in a fraction of the
+time."""
 
 from __future__ import annotations
 
@@ -10,21 +14,18 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from lookalike.retrieval.embedding.embedder import Embedder
-from lookalike.retrieval.text.classifier import TextClassifier
 from lookalike.services.catalog.models import Space, TextModel
 from lookalike.services.catalog.session import make_engine, make_session_factory
 from lookalike.services.config import Settings
-from lookalike.services.index.backend import SpaceIndex, open_index
-from lookalike.services.index.milvus_replica import MilvusReplica
-from lookalike.services.index.milvus_store import connect, disconnect
-from lookalike.services.search.batching import QueryBatcher
-from lookalike.services.spaces.lookup import build_embedder
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
+    from lookalike.retrieval.embedding.embedder import Embedder
+    from lookalike.retrieval.text.classifier import TextClassifier
+    from lookalike.services.index.backend import SpaceIndex
     from lookalike.services.jobs.launch import Launcher
+    from lookalike.services.search.batching import QueryBatcher
 
 
 class Runtime:
@@ -72,6 +73,9 @@ class Runtime:
 
     def query_batcher(self, space: Space) -> QueryBatcher:
         """The space's model behind the batcher that query images share (search/batching)."""
+        from lookalike.services.search.batching import QueryBatcher
+        from lookalike.services.spaces.lookup import build_embedder
+
         with self._lock:
             cached = self._embedders.get(space.id)
             if cached is None or cached[0] != space.created_at:
@@ -88,6 +92,9 @@ class Runtime:
 
         A cached model or replica serves only the space row it was built for: the creation
         time is checked beside the id (which SQLite gave out again before revision 0005)."""
+        from lookalike.services.index.backend import open_index
+        from lookalike.services.index.milvus_replica import MilvusReplica
+
         with self._lock:
             cached = self._replicas.get(space.id)
             if cached is None or cached[0] != space.created_at:
@@ -119,6 +126,8 @@ class Runtime:
 
     def _milvus_client(self) -> MilvusClient:
         """The client; the caller holds the runtime's lock."""
+        from lookalike.services.index.milvus_store import connect
+
         if self._milvus is None:
             self._milvus = connect(self.settings)
         return self._milvus
@@ -146,6 +155,8 @@ class Runtime:
         with self._lock:
             connected, self._milvus = self._milvus is not None, None
         if connected:
+            from lookalike.services.index.milvus_store import disconnect
+
             disconnect(self.settings)
         self.engine.dispose()
 

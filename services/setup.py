@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from alembic.script import ScriptDirectory
 
 from lookalike.services.catalog.migrate import alembic_config, current_revision, upgrade
@@ -39,6 +38,8 @@ def open_runtime(settings: Settings) -> Runtime:
 def configure_torch(settings: Settings) -> None:
     """Torch's process-wide thread count, set once as a process opens its runtime (a CLI
     command, the API's lifespan, a worker's first task), never by an embedder or a job."""
+    import torch
+
     torch.set_num_threads(settings.torch_threads or 1)
 
 

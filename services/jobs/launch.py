@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Protocol
 
 from lookalike.services.config import Settings
 from lookalike.services.jobs.queue import send_batches
-from lookalike.services.jobs.runner import run_batches
 
 if TYPE_CHECKING:
     from lookalike.services.runtime import Runtime
@@ -29,6 +28,8 @@ class ThreadLauncher:
     remote = False
 
     def send(self, runtime: Runtime, job_id: int, batches: Sequence[int]) -> None:
+        from lookalike.services.jobs.runner import run_batches  # the model stack, when used
+
         threading.Thread(target=run_batches, args=(runtime, job_id, list(batches)),
                          name=f"job-{job_id}", daemon=True).start()
 
