@@ -28,7 +28,7 @@ from PIL import Image as PILImage
 from sqlalchemy import func, select
 
 from lookalike.retrieval.images import sha256_hex
-from lookalike.services.bench.load import _broker_env, _child_env, _drop_queue, _tail
+from lookalike.services.bench.processes import child_env, drop_queue, queue_env, tail
 from lookalike.services.bench.search import free_port, start_server
 from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.catalog.models import Embedding, Image, Job
@@ -109,7 +109,7 @@ class Cluster:
         with (self.root / "worker.log").open("ab") as out:
             self.worker = subprocess.Popen(
                 [sys.executable, "-m", "lookalike.services.cli", "-v", "worker",
-                 "--concurrency", "1"], env=_child_env(self.settings, self.env), stdout=out,
+                 "--concurrency", "1"], env=child_env(self.settings, self.env), stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True)
 
     def kill(self, victim: str) -> None:
@@ -153,7 +153,7 @@ def _post_until_answered(cluster: Cluster, path: str, deadline: float, **request
             if time.monotonic() > deadline:
                 raise BenchFailed(f"the API did not answer POST {path} for "
                                   f"{ROUND_TIMEOUT_S:.0f} s; its log ends:\n"
-                                  f"{_tail(cluster.root / 'api.log')}") from None
+                                  f"{tail(cluster.root / 'api.log')}") from None
             time.sleep(0.2)
 
 
@@ -179,7 +179,7 @@ def _wait_for_job(cluster: Cluster, job_id: int, deadline: float) -> dict:
             pass
         time.sleep(0.5)
     raise BenchFailed(f"job {job_id} did not end within {ROUND_TIMEOUT_S:.0f} s; the worker's "
-                      f"log ends:\n{_tail(cluster.root / 'worker.log')}")
+                      f"log ends:\n{tail(cluster.root / 'worker.log')}")
 
 
 def _round(cluster: Cluster, rng: random.Random, images: int, sent: dict[str, bytes],
@@ -252,7 +252,7 @@ def check_catalog(runtime: Runtime, sent: dict[str, bytes], report: ChaosReport)
 
 @contextmanager
 def _cluster(settings: Settings, root: Path) -> Iterator[Cluster]:
-    broker_env = _broker_env(settings)
+    broker_env = queue_env(settings)
     if not broker_env:
         raise BenchFailed("the crash loop needs a Celery broker: pass --broker "
                           "redis://127.0.0.1:6379/0 or set LOOKALIKE_BROKER_URL")
@@ -268,7 +268,7 @@ def _cluster(settings: Settings, root: Path) -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.stop()
-        _drop_queue(settings, broker_env["LOOKALIKE_JOB_QUEUE"])
+        drop_queue(settings, broker_env["LOOKALIKE_JOB_QUEUE"])
 
 
 def run_chaos(settings: Settings, *, rounds: int, images: int, seed: int | None = None

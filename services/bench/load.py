@@ -8,7 +8,6 @@ import asyncio
 import io
 import logging
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -23,11 +22,11 @@ import httpx
 import numpy as np
 
 from lookalike.services.bench.ingest import write_photo_files
+from lookalike.services.bench.processes import child_env, drop_queue, queue_env, tail
 from lookalike.services.bench.search import free_port, start_server
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.config import Settings
 from lookalike.services.errors import BenchFailed, CatalogEmpty
-from lookalike.services.jobs.broker import broker_problem
 from lookalike.services.sample import bundled_photos
 from lookalike.services.setup import open_runtime
 from lookalike.services.spaces.lookup import find_space
@@ -137,7 +136,7 @@ def run_load_bench(settings: Settings, *, clients: int, seconds: float,
     before = _embedded_ids(settings)
     if not before:
         raise CatalogEmpty("the catalog has no vectors to search; ingest images first")
-    broker_env = _broker_env(settings)
+    broker_env = queue_env(settings)
     samples: dict[str, list[tuple[float, int]]] = {"search-by-id": [], "search-by-upload": []}
     with tempfile.TemporaryDirectory(prefix="lookalike-load-") as tmp, \
             _servers(settings, {**broker_env, **_bench_env(Path(tmp))}) as urls:
@@ -157,28 +156,6 @@ def run_load_bench(settings: Settings, *, clients: int, seconds: float,
                      ingester=CELERY_WORKER if broker_env else INGEST_PROCESS, job_id=job_id,
                      routes=routes, ingested_during=len(new_ids),
                      new_images_checked=len(chosen), new_images_found_first=found)
-
-
-def _child_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
-    """The environment of a helper process on the same catalog: this one's, plus `extra`."""
-    env = {**os.environ, "LOOKALIKE_HOME": str(settings.home), **extra}
-    if settings.database_url:
-        env["LOOKALIKE_DATABASE_URL"] = settings.database_url
-    return env
-
-
-def _broker_env(settings: Settings) -> dict[str, str]:
-    """The variables that send jobs to a queue of this run's own on the configured broker (a
-    stray worker elsewhere never takes them); empty without a broker."""
-    if not settings.broker_url:
-        return {}
-    problem = broker_problem(settings.broker_url)
-    if problem is not None:
-        raise BenchFailed(f"the broker {settings.broker_url} does not answer ({problem}); start "
-                          "Redis there, or leave out --broker and LOOKALIKE_BROKER_URL to "
-                          "ingest with a `lookalike ingest` process")
-    return {"LOOKALIKE_BROKER_URL": settings.broker_url,
-            "LOOKALIKE_JOB_QUEUE": f"lookalike-bench-{secrets.token_hex(4)}"}
 
 
 def _bench_env(root: Path) -> dict[str, str]:
@@ -218,7 +195,7 @@ def _ingest_process(settings: Settings, photos: Path) -> Iterator[None]:
         start = embedding_queries.latest_seq(session=session, space_id=space_id)
     process = subprocess.Popen([sys.executable, "-m", "lookalike.services.cli",
                                 "ingest", str(photos)],
-                               env=_child_env(settings, {}), stdout=subprocess.DEVNULL,
+                               env=child_env(settings, {}), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
@@ -247,7 +224,7 @@ def _worker_ingest(settings: Settings, broker_env: dict[str, str], url: str, pho
     with log_path.open("wb") as out:
         worker = subprocess.Popen(
             [sys.executable, "-m", "lookalike.services.cli", "worker", "--concurrency", "1"],
-            env=_child_env(settings, broker_env), stdout=out, stderr=subprocess.STDOUT,
+            env=child_env(settings, broker_env), stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
     job_id = None
     try:
@@ -258,7 +235,7 @@ def _worker_ingest(settings: Settings, broker_env: dict[str, str], url: str, pho
         if job_id is not None:
             _cancel(url, job_id)
         _stop_worker(worker)
-        _drop_queue(settings, broker_env["LOOKALIKE_JOB_QUEUE"])
+        drop_queue(settings, broker_env["LOOKALIKE_JOB_QUEUE"])
 
 
 def _submit_ingest(url: str, photos: Path) -> int:
@@ -277,16 +254,12 @@ def _wait_until_taken(url: str, job_id: int, worker: subprocess.Popen, log_path:
     while time.monotonic() < deadline:
         if worker.poll() is not None:
             raise BenchFailed(f"`lookalike worker` exited with status {worker.returncode} "
-                              f"before taking job {job_id}; its log ends:\n{_tail(log_path)}")
+                              f"before taking job {job_id}; its log ends:\n{tail(log_path)}")
         if httpx.get(f"{url}/v1/jobs/{job_id}", timeout=30).json()["state"] != "queued":
             return
         time.sleep(0.2)
     raise BenchFailed(f"`lookalike worker` did not take job {job_id} within "
-                      f"{WORKER_READY_TIMEOUT_S:.0f} s; its log ends:\n{_tail(log_path)}")
-
-
-def _tail(log_path: Path, chars: int = 3000) -> str:
-    return log_path.read_text(errors="replace")[-chars:]
+                      f"{WORKER_READY_TIMEOUT_S:.0f} s; its log ends:\n{tail(log_path)}")
 
 
 def _cancel(url: str, job_id: int) -> None:
@@ -310,18 +283,6 @@ def _stop_worker(worker: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
-
-
-def _drop_queue(settings: Settings, queue: str) -> None:
-    """Delete this run's queue from the broker, with any tasks left on it: no worker will
-    ever consume it again."""
-    from lookalike.services.jobs.queue import app_for  # noqa: PLC0415 - celery
-
-    app = app_for(settings.model_copy(update={"job_queue": queue}))
-    with app.connection_for_write() as connection:
-        bound = app.amqp.queues[queue].bind(connection.default_channel)
-        bound.declare()
-        bound.delete()
 
 
 async def _gather(clients: int, urls: list[str], ids: list[int], uploads: list[bytes],

@@ -72,7 +72,7 @@ def stop(process: subprocess.Popen) -> None:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runtime, Path, list]]:
     """A PostgreSQL catalog, a sample folder of real images and two workers on one queue."""
     root = tmp_path_factory.mktemp("celery")
-    build_sample(root / "data", fashion_per_class=25)
+    build_sample(root / "data", fashion_per_class=12)  # six batches of 24
     database = _fresh_postgres_database()
     url = next(database)
     settings = make_settings(root / "home", url, broker_url=REDIS_URL, job_batch_size=24,
