@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import faiss
@@ -90,7 +91,7 @@ def candidates(n: int, dim: int, max_bytes: int) -> list[Candidate]:
     return [c for c in found if c.bytes_per_vector * n <= max_bytes]
 
 
-def _ground_truth(base: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+def exact_top_k(base: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     """Exact top-k row numbers by inner product (FAISS brute force, all cores)."""
     exact = faiss.IndexFlatIP(base.shape[1])
     exact.add(base)
@@ -112,12 +113,18 @@ def _built(candidate: Candidate, base: np.ndarray) -> tuple[VectorIndex, float]:
 def measure_qps(index: VectorIndex, queries: np.ndarray, k: int,
                 params: SearchParams) -> float:
     """Queries per second of one batched search call, best of a few rounds."""
+    return queries_per_second(lambda: index.search(queries, k, params=params), len(queries))
+
+
+def queries_per_second(search: Callable[[], object], queries: int) -> float:
+    """`queries` / the best of a few timed calls of `search` (one batched search): shared by
+    every backend's index choice, so their figures compare."""
     best = math.inf
     for _ in range(_QPS_ROUNDS):
         started = time.perf_counter()
-        index.search(queries, k, params=params)
+        search()
         best = min(best, time.perf_counter() - started)
-    return len(queries) / best
+    return queries / best
 
 
 def serialized_bytes(index: VectorIndex) -> int:
@@ -135,13 +142,20 @@ def serialized_bytes(index: VectorIndex) -> int:
 
 def _tune(candidate: Candidate, index: VectorIndex, queries: np.ndarray, truth: np.ndarray,
           target: float, k: int) -> list[Trial]:
-    """Trials with rising knob values, stopping at the first that reaches `target`."""
     settings = ([dict(candidate.fixed)] if candidate.knob is None
                 else [{**candidate.fixed, candidate.knob: v} for v in candidate.values])
+    return sweep(candidate.factory, settings,
+                 lambda params: index.search(queries, k, params=params).ids, truth, target)
+
+
+def sweep(label: str, settings: list[SearchParams], search: Callable[[SearchParams], np.ndarray],
+          truth: np.ndarray, target: float) -> list[Trial]:
+    """Trials of `settings` in order (a rising search knob): each one's recall of `truth` by
+    the ids `search(params)` returns, stopping at the first that reaches `target`."""
     trials = []
     for params in settings:
-        recall = ann_recall_at_k(index.search(queries, k, params=params).ids, truth)
-        trials.append(Trial(candidate.factory, params, recall))
+        recall = ann_recall_at_k(search(params), truth)
+        trials.append(Trial(label, params, recall))
         if recall >= target:
             break
     return trials
@@ -161,7 +175,7 @@ def choose_index(base: np.ndarray, queries: np.ndarray, *, target_recall: float 
         need = (base.shape[1] // 8 + 16) * len(base)
         raise IndexShapeError(f"no index type fits {len(base)} vectors of dim {base.shape[1]} in "
                               f"{max_bytes} bytes; allow at least {need} bytes")
-    truth = _ground_truth(base, queries, k)
+    truth = exact_top_k(base, queries, k)
     tried: list[Trial] = []
     best: tuple[VectorIndex, IndexChoice] | None = None
     for candidate in options:
@@ -173,7 +187,7 @@ def choose_index(base: np.ndarray, queries: np.ndarray, *, target_recall: float 
         choice = IndexChoice(candidate.factory, last.params, last.recall,
                              measure_qps(index, queries, k, last.params) if met else 0.0,
                              0.0, seconds, met)
-        if best is None or _better(choice, best[1]):
+        if best is None or better_choice(choice, best[1]):
             best = (index, choice)
         if met and (candidate.knob is None or len(trials) < len(candidate.values)):
             break
@@ -186,7 +200,7 @@ def choose_index(base: np.ndarray, queries: np.ndarray, *, target_recall: float 
     return index, choice
 
 
-def _better(new: IndexChoice, old: IndexChoice) -> bool:
+def better_choice(new: IndexChoice, old: IndexChoice) -> bool:
     """Meeting the target beats missing it; then more queries/s; short of it, more recall."""
     if new.meets_target != old.meets_target:
         return new.meets_target

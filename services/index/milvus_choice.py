@@ -3,28 +3,34 @@
 The held-out queries' exact top-k is computed here (brute force); the base vectors go once
 into a scratch collection, which is re-indexed for each candidate, cheapest in memory first.
 Each candidate's search knob (nprobe, ef) rises until recall@k reaches the target; of those
-that reach it the fastest in batched queries per second wins, as `choose_index` does for
-FAISS. Index types the server lacks (milvus-lite has neither IVF_PQ nor DISKANN) are skipped
-and named in the choice."""
+that reach it the fastest in batched queries per second wins, with `choose_index`'s sweep,
+timing and ranking (retrieval/index/choice.py). Index types the server lacks (milvus-lite
+has neither IVF_PQ nor DISKANN) are skipped and named in the choice."""
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lookalike.retrieval.evaluation.metrics import ann_recall_at_k
-from lookalike.retrieval.index.choice import IndexChoice, Trial, ivf_lists
+from lookalike.retrieval.index.choice import (
+    IndexChoice,
+    Trial,
+    better_choice,
+    exact_top_k,
+    ivf_lists,
+    queries_per_second,
+    sweep,
+)
+from lookalike.retrieval.index.faiss_index import SearchParams
 from lookalike.services.catalog.documents import MilvusIndexOptions
 from lookalike.services.index.milvus_store import LITE_INDEX_TYPES, Entity, MilvusCollection
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
-_QPS_ROUNDS = 3
 _EF = (16, 32, 64, 128, 256, 512)
 
 
@@ -72,34 +78,18 @@ def milvus_candidates(n: int, dim: int, max_bytes: int) -> list[MilvusCandidate]
     return [c for c in found if c.bytes_per_vector * n <= max_bytes or c.index_type == "FLAT"]
 
 
-def _truth(base: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """Exact top-k row numbers by inner product."""
-    scores = queries @ base.T
-    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
-
-
-def _qps(store: MilvusCollection, queries: np.ndarray, k: int, params: dict[str, int]) -> float:
-    """Queries per second of one batched search, best of a few rounds."""
-    best = math.inf
-    for _ in range(_QPS_ROUNDS):
-        started = time.perf_counter()
-        store.search(queries, k, params=params)
-        best = min(best, time.perf_counter() - started)
-    return len(queries) / best
-
-
 def _tune(candidate: MilvusCandidate, store: MilvusCollection, queries: np.ndarray,
           truth: np.ndarray, target: float, k: int) -> list[Trial]:
-    settings = ([{}] if candidate.knob is None
-                else [{candidate.knob: max(v, k) if candidate.knob == "ef" else v}
-                      for v in candidate.values])
-    trials = []
-    for params in settings:
-        recall = ann_recall_at_k(store.search(queries, k, params=params).ids, truth)
-        trials.append(Trial(candidate.label(), dict(params), recall))
-        if recall >= target:
-            break
-    return trials
+    settings: list[SearchParams] = (
+        [{}] if candidate.knob is None
+        else [{candidate.knob: max(v, k) if candidate.knob == "ef" else v}
+              for v in candidate.values])
+    return sweep(candidate.label(), settings,
+                 lambda params: store.search(queries, k, params=params).ids, truth, target)
+
+
+def _qps(store: MilvusCollection, queries: np.ndarray, k: int, params: SearchParams) -> float:
+    return queries_per_second(lambda: store.search(queries, k, params=params), len(queries))
 
 
 def choose_milvus_index(client: MilvusClient, scratch: str, base: np.ndarray,
@@ -110,7 +100,7 @@ def choose_milvus_index(client: MilvusClient, scratch: str, base: np.ndarray,
     options = milvus_candidates(len(base), base.shape[1], max_bytes)
     unsupported = [c.index_type for c in options if lite and c.index_type not in LITE_INDEX_TYPES]
     options = [c for c in options if c.index_type not in unsupported]
-    truth = _truth(base, queries, k)
+    truth = exact_top_k(base, queries, k)
     store = MilvusCollection(client, scratch, base.shape[1])
     store.drop()
     store.create(MilvusIndexOptions(index_type="FLAT"))
@@ -137,7 +127,7 @@ def _best(store: MilvusCollection, options: list[MilvusCandidate], queries: np.n
         choice = IndexChoice(candidate.label(), last.params, last.recall,
                              _qps(store, queries, k, last.params), candidate.bytes_per_vector,
                              seconds, met)
-        if best is None or _better(choice, best.choice):
+        if best is None or better_choice(choice, best.choice):
             best = MilvusChoice(MilvusIndexOptions(
                 index_type=candidate.index_type, build_params=candidate.build_params,
                 search_params={key: int(v) for key, v in last.params.items()}), choice,
@@ -146,9 +136,3 @@ def _best(store: MilvusCollection, options: list[MilvusCandidate], queries: np.n
     best.choice.tried = tried
     return best
 
-
-def _better(new: IndexChoice, old: IndexChoice) -> bool:
-    """Meeting the target beats missing it; then more queries/s; short of it, more recall."""
-    if new.meets_target != old.meets_target:
-        return new.meets_target
-    return new.qps > old.qps if new.meets_target else new.recall > old.recall
