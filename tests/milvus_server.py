@@ -1,0 +1,43 @@
+"""A milvus-lite gRPC server in its own process: one Milvus that several `lookalike`
+processes (API servers, workers) share, as they would share a Milvus cluster."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from lookalike.services.bench.search import free_port
+
+READY_TIMEOUT_S = 60
+
+
+@contextmanager
+def milvus_lite_server(data_dir: Path) -> Iterator[str]:
+    """Start `python -m milvus_lite server` on a free loopback port; yield its URI."""
+    from pymilvus import MilvusClient, MilvusException
+
+    port = free_port()
+    log = data_dir.with_suffix(".log")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data_dir),
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            assert process.poll() is None, log.read_text(errors="replace")[-2000:]
+            try:
+                MilvusClient(uri=uri, timeout=2).close()
+                break
+            except MilvusException:
+                assert time.monotonic() < deadline, "milvus-lite server did not answer"
+                time.sleep(0.2)
+        yield uri
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
