@@ -20,6 +20,7 @@ from lookalike.services.api.ratelimit import Budgets
 from lookalike.services.api.requests import RequestContext
 from lookalike.services.api.routers import (
     admin,
+    docs,
     explain,
     health,
     identity,
@@ -58,7 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.runtime.close()
 
     app = FastAPI(title="lookalike", version="0.1.0", lifespan=lifespan,
-                  description="Search a collection of images by example.")
+                  description="Search a collection of images by example.",
+                  docs_url=None, redoc_url=None)
     app.state.metrics = Metrics()
     app.state.budgets = Budgets.from_settings(settings)
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes,
@@ -73,7 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     install_error_handlers(app)
     for module in (search, images, spaces, jobs, explain, health, metrics, pages, admin,
-                   identity, text):
+                   identity, text, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
+    app.mount(docs.ASSETS_URL, StaticFiles(directory=docs.ASSETS_DIR), name="docs-assets")
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -59,7 +60,12 @@ def test_search_over_http(server: httpx.Client, photo_dir: Path) -> None:
     first_id = answer.json()["results"][0]["image_id"]
     by_id = server.post("/v1/search", json={"image_id": first_id}).json()
     assert by_id["results"][0]["image_id"] == first_id
-    assert server.get("/docs").status_code == 200
+    page = server.get("/docs")
+    assert page.status_code == 200
+    scripts = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert scripts and all(url.startswith("/docs-assets/") for url in scripts), scripts
+    for url in scripts:  # offline: every file the page loads comes from this server
+        assert server.get(url).status_code == 200, url
 
 
 def test_concurrent_searches_get_the_answers_of_sequential_ones(
