@@ -40,6 +40,9 @@ class SearchHitPublic(BaseModel):
     caption: str | None = None
     topic: str | None = None
     topic_score: float | None = None
+    inliers: int | None = Field(None, description="local-feature inliers (verify=1)")
+    is_copy: bool | None = Field(None, description="the space's calibrated copy decision "
+                                 "(null: the space has no copy calibration)")
     thumbnail_url: str
 
 
@@ -64,6 +67,7 @@ class SearchResponse(BaseModel):
     mode: str = Field("image", description="image, image+filters (similarity restricted "
                       "to the filtered images) or text (ranked full-text search)")
     facets: SearchFacets | None = None
+    verified: bool = False
     results: list[SearchHitPublic]
 
 

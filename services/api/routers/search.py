@@ -53,6 +53,9 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
                  topic: Annotated[str | None, Query(max_length=100)] = None,
                  collection: Annotated[str | None, Query(max_length=200)] = None,
                  label: Annotated[str | None, Query(max_length=200)] = None,
+                 verify: Annotated[bool | None, Query(description="re-rank the top "
+                                                      "candidates by local-feature inliers; "
+                                                      "default: the space's setting")] = None,
                  ) -> dict:
     """The k catalogued images most like the query, best first. `text` alone is a ranked
     full-text search of titles and captions; with an image it restricts the similarity
@@ -75,7 +78,8 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
         else:
             data = await read_limited(upload, runtime.settings.max_upload_bytes)
             result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
-                                             query=data, qe=qe, dba=dba, filters=filters)
+                                             query=data, qe=qe, dba=dba, filters=filters,
+                                             verify=verify)
     elif content_type.startswith("application/json"):
         try:
             body = await read_text_body(request, SearchJsonRequest,
@@ -94,7 +98,7 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
         else:
             result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
                                              image_id=body.image_id, url=body.url, qe=qe,
-                                             dba=dba, filters=filters)
+                                             dba=dba, filters=filters, verify=verify)
     else:
         raise ImageRejected("not_an_image", "send multipart/form-data with a 'file' field, "
                             f"or application/json with an image_id or a url; got "
