@@ -158,6 +158,31 @@ class SpaceDeleted(BaseModel):
     trained_files: list[str]
 
 
+class CopiesJsonRequest(BaseModel):
+    """A JSON copy question names a catalogued image."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_id: int = Field(ge=1, le=2**63 - 1)
+
+
+class CopyPublic(BaseModel):
+    image_id: int
+    score: float
+    inliers: int | None
+    source: str
+    thumbnail_url: str
+
+
+class CopiesResponse(BaseModel):
+    space: str
+    took_ms: float
+    is_copy: bool
+    answer: str = Field(description="'copy of image 42 (and 7)' or 'no copy'")
+    thresholds: dict[str, float]
+    copies: list[CopyPublic]
+
+
 class ErrorResponse(BaseModel):
     error: str
     detail: str
