@@ -125,6 +125,8 @@ COMMANDS: dict[str, Entry] = {
                             "against the catalog: files no row names (orphans), and rows whose "
                             "file is missing or does not hash to its sha256; exit 1 if any "
                             "remain."),
+    "duplicates": Entry(f"{_CLI}.duplicates:duplicates", "Cluster the space's images that "
+                        "are copies of each other (range search + connected components)"),
     "backup": Entry(f"{_CLI}.backup:backup", "Copy the home while the service runs: the "
                     "SQLite catalog (online backup), originals, weights, whitening and newest "
                     "valid index snapshots, with a manifest of sha256 sums."),
