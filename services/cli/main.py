@@ -107,6 +107,9 @@ COMMANDS: dict[str, Entry] = {
                          "one backend's recall@10, p50/p99, batched queries/s and memory)."),
     "bench zoo": Entry(f"{_CLI}.bench:bench_zoo", "The textbook's networks trained from "
                        "scratch on Fashion-MNIST with one budget each"),
+    "visualize augmentations": Entry(f"{_CLI}.visualize:visualize_augmentations", "Write a "
+                                     "grid PNG of copy-detection views of the bundled photos "
+                                     "(original first)."),
     "visualize filters": Entry(f"{_CLI}.visualize:visualize_filters", "Write the first-layer "
                                "filters of a space's backbone as a grid PNG."),
     "visualize top-patches": Entry(f"{_CLI}.visualize:visualize_top_patches", "Find the 9 "
