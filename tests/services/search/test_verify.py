@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from PIL import Image
 
 from lookalike.retrieval.training.copyedits import apply_edit
 from lookalike.services.catalog import spaces as space_queries
 from lookalike.services.catalog.documents import CopyCalibration
+from lookalike.services.errors import InvalidRequest
 from lookalike.services.runtime import Runtime
 from lookalike.services.sample import bundled_photos
 from lookalike.services.search.query import search_vector
+from lookalike.services.spaces.create import SpaceDefinition, create_space
 from lookalike.services.spaces.lookup import find_space
 
 
@@ -56,3 +59,11 @@ def test_the_spaces_default_and_calibration_apply(photo_home: Runtime) -> None:
     first, *others = answer["results"]
     assert first["source"].endswith("coffee.jpg") and first["is_copy"] is True
     assert [hit["is_copy"] for hit in others] == [False, False]
+
+
+def test_a_space_can_be_created_verifying_by_default(photo_home: Runtime) -> None:
+    space = create_space(photo_home, name="checked",
+                         definition=SpaceDefinition(verify=True, verify_n=7))
+    assert (space.options.verify, space.options.verify_n) == (True, 7)
+    with pytest.raises(InvalidRequest, match="verify_n"):
+        create_space(photo_home, name="bad", definition=SpaceDefinition(verify_n=0))
