@@ -12,6 +12,7 @@ from rich.table import Table
 
 from lookalike.services.config import get_settings
 from lookalike.services.index.duplicates import DuplicateReport, find_duplicates
+from lookalike.services.index.duplicates import delete_extras as remove_extras
 from lookalike.services.setup import open_runtime
 
 console = Console()
@@ -39,11 +40,19 @@ def duplicates(
                                                   "image to this CSV file")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="write the clusters to "
                                                    "this JSON file ('-': stdout)")] = None,
+    delete_extras: Annotated[bool, typer.Option(
+        help="delete all but the first image of every cluster (asks first unless --yes)")
+                             ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask before deleting")] = False,
 ) -> None:
     """Cluster the space's images that are copies of each other (range search + connected
     components); the first id of each cluster is the one to keep."""
     with open_runtime(get_settings()) as runtime:
         report = find_duplicates(runtime, space_name=space, threshold=threshold)
+        if delete_extras and report.extras and (yes or typer.confirm(
+                f"delete {report.extras} images, keeping one per cluster?")):
+            deleted = remove_extras(runtime, report)
+            console.print(f"deleted {len(deleted)} images: {' '.join(map(str, deleted))}")
     if json_path is not None and str(json_path) == "-":
         print(json.dumps(report.to_public()))
         return

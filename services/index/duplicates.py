@@ -18,6 +18,7 @@ from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.index.replicas import vectors_from_bytes
+from lookalike.services.ingest.images import delete_image
 from lookalike.services.runtime import Runtime
 from lookalike.services.spaces.lookup import find_space
 
@@ -102,3 +103,11 @@ def find_duplicates(runtime: Runtime, *, space_name: str | None,
                     for c in duplicate_clusters(live_ids, vectors, value)]
     return DuplicateReport(space=space.name, threshold=value, threshold_from=source,
                            images=len(live_ids), clusters=clusters)
+
+
+def delete_extras(runtime: Runtime, report: DuplicateReport) -> list[int]:
+    """Delete every clustered image but the first (lowest id) of its cluster: the ids deleted."""
+    extras = [image_id for cluster in report.clusters for image_id in cluster.ids[1:]]
+    for image_id in extras:
+        delete_image(runtime, image_id)
+    return extras

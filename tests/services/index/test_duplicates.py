@@ -14,7 +14,7 @@ import pytest
 
 from lookalike.retrieval.training.copyedits import apply_edit
 from lookalike.services.errors import InvalidRequest
-from lookalike.services.index.duplicates import find_duplicates
+from lookalike.services.index.duplicates import delete_extras, find_duplicates
 from lookalike.services.runtime import Runtime
 from lookalike.services.sample import bundled_photos
 from tests.services.conftest import ingest_into
@@ -44,6 +44,10 @@ def test_copies_cluster_with_their_originals(photo_home: Runtime, tmp_path: Path
     rows = list(csv.DictReader(io.StringIO(_csv(report))))
     assert sum(int(r["keep"]) for r in rows) == len(report.clusters)
     assert report.extras == len(rows) - len(report.clusters)
+    deleted = delete_extras(photo_home, report)
+    after = find_duplicates(photo_home, space_name=None, threshold=0.9)
+    assert len(deleted) == report.extras and after.clusters == []
+    assert after.images == report.images - len(deleted)
 
 
 def _csv(report) -> str:
