@@ -110,3 +110,7 @@ class TextModelNotFound(NotFound):
 
 class TextTooLong(InvalidRequest):
     """A text larger than LOOKALIKE_MAX_TEXT_BYTES (413)."""
+
+
+class NotCalibrated(LookalikeError):
+    """A copy question to a space without fitted copy thresholds."""

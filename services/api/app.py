@@ -20,6 +20,7 @@ from lookalike.services.api.ratelimit import Budgets
 from lookalike.services.api.requests import RequestContext
 from lookalike.services.api.routers import (
     admin,
+    copies,
     docs,
     explain,
     health,
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     install_error_handlers(app)
-    for module in (search, images, spaces, jobs, explain, health, metrics, pages, admin,
+    for module in (search, copies, images, spaces, jobs, explain, health, metrics, pages, admin,
                    identity, text, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")

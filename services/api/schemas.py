@@ -40,6 +40,9 @@ class SearchHitPublic(BaseModel):
     caption: str | None = None
     topic: str | None = None
     topic_score: float | None = None
+    inliers: int | None = Field(None, description="local-feature inliers (verify=1)")
+    is_copy: bool | None = Field(None, description="the space's calibrated copy decision "
+                                 "(null: the space has no copy calibration)")
     thumbnail_url: str
 
 
@@ -64,6 +67,7 @@ class SearchResponse(BaseModel):
     mode: str = Field("image", description="image, image+filters (similarity restricted "
                       "to the filtered images) or text (ranked full-text search)")
     facets: SearchFacets | None = None
+    verified: bool = False
     results: list[SearchHitPublic]
 
 
@@ -152,6 +156,31 @@ class SpaceDeleted(BaseModel):
     index_files: int
     whitening_file: str | None
     trained_files: list[str]
+
+
+class CopiesJsonRequest(BaseModel):
+    """A JSON copy question names a catalogued image."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_id: int = Field(ge=1, le=2**63 - 1)
+
+
+class CopyPublic(BaseModel):
+    image_id: int
+    score: float
+    inliers: int | None
+    source: str
+    thumbnail_url: str
+
+
+class CopiesResponse(BaseModel):
+    space: str
+    took_ms: float
+    is_copy: bool
+    answer: str = Field(description="'copy of image 42 (and 7)' or 'no copy'")
+    thresholds: dict[str, float]
+    copies: list[CopyPublic]
 
 
 class ErrorResponse(BaseModel):

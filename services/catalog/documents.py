@@ -37,6 +37,22 @@ class MilvusIndexOptions(_Document):
     search_params: dict[str, int] = Field(default_factory=dict)
 
 
+class CopyCalibration(_Document):
+    """A space's fitted "is a copy" thresholds: a result is a copy when its score reaches
+    `score_threshold`, or, verified, when its inliers reach `inlier_threshold`; fitted on a
+    labelled benchmark run for `target_precision`, with the precision and recall it kept."""
+
+    score_threshold: float
+    inlier_threshold: int
+    target_precision: float
+    benchmark: str
+    pairs: int
+    precision: float
+    recall: float
+    precision_verified: float
+    recall_verified: float
+
+
 class SpaceOptions(_Document):
     """How a space's vectors are made and searched, beyond its table columns."""
 
@@ -65,6 +81,9 @@ class SpaceOptions(_Document):
     whitening_labels: int | None = None
     head: HeadOptions | None = None
     trained_by_job: int | None = None
+    verify: bool = Field(False, description="re-rank by local-feature inliers by default")
+    verify_n: int = Field(20, ge=1, le=200, description="top candidates verified")
+    copy_calibration: CopyCalibration | None = None
 
 
 class IngestParams(_Document):

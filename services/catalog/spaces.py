@@ -8,6 +8,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from lookalike.services.catalog.documents import SpaceOptions
 from lookalike.services.catalog.models import Embedding, Space, utcnow
 from lookalike.services.catalog.schemas import SpaceCreate
 from lookalike.services.errors import SpaceExists, SpaceNotFound
@@ -59,6 +60,12 @@ def set_default_space(*, session: Session, name: str) -> Space:
     mark_filled(session=session, space_id=space.id)
     session.flush()
     return space
+
+
+def set_space_options(*, session: Session, space_id: int, options: SpaceOptions) -> None:
+    """Replace a space's options document (verification defaults, copy calibration)."""
+    session.execute(update(Space).where(Space.id == space_id).values(options=options))
+    session.flush()
 
 
 def mark_filled(*, session: Session, space_id: int) -> None:

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lookalike.services.cli.copies import COPIES, DISC21, copies_command, disc21_command
 from lookalike.services.config import get_settings
 from lookalike.services.evaluation.benchmarks import BENCHMARKS
 from lookalike.services.evaluation.run import EvaluationResult, evaluate
@@ -57,13 +58,14 @@ def _table(results: list[EvaluationResult]) -> Table:
 
 
 def evaluate_command(
-    benchmark: Annotated[str, typer.Option(help=f"one of: {', '.join(BENCHMARKS)}")],
+    benchmark: Annotated[str, typer.Option(
+        help=f"one of: {', '.join((*BENCHMARKS, COPIES, DISC21))}")],
     space: Annotated[list[str] | None, typer.Option(
         help="space to evaluate; repeat to compare several (default: the default space)")] = None,
     data: Annotated[Path | None, typer.Option(
         help="folder of roxford5k/rparis6k/holidays images and ground truth")] = None,
     limit: Annotated[int | None, typer.Option(
-        help="subset: N queries (fashion-mnist: vs 10N gallery; near-duplicates: N "
+        help="subset: N queries (fashion-mnist: vs 10N gallery; near-duplicates, copies: N "
              "distractors)")] = None,
     qe: Annotated[bool | None, typer.Option("--qe/--no-qe", help="α-query expansion "
                                             "(default: each space's setting)")] = None,
@@ -72,9 +74,25 @@ def evaluate_command(
                         ] = "medium",
     as_json: Annotated[bool, typer.Option("--json", help="one JSON list on stdout")] = False,
     plot: Annotated[Path | None, typer.Option(help="write the PR curves to this PNG")] = None,
+    verify: Annotated[bool, typer.Option(help="copies: re-rank each query's top candidates "
+                                         "by local-feature inliers")] = False,
+    calibrate: Annotated[bool, typer.Option(help="copies: fit the space's is-a-copy "
+                                            "thresholds (implies --verify) and store them")
+                         ] = False,
+    target_precision: Annotated[float, typer.Option(help="copies: precision the calibrated "
+                                                    "thresholds keep")] = 0.99,
+    verify_n: Annotated[int | None, typer.Option(help="copies: candidates verified per query "
+                                                 "(default: the space's verify_n)")] = None,
 ) -> None:
     """Retrieval quality of one or more spaces on a benchmark: mAP, P@1/10, R@1/10/100, the
     ANN index's recall@10 against exact search, and the time taken."""
+    if benchmark == COPIES:
+        copies_command(space or [None], limit=limit, verify=verify, calibrate=calibrate,
+                       target_precision=target_precision, as_json=as_json, top_n=verify_n)
+        return
+    if benchmark == DISC21:
+        disc21_command(space or [None], data=data, limit=limit, as_json=as_json)
+        return
     with open_runtime(get_settings()) as runtime:
         results = [evaluate(runtime, space_name=name, benchmark=benchmark, data=data, limit=limit,
                             qe=qe, dba_n=dba, protocol=protocol)

@@ -24,7 +24,9 @@ from rich.text import Text
 from lookalike.services.config import get_settings
 from lookalike.services.index.snapshots import snapshot_all
 from lookalike.services.ingest.pipeline import IngestSummary, ingest_items
-from lookalike.services.ingest.sources import collect_items
+from lookalike.services.ingest.sources import IngestItem, collect_items
+from lookalike.services.runtime import Runtime
+from lookalike.services.search.copycheck import screen_items
 from lookalike.services.setup import open_runtime
 
 console = Console()
@@ -62,17 +64,35 @@ def print_summary(summary: IngestSummary, *, show_failures: int) -> None:
             console.print(f"… and {len(failures) - show_failures} more (--show-failures N)")
 
 
+def _screen(runtime: Runtime, items: list[IngestItem], on_copy: str) -> list[IngestItem]:
+    """The files left to ingest after the copy check, with the copies found printed."""
+    with rate_progress() as progress:
+        task = progress.add_task("checking for copies", total=len(items))
+        screen = screen_items(runtime, items, on_copy=on_copy,
+                              progress=lambda n: progress.advance(task, n))
+    verb = "flagged" if on_copy == "flag" else "skipped"
+    for path, ids in screen.copies.items():
+        console.print(f"{verb}: {path} is a copy of image {', '.join(map(str, ids))}")
+    console.print(f"copies {verb}: {len(screen.copies)}")
+    return screen.kept
+
+
 def ingest(
     paths: Annotated[list[Path], typer.Argument(
         help="files, folders, .txt/.lst path lists, .csv lists (path,title,caption,label)")],
     collection: Annotated[str | None, typer.Option(help="stored with each image")] = None,
     label_from_dir: Annotated[bool, typer.Option(help="label images by their folder name")] = False,
     show_failures: Annotated[int, typer.Option(help="how many failed files to list")] = 20,
+    on_copy: Annotated[str | None, typer.Option(
+        help="ask each file whether it copies a catalogued image (the default space's "
+             "calibrated thresholds): flag (report, store) or skip (do not store)")] = None,
 ) -> None:
     """Add images to the catalog and the index; files already there are reported, not re-added."""
     settings = get_settings()
     with open_runtime(settings) as runtime:
         items = collect_items(paths, collection=collection, label_from_dir=label_from_dir)
+        if on_copy is not None:
+            items = _screen(runtime, items, on_copy)
         with rate_progress() as progress:
             task = progress.add_task("ingesting", total=len(items))
             summary = ingest_items(runtime, items, progress=lambda n: progress.advance(task, n))

@@ -107,6 +107,9 @@ COMMANDS: dict[str, Entry] = {
                          "one backend's recall@10, p50/p99, batched queries/s and memory)."),
     "bench zoo": Entry(f"{_CLI}.bench:bench_zoo", "The textbook's networks trained from "
                        "scratch on Fashion-MNIST with one budget each"),
+    "visualize augmentations": Entry(f"{_CLI}.visualize:visualize_augmentations", "Write a "
+                                     "grid PNG of copy-detection views of the bundled photos "
+                                     "(original first)."),
     "visualize filters": Entry(f"{_CLI}.visualize:visualize_filters", "Write the first-layer "
                                "filters of a space's backbone as a grid PNG."),
     "visualize top-patches": Entry(f"{_CLI}.visualize:visualize_top_patches", "Find the 9 "
@@ -125,6 +128,8 @@ COMMANDS: dict[str, Entry] = {
                             "against the catalog: files no row names (orphans), and rows whose "
                             "file is missing or does not hash to its sha256; exit 1 if any "
                             "remain."),
+    "duplicates": Entry(f"{_CLI}.duplicates:duplicates", "Cluster the space's images that "
+                        "are copies of each other (range search + connected components)"),
     "backup": Entry(f"{_CLI}.backup:backup", "Copy the home while the service runs: the "
                     "SQLite catalog (online backup), originals, weights, whitening and newest "
                     "valid index snapshots, with a manifest of sha256 sums."),

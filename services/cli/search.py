@@ -38,6 +38,9 @@ def search(
     topic: Annotated[str | None, typer.Option(help="only images of this topic")] = None,
     collection: Annotated[str | None, typer.Option(help="only this collection")] = None,
     label: Annotated[str | None, typer.Option(help="only this label")] = None,
+    verify: Annotated[bool | None, typer.Option(
+        "--verify/--no-verify", help="re-rank the top candidates by local-feature inliers "
+        "(default: the space's)")] = None,
 ) -> None:
     """Print the k catalogued images most like IMAGE (or --id N, or --url URL), best first."""
     given = 3 - [image, image_id, url].count(None)
@@ -50,15 +53,18 @@ def search(
             result = search_text(runtime, k=k, filters=filters)
         else:
             result = search_vector(runtime, space_name=space, k=k, query=query,
-                                   image_id=image_id, url=url, qe=qe, dba=dba, filters=filters)
+                                   image_id=image_id, url=url, qe=qe, dba=dba, filters=filters,
+                                   verify=verify)
     if as_json:
         console.print_json(json.dumps(result.to_public()))
         return
-    table = Table("rank", "id", "score", "label", "caption", "source",
+    table = Table("rank", "id", "score", "inliers", "copy", "label", "caption", "source",
                   title=f"space {result.space}, {result.took_ms:.1f} ms")
     for rank, hit in enumerate(result.results, start=1):
-        table.add_row(str(rank), str(hit.image_id), f"{hit.score:.4f}", hit.label or "",
-                      (hit.caption or "")[:60], hit.source)
+        table.add_row(str(rank), str(hit.image_id), f"{hit.score:.4f}",
+                      "" if hit.inliers is None else str(hit.inliers),
+                      "" if hit.is_copy is None else ("yes" if hit.is_copy else "no"),
+                      hit.label or "", (hit.caption or "")[:60], hit.source)
     console.print(table)
 
 

@@ -77,6 +77,9 @@ def spaces_create(
     engine: Annotated[str | None, typer.Option(
         help=f"inference engine: one of {', '.join(ENGINES)}; default: LOOKALIKE_ENGINE, else "
         "the fastest installed one whose vectors match torch's")] = None,
+    verify: Annotated[bool, typer.Option(
+        help="searches re-rank their top hits by local-feature inliers by default")] = False,
+    verify_n: Annotated[int, typer.Option(help="how many top hits verification checks")] = 20,
     default: Annotated[bool, typer.Option(help="make it the default space")] = False,
 ) -> None:
     """Add an embedding space; fill it with `lookalike spaces reindex NAME`."""
@@ -85,7 +88,7 @@ def spaces_create(
         whiten_dim=whiten, whiten_from=whiten_from, whiten_images=whiten_images,
         whiten_shrinkage=whiten_shrinkage, whiten_labels=whiten_labels, qe=qe, qe_n=qe_n,
         qe_alpha=qe_alpha, dba_n=dba, dba_shortlist=dba_shortlist, index_factory=index_factory,
-        backend=backend, engine=engine)
+        backend=backend, engine=engine, verify=verify, verify_n=verify_n)
     with open_runtime(get_settings()) as runtime:
         space = create_space(runtime, name=name, definition=definition, make_default=default)
     console.print(f"created space {space.name}: {space.backbone}, {space.pooling}, "

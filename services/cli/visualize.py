@@ -1,5 +1,5 @@
-"""`lookalike visualize filters|top-patches|saliency`: what a space's backbone responds to, as
-PNG files."""
+"""`lookalike visualize filters|top-patches|saliency|augmentations`: what a space's backbone
+responds to, and the copy-detection training views, as PNG files."""
 
 from __future__ import annotations
 
@@ -11,8 +11,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from lookalike.retrieval.training.copyedits import (
+    DEFAULT_PLAN,
+    CopyAugmenter,
+    augmentation_grid,
+    parse_plan,
+)
 from lookalike.services.config import get_settings
 from lookalike.services.jobs import runner as jobs
+from lookalike.services.sample import bundled_photos
 from lookalike.services.setup import open_runtime
 from lookalike.services.spaces import visualize
 
@@ -74,3 +81,19 @@ def visualize_saliency(
         path = visualize.write_saliency(runtime, space_name=space, image=image, out=out,
                                         match_id=match)
     console.print(f"saliency: {path}", highlight=False)
+
+
+def visualize_augmentations(
+    out: Annotated[Path, typer.Argument(help="PNG file to write")],
+    seed: Annotated[int, typer.Option(help="random seed of the views")] = 0,
+    views: Annotated[int, typer.Option(help="edited views per photo")] = 7,
+    photos: Annotated[int, typer.Option(help="bundled photos shown, one per row")] = 6,
+    edit: Annotated[list[str] | None, typer.Option(
+        help="a plan step 'name' or 'name:probability:strength' (repeat; default: the copy "
+             "training plan)")] = None,
+) -> None:
+    """Write a grid PNG of copy-detection views of the bundled photos (original first)."""
+    plan = parse_plan(edit) if edit else DEFAULT_PLAN
+    images = [photo.image for photo in bundled_photos()[:photos]]
+    augmentation_grid(images, CopyAugmenter(plan), seed=seed, views=views).save(out)
+    console.print(f"augmentations: {out}", highlight=False)

@@ -29,6 +29,13 @@ from lookalike.services.search.filters import (
     check_filters,
     facet_counts,
 )
+from lookalike.services.search.verify import (
+    decide,
+    decode_query,
+    stored_image,
+    verify_enabled,
+    verify_hits,
+)
 from lookalike.services.spaces.lookup import find_space
 
 MAX_K = 1000
@@ -47,6 +54,8 @@ class Hit:
     caption: str | None = None
     topic: str | None = None
     topic_score: float | None = None
+    inliers: int | None = None
+    is_copy: bool | None = None
 
     @classmethod
     def of(cls, image: Image, score: float) -> Hit:
@@ -64,6 +73,7 @@ class SearchResult:
     dba: bool = False
     mode: str = "image"
     facets: dict | None = None
+    verified: bool = False
 
     def to_public(self) -> dict:
         """The JSON answer shared by the API and `lookalike search --json`."""
@@ -74,10 +84,12 @@ class SearchResult:
             "dba": self.dba,
             "mode": self.mode,
             "facets": self.facets,
+            "verified": self.verified,
             "results": [
                 {"image_id": hit.image_id, "score": round(hit.score, 6), "source": hit.source,
                  "label": hit.label, "collection": hit.collection, "title": hit.title,
                  "caption": hit.caption, "topic": hit.topic, "topic_score": hit.topic_score,
+                 "inliers": hit.inliers, "is_copy": hit.is_copy,
                  "thumbnail_url": f"/v1/images/{hit.image_id}/thumbnail"}
                 for hit in self.results
             ],
@@ -102,7 +114,7 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
                   query: bytes | None = None, image_id: int | None = None,
                   url: str | None = None, qe: bool | None = None,
                   dba: bool | None = None, filters: Filters = NO_FILTERS,
-                  facets: bool | None = None) -> SearchResult:
+                  facets: bool | None = None, verify: bool | None = None) -> SearchResult:
     """Top-k catalogued images most like the query bytes, the image at `url` (fetched under
     the URL fetch rules, services/ingest/fetch.py) or the catalogued image `image_id`; `qe`
     and `dba` switch α-query expansion and database-side augmentation on or off (None: the
@@ -111,7 +123,11 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
     `filters` (topic, collection, label, caption words) RESTRICT the similarity search to
     the images that pass them, inside the index search, so k results come back whenever k
     pass (with DBA, its shortlist is so restricted). The answer holds facet counts when
-    `facets` (None: when the search is filtered; counting is a scan of the catalog)."""
+    `facets` (None: when the search is filtered; counting is a scan of the catalog).
+
+    `verify` (None: the space's default) re-ranks the space's `verify_n` best candidates by
+    local-feature inliers (services/search/verify.py) before the top k are kept; every result
+    carries `is_copy` when the space has a copy calibration."""
     _check_k(k)
     started = time.perf_counter()
     if url is not None:
@@ -126,23 +142,31 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
             vector = _query_vector(session, space, replica, image_id)
         use_qe = qe_enabled(space, qe)
         plan = dba_plan(space, dba=dba, qe=use_qe)
+        use_verify = verify_enabled(space, verify)
+        fetch = max(k, space.options.verify_n) if use_verify else k
         search = replica.search
         if filters.restricts:
             search = functools.partial(filtered_search, replica,
                                        allowed=allowed_ids(session, filters))
         if plan is not None:
-            hits = dba_search(replica, vector, k, plan, shortlist_search=search)
+            hits = dba_search(replica, vector, fetch, plan, shortlist_search=search)
         else:
-            hits = search(expand_query(replica, space, vector) if use_qe else vector, k)
+            hits = search(expand_query(replica, space, vector) if use_qe else vector, fetch)
         ids = [int(i) for i in hits.ids[0] if i >= 0]
         rows = image_queries.images_by_ids(session=session, ids=ids)
         results = [Hit.of(rows[i], float(s))
                    for i, s in zip(hits.ids[0], hits.scores[0], strict=True)
                    if i >= 0 and i in rows and rows[i].status == "embedded"]
         counts = facet_counts(session, filters) if _wants_facets(facets, filters) else None
+    if use_verify:
+        image = (stored_image(runtime, image_id) if image_id is not None
+                 else decode_query(runtime, query or b""))
+        results = verify_hits(runtime, image, results)
+    results = decide(space.options.copy_calibration, results[:k])
     return SearchResult(space=space.name, took_ms=(time.perf_counter() - started) * 1000,
                         results=results, qe=use_qe, dba=plan is not None, facets=counts,
-                        mode="image+filters" if filters.restricts else "image")
+                        mode="image+filters" if filters.restricts else "image",
+                        verified=use_verify)
 
 
 def search_text(runtime: Runtime, *, k: int, filters: Filters,

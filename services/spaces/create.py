@@ -71,6 +71,8 @@ class SpaceDefinition:
     index_factory: str = _STORED.index_factory
     backend: str = _STORED.backend
     engine: str | None = None
+    verify: bool = _STORED.verify
+    verify_n: int = _STORED.verify_n
 
     def options(self, layout: DataLayout) -> SpaceOptions:
         """The options stored with the space (whitening fields are added once fitted); a
@@ -80,7 +82,7 @@ class SpaceDefinition:
             gem_p=self.gem_p, scales=list(MULTISCALE if self.multiscale else (1.0,)),
             qe=self.qe, qe_n=self.qe_n, qe_alpha=self.qe_alpha, dba_n=self.dba_n,
             dba_shortlist=self.dba_shortlist, index_factory=self.index_factory,
-            backend=self.backend)
+            backend=self.backend, verify=self.verify, verify_n=self.verify_n)
 
 
 def _check(definition: SpaceDefinition) -> None:
@@ -91,8 +93,9 @@ def _check(definition: SpaceDefinition) -> None:
         raise InvalidRequest(f"unknown pooling '{definition.pooling}'; allowed: "
                              f"{', '.join(POOLING_METHODS)}")
     if (definition.qe_n < 1 or definition.dba_n < 0 or definition.dba_shortlist < 1
-            or definition.gem_p <= 0):
-        raise InvalidRequest("qe_n must be >= 1, dba_n >= 0, dba_shortlist >= 1 and gem_p > 0")
+            or definition.gem_p <= 0 or not 1 <= definition.verify_n <= 200):
+        raise InvalidRequest("qe_n must be >= 1, dba_n >= 0, dba_shortlist >= 1, gem_p > 0 "
+                             "and verify_n 1..200")
     if definition.whiten_labels and definition.whiten_dim is None:
         raise InvalidRequest("--whiten-labels needs a dimension: add --whiten D (e.g. one less "
                              "than the number of labels)")

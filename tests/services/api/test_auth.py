@@ -51,6 +51,7 @@ def _routes(upload: bytes) -> list[tuple[str, str, str, dict]]:
          {"files": {"file": ("query.png", upload)}}),
         ("GET", "/v1/explain?query=1&result=2", "search", {}),
         ("POST", "/v1/search?k=2", "search", {"json": {"text": "coffee"}}),
+        ("POST", "/v1/copies", "search", {"json": {"image_id": 1}}),
         ("POST", "/v1/text/classify", "search", {"json": {"text": "shares fell"}}),
         ("PATCH", "/v1/images/1", "ingest", {"json": {"caption": "a cup of coffee"}}),
         ("POST", "/v1/images", "ingest", {"files": {"file": ("new.png", upload)}}),

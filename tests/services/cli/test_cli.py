@@ -41,13 +41,17 @@ def test_search_json_is_the_api_answer(tmp_path: Path, photo_dir: Path) -> None:
     assert "added" in out and "failed 0" in out
     query = sorted(photo_dir.glob("*.jpg"))[0]
     answer = json.loads(lookalike(home, "search", str(query), "-k", "3", "--json").stdout)
-    assert set(answer) == {"space", "took_ms", "qe", "dba", "mode", "facets", "results"}
+    assert set(answer) == {"space", "took_ms", "qe", "dba", "mode", "facets", "verified",
+                           "results"}
     assert (answer["qe"], answer["dba"]) == (False, False)
     assert answer["results"][0]["source"] == str(query.resolve())
     assert answer["results"][0]["thumbnail_url"].endswith("/thumbnail")
     dba = json.loads(lookalike(home, "search", str(query), "-k", "3", "--dba", "--json").stdout)
     assert (dba["qe"], dba["dba"]) == (False, True)
     assert dba["results"][0]["source"] == str(query.resolve())
+    checked = json.loads(lookalike(home, "search", str(query), "-k", "2", "--verify",
+                                   "--json").stdout)
+    assert checked["verified"] and checked["results"][0]["inliers"] > 100
     assert [r["score"] for r in dba["results"]] != [r["score"] for r in answer["results"]]
     refused = lookalike(home, "search", "--url", "http://127.0.0.1:9/q.jpg", check=False)
     assert refused.returncode == 1 and "LOOKALIKE_FETCH_ALLOW" in refused.stderr

@@ -1,0 +1,84 @@
+"""Verification at search time: the top candidates re-ranked by local-feature inliers, and
+the space's calibrated "is a copy" decision on each result."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from PIL import Image
+
+from lookalike.retrieval.errors import ImageRejected
+from lookalike.retrieval.images import decode_image
+from lookalike.retrieval.verification import (
+    LocalFeatures,
+    extract_features,
+    query_views,
+    verify_views,
+)
+from lookalike.services.catalog.documents import CopyCalibration
+from lookalike.services.catalog.models import Space
+from lookalike.services.errors import ImageNotFound
+from lookalike.services.ingest.images import original_file
+from lookalike.services.runtime import Runtime
+
+if TYPE_CHECKING:
+    from lookalike.services.search.query import Hit
+
+logger = logging.getLogger(__name__)
+
+# Inliers below this are what unrelated photos reach by chance (measured: at most 7 between
+# the bundled photos); they do not lift a candidate above better-scored ones.
+CHANCE_INLIERS = 10
+
+
+def verify_enabled(space: Space, verify: bool | None) -> bool:
+    """The request's choice, else the space's default."""
+    return space.options.verify if verify is None else verify
+
+
+def decode_query(runtime: Runtime, data: bytes) -> Image.Image:
+    """Query bytes decoded under the upload limits, for local features."""
+    return decode_image(data, max_bytes=runtime.settings.max_upload_bytes,
+                        max_pixels=runtime.settings.max_pixels).image
+
+
+def stored_image(runtime: Runtime, image_id: int) -> Image.Image:
+    """A catalogued image's stored original, decoded under the upload limits."""
+    return decode_query(runtime, original_file(runtime, image_id)[0].read_bytes())
+
+
+def verify_hits(runtime: Runtime, query: Image.Image, hits: list[Hit]) -> list[Hit]:
+    """The hits with their inlier counts, re-ranked: verified ones (above chance) first by
+    inliers, then the rest in their similarity order."""
+    views = query_views(query)
+    counted = [replace(hit, inliers=_inliers(runtime, views, hit.image_id)) for hit in hits]
+    return sorted(counted, key=lambda hit: -(hit.inliers or 0)
+                  if (hit.inliers or 0) >= CHANCE_INLIERS else 0)
+
+
+def _inliers(runtime: Runtime, views: list[LocalFeatures], image_id: int) -> int:
+    """Inliers of the query views against one catalogued image (0 when its file is gone or
+    no longer decodes: verification then adds no evidence)."""
+    try:
+        candidate = stored_image(runtime, image_id)
+    except (ImageNotFound, ImageRejected):
+        logger.warning("image %s: stored file missing or unreadable, not verified", image_id)
+        return 0
+    return verify_views(views, extract_features(candidate)).inliers
+
+
+def is_copy(calibration: CopyCalibration | None, score: float, inliers: int | None
+            ) -> bool | None:
+    """The calibrated decision (None when the space has no calibration)."""
+    if calibration is None:
+        return None
+    if score >= calibration.score_threshold:
+        return True
+    return inliers is not None and inliers >= calibration.inlier_threshold
+
+
+def decide(calibration: CopyCalibration | None, hits: list[Hit]) -> list[Hit]:
+    """Every hit with its `is_copy` decision."""
+    return [replace(hit, is_copy=is_copy(calibration, hit.score, hit.inliers)) for hit in hits]
