@@ -29,8 +29,8 @@ class ImageCreate(BaseModel):
     collection: str | None = Field(None, max_length=200)
     label: str | None = Field(None, max_length=200)
     meta: dict[str, Any] = Field(default_factory=dict)
-    video_id: str | None = Field(None, max_length=200)
-    video_ts: float | None = None
+    video_id: int | None = Field(None, ge=1)
+    t: float | None = Field(None, ge=0)
     title: str | None = Field(None, max_length=300)
     caption: str | None = None
     topic: str | None = Field(None, max_length=100)
