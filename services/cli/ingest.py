@@ -23,7 +23,8 @@ from rich.text import Text
 
 from lookalike.services.config import get_settings
 from lookalike.services.index.snapshots import snapshot_all
-from lookalike.services.ingest.pipeline import IngestSummary, ingest_items
+from lookalike.services.ingest.media import ingest_media
+from lookalike.services.ingest.pipeline import IngestSummary
 from lookalike.services.ingest.sources import collect_items
 from lookalike.services.setup import open_runtime
 
@@ -69,13 +70,14 @@ def ingest(
     label_from_dir: Annotated[bool, typer.Option(help="label images by their folder name")] = False,
     show_failures: Annotated[int, typer.Option(help="how many failed files to list")] = 20,
 ) -> None:
-    """Add images to the catalog and the index; files already there are reported, not re-added."""
+    """Add images and videos (mp4, mov, avi, mkv, webm: their sampled frames) to the catalog
+    and the index; files already there are reported, not re-added."""
     settings = get_settings()
     with open_runtime(settings) as runtime:
         items = collect_items(paths, collection=collection, label_from_dir=label_from_dir)
         with rate_progress() as progress:
             task = progress.add_task("ingesting", total=len(items))
-            summary = ingest_items(runtime, items, progress=lambda n: progress.advance(task, n))
+            summary = ingest_media(runtime, items, progress=lambda n: progress.advance(task, n))
         snapshot_all(runtime)
         print_summary(summary, show_failures=show_failures)
 

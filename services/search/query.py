@@ -29,6 +29,7 @@ from lookalike.services.search.filters import (
     check_filters,
     facet_counts,
 )
+from lookalike.services.search.videos import VideoRef, fetch_size, with_videos
 from lookalike.services.spaces.lookup import find_space
 
 MAX_K = 1000
@@ -47,12 +48,16 @@ class Hit:
     caption: str | None = None
     topic: str | None = None
     topic_score: float | None = None
+    video_id: int | None = None
+    t: float | None = None
+    video: VideoRef | None = None
 
     @classmethod
     def of(cls, image: Image, score: float) -> Hit:
         return cls(image_id=image.id, score=score, source=image.source_uri, label=image.label,
                    collection=image.collection, title=image.title, caption=image.caption,
-                   topic=image.topic, topic_score=image.topic_score)
+                   topic=image.topic, topic_score=image.topic_score, video_id=image.video_id,
+                   t=image.t)
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,8 @@ class SearchResult:
                 {"image_id": hit.image_id, "score": round(hit.score, 6), "source": hit.source,
                  "label": hit.label, "collection": hit.collection, "title": hit.title,
                  "caption": hit.caption, "topic": hit.topic, "topic_score": hit.topic_score,
-                 "thumbnail_url": f"/v1/images/{hit.image_id}/thumbnail"}
+                 "thumbnail_url": f"/v1/images/{hit.image_id}/thumbnail",
+                 "video": hit.video.to_public() if hit.video is not None else None}
                 for hit in self.results
             ],
         }
@@ -102,7 +108,7 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
                   query: bytes | None = None, image_id: int | None = None,
                   url: str | None = None, qe: bool | None = None,
                   dba: bool | None = None, filters: Filters = NO_FILTERS,
-                  facets: bool | None = None) -> SearchResult:
+                  facets: bool | None = None, group_videos: bool = True) -> SearchResult:
     """Top-k catalogued images most like the query bytes, the image at `url` (fetched under
     the URL fetch rules, services/ingest/fetch.py) or the catalogued image `image_id`; `qe`
     and `dba` switch α-query expansion and database-side augmentation on or off (None: the
@@ -111,7 +117,8 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
     `filters` (topic, collection, label, caption words) RESTRICT the similarity search to
     the images that pass them, inside the index search, so k results come back whenever k
     pass (with DBA, its shortlist is so restricted). The answer holds facet counts when
-    `facets` (None: when the search is filtered; counting is a scan of the catalog)."""
+    `facets` (None: when the search is filtered; counting is a scan of the catalog).
+    Frames of one video fold into one hit, the best frame first, unless not `group_videos`."""
     _check_k(k)
     started = time.perf_counter()
     if url is not None:
@@ -127,18 +134,20 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
         use_qe = qe_enabled(space, qe)
         plan = dba_plan(space, dba=dba, qe=use_qe)
         search = replica.search
+        wanted = fetch_size(session, k, group=group_videos, most=MAX_K)
         if filters.restricts:
             search = functools.partial(filtered_search, replica,
                                        allowed=allowed_ids(session, filters))
         if plan is not None:
-            hits = dba_search(replica, vector, k, plan, shortlist_search=search)
+            hits = dba_search(replica, vector, wanted, plan, shortlist_search=search)
         else:
-            hits = search(expand_query(replica, space, vector) if use_qe else vector, k)
+            hits = search(expand_query(replica, space, vector) if use_qe else vector, wanted)
         ids = [int(i) for i in hits.ids[0] if i >= 0]
         rows = image_queries.images_by_ids(session=session, ids=ids)
         results = [Hit.of(rows[i], float(s))
                    for i, s in zip(hits.ids[0], hits.scores[0], strict=True)
                    if i >= 0 and i in rows and rows[i].status == "embedded"]
+        results = with_videos(session, results, group=group_videos, k=k)
         counts = facet_counts(session, filters) if _wants_facets(facets, filters) else None
     return SearchResult(space=space.name, took_ms=(time.perf_counter() - started) * 1000,
                         results=results, qe=use_qe, dba=plan is not None, facets=counts,
@@ -159,6 +168,7 @@ def search_text(runtime: Runtime, *, k: int, filters: Filters,
                                  filters=filters.columns())
         rows = image_queries.images_by_ids(session=session, ids=[m.image_id for m in matches])
         results = [Hit.of(rows[m.image_id], m.rank) for m in matches if m.image_id in rows]
+        results = with_videos(session, results, group=False, k=k)
         counts = facet_counts(session, filters) if _wants_facets(facets, filters) else None
     return SearchResult(space="", took_ms=(time.perf_counter() - started) * 1000,
                         results=results, facets=counts, mode="text")

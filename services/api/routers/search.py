@@ -56,6 +56,9 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
                  facets: Annotated[bool | None, Query(description="topic and label counts "
                                                       "over the candidates; default: when "
                                                       "the search is filtered")] = None,
+                 group_videos: Annotated[bool, Query(description="fold the frames of one "
+                                                     "video into one result, best frame "
+                                                     "first")] = True,
                  ) -> dict:
     """The k catalogued images most like the query, best first. `text` alone is a ranked
     full-text search of titles and captions; with an image it restricts the similarity
@@ -81,7 +84,7 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
             data = await read_limited(upload, runtime.settings.max_upload_bytes)
             result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
                                              query=data, qe=qe, dba=dba, filters=filters,
-                                             facets=facets)
+                                             facets=facets, group_videos=group_videos)
     elif content_type.startswith("application/json"):
         try:
             body = await read_text_body(request, SearchJsonRequest,
@@ -101,7 +104,8 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
         else:
             result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
                                              image_id=body.image_id, url=body.url, qe=qe,
-                                             dba=dba, filters=filters, facets=facets)
+                                             dba=dba, filters=filters, facets=facets,
+                                             group_videos=group_videos)
     else:
         raise ImageRejected("not_an_image", "send multipart/form-data with a 'file' field, "
                             f"or application/json with an image_id or a url; got "
