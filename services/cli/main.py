@@ -38,12 +38,13 @@ GROUPS: dict[str, str] = {
     "storage": "The data folder's files checked against the catalog.",
     "text": "Text-CNN topic classifiers for captions: train, classify, list.",
     "visualize": "What a space's backbone responds to, as PNG files.",
+    "video": "Video classifiers: the 3-D convolution against frame averaging.",
 }
 COMMANDS: dict[str, Entry] = {
     "init": Entry(f"{_CLI}.catalog:init",
                   "Create the catalog, or migrate it to the newest schema."),
-    "ingest": Entry(f"{_CLI}.ingest:ingest", "Add images to the catalog and the index; files "
-                    "already there are reported, not re-added."),
+    "ingest": Entry(f"{_CLI}.ingest:ingest", "Add images and videos to the catalog and the "
+                    "index; files already there are reported, not re-added."),
     "search": Entry(f"{_CLI}.search:search",
                     "Print the k catalogued images most like IMAGE (or --id N, or --url URL), "
                     "best first."),
@@ -141,6 +142,11 @@ COMMANDS: dict[str, Entry] = {
                          "Every text model: name, classes, held-out figures, default."),
     "sample build": Entry(f"{_CLI}.sample:sample_build", "Write the bundled photos and "
                           "Fashion-MNIST images (by class folder); reuses what exists."),
+    "video compare": Entry(f"{_CLI}.video:video_compare", "Train the 3-D convolution and "
+                           "the frame-averaging video classifiers on sample clips; one "
+                           "table."),
+    "sample clips": Entry(f"{_CLI}.sample:sample_clips", "Write labelled video clips "
+                          "(Fashion-MNIST items moving over photos) for the video classifiers."),
     "sample hint": Entry(f"{_CLI}.sample:sample_hint",
                          "Print example queries to paste once `lookalike serve` runs."),
 }
