@@ -70,8 +70,8 @@ def ingest(
     label_from_dir: Annotated[bool, typer.Option(help="label images by their folder name")] = False,
     show_failures: Annotated[int, typer.Option(help="how many failed files to list")] = 20,
 ) -> None:
-    """Add images and videos (mp4, mov, avi, mkv, webm: their sampled frames) to the catalog
-    and the index; files already there are reported, not re-added."""
+    """Add images and videos to the catalog and the index; files already there are reported,
+    not re-added. Videos (mp4, mov, avi, mkv, webm) are indexed by their sampled frames."""
     settings = get_settings()
     with open_runtime(settings) as runtime:
         items = collect_items(paths, collection=collection, label_from_dir=label_from_dir)

@@ -142,11 +142,10 @@ COMMANDS: dict[str, Entry] = {
                          "Every text model: name, classes, held-out figures, default."),
     "sample build": Entry(f"{_CLI}.sample:sample_build", "Write the bundled photos and "
                           "Fashion-MNIST images (by class folder); reuses what exists."),
-    "video compare": Entry(f"{_CLI}.video:video_compare", "Train the 3-D convolution and "
-                           "the frame-averaging video classifiers on sample clips; one "
-                           "table."),
-    "sample clips": Entry(f"{_CLI}.sample:sample_clips", "Write labelled video clips "
-                          "(Fashion-MNIST items moving over photos) for the video classifiers."),
+    "video compare": Entry(f"{_CLI}.video:video_compare", "Train both video classifiers on "
+                           "the motion and appearance tasks."),
+    "sample clips": Entry(f"{_CLI}.sample:sample_clips", "Write the video classifiers' tasks "
+                          "as mp4 clips."),
     "sample hint": Entry(f"{_CLI}.sample:sample_hint",
                          "Print example queries to paste once `lookalike serve` runs."),
 }
