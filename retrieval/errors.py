@@ -136,3 +136,16 @@ class CheckpointMismatch(LookalikeError, ValueError):
 
 class HeadNotFound(LookalikeError, FileNotFoundError):
     """A projection head weight file that does not exist."""
+
+
+class VideoRejected(LookalikeError):
+    """Bytes that cannot be used as a video; `kind` says why in one machine-readable word.
+
+    Kinds: empty, too_many_bytes, not_a_video, unsupported_format, no_video_stream, too_long,
+    too_many_pixels, too_many_frames, truncated, decode_failed.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
         "faiss", description="backend of the default space created by the first ingest")
     max_upload_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 40_000_000
+    max_video_bytes: int = Field(500 * 1024 * 1024, ge=1, description="largest video file "
+                                 "ingested (its frames obey max_pixels)")
+    max_video_seconds: float = Field(3 * 3600, gt=0, description="longest video ingested")
+    max_video_frames: int = Field(500_000, ge=1, description="most frames a video may hold")
+    video_every_s: float = Field(2.0, gt=0, description="a video frame is indexed at every "
+                                 "shot change and at least this often (seconds)")
     thumbnail_size: int = 256
     # Half the cores decode, the other half run the model: on 2 cores one decode process and
     # one torch thread gave the fastest end-to-end ingest (`lookalike bench ingest`, README).

@@ -18,6 +18,10 @@ class ImageNotFound(NotFound):
     """An image id that is not in the catalog (or was deleted)."""
 
 
+class VideoNotFound(NotFound):
+    """A video id that is not in the catalog, or whose stored file is gone."""
+
+
 class JobNotFound(NotFound):
     """A job id that is not in the catalog."""
 

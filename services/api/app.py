@@ -32,6 +32,7 @@ from lookalike.services.api.routers import (
     search,
     spaces,
     text,
+    videos,
 )
 from lookalike.services.config import Settings, get_settings
 from lookalike.services.jobs.runner import resume_interrupted
@@ -65,7 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.budgets = Budgets.from_settings(settings)
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes,
-                       max_json_bytes=settings.max_json_bytes)
+                       max_json_bytes=settings.max_json_bytes,
+                       path_caps={"/v1/videos": (settings.max_video_bytes,
+                                                 "LOOKALIKE_MAX_VIDEO_BYTES")})
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST", "DELETE"],
@@ -76,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     install_error_handlers(app)
     for module in (search, copies, images, spaces, jobs, explain, health, metrics, pages, admin,
-                   identity, text, docs):
+                   identity, text, docs, videos):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     app.mount(docs.ASSETS_URL, StaticFiles(directory=docs.ASSETS_DIR), name="docs-assets")

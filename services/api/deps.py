@@ -25,7 +25,8 @@ JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="job id")]
 ImageIdQuery = Annotated[int, Query(ge=1, le=MAX_ID, description="catalogued image id")]
 
 
-async def read_limited(upload: UploadFile, limit: int) -> bytes:
+async def read_limited(upload: UploadFile, limit: int,
+                       setting: str = "LOOKALIKE_MAX_UPLOAD_BYTES") -> bytes:
     """The upload's bytes, refusing to read more than `limit` (413 at the edge)."""
     chunks: list[bytes] = []
     size = 0
@@ -34,7 +35,7 @@ async def read_limited(upload: UploadFile, limit: int) -> bytes:
         if size > limit:
             raise ImageRejected("too_many_bytes",
                                 f"upload is larger than the limit of {limit} bytes "
-                                "(LOOKALIKE_MAX_UPLOAD_BYTES)")
+                                f"({setting})")
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -31,6 +31,7 @@ from lookalike.retrieval.errors import (
     UnknownPooling,
     UnknownProtocol,
     UnknownTransform,
+    VideoRejected,
     WeightsMismatch,
     WeightsNotFound,
     WhiteningError,
@@ -61,6 +62,9 @@ REJECTION_STATUS = {
     "too_many_pixels": 413,
     "not_an_image": 415,
     "unsupported_format": 415,
+    "too_long": 413,
+    "too_many_frames": 413,
+    "not_a_video": 415,
 }
 
 
@@ -113,7 +117,7 @@ STATUSES: list[tuple[type[LookalikeError], int, str]] = [
 
 
 def _status_of(exc: LookalikeError) -> tuple[int, str]:
-    if isinstance(exc, ImageRejected):
+    if isinstance(exc, ImageRejected | VideoRejected):
         return REJECTION_STATUS.get(exc.kind, 422), exc.kind
     for kind, status, name in STATUSES:
         if isinstance(exc, kind):

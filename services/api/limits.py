@@ -19,10 +19,13 @@ class BodyLimit:
     """ASGI middleware: 413 with a JSON error when a body exceeds its cap: the upload limit
     (plus multipart framing) for uploads, `max_json_bytes` for JSON."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, max_json_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_json_bytes: int,
+                 path_caps: dict[str, tuple[int, str]] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_json_bytes = max_json_bytes
+        # upload routes with their own limit and its setting's name (videos)
+        self.path_caps = path_caps or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -30,10 +33,13 @@ class BodyLimit:
             return
         headers = Headers(scope=scope)
         is_json = headers.get("content-type", "").startswith("application/json")
-        cap = self.max_json_bytes if is_json else self.max_bytes + MULTIPART_OVERHEAD
+        upload_cap, upload_setting = self.path_caps.get(
+            scope.get("path", ""), (self.max_bytes, "LOOKALIKE_MAX_UPLOAD_BYTES"))
+        cap = self.max_json_bytes if is_json else upload_cap + MULTIPART_OVERHEAD
+        setting = "LOOKALIKE_MAX_JSON_BYTES" if is_json else upload_setting
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
-            await self._refuse(send, cap, is_json)
+            await self._refuse(send, cap, setting)
             return
         started = False
         received = 0
@@ -55,9 +61,8 @@ class BodyLimit:
             await self.app(scope, counted, tracked)
         except BodyTooLarge:
             if not started:
-                await self._refuse(send, cap, is_json)
+                await self._refuse(send, cap, setting)
 
-    async def _refuse(self, send: Send, cap: int, is_json: bool) -> None:
-        setting = "LOOKALIKE_MAX_JSON_BYTES" if is_json else "LOOKALIKE_MAX_UPLOAD_BYTES"
+    async def _refuse(self, send: Send, cap: int, setting: str) -> None:
         await refuse(send, 413, "too_many_bytes",
                      f"request body is over the limit of {cap} bytes ({setting})")

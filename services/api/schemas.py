@@ -30,6 +30,24 @@ class SearchJsonRequest(BaseModel):
         return self
 
 
+class VideoFramePublic(BaseModel):
+    image_id: int
+    t: float
+    score: float
+
+
+class VideoHitPublic(BaseModel):
+    """The clip a frame hit comes from: `t` is the hit frame's time in seconds; `frames` the
+    clip's frames among the hits, best first (one when grouping is off)."""
+
+    id: int
+    t: float
+    duration: float
+    label: str | None = None
+    file_url: str
+    frames: list[VideoFramePublic]
+
+
 class SearchHitPublic(BaseModel):
     image_id: int
     score: float
@@ -44,6 +62,7 @@ class SearchHitPublic(BaseModel):
     is_copy: bool | None = Field(None, description="the space's calibrated copy decision "
                                  "(null: the space has no copy calibration)")
     thumbnail_url: str
+    video: VideoHitPublic | None = None
 
 
 class FacetCount(BaseModel):
@@ -90,6 +109,39 @@ class ImagePublic(BaseModel):
     topic: str | None = None
     topic_score: float | None = None
     created_at: datetime | None
+
+
+class VideoFrameListed(BaseModel):
+    image_id: int
+    t: float
+    thumbnail_url: str
+
+
+class VideoPublic(BaseModel):
+    """A clip: its facts, its class (when a video classifier gave one) and its frames."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    sha256: str
+    source_uri: str | None
+    byte_size: int
+    container: str
+    codec: str
+    width: int
+    height: int
+    fps: float
+    duration: float
+    collection: str | None
+    label: str | None
+    label_score: float | None
+    created_at: datetime | None
+    file_url: str = ""
+    frames: list[VideoFrameListed] = Field(default_factory=list)
+
+
+class VideoUploadResponse(VideoPublic):
+    duplicate: bool
 
 
 class ImageWordsUpdate(BaseModel):

@@ -114,8 +114,11 @@ class Image(Base):
     collection: Mapped[str | None] = mapped_column(String(200), index=True)
     label: Mapped[str | None] = mapped_column(String(200), index=True)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON_DOC, default=dict)
-    video_id: Mapped[str | None] = mapped_column(String(200), index=True)
-    video_ts: Mapped[float | None] = mapped_column(Float)
+    # A video frame's clip and its time in seconds from the clip's start (migration 0011).
+    video_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("video.id"), index=True
+    )
+    t: Mapped[float | None] = mapped_column(Float)
     # Words about the image (upload form, sidecar file, EXIF), searched by full text
     # (catalog/fulltext.py), and the topic a text model gave them.
     title: Mapped[str | None] = mapped_column(String(300))
@@ -126,6 +129,29 @@ class Image(Base):
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow, server_default=text("CURRENT_TIMESTAMP")
     )
+
+
+class Video(Base):
+    """One ingested clip, unique by the sha256 of its bytes; its sampled frames are image rows
+    with `video_id` and `t`. `label`/`label_score` are a video classifier's answer."""
+
+    __tablename__ = "video"
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    source_uri: Mapped[str] = mapped_column(Text)
+    stored_path: Mapped[str | None] = mapped_column(Text)
+    byte_size: Mapped[int] = mapped_column(BigInteger)
+    container: Mapped[str] = mapped_column(String(16))
+    codec: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    fps: Mapped[float] = mapped_column(Float)
+    duration: Mapped[float] = mapped_column(Float)
+    collection: Mapped[str | None] = mapped_column(String(200), index=True)
+    label: Mapped[str | None] = mapped_column(String(200), index=True)
+    label_score: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = _created()
 
 
 class Space(Base):

@@ -29,12 +29,32 @@ class ImageCreate(BaseModel):
     collection: str | None = Field(None, max_length=200)
     label: str | None = Field(None, max_length=200)
     meta: dict[str, Any] = Field(default_factory=dict)
-    video_id: str | None = Field(None, max_length=200)
-    video_ts: float | None = None
+    video_id: int | None = Field(None, ge=1)
+    t: float | None = Field(None, ge=0)
     title: str | None = Field(None, max_length=300)
     caption: str | None = None
     topic: str | None = Field(None, max_length=100)
     topic_score: float | None = None
+
+
+class VideoCreate(BaseModel):
+    """A new video row; `sha256` is the hex digest of the clip's bytes (lower case)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sha256: str = Field(pattern=SHA256_PATTERN)
+    source_uri: str
+    stored_path: str | None = None
+    byte_size: int = Field(ge=1)
+    container: str = Field(max_length=16)
+    codec: str = Field(max_length=32)
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)
+    fps: float = Field(ge=0)
+    duration: float = Field(ge=0)
+    collection: str | None = Field(None, max_length=200)
+    label: str | None = Field(None, max_length=200)
+    label_score: float | None = None
 
 
 class SpaceCreate(BaseModel):

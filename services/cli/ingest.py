@@ -23,7 +23,8 @@ from rich.text import Text
 
 from lookalike.services.config import get_settings
 from lookalike.services.index.snapshots import snapshot_all
-from lookalike.services.ingest.pipeline import IngestSummary, ingest_items
+from lookalike.services.ingest.media import ingest_media
+from lookalike.services.ingest.pipeline import IngestSummary
 from lookalike.services.ingest.sources import IngestItem, collect_items
 from lookalike.services.runtime import Runtime
 from lookalike.services.search.copycheck import screen_items
@@ -87,7 +88,8 @@ def ingest(
         help="ask each file whether it copies a catalogued image (the default space's "
              "calibrated thresholds): flag (report, store) or skip (do not store)")] = None,
 ) -> None:
-    """Add images to the catalog and the index; files already there are reported, not re-added."""
+    """Add images and videos to the catalog and the index; files already there are reported,
+    not re-added. Videos (mp4, mov, avi, mkv, webm) are indexed by their sampled frames."""
     settings = get_settings()
     with open_runtime(settings) as runtime:
         items = collect_items(paths, collection=collection, label_from_dir=label_from_dir)
@@ -95,7 +97,7 @@ def ingest(
             items = _screen(runtime, items, on_copy)
         with rate_progress() as progress:
             task = progress.add_task("ingesting", total=len(items))
-            summary = ingest_items(runtime, items, progress=lambda n: progress.advance(task, n))
+            summary = ingest_media(runtime, items, progress=lambda n: progress.advance(task, n))
         snapshot_all(runtime)
         print_summary(summary, show_failures=show_failures)
 

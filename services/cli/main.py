@@ -38,12 +38,13 @@ GROUPS: dict[str, str] = {
     "storage": "The data folder's files checked against the catalog.",
     "text": "Text-CNN topic classifiers for captions: train, classify, list.",
     "visualize": "What a space's backbone responds to, as PNG files.",
+    "video": "Video classifiers: the 3-D convolution against frame averaging.",
 }
 COMMANDS: dict[str, Entry] = {
     "init": Entry(f"{_CLI}.catalog:init",
                   "Create the catalog, or migrate it to the newest schema."),
-    "ingest": Entry(f"{_CLI}.ingest:ingest", "Add images to the catalog and the index; files "
-                    "already there are reported, not re-added."),
+    "ingest": Entry(f"{_CLI}.ingest:ingest", "Add images and videos to the catalog and the "
+                    "index; files already there are reported, not re-added."),
     "search": Entry(f"{_CLI}.search:search",
                     "Print the k catalogued images most like IMAGE (or --id N, or --url URL), "
                     "best first."),
@@ -146,6 +147,10 @@ COMMANDS: dict[str, Entry] = {
                          "Every text model: name, classes, held-out figures, default."),
     "sample build": Entry(f"{_CLI}.sample:sample_build", "Write the bundled photos and "
                           "Fashion-MNIST images (by class folder); reuses what exists."),
+    "video compare": Entry(f"{_CLI}.video:video_compare", "Train both video classifiers on "
+                           "the motion and appearance tasks."),
+    "sample clips": Entry(f"{_CLI}.sample:sample_clips", "Write the video classifiers' tasks "
+                          "as mp4 clips."),
     "sample hint": Entry(f"{_CLI}.sample:sample_hint",
                          "Print example queries to paste once `lookalike serve` runs."),
 }

@@ -41,3 +41,16 @@ def sample_hint(
         f"  curl -s -F file=@{query} '{url}/v1/search?k=5' | python3 -m json.tool\n"
         f"  lookalike search {query} -k 5\n\n"
         f"OpenAPI docs: {url}/docs\n", highlight=False, soft_wrap=True)
+
+
+def sample_clips(
+    directory: Annotated[Path, typer.Argument(help="where to write the clips")],
+    seed: Annotated[int, typer.Option(help="the clips' random seed")] = 0,
+    per_class: Annotated[int, typer.Option(help="clips per class and split (on average)")] = 60,
+) -> None:
+    """Write the video classifiers' tasks as mp4 clips: Fashion-MNIST items moving over
+    photos, <task>/<split>/<class>/ for the tasks motion and appearance."""
+    from lookalike.services.video.clips import write_sample_clips  # noqa: PLC0415 - av
+
+    written = write_sample_clips(directory, seed=seed, per_class=per_class)
+    console.print(f"{written} clips in {directory} (motion and appearance, train and test)")

@@ -55,6 +55,7 @@ class Outcome:
     status: str
     image_id: int | None = None
     reason: str | None = None
+    video_id: int | None = None
 
 
 @dataclass

@@ -20,8 +20,9 @@ from lookalike.services.errors import FetchFailed, InvalidRequest, JobNotFound
 from lookalike.services.ingest.captions import NO_WORDS, Words
 from lookalike.services.ingest.fence import check_under_roots
 from lookalike.services.ingest.fetch import fetch_bytes
+from lookalike.services.ingest.media import ingest_media
 from lookalike.services.ingest.metadata import check_metadata
-from lookalike.services.ingest.pipeline import IngestSummary, Outcome, ingest_bytes, ingest_items
+from lookalike.services.ingest.pipeline import IngestSummary, Outcome, ingest_bytes
 from lookalike.services.ingest.sources import IngestItem, UrlItem, collect_items
 from lookalike.services.jobs import finetune
 from lookalike.services.jobs import reindex as reindex_jobs
@@ -213,7 +214,7 @@ def _ingest_batch(runtime: Runtime, job: Job, batch: int) -> None:
         items = [IngestItem(path=Path(source), collection=params.collection, label=label,
                             title=words.title, caption=words.caption)
                  for source, label, words in map(_parts, chunk)]
-        summary = ingest_items(runtime, items)
+        summary = ingest_media(runtime, items)
     else:
         summary = ingest_urls(runtime, chunk, collection=params.collection)
     _record(runtime, job.id, batch, summary, size=len(chunk))

@@ -36,6 +36,7 @@ from lookalike.services.search.verify import (
     verify_enabled,
     verify_hits,
 )
+from lookalike.services.search.videos import VideoRef, fetch_size, with_videos
 from lookalike.services.spaces.lookup import find_space
 
 MAX_K = 1000
@@ -56,12 +57,16 @@ class Hit:
     topic_score: float | None = None
     inliers: int | None = None
     is_copy: bool | None = None
+    video_id: int | None = None
+    t: float | None = None
+    video: VideoRef | None = None
 
     @classmethod
     def of(cls, image: Image, score: float) -> Hit:
         return cls(image_id=image.id, score=score, source=image.source_uri, label=image.label,
                    collection=image.collection, title=image.title, caption=image.caption,
-                   topic=image.topic, topic_score=image.topic_score)
+                   topic=image.topic, topic_score=image.topic_score, video_id=image.video_id,
+                   t=image.t)
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,8 @@ class SearchResult:
                  "label": hit.label, "collection": hit.collection, "title": hit.title,
                  "caption": hit.caption, "topic": hit.topic, "topic_score": hit.topic_score,
                  "inliers": hit.inliers, "is_copy": hit.is_copy,
-                 "thumbnail_url": f"/v1/images/{hit.image_id}/thumbnail"}
+                 "thumbnail_url": f"/v1/images/{hit.image_id}/thumbnail",
+                 "video": hit.video.to_public() if hit.video is not None else None}
                 for hit in self.results
             ],
         }
@@ -114,7 +120,8 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
                   query: bytes | None = None, image_id: int | None = None,
                   url: str | None = None, qe: bool | None = None,
                   dba: bool | None = None, filters: Filters = NO_FILTERS,
-                  facets: bool | None = None, verify: bool | None = None) -> SearchResult:
+                  facets: bool | None = None, verify: bool | None = None,
+                  group_videos: bool = True) -> SearchResult:
     """Top-k catalogued images most like the query bytes, the image at `url` (fetched under
     the URL fetch rules, services/ingest/fetch.py) or the catalogued image `image_id`; `qe`
     and `dba` switch α-query expansion and database-side augmentation on or off (None: the
@@ -127,7 +134,8 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
 
     `verify` (None: the space's default) re-ranks the space's `verify_n` best candidates by
     local-feature inliers (services/search/verify.py) before the top k are kept; every result
-    carries `is_copy` when the space has a copy calibration."""
+    carries `is_copy` when the space has a copy calibration. Frames of one video fold into
+    one hit, the best frame first, unless not `group_videos`."""
     _check_k(k)
     started = time.perf_counter()
     if url is not None:
@@ -145,18 +153,20 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
         use_verify = verify_enabled(space, verify)
         fetch = max(k, space.options.verify_n) if use_verify else k
         search = replica.search
+        wanted = fetch_size(session, fetch, group=group_videos, most=MAX_K)
         if filters.restricts:
             search = functools.partial(filtered_search, replica,
                                        allowed=allowed_ids(session, filters))
         if plan is not None:
-            hits = dba_search(replica, vector, fetch, plan, shortlist_search=search)
+            hits = dba_search(replica, vector, wanted, plan, shortlist_search=search)
         else:
-            hits = search(expand_query(replica, space, vector) if use_qe else vector, fetch)
+            hits = search(expand_query(replica, space, vector) if use_qe else vector, wanted)
         ids = [int(i) for i in hits.ids[0] if i >= 0]
         rows = image_queries.images_by_ids(session=session, ids=ids)
         results = [Hit.of(rows[i], float(s))
                    for i, s in zip(hits.ids[0], hits.scores[0], strict=True)
                    if i >= 0 and i in rows and rows[i].status == "embedded"]
+        results = with_videos(session, results, group=group_videos, k=fetch)
         counts = facet_counts(session, filters) if _wants_facets(facets, filters) else None
     if use_verify:
         image = (stored_image(runtime, image_id) if image_id is not None
@@ -183,6 +193,7 @@ def search_text(runtime: Runtime, *, k: int, filters: Filters,
                                  filters=filters.columns())
         rows = image_queries.images_by_ids(session=session, ids=[m.image_id for m in matches])
         results = [Hit.of(rows[m.image_id], m.rank) for m in matches if m.image_id in rows]
+        results = with_videos(session, results, group=False, k=k)
         counts = facet_counts(session, filters) if _wants_facets(facets, filters) else None
     return SearchResult(space="", took_ms=(time.perf_counter() - started) * 1000,
                         results=results, facets=counts, mode="text")

@@ -28,6 +28,7 @@ from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog import snapshots as snapshot_queries
 from lookalike.services.catalog import spaces as space_queries
+from lookalike.services.catalog import videos as video_queries
 from lookalike.services.catalog.models import Space
 from lookalike.services.catalog.session import make_engine, make_session_factory
 from lookalike.services.config import Settings
@@ -81,6 +82,7 @@ def backup_home(settings: Settings, folder: Path) -> BackupReport:
         _copy_sqlite(database, folder / CATALOG)
     with _catalog(folder / CATALOG if database else None, settings) as session:
         _copy_originals(session, settings, folder, manifest, report)
+        _copy_videos(session, settings, folder, manifest, report)
         for space in space_queries.list_spaces(session=session):
             _copy_space_files(space, settings, folder, manifest, report)
             _copy_snapshots(session, space, settings, folder, manifest, report)
@@ -155,6 +157,19 @@ def _copy_originals(session: Session, settings: Settings, folder: Path,
             if image.status in CHECKED_STATUSES and image.stored_path:
                 report.originals += _add(settings.layout.resolve(image.stored_path),
                                          image.sha256, f"image {image.id}", settings, folder,
+                                         manifest, report)
+        after = page[-1].id
+
+
+def _copy_videos(session: Session, settings: Settings, folder: Path,
+                 manifest: BackupManifest, report: BackupReport) -> None:
+    """The stored clip of every video (its frames are originals, copied above)."""
+    after = 0
+    while page := video_queries.videos_after(session=session, after_id=after, limit=PAGE):
+        for video in page:
+            if video.stored_path:
+                report.originals += _add(settings.layout.resolve(video.stored_path),
+                                         video.sha256, f"video {video.id}", settings, folder,
                                          manifest, report)
         after = page[-1].id
 

@@ -46,6 +46,11 @@ class DataLayout:
         return self.home / "originals"
 
     @property
+    def videos(self) -> Path:
+        """Ingested video clips, content-addressed by sha256 (their frames are originals)."""
+        return self.home / "videos"
+
+    @property
     def thumbnails(self) -> Path:
         return self.home / "thumbnails"
 

@@ -59,6 +59,9 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
                  verify: Annotated[bool | None, Query(description="re-rank the top "
                                                       "candidates by local-feature inliers; "
                                                       "default: the space's setting")] = None,
+                 group_videos: Annotated[bool, Query(description="fold the frames of one "
+                                                     "video into one result, best frame "
+                                                     "first")] = True,
                  ) -> dict:
     """The k catalogued images most like the query, best first. `text` alone is a ranked
     full-text search of titles and captions; with an image it restricts the similarity
@@ -84,7 +87,8 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
             data = await read_limited(upload, runtime.settings.max_upload_bytes)
             result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
                                              query=data, qe=qe, dba=dba, filters=filters,
-                                             facets=facets, verify=verify)
+                                             facets=facets, verify=verify,
+                                             group_videos=group_videos)
     elif content_type.startswith("application/json"):
         try:
             body = await read_text_body(request, SearchJsonRequest,
@@ -105,7 +109,7 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
             result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
                                              image_id=body.image_id, url=body.url, qe=qe,
                                              dba=dba, filters=filters, facets=facets,
-                                             verify=verify)
+                                             verify=verify, group_videos=group_videos)
     else:
         raise ImageRejected("not_an_image", "send multipart/form-data with a 'file' field, "
                             f"or application/json with an image_id or a url; got "

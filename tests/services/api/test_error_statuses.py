@@ -20,6 +20,7 @@ from lookalike.retrieval.errors import (
     IndexShapeError,
     LookalikeError,
     TrainingStopped,
+    VideoRejected,
     WeightsNotFound,
 )
 from lookalike.services.api.errors import install_error_handlers
@@ -40,6 +41,7 @@ INTERNAL: dict[type[LookalikeError], str] = {
 # Errors whose constructor takes more than a message.
 SAMPLES: dict[type[LookalikeError], Callable[[type], LookalikeError]] = {
     ImageRejected: lambda kind: kind("decode_failed", "bytes that are no image"),
+    VideoRejected: lambda kind: kind("truncated", "a stream cut short"),
     WeightsNotFound: lambda kind: kind("lenet5", ["/nowhere/lenet5.pt"]),
     RateLimited: lambda kind: kind("too many searches", retry_after_s=3),
 }

@@ -23,7 +23,8 @@ from tests.services.catalog.builders import space
 TABLES_0001 = {"image", "space", "region", "embedding", "index_change", "job", "index_snapshot"}
 TABLES_0002 = TABLES_0001 | {"evaluation"}
 TABLES_0005 = TABLES_0002 | {"api_key"}
-TABLES = TABLES_0005 | {"text_model", "vector_follower"}
+TABLES_0008 = TABLES_0005 | {"text_model", "vector_follower"}
+TABLES = TABLES_0008 | {"video"}
 CAPTION_COLUMNS = {"title", "caption", "topic", "topic_score"}
 LEASE = {"lease_owner", "lease_heartbeat_at", "lease_expires_at"}
 
@@ -48,8 +49,13 @@ def _columns(url: str, table: str) -> set[str]:
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == "0008"
+    assert current_revision(database_url) == "0011"
     assert _tables(database_url) == TABLES
+    assert {"video_id", "t"} <= _columns(database_url, "image")
+    downgrade(database_url, "0008")
+    assert _tables(database_url) == TABLES_0008
+    assert {"video_id", "video_ts"} <= _columns(database_url, "image")
+    assert "t" not in _columns(database_url, "image")
     downgrade(database_url, "0007")
     assert _tables(database_url) == TABLES_0005 | {"text_model"}
     assert _columns(database_url, "image") >= CAPTION_COLUMNS
@@ -224,3 +230,40 @@ def test_catalog_imports_neither_torch_nor_faiss() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def _fts_ids(connection: sa.Connection, word: str) -> list[int]:
+    """Image ids the full-text structure finds for one word, on either database."""
+    if connection.dialect.name == "postgresql":
+        query = ("SELECT id FROM image WHERE caption_tsv @@ plainto_tsquery('english', :w) "
+                 "ORDER BY id")
+    else:
+        query = "SELECT rowid FROM image_fts WHERE image_fts MATCH :w ORDER BY rowid"
+    return list(connection.execute(sa.text(query), {"w": word}).scalars())
+
+
+def test_0011_keeps_full_text_in_step_and_a_frame_through_downgrade(database_url: str) -> None:
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(
+                "INSERT INTO video (sha256, source_uri, byte_size, container, codec, width, "
+                f"height, fps, duration) VALUES ('{'f' * 64}', 'a.mp4', 10, 'mp4', 'h264', 4, "
+                "4, 25, 2.0)"))
+            connection.execute(sa.text(
+                "INSERT INTO image (sha256, source_uri, status, meta, caption, video_id, t) "
+                f"VALUES ('{'a' * 64}', 'a.mp4#t=1.5', 'embedded', '{{}}', 'a red bicycle', "
+                "1, 1.5)"))
+            assert _fts_ids(connection, "bicycle") == [1]
+            connection.execute(sa.text("UPDATE image SET caption = 'a blue kite'"))
+            assert _fts_ids(connection, "kite") == [1]
+        downgrade(database_url, "0008")
+        with engine.begin() as connection:
+            row = connection.execute(sa.text("SELECT video_id, video_ts FROM image")).one()
+            assert tuple(row) == ("1", 1.5)
+            connection.execute(sa.text("UPDATE image SET caption = 'a green boat'"))
+            assert _fts_ids(connection, "boat") == [1]
+            assert _fts_ids(connection, "kite") == []
+    finally:
+        engine.dispose()

