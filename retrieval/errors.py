@@ -136,3 +136,11 @@ class CheckpointMismatch(LookalikeError, ValueError):
 
 class HeadNotFound(LookalikeError, FileNotFoundError):
     """A projection head weight file that does not exist."""
+
+
+class CocoFormatError(LookalikeError, ValueError):
+    """A COCO annotation file that is not valid JSON or lacks the detection fields."""
+
+
+class InvalidBox(LookalikeError, ValueError):
+    """A box that is not four numbers inside its image with x0 < x1 and y0 < y1."""

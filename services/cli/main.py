@@ -141,6 +141,8 @@ COMMANDS: dict[str, Entry] = {
                          "Every text model: name, classes, held-out figures, default."),
     "sample build": Entry(f"{_CLI}.sample:sample_build", "Write the bundled photos and "
                           "Fashion-MNIST images (by class folder); reuses what exists."),
+    "sample scenes": Entry(f"{_CLI}.sample:sample_scenes", "Write detection scenes (objects "
+                           "on photo crops) as PNG files and COCO JSON."),
     "sample hint": Entry(f"{_CLI}.sample:sample_hint",
                          "Print example queries to paste once `lookalike serve` runs."),
 }
