@@ -25,6 +25,8 @@ TABLES_0002 = TABLES_0001 | {"evaluation"}
 TABLES_0005 = TABLES_0002 | {"api_key"}
 TABLES = TABLES_0005 | {"text_model", "vector_follower"}
 CAPTION_COLUMNS = {"title", "caption", "topic", "topic_score"}
+CORNERS = ("x0", "y0", "x1", "y1")
+SIZES = ("x", "y", "w", "h")
 LEASE = {"lease_owner", "lease_heartbeat_at", "lease_expires_at"}
 
 
@@ -48,8 +50,12 @@ def _columns(url: str, table: str) -> set[str]:
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == "0008"
+    assert current_revision(database_url) == "0009"
     assert _tables(database_url) == TABLES
+    assert _columns(database_url, "region") >= set(CORNERS) | {"detector"}
+    downgrade(database_url, "0008")
+    assert _columns(database_url, "region") >= set(SIZES) | {"source"}
+    assert not set(CORNERS) & _columns(database_url, "region")
     downgrade(database_url, "0007")
     assert _tables(database_url) == TABLES_0005 | {"text_model"}
     assert _columns(database_url, "image") >= CAPTION_COLUMNS
