@@ -110,3 +110,7 @@ class TextModelNotFound(NotFound):
 
 class TextTooLong(InvalidRequest):
     """A text larger than LOOKALIKE_MAX_TEXT_BYTES (413)."""
+
+
+class DetectorNotFound(NotFound):
+    """A detector name with no trained file under LOOKALIKE_HOME/detectors."""

@@ -152,7 +152,7 @@ def _blend(canvas: np.ndarray, alpha: np.ndarray, mask: np.ndarray, colour: np.n
     canvas[top:top + height, left:left + width] = np.round(region).astype(np.uint8)
 
 
-def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
     """Intersection over union of two (x0, y0, x1, y1) boxes."""
     width = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     height = max(0, min(a[3], b[3]) - max(a[1], b[1]))

@@ -20,6 +20,7 @@ from lookalike.services.api.ratelimit import Budgets
 from lookalike.services.api.requests import RequestContext
 from lookalike.services.api.routers import (
     admin,
+    detect,
     explain,
     health,
     identity,
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     install_error_handlers(app)
     for module in (search, images, spaces, jobs, explain, health, metrics, pages, admin,
-                   identity, text):
+                   identity, text, detect):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     return app

@@ -38,6 +38,7 @@ GROUPS: dict[str, str] = {
     "storage": "The data folder's files checked against the catalog.",
     "text": "Text-CNN topic classifiers for captions: train, classify, list.",
     "visualize": "What a space's backbone responds to, as PNG files.",
+    "detect": "Detectors on the MobileNetV2 trunk: train, evaluate, run over the catalog.",
 }
 COMMANDS: dict[str, Entry] = {
     "init": Entry(f"{_CLI}.catalog:init",
@@ -139,6 +140,15 @@ COMMANDS: dict[str, Entry] = {
                         "catalog its topic, as a job run page by page."),
     "text models": Entry(f"{_CLI}.text:text_models",
                          "Every text model: name, classes, held-out figures, default."),
+    "detect train": Entry(f"{_CLI}.detect:detect_train", "Train a detector on the ImageNet "
+                          "MobileNetV2 trunk as a job and publish it."),
+    "detect evaluate": Entry(f"{_CLI}.detect:detect_evaluate", "Score a detector on a COCO "
+                             "file: mAP@[.5:.95], mAP@.5 (pycocotools) and time per image, or "
+                             "IoU >= 0.5 share and class accuracy for a localizer."),
+    "detect run": Entry(f"{_CLI}.detect:detect_run", "Run a detector over the catalog as a "
+                        "job and store its boxes as regions."),
+    "detect list": Entry(f"{_CLI}.detect:detect_list", "The trained detectors: architecture, "
+                         "classes, side and held-out figures."),
     "sample build": Entry(f"{_CLI}.sample:sample_build", "Write the bundled photos and "
                           "Fashion-MNIST images (by class folder); reuses what exists."),
     "sample scenes": Entry(f"{_CLI}.sample:sample_scenes", "Write detection scenes (objects "

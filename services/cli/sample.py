@@ -50,13 +50,15 @@ def sample_scenes(
     split: Annotated[str, typer.Option(help="train, or held-out (test glyphs, unseen "
                                             "backgrounds)")] = "train",
     size: Annotated[int, typer.Option(help="scene side in pixels")] = 320,
+    max_objects: Annotated[int, typer.Option(help="objects per scene: 1 to this many (1: "
+                                                  "scenes for the localization head)")] = 6,
 ) -> None:
     """Write detection scenes (objects on photo crops) as PNG files and COCO JSON."""
     from lookalike.retrieval.detection.scenes import SceneSpec
     from lookalike.services.detection.scenes import write_scenes
 
     spec = SceneSpec(size=size, min_object=max(8, size * 24 // 320),
-                     max_object=max(8, size // 2))
+                     max_object=max(8, size // 2), max_objects=max_objects)
     try:
         summary = write_scenes(directory, images=images, seed=seed, split=split, spec=spec)
     except ValueError as error:
