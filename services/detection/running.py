@@ -14,6 +14,7 @@ from PIL import Image
 from torch import nn
 
 from lookalike.retrieval.detection.boxes import Box, find_boxes
+from lookalike.retrieval.detection.faces import FACE_THRESHOLD, FACES, Finder, face_finder
 from lookalike.retrieval.detection.networks import DetectorConfig
 from lookalike.retrieval.images import decode_image
 from lookalike.services.catalog import images as image_queries
@@ -47,20 +48,36 @@ def detector(runtime: Runtime, name: str) -> tuple[nn.Module, DetectorConfig]:
     return _cached(layout.home, name, path.stat().st_mtime)
 
 
+@lru_cache(maxsize=2)
+def _faces(threshold: float) -> Finder:
+    return face_finder(threshold)
+
+
+def finder(runtime: Runtime, name: str, *, threshold: float | None = None) -> Finder:
+    """What finds `name`'s boxes on images: the pretrained `faces`, or a trained detector."""
+    if name == FACES:
+        return _faces(FACE_THRESHOLD if threshold is None else threshold)
+    model, config = detector(runtime, name)
+
+    def find(images: list[Image.Image]) -> list[list[Box]]:
+        return find_boxes(model, config, images, threshold=threshold)
+
+    return find
+
+
 def detect_bytes(runtime: Runtime, data: bytes, *, name: str,
                  threshold: float | None = None) -> tuple[int, int, list[Box]]:
     """(width, height, boxes in its pixels) of one uploaded image; nothing is stored."""
-    model, config = detector(runtime, name)
+    find = finder(runtime, name, threshold=threshold)
     settings = runtime.settings
     decoded = decode_image(data, max_bytes=settings.max_upload_bytes,
                            max_pixels=settings.max_pixels)
-    boxes = find_boxes(model, config, [decoded.image], threshold=threshold)[0]
-    return decoded.width, decoded.height, boxes
+    return decoded.width, decoded.height, find([decoded.image])[0]
 
 
 def create_detect_job(runtime: Runtime, *, name: str, collection: str | None = None) -> Job:
     """A queued job over the embedded images (of `collection`), in pages of job_batch_size."""
-    detector(runtime, name)  # an unknown detector is refused now, not when the job runs
+    finder(runtime, name)  # an unknown detector is refused now, not when the job runs
     size = runtime.settings.job_batch_size
     with runtime.session() as session:
         ids = image_queries.ids_with_status(session=session, status="embedded")
@@ -82,7 +99,7 @@ def run_detect_batch(runtime: Runtime, job: Job, batch: int) -> None:
     params = job.params
     assert isinstance(params, DetectRunParams), f"job {job.id} is not a detect job"
     first, last = params.pages[batch]
-    model, config = detector(runtime, params.detector)
+    find = finder(runtime, params.detector)
     with runtime.read_session() as session:
         ids = image_queries.ids_with_status(session=session, status="embedded", first=first,
                                             last=last)
@@ -92,7 +109,7 @@ def run_detect_batch(runtime: Runtime, job: Job, batch: int) -> None:
     added, errors = 0, []
     for row in rows:
         try:
-            added += _detect_row(runtime, row, model, config, params.detector)
+            added += _detect_row(runtime, row, find, params.detector)
         except (OSError, ValueError) as error:
             errors.append(f"image {row.id}: {error}")
     with runtime.session() as session:
@@ -102,13 +119,12 @@ def run_detect_batch(runtime: Runtime, job: Job, batch: int) -> None:
         session.commit()
 
 
-def _detect_row(runtime: Runtime, row: ImageRow, model: nn.Module, config: DetectorConfig,
-                name: str) -> int:
+def _detect_row(runtime: Runtime, row: ImageRow, find: Finder, name: str) -> int:
     """Detect on one catalogued image's original and store its boxes; returns their count."""
     if not row.stored_path:
         raise ValueError("no stored original to detect on")
     with Image.open(runtime.settings.layout.resolve(row.stored_path)) as image:
-        boxes = find_boxes(model, config, [image.convert("RGB")])[0]
+        boxes = find([image.convert("RGB")])[0]
     regions = [RegionCreate(x0=b.x0, y0=b.y0, x1=b.x1, y1=b.y1, label=b.label, score=b.score,
                             detector=name) for b in boxes]
     with runtime.session() as session:

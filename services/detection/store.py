@@ -27,9 +27,10 @@ LOCALIZER = "localizer"  # the architecture name of a one-object localization he
 
 def check_name(name: str) -> str:
     """A detector name: lower-case letters, digits, '-' and '_' (it names a file)."""
-    if not NAME.match(name) or name == "user":
+    if not NAME.match(name) or name in ("user", "faces"):
         raise InvalidRequest(f"detector name {name!r} is not allowed: use 1-63 lower-case "
-                             "letters, digits, '-' or '_' ('user' is kept for people's boxes)")
+                             "letters, digits, '-' or '_' ('user' is kept for people's boxes, "
+                             "'faces' for the pretrained face detector)")
     return name
 
 

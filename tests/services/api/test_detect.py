@@ -61,6 +61,14 @@ def test_detect_answers_boxes_in_the_uploads_pixels(
     assert missing.status_code == 404 and "plain" in missing.json()["detail"]
 
 
+def test_the_pretrained_faces_detector_over_http(client: TestClient) -> None:
+    upload = {"file": ("q.png", imagefactory.png_bytes("astronaut"))}
+    body = client.post("/v1/detect?detector=faces", files=upload).json()
+    assert body["width"] == 512 and [b["label"] for b in body["boxes"]] == ["face"]
+    x0, y0, x1, y1 = body["boxes"][0]["box"]
+    assert x0 < 222 < x1 and y0 < 110 < y1
+
+
 def test_regions_of_an_image_best_first(client: TestClient, photo_home: Runtime) -> None:
     assert client.get("/v1/images/1/regions").json()["regions"] == []
     with photo_home.session() as session:
