@@ -101,4 +101,5 @@ def detect_list() -> None:
     table = Table("name", "figures")
     for name in list_detectors(layout):
         table.add_row(name, json.dumps(detector_figures(layout, name)))
+    table.add_row("faces", "pretrained MTCNN (facenet-pytorch), no training")
     console.print(table)

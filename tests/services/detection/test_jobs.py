@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from sqlalchemy import select
 
 from lookalike.retrieval.detection.coco import read_coco
 from lookalike.retrieval.detection.networks import TRUNK_BACKBONE, DetectorConfig
 from lookalike.retrieval.detection.scenes import SceneSpec
 from lookalike.retrieval.models.registry import get_backbone, resolve_weights
+from lookalike.services.catalog.models import Image
 from lookalike.services.catalog.regions import image_regions
 from lookalike.services.detection.request import DetectTrainRequest
 from lookalike.services.detection.scenes import write_scenes
@@ -118,3 +120,12 @@ def test_bad_requests_are_refused_before_any_job(runtime: Runtime, scenes: Path)
         jobs.submit_detect_train(runtime, _request(scenes, coco="/nowhere/a.json"))
     with pytest.raises(DetectorNotFound, match="lookalike detect train"):
         jobs.submit_detect(runtime, detector="missing")
+
+
+def test_a_faces_job_boxes_the_portraits_of_the_catalog(photo_home: Runtime) -> None:
+    run = jobs.describe(jobs.submit_detect(photo_home, detector="faces", wait=True))
+    assert run["state"] == "succeeded", run["errors"]
+    with photo_home.read_session() as session:
+        boxed = {Path(image.source_uri).stem for image in session.scalars(select(Image))
+                 if image_regions(session=session, image_id=image.id)}
+    assert boxed == {"astronaut", "camera", "grace_hopper"} and run["counts"]["added"] == 3
