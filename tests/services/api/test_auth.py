@@ -66,6 +66,7 @@ def _routes(upload: bytes) -> list[tuple[str, str, str, dict]]:
         ("POST", "/v1/jobs", "admin",
          {"json": {"kind": "top-patches", "space": "nope", "layer": 0, "channel": 0}}),
         ("POST", "/v1/jobs", "admin", {"json": {"kind": "text-apply", "model": "nope"}}),
+        ("POST", "/v1/jobs", "admin", {"json": {"kind": "detect", "detector": "nope"}}),
         ("POST", "/v1/jobs", "admin",
          {"json": {"kind": "text-train", "name": "t", "from_catalog": True,
                    "collection": "nope"}}),

@@ -4,6 +4,7 @@ box= (a region of the query), including every kind of bad box (422 saying what i
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -119,3 +120,17 @@ def test_bad_boxes_get_422_saying_what_is_wrong(
 def test_a_box_needs_a_query_image(client: TestClient) -> None:
     answer = client.post("/v1/search?box=0,0,5,5", json={"text": "coffee"})
     assert answer.status_code == 422 and "query image" in answer.json()["detail"]
+
+
+def test_a_detect_job_over_http_stores_regions(client: TestClient) -> None:
+    created = client.post("/v1/jobs", json={"kind": "detect", "detector": "faces"})
+    assert created.status_code == 202, created.text
+    job_id = created.json()["id"]
+    for _ in range(600):
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["state"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.5)
+    assert job["state"] == "succeeded" and job["counts"]["added"] == 3
+    unknown = client.post("/v1/jobs", json={"kind": "detect", "detector": "nope"})
+    assert unknown.status_code == 404
