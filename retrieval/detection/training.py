@@ -152,13 +152,16 @@ def _epoch(model: nn.Module, samples: Sequence[Sample], step: Step,
 @torch.no_grad()
 def detect(model: nn.Module, images: Sequence[np.ndarray],
            batch_size: int = 8) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(boxes (M, 4) in each image's pixels, scores (M,), 1-based labels (M,)) per image."""
+    """(boxes (M, 4) in each image's pixels, scores (M,), 1-based labels (M,)) per image;
+    never the background label 0."""
     model.eval()
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for start in range(0, len(images), batch_size):
         outputs = model([to_tensor(p) for p in images[start:start + batch_size]])
-        found.extend((o["boxes"].numpy(), o["scores"].numpy(), o["labels"].numpy())
-                     for o in outputs)
+        for output in outputs:
+            real = output["labels"] > 0  # FCOS counts the background as a class it may answer
+            found.append((output["boxes"][real].numpy(), output["scores"][real].numpy(),
+                          output["labels"][real].numpy()))
     return found
 
 

@@ -16,6 +16,7 @@ from torch import nn
 from lookalike.retrieval.detection.boxes import Box, find_boxes
 from lookalike.retrieval.detection.faces import FACE_THRESHOLD, FACES, Finder, face_finder
 from lookalike.retrieval.detection.networks import DetectorConfig
+from lookalike.retrieval.errors import ImageRejected
 from lookalike.retrieval.images import decode_image
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog import jobs as job_queries
@@ -25,6 +26,7 @@ from lookalike.services.catalog.models import Job
 from lookalike.services.catalog.regions import replace_regions
 from lookalike.services.catalog.schemas import RegionCreate
 from lookalike.services.detection.store import detector_path, load_detector
+from lookalike.services.errors import InvalidRequest
 from lookalike.services.runtime import Runtime
 from lookalike.services.storage.layout import DataLayout
 
@@ -110,8 +112,8 @@ def run_detect_batch(runtime: Runtime, job: Job, batch: int) -> None:
     for row in rows:
         try:
             added += _detect_row(runtime, row, find, params.detector)
-        except (OSError, ValueError) as error:
-            errors.append(f"image {row.id}: {error}")
+        except (OSError, ValueError, ImageRejected, InvalidRequest) as error:
+            errors.append(f"image {row.id}: {error}")  # one bad file fails only itself
     with runtime.session() as session:
         job_queries.record_batch(session=session, job_id=job.id, batch=batch,
                                  counts={"added": added, "failed": len(errors)}, errors=errors,
@@ -123,8 +125,10 @@ def _detect_row(runtime: Runtime, row: ImageRow, find: Finder, name: str) -> int
     """Detect on one catalogued image's original and store its boxes; returns their count."""
     if not row.stored_path:
         raise ValueError("no stored original to detect on")
-    with Image.open(runtime.settings.layout.resolve(row.stored_path)) as image:
-        boxes = find([image.convert("RGB")])[0]
+    data = runtime.settings.layout.resolve(row.stored_path).read_bytes()
+    decoded = decode_image(data, max_bytes=runtime.settings.max_upload_bytes,
+                           max_pixels=runtime.settings.max_pixels)  # upright, as catalogued
+    boxes = find([decoded.image])[0]
     regions = [RegionCreate(x0=b.x0, y0=b.y0, x1=b.x1, y1=b.y1, label=b.label, score=b.score,
                             detector=name) for b in boxes]
     with runtime.session() as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,6 +14,7 @@ from lookalike.retrieval.detection.networks import (
     localizer_loss,
     mobilenet_trunk,
 )
+from lookalike.retrieval.detection.training import detect
 from lookalike.retrieval.errors import InvalidTrainingConfig
 
 
@@ -62,12 +64,15 @@ def test_detectors_train_on_hand_made_boxes_and_answer_in_input_pixels(
                 "labels": torch.tensor([2, 1])}]
     losses = model.train()(images, targets)
     assert all(torch.isfinite(v) and v >= 0 for v in losses.values())
-    outputs = model.eval()(images)
+    model.eval()
+    outputs = model(images)
     for output in outputs:
         count = len(output["boxes"])
         assert output["boxes"].shape == (count, 4) and output["scores"].shape == (count,)
-        assert set(output["labels"].tolist()) <= {1, 2}
         assert (output["boxes"] >= 0).all() and (output["boxes"] <= 96).all()
+    pixels = [(image.permute(1, 2, 0).numpy() * 255).astype(np.uint8) for image in images]
+    for boxes, scores, labels in detect(model, pixels):
+        assert boxes.shape == (len(scores), 4) and set(labels.tolist()) <= {1, 2}
 
 
 def test_unknown_architecture_names_the_available_ones() -> None:
