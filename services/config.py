@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field("text", description="API log lines: text or json")
     broker_url: str | None = Field(None, description="Celery broker (Redis); unset = in-process")
     job_batch_size: int = Field(64, description="items per job batch (one task each)")
+    detector: str | None = Field(None, description="POST /v1/detect's detector when the "
+                                 "request names none (`lookalike detect list`)")
     job_max_retries: int = Field(3, description="retries of a failing batch before it fails")
     job_visibility_timeout_s: int = Field(
         600, description="seconds before a batch taken by a dead worker is handed out again")

@@ -118,3 +118,7 @@ class TextTooLong(InvalidRequest):
 
 class NotCalibrated(LookalikeError):
     """A copy question to a space without fitted copy thresholds."""
+
+
+class DetectorNotFound(NotFound):
+    """A detector name with no trained file under LOOKALIKE_HOME/detectors."""

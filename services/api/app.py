@@ -21,6 +21,7 @@ from lookalike.services.api.requests import RequestContext
 from lookalike.services.api.routers import (
     admin,
     copies,
+    detect,
     docs,
     explain,
     health,
@@ -79,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     install_error_handlers(app)
     for module in (search, copies, images, spaces, jobs, explain, health, metrics, pages, admin,
-                   identity, text, docs, videos):
+                   identity, text, docs, videos, detect):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     app.mount(docs.ASSETS_URL, StaticFiles(directory=docs.ASSETS_DIR), name="docs-assets")

@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from lookalike.retrieval.errors import (
     CheckpointMismatch,
+    CocoFormatError,
     EngineUnavailable,
     EvaluationError,
     GroundTruthMalformed,
@@ -22,6 +23,7 @@ from lookalike.retrieval.errors import (
     IndexIdNotFound,
     IndexNotTrained,
     IndexTrainingError,
+    InvalidBox,
     InvalidIndexFactory,
     InvalidSearchParameter,
     InvalidTrainingConfig,
@@ -104,6 +106,8 @@ STATUSES: list[tuple[type[LookalikeError], int, str]] = [
     (UnknownProtocol, 422, "unknown_protocol"),
     (GroundTruthMalformed, 422, "ground_truth_malformed"),
     (EvaluationError, 422, "invalid_evaluation"),
+    (InvalidBox, 422, "invalid_box"),
+    (CocoFormatError, 422, "invalid_coco"),
     (CheckpointMismatch, 409, "checkpoint_mismatch"),
     (HeadNotFound, 503, "weights_not_found"),
     (WeightsNotFound, 503, "weights_not_found"),

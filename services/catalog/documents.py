@@ -142,8 +142,26 @@ class TopPatchesParams(_Document):
     batch_sizes: list[int] = [1]  # one batch, one unit of progress
 
 
+class DetectTrainParams(_Document):
+    """A detector training job: its request (detection.request.DetectTrainRequest) and one
+    batch per epoch."""
+
+    detect_request: dict[str, Any]
+    batch_sizes: list[int]
+
+
+class DetectRunParams(_Document):
+    """A detect job: pages of image ids (first, last) that `detector` finds regions on."""
+
+    detector: str
+    collection: str | None = None
+    batch_size: int
+    pages: list[tuple[int, int]]
+    batch_sizes: list[int]
+
+
 JobParams = (IngestParams | ReindexParams | FinetuneParams | TextTrainParams | TextApplyParams
-             | TopPatchesParams)
+             | TopPatchesParams | DetectTrainParams | DetectRunParams)
 
 
 class BatchOutcome(_Document):

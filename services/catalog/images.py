@@ -10,7 +10,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lookalike.services.catalog.models import IMAGE_STATUSES, Embedding, Image, IndexChange
+from lookalike.services.catalog.models import (
+    IMAGE_STATUSES,
+    Embedding,
+    Image,
+    IndexChange,
+    Region,
+)
 from lookalike.services.catalog.schemas import ImageCreate
 from lookalike.services.catalog.spaces import lock_spaces
 from lookalike.services.errors import ImageNotFound, InvalidStatus
@@ -175,7 +181,8 @@ def hold_image_writes(*, session: Session) -> None:
 
 
 def mark_image_deleted(*, session: Session, image_id: int) -> bool:
-    """Mark an image deleted and drop its embeddings, logging one remove per space it was in.
+    """Mark an image deleted and drop its embeddings and regions, logging one remove per space
+    it was in.
 
     Returns False when the image does not exist or was already deleted. The image row is
     locked first (then the spaces, in id order), the same order `add_embeddings` uses.
@@ -188,6 +195,7 @@ def mark_image_deleted(*, session: Session, image_id: int) -> bool:
     space_ids = sorted(session.scalars(in_spaces))
     lock_spaces(session=session, space_ids=space_ids)
     session.execute(delete(Embedding).where(Embedding.image_id == image_id))
+    session.execute(delete(Region).where(Region.image_id == image_id))
     session.add_all(IndexChange(space_id=s, image_id=image_id, op="remove") for s in space_ids)
     image.status = "deleted"
     session.flush()

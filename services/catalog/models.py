@@ -114,7 +114,7 @@ class Image(Base):
     collection: Mapped[str | None] = mapped_column(String(200), index=True)
     label: Mapped[str | None] = mapped_column(String(200), index=True)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON_DOC, default=dict)
-    # A video frame's clip and its time in seconds from the clip's start (migration 0011).
+    # A video frame's clip and its time in seconds from the clip's start (migration 0010).
     video_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("video.id"), index=True
     )
@@ -190,22 +190,29 @@ class Space(Base):
 
 
 class Region(Base):
-    """A box on an image (from a detector or a user), with its label and score."""
+    """A box on an image (from a detector or a user), with its label and score.
+
+    The box is x0, y0, x1, y1 in the original image's pixels (x1, y1 exclusive); `detector` is
+    the detector's name, or 'user' for a box a person gave. It goes with its image: deleted
+    with the row (cascade) and when the image is marked deleted."""
 
     __tablename__ = "region"
+    __table_args__ = (
+        CheckConstraint("x0 >= 0 AND y0 >= 0 AND x1 > x0 AND y1 > y0", name="box"),
+    )
 
     id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
     image_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("image.id", ondelete="CASCADE"), index=True
     )
-    x: Mapped[float] = mapped_column(Float)
-    y: Mapped[float] = mapped_column(Float)
-    w: Mapped[float] = mapped_column(Float)
-    h: Mapped[float] = mapped_column(Float)
     label: Mapped[str | None] = mapped_column(String(200))
     score: Mapped[float | None] = mapped_column(Float)
-    source: Mapped[str] = mapped_column(String(100))
+    detector: Mapped[str] = mapped_column(String(100), index=True)
     created_at: Mapped[datetime] = _created()
+    x0: Mapped[float] = mapped_column(Float)
+    y0: Mapped[float] = mapped_column(Float)
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
 
 
 class Embedding(Base):

@@ -57,6 +57,21 @@ class VideoCreate(BaseModel):
     label_score: float | None = None
 
 
+class RegionCreate(BaseModel):
+    """A new region: a box x0, y0, x1, y1 in the original image's pixels, from `detector` (a
+    detector's name, or 'user')."""
+
+    model_config = ConfigDict(frozen=True)
+
+    x0: float = Field(ge=0)
+    y0: float = Field(ge=0)
+    x1: float
+    y1: float
+    label: str | None = Field(None, max_length=200)
+    score: float | None = None
+    detector: str = Field(min_length=1, max_length=100)
+
+
 class SpaceCreate(BaseModel):
     """A new embedding space; the first space in a catalog becomes the default."""
 
@@ -74,6 +89,8 @@ class SpaceCreate(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
+
+
 class Change:
     """One entry of a space's change log, as an index replica applies it.
 

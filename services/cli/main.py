@@ -39,6 +39,7 @@ GROUPS: dict[str, str] = {
     "text": "Text-CNN topic classifiers for captions: train, classify, list.",
     "visualize": "What a space's backbone responds to, as PNG files.",
     "video": "Video classifiers: the 3-D convolution against frame averaging.",
+    "detect": "Detectors on the MobileNetV2 trunk: train, evaluate, run over the catalog.",
 }
 COMMANDS: dict[str, Entry] = {
     "init": Entry(f"{_CLI}.catalog:init",
@@ -145,12 +146,23 @@ COMMANDS: dict[str, Entry] = {
                         "catalog its topic, as a job run page by page."),
     "text models": Entry(f"{_CLI}.text:text_models",
                          "Every text model: name, classes, held-out figures, default."),
+    "detect train": Entry(f"{_CLI}.detect:detect_train", "Train a detector on the ImageNet "
+                          "MobileNetV2 trunk as a job and publish it."),
+    "detect evaluate": Entry(f"{_CLI}.detect:detect_evaluate", "Score a detector on a COCO "
+                             "file: mAP@[.5:.95], mAP@.5 (pycocotools) and time per image, or "
+                             "IoU >= 0.5 share and class accuracy for a localizer."),
+    "detect run": Entry(f"{_CLI}.detect:detect_run", "Run a detector over the catalog as a "
+                        "job and store its boxes as regions."),
+    "detect list": Entry(f"{_CLI}.detect:detect_list", "The trained detectors: architecture, "
+                         "classes, side and held-out figures."),
     "sample build": Entry(f"{_CLI}.sample:sample_build", "Write the bundled photos and "
                           "Fashion-MNIST images (by class folder); reuses what exists."),
     "video compare": Entry(f"{_CLI}.video:video_compare", "Train both video classifiers on "
                            "the motion and appearance tasks."),
     "sample clips": Entry(f"{_CLI}.sample:sample_clips", "Write the video classifiers' tasks "
                           "as mp4 clips."),
+    "sample scenes": Entry(f"{_CLI}.sample:sample_scenes", "Write detection scenes (objects "
+                           "on photo crops) as PNG files and COCO JSON."),
     "sample hint": Entry(f"{_CLI}.sample:sample_hint",
                          "Print example queries to paste once `lookalike serve` runs."),
 }

@@ -54,3 +54,29 @@ def sample_clips(
 
     written = write_sample_clips(directory, seed=seed, per_class=per_class)
     console.print(f"{written} clips in {directory} (motion and appearance, train and test)")
+
+
+def sample_scenes(
+    directory: Annotated[Path, typer.Argument(help="where to write images/ and annotations.json")],
+    images: Annotated[int, typer.Option(help="how many scenes")] = 200,
+    seed: Annotated[int, typer.Option(help="the same seed writes the same scenes")] = 0,
+    split: Annotated[str, typer.Option(help="train, or held-out (test glyphs, unseen "
+                                            "backgrounds)")] = "train",
+    size: Annotated[int, typer.Option(help="scene side in pixels")] = 320,
+    max_objects: Annotated[int, typer.Option(help="objects per scene: 1 to this many (1: "
+                                                  "scenes for the localization head)")] = 6,
+) -> None:
+    """Write detection scenes (objects on photo crops) as PNG files and COCO JSON."""
+    from lookalike.retrieval.detection.scenes import SceneSpec
+    from lookalike.services.detection.scenes import write_scenes
+
+    spec = SceneSpec(size=size, min_object=max(8, size * 24 // 320),
+                     max_object=max(8, size // 2), max_objects=max_objects)
+    try:
+        summary = write_scenes(directory, images=images, seed=seed, split=split, spec=spec)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    digits = "Fashion-MNIST + OpenCV digits" if summary.digits else \
+        "Fashion-MNIST only (OpenCV's digits.png is not installed)"
+    console.print(f"{summary.images} scenes, {summary.objects} objects, "
+                  f"{len(summary.classes)} classes ({digits}) in {directory}")

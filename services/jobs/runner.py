@@ -16,6 +16,9 @@ from lookalike.retrieval.errors import ImageRejected, TrainingStopped
 from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.catalog.documents import FinetuneParams, IngestParams
 from lookalike.services.catalog.models import Job, utcnow
+from lookalike.services.detection import running as detect_jobs
+from lookalike.services.detection import training as detect_training
+from lookalike.services.detection.request import DetectTrainRequest
 from lookalike.services.errors import FetchFailed, InvalidRequest, JobNotFound
 from lookalike.services.ingest.captions import NO_WORDS, Words
 from lookalike.services.ingest.fence import check_under_roots
@@ -273,6 +276,28 @@ def submit_text_train(runtime: Runtime, request: TextTrainRequest, *, wait: bool
     return get_job(runtime, job.id)
 
 
+def submit_detect_train(runtime: Runtime, request: DetectTrainRequest, *,
+                        wait: bool = False) -> Job:
+    """Record a detector training job, one batch per epoch, and start it where jobs run."""
+    job = detect_training.create_train_job(runtime, request)
+    launch(runtime, job.id, batches=range(request.epochs), wait=wait)
+    return get_job(runtime, job.id)
+
+
+def submit_detect(runtime: Runtime, *, detector: str, collection: str | None = None,
+                  wait: bool = False) -> Job:
+    """Record a job that runs `detector` over the catalog, a page of ids per batch, storing
+    its boxes as regions, and start it where jobs run."""
+    job = detect_jobs.create_detect_job(runtime, name=detector, collection=collection)
+    launch(runtime, job.id, batches=range(job.result.batch_count), wait=wait)
+    return get_job(runtime, job.id)
+
+
+def _detect_train_batch(runtime: Runtime, job: Job, epoch: int) -> None:
+    """Train one epoch of a detector, in order like a fine-tuning job's."""
+    _epoch_batch(detect_training.run_train_epoch, runtime, job, epoch)
+
+
 def _finetune_batch(runtime: Runtime, job: Job, epoch: int) -> None:
     """Train one epoch; with a broker, the next epoch is sent once this one is recorded (the
     epochs of a job run in order, never side by side)."""
@@ -304,8 +329,10 @@ BATCH_RUNNERS: dict[str, Callable[[Runtime, Job, int], None]] = {
     "text-train": _text_train_batch,
     "text-apply": text_apply.run_text_apply_batch,
     top_patches_jobs.KIND: top_patches_jobs.run_top_patches_batch,
+    detect_training.KIND: _detect_train_batch,
+    detect_jobs.KIND: detect_jobs.run_detect_batch,
 }
-SEQUENTIAL_KINDS = frozenset({"finetune", "text-train"})
+SEQUENTIAL_KINDS = frozenset({"finetune", "text-train", detect_training.KIND})
 TRAINING_KINDS = SEQUENTIAL_KINDS
 TRAINING_KEYS = ("history", "baseline_val_map", "train_images", "val_images", "classes",
                  "space", "weights_file", "weights_sha256", "head_file", "curves",

@@ -14,6 +14,7 @@ from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.fulltext import match_captions
 from lookalike.services.catalog.models import Image, Space
+from lookalike.services.detection.regions import cropped_query
 from lookalike.services.errors import ImageNotFound, InvalidRequest
 from lookalike.services.index.backend import SpaceIndex
 from lookalike.services.index.replicas import IndexReplica
@@ -121,7 +122,7 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
                   url: str | None = None, qe: bool | None = None,
                   dba: bool | None = None, filters: Filters = NO_FILTERS,
                   facets: bool | None = None, verify: bool | None = None,
-                  group_videos: bool = True) -> SearchResult:
+                  group_videos: bool = True, box: str | None = None) -> SearchResult:
     """Top-k catalogued images most like the query bytes, the image at `url` (fetched under
     the URL fetch rules, services/ingest/fetch.py) or the catalogued image `image_id`; `qe`
     and `dba` switch α-query expansion and database-side augmentation on or off (None: the
@@ -135,11 +136,17 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
     `verify` (None: the space's default) re-ranks the space's `verify_n` best candidates by
     local-feature inliers (services/search/verify.py) before the top k are kept; every result
     carries `is_copy` when the space has a copy calibration. Frames of one video fold into
-    one hit, the best frame first, unless not `group_videos`."""
+    one hit, the best frame first, unless not `group_videos`.
+
+    `box` (x0,y0,x1,y1 in the query image's pixels) searches with that region of the query
+    image alone: it is cut out and embedded like an upload."""
     _check_k(k)
     started = time.perf_counter()
     if url is not None:
         query = fetch_bytes(url, settings=runtime.settings)
+    if box is not None:
+        query = cropped_query(runtime, box, data=query, image_id=image_id)
+        image_id = None
     with runtime.read_session() as session:
         check_filters(session, filters)
         space = find_space(session=session, name=space_name)

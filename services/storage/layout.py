@@ -74,6 +74,11 @@ class DataLayout:
         """Backbones exported for inference engines, by weights sha256 (rebuilt if missing)."""
         return self.home / "engines"
 
+    @property
+    def detectors(self) -> Path:
+        """Trained detectors and localization heads, one `<name>.pt` file each."""
+        return self.home / "detectors"
+
     def job(self, job_id: int) -> Path:
         """A training job's work folder: checkpoints and curves."""
         return self.home / "jobs" / str(job_id)

@@ -86,8 +86,18 @@ class TopPatchesJobCreate(BaseModel):
     limit: int = Field(5000, ge=1, description="look at the first N catalog images")
 
 
+class DetectJobCreate(BaseModel):
+    """A job that runs a detector over the catalog, page by page, storing its boxes as
+    regions (GET /v1/images/{id}/regions)."""
+
+    kind: Literal["detect"]
+    detector: str = Field(min_length=1, max_length=63,
+                          description="a trained detector's name, or 'faces'")
+    collection: str | None = Field(None, max_length=200, description="only this collection")
+
+
 AnyJobCreate = Annotated[JobCreate | FinetuneJobCreate | ReindexJobCreate | TextTrainJobCreate
-                         | TextApplyJobCreate | TopPatchesJobCreate,
+                         | TextApplyJobCreate | TopPatchesJobCreate | DetectJobCreate,
                          Field(union_mode="left_to_right")]
 
 
@@ -98,7 +108,7 @@ async def create_job(body: AnyJobCreate, request: Request, runtime: RuntimeDep,
                      who: IdentityDep) -> dict[str, Any]:
     """Queue a job; it runs on the workers (or in this process without a broker). Ingest by
     URL needs the ingest scope; server paths (under LOOKALIKE_INGEST_ROOTS only), re-index,
-    fine-tuning, text-train, text-apply and top-patches jobs need admin."""
+    fine-tuning, text-train, text-apply, top-patches and detect jobs need admin."""
     needed = INGEST if isinstance(body, JobCreate) and body.urls and not body.paths else ADMIN
     if not grants(who.scopes, needed):
         raise NotAllowed(f"the key {who.name!r} lacks the {needed!r} scope this job needs",
@@ -108,6 +118,9 @@ async def create_job(body: AnyJobCreate, request: Request, runtime: RuntimeDep,
     if isinstance(body, TopPatchesJobCreate):
         job = await run_in_threadpool(jobs.submit_top_patches, runtime, space_name=body.space,
                                       layer=body.layer, channel=body.channel, limit=body.limit)
+    elif isinstance(body, DetectJobCreate):
+        job = await run_in_threadpool(jobs.submit_detect, runtime, detector=body.detector,
+                                      collection=body.collection)
     elif isinstance(body, ReindexJobCreate):
         job = await run_in_threadpool(jobs.submit_reindex, runtime, space_name=body.space)
     elif isinstance(body, TextApplyJobCreate):

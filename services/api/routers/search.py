@@ -62,6 +62,9 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
                  group_videos: Annotated[bool, Query(description="fold the frames of one "
                                                      "video into one result, best frame "
                                                      "first")] = True,
+                 box: Annotated[str | None, Query(
+                     max_length=200, description="x0,y0,x1,y1 in the query image's pixels: "
+                     "search with that region of it")] = None,
                  ) -> dict:
     """The k catalogued images most like the query, best first. `text` alone is a ranked
     full-text search of titles and captions; with an image it restricts the similarity
@@ -81,6 +84,7 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
             if text is None:
                 raise InvalidRequest("multipart search needs a file field named 'file' "
                                      "or a field named 'text'")
+            _no_box(box)
             result = await run_in_threadpool(search_text, runtime, k=k, filters=filters,
                                              facets=facets)
         else:
@@ -88,7 +92,7 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
             result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
                                              query=data, qe=qe, dba=dba, filters=filters,
                                              facets=facets, verify=verify,
-                                             group_videos=group_videos)
+                                             group_videos=group_videos, box=box)
     elif content_type.startswith("application/json"):
         try:
             body = await read_text_body(request, SearchJsonRequest,
@@ -103,13 +107,15 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
         if body.url is not None:
             charge_upload(request, who)
         if body.image_id is None and body.url is None:
+            _no_box(box)
             result = await run_in_threadpool(search_text, runtime, k=k, filters=filters,
                                              facets=facets)
         else:
             result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
                                              image_id=body.image_id, url=body.url, qe=qe,
                                              dba=dba, filters=filters, facets=facets,
-                                             verify=verify, group_videos=group_videos)
+                                             verify=verify, group_videos=group_videos,
+                                             box=box)
     else:
         raise ImageRejected("not_an_image", "send multipart/form-data with a 'file' field, "
                             f"or application/json with an image_id or a url; got "
@@ -119,3 +125,10 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
     for hit in answer["results"]:
         hit["source"] = shown_source(hit["source"], full=full)
     return answer
+
+
+def _no_box(box: str | None) -> None:
+    """A words-only search has no query image to cut a box from."""
+    if box is not None:
+        raise InvalidRequest("box= cuts a region out of the query image: send an image "
+                             "(file, image_id or url) with it, not only words")

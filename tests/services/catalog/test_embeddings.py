@@ -179,7 +179,7 @@ def test_deleting_a_space_or_an_image_cascades(session: Session) -> None:
     both = [first.id, second.id]
     for s in (gap, gem):
         add_embeddings(session=session, space_id=s.id, image_ids=both, vectors=vectors(2))
-    session.add(Region(image_id=first.id, x=0, y=0, w=10, h=10, source="user"))
+    session.add(Region(image_id=first.id, x0=0, y0=0, x1=10, y1=10, detector="user"))
     record_snapshot(
         session=session,
         space_id=gap.id,

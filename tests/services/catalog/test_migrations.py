@@ -26,6 +26,8 @@ TABLES_0005 = TABLES_0002 | {"api_key"}
 TABLES_0008 = TABLES_0005 | {"text_model", "vector_follower"}
 TABLES = TABLES_0008 | {"video"}
 CAPTION_COLUMNS = {"title", "caption", "topic", "topic_score"}
+CORNERS = ("x0", "y0", "x1", "y1")
+SIZES = ("x", "y", "w", "h")
 LEASE = {"lease_owner", "lease_heartbeat_at", "lease_expires_at"}
 
 
@@ -49,13 +51,17 @@ def _columns(url: str, table: str) -> set[str]:
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == "0011"
+    assert current_revision(database_url) == "0010"
     assert _tables(database_url) == TABLES
     assert {"video_id", "t"} <= _columns(database_url, "image")
-    downgrade(database_url, "0008")
+    assert _columns(database_url, "region") >= set(CORNERS) | {"detector"}
+    downgrade(database_url, "0009")
     assert _tables(database_url) == TABLES_0008
     assert {"video_id", "video_ts"} <= _columns(database_url, "image")
     assert "t" not in _columns(database_url, "image")
+    downgrade(database_url, "0008")
+    assert _columns(database_url, "region") >= set(SIZES) | {"source"}
+    assert not set(CORNERS) & _columns(database_url, "region")
     downgrade(database_url, "0007")
     assert _tables(database_url) == TABLES_0005 | {"text_model"}
     assert _columns(database_url, "image") >= CAPTION_COLUMNS
@@ -242,7 +248,7 @@ def _fts_ids(connection: sa.Connection, word: str) -> list[int]:
     return list(connection.execute(sa.text(query), {"w": word}).scalars())
 
 
-def test_0011_keeps_full_text_in_step_and_a_frame_through_downgrade(database_url: str) -> None:
+def test_0010_keeps_full_text_in_step_and_a_frame_through_downgrade(database_url: str) -> None:
     upgrade(database_url)
     engine = make_engine(database_url)
     try:
@@ -258,7 +264,7 @@ def test_0011_keeps_full_text_in_step_and_a_frame_through_downgrade(database_url
             assert _fts_ids(connection, "bicycle") == [1]
             connection.execute(sa.text("UPDATE image SET caption = 'a blue kite'"))
             assert _fts_ids(connection, "kite") == [1]
-        downgrade(database_url, "0008")
+        downgrade(database_url, "0009")
         with engine.begin() as connection:
             row = connection.execute(sa.text("SELECT video_id, video_ts FROM image")).one()
             assert tuple(row) == ("1", 1.5)

@@ -6,8 +6,8 @@ code ever wrote: their values are not carried over. Adding a foreign key copies 
 table on SQLite (batch "recreate"), which drops the full-text triggers of 0007 with the old
 table: they are created again after each copy, in upgrade and in downgrade.
 
-Revision ID: 0011
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-02 12:40:00
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011"
-down_revision: str | Sequence[str] | None = "0008"
+revision: str = "0010"
+down_revision: str | Sequence[str] | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

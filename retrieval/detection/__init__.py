@@ -1,0 +1,1 @@
+"""Detection, localization and region heads: scenes, COCO files, networks, training."""

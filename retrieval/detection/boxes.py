@@ -1,0 +1,87 @@
+"""Boxes in an image's own pixels: parsing a person's `x0,y0,x1,y1`, running a detector on
+a whole image and scaling its boxes back to the original size."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from torch import nn
+
+from lookalike.retrieval.detection.networks import DetectorConfig, Localizer
+from lookalike.retrieval.detection.training import detect, localize
+from lookalike.retrieval.errors import InvalidBox
+
+
+@dataclass(frozen=True)
+class Box:
+    """A box x0, y0, x1, y1 in original pixels (x1, y1 exclusive), its label and score."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    label: str | None = None
+    score: float | None = None
+
+
+def parse_box(text: str, *, width: int, height: int) -> Box:
+    """`x0,y0,x1,y1` in the image's pixels; InvalidBox says what is wrong with anything else."""
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 4:
+        raise InvalidBox(f"box {text!r} must be four numbers x0,y0,x1,y1; got {len(parts)} "
+                         "values")
+    try:
+        x0, y0, x1, y1 = (float(part) for part in parts)
+    except ValueError:
+        raise InvalidBox(f"box {text!r} is not numeric: give four numbers x0,y0,x1,y1 in "
+                         "pixels") from None
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+        raise InvalidBox(f"box {text!r} has a value that is not a finite number")
+    if x1 <= x0 or y1 <= y0:
+        raise InvalidBox(f"box {text!r} is empty or inverted: it needs x0 < x1 and y0 < y1")
+    if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+        raise InvalidBox(f"box {text!r} reaches outside the image, which is {width}x{height} "
+                         f"pixels: keep 0 <= x0 < x1 <= {width} and 0 <= y0 < y1 <= {height}")
+    return Box(x0, y0, x1, y1)
+
+
+def crop(image: Image.Image, box: Box) -> Image.Image:
+    """The part of `image` inside `box` (rounded outwards to whole pixels)."""
+    return image.crop((math.floor(box.x0), math.floor(box.y0), math.ceil(box.x1),
+                       math.ceil(box.y1)))
+
+
+def find_boxes(model: nn.Module, config: DetectorConfig, images: list[Image.Image],
+               *, threshold: float | None = None) -> list[list[Box]]:
+    """Each image's boxes (score >= threshold, default the detector's), best first, in its
+    original pixels: images are squashed to the detector's side and boxes scaled back."""
+    cut = config.score_threshold if threshold is None else threshold
+    pixels = [np.asarray(i.convert("RGB").resize((config.size, config.size),
+                                                 Image.Resampling.BILINEAR)) for i in images]
+    if isinstance(model, Localizer):
+        boxes, labels, scores = localize(model, pixels)
+        found = [(boxes[i:i + 1], scores[i:i + 1], labels[i:i + 1]) for i in range(len(images))]
+    else:
+        found = detect(model, pixels)
+    return [_scaled(item, image.size, config, cut) for item, image in zip(found, images,
+                                                                         strict=True)]
+
+
+def _scaled(found: tuple[np.ndarray, np.ndarray, np.ndarray], size: tuple[int, int],
+            config: DetectorConfig, threshold: float) -> list[Box]:
+    """Boxes above the threshold, in the original image's pixels, clipped to it."""
+    boxes, scores, labels = found
+    sx, sy = size[0] / config.size, size[1] / config.size
+    kept = []
+    for box, score, label in zip(boxes, scores, labels, strict=True):
+        if score < threshold:
+            continue
+        x0, x1 = (round(float(np.clip(v * sx, 0, size[0])), 1) for v in (box[0], box[2]))
+        y0, y1 = (round(float(np.clip(v * sy, 0, size[1])), 1) for v in (box[1], box[3]))
+        if x1 > x0 and y1 > y0:
+            kept.append(Box(x0, y0, x1, y1, config.classes[int(label) - 1],
+                            round(float(score), 4)))
+    return sorted(kept, key=lambda b: -(b.score or 0.0))

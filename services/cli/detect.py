@@ -1,0 +1,105 @@
+"""`lookalike detect ...`: train detectors as jobs, score them on COCO files, run them over
+the catalog to store regions, list them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lookalike.services.config import get_settings
+from lookalike.services.jobs import runner as jobs
+from lookalike.services.setup import open_runtime
+
+console = Console()
+
+Coco = Annotated[Path, typer.Option(help="COCO detection JSON (`lookalike sample scenes`)")]
+Images = Annotated[Path | None, typer.Option(
+    help="folder the COCO file names are relative to (default: the JSON's folder)")]
+
+
+def detect_train(
+    name: Annotated[str, typer.Option(help="the detector's name (its file, `--detector`)")],
+    coco: Coco,
+    images: Images = None,
+    architecture: Annotated[str, typer.Option(
+        help="fcos, fasterrcnn, or localizer (one object: class + box)")] = "fcos",
+    size: Annotated[int, typer.Option(help="input side in pixels")] = 320,
+    epochs: Annotated[int, typer.Option()] = 10,
+    batch_size: Annotated[int, typer.Option()] = 8,
+    lr: Annotated[float, typer.Option()] = 1e-3,
+    seed: Annotated[int, typer.Option()] = 0,
+    val_coco: Annotated[Path | None, typer.Option(help="held-out COCO file to score")] = None,
+    val_images: Images = None,
+) -> None:
+    """Train a detector on the ImageNet MobileNetV2 trunk as a job and publish it."""
+    from lookalike.services.detection.request import DetectTrainRequest
+
+    folder = images or coco.parent
+    val_folder = val_images or (val_coco.parent if val_coco else None)
+    request = DetectTrainRequest(
+        name=name, coco=str(coco.resolve()), images=str(folder.resolve()),
+        architecture=architecture, size=size, epochs=epochs, batch_size=batch_size, lr=lr,
+        seed=seed, val_coco=str(val_coco.resolve()) if val_coco else None,
+        val_images=str(val_folder.resolve()) if val_folder else None)
+    with open_runtime(get_settings()) as runtime:
+        job = jobs.describe(jobs.submit_detect_train(runtime, request, wait=True))
+    console.print(f"job {job['id']} ({job['kind']}): {job['state']}")
+    for epoch in (job.get("training") or {}).get("history", []):
+        console.print(f"  epoch {epoch['epoch']}: loss {epoch['loss']:.4f} "
+                      f"({epoch['seconds']:.1f} s)")
+    console.print(json.dumps((job.get("training") or {}).get("figures", {})))
+    if job["error"]:
+        console.print(f"[red]error:[/red] {job['error']}", highlight=False)
+
+
+def detect_evaluate(
+    detector: Annotated[str, typer.Option(help="a trained detector's name")],
+    coco: Coco,
+    images: Images = None,
+) -> None:
+    """Score a detector on a COCO file: mAP@[.5:.95], mAP@.5 (pycocotools) and time per
+    image, or IoU >= 0.5 share and class accuracy for a localizer."""
+    import torch
+
+    from lookalike.services.detection.scoring import score_detector
+    from lookalike.services.detection.store import load_detector
+
+    settings = get_settings()
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    model, config = load_detector(settings.layout, detector)
+    figures = score_detector(model, config, coco, images or coco.parent)
+    console.print(json.dumps({"detector": detector, "architecture": config.architecture,
+                              "size": config.size, **figures}))
+
+
+def detect_run(
+    detector: Annotated[str, typer.Option(help="a trained detector's name")],
+    collection: Annotated[str | None, typer.Option(help="only this collection")] = None,
+) -> None:
+    """Run a detector over the catalog as a job and store its boxes as regions."""
+    with open_runtime(get_settings()) as runtime:
+        job = jobs.describe(jobs.submit_detect(runtime, detector=detector,
+                                               collection=collection, wait=True))
+    console.print(f"job {job['id']} ({job['kind']}): {job['state']}, "
+                  f"{job['progress']['done']}/{job['progress']['total']} images, "
+                  f"{job['counts']['added']} regions")
+    for line in job["errors"][:20]:
+        console.print(f"  {line}", highlight=False)
+
+
+def detect_list() -> None:
+    """The trained detectors: architecture, classes, side and held-out figures."""
+    from lookalike.services.detection.store import detector_figures, list_detectors
+
+    layout = get_settings().layout
+    table = Table("name", "figures")
+    for name in list_detectors(layout):
+        table.add_row(name, json.dumps(detector_figures(layout, name)))
+    table.add_row("faces", "pretrained MTCNN (facenet-pytorch), no training")
+    console.print(table)

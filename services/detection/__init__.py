@@ -1,0 +1,1 @@
+"""Detection in the service: generated scenes, detector files, detect jobs, regions."""

@@ -1,0 +1,50 @@
+"""Held-out figures of a detector (COCO mAP through pycocotools) or of a localization head
+(share of boxes with IoU >= 0.5, class accuracy), on a COCO file and its images."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from lookalike.retrieval.detection.coco import read_coco
+from lookalike.retrieval.detection.networks import DetectorConfig, Localizer
+from lookalike.retrieval.detection.scenes import box_iou
+from lookalike.retrieval.detection.training import Sample, detect, load_samples, localize
+from lookalike.retrieval.evaluation.coco import Found, Truth, coco_scores
+from lookalike.services.detection.store import LOCALIZER
+
+
+def score_detector(model: nn.Module, config: DetectorConfig, coco: Path,
+                   images: Path) -> dict[str, float]:
+    """The held-out figures of `model` on the COCO file `coco` (images under `images`)."""
+    samples = load_samples(read_coco(coco), images, size=config.size)
+    if config.architecture == LOCALIZER:
+        assert isinstance(model, Localizer)
+        return _localizer_figures(model, [s for s in samples if len(s.labels)])
+    started = time.perf_counter()
+    found = detect(model, [s.pixels for s in samples])
+    seconds = (time.perf_counter() - started) / max(1, len(samples))
+    scores = coco_scores([Truth(s.boxes, s.labels) for s in samples],
+                         [Found(*item) for item in found], classes=len(config.classes),
+                         size=(config.size, config.size))
+    return {"images": float(len(samples)), "map": round(scores.map, 4),
+            "map_50": round(scores.map_50, 4), "map_75": round(scores.map_75, 4),
+            "recall_100": round(scores.recall_100, 4), "seconds_per_image": round(seconds, 4)}
+
+
+def _localizer_figures(model: Localizer, samples: list[Sample]) -> dict[str, float]:
+    """Share of first boxes found with IoU >= 0.5, and class accuracy."""
+    boxes, labels, _ = localize(model, [s.pixels for s in samples])
+    ious = np.array([box_iou(_corners(b), _corners(s.boxes[0]))
+                     for b, s in zip(boxes, samples, strict=True)])
+    right = [int(label) == int(s.labels[0]) for label, s in zip(labels, samples, strict=True)]
+    return {"images": float(len(samples)), "iou_50": round(float(np.mean(ious >= 0.5)), 4),
+            "mean_iou": round(float(np.mean(ious)), 4),
+            "accuracy": round(float(np.mean(right)), 4)}
+
+
+def _corners(box: np.ndarray) -> tuple[float, float, float, float]:
+    return float(box[0]), float(box[1]), float(box[2]), float(box[3])

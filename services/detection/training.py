@@ -1,0 +1,106 @@
+"""Detector training jobs (`detect-train`): one epoch per batch, resumable from the job's
+checkpoint; the last epoch scores the held-out set and publishes the detector file."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lookalike.retrieval.detection.coco import read_coco
+from lookalike.retrieval.detection.networks import TRUNK_BACKBONE, DetectorConfig
+from lookalike.retrieval.detection.training import (
+    Sample,
+    TrainSettings,
+    detector_step,
+    load_samples,
+    localizer_step,
+    train,
+)
+from lookalike.retrieval.models.registry import get_backbone, resolve_weights
+from lookalike.services.catalog import jobs as job_queries
+from lookalike.services.catalog.documents import DetectTrainParams
+from lookalike.services.catalog.models import Job
+from lookalike.services.detection.request import DetectTrainRequest
+from lookalike.services.detection.scoring import score_detector
+from lookalike.services.detection.store import LOCALIZER, check_name, new_network, save_detector
+from lookalike.services.errors import InvalidRequest
+from lookalike.services.jobs.finetune import cancel_watch, patch_result
+from lookalike.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+KIND = "detect-train"
+
+
+def check_request(request: DetectTrainRequest) -> None:
+    """Refuse at submit time a bad name, missing files, or a held-out set given by half."""
+    check_name(request.name)
+    for path in (request.coco, request.images, request.val_coco, request.val_images):
+        if path is not None and not Path(path).exists():
+            raise InvalidRequest(f"{path} does not exist; give an existing COCO file and "
+                                 "the folder its file names are relative to")
+    if (request.val_coco is None) != (request.val_images is None):
+        raise InvalidRequest("give both val_coco and val_images, or neither")
+
+
+def create_train_job(runtime: Runtime, request: DetectTrainRequest) -> Job:
+    """A queued `detect-train` job of one batch per epoch."""
+    check_request(request)
+    params = DetectTrainParams(detect_request=request.model_dump(mode="json"),
+                               batch_sizes=[1] * request.epochs)
+    with runtime.session() as session:
+        job = job_queries.create_job(session=session, kind=KIND, params=params,
+                                     total=request.epochs, batches=request.epochs)
+        session.commit()
+    return job
+
+
+def _request(job: Job) -> DetectTrainRequest:
+    assert isinstance(job.params, DetectTrainParams), f"job {job.id} is not a detect-train job"
+    return DetectTrainRequest.model_validate(job.params.detect_request)
+
+
+def run_train_epoch(runtime: Runtime, job: Job, epoch: int) -> None:
+    """Train epoch `epoch` from the job's checkpoint, record the losses; publish at the end."""
+    request = _request(job)
+    coco = read_coco(Path(request.coco))
+    config = DetectorConfig(request.architecture, coco.classes, request.size)
+    trunk = resolve_weights(get_backbone(TRUNK_BACKBONE), explicit=None,
+                            torch_home=runtime.settings.torch_home)
+    torch.manual_seed(request.seed)  # the same untrained heads on every epoch's rebuild
+    model = new_network(config, trunk)
+    samples = _samples(request, Path(request.coco), Path(request.images))
+    step = localizer_step if request.architecture == LOCALIZER else detector_step
+    settings = TrainSettings(epochs=request.epochs, batch_size=request.batch_size,
+                             lr=request.lr, seed=request.seed)
+    history = train(model, samples, step, settings=settings,
+                    checkpoint=runtime.settings.layout.job(job.id) / "checkpoint.pt",
+                    until_epoch=epoch + 1, should_stop=cancel_watch(runtime, job.id))
+    patch_result(runtime, job.id, {"history": [
+        {"epoch": h.epoch, "loss": round(h.loss, 5), "seconds": round(h.seconds, 2)}
+        for h in history], "classes": list(coco.classes), "train_images": len(samples)})
+    if epoch + 1 == request.epochs:
+        _publish(runtime, job.id, request, model, config)
+
+
+def _samples(request: DetectTrainRequest, coco: Path, images: Path) -> list[Sample]:
+    """The images at the network's side; a localizer keeps each image's first box only."""
+    samples = load_samples(read_coco(coco), images, size=request.size)
+    if request.architecture == LOCALIZER:
+        samples = [Sample(s.pixels, s.boxes[:1], s.labels[:1]) for s in samples if len(s.labels)]
+    return samples
+
+
+def _publish(runtime: Runtime, job_id: int, request: DetectTrainRequest, model: nn.Module,
+             config: DetectorConfig) -> None:
+    """Score the held-out set (when given), write the detector file, record both."""
+    figures: dict[str, float] = {}
+    if request.val_coco is not None and request.val_images is not None:
+        figures = score_detector(model, config, Path(request.val_coco), Path(request.val_images))
+    path = save_detector(runtime.settings.layout, request.name, model, config, figures)
+    patch_result(runtime, job_id, {"figures": {"detector": request.name, **figures},
+                                   "weights_file": runtime.settings.layout.stored(path)})
+    log.info("detect-train job %d published detector %s: %s", job_id, request.name, figures)

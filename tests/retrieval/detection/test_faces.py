@@ -1,0 +1,25 @@
+"""The pretrained `faces` detector (MTCNN): each face of the bundled portraits found, and no
+face on the bundled photos without people."""
+
+from __future__ import annotations
+
+import pytest
+
+from lookalike.retrieval.detection.faces import face_finder
+from lookalike.services.sample import bundled_photos
+
+pytestmark = pytest.mark.slow
+
+# (x, y) of a point between the eyes, read off each photo.
+FACE_CENTRES = {"astronaut": (222, 110), "camera": (225, 150), "grace_hopper": (262, 220)}
+
+
+def test_each_portrait_face_is_found_and_no_other_photo_has_one() -> None:
+    find = face_finder()
+    photos = bundled_photos()
+    found = dict(zip([p.name for p in photos], find([p.image for p in photos]), strict=True))
+    assert {name for name, boxes in found.items() if boxes} == set(FACE_CENTRES)
+    for name, (x, y) in FACE_CENTRES.items():
+        (face,) = found[name]
+        assert face.x0 < x < face.x1 and face.y0 < y < face.y1, (name, face)
+        assert face.label == "face" and face.score is not None and face.score >= 0.95

@@ -1,0 +1,80 @@
+"""The detection networks: output shapes, and losses on hand-made boxes that behave."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lookalike.retrieval.detection.networks import (
+    ARCHITECTURES,
+    DetectorConfig,
+    Localizer,
+    build_detector,
+    localizer_loss,
+    mobilenet_trunk,
+)
+from lookalike.retrieval.detection.training import detect
+from lookalike.retrieval.errors import InvalidTrainingConfig
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    torch.manual_seed(0)
+
+
+def test_localizer_gives_logits_and_ordered_boxes_inside_the_image() -> None:
+    model = Localizer(mobilenet_trunk(None), classes=7).eval()
+    logits, boxes = model(torch.randn(3, 3, 64, 64))
+    assert logits.shape == (3, 7) and boxes.shape == (3, 4)
+    assert (boxes >= 0).all() and (boxes <= 1).all()
+    assert (boxes[:, 2] >= boxes[:, 0]).all() and (boxes[:, 3] >= boxes[:, 1]).all()
+
+
+def test_localizer_loss_is_smallest_for_the_right_box_and_class() -> None:
+    target = torch.tensor([[0.2, 0.2, 0.6, 0.7]])
+    right = torch.tensor([[5.0, 0.0, 0.0]])
+    wrong = torch.tensor([[0.0, 5.0, 0.0]])
+    label = torch.tensor([0])
+    exact = localizer_loss(right, target.clone(), label, target)
+    shifted = localizer_loss(right, target + 0.1, label, target)
+    disjoint = localizer_loss(right, torch.tensor([[0.7, 0.8, 0.9, 0.95]]), label, target)
+    misclassified = localizer_loss(wrong, target.clone(), label, target)
+    assert float(exact) < 0.02
+    assert float(exact) < float(shifted) < float(disjoint)
+    assert float(misclassified) > float(exact) + 4
+
+
+def test_localizer_loss_has_gradients_for_both_heads() -> None:
+    model = Localizer(mobilenet_trunk(None), classes=3)
+    logits, boxes = model(torch.randn(2, 3, 64, 64))
+    localizer_loss(logits, boxes, torch.tensor([0, 2]),
+                   torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.3, 0.2, 0.9, 0.8]])).backward()
+    assert model.classify[1].weight.grad is not None
+    assert model.locate[0].weight.grad is not None
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_detectors_train_on_hand_made_boxes_and_answer_in_input_pixels(
+        architecture: str) -> None:
+    model = build_detector(DetectorConfig(architecture, ("bag", "shoe"), 96), trunk_weights=None)
+    images = [torch.rand(3, 96, 96), torch.rand(3, 96, 96)]
+    targets = [{"boxes": torch.tensor([[10.0, 12.0, 50.0, 60.0]]), "labels": torch.tensor([1])},
+               {"boxes": torch.tensor([[0.0, 0.0, 30.0, 30.0], [40.0, 40.0, 90.0, 95.0]]),
+                "labels": torch.tensor([2, 1])}]
+    losses = model.train()(images, targets)
+    assert all(torch.isfinite(v) and v >= 0 for v in losses.values())
+    model.eval()
+    outputs = model(images)
+    for output in outputs:
+        count = len(output["boxes"])
+        assert output["boxes"].shape == (count, 4) and output["scores"].shape == (count,)
+        assert (output["boxes"] >= 0).all() and (output["boxes"] <= 96).all()
+    pixels = [(image.permute(1, 2, 0).numpy() * 255).astype(np.uint8) for image in images]
+    for boxes, scores, labels in detect(model, pixels):
+        assert boxes.shape == (len(scores), 4) and set(labels.tolist()) <= {1, 2}
+
+
+def test_unknown_architecture_names_the_available_ones() -> None:
+    with pytest.raises(InvalidTrainingConfig, match="fcos, fasterrcnn"):
+        build_detector(DetectorConfig("yolo", ("a",), 96), trunk_weights=None)

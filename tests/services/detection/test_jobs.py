@@ -1,0 +1,131 @@
+"""Detector jobs end to end on generated scenes in a real catalog: a short training run
+raises mAP and publishes a detector; a detect job stores its boxes as regions on the
+catalogued scenes; the localization head learns boxes; bad requests are refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from sqlalchemy import select
+
+from lookalike.retrieval.detection.coco import read_coco
+from lookalike.retrieval.detection.networks import TRUNK_BACKBONE, DetectorConfig
+from lookalike.retrieval.detection.scenes import SceneSpec
+from lookalike.retrieval.models.registry import get_backbone, resolve_weights
+from lookalike.services.catalog.models import Image
+from lookalike.services.catalog.regions import image_regions
+from lookalike.services.detection.request import DetectTrainRequest
+from lookalike.services.detection.scenes import write_scenes
+from lookalike.services.detection.scoring import score_detector
+from lookalike.services.detection.store import list_detectors, load_detector, new_network
+from lookalike.services.errors import DetectorNotFound, InvalidRequest
+from lookalike.services.jobs import runner as jobs
+from lookalike.services.runtime import Runtime
+from lookalike.services.setup import init_catalog, open_runtime
+from tests.services.conftest import ingest_into, make_settings
+
+pytestmark = pytest.mark.slow
+
+SPEC = SceneSpec(size=96, min_object=24, max_object=48, max_objects=2)
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("scenes")
+    write_scenes(folder, images=16, seed=3, spec=SPEC)
+    return folder
+
+
+@pytest.fixture()
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    settings = make_settings(tmp_path / "home")
+    init_catalog(settings)
+    with open_runtime(settings) as opened:
+        yield opened
+
+
+def _request(scenes: Path, **changes: object) -> DetectTrainRequest:
+    values: dict[str, object] = {
+        "name": "tiny", "coco": str(scenes / "annotations.json"), "images": str(scenes),
+        "architecture": "fcos", "size": 96, "epochs": 25, "batch_size": 8, "lr": 2e-3,
+        "seed": 1,
+        "val_coco": str(scenes / "annotations.json"), "val_images": str(scenes)}
+    return DetectTrainRequest.model_validate({**values, **changes})
+
+
+def test_training_raises_map_and_a_detect_job_stores_regions(
+        runtime: Runtime, scenes: Path) -> None:
+    request = _request(scenes)
+    torch.manual_seed(request.seed)
+    trunk = resolve_weights(get_backbone(TRUNK_BACKBONE), explicit=None,
+                            torch_home=runtime.settings.torch_home)
+    untrained = new_network(load_config(request), trunk)
+    before = score_detector(untrained.eval(), load_config(request),
+                            scenes / "annotations.json", scenes)
+    job = jobs.describe(jobs.submit_detect_train(runtime, request, wait=True))
+    assert job["state"] == "succeeded", job["error"]
+    figures = job["training"]["figures"]
+    history = job["training"]["history"]
+    assert [h["epoch"] for h in history] == list(range(25))
+    assert history[-1]["loss"] < history[0]["loss"]
+    # 0 before training; 0.09-0.28 after 25 epochs over seeds 0-2 of this set (a new detector
+    # from ImageNet features learns slowly and unevenly: the bar only checks it learns)
+    assert before["map_50"] < 0.02 and figures["map_50"] > before["map_50"] + 0.04
+    assert list_detectors(runtime.settings.layout) == ["tiny"]
+    ingest_into(runtime, scenes / "images")
+    run = jobs.describe(jobs.submit_detect(runtime, detector="tiny", wait=True))
+    assert run["state"] == "succeeded" and run["progress"]["total"] == 16
+    with runtime.read_session() as session:
+        regions = [r for image_id in range(1, 17)
+                   for r in image_regions(session=session, image_id=image_id)]
+    assert len(regions) == run["counts"]["added"] > 0
+    assert all(r.detector == "tiny" and 0 <= r.x0 < r.x1 <= 96 for r in regions)
+    again = jobs.describe(jobs.submit_detect(runtime, detector="tiny", wait=True))
+    assert again["counts"]["added"] == run["counts"]["added"]  # replaced, not added twice
+
+
+def load_config(request: DetectTrainRequest) -> DetectorConfig:
+    return DetectorConfig(request.architecture, read_coco(Path(request.coco)).classes,
+                          request.size)
+
+
+def test_localization_head_learns_one_box_per_scene(
+        runtime: Runtime, tmp_path: Path) -> None:
+    folder = tmp_path / "single"
+    write_scenes(folder, images=32, seed=4,
+                 spec=SceneSpec(size=64, min_object=24, max_object=40, max_objects=1))
+    request = _request(folder, name="loc", architecture="localizer", size=64, epochs=15,
+                       batch_size=16, lr=3e-3)
+    torch.manual_seed(request.seed)
+    trunk = resolve_weights(get_backbone(TRUNK_BACKBONE), explicit=None,
+                            torch_home=runtime.settings.torch_home)
+    before = score_detector(new_network(load_config(request), trunk).eval(),
+                            load_config(request), folder / "annotations.json", folder)
+    job = jobs.describe(jobs.submit_detect_train(runtime, request, wait=True))
+    assert job["state"] == "succeeded", job["error"]
+    figures = job["training"]["figures"]
+    # seeded: mean IoU 0.14 untrained, 0.34 after these 15 epochs
+    assert figures["mean_iou"] > before["mean_iou"] + 0.1, (before, figures)
+    model, config = load_detector(runtime.settings.layout, "loc")
+    assert config.architecture == "localizer" and len(config.classes) == 10
+
+
+def test_bad_requests_are_refused_before_any_job(runtime: Runtime, scenes: Path) -> None:
+    with pytest.raises(InvalidRequest, match="not allowed"):
+        jobs.submit_detect_train(runtime, _request(scenes, name="User Boxes"))
+    with pytest.raises(InvalidRequest, match="does not exist"):
+        jobs.submit_detect_train(runtime, _request(scenes, coco="/nowhere/a.json"))
+    with pytest.raises(DetectorNotFound, match="lookalike detect train"):
+        jobs.submit_detect(runtime, detector="missing")
+
+
+def test_a_faces_job_boxes_the_portraits_of_the_catalog(photo_home: Runtime) -> None:
+    run = jobs.describe(jobs.submit_detect(photo_home, detector="faces", wait=True))
+    assert run["state"] == "succeeded", run["errors"]
+    with photo_home.read_session() as session:
+        boxed = {Path(image.source_uri).stem for image in session.scalars(select(Image))
+                 if image_regions(session=session, image_id=image.id)}
+    assert boxed == {"astronaut", "camera", "grace_hopper"} and run["counts"]["added"] == 3
