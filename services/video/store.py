@@ -1,12 +1,11 @@
-"""Trained video classifiers on disk: content-addressed files (weights/video-<sha256>.pt) and
-one JSON document (weights/video-classifiers.json) naming them and the default one, which
-ingest applies to new videos. A file is read back only while it hashes to its sha256."""
+"""Trained video classifiers on disk: content-addressed files (weights/video-<sha256>.pt),
+named in the JSON document of video.registry, and the default one's label for a new clip. A
+file is read back only while it hashes to its recorded sha256."""
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,10 @@ from lookalike.retrieval.video.training import classify
 from lookalike.services.config import Settings
 from lookalike.services.storage.files import write_atomic
 from lookalike.services.video.clips import clip_frames
+from lookalike.services.video.registry import default_entry
 
 FORMAT = "lookalike-video-classifier/1"
 MODELS = ("conv3d", "frames")
-REGISTRY = "video-classifiers.json"
 
 
 @dataclass(frozen=True)
@@ -56,33 +55,6 @@ def store_classifier(model: nn.Module, *, kind: str, classes: list[str], spec: C
     data = buffer.getvalue()
     sha = hashlib.sha256(data).hexdigest()
     return write_atomic(settings.layout.weights / f"video-{sha}.pt", data), sha
-
-
-def registry(settings: Settings) -> dict[str, Any]:
-    """The classifiers' document: {"default": name | None, "classifiers": {name: entry}}."""
-    path = settings.layout.weights / REGISTRY
-    if not path.is_file():
-        return {"default": None, "classifiers": {}}
-    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return document
-
-
-def register(settings: Settings, name: str, entry: dict[str, Any], *,
-             make_default: bool) -> None:
-    """Record classifier `name` (replacing an older one of that name), default if asked."""
-    document = registry(settings)
-    document["classifiers"][name] = entry
-    if make_default:
-        document["default"] = name
-    data = json.dumps(document, indent=2, sort_keys=True).encode()
-    write_atomic(settings.layout.weights / REGISTRY, data)
-
-
-def default_entry(settings: Settings) -> tuple[str, dict[str, Any]] | None:
-    """The default classifier's name and entry, or None when none was trained."""
-    document = registry(settings)
-    name = document.get("default")
-    return (name, document["classifiers"][name]) if name else None
 
 
 _LOADED: dict[str, tuple[nn.Module, dict[str, Any]]] = {}  # by sha256: the last one loaded

@@ -30,8 +30,9 @@ from lookalike.services.jobs.finetune import cancel_watch, patch_result
 from lookalike.services.runtime import Runtime
 from lookalike.services.training.curves import draw_curves
 from lookalike.services.video.clips import ClipSet, load_clip_folder
+from lookalike.services.video.registry import register
 from lookalike.services.video.request import VideoTrainRequest
-from lookalike.services.video.store import build, register, store_classifier
+from lookalike.services.video.store import build, store_classifier
 
 log = logging.getLogger(__name__)
 

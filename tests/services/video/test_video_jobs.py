@@ -18,8 +18,10 @@ from lookalike.services.ingest.videos import ingest_video_bytes
 from lookalike.services.jobs import runner as jobs
 from lookalike.services.runtime import Runtime
 from lookalike.services.setup import init_catalog, open_runtime
+from lookalike.services.storage.backup import backup_home
+from lookalike.services.storage.verify import verify_storage
+from lookalike.services.video.registry import registry
 from lookalike.services.video.request import VideoTrainRequest
-from lookalike.services.video.store import registry
 from tests.services.conftest import make_settings
 from tests.services.text.test_text_jobs import Held
 from tests.videofactory import Shot, write_clip
@@ -101,6 +103,21 @@ def test_search_filters_by_the_video_label(trained) -> None:
                               files={"file": ("q.jpg", query, "image/jpeg")})
     assert refused.status_code == 422
     assert "unknown video label 'green'" in refused.json()["detail"]
+
+
+def test_backup_keeps_and_storage_verify_spares_the_classifiers(trained, tmp_path: Path
+                                                                 ) -> None:
+    runtime, job = trained
+    weights = job["training"]["weights_file"]
+    report = verify_storage(runtime, fix=True)
+    layout = runtime.settings.layout
+    assert layout.resolve(weights).is_file()
+    assert (layout.weights / "video-classifiers.json").is_file(), report.removed
+    backup = backup_home(runtime.settings, tmp_path / "backup")
+    assert backup.left_out == []
+    copied = (tmp_path / "backup" / weights).read_bytes()
+    assert hashlib.sha256(copied).hexdigest() == job["training"]["weights_sha256"]
+    assert (tmp_path / "backup" / "weights" / "video-classifiers.json").is_file()
 
 
 def test_a_cancelled_video_job_resumes_from_its_checkpoint(tmp_path: Path) -> None:
