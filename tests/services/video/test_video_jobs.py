@@ -99,6 +99,14 @@ def test_search_filters_by_the_video_label(trained) -> None:
                                  files={"file": ("q.jpg", query, "image/jpeg")})
             assert answer.status_code == 200, answer.text
             assert {hit["video"]["id"] for hit in answer.json()["results"]} == {video}
+        for video in (blue.video.id, red.video.id):  # the same words on every frame
+            for listed in client.get(f"/v1/videos/{video}").json()["frames"]:
+                patched = client.patch(f"/v1/images/{listed['image_id']}",
+                                       json={"caption": "a plain frame"})
+                assert patched.status_code == 200, patched.text
+        words = client.post("/v1/search?video_label=red", json={"text": "plain frame"})
+        assert words.status_code == 200, words.text
+        assert {hit["video"]["id"] for hit in words.json()["results"]} == {red.video.id}
         refused = client.post("/v1/search?video_label=green",
                               files={"file": ("q.jpg", query, "image/jpeg")})
     assert refused.status_code == 422
