@@ -56,8 +56,7 @@ def check_filters(session: Session, filters: Filters) -> None:
             shown = ", ".join(sorted(topics)) or "none yet (no text model has run)"
             raise InvalidRequest(f"unknown topic '{filters.topic}'; known topics: {shown}")
     if filters.video_label is not None:
-        labels = set(session.scalars(select(Video.label).where(Video.label.is_not(None))
-                                     .distinct()))
+        labels = {label for label in session.scalars(select(Video.label).distinct()) if label}
         if filters.video_label not in labels:
             shown = ", ".join(sorted(labels)) or "none yet (no video has a label)"
             raise InvalidRequest(f"unknown video label '{filters.video_label}'; video labels "
