@@ -103,7 +103,8 @@ def ingest_video_bytes(runtime: Runtime, data: bytes, *, source: str,
             count = len(video_queries.video_frames(session=session, video_id=existing.id))
             return VideoResult(existing, created=False, frames=count)
     info, frames = sampled_jpegs(data, runtime.settings)
-    guessed = label_clip(runtime.settings, data) if label is None else None
+    guessed = (label_clip(runtime.settings, data, video_limits(runtime.settings))
+               if label is None else None)
     prepared, vectors = _embed_frames(runtime, space, frames, source)
     stored = _store_clip(runtime.settings, data, info)
     row = VideoCreate(sha256=sha256_hex(data), source_uri=source, stored_path=stored,

@@ -16,6 +16,7 @@ from torch import nn
 
 from lookalike.retrieval.errors import WeightsMismatch
 from lookalike.retrieval.video.classifiers import Conv3dNet, FrameAveraging
+from lookalike.retrieval.video.decode import VideoLimits
 from lookalike.retrieval.video.synthetic import ClipSpec
 from lookalike.retrieval.video.training import classify
 from lookalike.services.config import Settings
@@ -77,13 +78,14 @@ def _load(path: Path, sha256: str, settings: Settings) -> tuple[nn.Module, dict[
     return _LOADED[sha256]
 
 
-def label_clip(settings: Settings, data: bytes) -> VideoLabel | None:
-    """The default classifier's label and probability for a clip's bytes; None without one."""
+def label_clip(settings: Settings, data: bytes, limits: VideoLimits) -> VideoLabel | None:
+    """The default classifier's label and probability for a clip's bytes (decoded under
+    ingest's `limits`); None without one."""
     found = default_entry(settings)
     if found is None:
         return None
     name, entry = found
     model, saved = _load(settings.layout.resolve(entry["path"]), entry["sha256"], settings)
-    frames = clip_frames(data, ClipSpec(frames=saved["frames"], size=saved["size"]))
+    frames = clip_frames(data, ClipSpec(frames=saved["frames"], size=saved["size"]), limits)
     best, score = classify(model, np.ascontiguousarray(frames))
     return VideoLabel(saved["classes"][best], score, name)
