@@ -121,6 +121,14 @@ class TextTrainParams(_Document):
     batch_sizes: list[int]
 
 
+class VideoTrainParams(_Document):
+    """A video-classifier training job: its request (video.request.VideoTrainRequest) and
+    one batch per epoch."""
+
+    video_request: dict[str, Any]
+    batch_sizes: list[int]
+
+
 class TextApplyParams(_Document):
     """A text-apply job: pages of captioned image ids (first, last) given topics by
     `text_model`, the default text model when the job was submitted."""
@@ -161,7 +169,7 @@ class DetectRunParams(_Document):
 
 
 JobParams = (IngestParams | ReindexParams | FinetuneParams | TextTrainParams | TextApplyParams
-             | TopPatchesParams | DetectTrainParams | DetectRunParams)
+             | TopPatchesParams | DetectTrainParams | DetectRunParams | VideoTrainParams)
 
 
 class BatchOutcome(_Document):
@@ -202,6 +210,7 @@ class JobResult(_Document):
     head_file: str | None = None
     curves: str | None = None
     text_model: str | None = None
+    video_classifier: str | None = None
     figures: dict[str, Any] | None = None
     patches: str | None = Field(None, description="a top-patches job's PNG, home-relative")
     top: list[tuple[int, float]] | None = Field(

@@ -159,6 +159,8 @@ COMMANDS: dict[str, Entry] = {
                           "Fashion-MNIST images (by class folder); reuses what exists."),
     "video compare": Entry(f"{_CLI}.video:video_compare", "Train both video classifiers on "
                            "the motion and appearance tasks."),
+    "video train": Entry(f"{_CLI}.video:video_train", "Train a video classifier (3-D CNN or "
+                         "frame averaging) as a job; it labels the videos ingested next."),
     "sample clips": Entry(f"{_CLI}.sample:sample_clips", "Write the video classifiers' tasks "
                           "as mp4 clips."),
     "sample scenes": Entry(f"{_CLI}.sample:sample_scenes", "Write detection scenes (objects "

@@ -38,6 +38,7 @@ from lookalike.services.runtime import Runtime
 from lookalike.services.spaces.fill import follow
 from lookalike.services.spaces.lookup import ensure_default_space
 from lookalike.services.storage.files import sync_originals, write_original
+from lookalike.services.video.store import label_clip
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,8 @@ def _jpeg(image: PILImage.Image) -> bytes:
 def ingest_video_bytes(runtime: Runtime, data: bytes, *, source: str,
                        collection: str | None = None, label: str | None = None) -> VideoResult:
     """Add one video and its sampled frames, searchable when this returns; the same bytes
-    again answer the existing video (created=False)."""
+    again answer the existing video (created=False). Without a `label`, the default video
+    classifier (when one was trained) gives the video its label and probability."""
     check_metadata(collection=collection, label=label)
     with runtime.session() as session:
         space = ensure_default_space(session=session, settings=runtime.settings)
@@ -101,12 +103,16 @@ def ingest_video_bytes(runtime: Runtime, data: bytes, *, source: str,
             count = len(video_queries.video_frames(session=session, video_id=existing.id))
             return VideoResult(existing, created=False, frames=count)
     info, frames = sampled_jpegs(data, runtime.settings)
+    guessed = (label_clip(runtime.settings, data, video_limits(runtime.settings))
+               if label is None else None)
     prepared, vectors = _embed_frames(runtime, space, frames, source)
     stored = _store_clip(runtime.settings, data, info)
     row = VideoCreate(sha256=sha256_hex(data), source_uri=source, stored_path=stored,
                       byte_size=len(data), container=info.container, codec=info.codec,
                       width=info.width, height=info.height, fps=info.fps,
-                      duration=info.duration, collection=collection, label=label)
+                      duration=info.duration, collection=collection,
+                      label=guessed.label if guessed else label,
+                      label_score=guessed.score if guessed else None)
     result = _record(runtime, space, row, prepared, vectors, frames, label)
     log.info("video %d (%s): %d frames", result.video.id, source, result.frames)
     return result

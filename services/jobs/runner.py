@@ -37,6 +37,8 @@ from lookalike.services.text import apply as text_apply
 from lookalike.services.text import training as text_training
 from lookalike.services.text.request import TextTrainRequest
 from lookalike.services.training.request import FinetuneRequest
+from lookalike.services.video import training as video_training
+from lookalike.services.video.request import VideoTrainRequest
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +286,20 @@ def submit_detect_train(runtime: Runtime, request: DetectTrainRequest, *,
     return get_job(runtime, job.id)
 
 
+def submit_video_train(runtime: Runtime, request: VideoTrainRequest, *, wait: bool = False,
+                       roots: list[Path] | None = None) -> Job:
+    """Record a video-classifier training job, one batch per epoch, and start it where jobs
+    run. With `roots` (a request over HTTP) the clip folder must lie under them."""
+    video_training.check_request(request, roots=roots)
+    with runtime.session() as session:
+        job = job_queries.create_job(session=session, kind="video-train",
+                                     params=video_training.job_params(request),
+                                     total=request.epochs, batches=request.epochs)
+        session.commit()
+    launch(runtime, job.id, batches=range(request.epochs), wait=wait)
+    return get_job(runtime, job.id)
+
+
 def submit_detect(runtime: Runtime, *, detector: str, collection: str | None = None,
                   wait: bool = False) -> Job:
     """Record a job that runs `detector` over the catalog, a page of ids per batch, storing
@@ -309,6 +325,11 @@ def _text_train_batch(runtime: Runtime, job: Job, epoch: int) -> None:
     _epoch_batch(text_training.run_epoch, runtime, job, epoch)
 
 
+def _video_train_batch(runtime: Runtime, job: Job, epoch: int) -> None:
+    """Train one epoch of a video classifier, in order like a fine-tuning job's."""
+    _epoch_batch(video_training.run_epoch, runtime, job, epoch)
+
+
 def _epoch_batch(run_epoch: Callable[[Runtime, Job, int], None], runtime: Runtime, job: Job,
                  epoch: int) -> None:
     """Run one epoch of a training job and record it; with a broker, send the next one."""
@@ -328,15 +349,16 @@ BATCH_RUNNERS: dict[str, Callable[[Runtime, Job, int], None]] = {
     "reindex": reindex_jobs.run_reindex_batch,
     "text-train": _text_train_batch,
     "text-apply": text_apply.run_text_apply_batch,
+    "video-train": _video_train_batch,
     top_patches_jobs.KIND: top_patches_jobs.run_top_patches_batch,
     detect_training.KIND: _detect_train_batch,
     detect_jobs.KIND: detect_jobs.run_detect_batch,
 }
-SEQUENTIAL_KINDS = frozenset({"finetune", "text-train", detect_training.KIND})
+SEQUENTIAL_KINDS = frozenset({"finetune", "text-train", "video-train", detect_training.KIND})
 TRAINING_KINDS = SEQUENTIAL_KINDS
 TRAINING_KEYS = ("history", "baseline_val_map", "train_images", "val_images", "classes",
                  "space", "weights_file", "weights_sha256", "head_file", "curves",
-                 "text_model", "figures")
+                 "text_model", "video_classifier", "figures")
 
 
 def ingest_urls(runtime: Runtime, chunk: Sequence[Sequence[str | None]], *,

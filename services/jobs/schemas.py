@@ -37,12 +37,12 @@ class TopPatchesPublic(BaseModel):
 
 
 class JobPublic(BaseModel):
-    """State, progress, counts and errors of one job; `training` for fine-tuning and
-    text-train jobs, `top_patches` for top-patches jobs."""
+    """State, progress, counts and errors of one job; `training` for fine-tuning,
+    text-train and video-train jobs, `top_patches` for top-patches jobs."""
 
     id: int
-    kind: str = Field(description="ingest, reindex, finetune, text-train, text-apply or "
-                      "top-patches")
+    kind: str = Field(description="ingest, reindex, finetune, text-train, text-apply, "
+                      "video-train or top-patches")
     state: str = Field(description="queued, running, succeeded, failed or cancelled")
     attempts: int
     training: dict[str, Any] | None = Field(

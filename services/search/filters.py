@@ -1,6 +1,6 @@
-"""What a search may be restricted to: topic, collection, label and the words of its
-captions; the ids that pass (handed to the index search), and facet counts of topics and
-labels over the candidates."""
+"""What a search may be restricted to: topic, collection, label, the words of its
+captions and the label of the video a frame comes from; the ids that pass (handed to the
+index search), and facet counts of topics and labels over the candidates."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from lookalike.services.catalog import textmodels
 from lookalike.services.catalog.fulltext import query_words, words_condition
-from lookalike.services.catalog.models import Image
+from lookalike.services.catalog.models import Image, Video
 from lookalike.services.errors import InvalidRequest
 
 FACET_LIMIT = 50
@@ -27,6 +27,7 @@ class Filters:
     collection: str | None = None
     label: str | None = None
     text: str | None = None
+    video_label: str | None = None
 
     def columns(self) -> dict[str, str]:
         given = {"topic": self.topic, "collection": self.collection, "label": self.label}
@@ -34,7 +35,7 @@ class Filters:
 
     @property
     def restricts(self) -> bool:
-        return bool(self.columns()) or self.text is not None
+        return bool(self.columns()) or self.text is not None or self.video_label is not None
 
 
 def known_topics(session: Session) -> set[str]:
@@ -46,7 +47,7 @@ def known_topics(session: Session) -> set[str]:
 
 
 def check_filters(session: Session, filters: Filters) -> None:
-    """InvalidRequest for an unknown topic or a text query without words."""
+    """InvalidRequest for an unknown topic or video label, or a text query without words."""
     if filters.text is not None:
         query_words(filters.text)
     if filters.topic is not None:
@@ -54,6 +55,12 @@ def check_filters(session: Session, filters: Filters) -> None:
         if filters.topic not in topics:
             shown = ", ".join(sorted(topics)) or "none yet (no text model has run)"
             raise InvalidRequest(f"unknown topic '{filters.topic}'; known topics: {shown}")
+    if filters.video_label is not None:
+        labels = {label for label in session.scalars(select(Video.label).distinct()) if label}
+        if filters.video_label not in labels:
+            shown = ", ".join(sorted(labels)) or "none yet (no video has a label)"
+            raise InvalidRequest(f"unknown video label '{filters.video_label}'; video labels "
+                                 f"in the catalog: {shown}")
 
 
 def _conditions(session: Session, filters: Filters, *, skip: str | None = None
@@ -64,6 +71,9 @@ def _conditions(session: Session, filters: Filters, *, skip: str | None = None
                    if name != skip]
     if filters.text is not None:
         conditions.append(words_condition(dialect, query_words(filters.text)))
+    if filters.video_label is not None:
+        conditions.append(Image.video_id.in_(select(Video.id)
+                                             .where(Video.label == filters.video_label)))
     return conditions
 
 

@@ -8,11 +8,12 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from sqlalchemy.orm import Session
 
 from lookalike.retrieval.errors import IndexIdNotFound
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
-from lookalike.services.catalog.fulltext import match_captions
+from lookalike.services.catalog.fulltext import TextMatch, match_captions
 from lookalike.services.catalog.models import Image, Space
 from lookalike.services.detection.regions import cropped_query
 from lookalike.services.errors import ImageNotFound, InvalidRequest
@@ -196,14 +197,26 @@ def search_text(runtime: Runtime, *, k: int, filters: Filters,
     assert filters.text is not None, "a text search needs words"
     with runtime.read_session() as session:
         check_filters(session, filters)
-        matches = match_captions(session=session, query=filters.text, limit=k,
-                                 filters=filters.columns())
+        matches = _caption_matches(session, filters, k)
         rows = image_queries.images_by_ids(session=session, ids=[m.image_id for m in matches])
         results = [Hit.of(rows[m.image_id], m.rank) for m in matches if m.image_id in rows]
         results = with_videos(session, results, group=False, k=k)
         counts = facet_counts(session, filters) if _wants_facets(facets, filters) else None
     return SearchResult(space="", took_ms=(time.perf_counter() - started) * 1000,
                         results=results, facets=counts, mode="text")
+
+
+def _caption_matches(session: Session, filters: Filters, k: int) -> list[TextMatch]:
+    """The k best caption matches; with `video_label`, among frames of such videos only (the
+    equalities on image columns go into the full-text query, the video label after it)."""
+    assert filters.text is not None, "a text search needs words"
+    if filters.video_label is None:
+        return match_captions(session=session, query=filters.text, limit=k,
+                              filters=filters.columns())
+    allowed = set(allowed_ids(session, filters).tolist())
+    matches = match_captions(session=session, query=filters.text, limit=MAX_K,
+                             filters=filters.columns())
+    return [match for match in matches if match.image_id in allowed][:k]
 
 
 def _wants_facets(facets: bool | None, filters: Filters) -> bool:

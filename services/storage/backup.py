@@ -43,6 +43,7 @@ from lookalike.services.storage.archive import (
 )
 from lookalike.services.storage.files import file_sha256
 from lookalike.services.storage.verify import CHECKED_STATUSES, PAGE
+from lookalike.services.video.registry import REGISTRY, classifier_files
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ def backup_home(settings: Settings, folder: Path) -> BackupReport:
         for space in space_queries.list_spaces(session=session):
             _copy_space_files(space, settings, folder, manifest, report)
             _copy_snapshots(session, space, settings, folder, manifest, report)
+    _copy_video_classifiers(settings, folder, manifest, report)
     if database is not None:
         _single_file(folder / CATALOG)
         manifest.files[CATALOG] = str(file_sha256(folder / CATALOG))
@@ -172,6 +174,19 @@ def _copy_videos(session: Session, settings: Settings, folder: Path,
                                          video.sha256, f"video {video.id}", settings, folder,
                                          manifest, report)
         after = page[-1].id
+
+
+def _copy_video_classifiers(settings: Settings, folder: Path, manifest: BackupManifest,
+                            report: BackupReport) -> None:
+    """The trained video classifiers and the document naming them and the default one."""
+    document = settings.layout.weights / REGISTRY
+    if not document.is_file():
+        return
+    for path, sha256 in classifier_files(settings):
+        report.space_files += _add(path, sha256, "video classifier", settings, folder,
+                                   manifest, report)
+    report.space_files += _add(document, file_sha256(document) or "", "video classifiers' list",
+                               settings, folder, manifest, report)
 
 
 def _copy_space_files(space: Space, settings: Settings, folder: Path,

@@ -28,6 +28,7 @@ from lookalike.services.runtime import Runtime
 from lookalike.services.spaces.files import hold_space_files, space_files
 from lookalike.services.storage.files import file_sha256, remove_files
 from lookalike.services.storage.layout import DataLayout
+from lookalike.services.video.registry import named_files
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +176,9 @@ def _space_orphans(runtime: Runtime, report: StorageReport) -> list[Path]:
 
 
 def _named_space_files(session: Session, settings: Settings) -> set[Path]:
+    """The files under weights/ and whitening/ that a space or the video classifiers name."""
     return {named.path.resolve() for space in space_queries.list_spaces(session=session)
-            for named in space_files(space, settings=settings)}
+            for named in space_files(space, settings=settings)} | named_files(settings)
 
 
 def _remove_image_orphans(runtime: Runtime, orphans: list[Path]) -> list[Path]:

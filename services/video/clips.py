@@ -75,7 +75,7 @@ def load_clip_folder(folder: Path, spec: ClipSpec = DEFAULT_SPEC,
     for label, name in enumerate(names):
         for path in sorted((folder / name).glob("*")):
             if path.suffix.lower() in VIDEO_SUFFIXES:
-                clips.append(_read_clip(path, spec))
+                clips.append(clip_frames(path.read_bytes(), spec))
                 labels.append(label)
     if not clips:
         raise InvalidRequest(f"no video clips in class folders under {folder}; write some "
@@ -83,10 +83,11 @@ def load_clip_folder(folder: Path, spec: ClipSpec = DEFAULT_SPEC,
     return ClipSet(np.stack(clips), np.asarray(labels, dtype=np.int64), names)
 
 
-def _read_clip(path: Path, spec: ClipSpec) -> np.ndarray:
-    """T frames evenly spread over the clip, each squashed to S x S RGB."""
-    frames = [f.image for f in decode_frames(path.read_bytes(), limits=READ_LIMITS)]
-    picks = np.linspace(0, len(frames) - 1, spec.frames).round().astype(int)
+def clip_frames(data: bytes, spec: ClipSpec, limits: VideoLimits = READ_LIMITS) -> np.ndarray:
+    """T frames evenly spread over a clip's bytes, each squashed to S x S RGB (squashed as
+    decoded, so a long clip costs S x S pixels a frame in memory)."""
     size = (spec.size, spec.size)
-    return np.stack([np.asarray(frames[i].convert("RGB").resize(size, Image.Resampling.BILINEAR))
-                     for i in picks])
+    frames = [np.asarray(f.image.convert("RGB").resize(size, Image.Resampling.BILINEAR))
+              for f in decode_frames(data, limits=limits)]
+    picks = np.linspace(0, len(frames) - 1, spec.frames).round().astype(int)
+    return np.stack([frames[i] for i in picks])

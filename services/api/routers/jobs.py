@@ -1,5 +1,5 @@
-"""/v1/jobs: submit an ingest, fine-tuning, reindex, text-train, text-apply or top-patches
-job (202), follow it, list jobs, see curves and top patches."""
+"""/v1/jobs: submit an ingest, fine-tuning, reindex, text-train, text-apply, video-train or
+top-patches job (202), follow it, list jobs, see curves and top patches."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from lookalike.services.jobs import runner as jobs
 from lookalike.services.jobs.schemas import JobPublic
 from lookalike.services.text.request import TextTrainRequest
 from lookalike.services.training.request import FinetuneRequest
+from lookalike.services.video.request import VideoTrainRequest
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 ERRORS = {status: {"model": ErrorResponse} for status in (404, 409, 422)}
@@ -68,6 +69,14 @@ class TextTrainJobCreate(TextTrainRequest):
     kind: Literal["text-train"]
 
 
+class VideoTrainJobCreate(VideoTrainRequest):
+    """A video classifier (3-D CNN or frame averaging) trained on a clip folder under the
+    ingest roots; ends as video classifier TASK (the default one, applied at ingest, unless
+    told)."""
+
+    kind: Literal["video-train"]
+
+
 class TextApplyJobCreate(BaseModel):
     """A job that gives every captioned image in the catalog its topic, page by page."""
 
@@ -97,7 +106,8 @@ class DetectJobCreate(BaseModel):
 
 
 AnyJobCreate = Annotated[JobCreate | FinetuneJobCreate | ReindexJobCreate | TextTrainJobCreate
-                         | TextApplyJobCreate | TopPatchesJobCreate | DetectJobCreate,
+                         | TextApplyJobCreate | TopPatchesJobCreate | DetectJobCreate
+                         | VideoTrainJobCreate,
                          Field(union_mode="left_to_right")]
 
 
@@ -108,7 +118,8 @@ async def create_job(body: AnyJobCreate, request: Request, runtime: RuntimeDep,
                      who: IdentityDep) -> dict[str, Any]:
     """Queue a job; it runs on the workers (or in this process without a broker). Ingest by
     URL needs the ingest scope; server paths (under LOOKALIKE_INGEST_ROOTS only), re-index,
-    fine-tuning, text-train, text-apply, top-patches and detect jobs need admin."""
+    fine-tuning, text-train, text-apply, video-train, top-patches and detect jobs need
+    admin."""
     needed = INGEST if isinstance(body, JobCreate) and body.urls and not body.paths else ADMIN
     if not grants(who.scopes, needed):
         raise NotAllowed(f"the key {who.name!r} lacks the {needed!r} scope this job needs",
@@ -125,6 +136,10 @@ async def create_job(body: AnyJobCreate, request: Request, runtime: RuntimeDep,
         job = await run_in_threadpool(jobs.submit_reindex, runtime, space_name=body.space)
     elif isinstance(body, TextApplyJobCreate):
         job = await run_in_threadpool(jobs.submit_text_apply, runtime, model_name=body.model)
+    elif isinstance(body, VideoTrainJobCreate):
+        video_request = VideoTrainRequest.model_validate(body.model_dump(exclude={"kind"}))
+        job = await run_in_threadpool(jobs.submit_video_train, runtime, video_request,
+                                      roots=list(runtime.settings.ingest_roots or []))
     elif isinstance(body, TextTrainJobCreate):
         text_request = TextTrainRequest.model_validate(body.model_dump(exclude={"kind"}))
         job = await run_in_threadpool(jobs.submit_text_train, runtime, text_request,

@@ -53,6 +53,9 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
                  topic: Annotated[str | None, Query(max_length=100)] = None,
                  collection: Annotated[str | None, Query(max_length=200)] = None,
                  label: Annotated[str | None, Query(max_length=200)] = None,
+                 video_label: Annotated[str | None, Query(
+                     max_length=200, description="only frames of videos with this label "
+                     "(given at ingest or by the default video classifier)")] = None,
                  facets: Annotated[bool | None, Query(description="topic and label counts "
                                                       "over the candidates; default: when "
                                                       "the search is filtered")] = None,
@@ -68,12 +71,13 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
                  ) -> dict:
     """The k catalogued images most like the query, best first. `text` alone is a ranked
     full-text search of titles and captions; with an image it restricts the similarity
-    search to the images whose words hold every word of it. `topic`, `collection` and
-    `label` restrict any search the same way (inside the index search: k results come back
-    when k match). A filtered search, or one with `facets=true`, answers topic and label
-    counts over all candidates."""
+    search to the images whose words hold every word of it. `topic`, `collection`,
+    `label` and `video_label` restrict any search the same way (inside the index search: k
+    results come back when k match). A filtered search, or one with `facets=true`, answers
+    topic and label counts over all candidates."""
     content_type = request.headers.get("content-type", "")
-    filters = Filters(topic=topic, collection=collection, label=label)
+    filters = Filters(topic=topic, collection=collection, label=label,
+                      video_label=video_label)
     if content_type.startswith("multipart/form-data"):
         form = await request.form()
         upload, text = form.get("file"), form.get("text")

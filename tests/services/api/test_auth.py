@@ -33,7 +33,9 @@ def keyed(photo_home: Runtime) -> Iterator[tuple[TestClient, dict[str, str]]]:
     """A server on a catalog with one key per scope (so keys are required)."""
     secrets = {role: create_api_key(photo_home, name=f"{role}-key", scopes=role)[1]
                for role in ROLES}
-    with TestClient(create_app(photo_home.settings)) as client:
+    # every server path may be read, so a job over a missing folder reaches its own checks
+    settings = photo_home.settings.model_copy(update={"ingest_roots": [Path("/")]})
+    with TestClient(create_app(settings)) as client:
         yield client, secrets
 
 
@@ -74,6 +76,8 @@ def _routes(upload: bytes) -> list[tuple[str, str, str, dict]]:
         ("POST", "/v1/jobs", "admin",
          {"json": {"kind": "text-train", "name": "t", "from_catalog": True,
                    "collection": "nope"}}),
+        ("POST", "/v1/jobs", "admin",
+         {"json": {"kind": "video-train", "source": "/no-such-clips", "task": "t"}}),
     ]
 
 

@@ -32,6 +32,19 @@ export async function showImage(img, url) {
   if (response.ok) img.src = URL.createObjectURL(await response.blob());
 }
 
+/** Play `url` in `video` from second `t`: directly on an open server, else fetched with the
+ * key as a blob (a media element cannot send headers); `#t=` seeks once the clip loads. */
+export async function showVideo(video, url, t) {
+  const headers = withKey(url);
+  let src = url;
+  if (headers.Authorization) {
+    const response = await fetch(url, { headers });
+    if (!response.ok) throw new Error(`${response.status}: cannot load the clip`);
+    src = URL.createObjectURL(await response.blob());
+  }
+  video.src = `${src}#t=${t}`;
+}
+
 /** An <img> showing `url` (see showImage), with the given attributes. */
 export function keyedImage(url, attrs = {}) {
   const img = document.createElement("img");

@@ -1,7 +1,7 @@
 // The larger view of one image: the original, its metadata, and why it matched the query.
 import { api, el, guarded, say } from "./api.js";
-import { showImage } from "./auth.js";
-import { currentQuery, searchWithId } from "./search.js";
+import { showImage, showVideo } from "./auth.js";
+import { clock, currentQuery, searchWithId } from "./search.js";
 
 const $ = (id) => document.getElementById(id);
 let shown = null;
@@ -54,6 +54,22 @@ async function remove() {
   onDeleted(imageId);
 }
 
+/** For a frame of a clip, play the clip from the frame's second; otherwise stop any clip. */
+async function showClip(video) {
+  const player = $("detail-video");
+  $("detail-clip").hidden = !video;
+  $("detail-original").hidden = Boolean(video);
+  if (!video) {
+    player.pause();
+    player.removeAttribute("src");
+    return;
+  }
+  $("detail-clip-caption").textContent =
+    `Video ${video.id} from ${clock(video.t)} (of ${clock(video.duration)})`;
+  await showVideo(player, video.file_url, video.t);
+  await player.play().catch(() => {});  // a refused autoplay leaves the controls to the user
+}
+
 /** Open the view of `imageId`; `hit` is its search result, `explain` opens the heat maps. */
 export async function openDetail(imageId, { hit = null, explain: withExplain = false } = {}) {
   shown = imageId;
@@ -65,6 +81,7 @@ export async function openDetail(imageId, { hit = null, explain: withExplain = f
   $("detail-explain").hidden = !(hit && currentQuery());
   $("detail-meta").replaceChildren();
   if (!dialog.open) dialog.showModal();
+  await showClip(hit?.video ?? null);
   renderMeta(await api(`/v1/images/${imageId}`), hit);
   if (withExplain) await explain();
 }
@@ -72,6 +89,7 @@ export async function openDetail(imageId, { hit = null, explain: withExplain = f
 /** Wire the dialog's buttons; `deleted(id)` runs after an image is deleted. */
 export function setupDetail({ deleted, showSearch }) {
   onDeleted = deleted;
+  $("detail").addEventListener("close", () => $("detail-video").pause());
   $("detail-explain").addEventListener("click", guarded(explain));
   $("detail-delete").addEventListener("click", guarded(remove));
   $("detail-search").addEventListener("click", guarded(async () => {

@@ -83,13 +83,26 @@ function renderChips(facets) {
   }, `${value} (${count})`)));
 }
 
+/** Seconds as m:ss (or h:mm:ss), the way players show a time. */
+export function clock(seconds) {
+  const whole = Math.floor(seconds);
+  const [h, m, s] = [Math.floor(whole / 3600), Math.floor(whole / 60) % 60, whole % 60];
+  const pad = (n) => String(n).padStart(2, "0");
+  return h ? `${h}:${pad(m)}:${pad(s)}` : `${m}:${pad(s)}`;
+}
+
 function card(hit, rank) {
   const label = hit.label ?? "no label";
-  return el("li", { class: "card", "data-image-id": hit.image_id },
+  const video = hit.video ?? null;
+  const what = video ? `frame at ${clock(video.t)} of video ${video.id}` : `image ${hit.image_id}`;
+  return el("li", { class: "card", "data-image-id": hit.image_id,
+                    "data-video-id": video ? video.id : null },
     el("button", { class: "thumb", type: "button",
-                   "aria-label": `Result ${rank}: image ${hit.image_id}, ${label}; show details`,
+                   "aria-label": `Result ${rank}: ${what}, ${label}; `
+                     + (video ? "play from there" : "show details"),
                    onclick: () => openDetail(hit.image_id, { hit }) },
-      keyedImage(hit.thumbnail_url, { alt: "", loading: "lazy" })),
+      keyedImage(hit.thumbnail_url, { alt: "", loading: "lazy" }),
+      video ? el("span", { class: "time", text: `▶ ${clock(video.t)}` }) : null),
     el("div", { class: "info" },
       el("span", { class: "score", text: `#${rank} · ${hit.score.toFixed(3)}` }),
       el("span", { class: "muted", text: label, title: label }),
