@@ -57,9 +57,13 @@ class FinetuneRequest(BaseModel):
         if self.method == "self-supervised":
             self.loss, self.pooling, self.augment = "sscd", "gem", []
         elif self.loss == "sscd":
-            raise ValueError("the sscd loss is method 'self-supervised'")
+            raise ValueError("the sscd loss needs two copy views per image: use method "
+                             "'self-supervised' (it sets the loss itself)")
         if self.method == "head" and self.out_dim is None:
             self.out_dim = 128
+        if self.method == "head" and self.input_size is not None:
+            raise ValueError("input_size applies to methods 'backbone' and 'self-supervised'; "
+                             "a head learns on the base space's vectors")
         if self.method == "head" and self.weights != "pretrained":
             raise ValueError("weights apply to method 'backbone'; a head learns on the base "
                              "space's vectors")
