@@ -64,3 +64,23 @@ def test_a_short_real_run_lowers_the_loss(tmp_path: Path) -> None:
     assert len(history) == 4 and all(np.isfinite(r.loss) for r in history)
     assert after < before - 0.1, (before, after)
     assert net.gem_p != pytest.approx(3.0)
+
+
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path: Path) -> None:
+    spec = get_backbone("mobilenet_v2")
+    torch.set_num_threads(1)
+    weights = resolve_weights(spec, explicit=None, torch_home=tmp_path)
+    items = [image_to_pixels(photo.image, size=32) for photo in bundled_photos()[:4]]
+    train_set = TensorDataset(torch.stack(items), torch.arange(4))
+    config = TrainConfig(epochs=2, batch_size=4, lr=3e-4, loss="sscd", seed=3)
+    states = []
+    for name, stops in (("whole", [None]), ("resumed", [1, None])):
+        for until in stops:  # a fresh network each time: the second one resumes from the file
+            torch.manual_seed(0)
+            net, _ = build_network(spec, weights=weights)
+            history = fit(net, train_set, config=config, checkpoint=tmp_path / f"{name}.pt",
+                          until_epoch=until)
+        states.append((net.state_dict(), [record.loss for record in history]))
+    (whole, whole_losses), (resumed, resumed_losses) = states
+    assert whole_losses == resumed_losses
+    assert all(torch.equal(whole[key], resumed[key]) for key in whole)
