@@ -1,6 +1,6 @@
 """A self-supervised copy-space job end to end on the bundled photos, asked over HTTP: one
 epoch of MobileNetV2 at 64 px writes its augmentation grid and curves and publishes a space
-stored by sha256 that finds each photo first for itself."""
+stored by sha256 that finds each photo first for itself; the grid is served over HTTP."""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ def test_a_self_supervised_job_publishes_a_copy_space(photo_home: Runtime) -> No
         answer = client.post("/v1/jobs", json=REQUEST)
         assert answer.status_code == 202, answer.text
         shown = _finished(client, answer.json()["id"])
+        grid = client.get(f"/v1/jobs/{shown['id']}/augmentations.png")
+        assert grid.status_code == 200 and grid.content[:8] == PNG
     assert shown["state"] == "succeeded", shown["error"]
     training, layout = shown["training"], photo_home.settings.layout
     assert [row["epoch"] for row in training["history"]] == [1]
