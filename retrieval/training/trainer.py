@@ -28,6 +28,7 @@ from lookalike.retrieval.errors import (
     TrainingStopped,
 )
 from lookalike.retrieval.training.checkpoint import load_checkpoint, save_checkpoint
+from lookalike.retrieval.training.copyedits import CopyAugmenter
 from lookalike.retrieval.training.losses import (
     LOSSES,
     contrastive_loss,
@@ -35,22 +36,26 @@ from lookalike.retrieval.training.losses import (
     triplet_loss,
 )
 from lookalike.retrieval.training.sampling import ClassBalancedBatches, ShuffledBatches
+from lookalike.retrieval.training.selfsupervised import sscd_loss
 from lookalike.retrieval.training.transforms import (
     check_transform_names,
     item_seed,
     training_transform,
 )
+from lookalike.retrieval.training.twoviews import two_views
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
+SELF_SUPERVISED = "sscd"  # each image its own class: two copy views of it must match
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """What a training run does. `margin` is the contrastive or triplet margin (contrastive
     usually wants ~0.7); metric losses use batches of `classes_per_batch` classes with
-    batch_size // classes_per_batch images each; softmax uses plain shuffled batches."""
+    batch_size // classes_per_batch images each; softmax and 'sscd' (self-supervised: two
+    copy-edited views per image, InfoNCE + KoLeo) use plain shuffled batches."""
 
     epochs: int
     batch_size: int = 64
@@ -64,17 +69,16 @@ class TrainConfig:
     augment: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise InvalidTrainingConfig(
-                f"unknown loss '{self.loss}'; available: {', '.join(LOSSES)}"
-            )
+        if self.loss not in (*LOSSES, SELF_SUPERVISED):
+            raise InvalidTrainingConfig(f"unknown loss '{self.loss}'; available: "
+                                        f"{', '.join((*LOSSES, SELF_SUPERVISED))}")
         if (self.epochs < 1 or self.batch_size < 2 or self.lr <= 0 or self.weight_decay < 0
                 or self.seed < 0):
             raise InvalidTrainingConfig(
                 f"need epochs >= 1, batch_size >= 2, lr > 0, weight_decay >= 0, seed >= 0; got "
                 f"{self.epochs}, {self.batch_size}, {self.lr}, {self.weight_decay}, {self.seed}"
             )
-        if self.loss != "softmax" and self.per_class < 2:
+        if self.loss not in ("softmax", SELF_SUPERVISED) and self.per_class < 2:
             raise InvalidTrainingConfig(
                 f"the {self.loss} loss needs >= 2 images per class in a batch: batch_size "
                 f"{self.batch_size} // classes_per_batch {self.classes_per_batch} = "
@@ -118,8 +122,8 @@ def _labels_of(train_set: Dataset[tuple[Tensor, int]], labels: Sequence[int] | N
 
 
 def _batches(config: TrainConfig, labels: list[int]) -> ClassBalancedBatches | ShuffledBatches:
-    """Class-balanced batches for metric losses, shuffled ones for softmax."""
-    if config.loss == "softmax":
+    """Class-balanced batches for metric losses, shuffled ones for softmax and sscd."""
+    if config.loss in ("softmax", SELF_SUPERVISED):
         return ShuffledBatches(len(labels), batch_size=config.batch_size, seed=config.seed)
     return ClassBalancedBatches(labels, classes_per_batch=config.classes_per_batch,
                                 per_class=config.per_class, seed=config.seed)
@@ -200,9 +204,14 @@ def _augmented(pixels: Tensor, augment: Callable[[Image.Image, int], Tensor], se
 
 def _load_batch(train_set: Dataset[tuple[Tensor, int]], indices: list[int], config: TrainConfig,
                 epoch: int) -> tuple[Tensor, Tensor]:
-    """Stacked inputs and int64 labels of `indices`, augmented with (seed, epoch, index)."""
+    """Stacked inputs and int64 labels of `indices`, augmented with (seed, epoch, index);
+    for sscd, both copy views of each item (first views, then second) labelled by index."""
     items = [train_set[index] for index in indices]
     inputs = [item[0] for item in items]
+    if config.loss == SELF_SUPERVISED:
+        first, second = two_views(inputs, indices, augmenter=CopyAugmenter(), seed=config.seed,
+                                  epoch=epoch)
+        return torch.cat([first, second]), torch.tensor(indices * 2, dtype=torch.int64)
     if config.augment:
         augment = training_transform(config.augment, size=inputs[0].shape[-1])
         inputs = [_augmented(pixels, augment, item_seed(config.seed, epoch, index))
@@ -218,6 +227,9 @@ def _loss(model: nn.Module, inputs: Tensor, labels: Tensor, config: TrainConfig)
     with autocast:
         embeddings = model(inputs)
     embeddings = embeddings.float()
+    if config.loss == SELF_SUPERVISED:
+        first, second = embeddings.chunk(2)
+        return sscd_loss(first, second)
     if config.loss == "softmax":
         return softmax_loss(model.logits(embeddings), labels)  # type: ignore[operator]
     if config.loss == "contrastive":

@@ -209,6 +209,8 @@ class JobResult(_Document):
     weights_sha256: str | None = None
     head_file: str | None = None
     curves: str | None = None
+    augmentations: str | None = Field(None, description="a self-supervised fine-tuning job's "
+                                      "grid of copy-edited training views (PNG, home-relative)")
     text_model: str | None = None
     video_classifier: str | None = None
     figures: dict[str, Any] | None = None

@@ -275,3 +275,14 @@ def labelled_images(*, session: Session, collection: str | None = None
     if collection is not None:
         query = query.where(Image.collection == collection)
     return [(row[0], str(row[1]), str(row[2])) for row in session.execute(query)]
+
+
+def stored_images(*, session: Session, collection: str | None = None) -> list[tuple[int, str]]:
+    """(id, stored file) of every embedded image, labelled or not, in id order: what a
+    self-supervised training job learns from."""
+    query = (select(Image.id, Image.stored_path)
+             .where(Image.status == "embedded", Image.stored_path.is_not(None))
+             .order_by(Image.id))
+    if collection is not None:
+        query = query.where(Image.collection == collection)
+    return [(row[0], str(row[1])) for row in session.execute(query)]

@@ -1,5 +1,5 @@
-"""`lookalike finetune NAME`: train a head or a backbone on the catalog's labels as a job,
-follow it epoch by epoch, and end with a new space."""
+"""`lookalike finetune NAME`: train a head or a backbone on the catalog's labels, or a copy
+space without labels (self-supervised), as a job; follow it epoch by epoch; end with a space."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ POLL_S = 1.0
 
 def finetune_command(
     space: Annotated[str, typer.Argument(help="name of the new space the job creates")],
-    method: Annotated[str, typer.Option(help="head (on cached vectors) or backbone")] = "head",
+    method: Annotated[str, typer.Option(
+        help="head (on cached vectors) | backbone | self-supervised (copy space, no labels)")
+                  ] = "head",
     base_space: Annotated[str | None, typer.Option(help="head: whose vectors (default space)")
                           ] = None,
     backbone: Annotated[str, typer.Option(help="backbone: registry name, e.g. lenet5")
@@ -34,7 +36,8 @@ def finetune_command(
     weights: Annotated[str, typer.Option(help="backbone: pretrained | none | a weight file")
                        ] = "pretrained",
     frozen_blocks: Annotated[int, typer.Option(help="leading blocks kept frozen")] = 0,
-    loss: Annotated[str, typer.Option(help="softmax | contrastive | triplet")] = "triplet",
+    loss: Annotated[str, typer.Option(
+        help="softmax | contrastive | triplet (self-supervised: sscd)")] = "triplet",
     margin: Annotated[float, typer.Option(help="contrastive/triplet margin")] = 0.2,
     pooling: Annotated[str, typer.Option(help="backbone: gem | gap")] = "gem",
     out_dim: Annotated[int | None, typer.Option(help="projection size (head default 128)")
@@ -50,6 +53,8 @@ def finetune_command(
     collection: Annotated[str | None, typer.Option(help="learn from this collection only")
                           ] = None,
     limit: Annotated[int | None, typer.Option(help="at most this many labelled images")] = None,
+    input_size: Annotated[int | None, typer.Option(
+        help="backbone/self-supervised: input size (default: the backbone's)")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     wait: Annotated[bool, typer.Option(help="follow the job until it ends")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print the job as JSON at the end")
@@ -57,7 +62,8 @@ def finetune_command(
 ) -> None:
     """Fine-tune on the catalog's labels; the job reports loss and validation mAP per epoch,
     checkpoints every epoch (a killed job resumes), and ends with space NAME. Fill it with
-    `lookalike spaces reindex NAME`."""
+    `lookalike spaces reindex NAME`. --method self-supervised needs no labels: every stored
+    image is its own class and two copy-edited views of it must match."""
     try:
         request = FinetuneRequest(
             space=space, method=method, base_space=base_space, backbone=backbone,
@@ -65,7 +71,7 @@ def finetune_command(
             pooling=pooling, out_dim=out_dim, hidden=hidden, epochs=epochs,
             batch_size=batch_size, classes_per_batch=classes_per_batch, lr=lr,
             augment=[a for a in augment.split(",") if a], collection=collection, limit=limit,
-            seed=seed)
+            input_size=input_size, seed=seed)
     except ValidationError as error:
         raise typer.BadParameter(str(error)) from error
     with open_runtime(get_settings()) as runtime:
@@ -116,6 +122,8 @@ def _summary(job: dict) -> None:
                       f"{history[-1]['val_map']} after {len(history)} epochs "
                       f"({sum(r['seconds'] for r in history):.0f} s of training); "
                       f"curves: {training.get('curves')}", highlight=False)
+    if training.get("augmentations"):
+        console.print(f"training views: {training['augmentations']}", highlight=False)
     if training.get("space"):
         console.print(f"created space {training['space']} (weights sha256 "
                       f"{training['weights_sha256']}); next: `lookalike spaces reindex "

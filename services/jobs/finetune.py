@@ -7,6 +7,7 @@ epoch publishes the weights (content-addressed, with their sha256) and creates t
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
@@ -14,9 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from lookalike.retrieval.atomic import write_atomic
 from lookalike.retrieval.models.registry import get_backbone
+from lookalike.retrieval.training.copyedits import CopyAugmenter, augmentation_grid
 from lookalike.retrieval.training.trainer import EpochRecord, TrainConfig, fit
 from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.catalog import spaces as space_queries
@@ -27,13 +30,20 @@ from lookalike.services.runtime import Runtime
 from lookalike.services.spaces.files import hold_space_files
 from lookalike.services.spaces.lookup import find_space
 from lookalike.services.training.curves import draw_curves
-from lookalike.services.training.data import LabelledImages, LabelledSplit, load_labelled
+from lookalike.services.training.data import (
+    LabelledImages,
+    LabelledSplit,
+    load_labelled,
+    load_unlabelled,
+)
 from lookalike.services.training.request import FinetuneRequest
 from lookalike.services.training.trainees import Trainee, build_trainee
 
 log = logging.getLogger(__name__)
 
 CANCEL_POLL_S = 2.0
+GRID_IMAGES = 6
+GRID_SIDE = 256
 
 
 def check_request(runtime: Runtime, request: FinetuneRequest) -> None:
@@ -44,7 +54,7 @@ def check_request(runtime: Runtime, request: FinetuneRequest) -> None:
                                  "for the fine-tuned space")
         if request.base_space is not None or request.method == "head":
             find_space(session=session, name=request.base_space)
-    if request.method == "backbone":
+    if request.method in ("backbone", "self-supervised"):
         spec = get_backbone(request.backbone)
         if request.weights == "pretrained" and not spec.weights.pretrained:
             raise InvalidRequest(f"backbone '{spec.name}' has no pretrained weights; train it "
@@ -62,6 +72,9 @@ def run_epoch(runtime: Runtime, job: Job, epoch: int) -> None:
     data = _split(runtime, request, workdir)
     trainee = build_trainee(runtime, request, data)
     if epoch == 0 and job.result.baseline_val_map is None:
+        if request.method == "self-supervised":
+            patch_result(runtime, job.id, {"augmentations": _write_grid(runtime, job.id, data,
+                                                                        request.seed)})
         patch_result(runtime, job.id, {"baseline_val_map": trainee.validate(trainee.model),
                                  "train_images": len(data.train), "val_images": len(data.val),
                                  "classes": data.classes})
@@ -89,12 +102,27 @@ def _split(runtime: Runtime, request: FinetuneRequest, workdir: Path) -> Labelle
     if path.is_file():
         saved = json.loads(path.read_text())
         return LabelledImages(saved["classes"], _unpack(saved["train"]), _unpack(saved["val"]))
-    data = load_labelled(runtime, collection=request.collection, limit=request.limit,
-                         val_fraction=request.val_fraction, seed=request.seed)
+    load = load_unlabelled if request.method == "self-supervised" else load_labelled
+    data = load(runtime, collection=request.collection, limit=request.limit,
+                val_fraction=request.val_fraction, seed=request.seed)
     body = json.dumps({"classes": data.classes, "train": _pack(data.train),
                        "val": _pack(data.val)}).encode()
     write_atomic(path, lambda handle: handle.write(body))
     return data
+
+
+def _write_grid(runtime: Runtime, job_id: int, data: LabelledImages, seed: int) -> str:
+    """The grid PNG of copy-edited views of a few training images (what the job trains
+    on), in the job folder; its home-relative path."""
+    images = [Image.open(path).convert("RGB") for path in data.train.paths[:GRID_IMAGES]]
+    for image in images:
+        image.thumbnail((GRID_SIDE, GRID_SIDE))
+    grid = augmentation_grid(images, CopyAugmenter(), seed=seed)
+    path = runtime.settings.layout.job(job_id) / "augmentations.png"
+    buffer = io.BytesIO()
+    grid.save(buffer, format="PNG")
+    write_atomic(path, lambda handle: handle.write(buffer.getbuffer()))
+    return runtime.settings.layout.stored(path)
 
 
 def _pack(split: LabelledSplit) -> dict:

@@ -358,7 +358,7 @@ SEQUENTIAL_KINDS = frozenset({"finetune", "text-train", "video-train", detect_tr
 TRAINING_KINDS = SEQUENTIAL_KINDS
 TRAINING_KEYS = ("history", "baseline_val_map", "train_images", "val_images", "classes",
                  "space", "weights_file", "weights_sha256", "head_file", "curves",
-                 "text_model", "video_classifier", "figures")
+                 "augmentations", "text_model", "video_classifier", "figures")
 
 
 def ingest_urls(runtime: Runtime, chunk: Sequence[Sequence[str | None]], *,

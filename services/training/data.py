@@ -13,6 +13,8 @@ from torch.utils.data import Dataset
 
 from lookalike.retrieval.embedding.embedder import image_to_pixels
 from lookalike.retrieval.images import decode_image
+from lookalike.retrieval.training.copyedits import CopyAugmenter
+from lookalike.retrieval.training.twoviews import copy_view, view_seed
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.errors import InvalidRequest
@@ -66,6 +68,27 @@ def load_labelled(runtime: Runtime, *, collection: str | None, limit: int | None
     return LabelledImages(classes, _side(picked, labels, ~is_val), _side(picked, labels, is_val))
 
 
+def load_unlabelled(runtime: Runtime, *, collection: str | None, limit: int | None,
+                    val_fraction: float, seed: int) -> LabelledImages:
+    """The catalog's stored images, labelled or not, shuffled with `seed`, cut to `limit` and
+    split; each image is its own class (label = its position), as self-supervision wants."""
+    with runtime.read_session() as session:
+        rows = [(image_id, str(runtime.settings.layout.resolve(path)), str(image_id))
+                for image_id, path in
+                image_queries.stored_images(session=session, collection=collection)]
+    order = np.random.default_rng(seed).permutation(len(rows))[:limit]
+    val_count = round(len(order) * val_fraction)
+    if len(order) - val_count < 2 or val_count < 2:
+        where = f" in collection '{collection}'" if collection else ""
+        raise InvalidRequest(f"self-supervised training needs at least 2 training and 2 "
+                             f"validation images{where}; found {len(order)} images (ingest more "
+                             "or raise --limit)")
+    picked = [rows[i] for i in order]
+    labels = np.arange(len(picked), dtype=np.int64)
+    is_val = np.arange(len(picked)) < val_count
+    return LabelledImages([], _side(picked, labels, ~is_val), _side(picked, labels, is_val))
+
+
 def _validation_mask(labels: np.ndarray, fraction: float) -> np.ndarray:
     """The first `fraction` of each class's (already shuffled) images, at least 2 of each."""
     if not 0 < fraction < 1:
@@ -116,3 +139,23 @@ class StoredImages(Dataset[tuple[torch.Tensor, int]]):
         image = decode_image(data, max_bytes=len(data), max_pixels=_STORED_MAX_PIXELS,
                              draft=(self.size, self.size)).image
         return image_to_pixels(image, size=self.size), int(self.labels[index])
+
+
+class CopyViews(Dataset[tuple[torch.Tensor, int]]):
+    """One fixed copy-edited view of each stored image (seeded apart from training's views):
+    the queries a self-supervised job validates with."""
+
+    VALIDATION_EPOCH = 2**32 - 1  # no training epoch reaches it
+
+    def __init__(self, images: StoredImages, *, seed: int) -> None:
+        self.images = images
+        self.seed = seed
+        self.augmenter = CopyAugmenter()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        pixels, label = self.images[index]
+        seed = view_seed(self.seed, self.VALIDATION_EPOCH, index, 0)
+        return copy_view(pixels, self.augmenter, seed), label

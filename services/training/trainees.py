@@ -29,7 +29,12 @@ from lookalike.services.config import Settings
 from lookalike.services.runtime import Runtime
 from lookalike.services.spaces.lookup import find_space
 from lookalike.services.spaces.model_store import store_state
-from lookalike.services.training.data import LabelledImages, StoredImages, cached_vectors
+from lookalike.services.training.data import (
+    CopyViews,
+    LabelledImages,
+    StoredImages,
+    cached_vectors,
+)
 from lookalike.services.training.request import FinetuneRequest
 
 VALIDATION_BATCH = 128
@@ -54,6 +59,8 @@ def build_trainee(runtime: Runtime, request: FinetuneRequest, data: LabelledImag
         torch.manual_seed(request.seed)
         if request.method == "head":
             return _head_trainee(runtime, request, data)
+        if request.method == "self-supervised":
+            return _self_supervised_trainee(runtime, request, data)
         return _backbone_trainee(runtime, request, data)
 
 
@@ -104,25 +111,34 @@ def _initial_weights(spec: BackboneSpec, choice: str, settings: Settings) -> Pat
     return resolve_weights(spec, explicit=explicit, torch_home=settings.torch_home)
 
 
-def _backbone_trainee(runtime: Runtime, request: FinetuneRequest,
-                      data: LabelledImages) -> Trainee:
-    """A registry network trained end to end on the stored images, with augmentation."""
+@dataclass(frozen=True)
+class _Network:
+    """A registry network, the EmbeddingNet on its trunk, and the input size they train at."""
+
+    spec: BackboneSpec
+    network: nn.Module
+    model: EmbeddingNet
+    size: int
+
+
+def _build_network(runtime: Runtime, request: FinetuneRequest, classes: int | None) -> _Network:
+    """The request's registry network (frozen blocks applied) and its EmbeddingNet."""
     spec = get_backbone(request.backbone)
     network = load_model(spec, weights=_initial_weights(spec, request.weights, runtime.settings))
     trunk = spec.trunk(network)
     freeze_blocks(trunk, request.frozen_blocks)
     model = EmbeddingNet(trunk, trunk_dim=spec.dim, mean=spec.weights.mean, std=spec.weights.std,
                          pooling=request.pooling, out_dim=request.out_dim, hidden=request.hidden,
-                         classes=_classes(request, data))
-    size = spec.weights.input_size
-    train_set = StoredImages(data.train, size=size)
-    val_set = StoredImages(data.val, size=size)
+                         classes=classes)
+    return _Network(spec, network, model, request.input_size or spec.weights.input_size)
 
-    def validate(net: nn.Module) -> float:
-        return label_map(_embed(net, val_set), data.val.labels)
+
+def _network_publish(net: _Network, request: FinetuneRequest) -> Publish:
+    """Store the trained network (and head) by sha256 and define the space they make."""
+    spec, model, size = net.spec, net.model, net.size
 
     def publish(settings: Settings, name: str) -> SpaceCreate:
-        path, sha = store_state(network, prefix=spec.name, settings=settings)
+        path, sha = store_state(net.network, prefix=spec.name, settings=settings)
         options = SpaceOptions(weights_file=settings.layout.stored(path), gem_p=model.gem_p,
                                scales=[1.0], index_factory="Flat", input_size=size)
         dim = spec.dim
@@ -135,11 +151,45 @@ def _backbone_trainee(runtime: Runtime, request: FinetuneRequest,
                            layer=spec.feature_layer, pooling=request.pooling, whitening=None,
                            dim=dim, options=options, make_default=False)
 
-    bf16 = native_bf16() if request.bf16 is None else request.bf16
-    return Trainee(model, train_set, validate, bf16=bf16, publish=publish)
+    return publish
 
 
-def _embed(net: nn.Module, images: StoredImages) -> np.ndarray:
+def _bf16(request: FinetuneRequest) -> bool:
+    return native_bf16() if request.bf16 is None else request.bf16
+
+
+def _backbone_trainee(runtime: Runtime, request: FinetuneRequest,
+                      data: LabelledImages) -> Trainee:
+    """A registry network trained end to end on the stored images, with augmentation."""
+    net = _build_network(runtime, request, _classes(request, data))
+    train_set = StoredImages(data.train, size=net.size)
+    val_set = StoredImages(data.val, size=net.size)
+
+    def validate(model: nn.Module) -> float:
+        return label_map(_embed(model, val_set), data.val.labels)
+
+    return Trainee(net.model, train_set, validate, bf16=_bf16(request),
+                   publish=_network_publish(net, request))
+
+
+def _self_supervised_trainee(runtime: Runtime, request: FinetuneRequest,
+                             data: LabelledImages) -> Trainee:
+    """A registry network trained for copy detection on unlabelled stored images; validated
+    by the mAP of finding each validation image from one fixed copy view of it."""
+    net = _build_network(runtime, request, None)
+    train_set = StoredImages(data.train, size=net.size)
+    val_set = StoredImages(data.val, size=net.size)
+    copies = CopyViews(val_set, seed=request.seed)
+    labels = np.concatenate([data.val.labels, data.val.labels])
+
+    def validate(model: nn.Module) -> float:
+        return label_map(np.concatenate([_embed(model, val_set), _embed(model, copies)]), labels)
+
+    return Trainee(net.model, train_set, validate, bf16=_bf16(request),
+                   publish=_network_publish(net, request))
+
+
+def _embed(net: nn.Module, images: Dataset[tuple[torch.Tensor, int]]) -> np.ndarray:
     """(N, D) vectors of a dataset's images, in order, with the network in eval mode."""
     loader = DataLoader(images, batch_size=VALIDATION_BATCH, shuffle=False)
     with _evaluating(net), torch.inference_mode():

@@ -193,6 +193,18 @@ def job_curves(job_id: JobId, runtime: RuntimeDep) -> FileResponse:
     return FileResponse(path, media_type="image/png")
 
 
+@router.get("/{job_id}/augmentations.png", response_class=FileResponse, responses=ERRORS,
+            dependencies=[NEEDS_INGEST])
+def job_augmentations(job_id: JobId, runtime: RuntimeDep) -> FileResponse:
+    """The grid of copy-edited views a self-supervised fine-tuning job trains on."""
+    grid = jobs.get_job(runtime, job_id).result.augmentations
+    path = runtime.settings.layout.resolve(grid) if grid else None
+    if path is None or not path.is_file():
+        raise NotFound(f"job {job_id} has no augmentation grid; only self-supervised "
+                       "fine-tuning jobs write one, when they start")
+    return FileResponse(path, media_type="image/png")
+
+
 @router.get("/{job_id}/top-patches.png", response_class=FileResponse, responses=ERRORS,
             dependencies=[NEEDS_INGEST])
 def job_top_patches(job_id: JobId, runtime: RuntimeDep) -> FileResponse:

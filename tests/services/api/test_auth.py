@@ -65,6 +65,7 @@ def _routes(upload: bytes) -> list[tuple[str, str, str, dict]]:
         ("GET", "/v1/videos/1/file", "search", {}),
         ("GET", "/v1/jobs", "ingest", {}),
         ("GET", "/v1/jobs/1/top-patches.png", "ingest", {}),
+        ("GET", "/v1/jobs/1/augmentations.png", "ingest", {}),
         ("POST", "/v1/admin/snapshots", "admin", {}),
         ("GET", "/metrics", "admin", {}),
         ("DELETE", "/v1/images/2", "admin", {}),
