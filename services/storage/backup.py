@@ -28,6 +28,7 @@ from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog import snapshots as snapshot_queries
 from lookalike.services.catalog import spaces as space_queries
+from lookalike.services.catalog import textmodels
 from lookalike.services.catalog import videos as video_queries
 from lookalike.services.catalog.models import Space
 from lookalike.services.catalog.session import make_engine, make_session_factory
@@ -87,6 +88,7 @@ def backup_home(settings: Settings, folder: Path) -> BackupReport:
         for space in space_queries.list_spaces(session=session):
             _copy_space_files(space, settings, folder, manifest, report)
             _copy_snapshots(session, space, settings, folder, manifest, report)
+        _copy_text_models(session, settings, folder, manifest, report)
     _copy_video_classifiers(settings, folder, manifest, report)
     if database is not None:
         _single_file(folder / CATALOG)
@@ -174,6 +176,15 @@ def _copy_videos(session: Session, settings: Settings, folder: Path,
                                          video.sha256, f"video {video.id}", settings, folder,
                                          manifest, report)
         after = page[-1].id
+
+
+def _copy_text_models(session: Session, settings: Settings, folder: Path,
+                      manifest: BackupManifest, report: BackupReport) -> None:
+    """Each catalogued text model's file (its row is in the catalog copy)."""
+    for model in textmodels.list_text_models(session=session):
+        report.space_files += _add(settings.layout.resolve(model.path), model.sha256,
+                                   f"text model '{model.name}'", settings, folder, manifest,
+                                   report)
 
 
 def _copy_video_classifiers(settings: Settings, folder: Path, manifest: BackupManifest,

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog import spaces as space_queries
+from lookalike.services.catalog import textmodels
 from lookalike.services.catalog.models import Image
 from lookalike.services.config import Settings
 from lookalike.services.ingest.stored import image_files
@@ -176,9 +177,13 @@ def _space_orphans(runtime: Runtime, report: StorageReport) -> list[Path]:
 
 
 def _named_space_files(session: Session, settings: Settings) -> set[Path]:
-    """The files under weights/ and whitening/ that a space or the video classifiers name."""
-    return {named.path.resolve() for space in space_queries.list_spaces(session=session)
-            for named in space_files(space, settings=settings)} | named_files(settings)
+    """The files under weights/ and whitening/ that a space, a text model or the video
+    classifiers name: none of them is an orphan (`--fix` would delete a trained model)."""
+    spaces = {named.path.resolve() for space in space_queries.list_spaces(session=session)
+              for named in space_files(space, settings=settings)}
+    texts = {settings.layout.resolve(model.path).resolve()
+             for model in textmodels.list_text_models(session=session)}
+    return spaces | texts | named_files(settings)
 
 
 def _remove_image_orphans(runtime: Runtime, orphans: list[Path]) -> list[Path]:

@@ -16,6 +16,8 @@ from lookalike.services.api.app import create_app
 from lookalike.services.jobs import runner as jobs
 from lookalike.services.runtime import Runtime
 from lookalike.services.setup import init_catalog, open_runtime
+from lookalike.services.storage.backup import backup_home
+from lookalike.services.storage.verify import verify_storage
 from lookalike.services.text.request import TextTrainRequest
 from tests.services.conftest import make_settings
 from tests.services.text.corpus import write_corpus
@@ -116,6 +118,18 @@ def _bad_text_inputs_get_clear_4xx(client: TestClient) -> None:
     for response, status, words in cases:
         assert response.status_code == status, response.text
         assert words in response.json()["detail"], response.text
+
+
+def test_storage_verify_spares_a_text_model_and_backup_keeps_it(trained, tmp_path: Path
+                                                                   ) -> None:
+    runtime, job = trained
+    stored = job["training"]["weights_file"]
+    report = verify_storage(runtime, fix=True)
+    assert report.removed == [] and runtime.settings.layout.resolve(stored).is_file()
+    backup = backup_home(runtime.settings, tmp_path / "backup")
+    assert backup.left_out == []
+    copied = (tmp_path / "backup" / stored).read_bytes()
+    assert hashlib.sha256(copied).hexdigest() == job["training"]["weights_sha256"]
 
 
 class Held:
