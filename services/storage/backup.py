@@ -90,6 +90,7 @@ def backup_home(settings: Settings, folder: Path) -> BackupReport:
             _copy_snapshots(session, space, settings, folder, manifest, report)
         _copy_text_models(session, settings, folder, manifest, report)
     _copy_video_classifiers(settings, folder, manifest, report)
+    _copy_detectors(settings, folder, manifest, report)
     if database is not None:
         _single_file(folder / CATALOG)
         manifest.files[CATALOG] = str(file_sha256(folder / CATALOG))
@@ -185,6 +186,14 @@ def _copy_text_models(session: Session, settings: Settings, folder: Path,
         report.space_files += _add(settings.layout.resolve(model.path), model.sha256,
                                    f"text model '{model.name}'", settings, folder, manifest,
                                    report)
+
+
+def _copy_detectors(settings: Settings, folder: Path, manifest: BackupManifest,
+                    report: BackupReport) -> None:
+    """The trained detectors (files under detectors/, named by their file names)."""
+    for path in sorted(settings.layout.detectors.glob("*.pt")):
+        report.space_files += _add(path, file_sha256(path) or "", f"detector {path.stem}",
+                                   settings, folder, manifest, report)
 
 
 def _copy_video_classifiers(settings: Settings, folder: Path, manifest: BackupManifest,

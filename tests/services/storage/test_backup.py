@@ -137,3 +137,15 @@ def test_restore_checks_the_backup_and_the_target_before_writing(
     assert (target.home / "catalog.db").exists() is not server
     with pytest.raises(BackupError, match="not an empty folder"):
         backup_home(target, backup)
+
+
+def test_trained_detectors_travel_with_a_backup(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "home")
+    init_catalog(settings)
+    settings.layout.detectors.mkdir(parents=True)
+    (settings.layout.detectors / "scenes.pt").write_bytes(b"a detector's tensors")
+    report = backup_home(settings, tmp_path / "backup")
+    assert report.left_out == []
+    restored = make_settings(tmp_path / "restored")
+    restore_home(restored, tmp_path / "backup")
+    assert (restored.layout.detectors / "scenes.pt").read_bytes() == b"a detector's tensors"
