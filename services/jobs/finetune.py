@@ -157,17 +157,25 @@ def patch_result(runtime: Runtime, job_id: int, values: dict) -> None:
 
 def _record_history(runtime: Runtime, job_id: int, records: list[EpochRecord],
                     request: FinetuneRequest) -> None:
-    """Put every epoch so far into the job (loss, validation mAP, seconds) and redraw the
-    curves PNG the job points to."""
-    history = [{"epoch": r.epoch, "loss": round(r.loss, 5), "seconds": round(r.seconds, 2),
-                "val_map": None if r.val_map is None else round(r.val_map, 5)}
-               for r in records]
+    """Put every epoch so far into the job and redraw its curves, with the mAP before
+    training as the baseline."""
     with runtime.read_session() as session:
         job = job_queries.get_job(session=session, job_id=job_id)
         baseline = job.result.baseline_val_map if job else None
+    record_history(runtime, job_id, records,
+                   title=f"fine-tuning '{request.space}' ({request.method}, "
+                         f"{request.loss} loss)", baseline_map=baseline)
+
+
+def record_history(runtime: Runtime, job_id: int, records: list[EpochRecord], *, title: str,
+                   metric: str = "validation mAP", baseline_map: float | None = None) -> None:
+    """Put every epoch so far into a training job (loss, validation figure as val_map,
+    seconds) and redraw the curves PNG the job points to: every kind of training job's."""
+    history = [{"epoch": r.epoch, "loss": round(r.loss, 5), "seconds": round(r.seconds, 2),
+                "val_map": None if r.val_map is None else round(r.val_map, 5)}
+               for r in records]
     curves = draw_curves(history, runtime.settings.layout.job(job_id) / "curves.png",
-                         title=f"fine-tuning '{request.space}' ({request.method}, "
-                               f"{request.loss} loss)", baseline_map=baseline)
+                         title=title, baseline_map=baseline_map, metric=metric)
     patch_result(runtime, job_id, {"history": history,
                                    "curves": runtime.settings.layout.stored(curves)})
 

@@ -19,18 +19,17 @@ from lookalike.retrieval.text.training import (
     predicted,
     trainer_config,
 )
-from lookalike.retrieval.training.trainer import EpochRecord, fit
+from lookalike.retrieval.training.trainer import fit
 from lookalike.services.catalog import textmodels
 from lookalike.services.catalog.documents import TextTrainParams
 from lookalike.services.catalog.models import Job
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.ingest.fence import check_under_roots
-from lookalike.services.jobs.finetune import cancel_watch, patch_result
+from lookalike.services.jobs.finetune import cancel_watch, patch_result, record_history
 from lookalike.services.runtime import Runtime
 from lookalike.services.text.corpus import split_texts
 from lookalike.services.text.request import TextTrainRequest
 from lookalike.services.text.store import store_classifier
-from lookalike.services.training.curves import draw_curves
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,8 @@ def run_epoch(runtime: Runtime, job: Job, epoch: int) -> None:
     records = fit(model, train_set, config=trainer_config(request.settings()),
                   checkpoint=workdir / "checkpoint.pt", validate=accuracy_validator(val_set),
                   until_epoch=epoch + 1, should_stop=cancel_watch(runtime, job.id))
-    _record_history(runtime, job.id, records, request)
+    record_history(runtime, job.id, records, title=f"text-CNN '{request.name}'",
+                   metric="held-out accuracy")
     if epoch + 1 == request.epochs:
         classifier = TextClassifier(tokenizer, model, train.classes)
         figures = score(classifier, val, train_seconds=sum(r.seconds for r in records))
@@ -102,18 +102,6 @@ def score(classifier: TextClassifier, held_out: LabelledTexts, *,
             "texts_per_s": round(len(held_out.texts) / max(seconds, 1e-9), 1),
             "parameters": classifier.model.parameter_count(),
             "held_out": len(held_out.texts)}
-
-
-def _record_history(runtime: Runtime, job_id: int, records: list[EpochRecord],
-                    request: TextTrainRequest) -> None:
-    """Every epoch so far (loss, held-out accuracy as val_map, seconds) and the curves PNG."""
-    history = [{"epoch": r.epoch, "loss": round(r.loss, 5), "seconds": round(r.seconds, 2),
-                "val_map": None if r.val_map is None else round(r.val_map, 5)}
-               for r in records]
-    curves = draw_curves(history, runtime.settings.layout.job(job_id) / "curves.png",
-                         title=f"text-CNN '{request.name}'", metric="held-out accuracy")
-    patch_result(runtime, job_id, {"history": history,
-                                   "curves": runtime.settings.layout.stored(curves)})
 
 
 def _publish(runtime: Runtime, job_id: int, request: TextTrainRequest,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lookalike.retrieval.training.trainer import EpochRecord, TrainConfig, fit
+from lookalike.retrieval.training.trainer import TrainConfig, fit
 from lookalike.retrieval.video.classifiers import parameter_count
 from lookalike.retrieval.video.synthetic import ClipSpec
 from lookalike.retrieval.video.training import (
@@ -26,9 +26,8 @@ from lookalike.services.catalog.documents import VideoTrainParams
 from lookalike.services.catalog.models import Job
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.ingest.fence import check_under_roots
-from lookalike.services.jobs.finetune import cancel_watch, patch_result
+from lookalike.services.jobs.finetune import cancel_watch, patch_result, record_history
 from lookalike.services.runtime import Runtime
-from lookalike.services.training.curves import draw_curves
 from lookalike.services.video.clips import ClipSet, load_clip_folder
 from lookalike.services.video.registry import register
 from lookalike.services.video.request import VideoTrainRequest
@@ -93,7 +92,8 @@ def run_epoch(runtime: Runtime, job: Job, epoch: int) -> None:
                   checkpoint=runtime.settings.layout.job(job.id) / "checkpoint.pt",
                   validate=accuracy_validator(held_out.clips, held_out.labels),
                   until_epoch=epoch + 1, should_stop=cancel_watch(runtime, job.id))
-    _record_history(runtime, job.id, records, request)
+    record_history(runtime, job.id, records, title=f"video {request.model} '{request.task}'",
+                   metric="held-out accuracy")
     if epoch + 1 == request.epochs:
         _publish(runtime, job.id, request, model, train.classes,
                  score(model, held_out, train_seconds=sum(r.seconds for r in records)))
@@ -109,19 +109,6 @@ def score(model: torch.nn.Module, held_out: ClipSet, *,
             "train_seconds": round(train_seconds, 1),
             "clips_per_s": round(len(held_out.labels) / max(seconds, 1e-9), 1),
             "parameters": parameter_count(model), "held_out": len(held_out.labels)}
-
-
-def _record_history(runtime: Runtime, job_id: int, records: list[EpochRecord],
-                    request: VideoTrainRequest) -> None:
-    """Every epoch so far (loss, held-out accuracy as val_map, seconds) and the curves PNG."""
-    history = [{"epoch": r.epoch, "loss": round(r.loss, 5), "seconds": round(r.seconds, 2),
-                "val_map": None if r.val_map is None else round(r.val_map, 5)}
-               for r in records]
-    curves = draw_curves(history, runtime.settings.layout.job(job_id) / "curves.png",
-                         title=f"video {request.model} '{request.task}'",
-                         metric="held-out accuracy")
-    patch_result(runtime, job_id, {"history": history,
-                                   "curves": runtime.settings.layout.stored(curves)})
 
 
 def _publish(runtime: Runtime, job_id: int, request: VideoTrainRequest, model: torch.nn.Module,
