@@ -22,10 +22,11 @@ from lookalike.services.text.request import TextTrainRequest
 from tests.services.conftest import make_settings
 from tests.services.text.corpus import write_corpus
 
-# Trained well past the borderline: the tokenizer's ties vary from run to run (see
-# TextTokenizer.train), so a weakly trained model flipped topics between machines.
+# Trained well past the borderline and without dropout: dropout masks come from the
+# process's global random state, which the tests run before in the same server process
+# change, and a weakly trained, dropout-trained model flipped topics from run to run.
 SMALL = {"epochs": 10, "batch_size": 16, "lr": 0.03, "max_length": 24, "vocab_size": 200,
-         "embed_dim": 16, "channels": 16, "widths": [2, 3], "dropout": 0.1}
+         "embed_dim": 16, "channels": 16, "widths": [2, 3], "dropout": 0.0}
 
 
 def _jpeg(colour: tuple[int, int, int], description: str | None = None) -> bytes:
