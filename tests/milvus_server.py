@@ -1,8 +1,10 @@
-"""A milvus-lite gRPC server in its own process: one Milvus that several `lookalike`
-processes (API servers, workers) share, as they would share a Milvus cluster."""
+"""A milvus-lite gRPC server in its own process (`lookalike index serve-milvus`): one Milvus
+that several `lookalike` processes (API servers, workers) share, as they would share a cluster."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,15 +19,15 @@ READY_TIMEOUT_S = 60
 
 @contextmanager
 def milvus_lite_server(data_dir: Path) -> Iterator[str]:
-    """Start `python -m milvus_lite server` on a free loopback port; yield its URI."""
+    """Start `lookalike index serve-milvus` on a free loopback port; yield its URI."""
     from pymilvus import MilvusClient, MilvusException
 
     port = free_port()
     log = data_dir.with_suffix(".log")
     process = subprocess.Popen(
-        [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data_dir),
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        [sys.executable, "-m", "lookalike.services.cli", "index", "serve-milvus",
+         "--data-dir", str(data_dir), "--port", str(port)],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, env=os.environ.copy())
     uri = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -39,5 +41,5 @@ def milvus_lite_server(data_dir: Path) -> Iterator[str]:
                 time.sleep(0.2)
         yield uri
     finally:
-        process.terminate()
+        process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)

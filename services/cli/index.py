@@ -4,6 +4,8 @@ index chosen by target recall, rebuilt from the catalog, checked against it and 
 from __future__ import annotations
 
 import json
+import threading
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,6 +21,7 @@ from lookalike.services.index.build import (
 )
 from lookalike.services.index.follower import FOLLOW_BATCH, WRITE_CHUNK
 from lookalike.services.index.following import follow_forever, follow_once
+from lookalike.services.index.milvus_lite_server import serve_milvus_lite
 from lookalike.services.index.snapshots import SnapshotReport, rebuild_all, snapshot_all
 from lookalike.services.index.verify import verify_all
 from lookalike.services.setup import open_runtime
@@ -79,8 +82,9 @@ def bench_index_command(
     backend: Annotated[str | None, typer.Option(
         help="instead of the choice, measure one backend (faiss or milvus: "
         "LOOKALIKE_MILVUS_URI, else a scratch milvus-lite) on the same vectors")] = None,
-    index: Annotated[str, typer.Option(help="with --backend: hnsw (M=16, ef 64) or flat")
-                     ] = "hnsw",
+    index: Annotated[str, typer.Option(help="with --backend: flat (exact), ivf (sqrt(n) lists, "
+                                     "32 probed) or hnsw (M=16, ef 64; not milvus-lite)")
+                     ] = "ivf",
 ) -> None:
     """The index choice on synthetic clustered data: recall@10, queries/s, bytes/vector (with
     --backend: one backend's recall@10, p50/p99, batched queries/s and memory)."""
@@ -107,7 +111,9 @@ def _print_backend(f: BackendFigures) -> None:
         f"queries\n  built in {f.build_s:.1f} s; recall@10 {f.recall_at_10:.4f}; single query "
         f"p50 {f.p50_ms:.2f} ms, p99 {f.p99_ms:.2f} ms; batched {f.batched_qps:,.0f} queries/s; "
         f"process memory +{f.rss_gain_mib:,.0f} MiB for the index (peak RSS "
-        f"{f.peak_rss_mib:,.0f} MiB)", highlight=False)
+        f"{f.peak_rss_mib:,.0f} MiB)"
+        + ("" if f.engine_rss_mib is None else f"; milvus-lite engine {f.engine_rss_mib:,.0f} MiB"),
+        highlight=False)
 
 
 SpaceOption = Annotated[str | None, typer.Option(help="one space (default: every space)")]
@@ -164,3 +170,16 @@ def index_follow(
             console.print(f"applied {applied} changes")
             return
         follow_forever(runtime, space_name=space, interval=interval, batch=batch, chunk=chunk)
+
+
+def index_serve_milvus(
+    data_dir: Annotated[Path, typer.Option(help="folder of the collections' files")],
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="gRPC port (LOOKALIKE_MILVUS_URI=http://host:port)")
+                    ] = 19530,
+) -> None:
+    """Serve milvus-lite over gRPC until stopped, so that the processes on this machine share
+    one Milvus (API servers, workers, the follower: a .db path is held by one process only)."""
+    console.print(f"milvus-lite on http://{host}:{port} over {data_dir}; Ctrl-C stops it",
+                  highlight=False)
+    serve_milvus_lite(data_dir, host, port, threading.Event())

@@ -63,6 +63,9 @@ COMMANDS: dict[str, Entry] = {
                           "missing, extra and stale ids; exit 1 on a mismatch."),
     "index follow": Entry(f"{_CLI}.index:index_follow", "Apply the catalog's change log to "
                           "every Milvus space's collection, polling until stopped (or --once)."),
+    "index serve-milvus": Entry(f"{_CLI}.index:index_serve_milvus", "Serve milvus-lite over "
+                                "gRPC until stopped, so that the processes on this machine "
+                                "share one Milvus."),
     "index snapshot": Entry(f"{_CLI}.index:index_snapshot", "Write each index, caught up with "
                             "the catalog, as a new snapshot (atomically)."),
     "spaces create": Entry(f"{_CLI}.spaces:spaces_create", "Add an embedding space; fill it "

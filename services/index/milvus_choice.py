@@ -5,7 +5,7 @@ into a scratch collection, which is re-indexed for each candidate, cheapest in m
 Each candidate's search knob (nprobe, ef) rises until recall@k reaches the target; of those
 that reach it the fastest in batched queries per second wins, with `choose_index`'s sweep,
 timing and ranking (retrieval/index/choice.py). Index types the server lacks (milvus-lite
-has neither IVF_PQ nor DISKANN) are skipped and named in the choice."""
+builds only FLAT and IVF_FLAT) are skipped and named in the choice."""
 
 from __future__ import annotations
 
@@ -111,14 +111,30 @@ def choose_milvus_index(client: MilvusClient, scratch: str, base: np.ndarray,
         store.drop()
 
 
+def _reindex(store: MilvusCollection, candidate: MilvusCandidate) -> bool:
+    """Index the scratch collection as `candidate`; False when the server does not build that
+    index type (milvus-lite served over gRPC looks like a cluster until it refuses)."""
+    from pymilvus import MilvusException
+
+    try:
+        store.reindex(MilvusIndexOptions(index_type=candidate.index_type,
+                                         build_params=candidate.build_params))
+    except MilvusException as exc:
+        if "index type" not in exc.message.lower():
+            raise
+        return False
+    return True
+
+
 def _best(store: MilvusCollection, options: list[MilvusCandidate], queries: np.ndarray,
           truth: np.ndarray, target: float, k: int, unsupported: list[str]) -> MilvusChoice:
     tried: list[Trial] = []
     best: MilvusChoice | None = None
     for candidate in options:
         started = time.perf_counter()
-        store.reindex(MilvusIndexOptions(index_type=candidate.index_type,
-                                         build_params=candidate.build_params))
+        if not _reindex(store, candidate):
+            unsupported.append(candidate.index_type)
+            continue
         seconds = time.perf_counter() - started
         trials = _tune(candidate, store, queries, truth, target, k)
         tried += trials

@@ -2,7 +2,7 @@
 collection and label as scalar fields that searches filter on inside Milvus.
 
 The same calls reach a Milvus cluster (an http(s) address) or milvus-lite (a local path
-ending in .db: an embedded server in this process, holding its folder's lock)."""
+ending in .db: its native engine in a child process of this one, holding the folder's lock)."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ MAX_TEXT = 200  # the catalog's collection and label columns are String(200)
 METRIC = "IP"  # vectors are L2-normalised: inner product is cosine similarity
 MAX_LIMIT = 16_384  # Milvus answers at most this many hits per query
 WRITE_CHUNK = 1000
-# What milvus-lite builds; a cluster also has IVF_PQ, DISKANN, SCANN and more.
-LITE_INDEX_TYPES = ("FLAT", "HNSW", "HNSW_SQ", "IVF_FLAT", "IVF_SQ8")
+# What milvus-lite builds; a cluster also has HNSW, IVF_SQ8, IVF_PQ, DISKANN, SCANN and more.
+LITE_INDEX_TYPES = ("FLAT", "IVF_FLAT")
 _REMOTE = ("http://", "https://", "tcp://", "grpc://", "unix:")
 
 _clients: dict[str, tuple[MilvusClient, int]] = {}
@@ -103,7 +103,7 @@ class Entity:
 
     def row(self) -> dict[str, Any]:
         return {"id": self.image_id, "vector": self.vector.tolist(),
-                "collection": self.collection, "label": self.label}
+                "collection": self.collection or "", "label": self.label or ""}
 
 
 class MilvusCollection:
@@ -124,8 +124,8 @@ class MilvusCollection:
         schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
-        schema.add_field("collection", DataType.VARCHAR, max_length=MAX_TEXT, nullable=True)
-        schema.add_field("label", DataType.VARCHAR, max_length=MAX_TEXT, nullable=True)
+        schema.add_field("collection", DataType.VARCHAR, max_length=MAX_TEXT)
+        schema.add_field("label", DataType.VARCHAR, max_length=MAX_TEXT)
         self.client.create_collection(self.name, schema=schema,
                                       index_params=self._index_params(index),
                                       consistency_level="Strong")
@@ -143,7 +143,8 @@ class MilvusCollection:
     def reindex(self, index: MilvusIndexOptions) -> None:
         """Replace the vector index by another type or parameters (vectors stay)."""
         self.client.release_collection(self.name)
-        self.client.drop_index(self.name, "vector")
+        if self.client.list_indexes(self.name, field_name="vector"):
+            self.client.drop_index(self.name, "vector")
         self.client.create_index(self.name, self._index_params(index))
         self.client.load_collection(self.name)
 
@@ -205,6 +206,6 @@ class MilvusCollection:
             while rows := iterator.next():
                 for r in rows:
                     yield Entity(int(r["id"]), np.asarray(r["vector"], dtype=np.float32),
-                                 r.get("collection"), r.get("label"))
+                                 r.get("collection") or None, r.get("label") or None)
         finally:
             iterator.close()

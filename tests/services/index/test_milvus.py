@@ -175,9 +175,9 @@ def test_index_build_chooses_a_milvus_index_by_measured_recall(tmp_path: Path) -
         report = build_space_index(runtime, space_name="lite", target_recall=0.9,
                                    max_bytes=2**30)
         assert report.choice.meets_target and report.choice.recall >= 0.9, report.choice
-        assert report.note is not None and "IVF_PQ" in report.note
+        assert report.note is not None and all(t in report.note for t in ("IVF_PQ", "HNSW"))
         tried = {trial.factory.split("(")[0] for trial in report.choice.tried}
-        assert {"IVF_SQ8", "HNSW", "IVF_FLAT", "FLAT"} <= tried
+        assert tried == {"IVF_FLAT", "FLAT"}
         with runtime.read_session() as session:
             stored = space_queries.get_space(session=session, name="lite")
             assert stored is not None

@@ -1,5 +1,6 @@
 """Celery workers over the real Redis and PostgreSQL: a worker SIGKILLed while it holds a
-batch loses nothing (the batch is redelivered to the other worker) and adds nothing twice;
+batch loses nothing (the batch is redelivered to the other worker) and adds nothing twice,
+on either vector backend;
 two ingests of the same new files, started together on two workers, add each image once; a
 fine-tuning job's epochs run one after another."""
 
@@ -15,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ from sqlalchemy import func, select
 
 from lookalike.services.catalog.models import Embedding, Image
 from lookalike.services.config import Settings
+from lookalike.services.index.verify import verify_all
 from lookalike.services.jobs import runner as jobs
 from lookalike.services.runtime import Runtime
 from lookalike.services.sample import build_sample
@@ -31,6 +34,7 @@ from lookalike.services.search.query import search_vector
 from lookalike.services.setup import init_catalog, open_runtime
 from lookalike.services.training.request import FinetuneRequest
 from tests.conftest import _fresh_postgres_database
+from tests.milvus_server import milvus_lite_server
 from tests.services.conftest import make_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -50,11 +54,12 @@ def worker_env(settings: Settings) -> dict[str, str]:
             "LOOKALIKE_DECODE_WORKERS": "1", "LOOKALIKE_TORCH_THREADS": "1"}
 
 
-def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
+def start_worker(settings: Settings, log: Path,
+                 env: dict[str, str] | None = None) -> subprocess.Popen:
     """`lookalike worker` in its own process group (SIGKILL reaches its pool process too)."""
     return subprocess.Popen([sys.executable, "-m", "lookalike.services.cli",
                              "worker", "--concurrency", "1"],
-                            env=worker_env(settings), stdout=log.open("wb"),
+                            env={**worker_env(settings), **(env or {})}, stdout=log.open("wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -68,24 +73,41 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runtime, Path, list]]:
-    """A PostgreSQL catalog, a sample folder of real images and two workers on one queue."""
-    root = tmp_path_factory.mktemp("celery")
+@contextmanager
+def running_cluster(root: Path, **backend: str) -> Iterator[tuple[Runtime, Path, list]]:
+    """A PostgreSQL catalog, a sample folder of real images and two workers on one queue,
+    the default space on the given vector backend."""
     build_sample(root / "data", fashion_per_class=12)  # six batches of 24
     database = _fresh_postgres_database()
     url = next(database)
     settings = make_settings(root / "home", url, broker_url=REDIS_URL, job_batch_size=24,
                              job_queue=f"lookalike-test-{secrets.token_hex(4)}",
-                             job_visibility_timeout_s=15)
+                             job_visibility_timeout_s=15, **backend)
     init_catalog(settings)
-    workers = [start_worker(settings, root / f"worker{i}.log") for i in range(2)]
+    env = {f"LOOKALIKE_{name.upper()}": value for name, value in backend.items()}
+    workers = [start_worker(settings, root / f"worker{i}.log", env) for i in range(2)]
     runtime = open_runtime(settings)
     yield runtime, root, workers
     runtime.close()
     for worker in workers:
         stop(worker)
     next(database, None)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runtime, Path, list]]:
+    with running_cluster(tmp_path_factory.mktemp("celery")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def milvus_cluster(tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[tuple[Runtime, Path, list]]:
+    """The same, with the default space in one Milvus the workers and this process share."""
+    root = tmp_path_factory.mktemp("celery-milvus")
+    with milvus_lite_server(root / "milvus") as uri, \
+            running_cluster(root, vector_backend="milvus", milvus_uri=uri) as running:
+        yield running
 
 
 def wait_for_end(runtime: Runtime, job_id: int, workers: list, root: Path) -> dict:
@@ -132,7 +154,12 @@ def wait_for(condition: Callable[[], object], what: str) -> None:
 
 
 def test_a_worker_killed_mid_job_loses_nothing_and_adds_nothing_twice(cluster) -> None:
-    runtime, root, workers = cluster
+    kill_a_worker_mid_job(*cluster)
+
+
+def kill_a_worker_mid_job(runtime: Runtime, root: Path, workers: list) -> None:
+    """SIGKILL worker 0 while it holds a batch of an ingest job; the job still succeeds with
+    every image once in the catalog and once in the space's index."""
     job = jobs.submit_ingest(runtime, paths=[str(root / "data")], label_from_dir=True)
 
     def holding_a_batch() -> bool:
@@ -163,6 +190,8 @@ def test_a_worker_killed_mid_job_loses_nothing_and_adds_nothing_twice(cluster) -
     for image_id in some:
         assert search_vector(runtime, space_name=None, k=1,
                              image_id=image_id).results[0].image_id == image_id
+    reports = verify_all(runtime)
+    assert reports and all(report.ok for report in reports), [r.advice() for r in reports]
 
 
 def write_new_pictures(folder: Path, count: int) -> None:
@@ -215,3 +244,8 @@ def test_a_finetune_job_runs_its_epochs_in_order_on_the_workers(cluster) -> None
     assert shown["state"] == "succeeded", shown
     assert [row["epoch"] for row in shown["training"]["history"]] == [1, 2, 3]
     assert shown["training"]["space"] == "workers-head"
+
+
+def test_a_worker_killed_mid_job_on_a_milvus_space_leaves_milvus_equal_to_the_catalog(
+        milvus_cluster) -> None:
+    kill_a_worker_mid_job(*milvus_cluster)
