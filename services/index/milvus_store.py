@@ -177,7 +177,8 @@ class MilvusCollection:
 
     def search(self, queries: np.ndarray, k: int, *, params: dict[str, int],
                where: str = "") -> SearchHits:
-        """Top-k per query row (ids -1 and scores -inf past the hits found)."""
+        """Top-k per query row (ids -1 and scores -inf past the hits found); `where` filters
+        inside Milvus."""
         if k > MAX_LIMIT:
             raise InvalidRequest(f"Milvus returns at most {MAX_LIMIT} hits per query; asked {k}")
         answer = self.client.search(self.name, data=np.asarray(queries, dtype=np.float32),

@@ -3,17 +3,23 @@
 A FAISS replica searches with an IDSelector, so the restriction is applied inside the
 search. An approximate index (IVF probing few lists, HNSW with a tight selector) may still
 find fewer than k of the allowed ids: then the allowed ids are scored exactly, from their
-stored vectors, which always gives the true top k. A Milvus collection takes the same ids
-as a scalar filter expression (`id in [...]`), evaluated inside Milvus."""
+stored vectors, which always gives the true top k. A Milvus collection filters inside
+Milvus: on its own collection and label fields when those are all a search restricts (no id
+list however large the catalog), else on the ids (`id in [...]`)."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import numpy as np
+from sqlalchemy.orm import Session
 
 from lookalike.retrieval.index.faiss_index import SearchHits
 from lookalike.services.index.backend import SpaceIndex
 from lookalike.services.index.milvus_replica import MilvusReplica
 from lookalike.services.index.replicas import IndexReplica
+from lookalike.services.search.filters import Filters, allowed_ids
 
 EXACT_LIMIT = 200_000
 
@@ -45,3 +51,25 @@ def filtered_search(replica: SpaceIndex, query: np.ndarray, k: int,
     if found >= min(k, len(allowed)) or len(allowed) > EXACT_LIMIT:
         return hits
     return _exact(replica, query, k, allowed)
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def milvus_fields(filters: Filters) -> str | None:
+    """The filters as a Milvus expression over the collection's own fields (each value a
+    quoted, escaped string literal), when collection and label are all they ask."""
+    if filters.topic is not None or filters.text is not None or filters.video_label is not None:
+        return None
+    return " and ".join(f'{name} == "{value.translate(_ESCAPES)}"'
+                        for name, value in filters.columns().items())
+
+
+def restricted_search(replica: SpaceIndex, session: Session,
+                      filters: Filters) -> Callable[[np.ndarray, int], SearchHits]:
+    """The replica's search restricted by `filters`: by a Milvus collection's own fields
+    where they suffice, else to the ids of the live images that pass."""
+    where = milvus_fields(filters) if isinstance(replica, MilvusReplica) else None
+    if isinstance(replica, MilvusReplica) and where is not None:
+        return functools.partial(replica.search, where=where)
+    return functools.partial(filtered_search, replica, allowed=allowed_ids(session, filters))

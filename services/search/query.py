@@ -3,7 +3,6 @@ the catalog."""
 
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ from lookalike.services.ingest.prepare import decode_for_model, prepare_config
 from lookalike.services.runtime import Runtime
 from lookalike.services.search.dba import dba_plan, dba_search
 from lookalike.services.search.expansion import expand_query, qe_enabled
-from lookalike.services.search.filtered import filtered_search
+from lookalike.services.search.filtered import restricted_search
 from lookalike.services.search.filters import (
     Filters,
     allowed_ids,
@@ -163,8 +162,7 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
         search = replica.search
         wanted = fetch_size(session, fetch, group=group_videos, most=MAX_K)
         if filters.restricts:
-            search = functools.partial(filtered_search, replica,
-                                       allowed=allowed_ids(session, filters))
+            search = restricted_search(replica, session, filters)
         if plan is not None:
             hits = dba_search(replica, vector, wanted, plan, shortlist_search=search)
         else:

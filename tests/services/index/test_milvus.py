@@ -21,6 +21,7 @@ from lookalike.services.index.milvus_store import Entity, MilvusCollection, coll
 from lookalike.services.index.snapshots import rebuild_all
 from lookalike.services.index.verify import verify_all
 from lookalike.services.runtime import Runtime
+from lookalike.services.search.filtered import milvus_fields
 from lookalike.services.search.filters import Filters
 from lookalike.services.search.query import search_vector
 from lookalike.services.setup import init_catalog, open_runtime
@@ -102,6 +103,28 @@ def test_a_filter_returns_k_hits_when_k_images_match(twin) -> None:
                                filters=wanted)
         assert len(result.results) == 40
         assert {(h.collection, h.label) for h in result.results} == {("y", "c")}
+
+
+def test_a_label_filter_runs_on_milvus_fields_with_any_characters(twin) -> None:
+    runtime, ids, _ = twin
+    odd = 'a" or id > 0 or label == "b\\'  # a quote, an expression, a backslash
+    rows = [ImageCreate(sha256=hashlib.sha256(f"odd{i}".encode()).hexdigest(),
+                        source_uri=f"synthetic://odd/{i}", collection="x", label=odd)
+            for i in range(3)]
+    with runtime.session() as session:
+        found = image_queries.add_images(session=session, rows=rows)
+        session.commit()
+    new = [found[row.sha256][0] for row in rows]
+    with runtime.session() as session:
+        spaces = {name: space_queries.get_space(session=session, name=name)
+                  for name in ("flat", "lite")}
+    for space in spaces.values():
+        write_vectors(runtime, space, new, unit_rows(np.random.default_rng(9), 3))
+    assert milvus_fields(Filters(label=odd)) == 'label == "a\\" or id > 0 or label == \\"b\\\\"'
+    for name in spaces:
+        result = search_vector(runtime, space_name=name, k=10, image_id=ids[0],
+                               filters=Filters(collection="x", label=odd))
+        assert sorted(h.image_id for h in result.results) == new
 
 
 def test_an_added_image_is_found_at_once_and_a_deleted_one_is_gone(twin) -> None:
