@@ -51,6 +51,9 @@ class CopyCalibration(_Document):
     recall: float
     precision_verified: float
     recall_verified: float
+    held_out_precision: float | None = Field(None, description="the verified rule's "
+                                             "precision on photos it was not fitted on")
+    held_out_recall: float | None = Field(None, description="and its recall there")
 
 
 class SpaceOptions(_Document):

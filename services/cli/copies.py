@@ -43,8 +43,9 @@ def _print(result: CopyEvaluation) -> None:
         console.print(f"calibrated for precision {c['target_precision']}: score >= "
                       f"{c['score_threshold']} (precision {c['precision']}, recall "
                       f"{c['recall']}); or inliers >= {c['inlier_threshold']} (precision "
-                      f"{c['precision_verified']}, recall {c['recall_verified']}); stored on "
-                      f"space {result.space}")
+                      f"{c['precision_verified']}, recall {c['recall_verified']}); held out "
+                      f"(two folds by photo): precision {c['held_out_precision']}, recall "
+                      f"{c['held_out_recall']}; stored on space {result.space}")
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}")
 
