@@ -103,7 +103,8 @@ async function runSearch() {
   if (asked !== state.asked) return;  // a later search (a new box, k, space) answers instead
   renderResults(answer);
   renderChips(answer.facets);
-  const where = answer.mode === "text" ? "text search" : `space ${answer.space}`;
+  const regions = String(answer.mode).startsWith("regions") ? ", regions" : "";
+  const where = answer.mode === "text" ? "text search" : `space ${answer.space}${regions}`;
   const part = params.has("box") ? `, box ${params.get("box")}` : "";
   say(`${answer.results.length} results in ${answer.took_ms.toFixed(0)} ms (${where}${part})`);
 }
