@@ -171,8 +171,18 @@ class DetectRunParams(_Document):
     batch_sizes: list[int]
 
 
+class DuplicatesParams(_Document):
+    """A duplicates job: the clusters of `space` at `threshold` (None: the space's calibrated
+    copy score), one pass over the index in one batch."""
+
+    space: str
+    threshold: float | None = None
+    batch_sizes: list[int] = [1]  # one batch, one unit of progress
+
+
 JobParams = (IngestParams | ReindexParams | FinetuneParams | TextTrainParams | TextApplyParams
-             | TopPatchesParams | DetectTrainParams | DetectRunParams | VideoTrainParams)
+             | TopPatchesParams | DetectTrainParams | DetectRunParams | VideoTrainParams
+             | DuplicatesParams)
 
 
 class BatchOutcome(_Document):
@@ -220,6 +230,9 @@ class JobResult(_Document):
     patches: str | None = Field(None, description="a top-patches job's PNG, home-relative")
     top: list[tuple[int, float]] | None = Field(
         None, description="a top-patches job's (image id, response), best first")
+    clusters: dict[str, Any] | None = Field(
+        None, description="a duplicates job's summary (space, threshold, images, clusters, "
+        "extras) and its report (JSON, home-relative)")
 
 
 class Document(TypeDecorator[Any]):

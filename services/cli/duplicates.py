@@ -13,6 +13,7 @@ from rich.table import Table
 from lookalike.services.config import get_settings
 from lookalike.services.index.duplicates import DuplicateReport, find_duplicates
 from lookalike.services.index.duplicates import delete_extras as remove_extras
+from lookalike.services.jobs import runner as jobs
 from lookalike.services.setup import open_runtime
 
 console = Console()
@@ -44,9 +45,30 @@ def duplicates(
         help="delete all but the first image of every cluster (asks first unless --yes)")
                              ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="do not ask before deleting")] = False,
+    job: Annotated[bool, typer.Option("--job", help="run as a job, on the workers with "
+                                      "LOOKALIKE_BROKER_URL (else here), for big catalogs; "
+                                      "read its clusters with GET /v1/jobs/ID/duplicates or "
+                                      "the page's Duplicates tab")] = False,
 ) -> None:
     """Cluster the space's images that are copies of each other (range search + connected
     components); the first id of each cluster is the one to keep."""
+    if job:
+        if delete_extras or csv_path is not None or json_path is not None:
+            raise typer.BadParameter("--job keeps its clusters with the job: export them "
+                                     "with GET /v1/jobs/ID/duplicates?format=csv|json, and "
+                                     "resolve them on the page")
+        with open_runtime(get_settings()) as runtime:
+            submitted = jobs.submit_duplicates(runtime, space_name=space, threshold=threshold,
+                                               wait=True)
+            shown = jobs.describe(submitted)
+        found = shown.get("clusters")
+        console.print(f"job {shown['id']} {shown['state']}" + (
+            f": {found['clusters']} clusters, {found['extras']} extra copies over "
+            f"{found['images']} images" if found else ""), highlight=False)
+        if shown["state"] == "failed":
+            console.print(f"[red]{shown['error']}[/red]", highlight=False)
+            raise typer.Exit(1)
+        return
     with open_runtime(get_settings()) as runtime:
         report = find_duplicates(runtime, space_name=space, threshold=threshold)
         if delete_extras and report.extras and (yes or typer.confirm(

@@ -80,6 +80,17 @@ def _threshold(given: float | None, calibrated: float | None, space: str) -> tup
     return calibrated, "calibration"
 
 
+def check_threshold(runtime: Runtime, *, space_name: str | None,
+                    threshold: float | None) -> str:
+    """The space's name once it exists and has a threshold (given, or calibrated); what
+    `find_duplicates` would refuse is refused here, before a job is queued."""
+    with runtime.read_session() as session:
+        space = find_space(session=session, name=space_name)
+        calibration = space.options.copy_calibration
+        _threshold(threshold, calibration and calibration.score_threshold, space.name)
+        return space.name
+
+
 def find_duplicates(runtime: Runtime, *, space_name: str | None,
                     threshold: float | None = None) -> DuplicateReport:
     """Clusters of live images in the space at least `threshold` alike, biggest first."""

@@ -27,6 +27,7 @@ from lookalike.services.ingest.media import ingest_media
 from lookalike.services.ingest.metadata import check_metadata
 from lookalike.services.ingest.pipeline import IngestSummary, Outcome, ingest_bytes
 from lookalike.services.ingest.sources import IngestItem, UrlItem, collect_items
+from lookalike.services.jobs import duplicates as duplicates_jobs
 from lookalike.services.jobs import finetune
 from lookalike.services.jobs import reindex as reindex_jobs
 from lookalike.services.jobs import top_patches as top_patches_jobs
@@ -251,6 +252,16 @@ def submit_top_patches(runtime: Runtime, *, space_name: str | None, layer: int, 
     return get_job(runtime, job.id)
 
 
+def submit_duplicates(runtime: Runtime, *, space_name: str | None,
+                      threshold: float | None = None, wait: bool = False) -> Job:
+    """Record a job that clusters the space's duplicate images (range search + connected
+    components over the whole catalog), and start it where jobs run."""
+    job = duplicates_jobs.create_duplicates_job(runtime, space_name=space_name,
+                                                threshold=threshold)
+    launch(runtime, job.id, batches=[0], wait=wait)
+    return get_job(runtime, job.id)
+
+
 def submit_finetune(runtime: Runtime, request: FinetuneRequest, *, wait: bool = False) -> Job:
     """Record a fine-tuning job, one batch per epoch, and start it where jobs run."""
     finetune.check_request(runtime, request)
@@ -351,6 +362,7 @@ BATCH_RUNNERS: dict[str, Callable[[Runtime, Job, int], None]] = {
     "text-apply": text_apply.run_text_apply_batch,
     "video-train": _video_train_batch,
     top_patches_jobs.KIND: top_patches_jobs.run_top_patches_batch,
+    duplicates_jobs.KIND: duplicates_jobs.run_duplicates_batch,
     detect_training.KIND: _detect_train_batch,
     detect_jobs.KIND: detect_jobs.run_detect_batch,
 }
@@ -449,11 +461,13 @@ def describe(job: Job) -> dict[str, Any]:
     patches = {"png": result.patches, "top": [{"image_id": image_id, "response": value}
                                               for image_id, value in result.top or []]}
     hidden = ({"training"} if job.kind not in TRAINING_KINDS else set()) | (
-        {"top_patches"} if job.kind != top_patches_jobs.KIND else set())
+        {"top_patches"} if job.kind != top_patches_jobs.KIND else set()) | (
+        {"clusters"} if job.kind != duplicates_jobs.KIND else set())
     return JobPublic.model_validate({
         "id": job.id, "kind": job.kind, "state": job.state, "attempts": job.attempts,
         "training": training if job.kind in TRAINING_KINDS else None,
         "top_patches": patches if job.kind == top_patches_jobs.KIND else None,
+        "clusters": result.clusters if job.kind == duplicates_jobs.KIND else None,
         "progress": {"done": job.progress_done, "total": job.progress_total,
                      "rate_per_s": rate},
         "counts": {"added": result.added, "duplicates": result.duplicates,

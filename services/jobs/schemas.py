@@ -36,19 +36,32 @@ class TopPatchesPublic(BaseModel):
     top: list[PatchResponse] = Field(description="best first")
 
 
+class DuplicatesPublic(BaseModel):
+    space: str
+    threshold: float = Field(description="cosine similarity linking two images")
+    threshold_from: str = Field(description="given, or the space's calibration")
+    images: int = Field(description="live images clustered")
+    clusters: int
+    extras: int = Field(description="images that keeping one per cluster would delete")
+    report: str = Field(description="the clusters (JSON), relative to LOOKALIKE_HOME "
+                        "(GET /v1/jobs/{id}/duplicates)")
+
+
 class JobPublic(BaseModel):
     """State, progress, counts and errors of one job; `training` for fine-tuning,
     text-train and video-train jobs, `top_patches` for top-patches jobs."""
 
     id: int
     kind: str = Field(description="ingest, reindex, finetune, text-train, text-apply, "
-                      "video-train or top-patches")
+                      "video-train, top-patches, detect, detect-train or duplicates")
     state: str = Field(description="queued, running, succeeded, failed or cancelled")
     attempts: int
     training: dict[str, Any] | None = Field(
         None, description="history (loss, validation mAP per epoch), classes, the new space")
     top_patches: TopPatchesPublic | None = Field(
         None, description="the patches' PNG and (image id, response), once the job is done")
+    clusters: DuplicatesPublic | None = Field(
+        None, description="a duplicates job's summary, once it is done")
     progress: JobProgress
     counts: JobCounts
     batches: JobBatches

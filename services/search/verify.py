@@ -7,6 +7,7 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PIL import Image
 
 from lookalike.retrieval.errors import ImageRejected
@@ -15,6 +16,7 @@ from lookalike.retrieval.verification import (
     LocalFeatures,
     extract_features,
     query_views,
+    verify_pair,
     verify_views,
 )
 from lookalike.services.catalog.documents import CopyCalibration
@@ -31,6 +33,8 @@ logger = logging.getLogger(__name__)
 # Inliers below this are what unrelated photos reach by chance (measured: at most 7 between
 # the bundled photos); they do not lift a candidate above better-scored ones.
 CHANCE_INLIERS = 10
+# The most keypoint pairs the "why it matched" view draws: enough to see the mapping.
+SHOWN_PAIRS = 50
 
 
 def verify_enabled(space: Space, verify: bool | None) -> bool:
@@ -82,3 +86,20 @@ def is_copy(calibration: CopyCalibration | None, score: float, inliers: int | No
 def decide(calibration: CopyCalibration | None, hits: list[Hit]) -> list[Hit]:
     """Every hit with its `is_copy` decision."""
     return [replace(hit, is_copy=is_copy(calibration, hit.score, hit.inliers)) for hit in hits]
+
+
+def matched_keypoints(query: Image.Image, candidate: Image.Image, *,
+                      cap: int = SHOWN_PAIRS) -> dict:
+    """The verification of one pair as the "why it matched" view draws it: inlier and match
+    counts, both images' sizes and at most `cap` inlier pairs [qx, qy, cx, cy], spread over
+    all of them, in each image's own (original) pixels; a mirrored match is mapped back onto
+    the unflipped query."""
+    found = verify_pair(query, candidate)
+    pairs = found.pairs.astype(np.float64)
+    if found.mirrored and len(pairs):
+        pairs[:, 0] = query.width - 1 - pairs[:, 0]
+    if len(pairs) > cap:
+        pairs = pairs[np.linspace(0, len(pairs) - 1, cap).round().astype(int)]
+    return {"inliers": found.inliers, "matches": found.matches, "mirrored": found.mirrored,
+            "query_size": list(query.size), "result_size": list(candidate.size),
+            "pairs": np.round(pairs, 1).tolist()}

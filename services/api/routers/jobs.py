@@ -1,22 +1,26 @@
 """/v1/jobs: submit an ingest, fine-tuning, reindex, text-train, text-apply, video-train or
-top-patches job (202), follow it, list jobs, see curves and top patches."""
+top-patches, detect or duplicates job (202), follow it, list jobs, see curves, top patches
+and duplicate clusters (JSON or CSV), and keep one image of a cluster."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from lookalike.services.api.auth import NEEDS_ADMIN, NEEDS_INGEST, IdentityDep, audit
-from lookalike.services.api.deps import JobId, RuntimeDep
+from lookalike.services.api.deps import MAX_ID, JobId, RuntimeDep
 from lookalike.services.api.ratelimit import INGEST_RATE
 from lookalike.services.api.schemas import ErrorResponse
+from lookalike.services.auth.redact import shown_source
 from lookalike.services.auth.scopes import ADMIN, INGEST, grants
 from lookalike.services.errors import NotAllowed, NotFound
 from lookalike.services.ingest.sources import UrlItem
+from lookalike.services.jobs import duplicates as duplicates_jobs
 from lookalike.services.jobs import runner as jobs
 from lookalike.services.jobs.schemas import JobPublic
 from lookalike.services.text.request import TextTrainRequest
@@ -105,9 +109,26 @@ class DetectJobCreate(BaseModel):
     collection: str | None = Field(None, max_length=200, description="only this collection")
 
 
+class DuplicatesJobCreate(BaseModel):
+    """A job that clusters a space's duplicate images over the whole catalog (range search +
+    connected components); GET /v1/jobs/{id}/duplicates reads the clusters."""
+
+    kind: Literal["duplicates"]
+    space: str | None = Field(None, description="the space (default: the default space)")
+    threshold: float | None = Field(None, ge=-1, le=1, description="cosine similarity "
+                                    "linking two images (default: the space's calibrated "
+                                    "copy score)")
+
+
+class KeepOne(BaseModel):
+    """The image of a duplicate cluster to keep; the cluster's others are deleted."""
+
+    image_id: int = Field(ge=1, le=MAX_ID)
+
+
 AnyJobCreate = Annotated[JobCreate | FinetuneJobCreate | ReindexJobCreate | TextTrainJobCreate
                          | TextApplyJobCreate | TopPatchesJobCreate | DetectJobCreate
-                         | VideoTrainJobCreate,
+                         | VideoTrainJobCreate | DuplicatesJobCreate,
                          Field(union_mode="left_to_right")]
 
 
@@ -118,8 +139,8 @@ async def create_job(body: AnyJobCreate, request: Request, runtime: RuntimeDep,
                      who: IdentityDep) -> dict[str, Any]:
     """Queue a job; it runs on the workers (or in this process without a broker). Ingest by
     URL needs the ingest scope; server paths (under LOOKALIKE_INGEST_ROOTS only), re-index,
-    fine-tuning, text-train, text-apply, video-train, top-patches and detect jobs need
-    admin."""
+    fine-tuning, text-train, text-apply, video-train, top-patches, detect and duplicates jobs
+    need admin."""
     needed = INGEST if isinstance(body, JobCreate) and body.urls and not body.paths else ADMIN
     if not grants(who.scopes, needed):
         raise NotAllowed(f"the key {who.name!r} lacks the {needed!r} scope this job needs",
@@ -129,6 +150,9 @@ async def create_job(body: AnyJobCreate, request: Request, runtime: RuntimeDep,
     if isinstance(body, TopPatchesJobCreate):
         job = await run_in_threadpool(jobs.submit_top_patches, runtime, space_name=body.space,
                                       layer=body.layer, channel=body.channel, limit=body.limit)
+    elif isinstance(body, DuplicatesJobCreate):
+        job = await run_in_threadpool(jobs.submit_duplicates, runtime, space_name=body.space,
+                                      threshold=body.threshold)
     elif isinstance(body, DetectJobCreate):
         job = await run_in_threadpool(jobs.submit_detect, runtime, detector=body.detector,
                                       collection=body.collection)
@@ -215,3 +239,34 @@ def job_top_patches(job_id: JobId, runtime: RuntimeDep) -> FileResponse:
         raise NotFound(f"job {job_id} has no top patches (yet); only top-patches jobs draw "
                        "them, when they succeed")
     return FileResponse(path, media_type="image/png")
+
+
+@router.get("/{job_id}/duplicates", responses=ERRORS | {200: {"content": {
+    "application/json": {}, "text/csv": {}}}}, dependencies=[NEEDS_INGEST])
+def job_duplicates(job_id: JobId, runtime: RuntimeDep, who: IdentityDep,
+                   fmt: Annotated[Literal["json", "csv"], Query(
+                       alias="format", description="json (the clusters, biggest first) or "
+                       "csv (one row per clustered image)")] = "json") -> Response:
+    """The duplicate clusters a duplicates job found: each cluster's ids (the lowest first,
+    the one to keep unless a person kept another: `resolved`), sources and similarities."""
+    report = duplicates_jobs.read_report(runtime, jobs.get_job(runtime, job_id))
+    full = grants(who.scopes, ADMIN)
+    for cluster in report["clusters"]:
+        cluster["sources"] = [shown_source(s, full=full) or "" for s in cluster["sources"]]
+    if fmt == "csv":
+        return Response(duplicates_jobs.report_csv(report), media_type="text/csv",
+                        headers={"Content-Disposition":
+                                 f'attachment; filename="duplicates-{job_id}.csv"'})
+    return Response(json.dumps(report), media_type="application/json")
+
+
+@router.post("/{job_id}/duplicates/{cluster}/keep", responses=ERRORS,
+             dependencies=[NEEDS_ADMIN])
+def keep_one_of_cluster(job_id: JobId, cluster: Annotated[int, Path(ge=1, le=MAX_ID)],
+                        body: KeepOne, request: Request, runtime: RuntimeDep,
+                        who: IdentityDep) -> dict[str, Any]:
+    """Keep one image of cluster `cluster` (1-based, as listed) and delete its others: the
+    cluster, with `resolved: {kept, deleted}`."""
+    audit(request, who)
+    return duplicates_jobs.keep_one(runtime, jobs.get_job(runtime, job_id), cluster,
+                                    body.image_id)

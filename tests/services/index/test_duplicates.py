@@ -15,6 +15,7 @@ import pytest
 from lookalike.retrieval.training.copyedits import apply_edit
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.index.duplicates import delete_extras, find_duplicates
+from lookalike.services.jobs.runner import list_jobs
 from lookalike.services.runtime import Runtime
 from lookalike.services.sample import bundled_photos
 from tests.services.conftest import ingest_into
@@ -69,3 +70,23 @@ def test_the_command_prints_json(photo_home: Runtime, tmp_path: Path) -> None:
                           "--threshold", "0.9", "--json", "-"], env=env, check=True,
                          capture_output=True, text=True, timeout=300).stdout
     assert ["c1.png", "coffee.jpg"] in by_source(json.loads(out)["clusters"])
+
+
+def test_the_command_runs_as_a_job(photo_home: Runtime, tmp_path: Path) -> None:
+    add_copies(photo_home, tmp_path / "copies")
+    env = {**os.environ, "LOOKALIKE_HOME": str(photo_home.settings.home)}
+    env.pop("LOOKALIKE_DATABASE_URL", None)
+    env.pop("LOOKALIKE_BROKER_URL", None)
+    out = subprocess.run([sys.executable, "-m", "lookalike.services.cli", "duplicates",
+                          "--threshold", "0.9", "--job"], env=env, check=True,
+                         capture_output=True, text=True, timeout=300).stdout
+    [job] = list_jobs(photo_home)
+    assert job.kind == "duplicates" and job.state == "succeeded"
+    summary = job.result.clusters
+    assert summary is not None and summary["images"] == 26
+    assert f"job {job.id} succeeded: {summary['clusters']} clusters" in out
+    refused = subprocess.run([sys.executable, "-m", "lookalike.services.cli", "duplicates",
+                              "--threshold", "0.9", "--job", "--delete-extras"],
+                             env={**env, "COLUMNS": "400"},
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "--job keeps its clusters" in refused.stderr

@@ -45,6 +45,16 @@ export async function showVideo(video, url, t) {
   video.src = `${src}#t=${t}`;
 }
 
+/** A URL that shows `url` without headers: itself on an open server, else an object URL of
+ * the picture fetched with the key (for an SVG <image>, which cannot send headers). */
+export async function keyedUrl(url) {
+  const headers = withKey(url);
+  if (!headers.Authorization) return url;
+  const response = await fetch(url, { headers });
+  if (!response.ok) throw new Error(`${response.status}: cannot load ${url}`);
+  return URL.createObjectURL(await response.blob());
+}
+
 /** An <img> showing `url` (see showImage), with the given attributes. */
 export function keyedImage(url, attrs = {}) {
   const img = document.createElement("img");

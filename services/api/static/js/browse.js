@@ -3,7 +3,7 @@ import { api, el, guarded, say } from "./api.js";
 import { keyedImage } from "./auth.js";
 
 const $ = (id) => document.getElementById(id);
-const page = { offset: 0, next: null };
+const page = { offset: 0, next: null, asked: 0 };
 let openDetail = () => {};
 
 function filters() {
@@ -41,7 +41,9 @@ async function remove(imageId) {
 
 /** Load the page at the current offset with the current filters. */
 export async function loadPage() {
+  const asked = ++page.asked;
   const answer = await api(`/v1/images?${filters()}`);
+  if (asked !== page.asked) return;  // a later load (new filters) answers instead
   page.next = answer.next_offset;
   $("browse-grid").replaceChildren(...answer.items.map(card));
   const first = answer.items.length ? answer.offset + 1 : 0;

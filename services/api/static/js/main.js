@@ -3,14 +3,15 @@ import { guarded, say } from "./api.js";
 import { can, setupKeyButton, signIn } from "./auth.js";
 import { loadPage, setupBrowse } from "./browse.js";
 import { openDetail, setupDetail } from "./detail.js";
+import { loadDuplicates, setupDuplicates } from "./duplicates.js";
 import { setupJobs, showJobs } from "./jobs.js";
 import { setupSearch } from "./search.js";
 import { loadSpaces, setupSpaces } from "./spaces.js";
 
-const TABS = ["search", "browse", "jobs", "spaces"];
-const ON_SHOW = { browse: loadPage, spaces: loadSpaces };
+const TABS = ["search", "browse", "jobs", "spaces", "duplicates"];
+const ON_SHOW = { browse: loadPage, spaces: loadSpaces, duplicates: loadDuplicates };
 
-const ALLOWED = { jobs: "ingest" };
+const ALLOWED = { jobs: "ingest", duplicates: "ingest" };
 
 function current() {
   const name = location.hash.slice(1);
@@ -40,6 +41,7 @@ setupDetail({ deleted, showSearch });
 setupBrowse(openDetail);
 setupJobs();
 setupSpaces();
+setupDuplicates(openDetail);
 window.addEventListener("hashchange", guarded(show));
 setupKeyButton();
 guarded(async () => {

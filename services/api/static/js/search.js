@@ -1,8 +1,10 @@
 // The search panel: the query (file, drop, paste or id), k and space, and the results grid.
 import { api, el, guarded, say } from "./api.js";
-import { keyedImage } from "./auth.js";
+import { keyedImage, keyedUrl, withKey } from "./auth.js";
+import { boxName, boxOverlay, boxText, clearOverlay, dragBox, showOverlay } from "./boxes.js";
 
-const state = { query: null, previewUrl: null, topic: null };
+// size: the query picture's original [width, height], for boxes drawn on its preview
+const state = { query: null, previewUrl: null, topic: null, size: null, asked: 0 };
 let openDetail = () => {};
 
 const $ = (id) => document.getElementById(id);
@@ -13,8 +15,12 @@ export const currentQuery = () => state.query;
 function showPreview(src) {
   const preview = $("query-preview");
   preview.src = src;
-  preview.alt = "Query image";
-  preview.hidden = false;
+  preview.alt = "Query image (drag over it to search with a part of it)";
+  $("query-frame").hidden = false;
+  clearOverlay($("query-frame"), "query");
+  clearOverlay($("query-frame"), "found");
+  $("detections").replaceChildren();
+  $("query-box").value = "";
 }
 
 /** Search with an image file or blob (picked, dropped or pasted). */
@@ -27,21 +33,48 @@ export async function searchWithFile(blob) {
   showPreview(state.previewUrl);
   state.query = { kind: "file", blob };
   $("query-id").value = "";
+  const preview = $("query-preview");
+  await preview.decode().catch(() => {});
+  state.size = preview.naturalWidth ? [preview.naturalWidth, preview.naturalHeight] : null;
   await runSearch();
 }
 
-/** Search with a catalogued image. */
-export async function searchWithId(imageId) {
+/** Search with a catalogued image, or with the `box` [x0, y0, x1, y1] of it. */
+export async function searchWithId(imageId, box = null) {
   state.query = { kind: "id", id: Number(imageId) };
   $("query-id").value = imageId;
   showPreview(`/v1/images/${imageId}/thumbnail`);
+  state.size = null;
+  const image = await api(`/v1/images/${imageId}`);
+  state.size = [image.width, image.height];
+  if (box) $("query-box").value = boxText(box);
   await runSearch();
+}
+
+/** Search with the `box` (original pixels) of the current query picture. */
+async function searchWithBox(box) {
+  $("query-box").value = boxText(box);
+  await runSearch();
+}
+
+/** Draw the box the search uses on the query preview (none: the whole picture). */
+function drawQueryBox() {
+  const box = $("query-box").value.trim();
+  const numbers = box.split(",").map(Number);
+  if (!state.size || numbers.length !== 4 || numbers.some(Number.isNaN)) {
+    clearOverlay($("query-frame"), "query");
+    return;
+  }
+  showOverlay($("query-frame"), boxOverlay(...state.size, [{ box: numbers }], { kind: "query" }));
 }
 
 function searchParams() {
   const params = new URLSearchParams({ k: $("k").value, facets: "true" });
   if ($("space").value) params.set("space", $("space").value);
   if (state.topic) params.set("topic", state.topic);
+  const box = $("query-box").value.trim();
+  if (box && state.query) params.set("box", box);
+  if ($("scope-regions").checked) params.set("scope", "regions");
   return params;
 }
 
@@ -63,11 +96,17 @@ async function runSearch() {
     body = JSON.stringify(query ? { image_id: query.id, text: text ?? undefined } : { text });
     headers = { "Content-Type": "application/json" };
   }
-  const answer = await api(`/v1/search?${searchParams()}`, { method: "POST", body, headers });
+  const params = searchParams();
+  drawQueryBox();
+  const asked = ++state.asked;
+  const answer = await api(`/v1/search?${params}`, { method: "POST", body, headers });
+  if (asked !== state.asked) return;  // a later search (a new box, k, space) answers instead
   renderResults(answer);
   renderChips(answer.facets);
-  const where = answer.mode === "text" ? "text search" : `space ${answer.space}`;
-  say(`${answer.results.length} results in ${answer.took_ms.toFixed(0)} ms (${where})`);
+  const regions = String(answer.mode).startsWith("regions") ? ", regions" : "";
+  const where = answer.mode === "text" ? "text search" : `space ${answer.space}${regions}`;
+  const part = params.has("box") ? `, box ${params.get("box")}` : "";
+  say(`${answer.results.length} results in ${answer.took_ms.toFixed(0)} ms (${where}${part})`);
 }
 
 /** One chip per topic with its count over all candidates; a chip filters the grid. */
@@ -91,25 +130,41 @@ export function clock(seconds) {
   return h ? `${h}:${pad(m)}:${pad(s)}` : `${m}:${pad(s)}`;
 }
 
+/** Draw a region hit's box over its thumbnail (cropped square: the overlay crops alike). */
+async function drawRegion(thumb, hit) {
+  const size = hit.region.image_size ?? (hit.width && hit.height ? [hit.width, hit.height]
+    : await api(`/v1/images/${hit.image_id}`).then((image) => [image.width, image.height]));
+  thumb.append(boxOverlay(...size, [hit.region], { cover: true, kind: "region" }));
+}
+
 function card(hit, rank) {
   const label = hit.label ?? "no label";
   const video = hit.video ?? null;
+  const region = hit.region ?? null;
   const what = video ? `frame at ${clock(video.t)} of video ${video.id}` : `image ${hit.image_id}`;
+  const where = region ? ` (${boxName(region)} at ${boxText(region.box)})` : "";
+  const thumb = el("button", { class: "thumb", type: "button",
+                               "aria-label": `Result ${rank}: ${what}${where}, ${label}; `
+                                 + (video ? "play from there" : "show details"),
+                               onclick: () => openDetail(hit.image_id, { hit }) },
+    keyedImage(hit.thumbnail_url, { alt: "", loading: "lazy" }),
+    video ? el("span", { class: "time", text: `▶ ${clock(video.t)}` }) : null);
+  if (region) guarded(drawRegion)(thumb, hit);
   return el("li", { class: "card", "data-image-id": hit.image_id,
-                    "data-video-id": video ? video.id : null },
-    el("button", { class: "thumb", type: "button",
-                   "aria-label": `Result ${rank}: ${what}, ${label}; `
-                     + (video ? "play from there" : "show details"),
-                   onclick: () => openDetail(hit.image_id, { hit }) },
-      keyedImage(hit.thumbnail_url, { alt: "", loading: "lazy" }),
-      video ? el("span", { class: "time", text: `▶ ${clock(video.t)}` }) : null),
+                    "data-video-id": video ? video.id : null,
+                    "data-region-id": region ? region.id : null },
+    thumb,
     el("div", { class: "info" },
       el("span", { class: "score", text: `#${rank} · ${hit.score.toFixed(3)}` }),
       el("span", { class: "muted", text: label, title: label }),
       el("span", { class: "muted", text: hit.collection ?? "—" }),
       hit.title ? el("strong", { class: "title", text: hit.title }) : null,
       hit.caption ? el("span", { class: "caption", text: hit.caption, title: hit.caption }) : null,
-      hit.topic ? el("span", { class: "muted topic", text: `topic: ${hit.topic}` }) : null),
+      hit.topic ? el("span", { class: "muted topic", text: `topic: ${hit.topic}` }) : null,
+      region ? el("span", { class: "muted region", text: `region: ${boxName(region)}` }) : null,
+      typeof hit.inliers === "number"
+        ? el("span", { class: "muted inliers", text: `${hit.inliers} keypoints verified` })
+        : null),
     el("div", { class: "actions" },
       el("button", { type: "button", class: "secondary",
                      "aria-label": `Search with image ${hit.image_id}`,
@@ -171,15 +226,61 @@ export async function setupSearch(detail) {
     const id = $("query-id").value.trim();
     if (!id && state.query?.kind === "id") {  // the id was cleared: search by words alone
       state.query = null;
-      $("query-preview").hidden = true;
+      $("query-frame").hidden = true;
     }
-    if (id) await searchWithId(id);
+    if (id && Number(id) !== state.query?.id) await searchWithId(id);
     else if (state.query || queryText()) await runSearch();
     else throw new Error("give an image (choose, drop or paste one, or type a catalogued id) "
                          + "or words to find in captions");
   }));
-  for (const id of ["k", "space"]) {
+  for (const id of ["k", "space", "scope-regions"]) {
     $(id).addEventListener("change", guarded(runSearch));
   }
+  dragBox($("query-frame"), () => state.size, guarded(searchWithBox));
+  $("clear-box").addEventListener("click", guarded(async () => {
+    $("query-box").value = "";
+    await runSearch();
+  }));
+  $("detect-form").addEventListener("submit", guarded(async (event) => {
+    event.preventDefault();
+    await detect();
+  }));
   await loadSpaces();
+}
+
+/** A URL showing the query picture (an SVG <image> cannot send the key). */
+export function queryUrl(query = state.query) {
+  return query.kind === "file" ? Promise.resolve(state.previewUrl)
+    : keyedUrl(`/v1/images/${query.id}/file`);
+}
+
+/** The query picture as bytes to upload: the file itself, or a catalogued image's original. */
+async function queryBlob() {
+  if (state.query.kind === "file") return state.query.blob;
+  const url = `/v1/images/${state.query.id}/file`;
+  const response = await fetch(url, { headers: withKey(url) });
+  if (!response.ok) throw new Error(`${response.status}: cannot load image ${state.query.id}`);
+  return response.blob();
+}
+
+/** Run the chosen detector on the query picture: its boxes on the preview, each listed with
+ * a button that searches with it. */
+async function detect() {
+  if (!state.query) throw new Error("choose a query picture first, then detect objects in it");
+  const detector = $("detector").value.trim();
+  say(`Detecting with ${detector}…`);
+  const form = new FormData();
+  form.append("file", await queryBlob(), "query");
+  const answer = await api(`/v1/detect?${new URLSearchParams({ detector })}`,
+                           { method: "POST", body: form });
+  state.size = [answer.width, answer.height];
+  showOverlay($("query-frame"), boxOverlay(answer.width, answer.height, answer.boxes));
+  $("detections").replaceChildren(...answer.boxes.map((found, i) => el("li", {
+    "data-box": boxText(found.box) },
+    el("span", { text: `${i + 1}. ${boxName(found)} at ${boxText(found.box)}` }),
+    el("button", { type: "button", class: "secondary",
+                   "aria-label": `Search with box ${i + 1} (${found.label ?? "object"})`,
+                   onclick: guarded(() => searchWithBox(found.box)) }, "Search this box"))));
+  say(`${answer.boxes.length} ${answer.boxes.length === 1 ? "box" : "boxes"} found by `
+      + `${answer.detector}`);
 }
