@@ -54,6 +54,14 @@ def crop(image: Image.Image, box: Box) -> Image.Image:
                        math.ceil(box.y1)))
 
 
+def with_margin(box: Box, *, width: int, height: int, margin: float) -> Box:
+    """The box grown by `margin` of its width and height on each side (context around an
+    object helps its descriptor), clipped to the image; label and score kept."""
+    dx, dy = (box.x1 - box.x0) * margin, (box.y1 - box.y0) * margin
+    return Box(max(0.0, box.x0 - dx), max(0.0, box.y0 - dy), min(float(width), box.x1 + dx),
+               min(float(height), box.y1 + dy), box.label, box.score)
+
+
 def find_boxes(model: nn.Module, config: DetectorConfig, images: list[Image.Image],
                *, threshold: float | None = None) -> list[list[Box]]:
     """Each image's boxes (score >= threshold, default the detector's), best first, in its

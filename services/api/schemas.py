@@ -48,6 +48,18 @@ class VideoHitPublic(BaseModel):
     frames: list[VideoFramePublic]
 
 
+class RegionHitPublic(BaseModel):
+    """A matching region (scope=regions): its box in the image's pixels, label, detector
+    score (null for a person's box) and similarity to the query."""
+
+    id: int
+    box: list[float]
+    label: str | None
+    score: float | None
+    detector: str
+    similarity: float
+
+
 class SearchHitPublic(BaseModel):
     image_id: int
     score: float
@@ -63,6 +75,10 @@ class SearchHitPublic(BaseModel):
                                  "(null: the space has no copy calibration)")
     thumbnail_url: str
     video: VideoHitPublic | None = None
+    region: RegionHitPublic | None = Field(None, description="scope=regions: the best "
+                                           "matching region of the image")
+    regions: list[RegionHitPublic] | None = Field(None, description="scope=regions: every "
+                                                  "matching region of the image, best first")
 
 
 class FacetCount(BaseModel):

@@ -87,6 +87,12 @@ class SpaceOptions(_Document):
     verify: bool = Field(False, description="re-rank by local-feature inliers by default")
     verify_n: int = Field(20, ge=1, le=200, description="top candidates verified")
     copy_calibration: CopyCalibration | None = None
+    regions_of: int | None = Field(
+        None, description="a region space: one vector per region (its box with a context "
+        "margin, cut from the original), keyed by region id, made with the backbone of the "
+        "image space with this id")
+    region_margin: float = Field(0.1, ge=0, le=1, description="context added on each side "
+                                 "of a region's box, as a fraction of its width and height")
 
 
 class IngestParams(_Document):

@@ -9,11 +9,11 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal, cast
 
-from sqlalchemy import ColumnElement, and_, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from lookalike.services.catalog.models import Embedding, Image, IndexChange, Space
+from lookalike.services.catalog.models import Embedding, Image, IndexChange, Region, Space
 from lookalike.services.catalog.schemas import Change
 from lookalike.services.catalog.spaces import lock_spaces
 from lookalike.services.errors import ImageNotFound, SpaceNotFound, VectorSizeMismatch
@@ -59,23 +59,27 @@ def add_embeddings(
 def changes_since(
     *, session: Session, space_id: int, watermark: int, limit: int = 10000
 ) -> list[Change]:
-    """The space's changes with seq > `watermark`, in seq order, adds carrying their vector."""
+    """The space's changes with seq > `watermark`, in seq order, adds carrying their vector
+    (a region space's entries name their region: its vector is the region's)."""
     current = and_(
         IndexChange.op == "add",
         Embedding.space_id == IndexChange.space_id,
         Embedding.image_id == IndexChange.image_id,
-        WHOLE_IMAGE,
+        or_(and_(IndexChange.region_id.is_(None), WHOLE_IMAGE),
+            Embedding.region_id == IndexChange.region_id),
     )
     query = (
-        select(IndexChange.id, IndexChange.image_id, IndexChange.op, Embedding.vector)
+        select(IndexChange.id, IndexChange.image_id, IndexChange.op, Embedding.vector,
+               IndexChange.region_id)
         .outerjoin(Embedding, current)
         .where(IndexChange.space_id == space_id, IndexChange.id > watermark)
         .order_by(IndexChange.id)
         .limit(limit)
     )
     return [
-        Change(seq=seq, image_id=image_id, op=cast(Literal["add", "remove"], op), vector=vector)
-        for seq, image_id, op, vector in session.execute(query)
+        Change(seq=seq, image_id=image_id, op=cast(Literal["add", "remove"], op), vector=vector,
+               region_id=region_id)
+        for seq, image_id, op, vector, region_id in session.execute(query)
     ]
 
 
@@ -88,20 +92,24 @@ def latest_seq(*, session: Session, space_id: int) -> int:
 def iter_vectors(
     *, session: Session, space_id: int, batch: int = 10000
 ) -> Iterator[tuple[list[int], list[bytes], int]]:
-    """Every whole-image vector of a space in image-id batches, to rebuild an index.
+    """Every whole-image vector of a space (of a region space: every region vector, keyed by
+    region id) in id batches, to rebuild an index.
 
     The third item is the watermark the batches are consistent with (the same in each
     batch): vectors written after it are left out, so replaying `changes_since(watermark)`
     on the rebuilt index brings it up to date even while writers keep adding.
     """
+    regions = is_region_space(session=session, space_id=space_id)
     watermark = latest_seq(session=session, space_id=space_id)
+    key = Embedding.region_id if regions else Embedding.image_id
+    kind = Embedding.region_id.is_not(None) if regions else WHOLE_IMAGE
     after = 0
     while True:
         query = (
-            select(Embedding.image_id, Embedding.vector)
-            .where(Embedding.space_id == space_id, WHOLE_IMAGE, Embedding.seq <= watermark)
-            .where(Embedding.image_id > after)
-            .order_by(Embedding.image_id)
+            select(key, Embedding.vector)
+            .where(Embedding.space_id == space_id, kind, Embedding.seq <= watermark)
+            .where(key > after)
+            .order_by(key)
             .limit(batch)
         )
         rows = session.execute(query).all()
@@ -109,6 +117,20 @@ def iter_vectors(
             return
         after = rows[-1][0]
         yield [r[0] for r in rows], [r[1] for r in rows], watermark
+
+
+def is_region_space(*, session: Session, space_id: int) -> bool:
+    """Whether the space's vectors are regions' (`SpaceOptions.regions_of`), keyed by region."""
+    space = session.get(Space, space_id)
+    return space is not None and space.options.regions_of is not None
+
+
+def region_images(*, session: Session, region_ids: Sequence[int]) -> dict[int, int]:
+    """The image id of each of these regions that still exists."""
+    if not region_ids:
+        return {}
+    query = select(Region.id, Region.image_id).where(Region.id.in_(list(region_ids)))
+    return dict(session.execute(query).tuples().all())
 
 
 def get_vector(*, session: Session, space_id: int, image_id: int) -> bytes | None:
@@ -215,3 +237,73 @@ def vectors_of(*, session: Session, space_id: int, image_ids: Sequence[int],
             Embedding.image_id.in_(ids[start:start + chunk]))
         found.update({row[0]: row[1] for row in session.execute(query)})
     return found
+
+
+def add_region_embeddings(*, session: Session, space_id: int, region_ids: Sequence[int],
+                          vectors: Sequence[bytes]) -> int:
+    """Write region vectors into a region space (replacing a region's earlier one) and log an
+    add naming each region. Regions gone meanwhile (replaced by a rerun of their detector, or
+    deleted with their image) are skipped; returns how many were written. Locks the regions'
+    images, then the space, as `add_embeddings` does."""
+    if len(region_ids) != len(vectors):
+        raise ValueError(f"{len(region_ids)} region ids but {len(vectors)} vectors")
+    owners = dict(session.execute(select(Region.id, Region.image_id)
+                                  .where(Region.id.in_(list(region_ids)))).tuples().all())
+    live = _lock_live_images(session, sorted(set(owners.values()))) if owners else set()
+    dim = _lock_space_dim(session, space_id)
+    pairs = [(r, bytes(v)) for r, v in zip(region_ids, vectors, strict=True)
+             if owners.get(r) in live]
+    _check_sizes(pairs, dim)
+    if not pairs:
+        return 0
+    keys = [r for r, _ in pairs]
+    session.execute(delete(Embedding).where(Embedding.space_id == space_id,
+                                            Embedding.region_id.in_(keys)))
+    changes = [{"space_id": space_id, "image_id": owners[r], "region_id": r, "op": "add"}
+               for r in keys]
+    returning = insert(IndexChange).returning(IndexChange.id, sort_by_parameter_order=True)
+    seqs = session.scalars(returning, changes).all()
+    session.execute(insert(Embedding), [
+        {"space_id": space_id, "image_id": owners[r], "region_id": r, "vector": v, "seq": seq}
+        for (r, v), seq in zip(pairs, seqs, strict=True)])
+    session.flush()
+    return len(pairs)
+
+
+def remove_region_embeddings(*, session: Session, region_ids: Sequence[int]) -> int:
+    """Drop the vectors of regions about to go (a detector's rerun replaces them) and log a
+    remove naming each, in every region space that held one; how many went."""
+    if not region_ids:
+        return 0
+    held = session.execute(select(Embedding.space_id, Embedding.image_id, Embedding.region_id)
+                           .where(Embedding.region_id.in_(list(region_ids)))).all()
+    if not held:
+        return 0
+    lock_spaces(session=session, space_ids=sorted({row[0] for row in held}))
+    session.execute(delete(Embedding).where(Embedding.region_id.in_(list(region_ids))))
+    session.add_all(IndexChange(space_id=s, image_id=i, region_id=r, op="remove")
+                    for s, i, r in held)
+    session.flush()
+    return len(held)
+
+
+def regions_lacking(*, session: Session, space_id: int, image_ids: Sequence[int] | None = None,
+                    after: int = 0, limit: int = 1000) -> list[tuple[int, int]]:
+    """(region id, image id) of regions of live images that have no vector in the region
+    space (of `image_ids` only, when given), region ids above `after`, in order."""
+    held = select(Embedding.id).where(Embedding.space_id == space_id,
+                                      Embedding.region_id == Region.id)
+    query = (select(Region.id, Region.image_id).join(Image, Image.id == Region.image_id)
+             .where(Image.status == "embedded", ~held.exists(), Region.id > after))
+    if image_ids is not None:
+        query = query.where(Region.image_id.in_(list(image_ids)))
+    return [(r, i) for r, i in session.execute(query.order_by(Region.id).limit(limit))]
+
+
+def count_regions_lacking(*, session: Session, space_id: int) -> int:
+    """How many regions of live images the region space lacks: how far it lags."""
+    held = select(Embedding.id).where(Embedding.space_id == space_id,
+                                      Embedding.region_id == Region.id)
+    query = (select(func.count()).select_from(Region).join(Image, Image.id == Region.image_id)
+             .where(Image.status == "embedded", ~held.exists()))
+    return session.scalar(query) or 0

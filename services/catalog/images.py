@@ -191,12 +191,16 @@ def mark_image_deleted(*, session: Session, image_id: int) -> bool:
     image = session.scalars(locked.execution_options(populate_existing=True)).one_or_none()
     if image is None or image.status == "deleted":
         return False
-    in_spaces = select(Embedding.space_id).where(Embedding.image_id == image_id).distinct()
-    space_ids = sorted(session.scalars(in_spaces))
-    lock_spaces(session=session, space_ids=space_ids)
+    # (space, region) pairs: region None for the image's own vector, a region id in a
+    # region space, whose replicas remove each of the image's regions.
+    in_spaces = (select(Embedding.space_id, Embedding.region_id)
+                 .where(Embedding.image_id == image_id).distinct())
+    held = sorted(session.execute(in_spaces).tuples().all(), key=lambda p: (p[0], p[1] or 0))
+    lock_spaces(session=session, space_ids=sorted({s for s, _ in held}))
     session.execute(delete(Embedding).where(Embedding.image_id == image_id))
     session.execute(delete(Region).where(Region.image_id == image_id))
-    session.add_all(IndexChange(space_id=s, image_id=image_id, op="remove") for s in space_ids)
+    session.add_all(IndexChange(space_id=s, image_id=image_id, region_id=r, op="remove")
+                    for s, r in held)
     image.status = "deleted"
     session.flush()
     return True

@@ -246,7 +246,9 @@ class Embedding(Base):
 
 
 class IndexChange(Base):
-    """One add or remove in a space; its id is the catalog sequence number replicas follow."""
+    """One add or remove in a space; its id is the catalog sequence number replicas follow.
+
+    In a region space (`SpaceOptions.regions_of`) each entry also names its region (0011)."""
 
     __tablename__ = "index_change"
     __table_args__ = (
@@ -260,6 +262,8 @@ class IndexChange(Base):
     space_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("space.id", ondelete="CASCADE"))
     # No foreign key: the log outlives the image rows it mentions.
     image_id: Mapped[int] = mapped_column(BigInteger)
+    # A region space's entries name their region too: its vectors are keyed by region id.
+    region_id: Mapped[int | None] = mapped_column(BigInteger)
     op: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = _created()
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from lookalike.services.catalog.embeddings import remove_region_embeddings
 from lookalike.services.catalog.models import Image, Region
 from lookalike.services.catalog.schemas import RegionCreate
 from lookalike.services.errors import ImageNotFound, InvalidRequest
@@ -36,7 +37,12 @@ def image_regions(*, session: Session, image_id: int,
 
 def replace_regions(*, session: Session, image_id: int, detector: str,
                     regions: Sequence[RegionCreate]) -> list[Region]:
-    """One detector's boxes on an image, replacing what that detector found before."""
+    """One detector's boxes on an image, replacing what that detector found before (their
+    vectors leave the region spaces, logged as removes, so replicas drop them too)."""
+    # The image row first, as deleting an image and writing vectors lock it, then spaces.
+    session.execute(select(Image.id).where(Image.id == image_id).with_for_update(key_share=True))
+    old = select(Region.id).where(Region.image_id == image_id, Region.detector == detector)
+    remove_region_embeddings(session=session, region_ids=list(session.scalars(old)))
     session.execute(delete(Region).where(Region.image_id == image_id,
                                          Region.detector == detector))
     return add_regions(session=session, image_id=image_id, regions=regions)

@@ -102,3 +102,9 @@ class Change:
     image_id: int
     op: Literal["add", "remove"]
     vector: bytes | None
+    region_id: int | None = None
+
+    @property
+    def key(self) -> int:
+        """The id the index holds the vector under: the region's in a region space."""
+        return self.region_id if self.region_id is not None else self.image_id

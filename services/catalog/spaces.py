@@ -90,10 +90,9 @@ def delete_space(*, session: Session, space_id: int) -> None:
 
 
 def vector_count(*, session: Session, space_id: int) -> int:
-    """How many whole-image vectors the space holds (what a full index of it contains)."""
-    query = select(func.count()).where(
-        Embedding.space_id == space_id, Embedding.region_id.is_(None)
-    )
+    """How many vectors the space holds (what a full index of it contains): whole-image
+    vectors, or in a region space region vectors (a space holds one kind)."""
+    query = select(func.count()).where(Embedding.space_id == space_id)
     return session.scalar(query) or 0
 
 

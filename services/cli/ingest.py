@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lookalike.services.config import get_settings
+from lookalike.services.detection.running import detect_images, finder
 from lookalike.services.index.snapshots import snapshot_all
 from lookalike.services.ingest.media import ingest_media
 from lookalike.services.ingest.pipeline import IngestSummary
@@ -87,17 +88,30 @@ def ingest(
     on_copy: Annotated[str | None, typer.Option(
         help="ask each file whether it copies a catalogued image (the default space's "
              "calibrated thresholds): flag (report, store) or skip (do not store)")] = None,
+    detect: Annotated[str | None, typer.Option(
+        help="run this detector (a trained one, or 'faces') on the ingested images and "
+             "store and index its boxes as regions (searched with scope=regions)")] = None,
 ) -> None:
     """Add images and videos to the catalog and the index; files already there are reported,
     not re-added. Videos (mp4, mov, avi, mkv, webm) are indexed by their sampled frames."""
     settings = get_settings()
     with open_runtime(settings) as runtime:
+        if detect is not None:
+            finder(runtime, detect)  # an unknown detector is refused before anything is stored
         items = collect_items(paths, collection=collection, label_from_dir=label_from_dir)
         if on_copy is not None:
             items = _screen(runtime, items, on_copy)
         with rate_progress() as progress:
             task = progress.add_task("ingesting", total=len(items))
             summary = ingest_media(runtime, items, progress=lambda n: progress.advance(task, n))
+        if detect is not None:
+            ids = sorted({o.image_id for o in summary.outcomes
+                          if o.status in ("added", "duplicate") and o.image_id is not None})
+            regions, vectors, errors = detect_images(runtime, ids, name=detect)
+            console.print(f"detector {detect}: {regions} regions stored on {len(ids)} images, "
+                          f"{vectors} region vectors indexed")
+            for error in errors[:show_failures]:
+                console.print(f"  not detected: {error}")
         snapshot_all(runtime)
         print_summary(summary, show_failures=show_failures)
 

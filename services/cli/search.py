@@ -41,6 +41,11 @@ def search(
     verify: Annotated[bool | None, typer.Option(
         "--verify/--no-verify", help="re-rank the top candidates by local-feature inliers "
         "(default: the space's)")] = None,
+    box: Annotated[str | None, typer.Option(
+        help="x0,y0,x1,y1 in the query image's pixels: search with that region of it")] = None,
+    scope: Annotated[str, typer.Option(
+        help="images (whole images) or regions (stored regions, grouped under their image, "
+             "best first)")] = "images",
 ) -> None:
     """Print the k catalogued images most like IMAGE (or --id N, or --url URL), best first."""
     given = 3 - [image, image_id, url].count(None)
@@ -54,17 +59,20 @@ def search(
         else:
             result = search_vector(runtime, space_name=space, k=k, query=query,
                                    image_id=image_id, url=url, qe=qe, dba=dba, filters=filters,
-                                   verify=verify)
+                                   verify=verify, box=box, scope=scope)
     if as_json:
         console.print_json(json.dumps(result.to_public()))
         return
     table = Table("rank", "id", "score", "inliers", "copy", "label", "caption", "source",
+                  *(["regions (box label)"] if scope == "regions" else []),
                   title=f"space {result.space}, {result.took_ms:.1f} ms")
     for rank, hit in enumerate(result.results, start=1):
+        boxes = ["; ".join(f"{','.join(f'{v:g}' for v in r.box)} {r.label or ''}".strip()
+                           for r in hit.regions)] if scope == "regions" else []
         table.add_row(str(rank), str(hit.image_id), f"{hit.score:.4f}",
                       "" if hit.inliers is None else str(hit.inliers),
                       "" if hit.is_copy is None else ("yes" if hit.is_copy else "no"),
-                      hit.label or "", (hit.caption or "")[:60], hit.source)
+                      hit.label or "", (hit.caption or "")[:60], hit.source, *boxes)
     console.print(table)
 
 

@@ -6,7 +6,7 @@ import io
 from dataclasses import asdict
 from typing import Any
 
-from lookalike.retrieval.detection.boxes import Box, crop, parse_box
+from lookalike.retrieval.detection.boxes import Box, crop, parse_box, with_margin
 from lookalike.retrieval.images import decode_image
 from lookalike.services.catalog.regions import image_regions
 from lookalike.services.ingest.images import get_live_image, original_file
@@ -33,9 +33,10 @@ def box_public(box: Box) -> dict[str, Any]:
 
 
 def cropped_query(runtime: Runtime, box_text: str, *, data: bytes | None = None,
-                  image_id: int | None = None) -> bytes:
+                  image_id: int | None = None, margin: float = 0.0) -> bytes:
     """PNG bytes of the query image (upload bytes, or a catalogued image's original) cut to
-    the box `x0,y0,x1,y1` given in its own pixels; InvalidBox says what is wrong with it."""
+    the box `x0,y0,x1,y1` given in its own pixels, grown by `margin` of its size on each
+    side (as stored regions are cut); InvalidBox says what is wrong with it."""
     if image_id is not None:
         path, _ = original_file(runtime, image_id)
         data = path.read_bytes()
@@ -43,6 +44,8 @@ def cropped_query(runtime: Runtime, box_text: str, *, data: bytes | None = None,
     decoded = decode_image(data or b"", max_bytes=settings.max_upload_bytes,
                            max_pixels=settings.max_pixels)
     box = parse_box(box_text, width=decoded.width, height=decoded.height)
+    if margin:
+        box = with_margin(box, width=decoded.width, height=decoded.height, margin=margin)
     buffer = io.BytesIO()
     crop(decoded.image, box).save(buffer, format="PNG")
     return buffer.getvalue()

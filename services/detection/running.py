@@ -25,6 +25,7 @@ from lookalike.services.catalog.models import Image as ImageRow
 from lookalike.services.catalog.models import Job
 from lookalike.services.catalog.regions import replace_regions
 from lookalike.services.catalog.schemas import RegionCreate
+from lookalike.services.detection.embedding import embed_regions
 from lookalike.services.detection.store import detector_path, load_detector
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.runtime import Runtime
@@ -97,7 +98,8 @@ def create_detect_job(runtime: Runtime, *, name: str, collection: str | None = N
 
 
 def run_detect_batch(runtime: Runtime, job: Job, batch: int) -> None:
-    """Detect on one page of images and replace that detector's regions on each."""
+    """Detect on one page of images, replace that detector's regions on each and embed
+    them into the region spaces (services/detection/embedding)."""
     params = job.params
     assert isinstance(params, DetectRunParams), f"job {job.id} is not a detect job"
     first, last = params.pages[batch]
@@ -114,11 +116,31 @@ def run_detect_batch(runtime: Runtime, job: Job, batch: int) -> None:
             added += _detect_row(runtime, row, find, params.detector)
         except (OSError, ValueError, ImageRejected, InvalidRequest) as error:
             errors.append(f"image {row.id}: {error}")  # one bad file fails only itself
+    embedded = embed_regions(runtime, image_ids=[row.id for row in rows])
+    log.info("job %d batch %d: %d regions stored, %d region vectors written", job.id, batch,
+             added, embedded)
     with runtime.session() as session:
         job_queries.record_batch(session=session, job_id=job.id, batch=batch,
                                  counts={"added": added, "failed": len(errors)}, errors=errors,
                                  size=params.batch_sizes[batch])
         session.commit()
+
+
+def detect_images(runtime: Runtime, image_ids: list[int], *, name: str,
+                  threshold: float | None = None) -> tuple[int, int, list[str]]:
+    """Detect with `name` on these catalogued images now (ingest --detect), replace that
+    detector's regions on each and embed them; (regions stored, vectors written, errors)."""
+    find = finder(runtime, name, threshold=threshold)
+    with runtime.read_session() as session:
+        found = image_queries.images_by_ids(session=session, ids=image_ids)
+        rows = [found[i] for i in image_ids if i in found and found[i].status == "embedded"]
+    added, errors = 0, []
+    for row in rows:
+        try:
+            added += _detect_row(runtime, row, find, name)
+        except (OSError, ValueError, ImageRejected, InvalidRequest) as error:
+            errors.append(f"image {row.id}: {error}")
+    return added, embed_regions(runtime, image_ids=[row.id for row in rows]), errors
 
 
 def _detect_row(runtime: Runtime, row: ImageRow, find: Finder, name: str) -> int:

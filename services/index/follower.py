@@ -43,19 +43,24 @@ class Applied:
     watermark: int
 
 
-def entities(session: Session, ids: list[int], blobs: list[bytes], dim: int) -> list[Entity]:
-    """Rows for Milvus: vectors with each image's collection and label from the catalog."""
-    rows = image_queries.images_by_ids(session=session, ids=ids)
+def entities(session: Session, ids: list[int], blobs: list[bytes], dim: int, *,
+             regions: bool = False) -> list[Entity]:
+    """Rows for Milvus: vectors with each image's collection and label from the catalog (in
+    a region space the ids are regions', and the fields their image's)."""
+    owner = (embedding_queries.region_images(session=session, region_ids=ids) if regions
+             else {i: i for i in ids})
+    rows = image_queries.images_by_ids(session=session, ids=sorted(set(owner.values())))
     vectors = vectors_from_bytes(blobs, dim)
-    return [Entity(i, v, rows[i].collection if i in rows else None,
-                   rows[i].label if i in rows else None)
+    found = {i: rows[owner[i]] for i in ids if i in owner and owner[i] in rows}
+    return [Entity(i, v, found[i].collection if i in found else None,
+                   found[i].label if i in found else None)
             for i, v in zip(ids, vectors, strict=True)]
 
 
 def _final(changes: list[Change]) -> tuple[dict[int, bytes], list[int]]:
-    """Each image's last change in the batch: (id -> vector to upsert, ids to delete). An add
+    """Each id's last change in the batch: (id -> vector to upsert, ids to delete). An add
     whose embedding has since gone (vector None) deletes: its remove follows in the log."""
-    last = {change.image_id: change for change in changes}
+    last = {change.key: change for change in changes}
     upserts = {i: c.vector for i, c in last.items() if c.op == "add" and c.vector is not None}
     return upserts, sorted(set(last) - set(upserts))
 
@@ -72,7 +77,9 @@ def apply_batch(sessions: SessionFactory, *, space_id: int, dim: int,
             session.rollback()
             return None
         upserts, deletes = _final(changes)
-        rows = entities(session, sorted(upserts), [upserts[i] for i in sorted(upserts)], dim)
+        regions = embedding_queries.is_region_space(session=session, space_id=space_id)
+        rows = entities(session, sorted(upserts), [upserts[i] for i in sorted(upserts)], dim,
+                        regions=regions)
         store.delete(deletes)
         first, last = changes[0].seq, changes[-1].seq
         for start in range(0, len(rows), chunk):
@@ -106,8 +113,9 @@ def refill(sessions: SessionFactory, *, space_id: int, dim: int,
         watermark = embedding_queries.latest_seq(session=session, space_id=space_id)
         # Read before the vectors: any change after it is in them too and is replayed,
         # which upserts and deletes make harmless.
+        regions = embedding_queries.is_region_space(session=session, space_id=space_id)
         for ids, blobs, _ in embedding_queries.iter_vectors(session=session, space_id=space_id):
-            store.upsert(entities(session, ids, blobs, dim))
+            store.upsert(entities(session, ids, blobs, dim, regions=regions))
             written += len(ids)
         follower_queries.set_follower_watermark(session=session, space_id=space_id,
                                                 watermark=watermark)

@@ -56,7 +56,8 @@ def vectors_from_bytes(blobs: Iterable[bytes], dim: int) -> np.ndarray:
 
 
 class IndexReplica:
-    """One space's in-memory index and the catalog sequence number it reflects.
+    """One space's in-memory index and the catalog sequence number it reflects. Its ids are
+    image ids, or region ids in a region space (`Change.key`).
 
     Catch-up adds to the index while searches read it, and FAISS is not safe for an add
     beside a search: every read and every write goes through this replica's methods, which
@@ -175,14 +176,14 @@ class IndexReplica:
                 continue
             self._add_run(run)
             run = []
-            self._index.remove(np.array([change.image_id], dtype=np.int64))
+            self._index.remove(np.array([change.key], dtype=np.int64))
         self._add_run(run)
         self.watermark = changes[-1].seq
 
     def _add_run(self, run: list[Change]) -> None:
         if not run:
             return
-        ids = np.array([c.image_id for c in run], dtype=np.int64)
+        ids = np.array([c.key for c in run], dtype=np.int64)
         self._index.add(ids, vectors_from_bytes((c.vector for c in run), self.dim))
 
 

@@ -122,7 +122,8 @@ def _compare_milvus(session: Session, space: Space, store: MilvusCollection | No
     for ids, blobs, _ in embedding_queries.iter_vectors(session=session, space_id=space.id):
         catalogued.update(ids)
         stored = store.vectors(ids) if store is not None else {}
-        for want in entities(session, ids, blobs, space.dim):
+        for want in entities(session, ids, blobs, space.dim,
+                             regions=space.options.regions_of is not None):
             have = stored.get(want.image_id)
             if have is None:
                 report.missing.append(want.image_id)

@@ -18,6 +18,8 @@ from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.catalog import spaces as space_queries
 from lookalike.services.catalog.documents import ReindexParams
 from lookalike.services.catalog.models import Job
+from lookalike.services.detection.embedding import SUFFIX as REGIONS_SUFFIX
+from lookalike.services.detection.embedding import embed_space_regions
 from lookalike.services.index.snapshots import snapshot_all
 from lookalike.services.runtime import Runtime
 from lookalike.services.spaces.fill import catch_up, embed_missing
@@ -65,8 +67,10 @@ def run_reindex_batch(runtime: Runtime, job: Job, batch: int) -> None:
     ingested since the job was submitted, and snapshots the space's index, so API processes
     load it instead of rebuilding."""
     space_name = _params(job).space
-    outcome = embed_missing(runtime, space_name=space_name,
-                            image_ids=page_ids(runtime, job, batch))
+    ids = page_ids(runtime, job, batch)
+    outcome = embed_missing(runtime, space_name=space_name, image_ids=ids)
+    if not space_name.endswith(REGIONS_SUFFIX):  # and the page's regions, into its region space
+        embed_space_regions(runtime, space_name=space_name, image_ids=ids)
     counts = {"added": outcome.added, "duplicates": outcome.present,
               "failed": len(outcome.errors)}
     with runtime.session() as session:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from lookalike.services.catalog import textmodels
 from lookalike.services.catalog.fulltext import query_words, words_condition
-from lookalike.services.catalog.models import Image, Video
+from lookalike.services.catalog.models import Image, Region, Video
 from lookalike.services.errors import InvalidRequest
 
 FACET_LIMIT = 50
@@ -95,3 +95,11 @@ def facet_counts(session: Session, filters: Filters) -> dict[str, list[dict[str,
         out[facet] = [{"value": value, "count": int(count)}
                       for value, count in session.execute(query)]
     return out
+
+
+def allowed_region_ids(session: Session, filters: Filters) -> np.ndarray:
+    """The int64 ids of the regions whose live image passes every filter, ascending (what
+    a region search is restricted to)."""
+    query: Select[Any] = (select(Region.id).join(Image, Image.id == Region.image_id)
+                          .where(*_conditions(session, filters)).order_by(Region.id))
+    return np.fromiter(session.scalars(query), dtype=np.int64)

@@ -4,7 +4,7 @@ the catalog."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from lookalike.retrieval.errors import IndexIdNotFound
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
+from lookalike.services.catalog.documents import SpaceOptions
 from lookalike.services.catalog.fulltext import TextMatch, match_captions
 from lookalike.services.catalog.models import Image, Space
 from lookalike.services.detection.regions import cropped_query
@@ -30,6 +31,7 @@ from lookalike.services.search.filters import (
     check_filters,
     facet_counts,
 )
+from lookalike.services.search.regions import RegionHit, check_scope, search_regions
 from lookalike.services.search.verify import (
     decide,
     decode_query,
@@ -41,6 +43,7 @@ from lookalike.services.search.videos import VideoRef, fetch_size, with_videos
 from lookalike.services.spaces.lookup import find_space
 
 MAX_K = 1000
+REGION_MARGIN = SpaceOptions().region_margin
 NO_FILTERS = Filters()
 EXACT_FACTORY = "Flat"
 
@@ -61,6 +64,7 @@ class Hit:
     video_id: int | None = None
     t: float | None = None
     video: VideoRef | None = None
+    regions: tuple[RegionHit, ...] = ()
 
     @classmethod
     def of(cls, image: Image, score: float) -> Hit:
@@ -97,7 +101,10 @@ class SearchResult:
                  "caption": hit.caption, "topic": hit.topic, "topic_score": hit.topic_score,
                  "inliers": hit.inliers, "is_copy": hit.is_copy,
                  "thumbnail_url": f"/v1/images/{hit.image_id}/thumbnail",
-                 "video": hit.video.to_public() if hit.video is not None else None}
+                 "video": hit.video.to_public() if hit.video is not None else None,
+                 "region": hit.regions[0].to_public() if hit.regions else None,
+                 "regions": ([region.to_public() for region in hit.regions] if hit.regions
+                             else None)}
                 for hit in self.results
             ],
         }
@@ -122,7 +129,8 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
                   url: str | None = None, qe: bool | None = None,
                   dba: bool | None = None, filters: Filters = NO_FILTERS,
                   facets: bool | None = None, verify: bool | None = None,
-                  group_videos: bool = True, box: str | None = None) -> SearchResult:
+                  group_videos: bool = True, box: str | None = None,
+                  scope: str = "images") -> SearchResult:
     """Top-k catalogued images most like the query bytes, the image at `url` (fetched under
     the URL fetch rules, services/ingest/fetch.py) or the catalogued image `image_id`; `qe`
     and `dba` switch α-query expansion and database-side augmentation on or off (None: the
@@ -139,13 +147,20 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
     one hit, the best frame first, unless not `group_videos`.
 
     `box` (x0,y0,x1,y1 in the query image's pixels) searches with that region of the query
-    image alone: it is cut out and embedded like an upload."""
+    image alone: it is cut out and embedded like an upload.
+
+    `scope` "regions" searches the space's region vectors instead (services/search/regions):
+    each result is an image with its matching regions, the best first; QE, DBA and
+    verification are whole-image methods and stay off. With `box`, the query is cut with the
+    region margin that stored regions are cut with."""
     _check_k(k)
+    check_scope(scope)
     started = time.perf_counter()
     if url is not None:
         query = fetch_bytes(url, settings=runtime.settings)
     if box is not None:
-        query = cropped_query(runtime, box, data=query, image_id=image_id)
+        margin = REGION_MARGIN if scope == "regions" else 0.0
+        query = cropped_query(runtime, box, data=query, image_id=image_id, margin=margin)
         image_id = None
     with runtime.read_session() as session:
         check_filters(session, filters)
@@ -155,6 +170,16 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
         replica = runtime.replica(space, session=session)
         if image_id is not None:
             vector = _query_vector(session, space, replica, image_id)
+        if scope == "regions":
+            found = search_regions(runtime, session, space, vector, k=k, filters=filters,
+                                   most=MAX_K)
+            results = [replace(Hit.of(image, regions[0].similarity), regions=regions)
+                       for image, regions in found]
+            results = with_videos(session, results, group=False, k=k)
+            counts = facet_counts(session, filters) if _wants_facets(facets, filters) else None
+            return SearchResult(space=space.name, results=results, facets=counts,
+                                took_ms=(time.perf_counter() - started) * 1000,
+                                mode="regions+filters" if filters.restricts else "regions")
         use_qe = qe_enabled(space, qe)
         plan = dba_plan(space, dba=dba, qe=use_qe)
         use_verify = verify_enabled(space, verify)

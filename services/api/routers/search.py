@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -68,6 +68,10 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
                  box: Annotated[str | None, Query(
                      max_length=200, description="x0,y0,x1,y1 in the query image's pixels: "
                      "search with that region of it")] = None,
+                 scope: Annotated[Literal["images", "regions"], Query(
+                     description="images: whole images; regions: the stored regions (boxes "
+                     "from detectors or people), each result an image with its matching "
+                     "regions, best first")] = "images",
                  ) -> dict:
     """The k catalogued images most like the query, best first. `text` alone is a ranked
     full-text search of titles and captions; with an image it restricts the similarity
@@ -96,7 +100,8 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
             result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
                                              query=data, qe=qe, dba=dba, filters=filters,
                                              facets=facets, verify=verify,
-                                             group_videos=group_videos, box=box)
+                                             group_videos=group_videos, box=box,
+                                             scope=scope)
     elif content_type.startswith("application/json"):
         try:
             body = await read_text_body(request, SearchJsonRequest,
@@ -119,7 +124,7 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
                                              image_id=body.image_id, url=body.url, qe=qe,
                                              dba=dba, filters=filters, facets=facets,
                                              verify=verify, group_videos=group_videos,
-                                             box=box)
+                                             box=box, scope=scope)
     else:
         raise ImageRejected("not_an_image", "send multipart/form-data with a 'file' field, "
                             f"or application/json with an image_id or a url; got "

@@ -51,7 +51,7 @@ def _columns(url: str, table: str) -> set[str]:
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == "0010"
+    assert current_revision(database_url) == "0011"
     assert _tables(database_url) == TABLES
     assert {"video_id", "t"} <= _columns(database_url, "image")
     assert _columns(database_url, "region") >= set(CORNERS) | {"detector"}

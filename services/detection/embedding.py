@@ -1,0 +1,172 @@
+"""Region vectors: each stored region, cut from its image's original with a context margin,
+embedded with an image space's backbone into that space's *region space*.
+
+A region space is an ordinary space row (`SpaceOptions.regions_of` = the image space's id)
+whose vectors are keyed by region id: its FAISS replicas, snapshots, Milvus collection and
+follower, change log and verify are the image machinery unchanged, with region ids where
+image ids were. It is made on first use, with the image space's backbone, weights and
+whitening, so a query embedded by the image space lies in the same space as the regions.
+Regions are embedded into the region space of every filled image space (the spaces ingest
+keeps whole), when a detect job or an ingest stores them and when a reindex runs; a
+region whose image is deleted, or whose detector is rerun, leaves the index with it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from lookalike.retrieval.detection.boxes import Box, crop, with_margin
+from lookalike.retrieval.errors import ImageRejected
+from lookalike.retrieval.images import decode_image
+from lookalike.services.catalog import embeddings as embedding_queries
+from lookalike.services.catalog import images as image_queries
+from lookalike.services.catalog import spaces as space_queries
+from lookalike.services.catalog.models import Region, Space
+from lookalike.services.catalog.schemas import SpaceCreate
+from lookalike.services.errors import InvalidRequest
+from lookalike.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ":regions"
+EMBED_BATCH = 32
+
+
+def region_space_name(space: Space) -> str:
+    return f"{space.name}{SUFFIX}"
+
+
+def is_region_space(space: Space) -> bool:
+    return space.options.regions_of is not None
+
+
+def find_region_space(session: Session, space: Space) -> Space | None:
+    """The region space of an image space, or None while no region was embedded in it."""
+    return space_queries.get_space(session=session, name=region_space_name(space))
+
+
+def ensure_region_space(session: Session, space: Space) -> Space:
+    """The region space of an image space, created (in the caller's transaction) on first
+    use: the image space's backbone, weights and whitening; no QE, DBA or verification."""
+    if is_region_space(space):
+        raise InvalidRequest(f"space '{space.name}' is a region space already")
+    found = find_region_space(session, space)
+    if found is not None:
+        return found
+    options = space.options.model_copy(update={
+        "regions_of": space.id, "qe": False, "dba_n": 0, "verify": False,
+        "copy_calibration": None})
+    data = SpaceCreate(name=region_space_name(space), backbone=space.backbone,
+                       weights_sha256=space.weights_sha256, layer=space.layer,
+                       pooling=space.pooling, whitening=space.whitening, dim=space.dim,
+                       options=options)
+    created = space_queries.create_space(session=session, data=data)
+    session.flush()
+    log.info("space %s: region space %s created", space.name, created.name)
+    return created
+
+
+def image_space_of(session: Session, region_space: Space) -> Space:
+    """The image space whose backbone a region space's vectors are made with."""
+    parent = session.get(Space, region_space.options.regions_of)
+    if parent is None:
+        raise InvalidRequest(f"region space '{region_space.name}' lost its image space")
+    return parent
+
+
+def embed_regions(runtime: Runtime, *, image_ids: list[int] | None = None) -> int:
+    """Embed the regions (of `image_ids`, or of the whole catalog) that lack a vector in the
+    region space of each filled image space; how many vectors were written."""
+    with runtime.session() as session:
+        spaces = [s for s in space_queries.filled_spaces(session=session)
+                  if not is_region_space(s)]
+        names = [s.name for s in spaces]
+        session.commit()
+    return sum(embed_space_regions(runtime, space_name=name, image_ids=image_ids)
+               for name in names)
+
+
+def embed_space_regions(runtime: Runtime, *, space_name: str,
+                        image_ids: list[int] | None = None, page: int = 500) -> int:
+    """Embed the regions that the image space's region space lacks (of `image_ids` only,
+    when given), a page at a time; the region space is made when regions exist."""
+    written, after = 0, 0
+    while True:
+        with runtime.session() as session:
+            space = space_queries.get_space(session=session, name=space_name)
+            if space is None:
+                return written
+            found = find_region_space(session, space)
+            lacking = (embedding_queries.regions_lacking(
+                session=session, space_id=found.id, image_ids=image_ids, after=after,
+                limit=page) if found is not None else _any_regions(session, image_ids, page))
+            if not lacking:
+                session.rollback()
+                return written
+            target = found or ensure_region_space(session, space)
+            session.commit()
+            session.refresh(space)
+            session.refresh(target)
+            session.expunge(space)
+            session.expunge(target)
+        written += _embed_page(runtime, space, target, [r for r, _ in lacking])
+        after = lacking[-1][0]
+
+
+def _any_regions(session: Session, image_ids: list[int] | None,
+                 page: int) -> list[tuple[int, int]]:
+    """Regions there are to embed before any region space exists (then it is created)."""
+    from sqlalchemy import select
+
+    query = select(Region.id, Region.image_id)
+    if image_ids is not None:
+        query = query.where(Region.image_id.in_(image_ids))
+    return [(r, i) for r, i in session.execute(query.order_by(Region.id).limit(page))]
+
+
+def _embed_page(runtime: Runtime, space: Space, target: Space, region_ids: list[int]) -> int:
+    """Cut each region (with the region space's margin) from its image's original, embed
+    the crops with the image space's model and write them; unreadable images are logged."""
+    with runtime.read_session() as session:
+        rows = list(session.get(Region, r) for r in region_ids)
+        regions = [r for r in rows if r is not None]
+        images = image_queries.images_by_ids(session=session,
+                                             ids=sorted({r.image_id for r in regions}))
+        by_image: dict[int, list[tuple[int, Box]]] = defaultdict(list)
+        for r in regions:
+            by_image[r.image_id].append((r.id, Box(r.x0, r.y0, r.x1, r.y1)))
+        paths = {i: row.stored_path for i, row in images.items()
+                 if row.status == "embedded" and row.stored_path}
+    embedder = runtime.embedder(space)
+    margin = target.options.region_margin
+    keys: list[int] = []
+    crops = []
+    for image_id, boxes in sorted(by_image.items()):
+        if image_id not in paths:
+            continue
+        try:
+            data = runtime.settings.layout.resolve(paths[image_id]).read_bytes()
+            decoded = decode_image(data, max_bytes=runtime.settings.max_upload_bytes,
+                                   max_pixels=runtime.settings.max_pixels)
+        except (OSError, ImageRejected) as error:
+            log.warning("image %d: regions not embedded: %s", image_id, error)
+            continue
+        for region_id, box in boxes:
+            wide = with_margin(box, width=decoded.width, height=decoded.height, margin=margin)
+            keys.append(region_id)
+            crops.append(crop(decoded.image, wide).convert("RGB"))
+    vectors: list[bytes] = []
+    for start in range(0, len(crops), EMBED_BATCH):
+        batch = embedder.embed_images(crops[start:start + EMBED_BATCH])
+        vectors.extend(np.asarray(v, dtype="<f4").tobytes() for v in batch)
+    if not keys:
+        return 0
+    with runtime.session() as session:
+        written = embedding_queries.add_region_embeddings(
+            session=session, space_id=target.id, region_ids=keys, vectors=vectors)
+        session.commit()
+    return written

@@ -1,0 +1,199 @@
+"""The `regions` benchmark: does a lone object find the scene that holds it, with its box?
+
+Held-out scenes (the `sample scenes` generator on its held-out glyphs and backgrounds, with
+the benchmark's own seed) are ingested into a temporary catalog as the gallery; their
+regions come from the COCO file's true boxes (`truth`: measures the region index itself) or
+from a detector run at ingest (a trained one, or `faces`). Each query is one pasted object
+rendered alone: its visible pixels (the mask less the objects pasted over it) on a plain
+background of a random colour, with the margin regions are cut with; it is in the gallery
+only inside its scene. A region search (`scope=regions`) scores when its first result is the
+scene and that result's best region overlaps the true box with IoU >= 0.5; a whole-image
+search on the same queries scores when its first result is the scene.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from lookalike.retrieval.detection.coco import read_coco, scenes_to_coco
+from lookalike.retrieval.detection.scenes import Scene, SceneSpec, box_iou, generate_scenes
+from lookalike.services.catalog.regions import add_regions
+from lookalike.services.catalog.schemas import RegionCreate
+from lookalike.services.config import Settings
+from lookalike.services.detection.embedding import embed_regions
+from lookalike.services.detection.running import detect_images
+from lookalike.services.detection.scenes import scene_backgrounds, scene_glyphs
+from lookalike.services.detection.store import detector_path
+from lookalike.services.errors import InvalidRequest
+from lookalike.services.ingest.pipeline import ingest_items
+from lookalike.services.ingest.sources import collect_items
+from lookalike.services.runtime import Runtime
+from lookalike.services.search.query import search_vector
+from lookalike.services.setup import init_catalog, open_runtime
+
+TRUTH = "truth"
+IOU_HIT = 0.5
+MARGIN = 0.1  # as SpaceOptions.region_margin: a query is framed as stored regions are cut
+
+
+@dataclass
+class RegionsResult:
+    """The benchmark's figures: recall@1 of region search (scene and box) and of whole-image
+    search (scene) on the same lone-object queries."""
+
+    regions_source: str
+    scenes: int
+    objects: int
+    regions_stored: int
+    queries: int
+    seed: int
+    scene_size: int
+    region_recall_at_1: float = 0.0
+    region_scene_at_1: float = 0.0
+    image_recall_at_1: float = 0.0
+    ingest_seconds: float = 0.0
+    query_seconds: float = 0.0
+    per_query: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_public(self) -> dict[str, Any]:
+        values = asdict(self)
+        values.pop("per_query")
+        return values
+
+
+def run_regions(settings: Settings, *, regions: str = TRUTH, scenes: int = 100,
+                queries: int = 200, seed: int = 7, size: int = 160,
+                max_objects: int = 4) -> RegionsResult:
+    """Generate the scenes, ingest them with their regions into a temporary catalog and run
+    the lone-object queries against it, both scopes."""
+    spec = SceneSpec(size=size, min_object=max(16, size // 6), max_object=size // 2,
+                     max_objects=max_objects)
+    glyphs = scene_glyphs("held-out")
+    made = generate_scenes(glyphs, scene_backgrounds("held-out"), count=scenes, seed=seed,
+                           spec=spec)
+    objects = [(s, o) for s, scene in enumerate(made) for o in range(len(scene.objects))]
+    if len(objects) < queries:
+        raise InvalidRequest(f"{scenes} scenes hold {len(objects)} objects, fewer than the "
+                             f"{queries} queries asked for: generate more scenes")
+    rng = np.random.default_rng(seed)
+    chosen = [objects[i] for i in sorted(rng.choice(len(objects), queries, replace=False))]
+    with tempfile.TemporaryDirectory(prefix="lookalike-regions-") as home:
+        local = settings.model_copy(update={"home": Path(home).resolve(), "database_url": None})
+        init_catalog(local)
+        if regions not in (TRUTH, "faces"):
+            source = detector_path(settings.layout, regions)
+            if not source.is_file():
+                raise InvalidRequest(f"no detector '{regions}' in {settings.layout.detectors}; "
+                                     "use --regions truth or train one (lookalike detect train)")
+            local.layout.detectors.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, detector_path(local.layout, regions))
+        folder = Path(home) / "scenes"
+        names = _write_scenes(folder, made, glyphs.classes)
+        with open_runtime(local) as runtime:
+            started = time.perf_counter()
+            ids = _ingest(runtime, folder, names)
+            stored = _store_regions(runtime, folder, ids, regions)
+            result = RegionsResult(regions_source=regions, scenes=scenes, objects=len(objects),
+                                   regions_stored=stored, queries=queries, seed=seed,
+                                   scene_size=size,
+                                   ingest_seconds=round(time.perf_counter() - started, 1))
+            started = time.perf_counter()
+            _run_queries(runtime, result, made, chosen, [ids[n] for n in names], rng)
+            result.query_seconds = round(time.perf_counter() - started, 1)
+    return result
+
+
+def lone_object(scene: Scene, index: int, rng: np.random.Generator) -> bytes:
+    """PNG of one pasted object alone: its visible pixels on a plain background of a random
+    colour, framed by the box plus the region margin."""
+    item = scene.objects[index]
+    visible = item.mask.copy()
+    for later in scene.objects[index + 1:]:
+        visible &= ~later.mask
+    x0, y0, x1, y1 = item.box
+    dx, dy = round((x1 - x0) * MARGIN), round((y1 - y0) * MARGIN)
+    width, height = x1 - x0 + 2 * dx, y1 - y0 + 2 * dy
+    canvas = np.empty((height, width, 3), dtype=np.uint8)
+    canvas[:] = rng.integers(0, 256, 3, dtype=np.uint8)
+    patch = visible[y0:y1, x0:x1]
+    canvas[dy:dy + y1 - y0, dx:dx + x1 - x0][patch] = scene.image[y0:y1, x0:x1][patch]
+    buffer = io.BytesIO()
+    Image.fromarray(canvas).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _write_scenes(folder: Path, made: list[Scene], classes: tuple[str, ...]) -> list[str]:
+    names = [f"images/scene-{i:05d}.png" for i in range(len(made))]
+    (folder / "images").mkdir(parents=True)
+    for scene, name in zip(made, names, strict=True):
+        Image.fromarray(scene.image).save(folder / name)
+    document = scenes_to_coco(made, names, classes)
+    (folder / "annotations.json").write_text(json.dumps(document))
+    return names
+
+
+def _ingest(runtime: Runtime, folder: Path, names: list[str]) -> dict[str, int]:
+    """The scenes into the catalog; each file name's image id."""
+    summary = ingest_items(runtime, collect_items([folder / "images"]))
+    by_source = {Path(o.source).name: o.image_id for o in summary.outcomes
+                 if o.image_id is not None}
+    missing = [n for n in names if Path(n).name not in by_source]
+    if missing:
+        raise RuntimeError(f"scenes not ingested: {missing[:5]}")
+    return {n: int(by_source[Path(n).name]) for n in names}  # type: ignore[arg-type]
+
+
+def _store_regions(runtime: Runtime, folder: Path, ids: dict[str, int], regions: str) -> int:
+    """The COCO file's true boxes (`truth`) or a detector's, stored and embedded."""
+    if regions != TRUTH:
+        stored, _, errors = detect_images(runtime, sorted(ids.values()), name=regions)
+        if errors:
+            raise RuntimeError(f"detection failed: {errors[:3]}")
+        return stored
+    coco = read_coco(folder / "annotations.json")
+    stored = 0
+    with runtime.session() as session:
+        for image in coco.images:
+            boxes = [RegionCreate(x0=b[0], y0=b[1], x1=b[2], y1=b[3],
+                                  label=coco.classes[label - 1], detector=TRUTH)
+                     for b, label in zip(image.boxes, image.labels, strict=True)]
+            stored += len(add_regions(session=session, image_id=ids[image.file_name],
+                                      regions=boxes))
+        session.commit()
+    embed_regions(runtime, image_ids=sorted(ids.values()))
+    return stored
+
+
+def _run_queries(runtime: Runtime, result: RegionsResult, made: list[Scene],
+                 chosen: list[tuple[int, int]], scene_ids: list[int],
+                 rng: np.random.Generator) -> None:
+    region_hits = scene_hits = image_hits = 0
+    for scene_index, object_index in chosen:
+        query = lone_object(made[scene_index], object_index, rng)
+        want = scene_ids[scene_index]
+        truth = tuple(float(v) for v in made[scene_index].objects[object_index].box)
+        by_region = search_vector(runtime, space_name=None, k=1, query=query, scope="regions")
+        by_image = search_vector(runtime, space_name=None, k=1, query=query)
+        top = by_region.results[0] if by_region.results else None
+        iou = (box_iou(truth, top.regions[0].box)  # type: ignore[arg-type]
+               if top is not None and top.image_id == want and top.regions else 0.0)
+        scene_hit = top is not None and top.image_id == want
+        image_hit = bool(by_image.results) and by_image.results[0].image_id == want
+        region_hits += iou >= IOU_HIT
+        scene_hits += scene_hit
+        image_hits += image_hit
+        result.per_query.append({"scene": want, "object": object_index, "iou": round(iou, 3),
+                                 "region_hit": iou >= IOU_HIT, "image_hit": image_hit})
+    result.region_recall_at_1 = round(region_hits / len(chosen), 4)
+    result.region_scene_at_1 = round(scene_hits / len(chosen), 4)
+    result.image_recall_at_1 = round(image_hits / len(chosen), 4)

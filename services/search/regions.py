@@ -1,0 +1,83 @@
+"""Region search (`scope=regions`): the query vector against the region space of the image
+space, hits grouped under their image, the best region first.
+
+The index is asked for several times k regions so that k images are left after grouping;
+filters restrict the search to the regions of the images that pass them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lookalike.services.catalog import images as image_queries
+from lookalike.services.catalog.models import Image, Region, Space
+from lookalike.services.detection.embedding import find_region_space
+from lookalike.services.errors import InvalidRequest
+from lookalike.services.runtime import Runtime
+from lookalike.services.search.filtered import filtered_search
+from lookalike.services.search.filters import Filters, allowed_region_ids
+
+SCOPES = ("images", "regions")
+GROUP_OVERFETCH = 5
+
+
+@dataclass(frozen=True)
+class RegionHit:
+    """A region that matched: its box in the image's pixels, label and detector score (None
+    for a person's box), and the similarity of its vector to the query."""
+
+    id: int
+    box: tuple[float, float, float, float]
+    label: str | None
+    score: float | None
+    detector: str
+    similarity: float
+
+    def to_public(self) -> dict[str, Any]:
+        return {"id": self.id, "box": list(self.box), "label": self.label, "score": self.score,
+                "detector": self.detector, "similarity": round(self.similarity, 6)}
+
+
+def check_scope(scope: str) -> str:
+    if scope not in SCOPES:
+        raise InvalidRequest(f"scope must be one of {', '.join(SCOPES)}; got {scope!r}")
+    return scope
+
+
+def search_regions(runtime: Runtime, session: Session, space: Space, vector: np.ndarray, *,
+                   k: int, filters: Filters, most: int
+                   ) -> list[tuple[Image, tuple[RegionHit, ...]]]:
+    """Up to k (image, its matching regions best first) pairs, best image first."""
+    target = find_region_space(session, space)
+    if target is None:
+        raise InvalidRequest(f"space '{space.name}' has no regions indexed yet: store some "
+                             "with `lookalike detect run --detector NAME` or `lookalike ingest "
+                             "--detect NAME`, or search with scope=images")
+    replica = runtime.replica(target, session=session)
+    wanted = min(most, k * GROUP_OVERFETCH)
+    if filters.restricts:
+        hits = filtered_search(replica, vector, wanted,
+                               allowed=allowed_region_ids(session, filters))
+    else:
+        hits = replica.search(vector, wanted)
+    pairs = [(int(i), float(s)) for i, s in zip(hits.ids[0], hits.scores[0], strict=True)
+             if i >= 0]
+    regions = {r.id: r for r in session.scalars(
+        select(Region).where(Region.id.in_([i for i, _ in pairs])))}
+    images = image_queries.images_by_ids(
+        session=session, ids=sorted({r.image_id for r in regions.values()}))
+    grouped: dict[int, list[RegionHit]] = {}
+    for region_id, similarity in pairs:
+        region = regions.get(region_id)
+        if region is None or region.image_id not in images:
+            continue
+        if images[region.image_id].status != "embedded":
+            continue
+        grouped.setdefault(region.image_id, []).append(RegionHit(
+            id=region.id, box=(region.x0, region.y0, region.x1, region.y1), label=region.label,
+            score=region.score, detector=region.detector, similarity=similarity))
+    return [(images[i], tuple(found)) for i, found in list(grouped.items())[:k]]
