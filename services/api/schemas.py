@@ -169,10 +169,22 @@ class ImageWordsUpdate(BaseModel):
     caption: str | None = Field(None, max_length=20_000)
 
 
+class UploadRegion(BaseModel):
+    """A person's box stored with an upload (form field `box`): a `user` region."""
+
+    id: int
+    box: list[float]
+    label: str | None
+    score: float | None
+    detector: str
+
+
 class ImageUploadResponse(ImagePublic):
     duplicate: bool
     thumbnail_url: str
     file_url: str
+    region: UploadRegion | None = Field(None, description="the stored `user` region, when "
+                                        "the upload gave a box")
 
 
 class ImageListed(ImagePublic):

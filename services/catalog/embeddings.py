@@ -130,7 +130,7 @@ def region_images(*, session: Session, region_ids: Sequence[int]) -> dict[int, i
     if not region_ids:
         return {}
     query = select(Region.id, Region.image_id).where(Region.id.in_(list(region_ids)))
-    return dict(session.execute(query).tuples().all())
+    return {int(r): int(i) for r, i in session.execute(query)}
 
 
 def get_vector(*, session: Session, space_id: int, image_id: int) -> bytes | None:
@@ -247,8 +247,8 @@ def add_region_embeddings(*, session: Session, space_id: int, region_ids: Sequen
     images, then the space, as `add_embeddings` does."""
     if len(region_ids) != len(vectors):
         raise ValueError(f"{len(region_ids)} region ids but {len(vectors)} vectors")
-    owners = dict(session.execute(select(Region.id, Region.image_id)
-                                  .where(Region.id.in_(list(region_ids)))).tuples().all())
+    owners = {int(r): int(i) for r, i in session.execute(
+        select(Region.id, Region.image_id).where(Region.id.in_(list(region_ids))))}
     live = _lock_live_images(session, sorted(set(owners.values()))) if owners else set()
     dim = _lock_space_dim(session, space_id)
     pairs = [(r, bytes(v)) for r, v in zip(region_ids, vectors, strict=True)

@@ -195,7 +195,8 @@ def mark_image_deleted(*, session: Session, image_id: int) -> bool:
     # region space, whose replicas remove each of the image's regions.
     in_spaces = (select(Embedding.space_id, Embedding.region_id)
                  .where(Embedding.image_id == image_id).distinct())
-    held = sorted(session.execute(in_spaces).tuples().all(), key=lambda p: (p[0], p[1] or 0))
+    held = sorted(((s, r) for s, r in session.execute(in_spaces)),
+                  key=lambda pair: (pair[0], pair[1] or 0))
     lock_spaces(session=session, space_ids=sorted({s for s, _ in held}))
     session.execute(delete(Embedding).where(Embedding.image_id == image_id))
     session.execute(delete(Region).where(Region.image_id == image_id))

@@ -81,12 +81,13 @@ def _video_moments(data: Path | None, queries: int, seed: int, as_json: bool) ->
 
 
 def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
-             as_json: bool) -> None:
+             margin: float | None, as_json: bool) -> None:
     """Run the regions benchmark in a temporary catalog and print its figures."""
     from lookalike.services.evaluation.regions import run_regions  # noqa: PLC0415
 
     result = run_regions(get_settings(), regions=regions, scenes=scenes, queries=queries,
-                         seed=seed, size=size)
+                         seed=seed, size=size,
+                         **({"margin": margin} if margin is not None else {}))
     figures = result.to_public()
     if as_json:
         print(json.dumps(figures))
@@ -94,7 +95,8 @@ def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
     table = Table("search", "recall@1", "counts as found",
                   title=f"regions: {result.queries} lone objects vs {result.scenes} held-out "
                   f"scenes ({result.objects} objects, {result.scene_size} px, seed "
-                  f"{result.seed}); regions from {result.regions_source}: "
+                  f"{result.seed}, margin {result.margin:g}); regions from "
+                  f"{result.regions_source}: "
                   f"{result.regions_stored} stored")
     table.add_row("scope=regions", f"{result.region_recall_at_1:.3f}",
                   "first result is the scene, its best box IoU >= 0.5")
@@ -141,6 +143,9 @@ def evaluate_command(
              "detector (a trained one, or 'faces')")] = "truth",
     scenes: Annotated[int, typer.Option(help="regions: held-out scenes in the gallery")] = 100,
     scene_size: Annotated[int, typer.Option(help="regions: scene side in pixels")] = 160,
+    region_margin: Annotated[float | None, typer.Option(
+        help="regions: context around each box, a fraction of its size (default: the "
+             "region space's, 0.1)")] = None,
 ) -> None:
     """Retrieval quality of one or more spaces on a benchmark: mAP, P@1/10, R@1/10/100, the
     ANN index's recall@10 against exact search, and the time taken. `video-moments`: stills
@@ -159,7 +164,7 @@ def evaluate_command(
         return
     if benchmark == REGIONS:
         _regions(regions, limit or 200, scenes, scene_size, 7 if seed is None else seed,
-                 as_json)
+                 region_margin, as_json)
         return
     with open_runtime(get_settings()) as runtime:
         results = [evaluate(runtime, space_name=name, benchmark=benchmark, data=data, limit=limit,

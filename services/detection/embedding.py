@@ -49,7 +49,8 @@ def find_region_space(session: Session, space: Space) -> Space | None:
     return space_queries.get_space(session=session, name=region_space_name(space))
 
 
-def ensure_region_space(session: Session, space: Space) -> Space:
+def ensure_region_space(session: Session, space: Space, *,
+                        margin: float | None = None) -> Space:
     """The region space of an image space, created (in the caller's transaction) on first
     use: the image space's backbone, weights and whitening; no QE, DBA or verification."""
     if is_region_space(space):
@@ -59,7 +60,8 @@ def ensure_region_space(session: Session, space: Space) -> Space:
         return found
     options = space.options.model_copy(update={
         "regions_of": space.id, "qe": False, "dba_n": 0, "verify": False,
-        "copy_calibration": None})
+        "copy_calibration": None,
+        **({"region_margin": margin} if margin is not None else {})})
     data = SpaceCreate(name=region_space_name(space), backbone=space.backbone,
                        weights_sha256=space.weights_sha256, layer=space.layer,
                        pooling=space.pooling, whitening=space.whitening, dim=space.dim,

@@ -8,9 +8,13 @@ from typing import Any
 
 from lookalike.retrieval.detection.boxes import Box, crop, parse_box, with_margin
 from lookalike.retrieval.images import decode_image
-from lookalike.services.catalog.regions import image_regions
+from lookalike.services.catalog.regions import add_regions, image_regions
+from lookalike.services.catalog.schemas import RegionCreate
+from lookalike.services.detection.embedding import embed_regions
 from lookalike.services.ingest.images import get_live_image, original_file
 from lookalike.services.runtime import Runtime
+
+USER = "user"  # the detector name of a box a person gave
 
 
 def regions_of(runtime: Runtime, image_id: int, *,
@@ -49,3 +53,26 @@ def cropped_query(runtime: Runtime, box_text: str, *, data: bytes | None = None,
     buffer = io.BytesIO()
     crop(decoded.image, box).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def check_user_box(runtime: Runtime, data: bytes, box_text: str) -> Box:
+    """A person's box on upload bytes, checked against the image before anything is stored
+    (InvalidBox says what is wrong with it)."""
+    settings = runtime.settings
+    decoded = decode_image(data, max_bytes=settings.max_upload_bytes,
+                           max_pixels=settings.max_pixels)
+    return parse_box(box_text, width=decoded.width, height=decoded.height)
+
+
+def add_user_box(runtime: Runtime, image_id: int, box: Box, *, label: str | None = None
+                 ) -> dict[str, Any]:
+    """Store a person's box on a catalogued image as a `user` region and embed it into the
+    region spaces; the region as `GET /v1/images/{id}/regions` lists it."""
+    with runtime.session() as session:
+        region = add_regions(session=session, image_id=image_id, regions=[RegionCreate(
+            x0=box.x0, y0=box.y0, x1=box.x1, y1=box.y1, label=label, detector=USER)])[0]
+        session.commit()
+        public = {"id": region.id, "box": [region.x0, region.y0, region.x1, region.y1],
+                  "label": region.label, "score": region.score, "detector": region.detector}
+    embed_regions(runtime, image_ids=[image_id])
+    return public

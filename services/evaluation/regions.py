@@ -27,10 +27,11 @@ from PIL import Image
 
 from lookalike.retrieval.detection.coco import read_coco, scenes_to_coco
 from lookalike.retrieval.detection.scenes import Scene, SceneSpec, box_iou, generate_scenes
+from lookalike.services.catalog.documents import SpaceOptions
 from lookalike.services.catalog.regions import add_regions
 from lookalike.services.catalog.schemas import RegionCreate
 from lookalike.services.config import Settings
-from lookalike.services.detection.embedding import embed_regions
+from lookalike.services.detection.embedding import embed_regions, ensure_region_space
 from lookalike.services.detection.running import detect_images
 from lookalike.services.detection.scenes import scene_backgrounds, scene_glyphs
 from lookalike.services.detection.store import detector_path
@@ -40,10 +41,11 @@ from lookalike.services.ingest.sources import collect_items
 from lookalike.services.runtime import Runtime
 from lookalike.services.search.query import search_vector
 from lookalike.services.setup import init_catalog, open_runtime
+from lookalike.services.spaces.lookup import find_space
 
 TRUTH = "truth"
 IOU_HIT = 0.5
-MARGIN = 0.1  # as SpaceOptions.region_margin: a query is framed as stored regions are cut
+MARGIN = SpaceOptions().region_margin  # a query is framed as stored regions are cut
 
 
 @dataclass
@@ -58,6 +60,7 @@ class RegionsResult:
     queries: int
     seed: int
     scene_size: int
+    margin: float
     region_recall_at_1: float = 0.0
     region_scene_at_1: float = 0.0
     image_recall_at_1: float = 0.0
@@ -73,7 +76,7 @@ class RegionsResult:
 
 def run_regions(settings: Settings, *, regions: str = TRUTH, scenes: int = 100,
                 queries: int = 200, seed: int = 7, size: int = 160,
-                max_objects: int = 4) -> RegionsResult:
+                max_objects: int = 4, margin: float = MARGIN) -> RegionsResult:
     """Generate the scenes, ingest them with their regions into a temporary catalog and run
     the lone-object queries against it, both scopes."""
     spec = SceneSpec(size=size, min_object=max(16, size // 6), max_object=size // 2,
@@ -102,18 +105,23 @@ def run_regions(settings: Settings, *, regions: str = TRUTH, scenes: int = 100,
         with open_runtime(local) as runtime:
             started = time.perf_counter()
             ids = _ingest(runtime, folder, names)
+            with runtime.session() as session:
+                ensure_region_space(session, find_space(session=session, name=None),
+                                    margin=margin)
+                session.commit()
             stored = _store_regions(runtime, folder, ids, regions)
             result = RegionsResult(regions_source=regions, scenes=scenes, objects=len(objects),
                                    regions_stored=stored, queries=queries, seed=seed,
-                                   scene_size=size,
+                                   scene_size=size, margin=margin,
                                    ingest_seconds=round(time.perf_counter() - started, 1))
             started = time.perf_counter()
-            _run_queries(runtime, result, made, chosen, [ids[n] for n in names], rng)
+            _run_queries(runtime, result, made, chosen, [ids[n] for n in names], rng, margin)
             result.query_seconds = round(time.perf_counter() - started, 1)
     return result
 
 
-def lone_object(scene: Scene, index: int, rng: np.random.Generator) -> bytes:
+def lone_object(scene: Scene, index: int, rng: np.random.Generator,
+                margin: float = MARGIN) -> bytes:
     """PNG of one pasted object alone: its visible pixels on a plain background of a random
     colour, framed by the box plus the region margin."""
     item = scene.objects[index]
@@ -121,7 +129,7 @@ def lone_object(scene: Scene, index: int, rng: np.random.Generator) -> bytes:
     for later in scene.objects[index + 1:]:
         visible &= ~later.mask
     x0, y0, x1, y1 = item.box
-    dx, dy = round((x1 - x0) * MARGIN), round((y1 - y0) * MARGIN)
+    dx, dy = round((x1 - x0) * margin), round((y1 - y0) * margin)
     width, height = x1 - x0 + 2 * dx, y1 - y0 + 2 * dy
     canvas = np.empty((height, width, 3), dtype=np.uint8)
     canvas[:] = rng.integers(0, 256, 3, dtype=np.uint8)
@@ -176,10 +184,10 @@ def _store_regions(runtime: Runtime, folder: Path, ids: dict[str, int], regions:
 
 def _run_queries(runtime: Runtime, result: RegionsResult, made: list[Scene],
                  chosen: list[tuple[int, int]], scene_ids: list[int],
-                 rng: np.random.Generator) -> None:
+                 rng: np.random.Generator, margin: float) -> None:
     region_hits = scene_hits = image_hits = 0
     for scene_index, object_index in chosen:
-        query = lone_object(made[scene_index], object_index, rng)
+        query = lone_object(made[scene_index], object_index, rng, margin)
         want = scene_ids[scene_index]
         truth = tuple(float(v) for v in made[scene_index].objects[object_index].box)
         by_region = search_vector(runtime, space_name=None, k=1, query=query, scope="regions")

@@ -24,6 +24,7 @@ from lookalike.services.auth.redact import shown_source
 from lookalike.services.auth.scopes import ADMIN, grants
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.models import Image
+from lookalike.services.detection.regions import add_user_box, check_user_box
 from lookalike.services.ingest.captions import CAPTION_MAX, TITLE_MAX, Words
 from lookalike.services.ingest.images import (
     delete_image,
@@ -64,19 +65,31 @@ async def upload_image(response: Response, runtime: RuntimeDep, who: IdentityDep
                        label: Annotated[str | None, Form(max_length=LABEL_MAX)] = None,
                        title: Annotated[str | None, Form(max_length=TITLE_MAX)] = None,
                        caption: Annotated[str | None, Form(max_length=CAPTION_MAX)] = None,
+                       box: Annotated[str | None, Form(
+                           max_length=200, description="x0,y0,x1,y1 in the image's pixels: "
+                           "stored as a 'user' region and indexed for scope=regions")] = None,
+                       box_label: Annotated[str | None, Form(max_length=200)] = None,
                        ) -> ImageUploadResponse:
     """Add an image; 201 when new, 200 with duplicate=true when the same bytes exist.
     The image is searchable when this returns. A collection, label, title or caption
     longer than the catalog holds is a 422, answered before anything is stored. Without a
-    caption, the image's EXIF ImageDescription becomes its caption."""
+    caption, the image's EXIF ImageDescription becomes its caption. A `box` (checked before
+    anything is stored: 422 when it is not inside the image) becomes a `user` region."""
     data = await read_limited(file, runtime.settings.max_upload_bytes)
+    checked = (await run_in_threadpool(check_user_box, runtime, data, box)
+               if box is not None else None)
     result = await run_in_threadpool(ingest_bytes, runtime, data,
                                      source=f"upload:{file.filename or 'unnamed'}",
                                      collection=collection, label=label,
                                      words=Words(title=title or None, caption=caption or None))
     if not result.created:
         response.status_code = 200
-    return _upload_response(result.image, who, duplicate=not result.created)
+    answer = _upload_response(result.image, who, duplicate=not result.created)
+    if checked is not None:
+        region = await run_in_threadpool(add_user_box, runtime, result.image.id, checked,
+                                         label=box_label or None)
+        answer = answer.model_copy(update={"region": region})
+    return answer
 
 
 @router.get("", response_model=ImagePage, responses=ERRORS, dependencies=[NEEDS_SEARCH])
