@@ -185,6 +185,7 @@ class ImageUploadResponse(ImagePublic):
     file_url: str
     region: UploadRegion | None = Field(None, description="the stored `user` region, when "
                                         "the upload gave a box")
+    detected: int | None = Field(None, description="regions the `detect` detector stored")
 
 
 class ImageListed(ImagePublic):

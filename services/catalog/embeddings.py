@@ -115,8 +115,9 @@ def iter_vectors(
         rows = session.execute(query).all()
         if not rows:
             return
-        after = rows[-1][0]
-        yield [r[0] for r in rows], [r[1] for r in rows], watermark
+        keys = [int(cast(int, r[0])) for r in rows]  # never NULL: `kind` keeps rows with one
+        after = keys[-1]
+        yield keys, [r[1] for r in rows], watermark
 
 
 def is_region_space(*, session: Session, space_id: int) -> bool:
@@ -173,7 +174,10 @@ def missing_image_ids(*, session: Session, space_id: int, after: int = 0,
 
 
 def count_missing(*, session: Session, space_id: int) -> int:
-    """How many embedded catalog images the space lacks: how far it lags the catalog."""
+    """How many embedded catalog images the space lacks: how far it lags the catalog (of a
+    region space: how many regions of live images it lacks)."""
+    if is_region_space(session=session, space_id=space_id):
+        return count_regions_lacking(session=session, space_id=space_id)
     return session.scalar(select(func.count()).select_from(Image).where(_lacking(space_id))) or 0
 
 

@@ -158,7 +158,7 @@ def _ingest(runtime: Runtime, folder: Path, names: list[str]) -> dict[str, int]:
     missing = [n for n in names if Path(n).name not in by_source]
     if missing:
         raise RuntimeError(f"scenes not ingested: {missing[:5]}")
-    return {n: int(by_source[Path(n).name]) for n in names}  # type: ignore[arg-type]
+    return {n: int(by_source[Path(n).name] or 0) for n in names}
 
 
 def _store_regions(runtime: Runtime, folder: Path, ids: dict[str, int], regions: str) -> int:

@@ -20,6 +20,7 @@ from lookalike.services.catalog.documents import ReindexParams
 from lookalike.services.catalog.models import Job
 from lookalike.services.detection.embedding import SUFFIX as REGIONS_SUFFIX
 from lookalike.services.detection.embedding import embed_space_regions
+from lookalike.services.errors import InvalidRequest
 from lookalike.services.index.snapshots import snapshot_all
 from lookalike.services.runtime import Runtime
 from lookalike.services.spaces.fill import catch_up, embed_missing
@@ -35,6 +36,9 @@ def create_reindex_job(runtime: Runtime, *, space_name: str) -> Job:
     size = runtime.settings.job_batch_size
     with runtime.session() as session:
         space = find_space(session=session, name=space_name)
+        if space.options.regions_of is not None:
+            raise InvalidRequest(f"space '{space.name}' holds regions: reindex its image "
+                                 "space, which embeds the regions into it too")
         ids = image_queries.ids_with_status(session=session, status="embedded")
         pages = [ids[start:start + size] for start in range(0, len(ids), size)]
         params = ReindexParams(space=space.name, batch_size=size,

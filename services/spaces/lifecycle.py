@@ -22,6 +22,7 @@ from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.catalog import spaces as space_queries
 from lookalike.services.catalog.documents import ReindexParams
 from lookalike.services.catalog.models import Evaluation, Space
+from lookalike.services.detection.embedding import SUFFIX as REGIONS_SUFFIX
 from lookalike.services.errors import SpaceConflict
 from lookalike.services.index.milvus_store import MilvusCollection, collection_name
 from lookalike.services.index.replicas import space_directory
@@ -119,6 +120,10 @@ def set_default(runtime: Runtime, *, name: str, force: bool = False) -> SpaceSum
     on any image it lacks (one whose ingest was cut off before following it there); a
     space that still lacks embedded catalog images, such as a half-filled one, is refused
     unless `force`: it would answer searches with part of the catalog."""
+    with runtime.read_session() as session:
+        if find_space(session=session, name=name).options.regions_of is not None:
+            raise SpaceConflict(f"space '{name}' holds regions, not images: make its image "
+                                "space the default instead")
     if not force:
         _catch_up_if_filled(runtime, name)
     with runtime.session() as session:
@@ -171,6 +176,12 @@ def delete_space(runtime: Runtime, *, name: str) -> DeletedSpace:
     since its index is rebuilt from the catalog. The whitening and trained files, which
     cannot be rebuilt, go only after the commit, and only those that no space names then,
     decided under the lock that creating a space holds too (spaces.files)."""
+    with runtime.read_session() as session:
+        regions = space_queries.get_space(session=session, name=f"{name}{REGIONS_SUFFIX}")
+        if regions is not None and regions.options.regions_of is not None:
+            _check_deletable(session, find_space(session=session, name=name))
+    if regions is not None and regions.options.regions_of is not None:
+        delete_space(runtime, name=regions.name)  # its region space goes with it, first
     with runtime.session() as session:
         space_queries.lock_spaces(session=session, space_ids=None)
         space = find_space(session=session, name=name)

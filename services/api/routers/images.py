@@ -25,6 +25,8 @@ from lookalike.services.auth.scopes import ADMIN, grants
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.models import Image
 from lookalike.services.detection.regions import add_user_box, check_user_box
+from lookalike.services.detection.running import detect_images, finder
+from lookalike.services.errors import InvalidRequest
 from lookalike.services.ingest.captions import CAPTION_MAX, TITLE_MAX, Words
 from lookalike.services.ingest.images import (
     delete_image,
@@ -69,15 +71,23 @@ async def upload_image(response: Response, runtime: RuntimeDep, who: IdentityDep
                            max_length=200, description="x0,y0,x1,y1 in the image's pixels: "
                            "stored as a 'user' region and indexed for scope=regions")] = None,
                        box_label: Annotated[str | None, Form(max_length=200)] = None,
+                       detect: Annotated[str | None, Form(
+                           max_length=100, description="run this detector (a trained one, "
+                           "or 'faces') on the image and store and index its boxes as "
+                           "regions")] = None,
                        ) -> ImageUploadResponse:
     """Add an image; 201 when new, 200 with duplicate=true when the same bytes exist.
     The image is searchable when this returns. A collection, label, title or caption
     longer than the catalog holds is a 422, answered before anything is stored. Without a
     caption, the image's EXIF ImageDescription becomes its caption. A `box` (checked before
-    anything is stored: 422 when it is not inside the image) becomes a `user` region."""
+    anything is stored: 422 when it is not inside the image) becomes a `user` region;
+    `detect` runs a detector on the image and stores its boxes as regions (`detected`: how
+    many), searchable with scope=regions when this returns."""
     data = await read_limited(file, runtime.settings.max_upload_bytes)
     checked = (await run_in_threadpool(check_user_box, runtime, data, box)
                if box is not None else None)
+    if detect is not None:  # an unknown detector is refused before anything is stored
+        await run_in_threadpool(finder, runtime, detect)
     result = await run_in_threadpool(ingest_bytes, runtime, data,
                                      source=f"upload:{file.filename or 'unnamed'}",
                                      collection=collection, label=label,
@@ -89,6 +99,12 @@ async def upload_image(response: Response, runtime: RuntimeDep, who: IdentityDep
         region = await run_in_threadpool(add_user_box, runtime, result.image.id, checked,
                                          label=box_label or None)
         answer = answer.model_copy(update={"region": region})
+    if detect is not None:
+        found, _, errors = await run_in_threadpool(detect_images, runtime, [result.image.id],
+                                                   name=detect)
+        answer = answer.model_copy(update={"detected": found})
+        if errors:
+            raise InvalidRequest(f"the image was stored, but detection failed: {errors[0]}")
     return answer
 
 

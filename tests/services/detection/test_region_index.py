@@ -20,13 +20,15 @@ from lookalike.services.catalog.models import Embedding, IndexChange, Space
 from lookalike.services.catalog.regions import add_regions, replace_regions
 from lookalike.services.catalog.schemas import ImageCreate, RegionCreate, SpaceCreate
 from lookalike.services.detection.embedding import ensure_region_space
-from lookalike.services.errors import InvalidRequest
+from lookalike.services.errors import InvalidRequest, SpaceConflict
 from lookalike.services.index.replicas import IndexReplica, space_directory
 from lookalike.services.ingest.images import delete_image
+from lookalike.services.jobs.reindex import create_reindex_job
 from lookalike.services.runtime import Runtime
 from lookalike.services.search.filters import Filters
 from lookalike.services.search.query import search_vector
 from lookalike.services.setup import init_catalog, open_runtime
+from lookalike.services.spaces.lifecycle import delete_space, list_spaces, set_default
 from tests.services.conftest import make_settings
 
 DIM = 8
@@ -168,3 +170,41 @@ def test_a_rebuilt_faiss_replica_holds_the_same_regions_as_the_caught_up_one(
             assert sorted(live.ids().tolist()) == sorted(rebuilt.ids().tolist())
             assert sorted(rebuilt.ids().tolist()) == sorted(kept[1] + kept[2])
             assert space_queries.vector_count(session=session, space_id=target.id) == 4
+
+
+def test_a_region_space_is_refused_as_default_or_reindexed_and_goes_with_its_image_space(
+        tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "home")
+    init_catalog(settings)
+    with open_runtime(settings) as runtime:
+        rows = [ImageCreate(sha256=hashlib.sha256(b"g").hexdigest(), source_uri="synthetic://g",
+                            width=50, height=50)]
+        with runtime.session() as session:
+            for name in ("main", "side"):
+                space_queries.create_space(session=session, data=SpaceCreate(
+                    name=name, backbone="synthetic", layer="none", pooling="gap", dim=DIM))
+            found = image_queries.add_images(session=session, rows=rows)
+            side = space_queries.get_space(session=session, name="side")
+            session.commit()
+            session.expunge(side)
+        image_id = found[rows[0].sha256][0]
+        with runtime.session() as session:  # embedded in 'side': a live image
+            embedding_queries.add_embeddings(
+                session=session, space_id=side.id, image_ids=[image_id],
+                vectors=[_unit(np.random.default_rng(4), 1)[0].astype("<f4").tobytes()])
+            session.commit()
+        _store(runtime, side, image_id, _unit(np.random.default_rng(3), 2))
+        with runtime.session() as session:  # a third region, not embedded yet: the lag
+            add_regions(session=session, image_id=image_id, regions=[RegionCreate(
+                x0=0, y0=0, x1=5, y1=5, detector="truth")])
+            session.commit()
+        listed = {s.name: s for s in list_spaces(runtime)}
+        assert (listed["side:regions"].vector_count, listed["side:regions"].lag) == (2, 1)
+        with pytest.raises(SpaceConflict, match="holds regions"):
+            set_default(runtime, name="side:regions")
+        with pytest.raises(InvalidRequest, match="holds regions"):
+            create_reindex_job(runtime, space_name="side:regions")
+        delete_space(runtime, name="side")
+        assert {s.name for s in list_spaces(runtime)} == {"main"}
+        with runtime.read_session() as session:
+            assert session.scalar(select(func.count()).select_from(Embedding)) == 0

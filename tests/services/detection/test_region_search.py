@@ -34,6 +34,7 @@ from lookalike.services.search.filters import Filters
 from lookalike.services.search.query import search_vector
 from lookalike.services.setup import init_catalog, open_runtime
 from lookalike.services.spaces.create import SpaceDefinition, create_space
+from tests import imagefactory
 from tests.services.conftest import fill_space, make_settings, write_photos
 
 pytestmark = pytest.mark.slow
@@ -152,6 +153,18 @@ def test_reindex_fills_the_new_spaces_region_space_and_http_answers_regions(
                             files={"file": ("q.png", query.getvalue())}).json()["results"][0]
         assert found["image_id"] == body["id"]
         assert found["region"]["id"] == body["region"]["id"]
+        # detect= on upload: an unknown detector stores nothing; faces finds the astronaut's
+        portrait = imagefactory.png_bytes("astronaut", size=(256, 256))
+        before = client.get("/v1/images").json()
+        unknown = client.post("/v1/images", files={"file": ("a.png", portrait)},
+                              data={"detect": "nosuch"})
+        assert unknown.status_code == 404 and "nosuch" in unknown.json()["detail"]
+        assert client.get("/v1/images").json() == before
+        detected = client.post("/v1/images", files={"file": ("a.png", portrait)},
+                               data={"detect": "faces"})
+        assert detected.status_code == 201 and detected.json()["detected"] == 1
+        listed = client.get(f"/v1/images/{detected.json()['id']}/regions").json()["regions"]
+        assert [r["detector"] for r in listed] == ["faces"]
 
 
 def test_ingest_detect_stores_and_indexes_regions(tmp_path: Path) -> None:
