@@ -93,6 +93,7 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
                 raise InvalidRequest("multipart search needs a file field named 'file' "
                                      "or a field named 'text'")
             _no_box(box)
+            _no_region_scope(scope)
             result = await run_in_threadpool(search_text, runtime, k=k, filters=filters,
                                              facets=facets)
         else:
@@ -117,6 +118,7 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
             charge_upload(request, who)
         if body.image_id is None and body.url is None:
             _no_box(box)
+            _no_region_scope(scope)
             result = await run_in_threadpool(search_text, runtime, k=k, filters=filters,
                                              facets=facets)
         else:
@@ -134,6 +136,13 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
     for hit in answer["results"]:
         hit["source"] = shown_source(hit["source"], full=full)
     return answer
+
+
+def _no_region_scope(scope: str) -> None:
+    """A words-only search ranks captions: there are no regions to search."""
+    if scope == "regions":
+        raise InvalidRequest("scope=regions searches regions by image: send an image (file, "
+                             "image_id or url), not only words")
 
 
 def _no_box(box: str | None) -> None:

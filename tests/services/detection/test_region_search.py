@@ -132,6 +132,8 @@ def test_reindex_fills_the_new_spaces_region_space_and_http_answers_regions(
         assert plain["region"] is None and plain["regions"] is None
         bad = client.post("/v1/search?scope=objects", files=upload)
         assert bad.status_code == 422
+        words = client.post("/v1/search?scope=regions", json={"text": "shirt"})
+        assert words.status_code == 422 and "scope=regions" in words.json()["detail"]
         # a person's box on upload is a 'user' region, indexed at once
         other = _png(scenes / "images" / "scene-00002.png")
         new = Image.open(io.BytesIO(other)).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
