@@ -58,6 +58,8 @@ class RegionHitPublic(BaseModel):
     score: float | None
     detector: str
     similarity: float
+    image_size: list[int] | None = Field(None, description="the image's width and height, "
+                                         "to draw the box over it")
 
 
 class SearchHitPublic(BaseModel):

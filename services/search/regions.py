@@ -2,7 +2,8 @@
 space, hits grouped under their image, the best region first.
 
 The index is asked for several times k regions so that k images are left after grouping;
-filters restrict the search to the regions of the images that pass them."""
+filters restrict the search to the regions of the images that pass them (in Milvus, on the
+collection and label fields each region carries from its image, when those suffice)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.models import Image, Region, Space
 from lookalike.services.detection.embedding import find_region_space
 from lookalike.services.errors import InvalidRequest
+from lookalike.services.index.milvus_replica import MilvusReplica
 from lookalike.services.runtime import Runtime
-from lookalike.services.search.filtered import filtered_search
+from lookalike.services.search.filtered import filtered_search, milvus_fields
 from lookalike.services.search.filters import Filters, allowed_region_ids
 
 SCOPES = ("images", "regions")
@@ -36,10 +38,12 @@ class RegionHit:
     score: float | None
     detector: str
     similarity: float
+    image_size: tuple[int, int] | None = None
 
     def to_public(self) -> dict[str, Any]:
         return {"id": self.id, "box": list(self.box), "label": self.label, "score": self.score,
-                "detector": self.detector, "similarity": round(self.similarity, 6)}
+                "detector": self.detector, "similarity": round(self.similarity, 6),
+                "image_size": list(self.image_size) if self.image_size else None}
 
 
 def check_scope(scope: str) -> str:
@@ -59,7 +63,10 @@ def search_regions(runtime: Runtime, session: Session, space: Space, vector: np.
                              "--detect NAME`, or search with scope=images")
     replica = runtime.replica(target, session=session)
     wanted = min(most, k * GROUP_OVERFETCH)
-    if filters.restricts:
+    where = milvus_fields(filters) if isinstance(replica, MilvusReplica) else None
+    if filters.restricts and isinstance(replica, MilvusReplica) and where is not None:
+        hits = replica.search(vector, wanted, where=where)  # a region's fields are its image's
+    elif filters.restricts:
         hits = filtered_search(replica, vector, wanted,
                                allowed=allowed_region_ids(session, filters))
     else:
@@ -77,7 +84,10 @@ def search_regions(runtime: Runtime, session: Session, space: Space, vector: np.
             continue
         if images[region.image_id].status != "embedded":
             continue
+        image = images[region.image_id]
+        size = (image.width, image.height) if image.width and image.height else None
         grouped.setdefault(region.image_id, []).append(RegionHit(
             id=region.id, box=(region.x0, region.y0, region.x1, region.y1), label=region.label,
-            score=region.score, detector=region.detector, similarity=similarity))
+            score=region.score, detector=region.detector, similarity=similarity,
+            image_size=size))
     return [(images[i], tuple(found)) for i, found in list(grouped.items())[:k]]

@@ -128,6 +128,7 @@ def test_reindex_fills_the_new_spaces_region_space_and_http_answers_regions(
         assert top["region"]["box"] == [float(v) for v in image.boxes[0]]
         assert top["region"]["label"] in read_coco(scenes / "annotations.json").classes
         assert top["region"]["detector"] == "truth" and top["regions"][0] == top["region"]
+        assert top["region"]["image_size"] == [128, 128]
         plain = client.post("/v1/search?k=2", files=upload).json()["results"][0]
         assert plain["region"] is None and plain["regions"] is None
         bad = client.post("/v1/search?scope=objects", files=upload)
