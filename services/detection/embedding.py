@@ -27,7 +27,7 @@ from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog import spaces as space_queries
 from lookalike.services.catalog.models import Region, Space
 from lookalike.services.catalog.schemas import SpaceCreate
-from lookalike.services.errors import InvalidRequest
+from lookalike.services.errors import InvalidRequest, SpaceExists
 from lookalike.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,12 @@ def ensure_region_space(session: Session, space: Space, *,
                        weights_sha256=space.weights_sha256, layer=space.layer,
                        pooling=space.pooling, whitening=space.whitening, dim=space.dim,
                        options=options)
-    created = space_queries.create_space(session=session, data=data)
+    try:
+        created = space_queries.create_space(session=session, data=data)
+    except SpaceExists:  # another process made it meanwhile
+        made = find_region_space(session, space)
+        assert made is not None, "a space of that name exists"
+        return made
     session.flush()
     log.info("space %s: region space %s created", space.name, created.name)
     return created
