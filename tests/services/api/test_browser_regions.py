@@ -145,10 +145,6 @@ def test_the_detail_view_lists_an_image_s_regions_and_searches_with_one(browser,
 def test_region_hits_are_boxed_on_their_thumbnails(browser, site) -> None:
     """Runs after the faces detect job above, whose regions are region vectors too."""
     url, ids = site
-    search = httpx.get(f"{url}/openapi.json").json()["paths"]["/v1/search"]["post"]
-    if "scope" not in {parameter["name"] for parameter in search["parameters"]}:
-        pytest.skip("POST /v1/search has no scope=regions yet (the region-search work adds "
-                    "it); this test runs once both are merged")
     original = ids["astronaut.jpg"]
     answer = httpx.post(f"{url}/v1/search", params={"k": 10, "scope": "regions",
                                                     "facets": "true"},
