@@ -47,22 +47,46 @@ class Conv3dNet(nn.Module):
 
 
 class FrameAveraging(nn.Module):
-    """A frame encoder and a linear head on every frame; logits averaged over time."""
+    """A frame encoder and a linear head on every frame; logits averaged over time.
+
+    A frozen encoder (`train_encoder=False`) stays in eval mode even while the head trains:
+    its BatchNorm layers keep the statistics they came with instead of drifting to each
+    batch's, so its features are the same in training and at inference (and may be computed
+    once, see `frame_features`)."""
 
     def __init__(self, encoder: nn.Module, features: int, classes: int,
                  train_encoder: bool = True) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = nn.Linear(features, classes)
+        self.train_encoder = train_encoder
         for parameter in encoder.parameters():
             parameter.requires_grad_(train_encoder)
 
-    def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        """Logits (N, classes): the mean over T of each frame's logits."""
+    def train(self, mode: bool = True) -> FrameAveraging:
+        super().train(mode)
+        if not self.train_encoder:
+            self.encoder.eval()
+        return self
+
+    def frame_features(self, clips: torch.Tensor) -> torch.Tensor:
+        """Features (N, T, F) of every frame of uint8 clips (N, T, H, W, 3); without
+        gradients when the encoder is frozen."""
         n, _, t, h, w = (x := clip_tensor(clips)).shape
         frames = x.permute(0, 2, 1, 3, 4).reshape(n * t, 3, h, w)
-        logits: torch.Tensor = self.head(self.encoder(frames)).view(n, t, -1)
+        with torch.set_grad_enabled(self.train_encoder and torch.is_grad_enabled()):
+            features: torch.Tensor = self.encoder(frames)
+        return features.view(n, t, -1)
+
+    def classify_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits (N, classes) of frame features (N, T, F): the mean over T of each frame's
+        logits."""
+        logits: torch.Tensor = self.head(features)
         return logits.mean(dim=1)
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """Logits (N, classes): the mean over T of each frame's logits."""
+        return self.classify_features(self.frame_features(clips))
 
 
 def small_frame_encoder(width: int = 16) -> tuple[nn.Module, int]:

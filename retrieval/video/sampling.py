@@ -3,9 +3,13 @@ with near-duplicates dropped, each kept frame carrying its time in seconds.
 
 A shot change is a jump in the colour distribution between consecutive frames (the L1
 distance of per-channel histograms of a small thumbnail), which ignores motion inside a shot.
-A candidate frame is dropped when its thumbnail is almost the one of the frame kept last, so
-a still scene does not fill the index with copies, and a cut that falls on a clock tick gives
-one frame, not two.
+The clock is a promise: no two kept frames are more than `every_seconds` apart, however still
+the shot, because a still grabbed between two kept frames is answered with the time of one
+of them (a slow drift or a fixed camera looks the same to a thumbnail for many seconds, yet
+a search still tells its moments apart best from a frame within the clock's period). What is
+deduplicated is the rest: a cut candidate whose thumbnail is almost the one of the frame kept
+last is dropped (a flicker, a cut back to the same picture), and a cut that falls on a clock
+tick gives one frame, not two.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ HISTOGRAM_BINS = 16
 @dataclass(frozen=True)
 class SamplingPolicy:
     """When to keep a frame: cut threshold (0..1 histogram distance), clock period in
-    seconds, and the mean absolute thumbnail difference (0..1) below which it is a copy."""
+    seconds (the longest gap between kept frames), and the mean absolute thumbnail
+    difference (0..1) below which a cut candidate is a copy of the frame kept last."""
 
     every_seconds: float = 2.0
     cut_threshold: float = 0.35
@@ -51,8 +56,8 @@ class _Signature:
 
 
 def sample_frames(frames: Iterable[VideoFrame], policy: SamplingPolicy) -> Iterator[SampledFrame]:
-    """Keep the first frame, every frame after a cut, and a frame at least every
-    `policy.every_seconds`, dropping near-copies of the frame kept last."""
+    """Keep the first frame, every frame after a cut that is not a near-copy of the frame
+    kept last, and a frame at least every `policy.every_seconds` (a still shot too)."""
     previous: _Signature | None = None
     kept: _Signature | None = None
     kept_t = 0.0
@@ -60,7 +65,8 @@ def sample_frames(frames: Iterable[VideoFrame], policy: SamplingPolicy) -> Itera
         current = _signature(frame.image)
         reason = _reason(previous, current, frame.t - kept_t, kept is None, policy)
         previous = current
-        if reason is None or (kept is not None and _is_copy(kept, current, policy)):
+        if reason is None or (reason == "cut" and kept is not None
+                              and _is_copy(kept, current, policy)):
             continue
         kept, kept_t = current, frame.t
         yield SampledFrame(frame.t, frame.image, reason)

@@ -3,6 +3,7 @@ and the adapters that let the shared trainer (checkpoints, resume, cancel) train
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -12,25 +13,35 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from lookalike.retrieval.video.classifiers import FrameAveraging
+
 
 @dataclass(frozen=True)
 class VideoTrainConfig:
-    """Epochs, batch size, learning rate (Adam) and the seed of the shuffling and weights."""
+    """Epochs, batch size, peak learning rate (Adam, cosine-annealed to zero over the run
+    when `cosine`) and the seed of the shuffling and weights."""
 
     epochs: int = 6
     batch_size: int = 32
     lr: float = 3e-3
     seed: int = 0
+    cosine: bool = True
 
 
 def train_classifier(model: nn.Module, clips: npt.NDArray[np.uint8],
                      labels: npt.NDArray[np.int64], config: VideoTrainConfig) -> list[float]:
-    """Train in place with cross-entropy; the mean loss of each epoch."""
+    """Train in place with cross-entropy; the mean loss of each epoch. Frame averaging over
+    a frozen encoder trains its head on frame features computed once, not every epoch."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=config.lr)
-    x, y = torch.from_numpy(clips), torch.from_numpy(labels)
+    steps = config.epochs * -(-len(clips) // config.batch_size)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps))
+        if config.cosine else 1.0)
+    x, forward = _training_inputs(model, clips)
+    y = torch.from_numpy(labels)
     losses = []
     model.train()
     for _ in range(config.epochs):
@@ -38,13 +49,28 @@ def train_classifier(model: nn.Module, clips: npt.NDArray[np.uint8],
         total = 0.0
         for start in range(0, len(x), config.batch_size):
             batch = order[start:start + config.batch_size]
-            loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
+            loss = nn.functional.cross_entropy(forward(x[batch]), y[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            schedule.step()
             total += loss.item() * len(batch)
         losses.append(total / len(x))
     return losses
+
+
+def _training_inputs(model: nn.Module, clips: npt.NDArray[np.uint8], batch_size: int = 64
+                     ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """What each step feeds and the function from it to logits: the clips and the model, or,
+    for frame averaging over a frozen encoder, its frame features and its head."""
+    x = torch.from_numpy(clips)
+    if not (isinstance(model, FrameAveraging) and not model.train_encoder):
+        return x, model
+    model.eval()
+    with torch.no_grad():
+        features = torch.cat([model.frame_features(x[i:i + batch_size])
+                              for i in range(0, len(x), batch_size)])
+    return features, model.classify_features
 
 
 @torch.no_grad()

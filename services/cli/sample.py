@@ -46,7 +46,7 @@ def sample_hint(
 def sample_clips(
     directory: Annotated[Path, typer.Argument(help="where to write the clips")],
     seed: Annotated[int, typer.Option(help="the clips' random seed")] = 0,
-    per_class: Annotated[int, typer.Option(help="clips per class and split (on average)")] = 60,
+    per_class: Annotated[int, typer.Option(help="clips per class and split (on average)")] = 200,
 ) -> None:
     """Write the video classifiers' tasks as mp4 clips: Fashion-MNIST items moving over
     photos, <task>/<split>/<class>/ for the tasks motion and appearance."""

@@ -25,7 +25,7 @@ status = Console(stderr=True)
 
 def video_compare(
     directory: Annotated[Path, typer.Argument(help="clips from `lookalike sample clips`")],
-    epochs: Annotated[int, typer.Option(help="training epochs of each model")] = 8,
+    epochs: Annotated[int, typer.Option(help="training epochs of each model")] = 10,
     seed: Annotated[int, typer.Option(help="weights and shuffling seed")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON list on stdout")] = False,
 ) -> None:

@@ -63,7 +63,7 @@ def direction_accuracy(predicted: np.ndarray, labels: np.ndarray,
     return float(np.mean([p == t for p, t in inside])) if inside else None
 
 
-def compare(settings: Settings, directory: Path, *, epochs: int = 8,
+def compare(settings: Settings, directory: Path, *, epochs: int = 10,
             seed: int = 0) -> list[CompareRow]:
     """Train both models on each task's train clips and score them on its test clips."""
     torch.set_num_threads(settings.torch_threads or 1)

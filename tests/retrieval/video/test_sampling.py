@@ -38,10 +38,27 @@ def test_cut_on_a_clock_tick_gives_one_frame() -> None:
     assert [round(frame.t, 2) for frame in sampled] == [0.0, 1.0]
 
 
-def test_still_scene_is_not_repeated() -> None:
-    # fifty identical one-frame shots, losslessly coded (a lossy codec's key frames differ)
+def test_still_scene_keeps_the_clock_and_nothing_more() -> None:
+    # fifty identical one-frame shots, losslessly coded (a lossy codec's key frames differ):
+    # a frame at every clock tick (a still grabbed at 1.9 s must find a frame near it), no
+    # frame for the forty-nine identical "shots"
     still = write_clip([Shot(1, (90, 90, 90))] * 50, container="matroska", codec="ffv1")
-    assert len(_sample(still, SamplingPolicy(every_seconds=0.2))) == 1
+    sampled = _sample(still, SamplingPolicy(every_seconds=0.5))
+    for frame, tick in zip(sampled, [0.0, 0.5, 1.0, 1.5], strict=True):
+        assert tick <= frame.t < tick + 2 / FPS  # the first frame at or after each tick
+    assert [frame.reason for frame in sampled] == ["start", "clock", "clock", "clock"]
+
+
+def test_no_gap_longer_than_the_clock_in_a_near_static_shot() -> None:
+    # one slowly drifting shot whose frames are near-copies of each other for seconds (as a
+    # fixed camera over a street): the clock still keeps a frame at least every N seconds
+    drift = write_clip([Shot(150, (120, 110, 100))], container="matroska", codec="ffv1")
+    sampled = _sample(drift, SamplingPolicy(every_seconds=1.0, duplicate_threshold=1.0))
+    times = [frame.t for frame in sampled]
+    assert times[0] == 0.0
+    assert max(b - a for a, b in zip(times, times[1:], strict=False)) <= 1.0 + 1 / FPS
+    assert 149 / FPS - times[-1] <= 1.0
+    assert len(times) == 6
 
 
 def test_real_clip_gets_the_clock_and_its_cuts() -> None:

@@ -8,9 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lookalike.retrieval.video.synthetic import MOTIONS, ClipSpec
+from lookalike.retrieval.video.synthetic import MOTIONS, ClipSpec, make_clips
 from lookalike.services.errors import InvalidRequest
-from lookalike.services.video.clips import load_clip_folder, write_sample_clips
+from lookalike.services.sample import bundled_photos, fashion_mnist
+from lookalike.services.video.clips import (
+    DEFAULT_SPEC,
+    clip_frames,
+    load_clip_folder,
+    write_mp4,
+    write_sample_clips,
+)
 from lookalike.services.video.compare import direction_accuracy
 
 
@@ -27,6 +34,21 @@ def test_sample_clips_write_and_read_back(tmp_path: Path) -> None:
     first = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.glob("motion/*/*/*")}
     second = {p.relative_to(again): p.read_bytes() for p in again.glob("motion/*/*/*")}
     assert first == second  # the same seed, the same clips
+
+
+def test_written_clips_decode_with_a_small_error_that_does_not_grow_along_the_clip(
+        tmp_path: Path) -> None:
+    # a coding error that grows frame after frame is a change over time a 3-D convolution
+    # learns as readily as the motion it should classify
+    items, labels = fashion_mnist(limit=50)
+    backgrounds = [np.asarray(photo.image) for photo in bundled_photos()]
+    clips, _ = make_clips(items, labels, backgrounds, task="motion", count=4, seed=3)
+    for index, clip in enumerate(clips):
+        write_mp4(tmp_path / f"{index}.mp4", clip)
+        back = clip_frames((tmp_path / f"{index}.mp4").read_bytes(), DEFAULT_SPEC)
+        errors = np.abs(back.astype(np.int16) - clip.astype(np.int16)).mean(axis=(1, 2, 3))
+        assert errors.max() <= 3.0, errors
+        assert errors[-1] <= errors[0] + 0.5, errors
 
 
 def test_an_empty_folder_is_a_clear_error(tmp_path: Path) -> None:
