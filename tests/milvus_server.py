@@ -43,3 +43,17 @@ def milvus_lite_server(data_dir: Path) -> Iterator[str]:
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+        assert not engines_serving(data_dir), "the milvus-lite engine outlived its server"
+
+
+def engines_serving(data_dir: Path) -> list[int]:
+    """Pids of processes whose command line names the folder's database (the engine)."""
+    wanted = str(data_dir / "milvus.db").encode()
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if wanted in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:  # the process ended while we looked
+            continue
+    return found

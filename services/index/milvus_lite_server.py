@@ -20,13 +20,13 @@ def serve_milvus_lite(data_dir: Path, host: str, port: int, stop: threading.Even
     from milvus_lite.server import Server  # the engine binary ships in the wheel
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    if threading.current_thread() is threading.main_thread():  # before the engine answers
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
     server = Server(str(data_dir / "milvus.db"), address=f"{host}:{port}")
     if not server.init() or not server.start():
         raise InvalidRequest(f"milvus-lite could not start on {host}:{port} over {data_dir}: "
                              "is the port free and the folder not served by another process?")
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
     log.info("milvus-lite serving %s on %s:%d", data_dir, host, port)
     try:
         stop.wait()
