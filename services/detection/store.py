@@ -15,7 +15,7 @@ from lookalike.retrieval.detection.networks import (
     DetectorConfig,
     Localizer,
     build_detector,
-    mobilenet_trunk,
+    detection_trunk,
 )
 from lookalike.retrieval.training.checkpoint import load_checkpoint, save_checkpoint
 from lookalike.services.errors import DetectorNotFound, InvalidRequest
@@ -66,7 +66,7 @@ def load_detector(layout: DataLayout, name: str) -> tuple[nn.Module, DetectorCon
 def new_network(config: DetectorConfig, trunk_weights: Path | None = None) -> nn.Module:
     """An untrained detector or localizer for `config` (trunk from `trunk_weights`)."""
     if config.architecture == LOCALIZER:
-        return Localizer(mobilenet_trunk(trunk_weights), len(config.classes))
+        return Localizer(detection_trunk(trunk_weights), len(config.classes))
     return build_detector(config, trunk_weights=trunk_weights)
 
 
