@@ -59,7 +59,12 @@ def load_detector(layout: DataLayout, name: str) -> tuple[nn.Module, DetectorCon
     config = DetectorConfig(str(state["architecture"]), tuple(state["classes"]),
                             int(state["size"]), float(state["score_threshold"]))
     model = new_network(config)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:  # a file from before the networks changed (issue 15)
+        raise InvalidRequest(f"detector '{name}' was trained by an older version of its "
+                             f"network ({config.architecture}) and no longer loads; train it "
+                             f"again with `lookalike detect train --name {name}`") from error
     return model.eval(), config
 
 
