@@ -17,8 +17,9 @@ from torch import nn
 from torchvision.models.detection import FCOS, FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.models.detection.fcos import FCOSHead
 from torchvision.ops import FrozenBatchNorm2d, generalized_box_iou_loss
-from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from lookalike.retrieval.errors import InvalidTrainingConfig
 from lookalike.retrieval.models.registry import get_backbone, load_model
@@ -31,6 +32,10 @@ _RETURN_LAYERS = {"6": "0", "13": "1", "18": "2"}
 _IN_CHANNELS = [32, 96, 1280]
 _FPN_CHANNELS = 96
 _FROZEN_BLOCKS = 4  # the stem and first inverted residuals stay as ImageNet trained them
+# FCOS on P3-P5 only: its object sizes per level are 4x-8x these (0-64, 64-128, 128+ px),
+# which covers the scenes' 14-180 px objects; P6/P7 would only add cost at these sides.
+_FCOS_SIZES = ((8,), (16,), (32,))
+_FCOS_HEAD_CONVS = 2  # torchvision's default 4 convs a branch doubled the step's time
 
 
 @dataclass(frozen=True)
@@ -72,24 +77,34 @@ def frozen_batch_norm(module: nn.Module) -> nn.Module:
     return module
 
 
+def detection_trunk(weights: Path | None) -> nn.Sequential:
+    """The trunk as every head here trains it: batch norm frozen at ImageNet's statistics and
+    the first blocks frozen. Small batches of scenes cannot re-estimate batch norm: trained
+    live, the localizer's eval-mode outputs stayed at chance (13 % IoU >= 0.5)."""
+    trunk = mobilenet_trunk(weights)
+    frozen_batch_norm(trunk)
+    for parameter in trunk[:_FROZEN_BLOCKS].parameters():
+        parameter.requires_grad_(False)
+    return trunk
+
+
 def build_detector(config: DetectorConfig, *, trunk_weights: Path | None) -> nn.Module:
     """A torchvision FCOS or Faster R-CNN with an FPN on the MobileNetV2 trunk.
 
     Images are resized to `config.size` (short and long side) and normalised with ImageNet's
     mean and std by the detector's own transform; outputs are boxes in input pixels."""
     config.check()
-    trunk = mobilenet_trunk(trunk_weights)
-    frozen_batch_norm(trunk)
-    for parameter in trunk[:_FROZEN_BLOCKS].parameters():
-        parameter.requires_grad_(False)
+    trunk = detection_trunk(trunk_weights)
     classes = len(config.classes) + 1  # + background
     common = {"min_size": config.size, "max_size": config.size,
               "image_mean": list(IMAGENET_MEAN), "image_std": list(IMAGENET_STD)}
     if config.architecture == "fcos":
-        backbone = BackboneWithFPN(trunk, _RETURN_LAYERS, _IN_CHANNELS, _FPN_CHANNELS,
-                                   extra_blocks=LastLevelP6P7(_FPN_CHANNELS, _FPN_CHANNELS))
-        fcos: nn.Module = FCOS(backbone, classes, score_thresh=0.05, detections_per_img=50,
-                               **common)
+        backbone = BackboneWithFPN(trunk, _RETURN_LAYERS, _IN_CHANNELS, _FPN_CHANNELS)
+        backbone.fpn.extra_blocks = None  # P3-P5, no pooled extra level
+        head = FCOSHead(_FPN_CHANNELS, 1, classes, num_convs=_FCOS_HEAD_CONVS)
+        anchors = AnchorGenerator(_FCOS_SIZES, ((1.0,),) * len(_FCOS_SIZES))
+        fcos: nn.Module = FCOS(backbone, classes, anchor_generator=anchors, head=head,
+                               score_thresh=0.05, detections_per_img=50, **common)
         return fcos
     backbone = BackboneWithFPN(trunk, _RETURN_LAYERS, _IN_CHANNELS, _FPN_CHANNELS,
                                extra_blocks=LastLevelMaxPool())
@@ -105,20 +120,35 @@ class Localizer(nn.Module):
     """The textbook localization network: one shared trunk, a class head and a box head.
 
     Input (N, 3, S, S) normalised images; output (N, K) class logits and (N, 4) boxes as
-    (x0, y0, x1, y1) fractions of the side, kept ordered by construction (corner + size)."""
+    (x0, y0, x1, y1) fractions of the side, kept ordered by construction (corner + size).
+    The class head reads the globally pooled features; the box head reads a `grid` x `grid`
+    map of them (like the fully connected layers over VGG's 7x7 map in the textbook design):
+    a global average has thrown away where the object is."""
 
-    def __init__(self, trunk: nn.Module, classes: int, *, width: int = 1280) -> None:
+    def __init__(self, trunk: nn.Module, classes: int, *, width: int = 1280,
+                 grid: int = 4, channels: int = 64) -> None:
         super().__init__()
         self.trunk = trunk
+        self.grid = grid
         self.classify = nn.Sequential(nn.Dropout(0.2), nn.Linear(width, classes))
-        self.locate = nn.Sequential(nn.Linear(width, 256), nn.ReLU(), nn.Linear(256, 4))
+        self.reduce = nn.Sequential(nn.Conv2d(width, channels, 1), nn.ReLU())
+        self.locate = nn.Sequential(nn.Linear(channels * grid * grid, 256), nn.ReLU(),
+                                    nn.Linear(256, 4))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N,3,S,S) to ((N,K) logits, (N,4) boxes in [0, 1])."""
-        pooled = F.adaptive_avg_pool2d(self.trunk(images), 1).flatten(1)
-        raw = torch.sigmoid(self.locate(pooled))
+        features = self.trunk(images)
+        pooled = F.adaptive_avg_pool2d(features, 1).flatten(1)
+        where = F.adaptive_avg_pool2d(self.reduce(features), self.grid).flatten(1)
+        raw = torch.sigmoid(self.locate(where))
         corner, size = raw[:, :2], raw[:, 2:]
         return self.classify(pooled), torch.cat([corner, corner + size * (1 - corner)], dim=1)
+
+
+def trunk_parameters(model: nn.Module) -> set[int]:
+    """Ids of the pretrained trunk's parameters in a localizer or detector (trained slower)."""
+    trunk = model.trunk if isinstance(model, Localizer) else model.get_submodule("backbone.body")
+    return {id(p) for p in trunk.parameters()}
 
 
 def localizer_loss(logits: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,

@@ -7,6 +7,7 @@ so a run resumed from a checkpoint draws the same batches as one that never stop
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from PIL import Image
 from torch import nn
 
 from lookalike.retrieval.detection.coco import CocoSet
-from lookalike.retrieval.detection.networks import Localizer, localizer_loss
+from lookalike.retrieval.detection.networks import Localizer, localizer_loss, trunk_parameters
 from lookalike.retrieval.errors import TrainingStopped
 from lookalike.retrieval.models.specs import IMAGENET_MEAN, IMAGENET_STD
 from lookalike.retrieval.training.checkpoint import load_checkpoint, save_checkpoint
@@ -35,13 +36,26 @@ class Sample:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Optimiser and schedule: AdamW at `lr`, `batch_size` images a step, seeded shuffles."""
+    """Optimiser and schedule: AdamW at `lr` (the pretrained trunk at `lr * trunk_lr_scale`),
+    warmed up linearly over the first `warmup` share of the steps, then cosine to zero;
+    `batch_size` images a step, seeded shuffles and horizontal flips."""
 
     epochs: int = 10
     batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 1e-4
     seed: int = 0
+    trunk_lr_scale: float = 1.0
+    warmup: float = 0.05
+    flip: bool = True
+
+    def lr_factor(self, step: int, steps: int) -> float:
+        """The share of `lr` at step `step` of `steps` (a function of the step only, so a
+        resumed run continues the same schedule)."""
+        warm = max(1, round(self.warmup * steps))
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
 
 
 def load_samples(coco: CocoSet, images_dir: Path, *, size: int) -> list[Sample]:
@@ -67,6 +81,14 @@ def normalised(pixels: np.ndarray) -> torch.Tensor:
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     return (to_tensor(pixels) - mean) / std
+
+
+def flipped(sample: Sample) -> Sample:
+    """The sample mirrored left to right, its boxes with it."""
+    width = sample.pixels.shape[1]
+    boxes = sample.boxes.copy()
+    boxes[:, 0], boxes[:, 2] = width - sample.boxes[:, 2], width - sample.boxes[:, 0]
+    return Sample(np.ascontiguousarray(sample.pixels[:, ::-1]), boxes, sample.labels)
 
 
 def _order(count: int, settings: TrainSettings, epoch: int) -> list[list[int]]:
@@ -112,8 +134,15 @@ def train(model: nn.Module, samples: Sequence[Sample], step: Step, *, settings: 
           should_stop: Callable[[], bool] = lambda: False) -> list[EpochLoss]:
     """Train epochs up to `until_epoch` (exclusive), resuming from `checkpoint` when it
     exists and saving it after each epoch; returns every epoch's record so far."""
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                  lr=settings.lr, weight_decay=settings.weight_decay)
+    trunk = trunk_parameters(model)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in trained if id(p) not in trunk], "lr": settings.lr},
+              {"params": [p for p in trained if id(p) in trunk],
+               "lr": settings.lr * settings.trunk_lr_scale}]
+    groups = [group for group in groups if group["params"]]
+    for group in groups:
+        group["initial_lr"] = group["lr"]
+    optimizer = torch.optim.AdamW(groups, lr=settings.lr, weight_decay=settings.weight_decay)
     history: list[EpochLoss] = []
     start = 0
     if checkpoint.is_file():
@@ -135,12 +164,19 @@ def _epoch(model: nn.Module, samples: Sequence[Sample], step: Step,
            should_stop: Callable[[], bool]) -> EpochLoss:
     """One pass over the samples; TrainingStopped between steps when asked to stop."""
     torch.manual_seed(settings.seed * 1000 + epoch)
+    flips = np.random.default_rng([settings.seed, epoch, 1]).random(len(samples)) < 0.5
     model.train()
     started, losses = time.perf_counter(), []
-    for indexes in _order(len(samples), settings, epoch):
+    batches = _order(len(samples), settings, epoch)
+    for number, indexes in enumerate(batches):
         if should_stop():
             raise TrainingStopped(f"training stopped during epoch {epoch}")
-        loss = step(model, [samples[i] for i in indexes])
+        factor = settings.lr_factor(epoch * len(batches) + number, settings.epochs * len(batches))
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+        batch = [flipped(samples[i]) if settings.flip and flips[i] else samples[i]
+                 for i in indexes]
+        loss = step(model, batch)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -31,7 +31,7 @@ def detect_train(
     size: Annotated[int, typer.Option(help="input side in pixels")] = 320,
     epochs: Annotated[int, typer.Option()] = 10,
     batch_size: Annotated[int, typer.Option()] = 8,
-    lr: Annotated[float, typer.Option()] = 1e-3,
+    lr: Annotated[float, typer.Option(help="the heads' rate (warm-up, then cosine)")] = 2e-3,
     seed: Annotated[int, typer.Option()] = 0,
     val_coco: Annotated[Path | None, typer.Option(help="held-out COCO file to score")] = None,
     val_images: Images = None,

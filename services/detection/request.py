@@ -25,7 +25,7 @@ class DetectTrainRequest(BaseModel):
     size: int = Field(320, ge=32, le=1024)
     epochs: int = Field(10, ge=1, le=500)
     batch_size: int = Field(8, ge=1, le=256)
-    lr: float = Field(1e-3, gt=0, le=1)
+    lr: float = Field(2e-3, gt=0, le=1)
     seed: int = 0
     val_coco: str | None = None
     val_images: str | None = None

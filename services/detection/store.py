@@ -15,7 +15,7 @@ from lookalike.retrieval.detection.networks import (
     DetectorConfig,
     Localizer,
     build_detector,
-    mobilenet_trunk,
+    detection_trunk,
 )
 from lookalike.retrieval.training.checkpoint import load_checkpoint, save_checkpoint
 from lookalike.services.errors import DetectorNotFound, InvalidRequest
@@ -59,14 +59,19 @@ def load_detector(layout: DataLayout, name: str) -> tuple[nn.Module, DetectorCon
     config = DetectorConfig(str(state["architecture"]), tuple(state["classes"]),
                             int(state["size"]), float(state["score_threshold"]))
     model = new_network(config)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:  # a file from before the networks changed (issue 15)
+        raise InvalidRequest(f"detector '{name}' was trained by an older version of its "
+                             f"network ({config.architecture}) and no longer loads; train it "
+                             f"again with `lookalike detect train --name {name}`") from error
     return model.eval(), config
 
 
 def new_network(config: DetectorConfig, trunk_weights: Path | None = None) -> nn.Module:
     """An untrained detector or localizer for `config` (trunk from `trunk_weights`)."""
     if config.architecture == LOCALIZER:
-        return Localizer(mobilenet_trunk(trunk_weights), len(config.classes))
+        return Localizer(detection_trunk(trunk_weights), len(config.classes))
     return build_detector(config, trunk_weights=trunk_weights)
 
 

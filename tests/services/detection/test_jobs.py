@@ -107,7 +107,7 @@ def test_localization_head_learns_one_box_per_scene(
     job = jobs.describe(jobs.submit_detect_train(runtime, request, wait=True))
     assert job["state"] == "succeeded", job["error"]
     figures = job["training"]["figures"]
-    # seeded: mean IoU 0.14 untrained, 0.34 after these 15 epochs
+    # seeded; the bar only checks that it learns (the figures are in the README)
     assert figures["mean_iou"] > before["mean_iou"] + 0.1, (before, figures)
     model, config = load_detector(runtime.settings.layout, "loc")
     assert config.architecture == "localizer" and len(config.classes) == 10
