@@ -18,6 +18,7 @@ from lookalike.services.api.schemas import (
     ImagePublic,
     ImageUploadResponse,
     ImageWordsUpdate,
+    UploadRegion,
 )
 from lookalike.services.auth.keys import Identity
 from lookalike.services.auth.redact import shown_source
@@ -98,7 +99,7 @@ async def upload_image(response: Response, runtime: RuntimeDep, who: IdentityDep
     if checked is not None:
         region = await run_in_threadpool(add_user_box, runtime, result.image.id, checked,
                                          label=box_label or None)
-        answer = answer.model_copy(update={"region": region})
+        answer = answer.model_copy(update={"region": UploadRegion.model_validate(region)})
     if detect is not None:
         found, _, errors = await run_in_threadpool(detect_images, runtime, [result.image.id],
                                                    name=detect)
