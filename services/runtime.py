@@ -7,13 +7,14 @@ time."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.orm import Session
 
+from lookalike.services.catalog.clock import CatalogClock
 from lookalike.services.catalog.models import Space, TextModel
 from lookalike.services.catalog.session import make_engine, make_session_factory
 from lookalike.services.config import Settings
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
     from lookalike.services.jobs.launch import Launcher
     from lookalike.services.search.batching import QueryBatcher
 
+T = TypeVar("T")
+MEMO_ENTRIES = 1024  # answers kept per catalog state (one per API key seen, at most)
+CLOCK = "catalog_clock"  # Session.info: the clock's token when the session was opened
+
 
 class Runtime:
     """Engine, sessions, and per-space models and index replicas, each loaded on first use."""
@@ -39,6 +44,9 @@ class Runtime:
         self.read_sessions = make_session_factory(self.engine, read_only=True)
         self._embedders: dict[int, tuple[datetime, QueryBatcher]] = {}
         self._replicas: dict[int, tuple[datetime, SpaceIndex]] = {}
+        self._refreshed: dict[int, int] = {}  # space id -> clock token its replica caught up at
+        self.clock = CatalogClock(settings.catalog_url)
+        self._memo: dict[Hashable, tuple[int, object]] = {}
         self._text_models: dict[str, TextClassifier] = {}
         self._lock = threading.Lock()
         self.closing = threading.Event()
@@ -56,6 +64,7 @@ class Runtime:
     def session(self) -> Iterator[Session]:
         """A session that rolls back on error; callers commit explicitly."""
         with self.sessions() as session:
+            session.info[CLOCK] = self.clock.now()
             try:
                 yield session
             except BaseException:
@@ -66,7 +75,31 @@ class Runtime:
     def read_session(self) -> Iterator[Session]:
         """A session for use cases that only read; on SQLite it never waits for a writer."""
         with self.read_sessions() as session:
+            session.info[CLOCK] = self.clock.now()
             yield session
+
+    def fresh(self, key: Hashable, load: Callable[[], T], *,
+              session: Session | None = None) -> T:
+        """`load()`, or what it returned earlier if nothing was committed to the catalog
+        since (services/catalog/clock.py): per-request lookups cost one read per change.
+        A `load` that reads through `session` is dated by the session's opening (its
+        snapshot is no older), one that opens its own session by now."""
+        token = self.clock.now() if session is None else session.info.get(CLOCK)
+        if token is None:
+            return load()
+        with self._lock:
+            kept = self._memo.get(key)
+        if kept is not None and kept[0] == token:
+            return kept[1]  # type: ignore[return-value]
+        value = load()
+        with self._lock:
+            if len(self._memo) >= MEMO_ENTRIES or any(
+                    seen != token for seen, _ in self._memo.values()):
+                self._memo = {k: v for k, v in self._memo.items() if v[0] == token}
+                if len(self._memo) >= MEMO_ENTRIES:
+                    self._memo.clear()
+            self._memo[key] = (token, value)
+        return value
 
     def embedder(self, space: Space) -> Embedder:
         return self.query_batcher(space).embedder
@@ -88,24 +121,32 @@ class Runtime:
 
     def replica(self, space: Space, *, session: Session) -> SpaceIndex:
         """The space's replica (FAISS) or collection (Milvus), opened on first use and
-        refreshed to the catalog on every call.
+        refreshed to the catalog on every call (skipped when the catalog clock says nothing
+        was committed since the last refresh).
 
         A cached model or replica serves only the space row it was built for: the creation
         time is checked beside the id (which SQLite gave out again before revision 0005)."""
         from lookalike.services.index.backend import open_index
         from lookalike.services.index.milvus_replica import MilvusReplica
 
+        token = session.info.get(CLOCK)  # the session's snapshot is no older than this
         with self._lock:
             cached = self._replicas.get(space.id)
             if cached is None or cached[0] != space.created_at:
                 replica = open_index(space, settings=self.settings, sessions=self.session,
                                      session=session, milvus=self._milvus_client)
                 self._replicas[space.id] = (space.created_at, replica)
+                self._refreshed.pop(space.id, None)
                 return replica
+            if token is not None and self._refreshed.get(space.id) == token:
+                return cached[1]
         replica = cached[1]
         if isinstance(replica, MilvusReplica):  # `index build` in any process retunes it
             replica.search_params = dict(space.options.milvus_index.search_params)
         replica.refresh(session)
+        if token is not None:
+            with self._lock:
+                self._refreshed[space.id] = token
         return replica
 
     def text_classifier(self, model: TextModel) -> TextClassifier:
@@ -141,12 +182,14 @@ class Runtime:
         with self._lock:
             self._embedders.pop(space_id, None)
             self._replicas.pop(space_id, None)
+            self._refreshed.pop(space_id, None)
 
     def forget_index(self, space_id: int) -> None:
         """Drop the index this process holds for a space (rebuilt elsewhere): the next
         search opens it again."""
         with self._lock:
             self._replicas.pop(space_id, None)
+            self._refreshed.pop(space_id, None)
 
     def close(self) -> None:
         """Tell background waiters (job runners waiting for a lease) to give up, and close
@@ -158,6 +201,7 @@ class Runtime:
             from lookalike.services.index.milvus_store import disconnect
 
             disconnect(self.settings)
+        self.clock.close()
         self.engine.dispose()
 
     def __enter__(self) -> Runtime:

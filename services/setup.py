@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from alembic.script import ScriptDirectory
 
 from lookalike.services.catalog.migrate import alembic_config, current_revision, upgrade
@@ -31,13 +33,17 @@ def open_runtime(settings: Settings) -> Runtime:
         state = "has no schema" if current is None else f"is at revision {current}, not {head}"
         raise CatalogNotReady(f"the catalog ({settings.catalog_url_shown}) {state}; "
                               "run `lookalike init` first")
-    configure_torch(settings)
+    configure_threads(settings)
     return Runtime(settings, launcher=launcher_for(settings))
 
 
-def configure_torch(settings: Settings) -> None:
-    """Torch's process-wide thread count, set once as a process opens its runtime (a CLI
-    command, the API's lifespan, a worker's first task), never by an embedder or a job."""
+def configure_threads(settings: Settings) -> None:
+    """Torch's and FAISS's process-wide thread counts, set once as a process opens its
+    runtime (a CLI command, the API's lifespan, a worker's first task), never by an embedder
+    or a job. FAISS's come from OMP_NUM_THREADS, read once as OpenMP loads (with torch, next
+    line): OpenMP's own setter reaches only its calling thread, not the server's request
+    threads. An OMP_NUM_THREADS already in the environment is the operator's and stays."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(settings.index_threads))
     import torch
 
     torch.set_num_threads(settings.torch_threads or 1)

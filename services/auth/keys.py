@@ -85,8 +85,13 @@ def identify(runtime: Runtime, secret: str) -> Identity | None:
     """The live key this secret belongs to, or None (unknown, revoked or malformed)."""
     if not secret.startswith(PREFIX):
         return None
+    digest = secret_sha256(secret)
+    return runtime.fresh(("key", digest), lambda: _live_identity(runtime, digest))
+
+
+def _live_identity(runtime: Runtime, digest: str) -> Identity | None:
     with runtime.read_session() as session:
-        key = key_queries.find_live_key(session=session, secret_sha256=secret_sha256(secret))
+        key = key_queries.find_live_key(session=session, secret_sha256=digest)
         if key is None:
             return None
         return Identity(key.name, frozenset(key.scopes.split(",")), authenticated=True)
@@ -98,5 +103,9 @@ def keys_required(runtime: Runtime) -> bool:
     mode = runtime.settings.auth
     if mode != "auto":
         return mode == "on"
+    return runtime.fresh("keys_required", lambda: _any_live_key(runtime))
+
+
+def _any_live_key(runtime: Runtime) -> bool:
     with runtime.read_session() as session:
         return key_queries.any_live_key(session=session)

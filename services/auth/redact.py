@@ -3,6 +3,7 @@ its credentials, query or fragment; a server path or an upload by its file name 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,3 +21,9 @@ def shown_source(source: str | None, *, full: bool) -> str | None:
         host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
         return urlunsplit((parts.scheme, host, parts.path, "", ""))
     return PurePosixPath(source).name
+
+
+def redact_hits(hits: Iterable[dict], *, full: bool) -> None:
+    """Each public search or copy hit's `source`, as shown to the caller, in place."""
+    for hit in hits:
+        hit["source"] = shown_source(hit["source"], full=full)

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from lookalike.services.bench.httpload import prepare_search, sequential
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.config import Settings
 from lookalike.services.errors import CatalogEmpty
@@ -102,13 +103,7 @@ def run_search_bench(settings: Settings, *, queries: int, k: int, seed: int = 0)
 
 
 def time_search_by_id(port: int, ids: np.ndarray, k: int) -> list[float]:
-    """Sequential requests on one keep-alive connection, after a warm-up request."""
-    times = []
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-        client.post("/v1/search", params={"k": k}, json={"image_id": int(ids[0])})
-        for image_id in ids:
-            started = time.perf_counter()
-            answer = client.post("/v1/search", params={"k": k}, json={"image_id": int(image_id)})
-            times.append(time.perf_counter() - started)
-            answer.raise_for_status()
-    return times
+    """Sequential requests on one keep-alive connection, after a warm-up request (the lean
+    client of services/bench/httpload.py, so the figure is the server's)."""
+    requests = [prepare_search(port, k=k, json={"image_id": int(i)}) for i in ids]
+    return sequential(port, requests, count=len(requests))

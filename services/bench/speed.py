@@ -12,11 +12,9 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import httpx
 import numpy as np
 import torch
 from PIL import Image
@@ -26,6 +24,7 @@ from lookalike.retrieval.images import decode_image
 from lookalike.retrieval.models.engines import installed_engines
 from lookalike.retrieval.models.registry import file_sha256, get_backbone
 from lookalike.services.bench.catalog import seed_sample, throwaway_catalog
+from lookalike.services.bench.httpload import concurrent, prepare_search, sequential
 from lookalike.services.bench.search import (
     free_port,
     percentiles_ms,
@@ -254,36 +253,13 @@ def _serve_figures(result: SpeedBench, runtime, settings: Settings, space, *, qu
         result.upload_many_over_space_engine = round(result.upload_many_per_s / space_rate, 2)
 
 
-def _upload(client: httpx.Client, data: bytes) -> None:
-    answer = client.post("/v1/search", params={"k": 10}, files={"file": ("q.jpg", data)})
-    answer.raise_for_status()
-
-
 def _one_client(port: int, uploads: list[bytes], queries: int) -> float:
     """p50 ms of sequential searches by upload on one keep-alive connection."""
-    times = []
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-        _upload(client, uploads[0])
-        for n in range(queries):
-            started = time.perf_counter()
-            _upload(client, uploads[n % len(uploads)])
-            times.append(time.perf_counter() - started)
-    return percentiles_ms(times)[0]
+    requests = [prepare_search(port, k=10, upload=data) for data in uploads]
+    return percentiles_ms(sequential(port, requests, count=queries))[0]
 
 
 def _many_clients(port: int, uploads: list[bytes], clients: int, seconds: float) -> float:
     """Searches by upload per second that `clients` concurrent clients get."""
-    deadline = time.perf_counter() + seconds
-
-    def client_loop(first: int) -> int:
-        done = 0
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            while time.perf_counter() < deadline:
-                _upload(client, uploads[(first + done) % len(uploads)])
-                done += 1
-        return done
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        total = sum(pool.map(client_loop, range(clients)))
-    return total / (time.perf_counter() - started)
+    requests = [prepare_search(port, k=10, upload=data) for data in uploads]
+    return concurrent(port, requests, clients=clients, seconds=seconds)[0]

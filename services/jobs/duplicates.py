@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from lookalike.retrieval import atomic
-from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.catalog.documents import DuplicatesParams
 from lookalike.services.catalog.models import Job
 from lookalike.services.errors import ImageNotFound, InvalidRequest, NotFound
 from lookalike.services.index.duplicates import CSV_FIELDS, check_threshold, find_duplicates
 from lookalike.services.ingest.images import delete_image
+from lookalike.services.jobs.single import create_single_batch_job, finish_single_batch
 from lookalike.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -37,12 +37,8 @@ def create_duplicates_job(runtime: Runtime, *, space_name: str | None,
     """A queued job of one batch, once the space exists and has a threshold (given, or its
     calibrated copy score): a bad request is refused now, not when the job runs."""
     name = check_threshold(runtime, space_name=space_name, threshold=threshold)
-    params = DuplicatesParams(space=name, threshold=threshold)
-    with runtime.session() as session:
-        job = job_queries.create_job(session=session, kind=KIND, params=params, total=1,
-                                     batches=1)
-        session.commit()
-    return job
+    return create_single_batch_job(runtime, kind=KIND,
+                                   params=DuplicatesParams(space=name, threshold=threshold))
 
 
 def run_duplicates_batch(runtime: Runtime, job: Job, batch: int) -> None:
@@ -57,12 +53,7 @@ def run_duplicates_batch(runtime: Runtime, job: Job, batch: int) -> None:
                                             "extras")}
     summary |= {"clusters": len(report.clusters),
                 "report": runtime.settings.layout.stored(path)}
-    with runtime.session() as session:
-        job_queries.update_result(session=session, job_id=job.id,
-                                  values={"clusters": summary})
-        job_queries.record_batch(session=session, job_id=job.id, batch=batch, counts={},
-                                 errors=[], size=1)
-        session.commit()
+    finish_single_batch(runtime, job, batch, {"clusters": summary})
     log.info("job %d: %d duplicate clusters in space %s (%d extra images)", job.id,
              len(report.clusters), report.space, report.extras)
 

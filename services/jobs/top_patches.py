@@ -12,10 +12,10 @@ import json
 import logging
 
 from lookalike.retrieval import atomic
-from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.catalog.documents import TopPatchesParams
 from lookalike.services.catalog.models import Job
 from lookalike.services.errors import InvalidRequest
+from lookalike.services.jobs.single import create_single_batch_job, finish_single_batch
 from lookalike.services.runtime import Runtime
 from lookalike.services.spaces.visualize import check_unit, write_top_patches
 
@@ -33,12 +33,8 @@ def create_top_patches_job(runtime: Runtime, *, space_name: str | None, layer: i
     if limit < 1:
         raise InvalidRequest(f"limit must be at least 1 image, not {limit}")
     name = check_unit(runtime, space_name=space_name, layer=layer, channel=channel)
-    params = TopPatchesParams(space=name, layer=layer, channel=channel, limit=limit)
-    with runtime.session() as session:
-        job = job_queries.create_job(session=session, kind=KIND, params=params, total=1,
-                                     batches=1)
-        session.commit()
-    return job
+    return create_single_batch_job(runtime, kind=KIND, params=TopPatchesParams(
+        space=name, layer=layer, channel=channel, limit=limit))
 
 
 def run_top_patches_batch(runtime: Runtime, job: Job, batch: int) -> None:
@@ -51,11 +47,7 @@ def run_top_patches_batch(runtime: Runtime, job: Job, batch: int) -> None:
     ranking = [{"image_id": image_id, "response": value} for image_id, value in top]
     atomic.write_atomic(folder / RANKING,
                         lambda handle: handle.write(json.dumps(ranking).encode()))
-    with runtime.session() as session:
-        job_queries.update_result(session=session, job_id=job.id, values={
-            "patches": runtime.settings.layout.stored(png), "top": top})
-        job_queries.record_batch(session=session, job_id=job.id, batch=batch, counts={},
-                                 errors=[], size=1)
-        session.commit()
+    finish_single_batch(runtime, job, batch, {"patches": runtime.settings.layout.stored(png),
+                                              "top": top})
     log.info("job %d: top patches of %s block %d channel %d written", job.id, params.space,
              params.layer, params.channel)

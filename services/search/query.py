@@ -164,7 +164,9 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
         image_id = None
     with runtime.read_session() as session:
         check_filters(session, filters)
-        space = find_space(session=session, name=space_name)
+        space = runtime.fresh(("space", space_name),
+                              lambda: find_space(session=session, name=space_name),
+                              session=session)
         if image_id is None:
             vector = embed_query(runtime, space, query or b"")
         replica = runtime.replica(space, session=session)
@@ -185,7 +187,7 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
         use_verify = verify_enabled(space, verify)
         fetch = max(k, space.options.verify_n) if use_verify else k
         search = replica.search
-        wanted = fetch_size(session, fetch, group=group_videos, most=MAX_K)
+        wanted = fetch_size(runtime, session, fetch, group=group_videos, most=MAX_K)
         if filters.restricts:
             search = restricted_search(replica, session, filters)
         if plan is not None:

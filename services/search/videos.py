@@ -14,6 +14,7 @@ from lookalike.services.catalog import videos as video_queries
 from lookalike.services.catalog.models import Video
 
 if TYPE_CHECKING:
+    from lookalike.services.runtime import Runtime
     from lookalike.services.search.query import Hit
 
 # A grouped search asks the index for this many times k hits, so that k distinct clips or
@@ -52,9 +53,12 @@ def has_videos(session: Session) -> bool:
     return bool(session.scalar(select(exists().where(Video.id.is_not(None)))))
 
 
-def fetch_size(session: Session, k: int, *, group: bool, most: int) -> int:
+def fetch_size(runtime: Runtime, session: Session, k: int, *, group: bool, most: int) -> int:
     """How many hits to ask the index for to answer k after grouping."""
-    return min(most, k * GROUP_OVERFETCH) if group and has_videos(session) else k
+    if not group or not runtime.fresh("has_videos", lambda: has_videos(session),
+                                      session=session):
+        return k
+    return min(most, k * GROUP_OVERFETCH)
 
 
 def with_videos(session: Session, hits: list[Hit], *, group: bool, k: int) -> list[Hit]:

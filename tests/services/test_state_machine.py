@@ -56,7 +56,7 @@ from lookalike.services.jobs import reindex as reindex_jobs
 from lookalike.services.jobs import runner as jobs
 from lookalike.services.jobs.launch import ThreadLauncher
 from lookalike.services.runtime import Runtime
-from lookalike.services.setup import configure_torch
+from lookalike.services.setup import configure_threads
 from lookalike.services.spaces.create import SpaceDefinition, create_space
 from lookalike.services.spaces.lifecycle import delete_space, set_default
 from lookalike.services.storage.verify import verify_storage
@@ -125,7 +125,7 @@ class Catalogs:
 
 def open_shared(settings: Settings) -> Runtime:
     """A runtime as `open_runtime` builds it for an embedded server (jobs in threads)."""
-    configure_torch(settings)
+    configure_threads(settings)
     return SharedModels(settings, launcher=ThreadLauncher())
 
 

@@ -13,7 +13,7 @@ from lookalike.services.api.auth import NEEDS_SEARCH, IdentityDep
 from lookalike.services.api.deps import RuntimeDep, read_limited
 from lookalike.services.api.ratelimit import SEARCH_RATE, UPLOAD_SLOT
 from lookalike.services.api.schemas import CopiesJsonRequest, CopiesResponse, ErrorResponse
-from lookalike.services.auth.redact import shown_source
+from lookalike.services.auth.redact import redact_hits
 from lookalike.services.auth.scopes import ADMIN, grants
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.search.copies import find_copies
@@ -67,7 +67,5 @@ async def copies(request: Request, runtime: RuntimeDep, who: IdentityDep,
     query = await _query(request, runtime)
     answer = (await run_in_threadpool(find_copies, runtime, space_name=space, k=k,
                                       **query)).to_public()
-    full = grants(who.scopes, ADMIN)
-    for hit in answer["copies"]:
-        hit["source"] = shown_source(hit["source"], full=full)
+    redact_hits(answer["copies"], full=grants(who.scopes, ADMIN))
     return answer

@@ -15,7 +15,7 @@ from lookalike.services.api.deps import RuntimeDep, read_limited
 from lookalike.services.api.ratelimit import SEARCH_RATE, UPLOAD_SLOT, charge_upload
 from lookalike.services.api.schemas import ErrorResponse, SearchJsonRequest, SearchResponse
 from lookalike.services.api.textbody import read_text_body
-from lookalike.services.auth.redact import shown_source
+from lookalike.services.auth.redact import redact_hits
 from lookalike.services.auth.scopes import ADMIN, grants
 from lookalike.services.errors import InvalidRequest, TextTooLong
 from lookalike.services.search.filters import Filters
@@ -132,9 +132,7 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
                             f"or application/json with an image_id or a url; got "
                             f"'{content_type}'")
     answer = result.to_public()
-    full = grants(who.scopes, ADMIN)
-    for hit in answer["results"]:
-        hit["source"] = shown_source(hit["source"], full=full)
+    redact_hits(answer["results"], full=grants(who.scopes, ADMIN))
     return answer
 
 
