@@ -100,7 +100,8 @@ class SpaceOptions(_Document):
                                  "image is squashed to before the trunk")
     region_centre: float | None = Field(
         None, gt=0, le=2, description="weight the feature map by a Gaussian of this std (a "
-        "fraction of its side) centred on the region before pooling; None: uniform")
+        "fraction of its side) centred on the region before pooling; None: uniform (region "
+        "spaces are made with 0.15; those made before it existed are uniform)")
 
 
 class IngestParams(_Document):

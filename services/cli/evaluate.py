@@ -86,7 +86,8 @@ def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
     from lookalike.services.evaluation.regions import run_regions  # noqa: PLC0415
 
     result = run_regions(get_settings(), regions=regions, scenes=scenes, queries=queries,
-                         seed=seed, size=size, method=method, centre=centre,
+                         seed=seed, size=size, method=method,
+                         **({"centre": centre or None} if centre is not None else {}),
                          **({"margin": margin} if margin is not None else {}))
     figures = result.to_public()
     if as_json:
@@ -152,7 +153,8 @@ def evaluate_command(
              "(on the whole image's feature map)")] = "crop",
     region_centre: Annotated[float | None, typer.Option(
         help="regions: weight each region's feature map by a centred Gaussian of this std "
-             "(a fraction of its side)")] = None,
+             "(a fraction of its side; 0: uniform; default: a new region space's, 0.15)")
+    ] = None,
 ) -> None:
     """Retrieval quality of one or more spaces on a benchmark: mAP, P@1/10, R@1/10/100, the
     ANN index's recall@10 against exact search, and the time taken. `video-moments`: stills

@@ -31,7 +31,11 @@ from lookalike.services.catalog.documents import SpaceOptions
 from lookalike.services.catalog.regions import add_regions
 from lookalike.services.catalog.schemas import RegionCreate
 from lookalike.services.config import Settings
-from lookalike.services.detection.embedding import embed_regions, ensure_region_space
+from lookalike.services.detection.embedding import (
+    REGION_CENTRE,
+    embed_regions,
+    ensure_region_space,
+)
 from lookalike.services.detection.running import detect_images
 from lookalike.services.detection.scenes import scene_backgrounds, scene_glyphs
 from lookalike.services.detection.store import detector_path
@@ -79,11 +83,11 @@ class RegionsResult:
 def run_regions(settings: Settings, *, regions: str = TRUTH, scenes: int = 100,
                 queries: int = 200, seed: int = 7, size: int = 320,
                 max_objects: int = 4, margin: float = MARGIN, method: str = "crop",
-                centre: float | None = None) -> RegionsResult:
+                centre: float | None = REGION_CENTRE) -> RegionsResult:
     """Generate the scenes, ingest them with their regions into a temporary catalog and run
     the lone-object queries against it, both scopes. Objects span 3/40 to 1/2 of the scene's
     side (24-160 px in the default 320-px scenes); `method` and `centre` set how the region
-    space describes regions (SpaceOptions.region_method, region_centre)."""
+    space describes regions (SpaceOptions.region_method, region_centre; None: uniform)."""
     spec = SceneSpec(size=size, min_object=max(8, size * 3 // 40), max_object=size // 2,
                      max_objects=max_objects)
     glyphs = scene_glyphs("held-out")

@@ -21,6 +21,7 @@ from lookalike.retrieval.embedding.regions import centre_weights, describe_boxes
 from lookalike.services.catalog.regions import add_regions
 from lookalike.services.catalog.schemas import RegionCreate
 from lookalike.services.detection.embedding import (
+    REGION_CENTRE,
     embed_regions,
     ensure_region_space,
     region_query_vector,
@@ -56,13 +57,14 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(params=[("roi-align", None), ("crop", 0.3), ("roi-align", 0.3)],
-                ids=["roi-align", "crop-centre", "roi-align-centre"])
+@pytest.fixture(params=[("roi-align", None), None, ("roi-align", 0.3)],
+                ids=["roi-align", "default", "roi-align-centre"])
 def described(request: pytest.FixtureRequest, tmp_path: Path, scenes: Path
               ) -> Iterator[tuple[Runtime, dict[str, int], str, float | None]]:
-    """The scenes ingested, their region space made with one description, their true
-    boxes stored and embedded; each file name's image id."""
-    method, centre = request.param
+    """The scenes ingested, their region space made with one description (None: the
+    default, a crop with its centre weighted), their true boxes stored and embedded; each
+    file name's image id, and the description's method and centre."""
+    method, centre = request.param or ("crop", REGION_CENTRE)
     settings = make_settings(tmp_path / "home")
     init_catalog(settings)
     with open_runtime(settings) as runtime:
@@ -70,8 +72,9 @@ def described(request: pytest.FixtureRequest, tmp_path: Path, scenes: Path
         ids = {f"images/{Path(o.source).name}": int(o.image_id or 0) for o in summary.outcomes}
         coco = read_coco(scenes / "annotations.json")
         with runtime.session() as session:
-            ensure_region_space(session, find_space(session=session, name=None), description={
-                "region_method": method, "region_centre": centre})
+            ensure_region_space(session, find_space(session=session, name=None),
+                                description=request.param and {
+                                    "region_method": method, "region_centre": centre})
             for image in coco.images:
                 add_regions(session=session, image_id=ids[image.file_name], regions=[
                     RegionCreate(x0=b[0], y0=b[1], x1=b[2], y1=b[3], detector="truth")
@@ -116,14 +119,14 @@ def test_each_description_answers_a_box_with_its_scene_and_region(
     assert box_hits == asked if method == "crop" else box_hits > asked // 2
 
 
-def test_the_plain_crop_takes_the_whole_image_path(scenes: Path, tmp_path: Path) -> None:
+def test_a_uniform_crop_takes_the_whole_image_path(scenes: Path, tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "home")
     init_catalog(settings)
     with open_runtime(settings) as runtime:
         ingest_items(runtime, collect_items([scenes / "images" / "scene-00001.png"]))
         with runtime.session() as session:
             space = find_space(session=session, name=None)
-            target = ensure_region_space(session, space)
+            target = ensure_region_space(session, space, description={"region_centre": None})
             session.commit()
         query = _png(scenes / "images" / "scene-00001.png")
         assert region_query_vector(runtime, space, target, query) is None
