@@ -83,11 +83,12 @@ def _video_moments(data: Path | None, queries: int, seed: int, as_json: bool) ->
 def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
              margin: float | None, method: str, centre: float | None, as_json: bool) -> None:
     """Run the regions benchmark in a temporary catalog and print its figures."""
+    from lookalike.services.detection.embedding import REGION_CENTRE  # noqa: PLC0415
     from lookalike.services.evaluation.regions import run_regions  # noqa: PLC0415
 
     result = run_regions(get_settings(), regions=regions, scenes=scenes, queries=queries,
                          seed=seed, size=size, method=method,
-                         **({"centre": centre or None} if centre is not None else {}),
+                         centre=REGION_CENTRE if centre is None else centre or None,
                          **({"margin": margin} if margin is not None else {}))
     figures = result.to_public()
     if as_json:

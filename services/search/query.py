@@ -177,9 +177,9 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
         check_filters(session, filters)
         space = find_space(session=session, name=space_name)
         if image_id is None:
-            vector = _region_query(runtime, session, space, query or b"", scope=scope)
-            if vector is None:
-                vector = embed_query(runtime, space, query or b"")
+            described = _region_query(runtime, session, space, query or b"", scope=scope)
+            vector = (described if described is not None
+                      else embed_query(runtime, space, query or b""))
         replica = runtime.replica(space, session=session)
         if image_id is not None:
             vector = _query_vector(session, space, replica, image_id)
