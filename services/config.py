@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     job_batch_size: int = Field(64, description="items per job batch (one task each)")
     detector: str | None = Field(None, description="POST /v1/detect's detector when the "
                                  "request names none (`lookalike detect list`)")
+    detect_defaults: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, description="the detector every ingest into a collection runs "
+        "when it names none (CLI, upload, ingest job): comma-separated collection=detector "
+        "pairs, e.g. 'people=faces,shop=products'")
     job_max_retries: int = Field(3, description="retries of a failing batch before it fails")
     job_visibility_timeout_s: int = Field(
         600, description="seconds before a batch taken by a dead worker is handed out again")
@@ -148,6 +152,20 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("detect_defaults", mode="before")
+    @classmethod
+    def _split_pairs(cls, value: object) -> object:
+        """From the environment, "people=faces,shop=products": collection -> detector."""
+        if not isinstance(value, str):
+            return value
+        pairs: dict[str, str] = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            collection, sep, name = (s.strip() for s in part.partition("="))
+            if not (sep and collection and name):
+                raise ValueError(f"detect_defaults entry {part!r} is not collection=detector")
+            pairs[collection] = name
+        return pairs
 
     @field_validator("home")
     @classmethod

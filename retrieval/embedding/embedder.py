@@ -232,7 +232,13 @@ class Embedder:
                 functools.reduce(operator.add, (self._pooled_at(inputs[start:start + step], scale)
                                                 for scale in self.options.scales))
                 for start in range(0, len(inputs), step)])
-            vectors = torch.nn.functional.normalize(pooled, dim=1).cpu().numpy()
+        return self.finish(pooled)
+
+    def finish(self, pooled: torch.Tensor) -> np.ndarray:
+        """(N,C) pooled trunk features to this embedder's (N,D) vectors: L2, then whitening
+        and the projection head when it has them (what region descriptors share with it)."""
+        with torch.inference_mode():
+            vectors = torch.nn.functional.normalize(pooled.float(), dim=1).cpu().numpy()
         if self.whitening is not None:
             vectors = apply_whitening(self.whitening, vectors)
         if self.head is not None:

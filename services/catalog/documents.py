@@ -93,6 +93,15 @@ class SpaceOptions(_Document):
         "image space with this id")
     region_margin: float = Field(0.1, ge=0, le=1, description="context added on each side "
                                  "of a region's box, as a fraction of its width and height")
+    region_method: Literal["crop", "roi-align"] = Field(
+        "crop", description="a region's vector: its crop through the backbone, or RoIAlign "
+        "on the whole image's feature map (the image squashed to region_roi_side)")
+    region_roi_side: int = Field(448, ge=32, le=2048, description="roi-align: the side the "
+                                 "image is squashed to before the trunk")
+    region_centre: float | None = Field(
+        None, gt=0, le=2, description="weight the feature map by a Gaussian of this std (a "
+        "fraction of its side) centred on the region before pooling; None: uniform (region "
+        "spaces are made with 0.15; those made before it existed are uniform)")
 
 
 class IngestParams(_Document):
@@ -103,6 +112,8 @@ class IngestParams(_Document):
     items: list[tuple[str, str | None] | tuple[str, str | None, str | None, str | None]]
     batch_size: int
     collection: str | None = None
+    detect: str | None = Field(None, description="the detector run on each batch's images "
+                               "(asked for, or the collection's default when submitted)")
 
 
 class ReindexParams(_Document):
@@ -197,6 +208,7 @@ class BatchOutcome(_Document):
     added: int = 0
     duplicates: int = 0
     failed: int = 0
+    regions: int = 0
 
 
 class EpochFigures(BaseModel):
@@ -215,6 +227,7 @@ class JobResult(_Document):
     added: int = 0
     duplicates: int = 0
     failed: int = 0
+    regions: int = Field(0, description="regions an ingest job's detector stored")
     errors: list[str] = Field(default_factory=list)
     batches: dict[str, BatchOutcome] = Field(default_factory=dict)
     batch_count: int = 0

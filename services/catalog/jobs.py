@@ -87,6 +87,7 @@ def record_batch(*, session: Session, job_id: int, batch: int, counts: dict[str,
         "added": result.added + outcome.added,
         "duplicates": result.duplicates + outcome.duplicates,
         "failed": result.failed + outcome.failed,
+        "regions": result.regions + outcome.regions,
         "errors": [*result.errors, *errors][:MAX_ERRORS]})
     job.progress_done += size
     if len(batches) >= result.batch_count and job.state not in FINAL_STATES:

@@ -81,12 +81,14 @@ def _video_moments(data: Path | None, queries: int, seed: int, as_json: bool) ->
 
 
 def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
-             margin: float | None, as_json: bool) -> None:
+             margin: float | None, method: str, centre: float | None, as_json: bool) -> None:
     """Run the regions benchmark in a temporary catalog and print its figures."""
+    from lookalike.services.detection.embedding import REGION_CENTRE  # noqa: PLC0415
     from lookalike.services.evaluation.regions import run_regions  # noqa: PLC0415
 
     result = run_regions(get_settings(), regions=regions, scenes=scenes, queries=queries,
-                         seed=seed, size=size,
+                         seed=seed, size=size, method=method,
+                         centre=REGION_CENTRE if centre is None else centre or None,
                          **({"margin": margin} if margin is not None else {}))
     figures = result.to_public()
     if as_json:
@@ -95,7 +97,8 @@ def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
     table = Table("search", "recall@1", "counts as found",
                   title=f"regions: {result.queries} lone objects vs {result.scenes} held-out "
                   f"scenes ({result.objects} objects, {result.scene_size} px, seed "
-                  f"{result.seed}, margin {result.margin:g}); regions from "
+                  f"{result.seed}, margin {result.margin:g}, {result.method}" +
+                  (f", centre {result.centre:g}" if result.centre else "") + "); regions from "
                   f"{result.regions_source}: "
                   f"{result.regions_stored} stored")
     table.add_row("scope=regions", f"{result.region_recall_at_1:.3f}",
@@ -142,10 +145,17 @@ def evaluate_command(
         help="regions: where the gallery's regions come from: 'truth' (the COCO boxes) or a "
              "detector (a trained one, or 'faces')")] = "truth",
     scenes: Annotated[int, typer.Option(help="regions: held-out scenes in the gallery")] = 100,
-    scene_size: Annotated[int, typer.Option(help="regions: scene side in pixels")] = 160,
+    scene_size: Annotated[int, typer.Option(help="regions: scene side in pixels")] = 320,
     region_margin: Annotated[float | None, typer.Option(
         help="regions: context around each box, a fraction of its size (default: the "
              "region space's, 0.1)")] = None,
+    region_method: Annotated[str, typer.Option(
+        help="regions: how regions are described: crop (through the backbone) or roi-align "
+             "(on the whole image's feature map)")] = "crop",
+    region_centre: Annotated[float | None, typer.Option(
+        help="regions: weight each region's feature map by a centred Gaussian of this std "
+             "(a fraction of its side; 0: uniform; default: a new region space's, 0.15)")
+    ] = None,
 ) -> None:
     """Retrieval quality of one or more spaces on a benchmark: mAP, P@1/10, R@1/10/100, the
     ANN index's recall@10 against exact search, and the time taken. `video-moments`: stills
@@ -164,7 +174,7 @@ def evaluate_command(
         return
     if benchmark == REGIONS:
         _regions(regions, limit or 200, scenes, scene_size, 7 if seed is None else seed,
-                 region_margin, as_json)
+                 region_margin, region_method, region_centre, as_json)
         return
     with open_runtime(get_settings()) as runtime:
         results = [evaluate(runtime, space_name=name, benchmark=benchmark, data=data, limit=limit,

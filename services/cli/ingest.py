@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lookalike.services.config import get_settings
-from lookalike.services.detection.running import detect_images, finder
+from lookalike.services.detection.running import detect_images, ingest_detector
 from lookalike.services.index.snapshots import snapshot_all
 from lookalike.services.ingest.media import ingest_media
 from lookalike.services.ingest.pipeline import IngestSummary
@@ -90,14 +90,14 @@ def ingest(
              "calibrated thresholds): flag (report, store) or skip (do not store)")] = None,
     detect: Annotated[str | None, typer.Option(
         help="run this detector (a trained one, or 'faces') on the ingested images and "
-             "store and index its boxes as regions (searched with scope=regions)")] = None,
+             "store and index its boxes as regions (searched with scope=regions); default: "
+             "the collection's in LOOKALIKE_DETECT_DEFAULTS")] = None,
 ) -> None:
     """Add images and videos to the catalog and the index; files already there are reported,
     not re-added. Videos (mp4, mov, avi, mkv, webm) are indexed by their sampled frames."""
     settings = get_settings()
     with open_runtime(settings) as runtime:
-        if detect is not None:
-            finder(runtime, detect)  # an unknown detector is refused before anything is stored
+        detect = ingest_detector(runtime, collection=collection, asked=detect)
         items = collect_items(paths, collection=collection, label_from_dir=label_from_dir)
         if on_copy is not None:
             items = _screen(runtime, items, on_copy)

@@ -32,7 +32,9 @@ def _show(job: dict, as_json: bool) -> None:
     console.print(f"job {job['id']} ({job['kind']}): {job['state']}, {progress['done']}/"
                   f"{progress['total']} items" + (f" at {rate:.1f}/s" if rate else "") +
                   f"; added {counts['added']}, duplicates {counts['duplicates']}, "
-                  f"failed {counts['failed']}; attempts {job['attempts']}")
+                  f"failed {counts['failed']}" + (
+                      f", regions {counts['regions']}" if counts["regions"] else "") +
+                  f"; attempts {job['attempts']}")
     if job["error"]:
         console.print(f"[red]error:[/red] {job['error']}", highlight=False)
     for line in job["errors"][:20]:
@@ -47,6 +49,8 @@ def jobs_ingest(
         help="URLs one a line, or a .csv with url,title,caption,label columns")] = None,
     collection: Annotated[str | None, typer.Option()] = None,
     label_from_dir: Annotated[bool, typer.Option()] = False,
+    detect: Annotated[str | None, typer.Option(
+        help="run this detector on the ingested images (default: the collection's)")] = None,
     as_json: AsJson = False,
 ) -> None:
     """Submit an ingest job: on the workers with LOOKALIKE_BROKER_URL, else run it here."""
@@ -54,7 +58,7 @@ def jobs_ingest(
     with open_runtime(get_settings()) as runtime:
         job = jobs.submit_ingest(runtime, paths=[str(p.resolve()) for p in paths or []] or None,
                                  urls=urls or None, collection=collection,
-                                 label_from_dir=label_from_dir, wait=True)
+                                 label_from_dir=label_from_dir, wait=True, detect=detect)
         _show(jobs.describe(job), as_json)
 
 

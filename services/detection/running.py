@@ -68,6 +68,19 @@ def finder(runtime: Runtime, name: str, *, threshold: float | None = None) -> Fi
     return find
 
 
+def ingest_detector(runtime: Runtime, *, collection: str | None,
+                    asked: str | None) -> str | None:
+    """The detector an ingest runs: the one asked for, else its collection's default
+    (LOOKALIKE_DETECT_DEFAULTS), else none; an unknown one is refused before anything is
+    stored."""
+    name = asked
+    if name is None and collection is not None:
+        name = runtime.settings.detect_defaults.get(collection)
+    if name is not None:
+        finder(runtime, name)
+    return name
+
+
 def detect_bytes(runtime: Runtime, data: bytes, *, name: str,
                  threshold: float | None = None) -> tuple[int, int, list[Box]]:
     """(width, height, boxes in its pixels) of one uploaded image; nothing is stored."""

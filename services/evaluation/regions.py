@@ -31,7 +31,11 @@ from lookalike.services.catalog.documents import SpaceOptions
 from lookalike.services.catalog.regions import add_regions
 from lookalike.services.catalog.schemas import RegionCreate
 from lookalike.services.config import Settings
-from lookalike.services.detection.embedding import embed_regions, ensure_region_space
+from lookalike.services.detection.embedding import (
+    REGION_CENTRE,
+    embed_regions,
+    ensure_region_space,
+)
 from lookalike.services.detection.running import detect_images
 from lookalike.services.detection.scenes import scene_backgrounds, scene_glyphs
 from lookalike.services.detection.store import detector_path
@@ -61,6 +65,8 @@ class RegionsResult:
     seed: int
     scene_size: int
     margin: float
+    method: str = "crop"
+    centre: float | None = None
     region_recall_at_1: float = 0.0
     region_scene_at_1: float = 0.0
     image_recall_at_1: float = 0.0
@@ -75,11 +81,14 @@ class RegionsResult:
 
 
 def run_regions(settings: Settings, *, regions: str = TRUTH, scenes: int = 100,
-                queries: int = 200, seed: int = 7, size: int = 160,
-                max_objects: int = 4, margin: float = MARGIN) -> RegionsResult:
+                queries: int = 200, seed: int = 7, size: int = 320,
+                max_objects: int = 4, margin: float = MARGIN, method: str = "crop",
+                centre: float | None = REGION_CENTRE) -> RegionsResult:
     """Generate the scenes, ingest them with their regions into a temporary catalog and run
-    the lone-object queries against it, both scopes."""
-    spec = SceneSpec(size=size, min_object=max(16, size // 6), max_object=size // 2,
+    the lone-object queries against it, both scopes. Objects span 3/40 to 1/2 of the scene's
+    side (24-160 px in the default 320-px scenes); `method` and `centre` set how the region
+    space describes regions (SpaceOptions.region_method, region_centre; None: uniform)."""
+    spec = SceneSpec(size=size, min_object=max(8, size * 3 // 40), max_object=size // 2,
                      max_objects=max_objects)
     glyphs = scene_glyphs("held-out")
     made = generate_scenes(glyphs, scene_backgrounds("held-out"), count=scenes, seed=seed,
@@ -107,12 +116,14 @@ def run_regions(settings: Settings, *, regions: str = TRUTH, scenes: int = 100,
             ids = _ingest(runtime, folder, names)
             with runtime.session() as session:
                 ensure_region_space(session, find_space(session=session, name=None),
-                                    margin=margin)
+                                    margin=margin, description={"region_method": method,
+                                                                "region_centre": centre})
                 session.commit()
             stored = _store_regions(runtime, folder, ids, regions)
             result = RegionsResult(regions_source=regions, scenes=scenes, objects=len(objects),
                                    regions_stored=stored, queries=queries, seed=seed,
-                                   scene_size=size, margin=margin,
+                                   scene_size=size, margin=margin, method=method,
+                                   centre=centre,
                                    ingest_seconds=round(time.perf_counter() - started, 1))
             started = time.perf_counter()
             _run_queries(runtime, result, made, chosen, [ids[n] for n in names], rng, margin)

@@ -47,15 +47,17 @@ log = logging.getLogger(__name__)
 def submit_ingest(runtime: Runtime, *, paths: Sequence[str | Path] | None = None,
                   urls: Sequence[str | UrlItem] | None = None, collection: str | None = None,
                   label_from_dir: bool = False, wait: bool = False,
-                  roots: Sequence[Path] | None = None) -> Job:
+                  roots: Sequence[Path] | None = None, detect: str | None = None) -> Job:
     """Record an ingest job and start it: on Celery workers when a broker is configured,
     else in this process (a background thread, or before returning when `wait`). With
     `roots` (a request over HTTP), every path and every file found must lie under them.
     A collection too long for the catalog is refused here; an over-long folder label fails
-    only its own files when the job runs."""
+    only its own files when the job runs. `detect` (else the collection's default) runs
+    on each batch's images, as `lookalike ingest --detect` does."""
     if bool(paths) == bool(urls):
         raise InvalidRequest("an ingest job needs either a non-empty 'paths' or 'urls' list")
     check_metadata(collection=collection, label=None)
+    detect = detect_jobs.ingest_detector(runtime, collection=collection, asked=detect)
     if paths:
         found = _collect_fenced([Path(p) for p in paths], roots, collection=collection,
                                 label_from_dir=label_from_dir)
@@ -66,7 +68,7 @@ def submit_ingest(runtime: Runtime, *, paths: Sequence[str | Path] | None = None
                  else _entry(str(url), None, None, None) for url in urls or []]
     size = runtime.settings.job_batch_size
     params = IngestParams(source="paths" if paths else "urls", items=items, batch_size=size,
-                          collection=collection)
+                          collection=collection, detect=detect)
     with runtime.session() as session:
         job = job_queries.create_job(session=session, kind="ingest", params=params,
                                      total=len(items), batches=-(-len(items) // size))
@@ -223,7 +225,21 @@ def _ingest_batch(runtime: Runtime, job: Job, batch: int) -> None:
         summary = ingest_media(runtime, items)
     else:
         summary = ingest_urls(runtime, chunk, collection=params.collection)
-    _record(runtime, job.id, batch, summary, size=len(chunk))
+    regions, errors = _detect_ingested(runtime, summary, params.detect)
+    _record(runtime, job.id, batch, summary, size=len(chunk), regions=regions,
+            errors=errors)
+
+
+def _detect_ingested(runtime: Runtime, summary: IngestSummary,
+                     detector: str | None) -> tuple[int, list[str]]:
+    """Run the job's detector on the images a batch added or found again (their regions
+    replaced, so a retried batch stores them once); (regions stored, errors)."""
+    if detector is None:
+        return 0, []
+    ids = sorted({o.image_id for o in summary.outcomes
+                  if o.status in ("added", "duplicate") and o.image_id is not None})
+    regions, _, errors = detect_jobs.detect_images(runtime, ids, name=detector)
+    return regions, [f"detector {detector}: {error}" for error in errors]
 
 
 def submit_reindex(runtime: Runtime, *, space_name: str, wait: bool = False) -> Job:
@@ -392,10 +408,11 @@ def ingest_urls(runtime: Runtime, chunk: Sequence[Sequence[str | None]], *,
 
 
 def _record(runtime: Runtime, job_id: int, batch: int, summary: IngestSummary, *,
-            size: int) -> None:
+            size: int, regions: int = 0, errors: Sequence[str] = ()) -> None:
     counts = {"added": summary.added, "duplicates": summary.duplicates,
-              "failed": summary.failed}
-    errors = [f"{o.source}: {o.reason}" for o in summary.outcomes if o.status == "failed"]
+              "failed": summary.failed, "regions": regions}
+    errors = [*(f"{o.source}: {o.reason}" for o in summary.outcomes if o.status == "failed"),
+              *errors]
     with runtime.session() as session:
         job_queries.record_batch(session=session, job_id=job_id, batch=batch, counts=counts,
                                  errors=errors, size=size)
@@ -471,7 +488,7 @@ def describe(job: Job) -> dict[str, Any]:
         "progress": {"done": job.progress_done, "total": job.progress_total,
                      "rate_per_s": rate},
         "counts": {"added": result.added, "duplicates": result.duplicates,
-                   "failed": result.failed},
+                   "failed": result.failed, "regions": result.regions},
         "batches": {"total": result.batch_count, "finished": len(result.batches)},
         "error": job.error, "errors": result.errors,
         "created_at": job.created_at.isoformat() if job.created_at else None,

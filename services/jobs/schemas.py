@@ -18,6 +18,7 @@ class JobCounts(BaseModel):
     added: int = 0
     duplicates: int = 0
     failed: int = 0
+    regions: int = Field(0, description="regions stored by an ingest job's detector")
 
 
 class JobBatches(BaseModel):

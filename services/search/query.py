@@ -15,6 +15,7 @@ from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.documents import SpaceOptions
 from lookalike.services.catalog.fulltext import TextMatch, match_captions
 from lookalike.services.catalog.models import Image, Space
+from lookalike.services.detection.embedding import find_region_space, region_query_vector
 from lookalike.services.detection.regions import cropped_query
 from lookalike.services.errors import ImageNotFound, InvalidRequest
 from lookalike.services.index.backend import SpaceIndex
@@ -110,6 +111,16 @@ class SearchResult:
         }
 
 
+def _region_query(runtime: Runtime, session: Session, space: Space, data: bytes, *,
+                  scope: str) -> np.ndarray | None:
+    """A query for scope=regions described as the region space describes its regions, where
+    that differs from how the image space embeds a whole image; else None."""
+    target = find_region_space(session, space) if scope == "regions" else None
+    if target is None:
+        return None
+    return region_query_vector(runtime, space, target, data)
+
+
 def _check_k(k: int) -> None:
     if not 1 <= k <= MAX_K:
         raise InvalidRequest(f"k must be between 1 and {MAX_K}, got {k}")
@@ -168,7 +179,9 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
                               lambda: find_space(session=session, name=space_name),
                               session=session)
         if image_id is None:
-            vector = embed_query(runtime, space, query or b"")
+            described = _region_query(runtime, session, space, query or b"", scope=scope)
+            vector = (described if described is not None
+                      else embed_query(runtime, space, query or b""))
         replica = runtime.replica(space, session=session)
         if image_id is not None:
             vector = _query_vector(session, space, replica, image_id)

@@ -243,7 +243,8 @@ class CatalogMachine(RuleBasedStateMachine):
         job = jobs.submit_ingest(self.runtime, paths=[str(p) for p in paths], wait=True)
         shown = jobs.describe(jobs.get_job(self.runtime, job.id))
         assert shown["state"] == "succeeded", shown
-        assert shown["counts"] == {"added": new, "duplicates": len(again), "failed": 0}, shown
+        assert shown["counts"] == {"added": new, "duplicates": len(again), "failed": 0,
+                                   "regions": 0}, shown
         self._remember(seeds)
 
     @rule(pooling=st.sampled_from(POOLINGS), fill=st.booleans())

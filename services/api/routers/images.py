@@ -26,7 +26,7 @@ from lookalike.services.auth.scopes import ADMIN, grants
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.models import Image
 from lookalike.services.detection.regions import add_user_box, check_user_box
-from lookalike.services.detection.running import detect_images, finder
+from lookalike.services.detection.running import detect_images, ingest_detector
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.ingest.captions import CAPTION_MAX, TITLE_MAX, Words
 from lookalike.services.ingest.images import (
@@ -75,20 +75,22 @@ async def upload_image(response: Response, runtime: RuntimeDep, who: IdentityDep
                        detect: Annotated[str | None, Form(
                            max_length=100, description="run this detector (a trained one, "
                            "or 'faces') on the image and store and index its boxes as "
-                           "regions")] = None,
+                           "regions; default: the collection's (LOOKALIKE_DETECT_DEFAULTS)")
+                           ] = None,
                        ) -> ImageUploadResponse:
     """Add an image; 201 when new, 200 with duplicate=true when the same bytes exist.
     The image is searchable when this returns. A collection, label, title or caption
     longer than the catalog holds is a 422, answered before anything is stored. Without a
     caption, the image's EXIF ImageDescription becomes its caption. A `box` (checked before
     anything is stored: 422 when it is not inside the image) becomes a `user` region;
-    `detect` runs a detector on the image and stores its boxes as regions (`detected`: how
-    many), searchable with scope=regions when this returns."""
+    `detect` (else the collection's default detector) runs a detector on the image and
+    stores its boxes as regions (`detected`: how many), searchable with scope=regions when
+    this returns."""
     data = await read_limited(file, runtime.settings.max_upload_bytes)
     checked = (await run_in_threadpool(check_user_box, runtime, data, box)
                if box is not None else None)
-    if detect is not None:  # an unknown detector is refused before anything is stored
-        await run_in_threadpool(finder, runtime, detect)
+    detect = await run_in_threadpool(ingest_detector, runtime, collection=collection,
+                                     asked=detect)  # refused before anything is stored
     result = await run_in_threadpool(ingest_bytes, runtime, data,
                                      source=f"upload:{file.filename or 'unnamed'}",
                                      collection=collection, label=label,

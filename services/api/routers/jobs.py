@@ -51,6 +51,10 @@ class JobCreate(BaseModel):
         "label}")
     collection: str | None = None
     label_from_dir: bool = False
+    detect: str | None = Field(None, min_length=1, max_length=100, description="run this "
+                               "detector (a trained one, or 'faces') on the ingested images "
+                               "and index its boxes as regions; default: the collection's "
+                               "(LOOKALIKE_DETECT_DEFAULTS)")
 
 
 class FinetuneJobCreate(FinetuneRequest):
@@ -177,7 +181,7 @@ async def create_job(body: AnyJobCreate, request: Request, runtime: RuntimeDep,
         job = await run_in_threadpool(jobs.submit_ingest, runtime, paths=body.paths,
                                       urls=urls or None, collection=body.collection,
                                       label_from_dir=body.label_from_dir,
-                                      roots=runtime.settings.ingest_roots)
+                                      roots=runtime.settings.ingest_roots, detect=body.detect)
     return jobs.describe(job)
 
 

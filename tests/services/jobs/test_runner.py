@@ -56,10 +56,10 @@ def test_a_path_job_runs_in_batches_and_counts_every_file(runtime: Runtime,
     assert shown["progress"]["done"] == shown["progress"]["total"] == len(photos) + 1
     assert shown["batches"] == {"total": -(-(len(photos) + 1) // 4),
                                 "finished": -(-(len(photos) + 1) // 4)}
-    assert shown["counts"] == {"added": len(photos), "duplicates": 0, "failed": 1}
+    assert shown["counts"] == {"added": len(photos), "duplicates": 0, "failed": 1, "regions": 0}
     assert "missing.jpg" in shown["errors"][0]
     again = jobs.describe(jobs.submit_ingest(runtime, paths=[str(photo_dir)], wait=True))
-    assert again["counts"] == {"added": 0, "duplicates": len(photos), "failed": 0}
+    assert again["counts"] == {"added": 0, "duplicates": len(photos), "failed": 0, "regions": 0}
     assert [j.id for j in jobs.list_jobs(runtime)] == [again["id"], shown["id"]]
 
 
@@ -82,7 +82,7 @@ def test_cancel_skips_batches_and_retry_runs_only_the_unfinished_ones(
         jobs.cancel(runtime, job.id)
     done = jobs.describe(jobs.retry(runtime, job.id, wait=True))
     assert done["state"] == "succeeded"
-    assert done["counts"] == {"added": count, "duplicates": 0, "failed": 0}
+    assert done["counts"] == {"added": count, "duplicates": 0, "failed": 0, "regions": 0}
     with pytest.raises(JobStateConflict, match="only failed or cancelled"):
         jobs.retry(runtime, job.id)
 
@@ -114,7 +114,7 @@ def test_url_jobs_download_with_limits(tmp_path: Path, http_root: str,
     shown = jobs.describe(jobs.submit_ingest(runtime, urls=urls, wait=True))
     runtime.close()
     assert shown["state"] == "succeeded"
-    assert shown["counts"] == {"added": 3, "duplicates": 0, "failed": 3}
+    assert shown["counts"] == {"added": 3, "duplicates": 0, "failed": 3, "regions": 0}
     errors = "\n".join(shown["errors"])
     assert "HTTP 404" in errors and "over the limit" in errors and "only http" in errors
 

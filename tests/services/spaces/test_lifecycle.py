@@ -138,7 +138,8 @@ def test_a_reindex_job_fills_a_space_while_the_server_answers_from_the_default_a
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             done = wait_for_end(client, job.id)
             assert done["state"] == "succeeded", done
-            assert done["counts"] == {"added": PHOTOS - 5, "duplicates": 5, "failed": 0}
+            assert done["counts"] == {"added": PHOTOS - 5, "duplicates": 5, "failed": 0,
+                                      "regions": 0}
             assert done["progress"]["done"] == PHOTOS
             full = search(client, query, space="gem", k=50)
             assert full["space"] == "gem" and full["results"][0]["source"] == str(query.resolve())
@@ -180,7 +181,7 @@ def test_a_reindex_job_runs_on_a_celery_worker(tmp_path: Path, photo_dir: Path) 
     finally:
         stop(worker)
     assert shown["state"] == "succeeded", shown
-    assert shown["counts"] == {"added": PHOTOS, "duplicates": 0, "failed": 0}
+    assert shown["counts"] == {"added": PHOTOS, "duplicates": 0, "failed": 0, "regions": 0}
     with runtime.session() as session:
         snapshot = snapshot_queries.latest_snapshot(session=session,
                                                     space_id=space_id(runtime, "gem"))
@@ -213,7 +214,8 @@ def test_set_default_switches_two_servers_at_once_and_refuses_a_half_filled_spac
         assert search(second, query)["space"] == DEFAULT
 
         finished = jobs.describe(jobs.submit_reindex(runtime, space_name="mac", wait=True))
-        assert finished["counts"] == {"added": PHOTOS - 8, "duplicates": 8, "failed": 0}
+        assert finished["counts"] == {"added": PHOTOS - 8, "duplicates": 8, "failed": 0,
+                                      "regions": 0}
         switched = first.post("/v1/spaces/mac/default")
         assert switched.status_code == 200, switched.text
         assert (switched.json()["is_default"], switched.json()["vector_count"]) == (True, PHOTOS)
