@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,8 @@ from lookalike.services.bench.synthetic import add_synthetic_images
 from lookalike.services.catalog import spaces as space_queries
 from lookalike.services.catalog.models import Space
 from lookalike.services.catalog.schemas import SpaceCreate
-from lookalike.services.config import Settings
+from lookalike.services.cli.main import run
+from lookalike.services.config import Settings, get_settings
 from lookalike.services.ingest.pipeline import IngestSummary, ingest_items
 from lookalike.services.ingest.sources import collect_items
 from lookalike.services.jobs import runner as jobs
@@ -92,3 +95,38 @@ def synthetic_space(runtime: Runtime, name: str, *, dim: int = 16, count: int = 
     for _ in add_synthetic_images(runtime, space_id=space.id, dim=dim, count=count, seed=seed):
         pass
     return space
+
+
+InProcessCli = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture
+def lookalike_in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+                         ) -> Iterator[InProcessCli]:
+    """`lookalike ARGS` with LOOKALIKE_HOME set, through the command's own entry point (run())
+    in this process: its exit status, stdout and stderr as a subprocess would give them, without
+    a fresh interpreter importing torch for every command of a long walk. The process boundary
+    itself is tested through real subprocesses (tests/services/cli/test_cli.py `lookalike`)."""
+
+    def invoke(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        monkeypatch.setenv("LOOKALIKE_HOME", str(home))
+        monkeypatch.delenv("LOOKALIKE_DATABASE_URL", raising=False)
+        monkeypatch.setattr(sys, "argv", ["lookalike", *args])
+        get_settings.cache_clear()
+        capsys.readouterr()
+        code: int | str | None = 0
+        try:
+            run()
+        except SystemExit as exit_:
+            code = exit_.code
+        finally:
+            get_settings.cache_clear()
+        out, err = capsys.readouterr()
+        if isinstance(code, str):  # sys.exit("message"): Python prints it and exits 1
+            code, err = 1, f"{err}{code}\n"
+        if check and code:
+            pytest.fail(f"`lookalike {' '.join(args)}` exited with {code}:\n{err[-3000:]}")
+        return subprocess.CompletedProcess(["lookalike", *args], code or 0, out, err)
+
+    yield invoke
+    get_settings.cache_clear()

@@ -1,4 +1,5 @@
-"""The `lookalike` command as a user runs it: real subprocesses on a real catalog."""
+"""The `lookalike` command as a user runs it: real subprocesses on a real catalog (and, for
+the long JSON walk, its entry point in this process)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from lookalike.services.sample import build_sample
+from tests.services.conftest import InProcessCli
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -34,10 +36,14 @@ def catalog_counts(home: Path) -> tuple[int, int, int]:
     return rows, shas, vectors
 
 
-def test_search_json_is_the_api_answer(tmp_path: Path, photo_dir: Path) -> None:
+def test_search_json_is_the_api_answer(tmp_path: Path, photo_dir: Path,
+                                       lookalike_in_process: InProcessCli) -> None:
+    """The first search is a real subprocess (its stdout is the JSON alone); the other
+    commands run in this process through the command's entry point."""
     home = tmp_path / "home"
-    lookalike(home, "init")
-    out = lookalike(home, "ingest", str(photo_dir), "--collection", "photos").stdout
+    cli = lookalike_in_process
+    cli(home, "init")
+    out = cli(home, "ingest", str(photo_dir), "--collection", "photos").stdout
     assert "added" in out and "failed 0" in out
     query = sorted(photo_dir.glob("*.jpg"))[0]
     answer = json.loads(lookalike(home, "search", str(query), "-k", "3", "--json").stdout)
@@ -46,16 +52,15 @@ def test_search_json_is_the_api_answer(tmp_path: Path, photo_dir: Path) -> None:
     assert (answer["qe"], answer["dba"]) == (False, False)
     assert answer["results"][0]["source"] == str(query.resolve())
     assert answer["results"][0]["thumbnail_url"].endswith("/thumbnail")
-    dba = json.loads(lookalike(home, "search", str(query), "-k", "3", "--dba", "--json").stdout)
+    dba = json.loads(cli(home, "search", str(query), "-k", "3", "--dba", "--json").stdout)
     assert (dba["qe"], dba["dba"]) == (False, True)
     assert dba["results"][0]["source"] == str(query.resolve())
-    checked = json.loads(lookalike(home, "search", str(query), "-k", "2", "--verify",
-                                   "--json").stdout)
+    checked = json.loads(cli(home, "search", str(query), "-k", "2", "--verify", "--json").stdout)
     assert checked["verified"] and checked["results"][0]["inliers"] > 100
     assert [r["score"] for r in dba["results"]] != [r["score"] for r in answer["results"]]
-    refused = lookalike(home, "search", "--url", "http://127.0.0.1:9/q.jpg", check=False)
+    refused = cli(home, "search", "--url", "http://127.0.0.1:9/q.jpg", check=False)
     assert refused.returncode == 1 and "LOOKALIKE_FETCH_ALLOW" in refused.stderr
-    again = lookalike(home, "ingest", str(photo_dir)).stdout
+    again = cli(home, "ingest", str(photo_dir)).stdout
     assert "nothing new" in again
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from lookalike.services.setup import init_catalog, open_runtime
 from tests.services.cli.test_cli import lookalike
-from tests.services.conftest import ingest_into, make_settings
+from tests.services.conftest import InProcessCli, ingest_into, make_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -25,7 +25,9 @@ def stored(home: Path) -> list[tuple[int, Path, str]]:
 
 
 def test_verify_reports_orphans_missing_and_changed_files_and_fix_settles_them(
-        tmp_path: Path, photo_dir: Path) -> None:
+        tmp_path: Path, photo_dir: Path, lookalike_in_process: InProcessCli) -> None:
+    """The report is a real `lookalike` subprocess (exit status 1); the other runs of the
+    command go through its entry point in this process."""
     home, photos = tmp_path / "home", tmp_path / "photos"
     photos.mkdir()
     for path in sorted(photo_dir.glob("*.jpg"))[:3]:
@@ -34,7 +36,7 @@ def test_verify_reports_orphans_missing_and_changed_files_and_fix_settles_them(
     init_catalog(settings)
     with open_runtime(settings) as runtime:
         assert ingest_into(runtime, photos).added == 3
-    assert lookalike(home, "storage", "verify").returncode == 0
+    assert lookalike_in_process(home, "storage", "verify").returncode == 0
     (missing, missing_path, _), (changed, changed_path, _), _ = stored(home)
     missing_path.unlink()
     changed_path.write_bytes(bytes(changed_path.stat().st_size))
@@ -53,12 +55,12 @@ def test_verify_reports_orphans_missing_and_changed_files_and_fix_settles_them(
     assert f"corrupt {changed_path} (image {changed})" in report.stdout
     assert all(orphan.exists() for orphan in orphans)
 
-    fixed = lookalike(home, "storage", "verify", "--fix", check=False)
+    fixed = lookalike_in_process(home, "storage", "verify", "--fix", check=False)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert "removed 3 orphan files" in fixed.stdout
     assert f"marked images {missing}, {changed} failed" in fixed.stdout
     assert not any(orphan.exists() for orphan in orphans)
     statuses = {image_id: status for image_id, _, status in stored(home)}
     assert (statuses[missing], statuses[changed]) == ("failed", "failed")
-    again = lookalike(home, "storage", "verify")
+    again = lookalike_in_process(home, "storage", "verify")
     assert "no problems" in again.stdout

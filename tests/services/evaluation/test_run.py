@@ -21,7 +21,7 @@ from lookalike.services.sample import build_sample, bundled_photos
 from lookalike.services.setup import init_catalog, open_runtime
 from lookalike.services.spaces.create import SpaceDefinition, create_space
 from tests.services.cli.test_cli import lookalike
-from tests.services.conftest import fill_space, ingest_into, make_settings
+from tests.services.conftest import InProcessCli, fill_space, ingest_into, make_settings
 
 
 def test_leave_one_out_scores_match_a_hand_computed_example() -> None:
@@ -191,12 +191,15 @@ def test_holidays_and_revisited_files_from_a_folder(runtime: Runtime, tmp_path: 
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_the_evaluate_command_compares_two_spaces(tmp_path: Path) -> None:
+def test_the_evaluate_command_compares_two_spaces(
+        tmp_path: Path, lookalike_in_process: InProcessCli) -> None:
+    """The comparison is a real `lookalike` subprocess (its stdout is the JSON alone); the
+    set-up and the refusal go through the command's entry point in this process."""
     home = tmp_path / "home"
     write_holidays(tmp_path / "holidays")
-    lookalike(home, "init")
-    lookalike(home, "spaces", "create", "a", "--default")
-    lookalike(home, "spaces", "create", "b", "--pooling", "gem", "--qe")
+    lookalike_in_process(home, "init")
+    lookalike_in_process(home, "spaces", "create", "a", "--default")
+    lookalike_in_process(home, "spaces", "create", "b", "--pooling", "gem", "--qe")
     out = lookalike(home, "evaluate", "--benchmark", "holidays", "--data",
                     str(tmp_path / "holidays"), "--space", "a", "--space", "b", "--json",
                     "--plot", str(tmp_path / "pr.png")).stdout
@@ -204,5 +207,5 @@ def test_the_evaluate_command_compares_two_spaces(tmp_path: Path) -> None:
     assert [(r["space"], r["qe"]) for r in results] == [("a", False), ("b", True)]
     assert all(0.5 < r["map"] <= 1 and r["precision"]["1"] >= 0 for r in results)
     assert (tmp_path / "pr.png").stat().st_size > 1000
-    failed = lookalike(home, "evaluate", "--benchmark", "roxford5k", check=False)
+    failed = lookalike_in_process(home, "evaluate", "--benchmark", "roxford5k", check=False)
     assert failed.returncode == 1 and "--data DIR" in failed.stderr

@@ -18,7 +18,7 @@ from lookalike.services.index.duplicates import delete_extras, find_duplicates
 from lookalike.services.jobs.runner import list_jobs
 from lookalike.services.runtime import Runtime
 from lookalike.services.sample import bundled_photos
-from tests.services.conftest import ingest_into
+from tests.services.conftest import InProcessCli, ingest_into
 
 
 def add_copies(runtime: Runtime, folder: Path) -> None:
@@ -72,14 +72,18 @@ def test_the_command_prints_json(photo_home: Runtime, tmp_path: Path) -> None:
     assert ["c1.png", "coffee.jpg"] in by_source(json.loads(out)["clusters"])
 
 
-def test_the_command_runs_as_a_job(photo_home: Runtime, tmp_path: Path) -> None:
+def test_the_command_runs_as_a_job(photo_home: Runtime, tmp_path: Path,
+                                   lookalike_in_process: InProcessCli,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job runs through the command's entry point in this process; the refusal is a real
+    `lookalike` subprocess."""
     add_copies(photo_home, tmp_path / "copies")
     env = {**os.environ, "LOOKALIKE_HOME": str(photo_home.settings.home)}
     env.pop("LOOKALIKE_DATABASE_URL", None)
     env.pop("LOOKALIKE_BROKER_URL", None)
-    out = subprocess.run([sys.executable, "-m", "lookalike.services.cli", "duplicates",
-                          "--threshold", "0.9", "--job"], env=env, check=True,
-                         capture_output=True, text=True, timeout=300).stdout
+    monkeypatch.delenv("LOOKALIKE_BROKER_URL", raising=False)
+    out = lookalike_in_process(photo_home.settings.home, "duplicates", "--threshold", "0.9",
+                               "--job").stdout
     [job] = list_jobs(photo_home)
     assert job.kind == "duplicates" and job.state == "succeeded"
     summary = job.result.clusters

@@ -42,7 +42,7 @@ from lookalike.services.spaces.create import SpaceDefinition, create_space
 from lookalike.services.spaces.lifecycle import delete_space, list_spaces
 from tests.conftest import _fresh_postgres_database
 from tests.services.cli.test_cli import lookalike
-from tests.services.conftest import fill_space, ingest_into, make_settings
+from tests.services.conftest import InProcessCli, fill_space, ingest_into, make_settings
 from tests.services.workers.test_celery_faults import REDIS_URL, start_worker, stop
 
 pytestmark = pytest.mark.slow
@@ -345,34 +345,38 @@ def test_spaces_show_their_last_evaluation_and_the_routes_refuse_what_they_must(
 
 
 @pytest.mark.integration
-def test_the_spaces_commands_as_a_user_runs_them(tmp_path: Path, photo_dir: Path) -> None:
+def test_the_spaces_commands_as_a_user_runs_them(tmp_path: Path, photo_dir: Path,
+                                                 lookalike_in_process: InProcessCli) -> None:
+    """The walk runs in this process through the command's entry point, but for one refusal
+    run as a real `lookalike` subprocess (exit status 1, the reason on stderr)."""
     home = tmp_path / "home"
-    lookalike(home, "init")
-    lookalike(home, "ingest", str(photo_dir))
-    lookalike(home, "spaces", "create", "gem", "--pooling", "gem")
-    detached = lookalike(home, "spaces", "reindex", "gem", "--no-wait", check=False)
+    cli = lookalike_in_process
+    cli(home, "init")
+    cli(home, "ingest", str(photo_dir))
+    cli(home, "spaces", "create", "gem", "--pooling", "gem")
+    detached = cli(home, "spaces", "reindex", "gem", "--no-wait", check=False)
     assert detached.returncode == 1 and "LOOKALIKE_BROKER_URL" in detached.stderr
     early = lookalike(home, "spaces", "set-default", "gem", check=False)
     assert early.returncode == 1 and "holds 0 vectors" in early.stderr
 
-    filled_out = lookalike(home, "spaces", "reindex", "gem").stdout
+    filled_out = cli(home, "spaces", "reindex", "gem").stdout
     assert f"embedded {PHOTOS}, already there 0, failed 0" in filled_out
     assert "succeeded" in filled_out
-    switched = lookalike(home, "spaces", "set-default", "gem").stdout
+    switched = cli(home, "spaces", "set-default", "gem").stdout
     assert f"default space is now gem: {PHOTOS} vectors" in switched
-    lookalike(home, "evaluate", "--benchmark", "fashion-mnist", "--limit", "5")
-    lookalike(home, "spaces", "list")
-    listed = {s["name"]: s for s in json.loads(lookalike(home, "spaces", "list", "--json").stdout)}
+    cli(home, "evaluate", "--benchmark", "fashion-mnist", "--limit", "5")
+    cli(home, "spaces", "list")
+    listed = {s["name"]: s for s in json.loads(cli(home, "spaces", "list", "--json").stdout)}
     assert {name: (s["is_default"], s["vector_count"], s["lag"])
             for name, s in listed.items()} == {DEFAULT: (False, PHOTOS, 0),
                                                "gem": (True, PHOTOS, 0)}
     assert listed["gem"]["last_evaluation"]["benchmark"] == "fashion-mnist"
     assert listed[DEFAULT]["last_evaluation"] is None
 
-    refused = lookalike(home, "spaces", "delete", "gem", "--yes", check=False)
+    refused = cli(home, "spaces", "delete", "gem", "--yes", check=False)
     assert refused.returncode == 1 and "is the default" in refused.stderr
-    deleted = lookalike(home, "spaces", "delete", DEFAULT, "--yes").stdout
+    deleted = cli(home, "spaces", "delete", DEFAULT, "--yes").stdout
     assert f"deleted space {DEFAULT}: {PHOTOS} vectors" in deleted
     query = sorted(photo_dir.glob("*.jpg"))[0]
-    answer = json.loads(lookalike(home, "search", str(query), "--json").stdout)
+    answer = json.loads(cli(home, "search", str(query), "--json").stdout)
     assert answer["space"] == "gem" and answer["results"][0]["source"] == str(query.resolve())
