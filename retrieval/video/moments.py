@@ -51,8 +51,10 @@ def _grey(image: Image.Image, side: int) -> tuple[np.ndarray, float]:
 def aligned_correlation(query: Image.Image, frame: Image.Image, found: Verification, *,
                         side: int = 160, min_overlap: float = 0.25) -> float | None:
     """The normalised cross-correlation (-1..1) of the frame and the query warped onto it by
-    the verification's homography, both at most `side` pixels; None without a homography
-    or when the warped query covers less than `min_overlap` of the frame."""
+    the verification's homography, both at most `side` pixels, times the share of the warped
+    query that falls inside the frame (a frame that shows only part of the still explains
+    only that part); None without a homography or when the warped query covers less than
+    `min_overlap` of the frame."""
     if found.homography is None:
         return None
     shown = ImageOps.mirror(query) if found.mirrored else query
@@ -69,18 +71,37 @@ def aligned_correlation(query: Image.Image, frame: Image.Image, found: Verificat
     a = warped[mask] - warped[mask].mean()
     b = target[mask] - target[mask].mean()
     norm = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum() / norm) if norm > 0 else None
+    if norm == 0:
+        return None
+    return float((a * b).sum() / norm) * _inside(homography, still.shape, target.shape)
+
+
+def _inside(homography: np.ndarray, query_shape: tuple[int, ...],
+            frame_shape: tuple[int, ...]) -> float:
+    """The share (0..1) of the warped query's quad that lies inside the frame's rectangle:
+    exact geometry, so a still wholly inside its frame scores 1 whatever the pixel grid."""
+    def quad(shape: tuple[int, ...]) -> np.ndarray:
+        height, width = shape[:2]
+        return np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
+    warped = cv2.perspectiveTransform(quad(query_shape)[None], homography)[0]
+    area = abs(cv2.contourArea(warped))
+    if area <= 0:
+        return 0.0
+    common, _ = cv2.intersectConvexConvex(warped, quad(frame_shape))
+    return min(1.0, float(common) / area)
 
 
 def rank_frames(query: Image.Image, frames: Sequence[Image.Image],
-                similarities: Sequence[float], *, max_side: int = 320, min_inliers: int = 10,
+                similarities: Sequence[float], *, pixel_weight: float = 2.0,
+                max_side: int = 320, min_inliers: int = 10,
                 side: int = 160) -> list[MomentScore]:
-    """The frames best first by the sum of two standardised scores (each minus its mean over
-    the frames, over its spread): the global `similarities` of the frames to the query, and
-    the correlation of the still aligned onto each (a frame it does not register onto, with
-    fewer than `min_inliers`, counts as the lowest correlation). Where the aligned pixels set
-    one frame apart (a fixed camera on moving leaves) the correlation decides; where they do
-    not (noise, light changing over a whole scene), the global similarity keeps its say.
+    """The frames best first by a weighted sum of two standardised scores (each minus its
+    mean over the frames, over its spread): the global `similarities` of the frames to the
+    query, and, `pixel_weight` times, the correlation of the still aligned onto each (a frame
+    it does not register onto, with fewer than `min_inliers`, counts as the lowest
+    correlation). Where the aligned pixels set one frame apart (a fixed camera on moving
+    leaves) the correlation decides; where they do not (noise, light changing over a whole
+    scene), the global similarity keeps a say.
     Features are taken at `max_side` pixels, the correlation at `side`."""
     if len(similarities) != len(frames):
         raise ValueError(f"{len(frames)} frames but {len(similarities)} similarities")
@@ -93,7 +114,7 @@ def rank_frames(query: Image.Image, frames: Sequence[Image.Image],
                             if found.inliers >= min_inliers else None)
     known = [c for c in correlations if c is not None]
     floor = min(known, default=0.0)
-    fused = (_standardised([floor if c is None else c for c in correlations])
+    fused = (pixel_weight * _standardised([floor if c is None else c for c in correlations])
              + _standardised(similarities))
     scores = [MomentScore(i, inliers[i], correlations[i], float(fused[i]))
               for i in range(len(frames))]
