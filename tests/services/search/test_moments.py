@@ -29,7 +29,7 @@ TIMES = [2.2, 5.9, 8.1, 12.2]  # each within 0.2 s of an indexed frame
 
 @pytest.fixture(scope="module")
 def frames() -> list:
-    return moving_detail_frames(FPS * SECONDS, size=SIZE)
+    return moving_detail_frames(FPS * SECONDS, size=SIZE, patch=48)
 
 
 @pytest.fixture()
