@@ -76,3 +76,17 @@ def test_the_correlation_of_unrelated_alignment_is_low(frames: list[Image.Image]
     right = aligned_correlation(still, frames[4], found)
     wrong = aligned_correlation(still, shifted, found)
     assert right is not None and wrong is not None and right > 0.9 and wrong < right - 0.3
+
+
+def test_a_frame_showing_part_of_the_still_explains_only_that_part(
+        frames: list[Image.Image]) -> None:
+    still = screenshot(frames[4], 0, 0)
+    pixels = np.asarray(frames[4]).copy()
+    half = pixels.shape[1] // 2
+    pixels[:, :half] = pixels[:, half:].copy()  # the camera panned by half the frame
+    pixels[:, half:] = np.asarray(photo("coffee", (pixels.shape[1] - half, pixels.shape[0])))
+    panned = Image.fromarray(pixels)
+    whole = aligned_correlation(still, frames[4], verify_pair(still, frames[4], mirrored=False))
+    part = aligned_correlation(still, panned, verify_pair(still, panned, mirrored=False))
+    assert whole is not None and part is not None
+    assert whole > 0.9 and part < 0.6
