@@ -9,7 +9,7 @@ descriptors do not survive a flip.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -39,12 +39,14 @@ class Verification:
     """The RANSAC outcome: inlier count, ratio-test matches and the inlier point pairs.
 
     `pairs` is (K, 4) float32: query x, y then candidate x, y; `mirrored` says the query was
-    matched left-right flipped (its x then counts in the flipped image)."""
+    matched left-right flipped (its x then counts in the flipped image); `homography` (3, 3)
+    maps the (possibly flipped) query's pixels onto the candidate's, None without a fit."""
 
     inliers: int
     matches: int
     pairs: np.ndarray
     mirrored: bool = False
+    homography: np.ndarray | None = None
 
 
 NO_MATCH = Verification(0, 0, np.zeros((0, 4), np.float32))
@@ -113,7 +115,8 @@ def verify_features(query: LocalFeatures, candidate: LocalFeatures, *, ratio: fl
         return Verification(0, len(pairs), np.zeros((0, 4), np.float32))
     keep = mask.ravel().astype(bool)
     return Verification(int(keep.sum()), len(pairs),
-                        np.hstack([source[keep], target[keep]]).astype(np.float32))
+                        np.hstack([source[keep], target[keep]]).astype(np.float32),
+                        homography=homography)
 
 
 def query_views(query: Image.Image, *, mirrored: bool = True,
@@ -132,7 +135,7 @@ def verify_views(views: list[LocalFeatures], candidate: LocalFeatures) -> Verifi
     for index, view in enumerate(views):
         found = verify_features(view, candidate)
         if found.inliers > best.inliers:
-            best = Verification(found.inliers, found.matches, found.pairs, mirrored=index == 1)
+            best = replace(found, mirrored=index == 1)
     return best
 
 

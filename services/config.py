@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     max_video_frames: int = Field(500_000, ge=1, description="most frames a video may hold")
     video_every_s: float = Field(2.0, gt=0, description="a video frame is indexed at every "
                                  "shot change and at least this often (seconds)")
+    moment_refine: bool = Field(True, description="search: the best clip's moment is "
+                                "re-ranked among its frames by registering the still onto "
+                                "them (services/search/moments.py); a request may switch it")
+    moment_frames: int = Field(32, ge=1, le=500, description="most frames of the clip "
+                               "(its best by the global vector) that the moment is re-ranked "
+                               "among: bounds the time it adds to a search")
     thumbnail_size: int = 256
     # Half the cores decode, the other half run the model: on 2 cores one decode process and
     # one torch thread gave the fastest end-to-end ingest (`lookalike bench ingest`, README).

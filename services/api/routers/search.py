@@ -65,6 +65,10 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
                  group_videos: Annotated[bool, Query(description="fold the frames of one "
                                                      "video into one result, best frame "
                                                      "first")] = True,
+                 refine_moment: Annotated[bool | None, Query(
+                     description="re-rank the best clip's frames by registering the still "
+                     "onto them, so its `t` is the right second; default: "
+                     "LOOKALIKE_MOMENT_REFINE (on)")] = None,
                  box: Annotated[str | None, Query(
                      max_length=200, description="x0,y0,x1,y1 in the query image's pixels: "
                      "search with that region of it")] = None,
@@ -102,7 +106,7 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
                                              query=data, qe=qe, dba=dba, filters=filters,
                                              facets=facets, verify=verify,
                                              group_videos=group_videos, box=box,
-                                             scope=scope)
+                                             scope=scope, refine_moment=refine_moment)
     elif content_type.startswith("application/json"):
         try:
             body = await read_text_body(request, SearchJsonRequest,
@@ -126,7 +130,8 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
                                              image_id=body.image_id, url=body.url, qe=qe,
                                              dba=dba, filters=filters, facets=facets,
                                              verify=verify, group_videos=group_videos,
-                                             box=box, scope=scope)
+                                             box=box, scope=scope,
+                                             refine_moment=refine_moment)
     else:
         raise ImageRejected("not_an_image", "send multipart/form-data with a 'file' field, "
                             f"or application/json with an image_id or a url; got "
