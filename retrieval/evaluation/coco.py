@@ -31,30 +31,56 @@ class Found:
 
 @dataclass(frozen=True)
 class CocoScores:
-    """COCO mAP@[.5:.95], mAP@.5, mAP@.75 and recall@100 (AR), each in [0, 1]."""
+    """COCO mAP@[.5:.95], mAP@.5, mAP@.75 and recall@100 (AR), each in [0, 1], and AP@.5 of
+    each category 1..K in order (nan for a category with no true box)."""
 
     map: float
     map_50: float
     map_75: float
     recall_100: float
+    class_ap_50: tuple[float, ...]
 
 
 def coco_scores(truths: Sequence[Truth], found: Sequence[Found], *, classes: int,
-                size: tuple[int, int]) -> CocoScores:
-    """Score detections against the truth with pycocotools' COCOeval (bbox)."""
+                size: tuple[int, int], agnostic: bool = False) -> CocoScores:
+    """Score detections against the truth with pycocotools' COCOeval (bbox).
+
+    `agnostic` merges every category into one (labels ignored on both sides): it scores
+    finding the objects apart from naming them, so the gap to the labelled mAP is what
+    class confusion costs. A detector's boxes of two labels on one object then count as
+    one hit and one false positive."""
+    if agnostic:
+        truths = [Truth(t.boxes, np.ones(len(t.labels), dtype=np.int64)) for t in truths]
+        found = [Found(f.boxes, f.scores, np.ones(len(f.labels), dtype=np.int64))
+                 for f in found]
+        classes = 1
     ground = COCO()
     ground.dataset = _truth_document(truths, classes, size)
     with contextlib.redirect_stdout(io.StringIO()):
         ground.createIndex()
         results = _detections(found)
         if not results:
-            return CocoScores(0.0, 0.0, 0.0, 0.0)
+            return CocoScores(0.0, 0.0, 0.0, 0.0, _no_hits(truths, classes))
         evaluation = COCOeval(ground, ground.loadRes(results), "bbox")
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()
     stats = [max(0.0, float(v)) for v in evaluation.stats]
-    return CocoScores(stats[0], stats[1], stats[2], stats[8])
+    return CocoScores(stats[0], stats[1], stats[2], stats[8], _class_ap_50(evaluation))
+
+
+def _class_ap_50(evaluation: COCOeval) -> tuple[float, ...]:
+    """AP at IoU 0.5 (all areas, 100 detections) per category from COCOeval's precision
+    table (IoU, recall, category, area, max detections); -1 there marks no true box."""
+    table = evaluation.eval["precision"][0, :, :, 0, -1]
+    return tuple(float(np.mean(column[column > -1])) if (column > -1).any() else float("nan")
+                 for column in table.T)
+
+
+def _no_hits(truths: Sequence[Truth], classes: int) -> tuple[float, ...]:
+    """Per-category AP when nothing was detected: 0 where there are true boxes, else nan."""
+    present = {int(label) for truth in truths for label in truth.labels}
+    return tuple(0.0 if c in present else float("nan") for c in range(1, classes + 1))
 
 
 def _xywh(box: np.ndarray) -> list[float]:

@@ -62,8 +62,10 @@ def detect_evaluate(
     coco: Coco,
     images: Images = None,
 ) -> None:
-    """Score a detector on a COCO file: mAP@[.5:.95], mAP@.5 (pycocotools) and time per
-    image, or IoU >= 0.5 share and class accuracy for a localizer."""
+    """Score a detector on a COCO file: mAP@[.5:.95], mAP@.5 (pycocotools), the same with
+    every class merged into one (`agnostic_*`: finding objects apart from naming them),
+    AP@.5 per class (`ap_50/NAME`) and time per image; or IoU >= 0.5 share and class
+    accuracy for a localizer."""
     import torch
 
     from lookalike.services.detection.scoring import score_detector
@@ -76,6 +78,55 @@ def detect_evaluate(
     figures = score_detector(model, config, coco, images or coco.parent)
     console.print(json.dumps({"detector": detector, "architecture": config.architecture,
                               "size": config.size, **figures}))
+
+
+def detect_crops(
+    coco: Coco,
+    val_coco: Annotated[Path, typer.Option(help="held-out COCO file to measure on")],
+    images: Images = None,
+    val_images: Images = None,
+    side: Annotated[int, typer.Option(help="crop side in pixels")] = 96,
+) -> None:
+    """Name objects from their true boxes alone: ImageNet trunk features of each crop and a
+    linear head trained on `coco`'s crops; prints held-out accuracy, per class, and the
+    confusion table (rows: true class). A ceiling on labels, with finding taken out."""
+    import numpy as np
+    import torch
+
+    from lookalike.retrieval.detection.coco import read_coco
+    from lookalike.retrieval.detection.crops import (
+        box_crops,
+        confusion,
+        fit_linear_head,
+        pooled_features,
+    )
+    from lookalike.retrieval.detection.networks import TRUNK_BACKBONE, mobilenet_trunk
+    from lookalike.retrieval.detection.training import load_samples
+    from lookalike.retrieval.models.registry import get_backbone, resolve_weights
+
+    settings = get_settings()
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    trunk = mobilenet_trunk(resolve_weights(get_backbone(TRUNK_BACKBONE), explicit=None,
+                                            torch_home=settings.torch_home))
+    sets = []
+    for path, folder in ((coco, images), (val_coco, val_images)):
+        document = read_coco(path)
+        side_of = document.images[0].width if document.images else side
+        crops = box_crops(load_samples(document, folder or path.parent, size=side_of),
+                          side=side)
+        sets.append((document.classes, crops, pooled_features(trunk, crops)))
+    (classes, train_crops, train_features), (_, val_crops, val_features) = sets
+    head = fit_linear_head(train_features, train_crops.labels, len(classes))
+    table = confusion(head, val_features, val_crops.labels, len(classes))
+    per_class = {name: round(float(table[i, i] / max(1, table[i].sum())), 4)
+                 for i, name in enumerate(classes)}
+    console.print(json.dumps({"train_crops": len(train_crops.labels),
+                              "held_out_crops": len(val_crops.labels), "side": side,
+                              "accuracy": round(float(np.trace(table) / table.sum()), 4),
+                              "per_class": per_class}))
+    for name, row in zip(classes, table, strict=True):
+        console.print(f"{name:>12} {' '.join(f'{v:4d}' for v in row)}", highlight=False)
 
 
 def detect_run(

@@ -1,8 +1,10 @@
-"""Held-out figures of a detector (COCO mAP through pycocotools) or of a localization head
-(share of boxes with IoU >= 0.5, class accuracy), on a COCO file and its images."""
+"""Held-out figures of a detector (COCO mAP through pycocotools: labelled, class-agnostic
+and AP@.5 per class) or of a localization head (share of boxes with IoU >= 0.5, class
+accuracy), on a COCO file and its images."""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -29,13 +31,21 @@ def score_detector(model: nn.Module, config: DetectorConfig, coco: Path,
     started = time.perf_counter()
     found = detect(model, [s.pixels for s in samples])
     seconds = (time.perf_counter() - started) / max(1, len(samples))
-    scores = coco_scores([Truth(s.boxes, s.labels) for s in samples],
-                         [Found(*item) for item in found], classes=len(config.classes),
-                         size=(config.size, config.size))
+    truths = [Truth(s.boxes, s.labels) for s in samples]
+    founds = [Found(*item) for item in found]
+    side = (config.size, config.size)
+    scores = coco_scores(truths, founds, classes=len(config.classes), size=side)
+    merged = coco_scores(truths, founds, classes=len(config.classes), size=side, agnostic=True)
+    per_class = {f"ap_50/{name}": round(ap, 4)
+                 for name, ap in zip(config.classes, scores.class_ap_50, strict=True)
+                 if not math.isnan(ap)}
     return {"images": float(len(samples)), "map": round(scores.map, 4),
             "map_50": round(scores.map_50, 4), "map_75": round(scores.map_75, 4),
-            "recall_100": round(scores.recall_100, 4), "seconds_per_image": round(seconds, 4),
-            "seconds_per_640px_image": round(_seconds_at_640(model, config, samples), 4)}
+            "recall_100": round(scores.recall_100, 4),
+            "agnostic_map": round(merged.map, 4), "agnostic_map_50": round(merged.map_50, 4),
+            "seconds_per_image": round(seconds, 4),
+            "seconds_per_640px_image": round(_seconds_at_640(model, config, samples), 4),
+            **per_class}
 
 
 def _seconds_at_640(model: nn.Module, config: DetectorConfig, samples: list[Sample]) -> float:
