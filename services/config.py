@@ -74,8 +74,7 @@ class Settings(BaseSettings):
     query_batch: int = Field(8, ge=1, description="most query images (searches by upload or "
                              "URL) that concurrent requests embed in one model call")
     # FAISS's OpenMP threads. One: a single query's scan is too short to share, and on a
-    # busy machine idle OpenMP threads spin on the cores the model needs (a 3k-vector Flat
-    # query took 20 ms with 2 threads and 4 ms with 1 under load; README "Speed").
+    # busy machine idle OpenMP threads spin on the cores the model needs (README "Speed").
     index_threads: int = Field(1, ge=1, description="FAISS (OpenMP) threads per process")
     query_batch_wait_ms: float = Field(
         2.0, ge=0, description="longest wait of a queued query image for others still being "
