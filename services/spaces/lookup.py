@@ -31,12 +31,21 @@ def default_space_name(settings: Settings) -> str:
 def ensure_default_space(*, session: Session, settings: Settings) -> Space:
     """The default space, created from settings (backbone, pooling) when the catalog has none.
     Of two first ingests at once (a worker's job and an upload), one creates it and the
-    other, refused by the unique name, takes the space the first committed."""
+    other, refused by the unique name, takes the space the first committed.
+
+    Called first thing in a session: before the engine check (an export and a comparison on
+    the bundled photos, seconds) it ends the session's transaction, which on SQLite holds the
+    catalog's write lock, so other requests are not refused as "database is locked"."""
     space = space_queries.get_default_space(session=session)
     if space is not None:
         return space
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("ensure_default_space must open its session: it ends the "
+                           "session's transaction before the engine check")
+    session.rollback()
+    data = _default_space_definition(settings)
     try:
-        return _create_default_space(session=session, settings=settings)
+        return space_queries.create_space(session=session, data=data)
     except SpaceExists:
         space = space_queries.get_default_space(session=session)
         if space is None:
@@ -44,14 +53,14 @@ def ensure_default_space(*, session: Session, settings: Settings) -> Space:
         return space
 
 
-def _create_default_space(*, session: Session, settings: Settings) -> Space:
-    """Insert the default space the settings describe (SpaceExists if its name is taken)."""
+def _default_space_definition(settings: Settings) -> SpaceCreate:
+    """The default space the settings describe, its engine chosen (no catalog access)."""
     spec = get_backbone(settings.backbone)
     weights = resolve_weights(spec, explicit=None, torch_home=settings.torch_home)
     sha256 = file_sha256(weights)
     engine = default_engine(spec=spec, weights=weights, weights_sha256=sha256,
                             settings=settings)
-    data = SpaceCreate(
+    return SpaceCreate(
         name=default_space_name(settings),
         backbone=spec.name,
         weights_sha256=sha256,
@@ -63,7 +72,6 @@ def _create_default_space(*, session: Session, settings: Settings) -> Space:
                              input_size=spec.weights.input_size, engine=engine,
                              backend=settings.vector_backend),
     )
-    return space_queries.create_space(session=session, data=data)
 
 
 def find_space(*, session: Session, name: str | None) -> Space:
