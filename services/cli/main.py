@@ -152,12 +152,10 @@ COMMANDS: dict[str, Entry] = {
     "detect train": Entry(f"{_CLI}.detect:detect_train", "Train a detector on the ImageNet "
                           "MobileNetV2 trunk as a job and publish it."),
     "detect evaluate": Entry(f"{_CLI}.detect:detect_evaluate", "Score a detector on a COCO "
-                             "file: mAP@[.5:.95], mAP@.5 (pycocotools), class-agnostic and per "
-                             "class, and time per image, or "
-                             "IoU >= 0.5 share and class accuracy for a localizer."),
+                             "file: mAP@[.5:.95], mAP@.5 (pycocotools)."),
     "detect crops": Entry(f"{_CLI}.detect:detect_crops", "Name objects from their true "
-                          "boxes alone (trunk features + a linear head): the class accuracy "
-                          "a detector's labels could reach, measured."),
+                          "boxes alone: ImageNet trunk features of each crop and a linear "
+                          "head."),
     "detect run": Entry(f"{_CLI}.detect:detect_run", "Run a detector over the catalog as a "
                         "job and store its boxes as regions."),
     "detect list": Entry(f"{_CLI}.detect:detect_list", "The trained detectors: architecture, "

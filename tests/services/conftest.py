@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -115,11 +116,16 @@ def lookalike_in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
         get_settings.cache_clear()
         capsys.readouterr()
         code: int | str | None = 0
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        root.handlers.clear()  # as in a fresh process: an app built earlier logs to stdout
         try:
             run()
         except SystemExit as exit_:
             code = exit_.code
         finally:
+            root.handlers[:] = handlers
+            root.setLevel(level)
             get_settings.cache_clear()
         out, err = capsys.readouterr()
         if isinstance(code, str):  # sys.exit("message"): Python prints it and exits 1
