@@ -1,6 +1,7 @@
 """Video-classifier training jobs on a real SQLite catalog: a short run publishes the model
 by sha256 as the default, ingest labels new videos with it, search filters by that label
-(video_label=), and a cancelled job resumes from its checkpoint."""
+(video_label=), and a cancelled job, or one whose server is killed, resumes from its
+checkpoint."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from lookalike.services.api.app import create_app
+from lookalike.services.bench.search import free_port, start_server
 from lookalike.services.catalog.models import Video
 from lookalike.services.ingest.videos import ingest_video_bytes
 from lookalike.services.jobs import runner as jobs
@@ -23,6 +26,7 @@ from lookalike.services.storage.verify import verify_storage
 from lookalike.services.video.registry import registry
 from lookalike.services.video.request import VideoTrainRequest
 from tests.services.conftest import make_settings
+from tests.services.jobs.test_resume import poll
 from tests.services.text.test_text_jobs import Held
 from tests.videofactory import Shot, write_clip
 
@@ -30,6 +34,7 @@ from tests.videofactory import Shot, write_clip
 COLOURS = {"red": (210, 40, 40), "blue": (40, 40, 210)}
 SMALL = {"epochs": 2, "batch_size": 4, "lr": 0.01, "frames": 4, "size": 16}
 CLIP_SIZE = (32, 32)
+EPOCHS = 6  # the killed job's: long enough that the kill lands mid-way
 
 
 def _clip(colour: tuple[int, int, int], rng: np.random.Generator, frames: int = 8) -> bytes:
@@ -144,3 +149,55 @@ def test_a_cancelled_video_job_resumes_from_its_checkpoint(tmp_path: Path) -> No
         assert final["state"] == "succeeded", final["error"]
         assert [row["epoch"] for row in final["training"]["history"]] == [1, 2]
         assert registry(settings)["default"] == "colour"
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_video_job_of_a_sigkilled_server_resumes_on_the_next(tmp_path: Path) -> None:
+    """SIGKILL `lookalike serve` after the job checkpointed an epoch: the next server takes
+    the job over once the lease lapses and goes on from the checkpoint, each epoch once."""
+    settings = make_settings(tmp_path / "home")
+    init_catalog(settings)
+    clips = write_clips(tmp_path / "clips", per_class=12)
+    env = {"LOOKALIKE_INGEST_ROOTS": str(tmp_path), "LOOKALIKE_JOB_LEASE_S": "3",
+           "LOOKALIKE_TORCH_THREADS": "1"}
+    body = {"kind": "video-train", "source": str(clips), "task": "colour",
+            **{**SMALL, "epochs": EPOCHS, "size": 48, "frames": 8}}
+    port = free_port()
+    first = start_server(settings, port, extra_env=env)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            answer = client.post("/v1/jobs", json=body)
+            assert answer.status_code == 202, answer.text
+            job_id = answer.json()["id"]
+            poll(client, job_id, lambda shown: len(_history(shown)) >= 1, "train an epoch")
+            first.kill()  # SIGKILL: no shutdown, the lease is not released
+            first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert (settings.layout.job(job_id) / "checkpoint.pt").is_file()
+    with open_runtime(settings) as runtime:
+        killed = jobs.describe(jobs.get_job(runtime, job_id))
+    assert killed["state"] == "running" and 1 <= len(_history(killed)) < EPOCHS, \
+        f"the kill did not land mid-job: {killed['state']}, {_history(killed)}"
+
+    second = start_server(settings, port, extra_env=env)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            shown = poll(client, job_id, lambda s: s["state"] not in ("queued", "running"),
+                         "end after the restart")
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+    assert shown["state"] == "succeeded", shown["error"]
+    assert [row["epoch"] for row in _history(shown)] == list(range(1, EPOCHS + 1))
+    done = len(_history(killed))  # kept as trained (their seconds too), not trained again
+    assert _history(shown)[:done] == _history(killed), (_history(killed), _history(shown))
+    assert registry(settings)["default"] == "colour"
+
+
+def _history(shown: dict) -> list[dict]:
+    """The epochs a job has recorded (none before its first)."""
+    return (shown.get("training") or {}).get("history") or []
