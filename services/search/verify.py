@@ -81,10 +81,10 @@ def copy_calls(calibration: CopyCalibration, scores: np.ndarray, inliers: np.nda
     the reference by it, or without one (an older calibration) the score at its threshold."""
     called = inliers >= calibration.inlier_threshold
     if calibration.margin_threshold is None:
-        return called | (scores >= calibration.score_threshold)
+        return np.asarray(called | (scores >= calibration.score_threshold), dtype=bool)
     with np.errstate(invalid="ignore"):
         clear = scores.astype(np.float64) - reference >= calibration.margin_threshold
-    return called | (top & clear)
+    return np.asarray(called | (top & clear), dtype=bool)
 
 
 def margin_fetch(calibration: CopyCalibration | None) -> int:
