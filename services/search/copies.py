@@ -45,7 +45,6 @@ class CopyAnswer:
                        for hit in self.copies],
         }
 
-
     def _thresholds(self) -> dict[str, float]:
         """The thresholds the decision uses: inliers, and the top result's margin over the
         score of result `margin_rank` or (a calibration older than margins) the score."""
