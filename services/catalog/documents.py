@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from sqlalchemy import JSON
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -38,12 +38,18 @@ class MilvusIndexOptions(_Document):
 
 
 class CopyCalibration(_Document):
-    """A space's fitted "is a copy" thresholds: a result is a copy when its score reaches
-    `score_threshold`, or, verified, when its inliers reach `inlier_threshold`; fitted on a
-    labelled benchmark run for `target_precision`, with the precision and recall it kept."""
+    """A space's fitted "is a copy" thresholds, fitted on a labelled benchmark run for
+    `target_precision`, with the precision and recall they kept. A verified result is a copy
+    when its inliers reach `inlier_threshold`; with a margin, also the top result when its
+    score clears the `margin_rank`-th best score by `margin_threshold`; without one (fitted
+    before margins existed), any result whose score reaches `score_threshold`."""
 
     score_threshold: float
     inlier_threshold: int
+    margin_threshold: float | None = Field(None, description="how far the top result's score "
+                                           "must lie above the margin_rank-th best score")
+    margin_rank: int | None = Field(None, ge=2, description="the result the margin is "
+                                    "measured from (its rank, 1-based)")
     target_precision: float
     benchmark: str
     pairs: int
@@ -54,6 +60,13 @@ class CopyCalibration(_Document):
     held_out_precision: float | None = Field(None, description="the verified rule's "
                                              "precision on photos it was not fitted on")
     held_out_recall: float | None = Field(None, description="and its recall there")
+
+    @model_validator(mode="after")
+    def _margin_complete(self) -> CopyCalibration:
+        if (self.margin_threshold is None) != (self.margin_rank is None):
+            raise ValueError("margin_threshold and margin_rank go together: give both or "
+                             "neither")
+        return self
 
 
 class SpaceOptions(_Document):

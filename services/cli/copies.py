@@ -39,15 +39,27 @@ def _print(result: CopyEvaluation) -> None:
                   f"embed {result.embed_seconds:.1f} s, search"
                   f"{' + verify' if result.verify else ''} {result.search_seconds:.1f} s")
     if result.calibration is not None:
-        c = result.calibration
-        console.print(f"calibrated for precision {c['target_precision']}: score >= "
-                      f"{c['score_threshold']} (precision {c['precision']}, recall "
-                      f"{c['recall']}); or inliers >= {c['inlier_threshold']} (precision "
-                      f"{c['precision_verified']}, recall {c['recall_verified']}); held out "
-                      f"(two folds by photo): precision {c['held_out_precision']}, recall "
-                      f"{c['held_out_recall']}; stored on space {result.space}")
+        _print_calibration(result)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}")
+
+
+def _print_calibration(result: CopyEvaluation) -> None:
+    """The fitted rule, what it keeps in and out of sample, and what it called wrongly."""
+    c = result.calibration or {}
+    console.print(f"calibrated for precision {c['target_precision']}: inliers >= "
+                  f"{c['inlier_threshold']}, or the top result's score >= the "
+                  f"{c['margin_rank']}th best's + {c['margin_threshold']}: precision "
+                  f"{c['precision_verified']}, recall {c['recall_verified']} on the pairs "
+                  f"fitted on; held out (two folds by photo): precision "
+                  f"{c['held_out_precision']}, recall {c['held_out_recall']}; score alone "
+                  f"(duplicates) >= {c['score_threshold']}: precision {c['precision']}, recall "
+                  f"{c['recall']}; stored on space {result.space}")
+    wrong = result.held_out_false_positives
+    console.print(f"held-out false positives: {len(wrong)}")
+    for w in wrong:
+        console.print(f"  {w['query']} -> {w['result']}: score {w['score']}, inliers "
+                      f"{w['inliers']}, margin {w['margin']}")
 
 
 def disc21_command(spaces: list[str | None], *, data: Path | None, limit: int | None,

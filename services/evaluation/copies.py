@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -40,13 +41,15 @@ LEFT_OUT = frozenset({"motorcycle_right"})
 
 @dataclass
 class CopyQueries:
-    """The benchmark's images: queries with their original's row and edit, and the gallery."""
+    """The benchmark's images: queries with their original's row and edit, and the gallery
+    (the originals, named, then the distractors)."""
 
     images: list[Image.Image]
     owners: np.ndarray
     edits: list[str]
     originals: list[Image.Image]
     distractors: np.ndarray
+    names: list[str]
 
 
 def copy_queries(*, distractors: int, photos: int | None = None) -> CopyQueries:
@@ -63,7 +66,8 @@ def copy_queries(*, distractors: int, photos: int | None = None) -> CopyQueries:
         owners += [row] * len(EDIT_TYPES)
         edits += list(EDIT_TYPES)
     fashion, _ = fashion_mnist(split="test", limit=distractors)
-    return CopyQueries(images, np.array(owners), edits, [p.image for p in chosen], fashion)
+    return CopyQueries(images, np.array(owners), edits, [p.image for p in chosen], fashion,
+                       [p.name for p in chosen])
 
 
 @dataclass
@@ -146,6 +150,7 @@ class CopyEvaluation:
     embed_seconds: float
     search_seconds: float
     calibration: dict | None = None
+    held_out_false_positives: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def to_public(self) -> dict:

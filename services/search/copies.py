@@ -38,14 +38,22 @@ class CopyAnswer:
         return {
             "space": self.space, "took_ms": round(self.took_ms, 3),
             "is_copy": bool(self.copies), "answer": self.answer,
-            "thresholds": {"score": self.calibration.score_threshold,
-                           "inliers": self.calibration.inlier_threshold,
-                           "target_precision": self.calibration.target_precision},
+            "thresholds": self._thresholds(),
             "copies": [{"image_id": hit.image_id, "score": round(hit.score, 6),
                         "inliers": hit.inliers, "source": hit.source,
                         "thumbnail_url": f"/v1/images/{hit.image_id}/thumbnail"}
                        for hit in self.copies],
         }
+
+    def _thresholds(self) -> dict[str, float]:
+        """The thresholds the decision uses: inliers, and the top result's margin over the
+        score of result `margin_rank` or (a calibration older than margins) the score."""
+        c = self.calibration
+        shown: dict[str, float] = {"inliers": c.inlier_threshold,
+                                   "target_precision": c.target_precision}
+        if c.margin_threshold is None or c.margin_rank is None:
+            return shown | {"score": c.score_threshold}
+        return shown | {"margin": c.margin_threshold, "margin_rank": c.margin_rank}
 
 
 def calibration_of(runtime: Runtime, space_name: str | None) -> tuple[str, CopyCalibration]:

@@ -38,6 +38,8 @@ from lookalike.services.search.regions import RegionHit, check_scope, search_reg
 from lookalike.services.search.verify import (
     decide,
     decode_query,
+    margin_fetch,
+    margin_reference,
     stored_image,
     verify_enabled,
     verify_hits,
@@ -202,7 +204,9 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
         use_qe = qe_enabled(space, qe)
         plan = dba_plan(space, dba=dba, qe=use_qe)
         use_verify = verify_enabled(space, verify)
+        calibration = space.options.copy_calibration
         fetch = max(k, space.options.verify_n) if use_verify else k
+        fetch = max(fetch, margin_fetch(calibration))
         search = replica.search
         wanted = fetch_size(runtime, session, fetch, group=group_videos, most=MAX_K)
         if filters.restricts:
@@ -222,13 +226,14 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
     if use_verify:
         image = _query_image(runtime, query, image_id)
         results = verify_hits(runtime, image, results)
+    reference = margin_reference(calibration, results, query_id=image_id)
     results = results[:k]
     if group_videos and refine_enabled(runtime, refine_moment) and has_clip(results):
         if image is None:
             image = _query_image(runtime, query, image_id)
         with runtime.read_session() as session:
             results = refined_moment(runtime, session, space, vector, image, results)
-    results = decide(space.options.copy_calibration, results)
+    results = decide(calibration, results, reference=reference, query_id=image_id)
     return SearchResult(space=space.name, took_ms=(time.perf_counter() - started) * 1000,
                         results=results, qe=use_qe, dba=plan is not None, facets=counts,
                         mode="image+filters" if filters.restricts else "image",

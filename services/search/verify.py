@@ -73,19 +73,52 @@ def _inliers(runtime: Runtime, views: list[LocalFeatures], image_id: int) -> int
     return verify_views(views, extract_features(candidate)).inliers
 
 
-def is_copy(calibration: CopyCalibration | None, score: float, inliers: int | None
-            ) -> bool | None:
-    """The calibrated decision (None when the space has no calibration)."""
-    if calibration is None:
+def copy_calls(calibration: CopyCalibration, scores: np.ndarray, inliers: np.ndarray, *,
+               top: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """The calibrated decision on many results at once (inliers -1: not verified; `top`:
+    the query's first result; `reference`: its `margin_rank`-th best score, NaN when it has
+    fewer results): inliers at their threshold, or with a margin the top result clear of
+    the reference by it, or without one (an older calibration) the score at its threshold."""
+    called = inliers >= calibration.inlier_threshold
+    if calibration.margin_threshold is None:
+        return np.asarray(called | (scores >= calibration.score_threshold), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        clear = scores.astype(np.float64) - reference >= calibration.margin_threshold
+    return np.asarray(called | (top & clear), dtype=bool)
+
+
+def margin_fetch(calibration: CopyCalibration | None) -> int:
+    """How many results the margin is measured over: its rank, and one more in case the
+    query itself (a catalogued id) is among them."""
+    rank = calibration.margin_rank if calibration is not None else None
+    return 0 if rank is None else rank + 1
+
+
+def margin_reference(calibration: CopyCalibration | None, hits: list[Hit], *,
+                     query_id: int | None = None) -> float | None:
+    """The score the top result must clear by the margin: the `margin_rank`-th best among
+    the hits, a catalogued query itself left out (None without a margin or that many)."""
+    if calibration is None or calibration.margin_rank is None:
         return None
-    if score >= calibration.score_threshold:
-        return True
-    return inliers is not None and inliers >= calibration.inlier_threshold
+    rank = calibration.margin_rank
+    scores = sorted((hit.score for hit in hits if hit.image_id != query_id), reverse=True)
+    return scores[rank - 1] if len(scores) >= rank else None
 
 
-def decide(calibration: CopyCalibration | None, hits: list[Hit]) -> list[Hit]:
-    """Every hit with its `is_copy` decision."""
-    return [replace(hit, is_copy=is_copy(calibration, hit.score, hit.inliers)) for hit in hits]
+def decide(calibration: CopyCalibration | None, hits: list[Hit], *,
+           reference: float | None = None, query_id: int | None = None) -> list[Hit]:
+    """Every hit with its `is_copy` decision (None when the space has no calibration); the
+    top result is the first that is not the catalogued query itself."""
+    if calibration is None:
+        return [replace(hit, is_copy=None) for hit in hits]
+    others = [i for i, hit in enumerate(hits) if hit.image_id != query_id]
+    top = np.zeros(len(hits), dtype=bool)
+    top[others[:1]] = True
+    called = copy_calls(
+        calibration, np.array([hit.score for hit in hits], dtype=np.float64),
+        np.array([-1 if hit.inliers is None else hit.inliers for hit in hits]), top=top,
+        reference=np.full(len(hits), np.nan if reference is None else reference))
+    return [replace(hit, is_copy=bool(call)) for hit, call in zip(hits, called, strict=True)]
 
 
 def matched_keypoints(query: Image.Image, candidate: Image.Image, *,

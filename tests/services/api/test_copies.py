@@ -18,9 +18,10 @@ from lookalike.services.runtime import Runtime
 from lookalike.services.sample import bundled_photos
 from lookalike.services.spaces.lookup import find_space
 
-CALIBRATION = CopyCalibration(score_threshold=0.99, inlier_threshold=15, target_precision=0.99,
-                              benchmark="test", pairs=1, precision=1.0, recall=1.0,
-                              precision_verified=1.0, recall_verified=1.0)
+CALIBRATION = CopyCalibration(score_threshold=0.99, inlier_threshold=15, margin_threshold=0.2,
+                              margin_rank=5, target_precision=0.99, benchmark="test", pairs=1,
+                              precision=1.0, recall=1.0, precision_verified=1.0,
+                              recall_verified=1.0)
 
 
 @pytest.fixture()
@@ -65,6 +66,8 @@ def test_copies_of_an_upload_and_of_a_catalogued_image(client: TestClient,
     assert found["is_copy"] and found["answer"].startswith("copy of image ")
     assert found["copies"][0]["source"].endswith("rocket.jpg")
     assert found["copies"][0]["inliers"] >= 15
+    assert found["thresholds"] == {"inliers": 15, "margin": 0.2, "margin_rank": 5,
+                                   "target_precision": 0.99}
     noise = np.random.default_rng(0).integers(0, 256, size=(200, 300, 3), dtype=np.uint8)
     none = ask(client, Image.fromarray(noise)).json()
     assert (none["is_copy"], none["answer"], none["copies"]) == (False, "no copy", [])
