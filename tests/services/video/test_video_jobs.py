@@ -9,13 +9,11 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from lookalike.services.api.app import create_app
-from lookalike.services.bench.search import free_port, start_server
 from lookalike.services.catalog.models import Video
 from lookalike.services.ingest.videos import ingest_video_bytes
 from lookalike.services.jobs import runner as jobs
@@ -26,7 +24,7 @@ from lookalike.services.storage.verify import verify_storage
 from lookalike.services.video.registry import registry
 from lookalike.services.video.request import VideoTrainRequest
 from tests.services.conftest import make_settings
-from tests.services.jobs.test_resume import poll
+from tests.services.jobs.servers import finish_on_a_new_server, submit_then_kill
 from tests.services.text.test_text_jobs import Held
 from tests.videofactory import Shot, write_clip
 
@@ -163,34 +161,15 @@ def test_a_video_job_of_a_sigkilled_server_resumes_on_the_next(tmp_path: Path) -
            "LOOKALIKE_TORCH_THREADS": "1"}
     body = {"kind": "video-train", "source": str(clips), "task": "colour",
             **{**SMALL, "epochs": EPOCHS, "size": 48, "frames": 8}}
-    port = free_port()
-    first = start_server(settings, port, extra_env=env)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            answer = client.post("/v1/jobs", json=body)
-            assert answer.status_code == 202, answer.text
-            job_id = answer.json()["id"]
-            poll(client, job_id, lambda shown: len(_history(shown)) >= 1, "train an epoch")
-            first.kill()  # SIGKILL: no shutdown, the lease is not released
-            first.wait(timeout=30)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
+    job_id = submit_then_kill(settings, env, body, lambda shown: len(_history(shown)) >= 1,
+                              "train an epoch")
     assert (settings.layout.job(job_id) / "checkpoint.pt").is_file()
     with open_runtime(settings) as runtime:
         killed = jobs.describe(jobs.get_job(runtime, job_id))
     assert killed["state"] == "running" and 1 <= len(_history(killed)) < EPOCHS, \
         f"the kill did not land mid-job: {killed['state']}, {_history(killed)}"
 
-    second = start_server(settings, port, extra_env=env)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            shown = poll(client, job_id, lambda s: s["state"] not in ("queued", "running"),
-                         "end after the restart")
-    finally:
-        second.terminate()
-        second.wait(timeout=30)
+    shown = finish_on_a_new_server(settings, env, job_id)
     assert shown["state"] == "succeeded", shown["error"]
     assert [row["epoch"] for row in _history(shown)] == list(range(1, EPOCHS + 1))
     done = len(_history(killed))  # kept as trained (their seconds too), not trained again
