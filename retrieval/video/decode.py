@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import av.container
@@ -98,10 +99,11 @@ def decode_frames(data: bytes, *, limits: VideoLimits) -> Iterator[VideoFrame]:
         _check_complete(count, last, info)
 
 
-def decode_span(data: bytes, *, start: float, end: float, limits: VideoLimits,
+def decode_span(data: bytes | Path, *, start: float, end: float, limits: VideoLimits,
                 most: int | None = None) -> list[VideoFrame]:
-    """The frames shown from `start` to `end` seconds, found by one seek to the keyframe at
-    or before `start` and decoded no further than `end`, within the limits (the frames
+    """The frames shown from `start` to `end` seconds of a clip (its bytes, or its file, read
+    only as far as the span needs), found by one seek to the keyframe at or before `start`
+    and decoded no further than `end`, within the limits (the frames
     decoded from that keyframe count); with `most`, at most that many, the first frame at or
     after each of `most` evenly spaced times of the span (by time, not by frame count: a
     header's frame rate may not be the stream's), the others decoded but not converted."""
@@ -142,25 +144,35 @@ def _seek(container: av.container.InputContainer, stream: av.video.VideoStream,
                             f"{exc}") from exc
 
 
-def _open(data: bytes, limits: VideoLimits) -> av.container.InputContainer:
-    """Open the bytes as an input container, after the byte limit and signature checks."""
-    if not data:
+def _open(data: bytes | Path, limits: VideoLimits) -> av.container.InputContainer:
+    """Open the bytes or the file as an input container, after the byte limit and signature
+    checks."""
+    size = data.stat().st_size if isinstance(data, Path) else len(data)
+    if not size:
         raise VideoRejected("empty", "the video file is empty (0 bytes)")
-    if len(data) > limits.max_bytes:
+    if size > limits.max_bytes:
         raise VideoRejected(
             "too_many_bytes",
-            f"video file is {len(data)} bytes; the limit is {limits.max_bytes} "
+            f"video file is {size} bytes; the limit is {limits.max_bytes} "
             "(LOOKALIKE_MAX_VIDEO_BYTES)",
         )
-    if not looks_like_video(data[:16]):
+    if not looks_like_video(_head(data)):
         raise VideoRejected(
             "not_a_video", "the file is not a video in an accepted container (mp4, mov, avi, "
             "mkv, webm)"
         )
     try:
-        return av.open(io.BytesIO(data), mode="r")
+        return av.open(str(data) if isinstance(data, Path) else io.BytesIO(data), mode="r")
     except (av.error.FFmpegError, ValueError, OSError) as exc:
         raise VideoRejected("decode_failed", f"the video container cannot be read: {exc}") from exc
+
+
+def _head(data: bytes | Path) -> bytes:
+    """The first 16 bytes, where a container's signature is."""
+    if isinstance(data, Path):
+        with data.open("rb") as file:
+            return file.read(16)
+    return data[:16]
 
 
 def _info(container: av.container.InputContainer, limits: VideoLimits) -> VideoInfo:

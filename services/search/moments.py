@@ -122,11 +122,10 @@ def _decoded_frames(runtime: Runtime, video: VideoRef, anchors: list[float]) -> 
     every = runtime.settings.video_every_s
     try:
         path, _ = video_file(runtime, video.id)
-        data = path.read_bytes()
         frames: list[VideoFrame] = []
         for start, end in _spans(anchors, every, video.duration):
             most = max(1, round(ANCHOR_FRAMES * (end - start) / (2 * every)))
-            frames += decode_span(data, start=start, end=end,
+            frames += decode_span(path, start=start, end=end,
                                   limits=video_limits(runtime.settings), most=most)
         return frames
     except (VideoNotFound, VideoRejected, OSError) as exc:

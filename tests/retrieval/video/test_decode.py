@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -79,6 +81,20 @@ def test_a_span_of_a_real_clip_seeks_to_the_frames_a_full_decode_shows(name: str
     assert [frame.t for frame in span] == [frame.t for frame in everything]
     assert all(np.array_equal(np.asarray(a.image), np.asarray(b.image))
                for a, b in zip(span, everything, strict=True))
+
+
+def test_a_span_of_a_file_is_the_span_of_its_bytes(tmp_path: Path) -> None:
+    """Search decodes the stored clip from its file, reading only what the span needs."""
+    data = write_clip(SHOTS, container="avi")
+    (path := tmp_path / "clip.avi").write_bytes(data)
+    from_file = decode_span(path, start=1.5, end=2.5, limits=ROOMY)
+    from_bytes = decode_span(data, start=1.5, end=2.5, limits=ROOMY)
+    assert [frame.t for frame in from_file] == [frame.t for frame in from_bytes]
+    assert all(np.array_equal(np.asarray(a.image), np.asarray(b.image))
+               for a, b in zip(from_file, from_bytes, strict=True))
+    with pytest.raises(VideoRejected) as caught:
+        decode_span(path, start=1.5, end=2.5, limits=_limits(max_bytes=len(data) - 1))
+    assert caught.value.kind == "too_many_bytes"
 
 
 def test_a_span_keeps_at_most_so_many_frames_spread_over_it() -> None:
