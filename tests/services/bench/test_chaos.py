@@ -13,7 +13,7 @@ from lookalike.services.bench.chaos import ChaosReport, check_catalog, run_chaos
 from lookalike.services.catalog.models import Embedding, Image
 from lookalike.services.index.snapshots import snapshot_all
 from lookalike.services.setup import init_catalog, open_runtime
-from tests.services.bench.test_bench import BENCH_REDIS_URL
+from tests.services.bench.conftest import BENCH_REDIS_URL
 from tests.services.conftest import make_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
