@@ -168,6 +168,8 @@ COMMANDS: dict[str, Entry] = {
                          "frame averaging) as a job; it labels the videos ingested next."),
     "sample clips": Entry(f"{_CLI}.sample:sample_clips", "Write the video classifiers' tasks "
                           "as mp4 clips."),
+    "sample frames": Entry(f"{_CLI}.sample:sample_frames", "Write tiles of spaced video frames "
+                           "as PNG photos."),
     "sample scenes": Entry(f"{_CLI}.sample:sample_scenes", "Write detection scenes (objects "
                            "on photo crops) as PNG files and COCO JSON."),
     "sample hint": Entry(f"{_CLI}.sample:sample_hint",

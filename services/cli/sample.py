@@ -56,6 +56,20 @@ def sample_clips(
     console.print(f"{written} clips in {directory} (motion and appearance, train and test)")
 
 
+def sample_frames(
+    directory: Annotated[Path, typer.Argument(help="where to write the PNG tiles")],
+    clip: Annotated[list[str], typer.Option(help="PATH:STRIDE:GRID[:FRAMES]: every STRIDE-th "
+                                                 "frame of the video, cut GRID x GRID (at most "
+                                                 "FRAMES frames); repeat for more clips")],
+) -> None:
+    """Write tiles of spaced video frames as PNG photos (copy-space training data the copies
+    benchmark does not use)."""
+    from lookalike.services.video.tiles import ClipPlan, write_frame_tiles  # noqa: PLC0415 - cv2
+
+    written = write_frame_tiles(directory, [ClipPlan.parse(text) for text in clip])
+    console.print(f"{written} tiles in {directory}")
+
+
 def sample_scenes(
     directory: Annotated[Path, typer.Argument(help="where to write images/ and annotations.json")],
     images: Annotated[int, typer.Option(help="how many scenes")] = 200,
