@@ -37,8 +37,10 @@ class VideoFramePublic(BaseModel):
 
 
 class VideoHitPublic(BaseModel):
-    """The clip a frame hit comes from: `t` is the hit frame's time in seconds; `frames` the
-    clip's frames among the hits, best first (one when grouping is off)."""
+    """The clip a frame hit comes from: `t` is the moment in seconds (the hit frame's time,
+    or, where the moment was refined, that of the frame decoded around it that the query
+    matches best); `frames` the clip's indexed frames among the hits, best first (one when
+    grouping is off)."""
 
     id: int
     t: float
