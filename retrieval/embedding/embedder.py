@@ -59,6 +59,7 @@ class EmbedderOptions:
     gem_p: float = 3.0
     scales: tuple[float, ...] = (1.0,)
     frozen_graph: bool = False
+    input_size: int | None = None  # side images are resized to; None: the backbone's
 
 
 @dataclass
@@ -180,7 +181,7 @@ class Embedder:
             raise ValueError(f"the projection head expects dimension {head.in_dim}, but the "
                              f"vectors before it have {base_dim}; train it on these vectors")
         self.dim = base_dim if head is None else head.out_dim
-        self.input_size = spec.weights.input_size
+        self.input_size = options.input_size or spec.weights.input_size
         self.model: torch.nn.Module | OpenVinoTrunk
         if isinstance(model, torch.nn.Module):
             self._use_torch(model)

@@ -49,6 +49,9 @@ def spaces_create(
         help="a weight file (e.g. fine-tuned); default: the registry's resolution order")] = None,
     pooling: Annotated[str, typer.Option(help=f"one of: {', '.join(POOLING_METHODS)}")] = "gap",
     gem_p: Annotated[float, typer.Option(help="GeM exponent")] = 3.0,
+    input_size: Annotated[int | None, typer.Option(
+        help="side in pixels images are resized to (default: the backbone's); give a "
+        "fine-tuned network the size it was trained at")] = None,
     multiscale: Annotated[bool, typer.Option(help="sum descriptors at scales 1, 1/√2, 1/2")
                           ] = False,
     whiten: Annotated[int | None, typer.Option(help="learn PCA whitening to this dimension")
@@ -84,7 +87,8 @@ def spaces_create(
 ) -> None:
     """Add an embedding space; fill it with `lookalike spaces reindex NAME`."""
     definition = SpaceDefinition(
-        backbone=backbone, weights=weights, pooling=pooling, gem_p=gem_p, multiscale=multiscale,
+        backbone=backbone, weights=weights, pooling=pooling, gem_p=gem_p, input_size=input_size,
+        multiscale=multiscale,
         whiten_dim=whiten, whiten_from=whiten_from, whiten_images=whiten_images,
         whiten_shrinkage=whiten_shrinkage, whiten_labels=whiten_labels, qe=qe, qe_n=qe_n,
         qe_alpha=qe_alpha, dba_n=dba, dba_shortlist=dba_shortlist, index_factory=index_factory,

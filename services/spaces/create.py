@@ -57,6 +57,7 @@ class SpaceDefinition:
     weights: Path | None = None
     pooling: str = "gap"
     gem_p: float = _STORED.gem_p
+    input_size: int | None = None
     multiscale: bool = False
     whiten_dim: int | None = None
     whiten_images: int = 3000
@@ -96,6 +97,8 @@ def _check(definition: SpaceDefinition) -> None:
             or definition.gem_p <= 0 or not 1 <= definition.verify_n <= 200):
         raise InvalidRequest("qe_n must be >= 1, dba_n >= 0, dba_shortlist >= 1, gem_p > 0 "
                              "and verify_n 1..200")
+    if definition.input_size is not None and not 16 <= definition.input_size <= 1024:
+        raise InvalidRequest(f"input_size must be 16..1024 pixels, got {definition.input_size}")
     if definition.whiten_labels and definition.whiten_dim is None:
         raise InvalidRequest("--whiten-labels needs a dimension: add --whiten D (e.g. one less "
                              "than the number of labels)")
@@ -107,7 +110,8 @@ def _check(definition: SpaceDefinition) -> None:
 def create_space(runtime: Runtime, *, name: str, definition: SpaceDefinition,
                  make_default: bool = False) -> Space:
     """Add a space; with `whiten_dim` the PCA whitening is fitted first (catalog or folder).
-    Without an engine it gets the default one (`spaces.engines.default_engine`)."""
+    Without an engine it gets the default one (`spaces.engines.default_engine`); without an
+    input size, the backbone's (a network fine-tuned at another size needs its own)."""
     _check(definition)
     spec = get_backbone(definition.backbone)
     weights = resolve_weights(spec, explicit=definition.weights,
@@ -119,7 +123,7 @@ def create_space(runtime: Runtime, *, name: str, definition: SpaceDefinition,
                                 settings=runtime.settings)
     check_engine(engine)
     options = definition.options(runtime.settings.layout).model_copy(
-        update={"input_size": spec.weights.input_size, "engine": engine})
+        update={"input_size": definition.input_size or spec.weights.input_size, "engine": engine})
     data = SpaceCreate(name=name, backbone=spec.name, weights_sha256=sha256,
                        layer=spec.feature_layer, pooling=definition.pooling, whitening=None,
                        dim=spec.dim, options=options, make_default=make_default)

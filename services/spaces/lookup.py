@@ -122,6 +122,7 @@ def build_embedder(space: Space, *, settings: Settings) -> Embedder:
         gem_p=space.options.gem_p,
         scales=tuple(space.options.scales),
         frozen_graph=settings.frozen_graph,
+        input_size=space.options.input_size,
     )
     return Embedder(model, spec=spec, options=options,
                     whitening=space_whitening(space, settings=settings),

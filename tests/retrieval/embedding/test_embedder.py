@@ -148,6 +148,14 @@ def test_to_tensor_squashes_other_sizes_and_converts_modes(embedder: Embedder) -
     assert int(tensor.max()) > int(tensor.min())
 
 
+def test_an_input_size_option_overrides_the_backbones(extractor: torch.nn.Module) -> None:
+    small = Embedder(extractor, spec=MOBILENET, options=EmbedderOptions(input_size=128))
+    photo = Image.fromarray(data.astronaut())
+    assert small.to_tensor(photo).shape == (3, 128, 128)
+    default = Embedder(extractor, spec=MOBILENET, options=EmbedderOptions())
+    assert not np.allclose(small.embed_images([photo]), default.embed_images([photo]))
+
+
 def test_image_to_pixels_keeps_channel_values() -> None:
     image = Image.new("RGB", (4, 4), (255, 0, 51))
     tensor = image_to_pixels(image, size=4)

@@ -13,7 +13,7 @@ from lookalike.retrieval.models.weights import file_sha256
 from lookalike.services.api.app import create_app
 from lookalike.services.runtime import Runtime
 from lookalike.services.search.query import search_vector
-from lookalike.services.spaces.lookup import find_space
+from lookalike.services.spaces.lookup import build_embedder, find_space
 from tests.services.conftest import fill_space
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -49,6 +49,7 @@ def test_a_self_supervised_job_publishes_a_copy_space(photo_home: Runtime) -> No
     with photo_home.read_session() as session:
         space = find_space(session=session, name="copy-space")
     assert space.options.input_size == 64 and space.pooling == "gem" and space.dim == 1280
+    assert build_embedder(space, settings=photo_home.settings).input_size == 64  # as trained
     weights = layout.resolve(space.options.weights_file)
     assert file_sha256(weights) == space.weights_sha256 == training["weights_sha256"]
     assert fill_space(photo_home, "copy-space")["added"] == 23

@@ -114,3 +114,21 @@ def test_a_space_built_from_a_given_weight_file_records_and_checks_it(
     with pytest.raises(WeightsNotFound, match="nowhere.pth"):
         create_space(photo_home, name="missing",
                      definition=SpaceDefinition(weights=tmp_path / "nowhere.pth"))
+
+
+def test_a_space_embeds_at_its_own_input_size(photo_home: Runtime) -> None:
+    """A network fine-tuned at 128 px (finetune --input-size) is run at 128 px: the size the
+    space stores is the one its embedder resizes to, for the catalog and for queries."""
+    small = create_space(photo_home, name="small", definition=SpaceDefinition(
+        pooling="gem", input_size=128, whiten_dim=8))
+    full = create_space(photo_home, name="full", definition=SpaceDefinition(pooling="gem"))
+    assert (small.options.input_size, full.options.input_size) == (128, 224)
+    embedder = build_embedder(small, settings=photo_home.settings)
+    photo = Image.open(next(photo_home.settings.layout.originals.rglob("*.jpg")))
+    assert embedder.input_size == 128 and embedder.to_tensor(photo).shape == (3, 128, 128)
+    assert build_embedder(full, settings=photo_home.settings).input_size == 224
+    assert fill_space(photo_home, "small")["added"] == 23
+    hit = search_vector(photo_home, space_name="small", k=1, query=jpeg(photo))
+    assert hit.results[0].score == pytest.approx(1.0, abs=1e-3)
+    with pytest.raises(InvalidRequest, match="input_size"):
+        create_space(photo_home, name="tiny", definition=SpaceDefinition(input_size=8))
