@@ -187,8 +187,12 @@ def get_video_with_frames(runtime: Runtime, video_id: int) -> tuple[Video, list[
 
 
 def video_file(runtime: Runtime, video_id: int) -> tuple[Path, str]:
-    """The stored clip of a video and its media type (WebM files are Matroska's)."""
-    video, _ = get_video_with_frames(runtime, video_id)
+    """The stored clip of a video and its media type (WebM files are Matroska's): the video
+    row alone, read without waiting for a writer (a search with a clip among its hits asks)."""
+    with runtime.read_session() as session:
+        video = video_queries.get_video(session=session, video_id=video_id)
+    if video is None:
+        raise VideoNotFound(f"no video with id {video_id}")
     path = runtime.settings.layout.resolve(video.stored_path) if video.stored_path else None
     if path is None or not path.is_file():
         raise VideoNotFound(f"video {video_id}: its stored file {video.stored_path} is missing "
