@@ -101,6 +101,19 @@ class Runtime:
             self._memo[key] = (token, value)
         return value
 
+    def kept(self, key: Hashable) -> tuple[bool, object]:
+        """(True, what `fresh` kept for `key`) while nothing was committed since, else
+        (False, None): lets the event loop answer without a thread hop when no catalog read
+        is needed (reading the clock costs microseconds and no transaction)."""
+        token = self.clock.now()
+        if token is None:
+            return False, None
+        with self._lock:
+            kept = self._memo.get(key)
+        if kept is None or kept[0] != token:
+            return False, None
+        return True, kept[1]
+
     def embedder(self, space: Space) -> Embedder:
         return self.query_batcher(space).embedder
 

@@ -11,7 +11,14 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
 from lookalike.services.api.deps import RuntimeDep
-from lookalike.services.auth.keys import ANONYMOUS, Identity, identify, keys_required
+from lookalike.services.auth.keys import (
+    ANONYMOUS,
+    Identity,
+    identify,
+    kept_identity,
+    kept_keys_required,
+    keys_required,
+)
 from lookalike.services.auth.scopes import ADMIN, INGEST, SEARCH, grants
 from lookalike.services.errors import NotAllowed, NotAuthenticated
 
@@ -26,18 +33,24 @@ def _bearer(request: Request) -> str | None:
 
 async def current_identity(request: Request, runtime: RuntimeDep) -> Identity:
     """The key's identity; ANONYMOUS when keys are not required and none is sent. A key that
-    is sent is always checked, so a wrong one is refused even on an open server."""
+    is sent is always checked, so a wrong one is refused even on an open server. Answers kept
+    since the catalog's last commit are read on the event loop; the rest in a thread."""
     cached = getattr(request.state, "identity", None)
     if isinstance(cached, Identity):
         return cached
     secret = _bearer(request)
     if secret is None:
-        if await run_in_threadpool(keys_required, runtime):
+        required = kept_keys_required(runtime)
+        if required is None:
+            required = await run_in_threadpool(keys_required, runtime)
+        if required:
             raise NotAuthenticated("this server requires an API key: send "
                                    "'Authorization: Bearer <key>' (`lookalike keys create`)")
         who = ANONYMOUS
     else:
-        found = await run_in_threadpool(identify, runtime, secret)
+        known, found = kept_identity(runtime, secret)
+        if not known:
+            found = await run_in_threadpool(identify, runtime, secret)
         if found is None:
             raise NotAuthenticated("the API key is unknown or revoked")
         who = found

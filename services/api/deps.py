@@ -12,7 +12,8 @@ from lookalike.services.runtime import Runtime
 CHUNK = 1 << 20
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """The process's runtime; async so that FastAPI does not hop to a worker thread for it."""
     return request.app.state.runtime
 
 

@@ -89,6 +89,14 @@ def identify(runtime: Runtime, secret: str) -> Identity | None:
     return runtime.fresh(("key", digest), lambda: _live_identity(runtime, digest))
 
 
+def kept_identity(runtime: Runtime, secret: str) -> tuple[bool, Identity | None]:
+    """(True, `identify`'s answer) when it needs no catalog read, else (False, None)."""
+    if not secret.startswith(PREFIX):
+        return True, None
+    found, who = runtime.kept(("key", secret_sha256(secret)))
+    return found, who if isinstance(who, Identity) else None
+
+
 def _live_identity(runtime: Runtime, digest: str) -> Identity | None:
     with runtime.read_session() as session:
         key = key_queries.find_live_key(session=session, secret_sha256=digest)
@@ -104,6 +112,16 @@ def keys_required(runtime: Runtime) -> bool:
     if mode != "auto":
         return mode == "on"
     return runtime.fresh("keys_required", lambda: _any_live_key(runtime))
+
+
+def kept_keys_required(runtime: Runtime) -> bool | None:
+    """`keys_required` when it needs no catalog read (a fixed mode, or the answer kept
+    since the last commit), else None."""
+    mode = runtime.settings.auth
+    if mode != "auto":
+        return mode == "on"
+    found, required = runtime.kept("keys_required")
+    return bool(required) if found else None
 
 
 def _any_live_key(runtime: Runtime) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import RowMapping, bindparam, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -86,6 +86,22 @@ def images_by_ids(*, session: Session, ids: Sequence[int]) -> dict[int, Image]:
         return {}
     rows = session.scalars(select(Image).where(Image.id.in_(set(ids))))
     return {image.id: image for image in rows}
+
+
+_HIT_ROWS = (select(Image.id, Image.source_uri, Image.label, Image.collection, Image.title,
+                    Image.caption, Image.topic, Image.topic_score, Image.video_id, Image.t)
+             .where(Image.id.in_(bindparam("ids", expanding=True)),
+                    Image.status == "embedded"))
+
+
+def embedded_hit_rows(*, session: Session, ids: Sequence[int]) -> dict[int, RowMapping]:
+    """What a search answer shows of each embedded image among `ids`, keyed by id: one Core
+    statement, built once and run on the session's connection without ORM objects (this is
+    on every search's path)."""
+    if not ids:
+        return {}
+    rows = session.connection().execute(_HIT_ROWS, {"ids": sorted(set(ids))})
+    return {row.id: row._mapping for row in rows}
 
 
 def list_images(

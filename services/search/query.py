@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL.Image import Image as PILImage
+from sqlalchemy import RowMapping
 from sqlalchemy.orm import Session
 
 from lookalike.retrieval.errors import IndexIdNotFound
@@ -77,6 +78,14 @@ class Hit:
                    collection=image.collection, title=image.title, caption=image.caption,
                    topic=image.topic, topic_score=image.topic_score, video_id=image.video_id,
                    t=image.t)
+
+    @classmethod
+    def of_row(cls, row: RowMapping, score: float) -> Hit:
+        """A hit from `embedded_hit_rows`' columns (no ORM object built)."""
+        return cls(image_id=row["id"], score=score, source=row["source_uri"],
+                   label=row["label"], collection=row["collection"], title=row["title"],
+                   caption=row["caption"], topic=row["topic"], topic_score=row["topic_score"],
+                   video_id=row["video_id"], t=row["t"])
 
 
 @dataclass(frozen=True)
@@ -216,10 +225,9 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
         else:
             hits = search(expand_query(replica, space, vector) if use_qe else vector, wanted)
         ids = [int(i) for i in hits.ids[0] if i >= 0]
-        rows = image_queries.images_by_ids(session=session, ids=ids)
-        results = [Hit.of(rows[i], float(s))
-                   for i, s in zip(hits.ids[0], hits.scores[0], strict=True)
-                   if i >= 0 and i in rows and rows[i].status == "embedded"]
+        rows = image_queries.embedded_hit_rows(session=session, ids=ids)
+        results = [Hit.of_row(rows[i], float(s))
+                   for i, s in zip(hits.ids[0], hits.scores[0], strict=True) if i in rows]
         results = with_videos(session, results, group=group_videos, k=fetch)
         counts = facet_counts(session, filters) if _wants_facets(facets, filters) else None
     image: PILImage | None = None

@@ -110,7 +110,7 @@ def decide(calibration: CopyCalibration | None, hits: list[Hit], *,
     """Every hit with its `is_copy` decision (None when the space has no calibration); the
     top result is the first that is not the catalogued query itself."""
     if calibration is None:
-        return [replace(hit, is_copy=None) for hit in hits]
+        return [hit if hit.is_copy is None else replace(hit, is_copy=None) for hit in hits]
     others = [i for i, hit in enumerate(hits) if hit.image_id != query_id]
     top = np.zeros(len(hits), dtype=bool)
     top[others[:1]] = True

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -19,6 +20,7 @@ from lookalike.services.auth.redact import redact_hits
 from lookalike.services.auth.scopes import ADMIN, grants
 from lookalike.services.errors import InvalidRequest, TextTooLong
 from lookalike.services.search.filters import Filters
+from lookalike.services.search.inline import answers_inline
 from lookalike.services.search.query import search_text, search_vector
 
 router = APIRouter(prefix="/v1", tags=["search"], dependencies=[NEEDS_SEARCH, SEARCH_RATE,
@@ -126,12 +128,14 @@ async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
             result = await run_in_threadpool(search_text, runtime, k=k, filters=filters,
                                              facets=facets)
         else:
-            result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
-                                             image_id=body.image_id, url=body.url, qe=qe,
-                                             dba=dba, filters=filters, facets=facets,
-                                             verify=verify, group_videos=group_videos,
-                                             box=box, scope=scope,
-                                             refine_moment=refine_moment)
+            search_now = partial(search_vector, runtime, space_name=space, k=k,
+                                 image_id=body.image_id, url=body.url, qe=qe, dba=dba,
+                                 filters=filters, facets=facets, verify=verify,
+                                 group_videos=group_videos, box=box, scope=scope,
+                                 refine_moment=refine_moment)
+            light = answers_inline(runtime, space_name=space, image_id=body.image_id,
+                                   url=body.url, box=box, filters=filters, verify=verify)
+            result = search_now() if light else await run_in_threadpool(search_now)
     else:
         raise ImageRejected("not_an_image", "send multipart/form-data with a 'file' field, "
                             f"or application/json with an image_id or a url; got "
