@@ -69,15 +69,20 @@ def audit(request: Request, who: Identity) -> None:
         "targets": dict(request.path_params), "query": dict(request.query_params)}))
 
 
+def check_scope(request: Request, who: Identity, scope: str) -> None:
+    """Refuse (403) an identity without `scope` (admin holds every scope); audit admin acts."""
+    if not grants(who.scopes, scope):
+        raise NotAllowed(f"the key {who.name!r} lacks the {scope!r} scope this needs",
+                         scope=scope)
+    if scope == ADMIN:
+        audit(request, who)
+
+
 def require(scope: str) -> object:
     """A dependency refusing (403) identities without `scope` (admin holds every scope)."""
 
     async def check(request: Request, who: IdentityDep) -> Identity:
-        if not grants(who.scopes, scope):
-            raise NotAllowed(f"the key {who.name!r} lacks the {scope!r} scope this needs",
-                             scope=scope)
-        if scope == ADMIN:
-            audit(request, who)
+        check_scope(request, who, scope)
         return who
 
     return Depends(check)

@@ -61,6 +61,7 @@ class SpeedBench:
     decode_and_forward_ms: float = 0.0
     upload_p50_over_decode_forward: float = 0.0
     clients: int = 0
+    workers: int = 1
     upload_many_per_s: float = 0.0
     upload_many_over_best_engine: float = 0.0
     upload_many_over_space_engine: float = 0.0
@@ -173,7 +174,7 @@ def _decode_figures(embedder: Embedder, settings: Settings
 
 
 def run_speed_bench(settings: Settings, *, seconds: float, sample_per_class: int,
-                    queries: int, clients: int, serve: bool) -> SpeedBench:
+                    queries: int, clients: int, serve: bool, workers: int = 1) -> SpeedBench:
     """Every figure of the speed table from this one run (see the module's docstring)."""
     with throwaway_catalog(settings, postgres=None) as bench:
         if serve:
@@ -203,13 +204,14 @@ def run_speed_bench(settings: Settings, *, seconds: float, sample_per_class: int
                 return result
             result.catalog_images = summary.added
             _serve_figures(result, runtime, bench, space, queries=queries, clients=clients,
-                           seconds=seconds)
+                           seconds=seconds, workers=workers)
     return result
 
 
 def _serve_figures(result: SpeedBench, runtime, settings: Settings, space, *, queries: int,
-                   clients: int, seconds: float) -> None:
-    """The HTTP figures, against decode + forward and FAISS timed here in the same run."""
+                   clients: int, seconds: float, workers: int) -> None:
+    """The HTTP figures, against decode + forward and FAISS timed here in the same run, from
+    a server of `workers` processes (one client's requests stay on one of them)."""
     uploads = [jpeg_of(p.image, (640, 480)) for p in bundled_photos()]
     embedder = runtime.embedder(space)
     config = prepare_config(runtime, embedder)
@@ -234,7 +236,9 @@ def _serve_figures(result: SpeedBench, runtime, settings: Settings, space, *, qu
     result.faiss_p50_ms = round(percentiles_ms(faiss)[0], 3)
     port = free_port()
     server = start_server(settings, port, {"LOOKALIKE_RATE_SEARCH": UNLIMITED,
-                                           "LOOKALIKE_RATE_SEARCH_UPLOAD": UNLIMITED})
+                                           "LOOKALIKE_RATE_SEARCH_UPLOAD": UNLIMITED},
+                          workers=workers, timeout_s=300)
+    result.workers = workers
     try:
         result.by_id_p50_ms = round(percentiles_ms(time_search_by_id(port, chosen, 10))[0], 2)
         result.upload_p50_ms = round(_one_client(port, uploads, queries), 2)

@@ -232,11 +232,15 @@ def bench_speed(
     queries: Annotated[int, typer.Option(help="sequential searches by id and by upload")] = 200,
     clients: Annotated[int, typer.Option(help="concurrent clients searching by upload")] = 16,
     serve: Annotated[bool, typer.Option(help="also time a real `lookalike serve`")] = True,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="server processes (`serve --workers`); default: one per usable core")
+                       ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Engines' images/s and the search paths' latencies, as ratios from one run."""
     result = run_speed_bench(get_settings(), seconds=seconds, sample_per_class=sample_per_class,
-                             queries=queries, clients=clients, serve=serve)
+                             queries=queries, clients=clients, serve=serve,
+                             workers=workers or usable_cpus())
     if as_json:
         print(json.dumps({**result.to_public(), "machine": machine()}))
         return
@@ -252,7 +256,7 @@ def bench_speed(
     if serve:
         console.print(
             f"served catalog of {result.catalog_images} images, space engine "
-            f"{result.space_engine}\n"
+            f"{result.space_engine}, {result.workers} server processes\n"
             f"  upload, 1 client: p50 {result.upload_p50_ms:.1f} ms = "
             f"{result.upload_p50_over_decode_forward:.2f}x decode + forward "
             f"({result.decode_and_forward_ms:.1f} ms)\n"

@@ -21,7 +21,9 @@ from lookalike.services.auth.keys import (
 from lookalike.services.bench.synthetic import add_synthetic_images
 from lookalike.services.catalog.clock import CatalogClock
 from lookalike.services.catalog.spaces import set_default_space
-from lookalike.services.search.query import search_vector
+from lookalike.services.search.filters import Filters
+from lookalike.services.search.inline import answers_inline
+from lookalike.services.search.query import NO_FILTERS, search_vector
 from lookalike.services.setup import init_catalog, open_runtime
 from tests.services.conftest import make_settings, synthetic_space
 
@@ -98,3 +100,31 @@ def test_a_new_default_space_is_searched_at_once(tmp_path: Path) -> None:
                 set_default_space(session=session, name=name)
                 session.commit()
             assert search_vector(server, space_name=None, k=1, image_id=shared[0]).space == name
+
+
+def test_only_a_search_whose_answers_are_kept_is_answered_on_the_event_loop(
+        tmp_path: Path) -> None:
+    """A search by id runs on the loop only while the space and 'no videos' are kept since
+    the last commit and it needs no network, decode or scan; anything else goes to a thread."""
+    settings = make_settings(tmp_path / "home")
+    init_catalog(settings)
+    with open_runtime(settings) as server, open_runtime(settings) as admin:
+        space = synthetic_space(admin, "s", count=5)
+
+        def light(**changes: object) -> bool:
+            request: dict = {"space_name": "s", "image_id": 1, "url": None, "box": None,
+                             "filters": NO_FILTERS, "verify": None, **changes}
+            return answers_inline(server, **request)
+
+        assert not light()  # nothing kept yet: the first search reads the catalog
+        search_vector(server, space_name="s", k=3, image_id=1)
+        assert light()
+        assert not light(filters=Filters(label="shoes"))
+        assert not light(verify=True)
+        assert not light(box="0,0,5,5")
+        assert not light(image_id=None, url="http://127.0.0.1:9/a.jpg")
+        for _ in add_synthetic_images(admin, space_id=space.id, dim=16, count=2, seed=1):
+            pass
+        assert not light()  # committed elsewhere: what was kept may be stale
+        search_vector(server, space_name="s", k=3, image_id=1)
+        assert light()

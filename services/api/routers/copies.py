@@ -9,17 +9,17 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from lookalike.retrieval.errors import ImageRejected
-from lookalike.services.api.auth import NEEDS_SEARCH, IdentityDep
 from lookalike.services.api.deps import RuntimeDep, read_limited
-from lookalike.services.api.ratelimit import SEARCH_RATE, UPLOAD_SLOT
+from lookalike.services.api.ratelimit import SearchAccess
 from lookalike.services.api.schemas import CopiesJsonRequest, CopiesResponse, ErrorResponse
 from lookalike.services.auth.redact import redact_hits
 from lookalike.services.auth.scopes import ADMIN, grants
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.search.copies import find_copies
 
-router = APIRouter(prefix="/v1", tags=["search"], dependencies=[NEEDS_SEARCH, SEARCH_RATE,
-                                                                 UPLOAD_SLOT])
+# One dependency for the whole guard (ratelimit.guarded): the key, the search scope, the
+# search budget and an upload slot, as NEEDS_SEARCH, SEARCH_RATE and UPLOAD_SLOT would.
+router = APIRouter(prefix="/v1", tags=["search"])
 
 REQUEST_BODY = {
     "requestBody": {
@@ -57,7 +57,7 @@ async def _query(request: Request, runtime: RuntimeDep) -> dict:
              responses={404: {"model": ErrorResponse}, 409: {"model": ErrorResponse},
                         413: {"model": ErrorResponse}, 415: {"model": ErrorResponse},
                         422: {"model": ErrorResponse}})
-async def copies(request: Request, runtime: RuntimeDep, who: IdentityDep,
+async def copies(request: Request, runtime: RuntimeDep, who: SearchAccess,
                  space: str | None = None,
                  k: Annotated[int, Query(ge=1, le=100, description="most copies listed")] = 10,
                  ) -> dict:

@@ -11,9 +11,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from lookalike.retrieval.errors import ImageRejected
-from lookalike.services.api.auth import NEEDS_SEARCH, IdentityDep
 from lookalike.services.api.deps import RuntimeDep, read_limited
-from lookalike.services.api.ratelimit import SEARCH_RATE, UPLOAD_SLOT, charge_upload
+from lookalike.services.api.ratelimit import SearchAccess, charge_upload
 from lookalike.services.api.schemas import ErrorResponse, SearchJsonRequest, SearchResponse
 from lookalike.services.api.textbody import read_text_body
 from lookalike.services.auth.redact import redact_hits
@@ -23,8 +22,9 @@ from lookalike.services.search.filters import Filters
 from lookalike.services.search.inline import answers_inline
 from lookalike.services.search.query import search_text, search_vector
 
-router = APIRouter(prefix="/v1", tags=["search"], dependencies=[NEEDS_SEARCH, SEARCH_RATE,
-                                                                 UPLOAD_SLOT])
+# One dependency for the whole guard (ratelimit.guarded): the key, the search scope, the
+# search budget and an upload slot, as NEEDS_SEARCH, SEARCH_RATE and UPLOAD_SLOT would.
+router = APIRouter(prefix="/v1", tags=["search"])
 
 REQUEST_BODY = {
     "requestBody": {
@@ -44,7 +44,7 @@ REQUEST_BODY = {
              responses={413: {"model": ErrorResponse}, 415: {"model": ErrorResponse},
                         422: {"model": ErrorResponse}, 404: {"model": ErrorResponse},
                         502: {"model": ErrorResponse}})
-async def search(request: Request, runtime: RuntimeDep, who: IdentityDep,
+async def search(request: Request, runtime: RuntimeDep, who: SearchAccess,
                  k: Annotated[int, Query(ge=1, le=1000)] = 10,
                  space: str | None = None,
                  qe: Annotated[bool | None, Query(description="α-query expansion; "

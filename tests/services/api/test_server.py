@@ -112,3 +112,34 @@ def test_rotated_cmyk_and_animated_uploads_are_accepted(server: httpx.Client) ->
         hits = server.post("/v1/search", params={"k": 1},
                            files={"file": ("q", data)}).json()["results"]
         assert hits[0]["image_id"] == answer.json()["id"]
+
+
+def test_worker_processes_share_the_port_and_stay_in_step(tmp_path: Path,
+                                                          photo_dir: Path) -> None:
+    """`serve --workers 2`: two server processes answer on one port, each with its own
+    replica; an image added through one is found first by id through either, at once."""
+    settings = make_settings(tmp_path / "home")
+    init_catalog(settings)
+    runtime = open_runtime(settings)
+    ingest_into(runtime, photo_dir)
+    runtime.close()
+    port = free_port()
+    process = start_server(settings, port, workers=2, timeout_s=300)
+    try:
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        servers = [pid for pid in children  # multiprocessing also starts a resource tracker
+                   if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(servers) == 2
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            added = client.post("/v1/images", files={
+                "file": ("new.jpg", imagefactory.cmyk_jpeg(), "image/jpeg")})
+            assert added.status_code == 201, added.text
+            new_id = added.json()["id"]
+        for _ in range(12):  # new connections: both processes accept them
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+                found = client.post("/v1/search", params={"k": 1}, json={"image_id": new_id})
+                assert found.status_code == 200, found.text
+                assert found.json()["results"][0]["image_id"] == new_id
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
