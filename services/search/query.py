@@ -22,6 +22,7 @@ from lookalike.services.errors import ImageNotFound, InvalidRequest
 from lookalike.services.index.backend import SpaceIndex
 from lookalike.services.index.replicas import IndexReplica
 from lookalike.services.ingest.fetch import fetch_bytes
+from lookalike.services.ingest.images import original_file
 from lookalike.services.ingest.prepare import decode_for_model, prepare_config
 from lookalike.services.runtime import Runtime
 from lookalike.services.search.dba import dba_plan, dba_search
@@ -169,12 +170,16 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
     `scope` "regions" searches the space's region vectors instead (services/search/regions):
     each result is an image with its matching regions, the best first; QE, DBA and
     verification are whole-image methods and stay off. With `box`, the query is cut with the
-    region margin that stored regions are cut with."""
+    region margin that stored regions are cut with, and a catalogued `image_id` is its stored
+    original, described as the region space describes regions (whose vectors may not even
+    share the image space's dimension)."""
     _check_k(k)
     check_scope(scope)
     started = time.perf_counter()
     if url is not None:
         query = fetch_bytes(url, settings=runtime.settings)
+    if scope == "regions" and image_id is not None and box is None:
+        query, image_id = original_file(runtime, image_id)[0].read_bytes(), None
     if box is not None:
         margin = REGION_MARGIN if scope == "regions" else 0.0
         query = cropped_query(runtime, box, data=query, image_id=image_id, margin=margin)

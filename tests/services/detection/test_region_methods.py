@@ -100,7 +100,11 @@ def test_each_description_answers_a_box_with_its_scene_and_region(
     assert (target.options.region_method, target.options.region_centre) == (method, centre)
     query = _png(scenes / "images" / "scene-00000.png")
     own = region_query_vector(runtime, space, target, query)
-    assert own is not None and own.shape == (1, space.dim) and own.dtype == np.float32
+    # the default crop appends MobileNetV2's block 13 (96 channels) to the last map's vector
+    tapped = 13 if method == "crop" else None
+    assert target.options.region_layer == tapped
+    assert target.dim == space.dim + (96 if tapped is not None else 0)
+    assert own is not None and own.shape == (1, target.dim) and own.dtype == np.float32
     assert float(np.linalg.norm(own)) == pytest.approx(1.0, abs=1e-5)
     scene_hits, box_hits, asked = 0, 0, 0
     for image in read_coco(scenes / "annotations.json").images:
@@ -126,7 +130,8 @@ def test_a_uniform_crop_takes_the_whole_image_path(scenes: Path, tmp_path: Path)
         ingest_items(runtime, collect_items([scenes / "images" / "scene-00001.png"]))
         with runtime.session() as session:
             space = find_space(session=session, name=None)
-            target = ensure_region_space(session, space, description={"region_centre": None})
+            target = ensure_region_space(session, space, description={"region_centre": None,
+                                                                      "region_layer": None})
             session.commit()
         query = _png(scenes / "images" / "scene-00001.png")
         assert region_query_vector(runtime, space, target, query) is None
