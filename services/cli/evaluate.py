@@ -96,7 +96,7 @@ def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
              as_json: bool) -> None:
     """Run the regions benchmark in a temporary catalog and print its figures."""
     from lookalike.services.detection.embedding import REGION_CENTRE  # noqa: PLC0415
-    from lookalike.services.evaluation.regions import run_regions  # noqa: PLC0415
+    from lookalike.services.evaluation.regions import MARGIN, run_regions  # noqa: PLC0415
 
     tapped = _region_layer(layer)
     if method != "crop" and isinstance(tapped, int):
@@ -105,8 +105,7 @@ def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
     result = run_regions(get_settings(), regions=regions, scenes=scenes, queries=queries,
                          seed=seed, size=size, method=method,
                          centre=REGION_CENTRE if centre is None else centre or None,
-                         layer=tapped,
-                         **({"margin": margin} if margin is not None else {}))
+                         layer=tapped, margin=MARGIN if margin is None else margin)
     figures = result.to_public()
     if as_json:
         print(json.dumps(figures))
