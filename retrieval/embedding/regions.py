@@ -44,6 +44,11 @@ class TrunkTap:
         with torch.inference_mode():
             self.channels = int(self.front(torch.zeros(1, 3, side, side)).shape[1])
 
+    def early(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Normalised (N,3,S,S) float pixels to the tapped block's map alone."""
+        with torch.inference_mode():
+            return self.front(inputs).float()
+
     def maps(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised (N,3,S,S) float pixels to (the tapped block's map, the last map)."""
         with torch.inference_mode():
@@ -88,14 +93,19 @@ def _pooled(embedder: Embedder, maps: torch.Tensor, centre: float | None) -> np.
     return embedder.finish(pool(maps, method=options.pooling, p=options.gem_p))
 
 
+def _normalised(embedder: Embedder, batch: torch.Tensor) -> torch.Tensor:
+    """(N,3,S,S) uint8 pixels as the backbone's float inputs (its mean and std)."""
+    weights = embedder.spec.weights
+    mean = torch.tensor(weights.mean).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(weights.std).view(1, 3, 1, 1) * 255.0
+    return (batch.float() - mean) / std
+
+
 def _tapped(embedder: Embedder, tap: TrunkTap, batch: torch.Tensor,
             centre: float | None) -> np.ndarray:
     """Vectors of (N,3,S,S) uint8 pixels: the last map's as `_pooled` makes them, the tapped
     block's (weighted alike, pooled as the embedder pools, L2) appended, normalised."""
-    weights = embedder.spec.weights
-    mean = torch.tensor(weights.mean).view(1, 3, 1, 1) * 255.0
-    std = torch.tensor(weights.std).view(1, 3, 1, 1) * 255.0
-    early, last = tap.maps((batch.float() - mean) / std)
+    early, last = tap.maps(_normalised(embedder, batch))
     if centre is not None:
         early = early * centre_weights(early.shape[2], early.shape[3], sigma=centre)
     options = embedder.options
@@ -121,6 +131,32 @@ def describe_crops(embedder: Embedder, crops: Sequence[Image.Image], *,
         dim = embedder.dim + (tap.channels if tap is not None else 0)
         return np.zeros((0, dim), dtype=np.float32)
     return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
+
+
+def tapped_cells(embedder: Embedder, tap: TrunkTap,
+                 crops: Sequence[Image.Image]) -> torch.Tensor:
+    """(N,C,h,w) tapped-block maps of crops (squashed as `describe_crops` squashes them),
+    the C features of each place L2-normalised: what `cell_agreement` compares."""
+    if not crops:
+        raise ValueError("tapped_cells needs at least one crop")
+    pixels = torch.stack([embedder.to_tensor(image) for image in crops])
+    return torch.nn.functional.normalize(tap.early(_normalised(embedder, pixels)), dim=1)
+
+
+def cell_agreement(query: torch.Tensor, regions: torch.Tensor, *,
+                   centre: float | None) -> np.ndarray:
+    """(N,) agreement of a (1,C,h,w) query's cells with (N,C,h,w) regions' cells: the cosine
+    of the features at the same place, averaged with the centre weights (uniform without
+    `centre`). A second, spatial look at a shortlist: two crops of one object agree place
+    by place, two things whose pooled vectors merely resemble each other do not."""
+    if query.shape[0] != 1 or query.shape[1:] != regions.shape[1:]:
+        raise ValueError(f"a (1,C,h,w) query and (N,C,h,w) regions of the same C,h,w are "
+                         f"needed, got {tuple(query.shape)} and {tuple(regions.shape)}")
+    cosines = (query * regions).sum(dim=1)
+    if centre is not None:
+        cosines = cosines * centre_weights(cosines.shape[1], cosines.shape[2], sigma=centre)[0]
+    agreement: np.ndarray = cosines.mean(dim=(1, 2)).numpy().astype(np.float32)
+    return agreement
 
 
 def describe_boxes(embedder: Embedder, image: Image.Image, boxes: Sequence[Box], *,

@@ -121,12 +121,21 @@ class SpaceOptions(_Document):
         "downsampling), weighted alike, and append it to the region's vector; None: the last "
         "map alone (region spaces made before it existed)")
 
+    region_rerank: int = Field(
+        0, ge=0, le=100, description="scope=regions: re-rank this many best regions by how "
+        "their tapped block's cells agree with the query's place by place (needs "
+        "region_layer; each one's crop is cut again from its original); 0: off")
+
     @model_validator(mode="after")
     def _layer_needs_crop(self) -> SpaceOptions:
-        """RoIAlign reads the last map only: a tapped block is a crop's description."""
+        """RoIAlign reads the last map only: a tapped block is a crop's description, and
+        re-ranking compares tapped blocks."""
         if self.region_layer is not None and self.region_method != "crop":
             raise ValueError("region_layer describes crops; region_method "
                              f"'{self.region_method}' cannot tap a block")
+        if self.region_rerank and self.region_layer is None:
+            raise ValueError("region_rerank compares the tapped block's cells: it needs "
+                             "region_layer")
         return self
 
 

@@ -93,7 +93,7 @@ def _region_layer(text: str) -> int | str | None:
 
 def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
              margin: float | None, method: str, centre: float | None, layer: str,
-             as_json: bool) -> None:
+             rerank: int | None, as_json: bool) -> None:
     """Run the regions benchmark in a temporary catalog and print its figures."""
     from lookalike.services.detection.embedding import REGION_CENTRE  # noqa: PLC0415
     from lookalike.services.evaluation.regions import MARGIN, run_regions  # noqa: PLC0415
@@ -105,7 +105,8 @@ def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
     result = run_regions(get_settings(), regions=regions, scenes=scenes, queries=queries,
                          seed=seed, size=size, method=method,
                          centre=REGION_CENTRE if centre is None else centre or None,
-                         layer=tapped, margin=MARGIN if margin is None else margin)
+                         layer=tapped, rerank=rerank,
+                         margin=MARGIN if margin is None else margin)
     figures = result.to_public()
     if as_json:
         print(json.dumps(figures))
@@ -116,6 +117,7 @@ def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
                   f"{result.seed}, margin {result.margin:g}, {result.method}" +
                   (f", centre {result.centre:g}" if result.centre else "") +
                   (f", + block {result.layer}" if result.layer is not None else "") +
+                  (f", re-rank {result.rerank}" if result.rerank else "") +
                   "); regions from "
                   f"{result.regions_source}: "
                   f"{result.regions_stored} stored")
@@ -178,6 +180,9 @@ def evaluate_command(
         help="regions: append this block of the trunk to each crop's vector: auto (the "
              "last before its final downsampling, a new region space's default), none, or "
              "a block index")] = "auto",
+    region_rerank: Annotated[int | None, typer.Option(
+        help="regions: re-rank this many best regions by their tapped block's cells (0: "
+             "off; default: a new region space's, 10 with a tapped block)")] = None,
 ) -> None:
     """Retrieval quality of one or more spaces on a benchmark: mAP, P@1/10, R@1/10/100, the
     ANN index's recall@10 against exact search, and the time taken. `video-moments`: stills
@@ -196,7 +201,8 @@ def evaluate_command(
         return
     if benchmark == REGIONS:
         _regions(regions, limit or 200, scenes, scene_size, 7 if seed is None else seed,
-                 region_margin, region_method, region_centre, region_layer, as_json)
+                 region_margin, region_method, region_centre, region_layer, region_rerank,
+                 as_json)
         return
     with open_runtime(get_settings()) as runtime:
         results = [evaluate(runtime, space_name=name, benchmark=benchmark, data=data, limit=limit,

@@ -17,6 +17,7 @@ import logging
 from collections import defaultdict
 
 import numpy as np
+import torch
 from PIL import Image as PILImage
 from sqlalchemy.orm import Session
 
@@ -26,6 +27,7 @@ from lookalike.retrieval.embedding.regions import (
     describe_boxes,
     describe_crops,
     tap_layer,
+    tapped_cells,
 )
 from lookalike.retrieval.errors import ImageRejected
 from lookalike.retrieval.images import decode_image
@@ -48,6 +50,8 @@ EMBED_BATCH = 32
 # a region is described"); spaces made before keep the description they were made with.
 REGION_CENTRE = 0.1
 AUTO_LAYER = "auto"
+# ... and re-rank a query's 10 best regions by their tapped cells (region_rerank).
+REGION_RERANK = 10
 
 
 def region_space_name(space: Space) -> str:
@@ -68,10 +72,10 @@ def ensure_region_space(session: Session, space: Space, *,
                         description: dict[str, object] | None = None) -> Space:
     """The region space of an image space, created (in the caller's transaction) on first
     use: the image space's backbone, weights and whitening; no QE, DBA or verification.
-    Its regions' centres are weighted (REGION_CENTRE) and crops tap the block `tap_layer`
-    picks (its width added to the dimension) unless `description` says otherwise
-    (SpaceOptions.region_method, region_centre, region_roi_side, region_layer: an index,
-    None, or "auto")."""
+    Its regions' centres are weighted (REGION_CENTRE), crops tap the block `tap_layer`
+    picks (its width added to the dimension) and searches re-rank REGION_RERANK regions by
+    it unless `description` says otherwise (SpaceOptions.region_method, region_centre,
+    region_roi_side, region_layer: an index, None, or "auto"; region_rerank)."""
     if is_region_space(space):
         raise InvalidRequest(f"space '{space.name}' is a region space already")
     found = find_region_space(session, space)
@@ -81,6 +85,8 @@ def ensure_region_space(session: Session, space: Space, *,
     if chosen["region_layer"] == AUTO_LAYER:
         chosen["region_layer"] = (_auto_layer(space) if chosen.get("region_method", "crop")
                                   == "crop" else None)
+    chosen.setdefault("region_rerank", REGION_RERANK if chosen["region_layer"] is not None
+                      else 0)
     options = type(space.options).model_validate({
         **space.options.model_dump(), "regions_of": space.id, "qe": False, "dba_n": 0,
         "verify": False, "copy_calibration": None, "region_centre": REGION_CENTRE,
@@ -159,6 +165,49 @@ def region_query_vector(runtime: Runtime, space: Space, target: Space,
                               centre=options.region_centre)
     return describe_crops(embedder, [image], centre=options.region_centre,
                           tap=region_tap(runtime, space, target))
+
+
+def region_query_cells(runtime: Runtime, space: Space, target: Space,
+                       data: bytes) -> torch.Tensor | None:
+    """The (1,C,h,w) tapped cells of a query image, for re-ranking its best regions, or None
+    where the region space does not re-rank."""
+    if not target.options.region_rerank:
+        return None
+    decoded = decode_image(data, max_bytes=runtime.settings.max_upload_bytes,
+                           max_pixels=runtime.settings.max_pixels)
+    tap = region_tap(runtime, space, target)
+    assert tap is not None, "SpaceOptions refuses region_rerank without region_layer"
+    return tapped_cells(runtime.embedder(space), tap, [decoded.image.convert("RGB")])
+
+
+def stored_region_cells(runtime: Runtime, space: Space, target: Space,
+                        regions: list[Region], paths: dict[int, str]
+                        ) -> dict[int, torch.Tensor]:
+    """Each region's (C,h,w) tapped cells, its crop cut again (with the region margin) from
+    its image's original at `paths[image_id]`; a region whose file cannot be read is left
+    out (logged), so it keeps its vector's similarity."""
+    tap = region_tap(runtime, space, target)
+    assert tap is not None, "SpaceOptions refuses region_rerank without region_layer"
+    keys: list[int] = []
+    crops: list[PILImage.Image] = []
+    for image_id in sorted({r.image_id for r in regions}):
+        try:
+            data = runtime.settings.layout.resolve(paths[image_id]).read_bytes()
+            image = decode_image(data, max_bytes=runtime.settings.max_upload_bytes,
+                                 max_pixels=runtime.settings.max_pixels).image.convert("RGB")
+        except (KeyError, OSError, ImageRejected) as error:
+            log.warning("image %d: its regions are not re-ranked: %s", image_id, error)
+            continue
+        for region in (r for r in regions if r.image_id == image_id):
+            box = with_margin(Box(region.x0, region.y0, region.x1, region.y1),
+                              width=image.width, height=image.height,
+                              margin=target.options.region_margin)
+            keys.append(region.id)
+            crops.append(crop(image, box).convert("RGB"))
+    if not crops:
+        return {}
+    cells = tapped_cells(runtime.embedder(space), tap, crops)
+    return dict(zip(keys, cells, strict=True))
 
 
 def image_space_of(session: Session, region_space: Space) -> Space:

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 from PIL.Image import Image as PILImage
 from sqlalchemy.orm import Session
 
@@ -16,7 +17,11 @@ from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.documents import SpaceOptions
 from lookalike.services.catalog.fulltext import TextMatch, match_captions
 from lookalike.services.catalog.models import Image, Space
-from lookalike.services.detection.embedding import find_region_space, region_query_vector
+from lookalike.services.detection.embedding import (
+    find_region_space,
+    region_query_cells,
+    region_query_vector,
+)
 from lookalike.services.detection.regions import cropped_query
 from lookalike.services.errors import ImageNotFound, InvalidRequest
 from lookalike.services.index.backend import SpaceIndex
@@ -117,13 +122,15 @@ class SearchResult:
 
 
 def _region_query(runtime: Runtime, session: Session, space: Space, data: bytes, *,
-                  scope: str) -> np.ndarray | None:
+                  scope: str) -> tuple[np.ndarray | None, torch.Tensor | None]:
     """A query for scope=regions described as the region space describes its regions, where
-    that differs from how the image space embeds a whole image; else None."""
+    that differs from how the image space embeds a whole image (else None), and its tapped
+    cells where the region space re-ranks (else None)."""
     target = find_region_space(session, space) if scope == "regions" else None
     if target is None:
-        return None
-    return region_query_vector(runtime, space, target, data)
+        return None, None
+    return (region_query_vector(runtime, space, target, data),
+            region_query_cells(runtime, space, target, data))
 
 
 def _check_k(k: int) -> None:
@@ -189,8 +196,10 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
         space = runtime.fresh(("space", space_name),
                               lambda: find_space(session=session, name=space_name),
                               session=session)
+        cells: torch.Tensor | None = None  # a region query's tapped cells, to re-rank
         if image_id is None:
-            described = _region_query(runtime, session, space, query or b"", scope=scope)
+            described, cells = _region_query(runtime, session, space, query or b"",
+                                             scope=scope)
             vector = (described if described is not None
                       else embed_query(runtime, space, query or b""))
         replica = runtime.replica(space, session=session)
@@ -198,7 +207,7 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
             vector = _query_vector(session, space, replica, image_id)
         if scope == "regions":
             found = search_regions(runtime, session, space, vector, k=k, filters=filters,
-                                   most=MAX_K)
+                                   most=MAX_K, query_cells=cells)
             results = [replace(Hit.of(image, regions[0].similarity), regions=regions)
                        for image, regions in found]
             results = with_videos(session, results, group=False, k=k)

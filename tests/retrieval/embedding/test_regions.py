@@ -10,7 +10,13 @@ from skimage import data
 from torch import nn
 
 from lookalike.retrieval.embedding.embedder import Embedder, EmbedderOptions
-from lookalike.retrieval.embedding.regions import TrunkTap, describe_crops, tap_layer
+from lookalike.retrieval.embedding.regions import (
+    TrunkTap,
+    cell_agreement,
+    describe_crops,
+    tap_layer,
+    tapped_cells,
+)
 from lookalike.retrieval.models.registry import (
     get_backbone,
     load_feature_extractor,
@@ -60,3 +66,17 @@ def test_a_tapped_crop_keeps_the_last_map_and_appends_the_block(
     assert np.allclose(tapped[:, :embedder.dim] * np.sqrt(2), plain, atol=1e-3)
     assert describe_crops(embedder, [], tap=tap).shape == (0, embedder.dim + 96)
 
+
+
+def test_cells_agree_fully_with_themselves_and_less_with_another_crop(
+        embedder: Embedder, tap: TrunkTap) -> None:
+    cat = Image.fromarray(data.chelsea())
+    crops = [cat, cat.crop((100, 20, 400, 280)), Image.fromarray(data.coffee())]
+    cells = tapped_cells(embedder, tap, crops)
+    assert cells.shape == (3, 96, 14, 14)
+    for centre in (0.1, None):
+        agreement = cell_agreement(cells[:1], cells, centre=centre)
+        assert agreement.shape == (3,) and agreement[0] == pytest.approx(1.0, abs=1e-5)
+        assert 1.0 > agreement[1] > agreement[2]  # its own face, then another photo
+    with pytest.raises(ValueError, match="same C,h,w"):
+        cell_agreement(cells[:2], cells, centre=0.1)
