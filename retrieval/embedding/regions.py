@@ -47,7 +47,8 @@ class TrunkTap:
     def early(self, inputs: torch.Tensor) -> torch.Tensor:
         """Normalised (N,3,S,S) float pixels to the tapped block's map alone."""
         with torch.inference_mode():
-            return self.front(inputs).float()
+            early: torch.Tensor = self.front(inputs).float()
+            return early
 
     def maps(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised (N,3,S,S) float pixels to (the tapped block's map, the last map)."""
