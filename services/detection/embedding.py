@@ -29,7 +29,7 @@ from lookalike.retrieval.embedding.regions import (
     tap_layer,
     tapped_cells,
 )
-from lookalike.retrieval.errors import ImageRejected
+from lookalike.retrieval.errors import ImageRejected, UnknownBackbone
 from lookalike.retrieval.images import decode_image
 from lookalike.retrieval.models.registry import get_backbone
 from lookalike.services.catalog import embeddings as embedding_queries
@@ -114,11 +114,12 @@ def _input_side(space: Space) -> int:
 
 def _auto_layer(space: Space) -> int | None:
     """The block a new region space taps (`tap_layer`), or None for a backbone whose trunk
-    is no sequence of blocks (EfficientNet-Lite): its regions keep the last map alone."""
-    spec = get_backbone(space.backbone)
+    is no sequence of blocks (EfficientNet-Lite) or that the registry does not know (vectors
+    stored by hand): its regions keep the last map alone."""
     try:
+        spec = get_backbone(space.backbone)
         return tap_layer(spec.trunk(spec.builder()), side=_input_side(space))
-    except ValueError as error:
+    except (UnknownBackbone, ValueError) as error:
         log.warning("space %s: its regions describe the last map alone: %s", space.name, error)
         return None
 

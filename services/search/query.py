@@ -133,6 +133,14 @@ def _region_query(runtime: Runtime, session: Session, space: Space, data: bytes,
             region_query_cells(runtime, space, target, data))
 
 
+def _described_apart(session: Session, space: Space) -> bool:
+    """Whether the space's region vectors are wider than its image vectors (a tapped block),
+    so a catalogued query image's stored vector cannot be searched there and its original
+    is described again; region spaces of the image space's dimension take the stored one."""
+    target = find_region_space(session, space)
+    return target is not None and target.dim != space.dim
+
+
 def _check_k(k: int) -> None:
     if not 1 <= k <= MAX_K:
         raise InvalidRequest(f"k must be between 1 and {MAX_K}, got {k}")
@@ -178,15 +186,13 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
     each result is an image with its matching regions, the best first; QE, DBA and
     verification are whole-image methods and stay off. With `box`, the query is cut with the
     region margin that stored regions are cut with, and a catalogued `image_id` is its stored
-    original, described as the region space describes regions (whose vectors may not even
-    share the image space's dimension)."""
+    vector, or its stored original described as regions are where the region vectors are
+    wider than the image space's (a tapped block)."""
     _check_k(k)
     check_scope(scope)
     started = time.perf_counter()
     if url is not None:
         query = fetch_bytes(url, settings=runtime.settings)
-    if scope == "regions" and image_id is not None and box is None:
-        query, image_id = original_file(runtime, image_id)[0].read_bytes(), None
     if box is not None:
         margin = REGION_MARGIN if scope == "regions" else 0.0
         query = cropped_query(runtime, box, data=query, image_id=image_id, margin=margin)
@@ -196,6 +202,8 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
         space = runtime.fresh(("space", space_name),
                               lambda: find_space(session=session, name=space_name),
                               session=session)
+        if scope == "regions" and image_id is not None and _described_apart(session, space):
+            query, image_id = original_file(runtime, image_id)[0].read_bytes(), None
         cells: torch.Tensor | None = None  # a region query's tapped cells, to re-rank
         if image_id is None:
             described, cells = _region_query(runtime, session, space, query or b"",
