@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
     from lookalike.retrieval.embedding.embedder import Embedder
+    from lookalike.retrieval.embedding.regions import TrunkTap
     from lookalike.retrieval.text.classifier import TextClassifier
     from lookalike.services.index.backend import SpaceIndex
     from lookalike.services.jobs.launch import Launcher
@@ -43,6 +44,7 @@ class Runtime:
         self.sessions = make_session_factory(self.engine)
         self.read_sessions = make_session_factory(self.engine, read_only=True)
         self._embedders: dict[int, tuple[datetime, QueryBatcher]] = {}
+        self._taps: dict[tuple[int, int], tuple[datetime, TrunkTap]] = {}
         self._replicas: dict[int, tuple[datetime, SpaceIndex]] = {}
         self._refreshed: dict[int, int] = {}  # space id -> clock token its replica caught up at
         self.clock = CatalogClock(settings.catalog_url)
@@ -130,6 +132,23 @@ class Runtime:
                                        max_wait_s=self.settings.query_batch_wait_ms / 1000)
                 cached = (space.created_at, batcher)
                 self._embedders[space.id] = cached
+            return cached[1]
+
+    def region_tap(self, space: Space, layer: int, *, side: int) -> TrunkTap:
+        """The space's trunk (its verified weights, eager torch) cut after block `layer`, for
+        region vectors that append that block's map; loaded once per space and layer."""
+        from lookalike.retrieval.embedding.regions import TrunkTap
+        from lookalike.retrieval.models.registry import get_backbone, load_feature_extractor
+        from lookalike.services.spaces.lookup import space_weights
+
+        with self._lock:
+            cached = self._taps.get((space.id, layer))
+            if cached is None or cached[0] != space.created_at:
+                trunk = load_feature_extractor(get_backbone(space.backbone),
+                                               weights=space_weights(space,
+                                                                     settings=self.settings))
+                cached = (space.created_at, TrunkTap(trunk, layer=layer, side=side))
+                self._taps[(space.id, layer)] = cached
             return cached[1]
 
     def replica(self, space: Space, *, session: Session) -> SpaceIndex:

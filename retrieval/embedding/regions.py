@@ -1,10 +1,15 @@
 """Region descriptors: a box of an image described with a backbone's trunk, either as a
 crop (its pixels cut out and squashed to the model's input, as a whole image is) or by
 RoIAlign on the whole image's feature map; either can weight the region's centre above its
-border, where the photo around an object (absent from a lone-object query) shows.
+border, where the photo around an object (absent from a lone-object query) shows. A crop's
+vector can also carry an earlier block of the trunk (`TrunkTap`): the last map's features
+are near the classifier (what kind of thing a region holds), a block before the last
+downsampling has cells twice as fine and mid-level features (parts, strokes, texture) that
+tell one instance from another of its kind: multi-layer descriptors for instance retrieval.
 
 Both end as the embedder's vectors do (L2, whitening, projection head), so a region vector
-and a query vector made the same way compare by inner product."""
+and a query vector made the same way compare by inner product; a tapped block's pooled
+vector, L2-normalised, is appended with the same weight and the whole normalised again."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 from torchvision.ops import roi_align
 
 from lookalike.retrieval.detection.boxes import Box
@@ -21,6 +27,53 @@ from lookalike.retrieval.embedding.pooling import pool
 
 REGION_METHODS = ("crop", "roi-align")
 ROI_OUTPUT = 3  # RoIAlign's output grid per region (3x3 cells, then pooled)
+
+
+class TrunkTap:
+    """A torch trunk (an `nn.Sequential` of blocks) cut after block `layer`, run in eager
+    fp32 to give that block's map beside the last one; `channels` is the block's width."""
+
+    def __init__(self, trunk: nn.Module, *, layer: int, side: int) -> None:
+        blocks = list(trunk) if isinstance(trunk, nn.Sequential) else []
+        if not 0 <= layer < len(blocks) - 1:
+            raise ValueError(f"cannot tap block {layer}: the trunk must be a sequence of "
+                             f"blocks and the tap one before its last (it has {len(blocks)})")
+        self.layer = layer
+        self.front = nn.Sequential(*blocks[:layer + 1]).eval()
+        self.back = nn.Sequential(*blocks[layer + 1:]).eval()
+        with torch.inference_mode():
+            self.channels = int(self.front(torch.zeros(1, 3, side, side)).shape[1])
+
+    def early(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Normalised (N,3,S,S) float pixels to the tapped block's map alone."""
+        with torch.inference_mode():
+            early: torch.Tensor = self.front(inputs).float()
+            return early
+
+    def maps(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised (N,3,S,S) float pixels to (the tapped block's map, the last map)."""
+        with torch.inference_mode():
+            early = self.front(inputs)
+            return early.float(), self.back(early).float()
+
+
+def tap_layer(trunk: nn.Module, *, side: int) -> int:
+    """The block a region's vector taps by default: the last one before the trunk's final
+    downsampling (MobileNetV2: block 13, 96 channels at stride 16; ResNet: layer3), whose
+    cells are twice as fine as the last map's."""
+    if not isinstance(trunk, nn.Sequential):
+        raise ValueError(f"cannot tap a {type(trunk).__name__}: only a trunk that is a "
+                         "sequence of blocks (torchvision's MobileNet, VGG, ResNet) can be")
+    x = torch.zeros(1, 3, side, side)
+    sizes = []
+    with torch.inference_mode():
+        for block in trunk.eval():
+            x = block(x)
+            sizes.append(x.shape[-1])
+    finer = [i for i, size in enumerate(sizes[:-1]) if size > sizes[-1]]
+    if not finer:
+        raise ValueError("the trunk never downsamples: no earlier block is finer to tap")
+    return finer[-1]
 
 
 def centre_weights(height: int, width: int, *, sigma: float) -> torch.Tensor:
@@ -41,17 +94,70 @@ def _pooled(embedder: Embedder, maps: torch.Tensor, centre: float | None) -> np.
     return embedder.finish(pool(maps, method=options.pooling, p=options.gem_p))
 
 
+def _normalised(embedder: Embedder, batch: torch.Tensor) -> torch.Tensor:
+    """(N,3,S,S) uint8 pixels as the backbone's float inputs (its mean and std)."""
+    weights = embedder.spec.weights
+    mean = torch.tensor(weights.mean).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(weights.std).view(1, 3, 1, 1) * 255.0
+    return (batch.float() - mean) / std
+
+
+def _tapped(embedder: Embedder, tap: TrunkTap, batch: torch.Tensor,
+            centre: float | None) -> np.ndarray:
+    """Vectors of (N,3,S,S) uint8 pixels: the last map's as `_pooled` makes them, the tapped
+    block's (weighted alike, pooled as the embedder pools, L2) appended, normalised."""
+    early, last = tap.maps(_normalised(embedder, batch))
+    if centre is not None:
+        early = early * centre_weights(early.shape[2], early.shape[3], sigma=centre)
+    options = embedder.options
+    extra = torch.nn.functional.normalize(pool(early, method=options.pooling, p=options.gem_p))
+    joined = np.concatenate([_pooled(embedder, last, centre), extra.numpy()], axis=1)
+    unit: np.ndarray = joined / np.linalg.norm(joined, axis=1, keepdims=True)
+    return unit
+
+
 def describe_crops(embedder: Embedder, crops: Sequence[Image.Image], *,
-                   centre: float | None = None, batch: int = 32) -> np.ndarray:
-    """(N,D) vectors of region crops; without `centre`, exactly `embedder.embed_images`."""
-    if centre is None:
+                   centre: float | None = None, tap: TrunkTap | None = None,
+                   batch: int = 32) -> np.ndarray:
+    """(N,D) vectors of region crops (D = the embedder's, plus the tapped block's channels
+    with a `tap`); without `centre` or `tap`, exactly `embedder.embed_images`."""
+    if centre is None and tap is None:
         return embedder.embed_images(crops)
-    chunks = [_pooled(embedder, embedder.feature_maps(torch.stack(
-        [embedder.to_tensor(image) for image in crops[start:start + batch]])), centre)
-        for start in range(0, len(crops), batch)]
+    chunks = []
+    for start in range(0, len(crops), batch):
+        pixels = torch.stack([embedder.to_tensor(image) for image in crops[start:start + batch]])
+        chunks.append(_pooled(embedder, embedder.feature_maps(pixels), centre) if tap is None
+                      else _tapped(embedder, tap, pixels, centre))
     if not chunks:
-        return np.zeros((0, embedder.dim), dtype=np.float32)
+        dim = embedder.dim + (tap.channels if tap is not None else 0)
+        return np.zeros((0, dim), dtype=np.float32)
     return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
+
+
+def tapped_cells(embedder: Embedder, tap: TrunkTap,
+                 crops: Sequence[Image.Image]) -> torch.Tensor:
+    """(N,C,h,w) tapped-block maps of crops (squashed as `describe_crops` squashes them),
+    the C features of each place L2-normalised: what `cell_agreement` compares."""
+    if not crops:
+        raise ValueError("tapped_cells needs at least one crop")
+    pixels = torch.stack([embedder.to_tensor(image) for image in crops])
+    return torch.nn.functional.normalize(tap.early(_normalised(embedder, pixels)), dim=1)
+
+
+def cell_agreement(query: torch.Tensor, regions: torch.Tensor, *,
+                   centre: float | None) -> np.ndarray:
+    """(N,) agreement of a (1,C,h,w) query's cells with (N,C,h,w) regions' cells: the cosine
+    of the features at the same place, averaged with the centre weights (uniform without
+    `centre`). A second, spatial look at a shortlist: two crops of one object agree place
+    by place, two things whose pooled vectors merely resemble each other do not."""
+    if query.shape[0] != 1 or query.shape[1:] != regions.shape[1:]:
+        raise ValueError(f"a (1,C,h,w) query and (N,C,h,w) regions of the same C,h,w are "
+                         f"needed, got {tuple(query.shape)} and {tuple(regions.shape)}")
+    cosines = (query * regions).sum(dim=1)
+    if centre is not None:
+        cosines = cosines * centre_weights(cosines.shape[1], cosines.shape[2], sigma=centre)[0]
+    agreement: np.ndarray = cosines.mean(dim=(1, 2)).numpy().astype(np.float32)
+    return agreement
 
 
 def describe_boxes(embedder: Embedder, image: Image.Image, boxes: Sequence[Box], *,

@@ -114,7 +114,29 @@ class SpaceOptions(_Document):
     region_centre: float | None = Field(
         None, gt=0, le=2, description="weight the feature map by a Gaussian of this std (a "
         "fraction of its side) centred on the region before pooling; None: uniform (region "
-        "spaces are made with 0.15; those made before it existed are uniform)")
+        "spaces are made with 0.1 since region_layer, 0.15 before it; older ones uniform)")
+    region_layer: int | None = Field(
+        None, ge=0, description="crop: also pool the map of this block of the trunk (an "
+        "eager torch run of its blocks; MobileNetV2: 13, the last before the final "
+        "downsampling), weighted alike, and append it to the region's vector; None: the last "
+        "map alone (region spaces made before it existed)")
+
+    region_rerank: int = Field(
+        0, ge=0, le=100, description="scope=regions: re-rank this many best regions by how "
+        "their tapped block's cells agree with the query's place by place (needs "
+        "region_layer; each one's crop is cut again from its original); 0: off")
+
+    @model_validator(mode="after")
+    def _layer_needs_crop(self) -> SpaceOptions:
+        """RoIAlign reads the last map only: a tapped block is a crop's description, and
+        re-ranking compares tapped blocks."""
+        if self.region_layer is not None and self.region_method != "crop":
+            raise ValueError("region_layer describes crops; region_method "
+                             f"'{self.region_method}' cannot tap a block")
+        if self.region_rerank and self.region_layer is None:
+            raise ValueError("region_rerank compares the tapped block's cells: it needs "
+                             "region_layer")
+        return self
 
 
 class IngestParams(_Document):

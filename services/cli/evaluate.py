@@ -81,16 +81,32 @@ def _video_moments(data: Path | None, queries: int, seed: int, as_json: bool) ->
         console.print(f"  {name}: {counts['found']} of {counts['queries']}")
 
 
+def _region_layer(text: str) -> int | str | None:
+    """--region-layer: "auto", "none" or a block index."""
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    if not text.isdigit():
+        raise typer.BadParameter(f"--region-layer must be auto, none or a block index (an "
+                                 f"integer >= 0), got {text!r}")
+    return int(text)
+
+
 def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
-             margin: float | None, method: str, centre: float | None, as_json: bool) -> None:
+             margin: float | None, method: str, centre: float | None, layer: str,
+             rerank: int | None, as_json: bool) -> None:
     """Run the regions benchmark in a temporary catalog and print its figures."""
     from lookalike.services.detection.embedding import REGION_CENTRE  # noqa: PLC0415
-    from lookalike.services.evaluation.regions import run_regions  # noqa: PLC0415
+    from lookalike.services.evaluation.regions import MARGIN, run_regions  # noqa: PLC0415
 
+    tapped = _region_layer(layer)
+    if method != "crop" and isinstance(tapped, int):
+        raise typer.BadParameter(f"--region-layer {layer} describes crops; with "
+                                 f"--region-method {method} leave it auto or none")
     result = run_regions(get_settings(), regions=regions, scenes=scenes, queries=queries,
                          seed=seed, size=size, method=method,
                          centre=REGION_CENTRE if centre is None else centre or None,
-                         **({"margin": margin} if margin is not None else {}))
+                         layer=tapped, rerank=rerank,
+                         margin=MARGIN if margin is None else margin)
     figures = result.to_public()
     if as_json:
         print(json.dumps(figures))
@@ -99,7 +115,10 @@ def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
                   title=f"regions: {result.queries} lone objects vs {result.scenes} held-out "
                   f"scenes ({result.objects} objects, {result.scene_size} px, seed "
                   f"{result.seed}, margin {result.margin:g}, {result.method}" +
-                  (f", centre {result.centre:g}" if result.centre else "") + "); regions from "
+                  (f", centre {result.centre:g}" if result.centre else "") +
+                  (f", + block {result.layer}" if result.layer is not None else "") +
+                  (f", re-rank {result.rerank}" if result.rerank else "") +
+                  "); regions from "
                   f"{result.regions_source}: "
                   f"{result.regions_stored} stored")
     table.add_row("scope=regions", f"{result.region_recall_at_1:.3f}",
@@ -155,8 +174,15 @@ def evaluate_command(
              "(on the whole image's feature map)")] = "crop",
     region_centre: Annotated[float | None, typer.Option(
         help="regions: weight each region's feature map by a centred Gaussian of this std "
-             "(a fraction of its side; 0: uniform; default: a new region space's, 0.15)")
+             "(a fraction of its side; 0: uniform; default: a new region space's, 0.1)")
     ] = None,
+    region_layer: Annotated[str, typer.Option(
+        help="regions: append this block of the trunk to each crop's vector: auto (the "
+             "last before its final downsampling, a new region space's default), none, or "
+             "a block index")] = "auto",
+    region_rerank: Annotated[int | None, typer.Option(
+        help="regions: re-rank this many best regions by their tapped block's cells (0: "
+             "off; default: a new region space's, 10 with a tapped block)")] = None,
 ) -> None:
     """Retrieval quality of one or more spaces on a benchmark: mAP, P@1/10, R@1/10/100, the
     ANN index's recall@10 against exact search, and the time taken. `video-moments`: stills
@@ -175,7 +201,8 @@ def evaluate_command(
         return
     if benchmark == REGIONS:
         _regions(regions, limit or 200, scenes, scene_size, 7 if seed is None else seed,
-                 region_margin, region_method, region_centre, as_json)
+                 region_margin, region_method, region_centre, region_layer, region_rerank,
+                 as_json)
         return
     with open_runtime(get_settings()) as runtime:
         results = [evaluate(runtime, space_name=name, benchmark=benchmark, data=data, limit=limit,

@@ -17,13 +17,21 @@ import logging
 from collections import defaultdict
 
 import numpy as np
+import torch
 from PIL import Image as PILImage
 from sqlalchemy.orm import Session
 
 from lookalike.retrieval.detection.boxes import Box, crop, with_margin
-from lookalike.retrieval.embedding.regions import describe_boxes, describe_crops
-from lookalike.retrieval.errors import ImageRejected
+from lookalike.retrieval.embedding.regions import (
+    TrunkTap,
+    describe_boxes,
+    describe_crops,
+    tap_layer,
+    tapped_cells,
+)
+from lookalike.retrieval.errors import ImageRejected, UnknownBackbone
 from lookalike.retrieval.images import decode_image
+from lookalike.retrieval.models.registry import get_backbone
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog import spaces as space_queries
@@ -36,10 +44,14 @@ log = logging.getLogger(__name__)
 
 SUFFIX = ":regions"
 EMBED_BATCH = 32
-# Region spaces made from now on weight each region's centre (a Gaussian of std 0.15 of the
-# map's side), which the regions benchmark measured better than uniform pooling on two seeds
-# (README, "How a region is described"); spaces made before keep their uniform pooling.
-REGION_CENTRE = 0.15
+# Region spaces made from now on weight each region's centre (a Gaussian of std 0.1 of the
+# map's side) and append the block before the trunk's last downsampling to the last map
+# (region_layer, "auto": tap_layer), which the regions benchmark measured best (README, "How
+# a region is described"); spaces made before keep the description they were made with.
+REGION_CENTRE = 0.1
+AUTO_LAYER = "auto"
+# ... and re-rank a query's 10 best regions by their tapped cells (region_rerank).
+REGION_RERANK = 10
 
 
 def region_space_name(space: Space) -> str:
@@ -60,20 +72,30 @@ def ensure_region_space(session: Session, space: Space, *,
                         description: dict[str, object] | None = None) -> Space:
     """The region space of an image space, created (in the caller's transaction) on first
     use: the image space's backbone, weights and whitening; no QE, DBA or verification.
-    Its regions' centres are weighted (REGION_CENTRE) unless `description` says otherwise
-    (SpaceOptions.region_method, region_centre, region_roi_side)."""
+    Its regions' centres are weighted (REGION_CENTRE), crops tap the block `tap_layer`
+    picks (its width added to the dimension) and searches re-rank REGION_RERANK regions by
+    it unless `description` says otherwise (SpaceOptions.region_method, region_centre,
+    region_roi_side, region_layer: an index, None, or "auto"; region_rerank)."""
     if is_region_space(space):
         raise InvalidRequest(f"space '{space.name}' is a region space already")
     found = find_region_space(session, space)
     if found is not None:
         return found
+    chosen = {"region_layer": AUTO_LAYER, **(description or {})}
+    if chosen["region_layer"] == AUTO_LAYER:
+        chosen["region_layer"] = (_auto_layer(space) if chosen.get("region_method", "crop")
+                                  == "crop" else None)
+    chosen.setdefault("region_rerank", REGION_RERANK if chosen["region_layer"] is not None
+                      else 0)
     options = type(space.options).model_validate({
         **space.options.model_dump(), "regions_of": space.id, "qe": False, "dba_n": 0,
         "verify": False, "copy_calibration": None, "region_centre": REGION_CENTRE,
-        **({"region_margin": margin} if margin is not None else {}), **(description or {})})
+        **({"region_margin": margin} if margin is not None else {}), **chosen})
+    layer = options.region_layer
+    extra = 0 if layer is None else _untrained_tap(space, layer).channels
     data = SpaceCreate(name=region_space_name(space), backbone=space.backbone,
                        weights_sha256=space.weights_sha256, layer=space.layer,
-                       pooling=space.pooling, whitening=space.whitening, dim=space.dim,
+                       pooling=space.pooling, whitening=space.whitening, dim=space.dim + extra,
                        options=options)
     try:
         created = space_queries.create_space(session=session, data=data)
@@ -86,13 +108,53 @@ def ensure_region_space(session: Session, space: Space, *,
     return created
 
 
+def _input_side(space: Space) -> int:
+    return space.options.input_size or get_backbone(space.backbone).weights.input_size
+
+
+def _auto_layer(space: Space) -> int | None:
+    """The block a new region space taps (`tap_layer`), or None for a backbone whose trunk
+    is no sequence of blocks (EfficientNet-Lite) or that the registry does not know (vectors
+    stored by hand): its regions keep the last map alone."""
+    try:
+        spec = get_backbone(space.backbone)
+        return tap_layer(spec.trunk(spec.builder()), side=_input_side(space))
+    except (UnknownBackbone, ValueError) as error:
+        log.warning("space %s: its regions describe the last map alone: %s", space.name, error)
+        return None
+
+
+def _untrained_tap(space: Space, layer: int) -> TrunkTap:
+    """A tap on an untrained copy of the trunk: its shapes, for the region space's dim."""
+    spec = get_backbone(space.backbone)
+    try:
+        return TrunkTap(spec.trunk(spec.builder()), layer=layer, side=_input_side(space))
+    except ValueError as error:
+        raise InvalidRequest(f"space '{space.name}' ({space.backbone}): {error}") from None
+
+
+def describes_queries(target: Space) -> bool:
+    """Whether a scope=regions query must be described as the region space describes its
+    regions; False where that is how the image space embeds a whole image (a crop, uniform
+    pooling, no tapped block: the image space's vector of the query serves)."""
+    options = target.options
+    return not (options.region_method == "crop" and options.region_centre is None
+                and options.region_layer is None)
+
+
+def region_tap(runtime: Runtime, space: Space, target: Space) -> TrunkTap | None:
+    """The image space's trunk cut at the region space's tapped block, or None."""
+    layer = target.options.region_layer
+    return None if layer is None else runtime.region_tap(space, layer, side=_input_side(space))
+
+
 def region_query_vector(runtime: Runtime, space: Space, target: Space,
                         data: bytes) -> np.ndarray | None:
     """The (1,D) vector of a query image described as the region space describes its
     regions (the whole query as the box), or None where that is how the image space embeds
-    a whole image (a crop without centre weighting: the query takes the usual path)."""
+    a whole image (`describes_queries`: the query takes the usual path)."""
     options = target.options
-    if options.region_method == "crop" and options.region_centre is None:
+    if not describes_queries(target):
         return None
     decoded = decode_image(data, max_bytes=runtime.settings.max_upload_bytes,
                            max_pixels=runtime.settings.max_pixels)
@@ -102,7 +164,51 @@ def region_query_vector(runtime: Runtime, space: Space, target: Space,
         whole = Box(0.0, 0.0, float(image.width), float(image.height))
         return describe_boxes(embedder, image, [whole], side=options.region_roi_side,
                               centre=options.region_centre)
-    return describe_crops(embedder, [image], centre=options.region_centre)
+    return describe_crops(embedder, [image], centre=options.region_centre,
+                          tap=region_tap(runtime, space, target))
+
+
+def region_query_cells(runtime: Runtime, space: Space, target: Space,
+                       data: bytes) -> torch.Tensor | None:
+    """The (1,C,h,w) tapped cells of a query image, for re-ranking its best regions, or None
+    where the region space does not re-rank."""
+    if not target.options.region_rerank:
+        return None
+    decoded = decode_image(data, max_bytes=runtime.settings.max_upload_bytes,
+                           max_pixels=runtime.settings.max_pixels)
+    tap = region_tap(runtime, space, target)
+    assert tap is not None, "SpaceOptions refuses region_rerank without region_layer"
+    return tapped_cells(runtime.embedder(space), tap, [decoded.image.convert("RGB")])
+
+
+def stored_region_cells(runtime: Runtime, space: Space, target: Space,
+                        regions: list[Region], paths: dict[int, str]
+                        ) -> dict[int, torch.Tensor]:
+    """Each region's (C,h,w) tapped cells, its crop cut again (with the region margin) from
+    its image's original at `paths[image_id]`; a region whose file cannot be read is left
+    out (logged), so it keeps its vector's similarity."""
+    tap = region_tap(runtime, space, target)
+    assert tap is not None, "SpaceOptions refuses region_rerank without region_layer"
+    keys: list[int] = []
+    crops: list[PILImage.Image] = []
+    for image_id in sorted({r.image_id for r in regions}):
+        try:
+            data = runtime.settings.layout.resolve(paths[image_id]).read_bytes()
+            image = decode_image(data, max_bytes=runtime.settings.max_upload_bytes,
+                                 max_pixels=runtime.settings.max_pixels).image.convert("RGB")
+        except (KeyError, OSError, ImageRejected) as error:
+            log.warning("image %d: its regions are not re-ranked: %s", image_id, error)
+            continue
+        for region in (r for r in regions if r.image_id == image_id):
+            box = with_margin(Box(region.x0, region.y0, region.x1, region.y1),
+                              width=image.width, height=image.height,
+                              margin=target.options.region_margin)
+            keys.append(region.id)
+            crops.append(crop(image, box).convert("RGB"))
+    if not crops:
+        return {}
+    cells = tapped_cells(runtime.embedder(space), tap, crops)
+    return dict(zip(keys, cells, strict=True))
 
 
 def image_space_of(session: Session, region_space: Space) -> Space:
@@ -200,9 +306,10 @@ def _embed_page(runtime: Runtime, space: Space, target: Space, region_ids: list[
                                             centre=options.region_centre))
         else:
             crops.extend(crop(decoded.image, box).convert("RGB") for box in wide)
+    tap = region_tap(runtime, space, target)
     for start in range(0, len(crops), EMBED_BATCH):
         described.append(describe_crops(embedder, crops[start:start + EMBED_BATCH],
-                                        centre=options.region_centre))
+                                        centre=options.region_centre, tap=tap))
     vectors = [np.asarray(v, dtype="<f4").tobytes() for chunk in described for v in chunk]
     if not keys:
         return 0

@@ -32,6 +32,7 @@ from lookalike.services.catalog.regions import add_regions
 from lookalike.services.catalog.schemas import RegionCreate
 from lookalike.services.config import Settings
 from lookalike.services.detection.embedding import (
+    AUTO_LAYER,
     REGION_CENTRE,
     embed_regions,
     ensure_region_space,
@@ -67,6 +68,8 @@ class RegionsResult:
     margin: float
     method: str = "crop"
     centre: float | None = None
+    layer: int | None = None
+    rerank: int = 0
     region_recall_at_1: float = 0.0
     region_scene_at_1: float = 0.0
     image_recall_at_1: float = 0.0
@@ -83,11 +86,15 @@ class RegionsResult:
 def run_regions(settings: Settings, *, regions: str = TRUTH, scenes: int = 100,
                 queries: int = 200, seed: int = 7, size: int = 320,
                 max_objects: int = 4, margin: float = MARGIN, method: str = "crop",
-                centre: float | None = REGION_CENTRE) -> RegionsResult:
+                centre: float | None = REGION_CENTRE,
+                layer: int | str | None = AUTO_LAYER,
+                rerank: int | None = None) -> RegionsResult:
     """Generate the scenes, ingest them with their regions into a temporary catalog and run
     the lone-object queries against it, both scopes. Objects span 3/40 to 1/2 of the scene's
-    side (24-160 px in the default 320-px scenes); `method` and `centre` set how the region
-    space describes regions (SpaceOptions.region_method, region_centre; None: uniform)."""
+    side (24-160 px in the default 320-px scenes); `method`, `centre` and `layer` set how
+    the region space describes regions (SpaceOptions.region_method, region_centre: None is
+    uniform, region_layer: a block index, None for the last map alone, "auto";
+    region_rerank: None leaves the region space's default)."""
     spec = SceneSpec(size=size, min_object=max(8, size * 3 // 40), max_object=size // 2,
                      max_objects=max_objects)
     glyphs = scene_glyphs("held-out")
@@ -115,15 +122,19 @@ def run_regions(settings: Settings, *, regions: str = TRUTH, scenes: int = 100,
             started = time.perf_counter()
             ids = _ingest(runtime, folder, names)
             with runtime.session() as session:
-                ensure_region_space(session, find_space(session=session, name=None),
-                                    margin=margin, description={"region_method": method,
-                                                                "region_centre": centre})
+                made_space = ensure_region_space(
+                    session, find_space(session=session, name=None), margin=margin,
+                    description={"region_method": method, "region_centre": centre,
+                                 "region_layer": layer,
+                                 **({} if rerank is None else {"region_rerank": rerank})})
+                tapped = made_space.options.region_layer
+                reranked = made_space.options.region_rerank
                 session.commit()
             stored = _store_regions(runtime, folder, ids, regions)
             result = RegionsResult(regions_source=regions, scenes=scenes, objects=len(objects),
                                    regions_stored=stored, queries=queries, seed=seed,
                                    scene_size=size, margin=margin, method=method,
-                                   centre=centre,
+                                   centre=centre, layer=tapped, rerank=reranked,
                                    ingest_seconds=round(time.perf_counter() - started, 1))
             started = time.perf_counter()
             _run_queries(runtime, result, made, chosen, [ids[n] for n in names], rng, margin)

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 from PIL.Image import Image as PILImage
 from sqlalchemy import RowMapping
 from sqlalchemy.orm import Session
@@ -17,12 +18,17 @@ from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.documents import SpaceOptions
 from lookalike.services.catalog.fulltext import TextMatch, match_captions
 from lookalike.services.catalog.models import Image, Space
-from lookalike.services.detection.embedding import find_region_space, region_query_vector
+from lookalike.services.detection.embedding import (
+    find_region_space,
+    region_query_cells,
+    region_query_vector,
+)
 from lookalike.services.detection.regions import cropped_query
 from lookalike.services.errors import ImageNotFound, InvalidRequest
 from lookalike.services.index.backend import SpaceIndex
 from lookalike.services.index.replicas import IndexReplica
 from lookalike.services.ingest.fetch import fetch_bytes
+from lookalike.services.ingest.images import original_file
 from lookalike.services.ingest.prepare import decode_for_model, prepare_config
 from lookalike.services.runtime import Runtime
 from lookalike.services.search.dba import dba_plan, dba_search
@@ -125,13 +131,23 @@ class SearchResult:
 
 
 def _region_query(runtime: Runtime, session: Session, space: Space, data: bytes, *,
-                  scope: str) -> np.ndarray | None:
+                  scope: str) -> tuple[np.ndarray | None, torch.Tensor | None]:
     """A query for scope=regions described as the region space describes its regions, where
-    that differs from how the image space embeds a whole image; else None."""
+    that differs from how the image space embeds a whole image (else None), and its tapped
+    cells where the region space re-ranks (else None)."""
     target = find_region_space(session, space) if scope == "regions" else None
     if target is None:
-        return None
-    return region_query_vector(runtime, space, target, data)
+        return None, None
+    return (region_query_vector(runtime, space, target, data),
+            region_query_cells(runtime, space, target, data))
+
+
+def _described_apart(session: Session, space: Space) -> bool:
+    """Whether the space's region vectors are wider than its image vectors (a tapped block),
+    so a catalogued query image's stored vector cannot be searched there and its original
+    is described again; region spaces of the image space's dimension take the stored one."""
+    target = find_region_space(session, space)
+    return target is not None and target.dim != space.dim
 
 
 def _check_k(k: int) -> None:
@@ -178,7 +194,9 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
     `scope` "regions" searches the space's region vectors instead (services/search/regions):
     each result is an image with its matching regions, the best first; QE, DBA and
     verification are whole-image methods and stay off. With `box`, the query is cut with the
-    region margin that stored regions are cut with."""
+    region margin that stored regions are cut with, and a catalogued `image_id` is its stored
+    vector, or its stored original described as regions are where the region vectors are
+    wider than the image space's (a tapped block)."""
     _check_k(k)
     check_scope(scope)
     started = time.perf_counter()
@@ -193,8 +211,12 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
         space = runtime.fresh(("space", space_name),
                               lambda: find_space(session=session, name=space_name),
                               session=session)
+        if scope == "regions" and image_id is not None and _described_apart(session, space):
+            query, image_id = original_file(runtime, image_id)[0].read_bytes(), None
+        cells: torch.Tensor | None = None  # a region query's tapped cells, to re-rank
         if image_id is None:
-            described = _region_query(runtime, session, space, query or b"", scope=scope)
+            described, cells = _region_query(runtime, session, space, query or b"",
+                                             scope=scope)
             vector = (described if described is not None
                       else embed_query(runtime, space, query or b""))
         replica = runtime.replica(space, session=session)
@@ -202,7 +224,7 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
             vector = _query_vector(session, space, replica, image_id)
         if scope == "regions":
             found = search_regions(runtime, session, space, vector, k=k, filters=filters,
-                                   most=MAX_K)
+                                   most=MAX_K, query_cells=cells)
             results = [replace(Hit.of(image, regions[0].similarity), regions=regions)
                        for image, regions in found]
             results = with_videos(session, results, group=False, k=k)

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lookalike.retrieval.embedding.regions import cell_agreement
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.models import Image, Region, Space
-from lookalike.services.detection.embedding import find_region_space
+from lookalike.services.detection.embedding import find_region_space, stored_region_cells
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.index.milvus_replica import MilvusReplica
 from lookalike.services.runtime import Runtime
@@ -53,9 +55,12 @@ def check_scope(scope: str) -> str:
 
 
 def search_regions(runtime: Runtime, session: Session, space: Space, vector: np.ndarray, *,
-                   k: int, filters: Filters, most: int
+                   k: int, filters: Filters, most: int,
+                   query_cells: torch.Tensor | None = None
                    ) -> list[tuple[Image, tuple[RegionHit, ...]]]:
-    """Up to k (image, its matching regions best first) pairs, best image first."""
+    """Up to k (image, its matching regions best first) pairs, best image first. With the
+    query's tapped cells, the region space's `region_rerank` best regions are re-scored
+    (`_reranked`)."""
     target = find_region_space(session, space)
     if target is None:
         raise InvalidRequest(f"space '{space.name}' has no regions indexed yet: store some "
@@ -77,6 +82,8 @@ def search_regions(runtime: Runtime, session: Session, space: Space, vector: np.
         select(Region).where(Region.id.in_([i for i, _ in pairs])))}
     images = image_queries.images_by_ids(
         session=session, ids=sorted({r.image_id for r in regions.values()}))
+    if query_cells is not None and target.options.region_rerank:
+        pairs = _reranked(runtime, space, target, pairs, query_cells, regions, images)
     grouped: dict[int, list[RegionHit]] = {}
     for region_id, similarity in pairs:
         region = regions.get(region_id)
@@ -91,3 +98,20 @@ def search_regions(runtime: Runtime, session: Session, space: Space, vector: np.
             score=region.score, detector=region.detector, similarity=similarity,
             image_size=size))
     return [(images[i], tuple(found)) for i, found in list(grouped.items())[:k]]
+
+
+def _reranked(runtime: Runtime, space: Space, target: Space, pairs: list[tuple[int, float]],
+              query_cells: torch.Tensor, regions: dict[int, Region],
+              images: dict[int, Image]) -> list[tuple[int, float]]:
+    """The pairs with the first `region_rerank` regions' similarity raised by how their
+    tapped cells agree with the query's (cell_agreement, centre-weighted), all re-sorted."""
+    head = [r for r, _ in pairs[:target.options.region_rerank] if r in regions]
+    paths = {i: image.stored_path for i, image in images.items() if image.stored_path}
+    cells = stored_region_cells(runtime, space, target, [regions[r] for r in head], paths)
+    if not cells:
+        return pairs
+    ids = list(cells)
+    agreement = cell_agreement(query_cells, torch.stack([cells[r] for r in ids]),
+                               centre=target.options.region_centre)
+    extra = dict(zip(ids, agreement.tolist(), strict=True))
+    return sorted(((r, s + extra.get(r, 0.0)) for r, s in pairs), key=lambda p: -p[1])

@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from pydantic import ValidationError
 
 from lookalike.retrieval.detection.boxes import Box
 from lookalike.retrieval.detection.coco import read_coco
 from lookalike.retrieval.detection.scenes import SceneSpec
 from lookalike.retrieval.embedding.regions import centre_weights, describe_boxes, describe_crops
+from lookalike.services.catalog.documents import SpaceOptions
 from lookalike.services.catalog.regions import add_regions
 from lookalike.services.catalog.schemas import RegionCreate
 from lookalike.services.detection.embedding import (
@@ -100,7 +102,13 @@ def test_each_description_answers_a_box_with_its_scene_and_region(
     assert (target.options.region_method, target.options.region_centre) == (method, centre)
     query = _png(scenes / "images" / "scene-00000.png")
     own = region_query_vector(runtime, space, target, query)
-    assert own is not None and own.shape == (1, space.dim) and own.dtype == np.float32
+    # the default crop appends MobileNetV2's block 13 (96 channels) to the last map's vector
+    tapped = 13 if method == "crop" else None
+    assert target.options.region_layer == tapped
+    assert target.dim == space.dim + (96 if tapped is not None else 0)
+    # and re-ranks a query's 10 best regions by their block-13 cells
+    assert target.options.region_rerank == (10 if tapped is not None else 0)
+    assert own is not None and own.shape == (1, target.dim) and own.dtype == np.float32
     assert float(np.linalg.norm(own)) == pytest.approx(1.0, abs=1e-5)
     scene_hits, box_hits, asked = 0, 0, 0
     for image in read_coco(scenes / "annotations.json").images:
@@ -110,6 +118,8 @@ def test_each_description_answers_a_box_with_its_scene_and_region(
                                    box=",".join(str(v) for v in box))
             top = answer.results[0]
             asked += 1
+            # re-ranked: the vector's similarity plus the cells' agreement (1 for the same crop)
+            assert (top.regions[0].similarity > 1.5) == (method == "crop")
             scene_hits += top.image_id == ids[image.file_name]
             box_hits += (top.image_id == ids[image.file_name]
                          and top.regions[0].box == tuple(float(v) for v in box))
@@ -126,7 +136,8 @@ def test_a_uniform_crop_takes_the_whole_image_path(scenes: Path, tmp_path: Path)
         ingest_items(runtime, collect_items([scenes / "images" / "scene-00001.png"]))
         with runtime.session() as session:
             space = find_space(session=session, name=None)
-            target = ensure_region_space(session, space, description={"region_centre": None})
+            target = ensure_region_space(session, space, description={"region_centre": None,
+                                                                      "region_layer": None})
             session.commit()
         query = _png(scenes / "images" / "scene-00001.png")
         assert region_query_vector(runtime, space, target, query) is None
@@ -142,3 +153,11 @@ def test_a_uniform_crop_takes_the_whole_image_path(scenes: Path, tmp_path: Path)
         assert boxes.shape == (2, space.dim)
         assert np.allclose(np.linalg.norm(boxes, axis=1), 1.0, atol=1e-5)
         assert describe_boxes(embedder, image, [], side=256).shape == (0, space.dim)
+
+
+def test_a_tapped_block_and_its_reranking_are_crop_descriptions() -> None:
+    assert SpaceOptions(region_layer=13, region_rerank=10).region_rerank == 10
+    with pytest.raises(ValidationError, match="cannot tap a block"):
+        SpaceOptions(region_method="roi-align", region_layer=13)
+    with pytest.raises(ValidationError, match="needs region_layer"):
+        SpaceOptions(region_rerank=10)

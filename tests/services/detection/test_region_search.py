@@ -104,6 +104,21 @@ def test_a_box_of_a_scene_finds_that_scene_and_its_region(
         assert {hit.collection for hit in right.results} == {"right"}
 
 
+def test_a_catalogued_image_queries_regions_as_its_original_would(
+        catalog: tuple[Runtime, dict[str, int]], scenes: Path) -> None:
+    """scope=regions with image_id describes the stored original as regions are described
+    (the region space's vectors are wider than the image space's: its tapped block)."""
+    runtime, ids = catalog
+    name = sorted(ids)[0]
+    by_id = search_vector(runtime, space_name=None, k=3, image_id=ids[name], scope="regions")
+    by_bytes = search_vector(runtime, space_name=None, k=3, scope="regions",
+                             query=(scenes / name).read_bytes())
+    assert by_id.mode == "regions" and by_id.results
+    assert [(h.image_id, h.regions[0].id) for h in by_id.results] == [
+        (h.image_id, h.regions[0].id) for h in by_bytes.results]
+    assert [h.score for h in by_id.results] == pytest.approx([h.score for h in by_bytes.results])
+
+
 def test_reindex_fills_the_new_spaces_region_space_and_http_answers_regions(
         catalog: tuple[Runtime, dict[str, int]], scenes: Path) -> None:
     runtime, ids = catalog
