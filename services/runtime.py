@@ -49,6 +49,9 @@ class Runtime:
         self._refreshed: dict[int, int] = {}  # space id -> clock token its replica caught up at
         self.clock = CatalogClock(settings.catalog_url)
         self._memo: dict[Hashable, tuple[int, object]] = {}
+        # The memo's own lock: `kept` runs on the server's event loop, which must never wait
+        # while another thread holds `_lock` to load a model or open a replica.
+        self._memo_lock = threading.Lock()
         self._text_models: dict[str, TextClassifier] = {}
         self._lock = threading.Lock()
         self.closing = threading.Event()
@@ -89,12 +92,11 @@ class Runtime:
         token = self.clock.now() if session is None else session.info.get(CLOCK)
         if token is None:
             return load()
-        with self._lock:
-            kept = self._memo.get(key)
-        if kept is not None and kept[0] == token:
-            return kept[1]  # type: ignore[return-value]
+        found, kept = self._kept_at(key, token)
+        if found:
+            return kept  # type: ignore[return-value]
         value = load()
-        with self._lock:
+        with self._memo_lock:
             if len(self._memo) >= MEMO_ENTRIES or any(
                     seen != token for seen, _ in self._memo.values()):
                 self._memo = {k: v for k, v in self._memo.items() if v[0] == token}
@@ -108,9 +110,11 @@ class Runtime:
         (False, None): lets the event loop answer without a thread hop when no catalog read
         is needed (reading the clock costs microseconds and no transaction)."""
         token = self.clock.now()
-        if token is None:
-            return False, None
-        with self._lock:
+        return (False, None) if token is None else self._kept_at(key, token)
+
+    def _kept_at(self, key: Hashable, token: int) -> tuple[bool, object]:
+        """(True, the value kept for `key` at clock `token`), else (False, None)."""
+        with self._memo_lock:
             kept = self._memo.get(key)
         if kept is None or kept[0] != token:
             return False, None

@@ -120,8 +120,8 @@ def guarded(scope: str, bucket: str) -> Any:
     """The whole guard of a route that may take an upload, as ONE dependency yielding the
     identity: the key (401) and `scope` (403), one request charged to `bucket` (429), and an
     upload slot held until the answer is sent (503): what NEEDS_*, *_RATE and UPLOAD_SLOT
-    do, in that order. FastAPI resolves each dependency with per-request introspection that
-    cost the search path about half a millisecond for the four."""
+    do, in that order. FastAPI resolves each dependency with per-request introspection, so
+    one instead of four shortens every search."""
 
     async def guard(request: Request) -> AsyncIterator[Identity]:
         who = await current_identity(request, request.app.state.runtime)

@@ -122,6 +122,7 @@ def test_only_a_search_whose_answers_are_kept_is_answered_on_the_event_loop(
         assert not light(filters=Filters(label="shoes"))
         assert not light(verify=True)
         assert not light(box="0,0,5,5")
+        assert not light(scope="regions")  # re-ranks by decoding the regions' originals
         assert not light(image_id=None, url="http://127.0.0.1:9/a.jpg")
         for _ in add_synthetic_images(admin, space_id=space.id, dim=16, count=2, seed=1):
             pass

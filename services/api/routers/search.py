@@ -134,7 +134,8 @@ async def search(request: Request, runtime: RuntimeDep, who: SearchAccess,
                                  group_videos=group_videos, box=box, scope=scope,
                                  refine_moment=refine_moment)
             light = answers_inline(runtime, space_name=space, image_id=body.image_id,
-                                   url=body.url, box=box, filters=filters, verify=verify)
+                                   url=body.url, box=box, filters=filters, verify=verify,
+                                   scope=scope)
             result = search_now() if light else await run_in_threadpool(search_now)
     else:
         raise ImageRejected("not_an_image", "send multipart/form-data with a 'file' field, "
