@@ -80,13 +80,17 @@ def find_boxes(model: nn.Module, config: DetectorConfig, images: list[Image.Imag
 
 def _scaled(found: tuple[np.ndarray, np.ndarray, np.ndarray], size: tuple[int, int],
             config: DetectorConfig, threshold: float) -> list[Box]:
-    """Boxes above the threshold, in the original image's pixels, clipped to it."""
+    """Boxes above the threshold, in the original image's pixels, clipped to it; a box a
+    two-stage detector answers under several labels is kept once, with its best label."""
     boxes, scores, labels = found
     sx, sy = size[0] / config.size, size[1] / config.size
-    kept = []
-    for box, score, label in zip(boxes, scores, labels, strict=True):
-        if score < threshold:
+    kept, seen = [], set()
+    for index in np.argsort(-np.asarray(scores), kind="stable"):
+        box, score, label = boxes[index], scores[index], labels[index]
+        corners = tuple(float(v) for v in box)
+        if score < threshold or corners in seen:
             continue
+        seen.add(corners)
         x0, x1 = (round(float(np.clip(v * sx, 0, size[0])), 1) for v in (box[0], box[2]))
         y0, y1 = (round(float(np.clip(v * sy, 0, size[1])), 1) for v in (box[1], box[3]))
         if x1 > x0 and y1 > y0:

@@ -21,12 +21,14 @@ from torchvision.models.detection.fcos import FCOSHead
 from torchvision.ops import FrozenBatchNorm2d, generalized_box_iou_loss
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from lookalike.retrieval.detection.namer import Namer, TwoStage
 from lookalike.retrieval.errors import InvalidTrainingConfig
 from lookalike.retrieval.models.registry import get_backbone, load_model
 from lookalike.retrieval.models.specs import IMAGENET_MEAN, IMAGENET_STD
 
 TRUNK_BACKBONE = "mobilenet_v2"
-ARCHITECTURES = ("fcos", "fasterrcnn")
+TWO_STAGE = "fcos-namer"  # a class-agnostic FCOS whose boxes a small CNN names
+ARCHITECTURES = ("fcos", "fasterrcnn", TWO_STAGE)
 # MobileNetV2 `features` blocks ending at strides 8, 16 and 32, and their channels.
 _RETURN_LAYERS = {"6": "0", "13": "1", "18": "2"}
 _IN_CHANNELS = [32, 96, 1280]
@@ -89,11 +91,16 @@ def detection_trunk(weights: Path | None) -> nn.Sequential:
 
 
 def build_detector(config: DetectorConfig, *, trunk_weights: Path | None) -> nn.Module:
-    """A torchvision FCOS or Faster R-CNN with an FPN on the MobileNetV2 trunk.
+    """A torchvision FCOS or Faster R-CNN with an FPN on the MobileNetV2 trunk, or the
+    two-stage FCOS finder + namer.
 
     Images are resized to `config.size` (short and long side) and normalised with ImageNet's
     mean and std by the detector's own transform; outputs are boxes in input pixels."""
     config.check()
+    if config.architecture == TWO_STAGE:
+        finder = build_detector(DetectorConfig("fcos", ("object",), config.size),
+                                trunk_weights=trunk_weights)
+        return TwoStage(finder, Namer(len(config.classes)))
     trunk = detection_trunk(trunk_weights)
     classes = len(config.classes) + 1  # + background
     common = {"min_size": config.size, "max_size": config.size,
@@ -146,7 +153,10 @@ class Localizer(nn.Module):
 
 
 def trunk_parameters(model: nn.Module) -> set[int]:
-    """Ids of the pretrained trunk's parameters in a localizer or detector (trained slower)."""
+    """Ids of the pretrained trunk's parameters in a localizer or detector (trained slower);
+    none in a namer, which has no pretrained part."""
+    if isinstance(model, Namer):
+        return set()
     trunk = model.trunk if isinstance(model, Localizer) else model.get_submodule("backbone.body")
     return {id(p) for p in trunk.parameters()}
 

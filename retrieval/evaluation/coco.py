@@ -48,11 +48,11 @@ def coco_scores(truths: Sequence[Truth], found: Sequence[Found], *, classes: int
     `agnostic` merges every category into one (labels ignored on both sides): it scores
     finding the objects apart from naming them, so the gap to the labelled mAP is what
     class confusion costs. A detector's boxes of two labels on one object then count as
-    one hit and one false positive."""
+    one hit and one false positive; the same box answered under several labels (a two-stage
+    detector's top classes) counts once, at its best score."""
     if agnostic:
         truths = [Truth(t.boxes, np.ones(len(t.labels), dtype=np.int64)) for t in truths]
-        found = [Found(f.boxes, f.scores, np.ones(len(f.labels), dtype=np.int64))
-                 for f in found]
+        found = [_best_per_box(f) for f in found]
         classes = 1
     ground = COCO()
     ground.dataset = _truth_document(truths, classes, size)
@@ -75,6 +75,16 @@ def _class_ap_50(evaluation: COCOeval) -> tuple[float, ...]:
     table = evaluation.eval["precision"][0, :, :, 0, -1]
     return tuple(float(np.mean(column[column > -1])) if (column > -1).any() else float("nan")
                  for column in table.T)
+
+
+def _best_per_box(found: Found) -> Found:
+    """Each distinct box once, at its best score, labelled 1."""
+    if len(found.boxes) == 0:
+        return Found(found.boxes, found.scores, np.ones(0, dtype=np.int64))
+    boxes, inverse = np.unique(np.asarray(found.boxes), axis=0, return_inverse=True)
+    scores = np.zeros(len(boxes), dtype=np.float64)
+    np.maximum.at(scores, inverse.reshape(-1), np.asarray(found.scores, dtype=np.float64))
+    return Found(boxes, scores, np.ones(len(boxes), dtype=np.int64))
 
 
 def _no_hits(truths: Sequence[Truth], classes: int) -> tuple[float, ...]:

@@ -27,9 +27,11 @@ def detect_train(
     coco: Coco,
     images: Images = None,
     architecture: Annotated[str, typer.Option(
-        help="fcos, fasterrcnn, or localizer (one object: class + box)")] = "fcos",
+        help="fcos, fasterrcnn, fcos-namer (a class-agnostic FCOS + a crop namer), or "
+             "localizer (one object: class + box)")] = "fcos",
     size: Annotated[int, typer.Option(help="input side in pixels")] = 320,
-    epochs: Annotated[int, typer.Option()] = 10,
+    epochs: Annotated[int, typer.Option(help="epochs (fcos-namer: the finder's)")] = 10,
+    namer_epochs: Annotated[int, typer.Option(help="fcos-namer: the namer's epochs")] = 10,
     batch_size: Annotated[int, typer.Option()] = 8,
     lr: Annotated[float, typer.Option(help="the heads' rate (warm-up, then cosine)")] = 2e-3,
     seed: Annotated[int, typer.Option()] = 0,
@@ -43,8 +45,9 @@ def detect_train(
     val_folder = val_images or (val_coco.parent if val_coco else None)
     request = DetectTrainRequest(
         name=name, coco=str(coco.resolve()), images=str(folder.resolve()),
-        architecture=architecture, size=size, epochs=epochs, batch_size=batch_size, lr=lr,
-        seed=seed, val_coco=str(val_coco.resolve()) if val_coco else None,
+        architecture=architecture, size=size, epochs=epochs, namer_epochs=namer_epochs,
+        batch_size=batch_size, lr=lr, seed=seed,
+        val_coco=str(val_coco.resolve()) if val_coco else None,
         val_images=str(val_folder.resolve()) if val_folder else None)
     with open_runtime(get_settings()) as runtime:
         job = jobs.describe(jobs.submit_detect_train(runtime, request, wait=True))

@@ -6,15 +6,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Architecture = Literal["fcos", "fasterrcnn", "localizer"]
+from lookalike.retrieval.detection.networks import TWO_STAGE
+
+Architecture = Literal["fcos", "fasterrcnn", "localizer", "fcos-namer"]
 
 
 class DetectTrainRequest(BaseModel):
     """A `detect-train` job: train `architecture` on a COCO file and publish it as `name`.
 
     `localizer` is the one-object localization head (class + box of the first annotation of
-    each image); `fcos` and `fasterrcnn` are torchvision detectors. With `val_coco`, the
-    published file records held-out figures (COCO mAP, or IoU and accuracy)."""
+    each image); `fcos` and `fasterrcnn` are torchvision detectors; `fcos-namer` trains a
+    class-agnostic FCOS for `epochs`, then a crop namer for `namer_epochs`. With `val_coco`,
+    the published file records held-out figures (COCO mAP, or IoU and accuracy)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -24,8 +27,14 @@ class DetectTrainRequest(BaseModel):
     architecture: Architecture = "fcos"
     size: int = Field(320, ge=32, le=1024)
     epochs: int = Field(10, ge=1, le=500)
+    namer_epochs: int = Field(10, ge=1, le=500)
     batch_size: int = Field(8, ge=1, le=256)
     lr: float = Field(2e-3, gt=0, le=1)
     seed: int = 0
     val_coco: str | None = None
     val_images: str | None = None
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs the job runs: the finder's and then the namer's for `fcos-namer`."""
+        return self.epochs + (self.namer_epochs if self.architecture == TWO_STAGE else 0)

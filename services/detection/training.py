@@ -1,22 +1,30 @@
 """Detector training jobs (`detect-train`): one epoch per batch, resumable from the job's
-checkpoint; the last epoch scores the held-out set and publishes the detector file."""
+checkpoint; the last epoch scores the held-out set and publishes the detector file.
+
+A two-stage `fcos-namer` job trains its class-agnostic finder for the first `epochs`
+batches (its own checkpoint), then its namer for `namer_epochs` on crops of the true boxes."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from lookalike.retrieval.detection.coco import read_coco
+from lookalike.retrieval.detection.namer import TwoStage
 from lookalike.retrieval.detection.networks import TRUNK_BACKBONE, DetectorConfig
 from lookalike.retrieval.detection.training import (
+    EpochLoss,
     Sample,
     TrainSettings,
     detector_step,
     load_samples,
     localizer_step,
+    namer_step,
     train,
 )
 from lookalike.retrieval.models.registry import get_backbone, resolve_weights
@@ -33,6 +41,7 @@ from lookalike.services.runtime import Runtime
 log = logging.getLogger(__name__)
 
 KIND = "detect-train"
+NAMER_BATCH = 32  # scenes a namer step crops (about a hundred boxes)
 
 
 def check_request(request: DetectTrainRequest) -> None:
@@ -50,10 +59,10 @@ def create_train_job(runtime: Runtime, request: DetectTrainRequest) -> Job:
     """A queued `detect-train` job of one batch per epoch."""
     check_request(request)
     params = DetectTrainParams(detect_request=request.model_dump(mode="json"),
-                               batch_sizes=[1] * request.epochs)
+                               batch_sizes=[1] * request.total_epochs)
     with runtime.session() as session:
         job = job_queries.create_job(session=session, kind=KIND, params=params,
-                                     total=request.epochs, batches=request.epochs)
+                                     total=request.total_epochs, batches=request.total_epochs)
         session.commit()
     return job
 
@@ -73,20 +82,48 @@ def run_train_epoch(runtime: Runtime, job: Job, epoch: int) -> None:
     torch.manual_seed(request.seed)  # the same untrained heads on every epoch's rebuild
     model = new_network(config, trunk)
     samples = _samples(request, Path(request.coco), Path(request.images))
-    step = localizer_step if request.architecture == LOCALIZER else detector_step
-    # the localizer's trunk learns at a tenth of the heads' rate (at the full rate it drifted
-    # from its ImageNet features on a few hundred scenes); the detectors' trunk at the full rate
-    settings = TrainSettings(epochs=request.epochs, batch_size=request.batch_size,
-                             lr=request.lr, seed=request.seed,
-                             trunk_lr_scale=0.1 if request.architecture == LOCALIZER else 1.0)
-    history = train(model, samples, step, settings=settings,
-                    checkpoint=runtime.settings.layout.job(job.id) / "checkpoint.pt",
-                    until_epoch=epoch + 1, should_stop=cancel_watch(runtime, job.id))
+    folder = runtime.settings.layout.job(job.id)
+    should_stop = cancel_watch(runtime, job.id)
+    if isinstance(model, TwoStage):
+        history = _train_two_stage(model, samples, request, folder, epoch, should_stop)
+    else:
+        step = localizer_step if request.architecture == LOCALIZER else detector_step
+        # the localizer's trunk learns at a tenth of the heads' rate (at the full rate it
+        # drifted from its ImageNet features on a few hundred scenes); detectors' at the full
+        settings = TrainSettings(epochs=request.epochs, batch_size=request.batch_size,
+                                 lr=request.lr, seed=request.seed,
+                                 trunk_lr_scale=0.1 if request.architecture == LOCALIZER else 1.0)
+        history = train(model, samples, step, settings=settings,
+                        checkpoint=folder / "checkpoint.pt", until_epoch=epoch + 1,
+                        should_stop=should_stop)
     patch_result(runtime, job.id, {"history": [
         {"epoch": h.epoch, "loss": round(h.loss, 5), "seconds": round(h.seconds, 2)}
         for h in history], "classes": list(coco.classes), "train_images": len(samples)})
-    if epoch + 1 == request.epochs:
+    if epoch + 1 == request.total_epochs:
         _publish(runtime, job.id, request, model, config)
+
+
+def _train_two_stage(model: TwoStage, samples: list[Sample], request: DetectTrainRequest,
+                     folder: Path, epoch: int, should_stop: Callable[[], bool]
+                     ) -> list[EpochLoss]:
+    """Epoch `epoch` of a two-stage job: the finder's (every box one class) while epoch <
+    `epochs`, else the namer's, after restoring the finished finder from its checkpoint.
+    Returns both stages' epochs so far, the namer's numbered after the finder's."""
+    finder_settings = TrainSettings(epochs=request.epochs, batch_size=request.batch_size,
+                                    lr=request.lr, seed=request.seed)
+    agnostic = [Sample(s.pixels, s.boxes, np.ones_like(s.labels)) for s in samples]
+    history = train(model.finder, agnostic, detector_step, settings=finder_settings,
+                    checkpoint=folder / "finder.pt", until_epoch=epoch + 1,
+                    should_stop=should_stop)
+    if epoch < request.epochs:
+        return history
+    # digits and other chiral glyphs change class when mirrored: the namer sees no flips
+    namer_settings = TrainSettings(epochs=request.namer_epochs, batch_size=NAMER_BATCH,
+                                   lr=request.lr, seed=request.seed, flip=False)
+    named = train(model.namer, [s for s in samples if len(s.labels)], namer_step,
+                  settings=namer_settings, checkpoint=folder / "namer.pt",
+                  until_epoch=epoch - request.epochs + 1, should_stop=should_stop)
+    return history + [EpochLoss(h.epoch + request.epochs, h.loss, h.seconds) for h in named]
 
 
 def _samples(request: DetectTrainRequest, coco: Path, images: Path) -> list[Sample]:

@@ -309,7 +309,7 @@ def submit_detect_train(runtime: Runtime, request: DetectTrainRequest, *,
                         wait: bool = False) -> Job:
     """Record a detector training job, one batch per epoch, and start it where jobs run."""
     job = detect_training.create_train_job(runtime, request)
-    launch(runtime, job.id, batches=range(request.epochs), wait=wait)
+    launch(runtime, job.id, batches=range(request.total_epochs), wait=wait)
     return get_job(runtime, job.id)
 
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from lookalike.retrieval.detection.namer import TOP_LABELS, TwoStage
 from lookalike.retrieval.detection.networks import (
-    ARCHITECTURES,
+    TWO_STAGE,
     DetectorConfig,
     Localizer,
     build_detector,
@@ -54,7 +55,7 @@ def test_localizer_loss_has_gradients_for_both_heads() -> None:
     assert model.locate[0].weight.grad is not None
 
 
-@pytest.mark.parametrize("architecture", ARCHITECTURES)
+@pytest.mark.parametrize("architecture", ["fcos", "fasterrcnn"])
 def test_detectors_train_on_hand_made_boxes_and_answer_in_input_pixels(
         architecture: str) -> None:
     model = build_detector(DetectorConfig(architecture, ("bag", "shoe"), 96), trunk_weights=None)
@@ -78,3 +79,24 @@ def test_detectors_train_on_hand_made_boxes_and_answer_in_input_pixels(
 def test_unknown_architecture_names_the_available_ones() -> None:
     with pytest.raises(InvalidTrainingConfig, match="fcos, fasterrcnn"):
         build_detector(DetectorConfig("yolo", ("a",), 96), trunk_weights=None)
+
+
+def test_two_stage_answers_each_found_box_under_its_likeliest_classes() -> None:
+    model = build_detector(DetectorConfig(TWO_STAGE, ("bag", "shoe", "coat", "dress"), 96),
+                           trunk_weights=None)
+    assert isinstance(model, TwoStage)
+    finder_losses = model.finder.train()(
+        [torch.rand(3, 96, 96)],
+        [{"boxes": torch.tensor([[10.0, 12.0, 50.0, 60.0]]), "labels": torch.tensor([1])}])
+    assert all(torch.isfinite(v) for v in finder_losses.values())
+    model.finder.score_thresh = 0.0  # an untrained finder scores low: keep every box
+    images = [torch.rand(3, 96, 96), torch.rand(3, 96, 80)]
+    for output in model.eval()(images):
+        boxes, scores, labels = output["boxes"], output["scores"], output["labels"]
+        assert len(boxes) % TOP_LABELS == 0 and len(boxes) > 0
+        assert (scores[:-1] >= scores[1:]).all() and (scores <= 1).all()
+        assert set(labels.tolist()) <= {1, 2, 3, 4}
+        for box in boxes.unique(dim=0):
+            same = (boxes == box).all(dim=1)
+            assert int(same.sum()) == TOP_LABELS
+            assert len(set(labels[same].tolist())) == TOP_LABELS
