@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 from lookalike.services.api.auth import IdentityDep, check_scope, current_identity
 from lookalike.services.auth.keys import Identity
-from lookalike.services.auth.scopes import SEARCH
+from lookalike.services.auth.scopes import INGEST, SEARCH
 from lookalike.services.config import Settings
 from lookalike.services.errors import Busy, RateLimited
 
@@ -137,4 +137,6 @@ SEARCH_RATE = limited("search")
 INGEST_RATE = limited("ingest")
 ADMIN_RATE = limited("admin")
 UPLOAD_SLOT = Depends(upload_slot)
-SearchAccess = Annotated[Identity, guarded(SEARCH, "search")]
+SEARCH_GUARD = guarded(SEARCH, "search")
+SearchAccess = Annotated[Identity, SEARCH_GUARD]
+IngestAccess = Annotated[Identity, guarded(INGEST, "ingest")]

@@ -88,8 +88,10 @@ def images_by_ids(*, session: Session, ids: Sequence[int]) -> dict[int, Image]:
     return {image.id: image for image in rows}
 
 
-_HIT_ROWS = (select(Image.id, Image.source_uri, Image.label, Image.collection, Image.title,
-                    Image.caption, Image.topic, Image.topic_score, Image.video_id, Image.t)
+# the image columns a search answer shows (`embedded_hit_rows`, and `Hit.of` for ORM rows)
+HIT_COLUMNS = ("id", "source_uri", "label", "collection", "title", "caption", "topic",
+               "topic_score", "video_id", "t")
+_HIT_ROWS = (select(*(getattr(Image, column) for column in HIT_COLUMNS))
              .where(Image.id.in_(bindparam("ids", expanding=True)),
                     Image.status == "embedded"))
 

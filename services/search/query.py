@@ -4,12 +4,13 @@ the catalog."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
 from PIL.Image import Image as PILImage
-from sqlalchemy import RowMapping
 from sqlalchemy.orm import Session
 
 from lookalike.retrieval.errors import IndexIdNotFound
@@ -17,6 +18,7 @@ from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog.documents import SpaceOptions
 from lookalike.services.catalog.fulltext import TextMatch, match_captions
+from lookalike.services.catalog.images import HIT_COLUMNS
 from lookalike.services.catalog.models import Image, Space
 from lookalike.services.detection.embedding import (
     find_region_space,
@@ -80,13 +82,11 @@ class Hit:
 
     @classmethod
     def of(cls, image: Image, score: float) -> Hit:
-        return cls(image_id=image.id, score=score, source=image.source_uri, label=image.label,
-                   collection=image.collection, title=image.title, caption=image.caption,
-                   topic=image.topic, topic_score=image.topic_score, video_id=image.video_id,
-                   t=image.t)
+        """A hit from an ORM image: the same columns as `of_row`."""
+        return cls.of_row({column: getattr(image, column) for column in HIT_COLUMNS}, score)
 
     @classmethod
-    def of_row(cls, row: RowMapping, score: float) -> Hit:
+    def of_row(cls, row: Mapping[str, Any], score: float) -> Hit:
         """A hit from `embedded_hit_rows`' columns (no ORM object built)."""
         return cls(image_id=row["id"], score=score, source=row["source_uri"],
                    label=row["label"], collection=row["collection"], title=row["title"],

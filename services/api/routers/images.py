@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 
 from lookalike.services.api.auth import NEEDS_ADMIN, NEEDS_INGEST, NEEDS_SEARCH, IdentityDep
 from lookalike.services.api.deps import MAX_ID, ImageId, RuntimeDep, read_limited
-from lookalike.services.api.ratelimit import ADMIN_RATE, INGEST_RATE, UPLOAD_SLOT
+from lookalike.services.api.ratelimit import ADMIN_RATE, INGEST_RATE, IngestAccess
 from lookalike.services.api.schemas import (
     ErrorResponse,
     ImageListed,
@@ -59,9 +59,8 @@ def _upload_response(image: Image, who: Identity, *, duplicate: bool) -> ImageUp
                                file_url=f"/v1/images/{image.id}/file")
 
 
-@router.post("", status_code=201, response_model=ImageUploadResponse, responses=ERRORS,
-             dependencies=[NEEDS_INGEST, INGEST_RATE, UPLOAD_SLOT])
-async def upload_image(response: Response, runtime: RuntimeDep, who: IdentityDep,
+@router.post("", status_code=201, response_model=ImageUploadResponse, responses=ERRORS)
+async def upload_image(response: Response, runtime: RuntimeDep, who: IngestAccess,
                        file: Annotated[UploadFile, File()],
                        collection: Annotated[str | None,
                                              Form(max_length=COLLECTION_MAX)] = None,

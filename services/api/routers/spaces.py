@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from lookalike.services.api.auth import NEEDS_ADMIN, NEEDS_SEARCH
 from lookalike.services.api.deps import MAX_ID, RuntimeDep, read_limited
-from lookalike.services.api.ratelimit import ADMIN_RATE, SEARCH_RATE, UPLOAD_SLOT
+from lookalike.services.api.ratelimit import ADMIN_RATE, SEARCH_GUARD
 from lookalike.services.api.schemas import ErrorResponse, SpaceDeleted, SpacePublic
 from lookalike.services.spaces import lifecycle as space_lifecycle
 from lookalike.services.spaces import visualize
@@ -34,7 +34,7 @@ def space_filters(name: str, runtime: RuntimeDep) -> Response:
 
 @router.post("/{name}/visualize/saliency", response_class=Response,
              responses={status: {"model": ErrorResponse} for status in (404, 413, 415, 422)},
-             dependencies=[NEEDS_SEARCH, SEARCH_RATE, UPLOAD_SLOT])
+             dependencies=[SEARCH_GUARD])
 async def space_saliency(name: str, runtime: RuntimeDep, file: Annotated[UploadFile, File()],
                          match: Annotated[int | None, Query(ge=1, le=MAX_ID, description=(
                              "catalog image id the similarity is taken against (default: "

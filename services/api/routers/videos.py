@@ -9,9 +9,9 @@ from fastapi import APIRouter, File, Form, Path, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from lookalike.services.api.auth import NEEDS_INGEST, NEEDS_SEARCH, IdentityDep
+from lookalike.services.api.auth import NEEDS_SEARCH, IdentityDep
 from lookalike.services.api.deps import MAX_ID, RuntimeDep, read_limited
-from lookalike.services.api.ratelimit import INGEST_RATE, UPLOAD_SLOT
+from lookalike.services.api.ratelimit import IngestAccess
 from lookalike.services.api.schemas import (
     ErrorResponse,
     VideoFrameListed,
@@ -45,9 +45,8 @@ def _public(video: Video, frames: list[Image], who: Identity) -> VideoPublic:
         "file_url": f"/v1/videos/{video.id}/file", "frames": listed})
 
 
-@router.post("", status_code=201, response_model=VideoUploadResponse, responses=ERRORS,
-             dependencies=[NEEDS_INGEST, INGEST_RATE, UPLOAD_SLOT])
-async def upload_video(response: Response, runtime: RuntimeDep, who: IdentityDep,
+@router.post("", status_code=201, response_model=VideoUploadResponse, responses=ERRORS)
+async def upload_video(response: Response, runtime: RuntimeDep, who: IngestAccess,
                        file: Annotated[UploadFile, File()],
                        collection: Annotated[str | None,
                                              Form(max_length=COLLECTION_MAX)] = None,
