@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +44,15 @@ def test_held_out_scenes_differ_from_training_scenes_with_the_same_seed(tmp_path
     first = np.asarray(Image.open(tmp_path / "t" / "images" / "scene-00000.png"))
     held = np.asarray(Image.open(tmp_path / "h" / "images" / "scene-00000.png"))
     assert not np.array_equal(first, held)
+
+
+def test_opencv_digits_are_ten_more_classes_drawn_as_often_as_the_others(
+        tmp_path: Path) -> None:
+    summary = write_scenes(tmp_path, images=150, seed=3, spec=SPEC, split="held-out")
+    assert summary.digits, "make system-deps unpacks digits.png; the scenes did not find it"
+    assert summary.classes[10:] == tuple(f"digit-{d}" for d in range(10))
+    counts = Counter(label for image in read_coco(tmp_path / "annotations.json").images
+                     for label in image.labels)
+    assert set(counts) == set(range(1, 21))  # COCO category ids are 1-based
+    digits = sum(counts[c] for c in range(11, 21))
+    assert 0.4 < digits / sum(counts.values()) < 0.6  # classes drawn uniformly, not items
