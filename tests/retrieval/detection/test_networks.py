@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from lookalike.retrieval.detection.boxes import find_boxes
 from lookalike.retrieval.detection.namer import TOP_LABELS, TwoStage
 from lookalike.retrieval.detection.networks import (
     TWO_STAGE,
@@ -100,3 +102,21 @@ def test_two_stage_answers_each_found_box_under_its_likeliest_classes() -> None:
             same = (boxes == box).all(dim=1)
             assert int(same.sum()) == TOP_LABELS
             assert len(set(labels[same].tolist())) == TOP_LABELS
+
+
+class _Answers(torch.nn.Module):
+    """A two-stage detector's answer, fixed: one box under three labels, another under two."""
+
+    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        return [{"boxes": torch.tensor([[10.0, 10.0, 50.0, 50.0]] * 3
+                                       + [[60.0, 60.0, 90.0, 90.0]] * 2),
+                 "scores": torch.tensor([0.6, 0.3, 0.1, 0.2, 0.1]),
+                 "labels": torch.tensor([2, 1, 3, 1, 2])} for _ in images]
+
+
+def test_find_boxes_keeps_each_two_stage_box_once_with_its_best_label() -> None:
+    config = DetectorConfig(TWO_STAGE, ("bag", "shoe", "coat"), 96)
+    image = Image.new("RGB", (192, 96))
+    found = find_boxes(_Answers(), config, [image], threshold=0.15)[0]
+    assert [(b.x0, b.y0, b.x1, b.y1, b.label, b.score) for b in found] == [
+        (20.0, 10.0, 100.0, 50.0, "shoe", 0.6), (120.0, 60.0, 180.0, 90.0, "bag", 0.2)]
