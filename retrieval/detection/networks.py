@@ -18,10 +18,10 @@ from torchvision.models.detection import FCOS, FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.fcos import FCOSHead
-from torchvision.ops import FrozenBatchNorm2d, generalized_box_iou_loss
+from torchvision.ops import FrozenBatchNorm2d, generalized_box_iou_loss, roi_align
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from lookalike.retrieval.detection.namer import Namer, TwoStage
+from lookalike.retrieval.detection.namer import CONTEXT, JITTER, Namer, TwoStage
 from lookalike.retrieval.errors import InvalidTrainingConfig
 from lookalike.retrieval.models.registry import get_backbone, load_model
 from lookalike.retrieval.models.specs import IMAGENET_MEAN, IMAGENET_STD
@@ -33,6 +33,9 @@ ARCHITECTURES = ("fcos", "fasterrcnn", TWO_STAGE)
 _RETURN_LAYERS = {"6": "0", "13": "1", "18": "2"}
 _IN_CHANNELS = [32, 96, 1280]
 _FPN_CHANNELS = 96
+_MID_BLOCK = 13  # the localizer's dense box head reads this stride-16 block (96 channels)
+_MID_CHANNELS = 96
+_MAX_LOG_SIZE = 3.0  # a localizer's box is at most e^3 x its prior (0.25 side): 5 sides
 _FROZEN_BLOCKS = 4  # the stem and first inverted residuals stay as ImageNet trained them
 # FCOS on P3-P5 only: its object sizes per level are 4x-8x these (0-64, 64-128, 128+ px),
 # which covers the scenes' 14-180 px objects; P6/P7 would only add cost at these sides.
@@ -123,33 +126,109 @@ def build_detector(config: DetectorConfig, *, trunk_weights: Path | None) -> nn.
     return rcnn
 
 
+def cell_centres(side: int, dtype: torch.dtype) -> torch.Tensor:
+    """(side*side, 2) centres of a side x side map's cells as x, y fractions, row-major."""
+    steps = (torch.arange(side, dtype=dtype) + 0.5) / side
+    y, x = torch.meshgrid(steps, steps, indexing="ij")
+    return torch.stack([x.flatten(), y.flatten()], dim=1)
+
+
+@dataclass(frozen=True)
+class DenseBoxes:
+    """A localizer's answer at every cell of its stride-16 map (row-major, `side` x `side`
+    cells): objectness logits (N, side*side), a softmax over the cells as a scene holds one
+    object, and each cell's box (N, side*side, 4) as unclamped x0, y0, x1, y1 fractions."""
+
+    scores: torch.Tensor
+    boxes: torch.Tensor
+    side: int
+
+    def best(self) -> torch.Tensor:
+        """(N, 4) box of each image's likeliest cell."""
+        index = self.scores.argmax(dim=1)
+        return self.boxes[torch.arange(len(index)), index]
+
+    def near(self, targets: torch.Tensor) -> torch.Tensor:
+        """(N, side*side) weights of the cells within a cell of each (N, 4) target box's
+        centre, a Gaussian (sigma half a cell) of the distance, zero elsewhere; the cell
+        holding the centre is always among them (its centre is at most 0.71 cells away)."""
+        centre = (targets[:, :2] + targets[:, 2:]) / 2
+        cells = cell_centres(self.side, targets.dtype)
+        distance = torch.cdist(centre, cells) * self.side  # in cells
+        return torch.exp(-2 * distance ** 2) * (distance < 1)
+
+
 class Localizer(nn.Module):
     """The textbook localization network: one shared trunk, a class head and a box head.
 
     Input (N, 3, S, S) normalised images; output (N, K) class logits and (N, 4) boxes as
-    (x0, y0, x1, y1) fractions of the side, kept ordered by construction (corner + size).
-    The class head reads the globally pooled features; the box head reads a `grid` x `grid`
-    map of them (like the fully connected layers over VGG's 7x7 map in the textbook design):
-    a global average has thrown away where the object is."""
+    (x0, y0, x1, y1) fractions of the side in [0, 1]. The box head is dense (CenterNet /
+    FCOS style) over the trunk's stride-16 map, its stride-32 features added in upsampled:
+    each cell scores whether the object's centre lies near it and regresses a box as a
+    centre offset in cells and a log size against `prior` (zero-initialised, so every cell
+    starts at a prior-sized box on itself, and nothing saturates); the best cell answers.
+    The class head names the object from features RoIAligned inside its box (the true box,
+    jittered, in training; the answered box after), not from the whole image's average,
+    which the background dominates."""
 
     def __init__(self, trunk: nn.Module, classes: int, *, width: int = 1280,
-                 grid: int = 4, channels: int = 64) -> None:
+                 channels: int = 128, prior: float = 0.25, roi: int = 4) -> None:
         super().__init__()
         self.trunk = trunk
-        self.grid = grid
-        self.classify = nn.Sequential(nn.Dropout(0.2), nn.Linear(width, classes))
-        self.reduce = nn.Sequential(nn.Conv2d(width, channels, 1), nn.ReLU())
-        self.locate = nn.Sequential(nn.Linear(channels * grid * grid, 256), nn.ReLU(),
-                                    nn.Linear(256, 4))
+        self.prior = prior
+        self.roi = roi
+        self.deep = nn.Conv2d(width, channels, 1)
+        self.mid = nn.Conv2d(_MID_CHANNELS, channels, 1)
+        self.merge = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU())
+        self.objectness = nn.Conv2d(channels, 1, 3, padding=1)
+        self.regress = nn.Conv2d(channels, 4, 3, padding=1)
+        nn.init.zeros_(self.regress.weight)
+        nn.init.zeros_(self.regress.bias)
+        self.classify = nn.Sequential(nn.Flatten(), nn.Linear(channels * roi * roi, 256),
+                                      nn.ReLU(), nn.Dropout(0.2), nn.Linear(256, classes))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N,3,S,S) to ((N,K) logits, (N,4) boxes in [0, 1])."""
-        features = self.trunk(images)
-        pooled = F.adaptive_avg_pool2d(features, 1).flatten(1)
-        where = F.adaptive_avg_pool2d(self.reduce(features), self.grid).flatten(1)
-        raw = torch.sigmoid(self.locate(where))
-        corner, size = raw[:, :2], raw[:, 2:]
-        return self.classify(pooled), torch.cat([corner, corner + size * (1 - corner)], dim=1)
+        features = self.features(images)
+        boxes = self.dense(features).best().clamp(0, 1)
+        return self.name(features, boxes), boxes
+
+    def taught(self, images: torch.Tensor, targets: torch.Tensor
+               ) -> tuple[torch.Tensor, DenseBoxes]:
+        """Training's outputs: logits named inside the (N, 4) true boxes, each moved and
+        resized by up to JITTER of its size as answered boxes miss, and every cell's box."""
+        features = self.features(images)
+        size = (targets[:, 2:] - targets[:, :2]).repeat(1, 2)
+        moved = targets + (torch.rand_like(targets) * 2 - 1) * JITTER * size
+        return self.name(features, moved), self.dense(features)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The trunk's stride-16 map with its stride-32 map upsampled and added, merged."""
+        mid = self.trunk[:_MID_BLOCK + 1](images)
+        deep = F.interpolate(self.deep(self.trunk[_MID_BLOCK + 1:](mid)), size=mid.shape[-2:],
+                             mode="nearest")
+        merged: torch.Tensor = self.merge(self.mid(mid) + deep)
+        return merged
+
+    def dense(self, features: torch.Tensor) -> DenseBoxes:
+        """Every cell's objectness and box (centre offset in cells, log size over prior)."""
+        side = features.shape[-1]
+        raw = self.regress(features).flatten(2).transpose(1, 2)  # (N, cells, 4)
+        centre = cell_centres(side, raw.dtype) + raw[..., :2] / side
+        # as torchvision's box coder: bound the log size so exp cannot overflow early on
+        size = self.prior * torch.exp(raw[..., 2:].clamp(max=_MAX_LOG_SIZE))
+        boxes = torch.cat([centre - size / 2, centre + size / 2], dim=-1)
+        return DenseBoxes(self.objectness(features).flatten(1), boxes, side)
+
+    def name(self, features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """(N, K) logits from the features inside each image's (N, 4) box, with CONTEXT."""
+        size = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
+        grown = boxes + torch.tensor([-1.0, -1.0, 1.0, 1.0]) * CONTEXT * size
+        indexed = torch.cat([torch.arange(len(boxes), dtype=boxes.dtype)[:, None], grown], 1)
+        pooled = roi_align(features, indexed, output_size=self.roi,
+                           spatial_scale=features.shape[-1], sampling_ratio=2, aligned=True)
+        logits: torch.Tensor = self.classify(pooled)
+        return logits
 
 
 def trunk_parameters(model: nn.Module) -> set[int]:
@@ -161,10 +240,17 @@ def trunk_parameters(model: nn.Module) -> set[int]:
     return {id(p) for p in trunk.parameters()}
 
 
-def localizer_loss(logits: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
+def localizer_loss(logits: torch.Tensor, dense: DenseBoxes, labels: torch.Tensor,
                    targets: torch.Tensor, *, box_weight: float = 5.0) -> torch.Tensor:
-    """Cross-entropy on the class + smooth-L1 and GIoU on the box (fractions of the side)."""
-    box_loss = F.smooth_l1_loss(boxes, targets, beta=0.05) + generalized_box_iou_loss(
-        boxes, targets, reduction="mean")
-    loss: torch.Tensor = F.cross_entropy(logits, labels) + box_weight * box_loss
+    """Cross-entropy on the class + cross-entropy over the cells towards those near the
+    object's centre (one object an image) + smooth-L1 and GIoU on those cells' boxes
+    (fractions of the side), so whichever near cell answers has learnt the box."""
+    near = dense.near(targets)
+    cells = F.cross_entropy(dense.scores, near / near.sum(dim=1, keepdim=True))
+    chosen = near > 0
+    boxes = dense.boxes[chosen]
+    wanted = targets[:, None, :].expand_as(dense.boxes)[chosen]
+    box_loss = F.smooth_l1_loss(boxes, wanted, beta=0.05) + generalized_box_iou_loss(
+        boxes, wanted, reduction="mean")
+    loss: torch.Tensor = F.cross_entropy(logits, labels) + cells + box_weight * box_loss
     return loss

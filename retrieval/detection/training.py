@@ -109,13 +109,15 @@ def detector_step(model: nn.Module, batch: Sequence[Sample]) -> torch.Tensor:
 
 
 def localizer_step(model: nn.Module, batch: Sequence[Sample]) -> torch.Tensor:
-    """Cross-entropy + box loss of one batch of one-object samples (labels 1-based)."""
+    """Cross-entropy + cell and box losses of one batch of one-object samples (labels
+    1-based); the class head names the true boxes, as a detector's second stage does."""
+    assert isinstance(model, Localizer), "localizer_step trains a Localizer"
     side = batch[0].pixels.shape[0]
     images = torch.stack([normalised(s.pixels) for s in batch])
     labels = torch.tensor([int(s.labels[0]) - 1 for s in batch])
     targets = torch.from_numpy(np.stack([s.boxes[0] for s in batch]) / side)
-    logits, boxes = model(images)
-    return localizer_loss(logits, boxes, labels, targets)
+    logits, dense = model.taught(images, targets)
+    return localizer_loss(logits, dense, labels, targets)
 
 
 def namer_step(model: nn.Module, batch: Sequence[Sample]) -> torch.Tensor:

@@ -11,9 +11,11 @@ from lookalike.retrieval.detection.boxes import find_boxes
 from lookalike.retrieval.detection.namer import TOP_LABELS, TwoStage
 from lookalike.retrieval.detection.networks import (
     TWO_STAGE,
+    DenseBoxes,
     DetectorConfig,
     Localizer,
     build_detector,
+    cell_centres,
     localizer_loss,
     mobilenet_trunk,
 )
@@ -34,27 +36,62 @@ def test_localizer_gives_logits_and_ordered_boxes_inside_the_image() -> None:
     assert (boxes[:, 2] >= boxes[:, 0]).all() and (boxes[:, 3] >= boxes[:, 1]).all()
 
 
-def test_localizer_loss_is_smallest_for_the_right_box_and_class() -> None:
-    target = torch.tensor([[0.2, 0.2, 0.6, 0.7]])
+def test_localizer_cells_start_at_prior_sized_boxes_on_themselves() -> None:
+    model = Localizer(mobilenet_trunk(None), classes=4, prior=0.25)
+    targets = torch.tensor([[0.1, 0.1, 0.4, 0.5], [0.5, 0.5, 0.9, 0.9]])
+    logits, dense = model.train().taught(torch.randn(2, 3, 128, 128), targets)
+    assert logits.shape == (2, 4)
+    assert dense.side == 8 and dense.scores.shape == (2, 64) and dense.boxes.shape == (2, 64, 4)
+    centres = cell_centres(8, torch.float32)
+    assert torch.allclose(dense.boxes[0, :, :2], centres - 0.125)
+    assert torch.allclose(dense.boxes[1, :, 2:], centres + 0.125)
+
+
+def _dense(best: int, box: list[float], side: int = 2) -> DenseBoxes:
+    """A 2 x 2 map whose cell `best` scores high, every cell answering `box`."""
+    scores = torch.full((1, side * side), -5.0)
+    scores[0, best] = 5.0
+    return DenseBoxes(scores, torch.tensor([box] * side * side)[None], side)
+
+
+def test_localizer_answers_the_box_of_its_best_cell() -> None:
+    dense = DenseBoxes(torch.tensor([[0.0, 3.0, 1.0, 0.0]]),
+                       torch.arange(16, dtype=torch.float32).view(1, 4, 4), 2)
+    assert dense.best().tolist() == [[4.0, 5.0, 6.0, 7.0]]
+
+
+def test_the_cells_near_a_centre_are_weighted_by_their_distance() -> None:
+    dense = _dense(0, [0.0, 0.0, 1.0, 1.0], side=4)
+    near = dense.near(torch.tensor([[0.1, 0.1, 0.3, 0.5]]))  # centre (0.2, 0.3)
+    assert near[0].argmax() == 4  # the cell at (0.125, 0.375) holds it
+    assert set((near[0] > 0).nonzero().flatten().tolist()) == {0, 1, 4, 5}
+    assert (near[0, [2, 3, 8, 15]] == 0).all()
+
+
+def test_localizer_loss_is_smallest_for_the_right_box_cell_and_class() -> None:
+    target = torch.tensor([[0.1, 0.1, 0.4, 0.4]])  # centred on the top-left cell (0) only
+    box = target[0].tolist()
     right = torch.tensor([[5.0, 0.0, 0.0]])
     wrong = torch.tensor([[0.0, 5.0, 0.0]])
     label = torch.tensor([0])
-    exact = localizer_loss(right, target.clone(), label, target)
-    shifted = localizer_loss(right, target + 0.1, label, target)
-    disjoint = localizer_loss(right, torch.tensor([[0.7, 0.8, 0.9, 0.95]]), label, target)
-    misclassified = localizer_loss(wrong, target.clone(), label, target)
-    assert float(exact) < 0.02
+    exact = localizer_loss(right, _dense(0, box), label, target)
+    shifted = localizer_loss(right, _dense(0, [v + 0.1 for v in box]), label, target)
+    disjoint = localizer_loss(right, _dense(0, [0.7, 0.8, 0.9, 0.95]), label, target)
+    other_cell = localizer_loss(right, _dense(3, box), label, target)
+    misclassified = localizer_loss(wrong, _dense(0, box), label, target)
+    assert float(exact) < 0.05
     assert float(exact) < float(shifted) < float(disjoint)
+    assert float(other_cell) > float(exact) + 5
     assert float(misclassified) > float(exact) + 4
 
 
 def test_localizer_loss_has_gradients_for_both_heads() -> None:
     model = Localizer(mobilenet_trunk(None), classes=3)
-    logits, boxes = model(torch.randn(2, 3, 64, 64))
-    localizer_loss(logits, boxes, torch.tensor([0, 2]),
-                   torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.3, 0.2, 0.9, 0.8]])).backward()
-    assert model.classify[1].weight.grad is not None
-    assert model.locate[0].weight.grad is not None
+    targets = torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.3, 0.2, 0.9, 0.8]])
+    logits, dense = model.train().taught(torch.randn(2, 3, 64, 64), targets)
+    localizer_loss(logits, dense, torch.tensor([0, 2]), targets).backward()
+    for head in (model.classify[1], model.objectness, model.regress, model.deep):
+        assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("architecture", ["fcos", "fasterrcnn"])
