@@ -32,6 +32,7 @@ from lookalike.retrieval.errors import EngineUnavailable
 ENGINES = ("openvino-bf16", "openvino-fp32", "torch")
 REFERENCE_ENGINE = "torch"
 _MODEL_FILE = "model.xml"
+STATIC_SHAPES = 16  # input shapes per trunk that get a model compiled for that shape
 
 
 def installed_engines() -> list[str]:
@@ -99,35 +100,82 @@ def exported_model(directory: Path) -> Path | None:
 class OpenVinoTrunk:
     """A compiled OpenVINO trunk, called like the torch module: (N,3,H,W) float32 pixels,
     normalised, to (N,C,h,w) float32 feature maps. Each calling thread gets its own infer
-    request, so threads may call it at once."""
+    requests, so threads may call it at once.
 
-    def __init__(self, compiled: Any, *, engine: str) -> None:
-        self._compiled = compiled
+    The exported model takes any shape, but OpenVINO runs a model compiled for one fixed
+    shape faster (`lookalike bench speed` prints both), so each input shape gets a model of
+    its own, compiled at its first call, for the first `static_shapes` shapes seen; later
+    shapes (unusual sizes) run through the dynamic model."""
+
+    def __init__(self, model: Any, *, engine: str, config: dict[str, Any],
+                 static_shapes: int = STATIC_SHAPES) -> None:
+        self._model = model
+        self._config = config
+        self._dynamic = _compile(model, config)
+        self._static: dict[tuple[int, ...], Any] = {}
+        self._static_most = static_shapes
+        self._compiling = threading.Lock()
         self._local = threading.local()
         self.engine = engine
 
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
-        request = getattr(self._local, "request", None)
-        if request is None:
-            request = self._local.request = self._compiled.create_infer_request()
         pixels = np.ascontiguousarray(inputs.detach().cpu().numpy(), dtype=np.float32)
-        outputs = request.infer([pixels], share_inputs=True, share_outputs=False)
+        outputs = self._request(pixels.shape).infer([pixels], share_inputs=True,
+                                                    share_outputs=False)
         return torch.from_numpy(np.asarray(outputs[0]))
 
+    def _request(self, shape: tuple[int, ...]) -> Any:
+        """This thread's infer request for `shape`: of the model compiled for that shape
+        when it has one, else of the dynamic model."""
+        local = self._local.__dict__
+        requests: dict[tuple[int, ...], Any] = local.setdefault("requests", {})
+        request = requests.get(shape)
+        if request is None:
+            compiled = self._compiled_for(shape)
+            if compiled is self._dynamic:
+                if "dynamic" not in local:
+                    local["dynamic"] = compiled.create_infer_request()
+                return local["dynamic"]
+            request = requests[shape] = compiled.create_infer_request()
+        return request
 
-def load_openvino(model_file: Path, *, engine: str, threads: int) -> OpenVinoTrunk:
+    @property
+    def static_shapes(self) -> list[tuple[int, ...]]:
+        """The input shapes that have a model compiled for them, in the order first seen."""
+        return list(self._static)
+
+    def _compiled_for(self, shape: tuple[int, ...]) -> Any:
+        """The model compiled for `shape` (compiled now if new and there is room), else the
+        dynamic one."""
+        with self._compiling:
+            compiled = self._static.get(shape)
+            if compiled is None and len(self._static) < self._static_most:
+                fixed = self._model.clone()
+                fixed.reshape(list(shape))
+                compiled = self._static[shape] = _compile(fixed, self._config)
+        return self._dynamic if compiled is None else compiled
+
+
+def load_openvino(model_file: Path, *, engine: str, threads: int,
+                  static_shapes: int = STATIC_SHAPES) -> OpenVinoTrunk:
     """The exported trunk compiled for this CPU with `threads` threads, in the engine's
-    precision (openvino-bf16 or openvino-fp32), tuned for latency."""
+    precision (openvino-bf16 or openvino-fp32), tuned for latency, with up to
+    `static_shapes` shapes compiled on their own."""
     import openvino
 
     precision = {"openvino-bf16": "bf16", "openvino-fp32": "f32"}[engine]
+    config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision,
+              "PERFORMANCE_HINT": "LATENCY"}
+    return OpenVinoTrunk(openvino.Core().read_model(str(model_file)), engine=engine,
+                         config=config, static_shapes=static_shapes)
+
+
+def _compile(model: Any, config: dict[str, Any]) -> Any:
+    """`model` compiled for the CPU with `config`, the calling thread's signal stack kept."""
+    import openvino
+
     with _signal_stack_kept():
-        compiled = openvino.Core().compile_model(str(model_file), "CPU", {
-            "INFERENCE_NUM_THREADS": threads,
-            "INFERENCE_PRECISION_HINT": precision,
-            "PERFORMANCE_HINT": "LATENCY",
-        })
-    return OpenVinoTrunk(compiled, engine=engine)
+        return openvino.Core().compile_model(model, "CPU", config)
 
 
 class _SignalStack(ctypes.Structure):

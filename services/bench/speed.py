@@ -21,7 +21,7 @@ from PIL import Image
 
 from lookalike.retrieval.embedding.embedder import Embedder, EmbedderOptions, native_bf16
 from lookalike.retrieval.images import decode_image
-from lookalike.retrieval.models.engines import installed_engines
+from lookalike.retrieval.models.engines import exported_model, installed_engines, load_openvino
 from lookalike.retrieval.models.registry import file_sha256, get_backbone
 from lookalike.services.bench.catalog import seed_sample, throwaway_catalog
 from lookalike.services.bench.httpload import concurrent, prepare_search, sequential
@@ -37,7 +37,7 @@ from lookalike.services.index.replicas import vectors_from_bytes
 from lookalike.services.ingest.prepare import decode_for_model, prepare_config
 from lookalike.services.sample import bundled_photos
 from lookalike.services.setup import open_runtime
-from lookalike.services.spaces.engines import engine_trunk
+from lookalike.services.spaces.engines import engine_trunk, export_directory
 from lookalike.services.spaces.lookup import ensure_default_space, find_space, space_weights
 
 CALL = 4
@@ -51,6 +51,7 @@ class SpeedBench:
     """One run's figures; the ratios are what the README's table and the targets compare."""
 
     engines_per_s: dict[str, float]
+    dynamic_shape_per_s: dict[str, float]
     best_engine: str
     best_over_torchscript_bf16: float
     decode_ms: dict[str, float]
@@ -89,8 +90,9 @@ def _rate(run: Callable[[], object], *, images: int, seconds: float) -> float:
 
 
 def _engine_rates(settings: Settings, runtime_weights: Path, *, seconds: float
-                  ) -> dict[str, float]:
-    """Each installed engine and the TorchScript bf16 / eager fp32 paths, one thread."""
+                  ) -> tuple[dict[str, float], dict[str, float]]:
+    """Each installed engine and the TorchScript bf16 / eager fp32 paths, one thread; and
+    each OpenVINO engine again with its dynamic-shape model only."""
     spec = get_backbone(settings.backbone)
     sha = file_sha256(runtime_weights)
     one = settings.model_copy(update={"torch_threads": 1})
@@ -103,20 +105,22 @@ def _engine_rates(settings: Settings, runtime_weights: Path, *, seconds: float
         torch_paths[REFERENCE_PATH] = EmbedderOptions(forward_batch=CALL, bf16=True,
                                                       frozen_graph=True)
     rates: dict[str, float] = {}
+    dynamic: dict[str, float] = {}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        _measure(rates, torch_paths, spec=spec, weights=runtime_weights, sha=sha, settings=one,
-                 pixels=pixels, seconds=seconds)
+        _measure(rates, dynamic, torch_paths, spec=spec, weights=runtime_weights, sha=sha,
+                 settings=one, pixels=pixels, seconds=seconds)
     finally:
         torch.set_num_threads(threads)
-    return rates
+    return rates, dynamic
 
 
-def _measure(rates: dict[str, float], torch_paths: dict[str, EmbedderOptions], *, spec,
-             weights: Path, sha: str, settings: Settings, pixels: torch.Tensor,
-             seconds: float) -> None:
-    """Fill `rates` with each torch path's and each other engine's images/s."""
+def _measure(rates: dict[str, float], dynamic: dict[str, float],
+             torch_paths: dict[str, EmbedderOptions], *, spec, weights: Path, sha: str,
+             settings: Settings, pixels: torch.Tensor, seconds: float) -> None:
+    """Fill `rates` with each torch path's and each other engine's images/s, and `dynamic`
+    with each OpenVINO engine's through its dynamic-shape model."""
     runtime_weights, one = weights, settings
     for name, options in torch_paths.items():
         trunk = engine_trunk("torch", spec=spec, weights=runtime_weights, weights_sha256=sha,
@@ -132,6 +136,13 @@ def _measure(rates: dict[str, float], torch_paths: dict[str, EmbedderOptions], *
         embedder = Embedder(trunk, spec=spec, options=EmbedderOptions(forward_batch=CALL))
         rates[engine] = _rate(lambda e=embedder: e.embed_tensors(pixels), images=CALL,
                               seconds=seconds)
+        model_file = exported_model(export_directory(settings, spec=spec, weights_sha256=sha))
+        assert model_file is not None, "engine_trunk exports the model it compiles"
+        unshaped = Embedder(load_openvino(model_file, engine=engine, threads=1,
+                                          static_shapes=0),
+                            spec=spec, options=EmbedderOptions(forward_batch=CALL))
+        dynamic[engine] = _rate(lambda e=unshaped: e.embed_tensors(pixels), images=CALL,
+                                seconds=seconds)
 
 
 def image_pixels(image: Image.Image, size: int) -> torch.Tensor:
@@ -187,12 +198,14 @@ def run_speed_bench(settings: Settings, *, seconds: float, sample_per_class: int
             with runtime.session() as session:
                 space = find_space(session=session, name=None)
             weights = space_weights(space, settings=bench)
-            rates = _engine_rates(bench, weights, seconds=seconds)
+            rates, dynamic = _engine_rates(bench, weights, seconds=seconds)
             embedder = runtime.embedder(space)
             decode_ms, draft_cosine = _decode_figures(embedder, bench)
             best = max(rates, key=rates.__getitem__)
             result = SpeedBench(
-                engines_per_s={k: round(v, 1) for k, v in rates.items()}, best_engine=best,
+                engines_per_s={k: round(v, 1) for k, v in rates.items()},
+                dynamic_shape_per_s={k: round(v, 1) for k, v in dynamic.items()},
+                best_engine=best,
                 best_over_torchscript_bf16=round(rates[best] / rates.get(
                     REFERENCE_PATH, rates["torchscript-fp32"]), 2),
                 decode_ms={k: round(v, 2) for k, v in decode_ms.items()},

@@ -7,13 +7,15 @@ from __future__ import annotations
 import ctypes
 import gc
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from lookalike.retrieval.errors import EngineUnavailable
-from lookalike.retrieval.models.engines import exported_model, installed_engines
+from lookalike.retrieval.models.engines import exported_model, installed_engines, load_openvino
 from lookalike.retrieval.models.registry import file_sha256, get_backbone, resolve_weights
 from lookalike.services.setup import init_catalog, open_runtime
 from lookalike.services.spaces.create import SpaceDefinition, create_space
@@ -125,3 +127,35 @@ def signal_stack() -> tuple[int | None, int]:
     stack = Stack()
     assert ctypes.CDLL(None).sigaltstack(None, ctypes.byref(stack)) == 0
     return stack.ss_sp, stack.ss_size
+
+
+def test_each_input_shape_gets_its_own_model_up_to_the_limit(weights: Path,
+                                                              tmp_path: Path) -> None:
+    """The first shapes seen are compiled for themselves, later ones run through the dynamic
+    model, and every shape answers what the dynamic model answers, from any thread; compiling
+    on a call leaves the thread's signal stack as it was."""
+    pytest.importorskip("openvino")
+    sha = file_sha256(weights)
+    engine_trunk("openvino-fp32", spec=SPEC, weights=weights, weights_sha256=sha,
+                 settings=make_settings(tmp_path))
+    model_file = exported_model(export_directory(make_settings(tmp_path), spec=SPEC,
+                                                 weights_sha256=sha))
+    assert model_file is not None
+    shaped = load_openvino(model_file, engine="openvino-fp32", threads=1, static_shapes=2)
+    dynamic = load_openvino(model_file, engine="openvino-fp32", threads=1, static_shapes=0)
+    generator = torch.Generator().manual_seed(0)
+    inputs = [torch.randn(shape, generator=generator)
+              for shape in ((2, 3, 224, 224), (1, 3, 224, 224), (1, 3, 160, 192),
+                            (2, 3, 224, 224))]
+    before = signal_stack()
+    shaped(inputs[0])
+    shaped(inputs[1])
+    assert signal_stack() == before
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(shaped, inputs))
+    assert shaped.static_shapes == [(2, 3, 224, 224), (1, 3, 224, 224)]
+    assert dynamic.static_shapes == []
+    for pixels, answer in zip(inputs, answers, strict=True):
+        expected = dynamic(pixels)
+        assert answer.shape == expected.shape
+        assert torch.allclose(answer, expected, rtol=1e-3, atol=1e-3)
