@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 from torch import nn
 
+from lookalike.retrieval.detection.distinct import best_per_box
 from lookalike.retrieval.detection.networks import DetectorConfig, Localizer
 from lookalike.retrieval.detection.training import detect, localize
 from lookalike.retrieval.errors import InvalidBox
@@ -84,16 +85,14 @@ def _scaled(found: tuple[np.ndarray, np.ndarray, np.ndarray], size: tuple[int, i
     two-stage detector answers under several labels is kept once, with its best label."""
     boxes, scores, labels = found
     sx, sy = size[0] / config.size, size[1] / config.size
-    kept, seen = [], set()
-    for index in np.argsort(-np.asarray(scores), kind="stable"):
+    kept = []
+    for index in best_per_box(boxes, scores):
         box, score, label = boxes[index], scores[index], labels[index]
-        corners = tuple(float(v) for v in box)
-        if score < threshold or corners in seen:
-            continue
-        seen.add(corners)
+        if score < threshold:
+            break
         x0, x1 = (round(float(np.clip(v * sx, 0, size[0])), 1) for v in (box[0], box[2]))
         y0, y1 = (round(float(np.clip(v * sy, 0, size[1])), 1) for v in (box[1], box[3]))
         if x1 > x0 and y1 > y0:
             kept.append(Box(x0, y0, x1, y1, config.classes[int(label) - 1],
                             round(float(score), 4)))
-    return sorted(kept, key=lambda b: -(b.score or 0.0))
+    return kept

@@ -11,6 +11,8 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from lookalike.retrieval.detection.distinct import best_per_box
+
 
 @dataclass(frozen=True)
 class Truth:
@@ -79,12 +81,9 @@ def _class_ap_50(evaluation: COCOeval) -> tuple[float, ...]:
 
 def _best_per_box(found: Found) -> Found:
     """Each distinct box once, at its best score, labelled 1."""
-    if len(found.boxes) == 0:
-        return Found(found.boxes, found.scores, np.ones(0, dtype=np.int64))
-    boxes, inverse = np.unique(np.asarray(found.boxes), axis=0, return_inverse=True)
-    scores = np.zeros(len(boxes), dtype=np.float64)
-    np.maximum.at(scores, inverse.reshape(-1), np.asarray(found.scores, dtype=np.float64))
-    return Found(boxes, scores, np.ones(len(boxes), dtype=np.int64))
+    kept = best_per_box(np.asarray(found.boxes), np.asarray(found.scores))
+    return Found(np.asarray(found.boxes)[kept], np.asarray(found.scores)[kept],
+                 np.ones(len(kept), dtype=np.int64))
 
 
 def _no_hits(truths: Sequence[Truth], classes: int) -> tuple[float, ...]:
