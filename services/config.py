@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # layers, so the catalog writer thread does not stall it; ingest ran ~6 % faster end to
     # end (README: `lookalike bench ingest`, with and without LOOKALIKE_FROZEN_GRAPH=false).
     frozen_graph: bool = True
+    serve_workers: int = Field(1, ge=1, le=64, description="`lookalike serve` processes "
+                               "sharing the port (a container sets it for its cores); one "
+                               "per core serves the most uploads")
     query_batch: int = Field(8, ge=1, description="most query images (searches by upload or "
                              "URL) that concurrent requests embed in one model call")
     # FAISS's OpenMP threads. One: a single query's scan is too short to share, and on a

@@ -44,15 +44,16 @@ def free_port() -> int:
 
 def start_server(settings: Settings, port: int, extra_env: dict[str, str] | None = None,
                  timeout_s: float = 120.0, log: Path | None = None,
-                 workers: int = 1) -> subprocess.Popen:
-    """A real `lookalike serve` process (with `workers` server processes) on the same
-    catalog; returns once /healthz answers. Its log lines (standard output) go to `log`."""
+                 workers: int | None = 1) -> subprocess.Popen:
+    """A real `lookalike serve` process (with `workers` server processes; None: as the
+    settings say) on the same catalog; returns once /healthz answers. Its log lines
+    (standard output) go to `log`."""
     env = {**os.environ, "LOOKALIKE_HOME": str(settings.home), **(extra_env or {})}
     if settings.database_url:
         env["LOOKALIKE_DATABASE_URL"] = settings.database_url
     process = subprocess.Popen(
         [sys.executable, "-m", "lookalike.services.cli", "serve", "--port", str(port),
-         "--workers", str(workers)], env=env,
+         *(["--workers", str(workers)] if workers else [])], env=env,
         stdout=log.open("ab") if log else subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -28,10 +28,10 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on; beyond loopback, API keys "
                                            "are required unless LOOKALIKE_AUTH=off")] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="server processes sharing the "
-                                         "port, each with its own model and index replica "
-                                         "(kept in step through the catalog); one per core "
-                                         "serves the most uploads")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        min=1, max=64, help="server processes sharing the port, each with its own model and "
+        "index replica (kept in step through the catalog); one per core serves the most "
+        "uploads; default: LOOKALIKE_SERVE_WORKERS (1)")] = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs), on uvloop with the httptools parser."""
     import uvicorn  # noqa: PLC0415 - only this command needs the server
@@ -42,5 +42,5 @@ def serve(
         errors.print(f"listening on {host}: every request needs an API key (`lookalike keys "
                      "create`); LOOKALIKE_AUTH=off opts out", highlight=False)
     uvicorn.run("lookalike.services.api.app:create_app", factory=True, host=host, port=port,
-                workers=workers, loop="uvloop", http="httptools", log_level="info",
-                server_header=False)
+                workers=workers or get_settings().serve_workers, loop="uvloop",
+                http="httptools", log_level="info", server_header=False)

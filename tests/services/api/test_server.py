@@ -116,15 +116,17 @@ def test_rotated_cmyk_and_animated_uploads_are_accepted(server: httpx.Client) ->
 
 def test_worker_processes_share_the_port_and_stay_in_step(tmp_path: Path,
                                                           photo_dir: Path) -> None:
-    """`serve --workers 2`: two server processes answer on one port, each with its own
-    replica; an image added through one is found first by id through either, at once."""
+    """LOOKALIKE_SERVE_WORKERS=2 (as a container sets it; `serve --workers` in the speed
+    bench): two server processes answer on one port, each with its own replica; an image
+    added through one is found first by id through either, at once."""
     settings = make_settings(tmp_path / "home")
     init_catalog(settings)
     runtime = open_runtime(settings)
     ingest_into(runtime, photo_dir)
     runtime.close()
     port = free_port()
-    process = start_server(settings, port, workers=2, timeout_s=300)
+    process = start_server(settings, port, {"LOOKALIKE_SERVE_WORKERS": "2"}, workers=None,
+                           timeout_s=300)
     try:
         children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
         servers = [pid for pid in children  # multiprocessing also starts a resource tracker
