@@ -64,7 +64,7 @@ def sample_frames(
 ) -> None:
     """Write tiles of spaced video frames as PNG photos (copy-space training data the copies
     benchmark does not use)."""
-    from lookalike.services.video.tiles import ClipPlan, write_frame_tiles  # noqa: PLC0415 - cv2
+    from lookalike.services.video.tiles import ClipPlan, write_frame_tiles  # noqa: PLC0415 - PyAV
 
     written = write_frame_tiles(directory, [ClipPlan.parse(text) for text in clip])
     console.print(f"{written} tiles in {directory}")

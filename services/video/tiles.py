@@ -12,9 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
+from PIL import Image
 
+from lookalike.retrieval.errors import VideoRejected
+from lookalike.retrieval.video.decode import decode_frames
 from lookalike.services.errors import InvalidRequest
+from lookalike.services.video.clips import READ_LIMITS
 
 
 @dataclass(frozen=True)
@@ -56,34 +59,31 @@ def write_frame_tiles(directory: Path, plans: list[ClipPlan]) -> int:
 
 
 def _write_clip(directory: Path, plan: ClipPlan) -> int:
-    """The tiles of one clip's planned frames (in decoding order)."""
-    capture = cv2.VideoCapture(str(plan.path))
-    if not capture.isOpened():
-        raise InvalidRequest(f"OpenCV cannot decode {plan.path}")
-    written = kept = index = 0
+    """The tiles of one clip's planned frames (in decoding order, PyAV)."""
+    written = kept = 0
     try:
-        while plan.frames is None or kept < plan.frames:
-            ok, frame = capture.read()
-            if not ok:
+        for index, frame in enumerate(decode_frames(plan.path.read_bytes(),
+                                                    limits=READ_LIMITS)):
+            if plan.frames is not None and kept >= plan.frames:
                 break
             if index % plan.stride == 0:
-                written += _write_tiles(directory, f"{plan.path.stem}-{index:04d}", frame,
+                written += _write_tiles(directory, f"{plan.path.stem}-{index:04d}", frame.image,
                                         plan.grid)
                 kept += 1
-            index += 1
-    finally:
-        capture.release()
+    except VideoRejected as error:
+        raise InvalidRequest(f"{plan.path}: {error}") from error
     return written
 
 
-def _write_tiles(directory: Path, stem: str, frame: cv2.typing.MatLike, grid: int) -> int:
-    """Cut one BGR frame into grid x grid tiles (any remainder pixels dropped), PNG each."""
-    height, width = frame.shape[0] // grid, frame.shape[1] // grid
+def _write_tiles(directory: Path, stem: str, frame: Image.Image, grid: int) -> int:
+    """Cut one RGB frame into grid x grid tiles (any remainder pixels dropped), PNG each."""
+    height, width = frame.height // grid, frame.width // grid
     if height < 1 or width < 1:
-        raise InvalidRequest(f"a {frame.shape[1]}x{frame.shape[0]} frame has no {grid}x{grid} "
+        raise InvalidRequest(f"a {frame.width}x{frame.height} frame has no {grid}x{grid} "
                              "grid of tiles: use a smaller GRID")
     for row in range(grid):
         for column in range(grid):
-            tile = frame[row * height:(row + 1) * height, column * width:(column + 1) * width]
-            cv2.imwrite(str(directory / f"{stem}-{row}{column}.png"), tile)
+            tile = frame.crop((column * width, row * height, (column + 1) * width,
+                               (row + 1) * height))
+            tile.save(directory / f"{stem}-{row}{column}.png")
     return grid * grid
