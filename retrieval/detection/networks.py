@@ -35,6 +35,8 @@ _IN_CHANNELS = [32, 96, 1280]
 _FPN_CHANNELS = 96
 _MID_BLOCK = 13  # the localizer's dense box head reads this stride-16 block (96 channels)
 _MID_CHANNELS = 96
+_FINE_BLOCK = 6  # its class head also reads this stride-8 block (32 channels)
+_FINE_CHANNELS = 32
 _MAX_LOG_SIZE = 3.0  # a localizer's box is at most e^3 x its prior (0.25 side): 5 sides
 _FROZEN_BLOCKS = 4  # the stem and first inverted residuals stay as ImageNet trained them
 # FCOS on P3-P5 only: its object sizes per level are 4x-8x these (0-64, 64-128, 128+ px),
@@ -184,31 +186,32 @@ class Localizer(nn.Module):
         self.regress = nn.Conv2d(channels, 4, 3, padding=1)
         nn.init.zeros_(self.regress.weight)
         nn.init.zeros_(self.regress.bias)
-        self.classify = nn.Sequential(nn.Flatten(), nn.Linear(channels * roi * roi, 256),
+        self.classify = nn.Sequential(nn.Linear((_FINE_CHANNELS + channels) * roi * roi, 256),
                                       nn.ReLU(), nn.Dropout(0.2), nn.Linear(256, classes))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N,3,S,S) to ((N,K) logits, (N,4) boxes in [0, 1])."""
-        features = self.features(images)
+        fine, features = self.features(images)
         boxes = self.dense(features).best().clamp(0, 1)
-        return self.name(features, boxes), boxes
+        return self.name((fine, features), boxes), boxes
 
     def taught(self, images: torch.Tensor, targets: torch.Tensor
                ) -> tuple[torch.Tensor, DenseBoxes]:
         """Training's outputs: logits named inside the (N, 4) true boxes, each moved and
         resized by up to JITTER of its size as answered boxes miss, and every cell's box."""
-        features = self.features(images)
+        fine, features = self.features(images)
         size = (targets[:, 2:] - targets[:, :2]).repeat(1, 2)
         moved = targets + (torch.rand_like(targets) * 2 - 1) * JITTER * size
-        return self.name(features, moved), self.dense(features)
+        return self.name((fine, features), moved), self.dense(features)
 
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """The trunk's stride-16 map with its stride-32 map upsampled and added, merged."""
-        mid = self.trunk[:_MID_BLOCK + 1](images)
+    def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The trunk's stride-8 map, and its stride-16 map with its stride-32 map upsampled
+        and added, merged."""
+        fine = self.trunk[:_FINE_BLOCK + 1](images)
+        mid = self.trunk[_FINE_BLOCK + 1:_MID_BLOCK + 1](fine)
         deep = F.interpolate(self.deep(self.trunk[_MID_BLOCK + 1:](mid)), size=mid.shape[-2:],
                              mode="nearest")
-        merged: torch.Tensor = self.merge(self.mid(mid) + deep)
-        return merged
+        return fine, self.merge(self.mid(mid) + deep)
 
     def dense(self, features: torch.Tensor) -> DenseBoxes:
         """Every cell's objectness and box (centre offset in cells, log size over prior)."""
@@ -220,14 +223,15 @@ class Localizer(nn.Module):
         boxes = torch.cat([centre - size / 2, centre + size / 2], dim=-1)
         return DenseBoxes(self.objectness(features).flatten(1), boxes, side)
 
-    def name(self, features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """(N, K) logits from the features inside each image's (N, 4) box, with CONTEXT."""
+    def name(self, maps: tuple[torch.Tensor, ...], boxes: torch.Tensor) -> torch.Tensor:
+        """(N, K) logits from the features of `maps` inside each image's (N, 4) box, with
+        CONTEXT."""
         size = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
         grown = boxes + torch.tensor([-1.0, -1.0, 1.0, 1.0]) * CONTEXT * size
         indexed = torch.cat([torch.arange(len(boxes), dtype=boxes.dtype)[:, None], grown], 1)
-        pooled = roi_align(features, indexed, output_size=self.roi,
-                           spatial_scale=features.shape[-1], sampling_ratio=2, aligned=True)
-        logits: torch.Tensor = self.classify(pooled)
+        pooled = [roi_align(m, indexed, output_size=self.roi, spatial_scale=m.shape[-1],
+                            sampling_ratio=2, aligned=True).flatten(1) for m in maps]
+        logits: torch.Tensor = self.classify(torch.cat(pooled, dim=1))
         return logits
 
 

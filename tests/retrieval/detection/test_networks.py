@@ -90,7 +90,7 @@ def test_localizer_loss_has_gradients_for_both_heads() -> None:
     targets = torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.3, 0.2, 0.9, 0.8]])
     logits, dense = model.train().taught(torch.randn(2, 3, 64, 64), targets)
     localizer_loss(logits, dense, torch.tensor([0, 2]), targets).backward()
-    for head in (model.classify[1], model.objectness, model.regress, model.deep):
+    for head in (model.classify[0], model.objectness, model.regress, model.deep):
         assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0
 
 
