@@ -75,6 +75,7 @@ class RegionsResult:
     image_recall_at_1: float = 0.0
     ingest_seconds: float = 0.0
     query_seconds: float = 0.0
+    misses_by_class: dict[str, int] = field(default_factory=dict)  # region-search misses
     per_query: list[dict[str, Any]] = field(default_factory=list)
 
     def to_public(self) -> dict[str, Any]:
@@ -137,7 +138,8 @@ def run_regions(settings: Settings, *, regions: str = TRUTH, scenes: int = 100,
                                    centre=centre, layer=tapped, rerank=reranked,
                                    ingest_seconds=round(time.perf_counter() - started, 1))
             started = time.perf_counter()
-            _run_queries(runtime, result, made, chosen, [ids[n] for n in names], rng, margin)
+            _run_queries(runtime, result, made, chosen, [ids[n] for n in names], rng, margin,
+                         glyphs.classes)
             result.query_seconds = round(time.perf_counter() - started, 1)
     return result
 
@@ -206,7 +208,7 @@ def _store_regions(runtime: Runtime, folder: Path, ids: dict[str, int], regions:
 
 def _run_queries(runtime: Runtime, result: RegionsResult, made: list[Scene],
                  chosen: list[tuple[int, int]], scene_ids: list[int],
-                 rng: np.random.Generator, margin: float) -> None:
+                 rng: np.random.Generator, margin: float, classes: tuple[str, ...]) -> None:
     region_hits = scene_hits = image_hits = 0
     for scene_index, object_index in chosen:
         query = lone_object(made[scene_index], object_index, rng, margin)
@@ -222,8 +224,12 @@ def _run_queries(runtime: Runtime, result: RegionsResult, made: list[Scene],
         region_hits += iou >= IOU_HIT
         scene_hits += scene_hit
         image_hits += image_hit
-        result.per_query.append({"scene": want, "object": object_index, "iou": round(iou, 3),
-                                 "region_hit": iou >= IOU_HIT, "image_hit": image_hit})
+        name = classes[made[scene_index].objects[object_index].label]
+        result.per_query.append({"scene": want, "object": object_index, "class": name,
+                                 "iou": round(iou, 3), "region_hit": iou >= IOU_HIT,
+                                 "image_hit": image_hit})
+        if iou < IOU_HIT:
+            result.misses_by_class[name] = result.misses_by_class.get(name, 0) + 1
     result.region_recall_at_1 = round(region_hits / len(chosen), 4)
     result.region_scene_at_1 = round(scene_hits / len(chosen), 4)
     result.image_recall_at_1 = round(image_hits / len(chosen), 4)

@@ -230,3 +230,5 @@ def test_the_regions_benchmark_gives_figures_on_a_tiny_configuration(tmp_path: P
     assert result.image_recall_at_1 == round(sum(q["image_hit"] for q in result.per_query) / 8,
                                              4)
     assert 0 <= result.region_recall_at_1 <= result.region_scene_at_1 <= 1
+    missed = [q["class"] for q in result.per_query if not q["region_hit"]]
+    assert result.misses_by_class == {name: missed.count(name) for name in set(missed)}
