@@ -92,6 +92,10 @@ class Settings(BaseSettings):
         "whose vectors match torch's fp32 ones on the bundled photos")
     engine_cache: Path | None = Field(
         None, description="exported engine models; unset = <home>/engines")
+    engine_static_shapes: int = Field(
+        4, ge=0, le=64, description="input shapes per OpenVINO trunk that get a model "
+        "compiled for their own shape (faster; each holds buffers of its own, larger for "
+        "larger batches); 0 = the dynamic-shape model only")
     snapshot_keep: int = 2
     log_format: Literal["text", "json"] = Field("text", description="API log lines: text or json")
     broker_url: str | None = Field(None, description="Celery broker (Redis); unset = in-process")

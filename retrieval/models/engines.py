@@ -32,7 +32,6 @@ from lookalike.retrieval.errors import EngineUnavailable
 ENGINES = ("openvino-bf16", "openvino-fp32", "torch")
 REFERENCE_ENGINE = "torch"
 _MODEL_FILE = "model.xml"
-STATIC_SHAPES = 16  # input shapes per trunk that get a model compiled for that shape
 
 
 def installed_engines() -> list[str]:
@@ -105,10 +104,11 @@ class OpenVinoTrunk:
     The exported model takes any shape, but OpenVINO runs a model compiled for one fixed
     shape faster (`lookalike bench speed` prints both), so each input shape gets a model of
     its own, compiled at its first call, for the first `static_shapes` shapes seen; later
-    shapes (unusual sizes) run through the dynamic model."""
+    shapes run through the dynamic model. Each compiled model holds its own buffers (more
+    for larger batches), hence the bound."""
 
     def __init__(self, model: Any, *, engine: str, config: dict[str, Any],
-                 static_shapes: int = STATIC_SHAPES) -> None:
+                 static_shapes: int) -> None:
         self._model = model
         self._config = config
         self._dynamic = _compile(model, config)
@@ -157,7 +157,7 @@ class OpenVinoTrunk:
 
 
 def load_openvino(model_file: Path, *, engine: str, threads: int,
-                  static_shapes: int = STATIC_SHAPES) -> OpenVinoTrunk:
+                  static_shapes: int) -> OpenVinoTrunk:
     """The exported trunk compiled for this CPU with `threads` threads, in the engine's
     precision (openvino-bf16 or openvino-fp32), tuned for latency, with up to
     `static_shapes` shapes compiled on their own."""

@@ -54,7 +54,8 @@ def engine_trunk(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha2
         logger.info("exporting %s for OpenVINO into %s", spec.name, directory)
         model_file = export_openvino(model, input_size=spec.weights.input_size,
                                      directory=directory)
-    return load_openvino(model_file, engine=engine, threads=settings.torch_threads or 1)
+    return load_openvino(model_file, engine=engine, threads=settings.torch_threads or 1,
+                         static_shapes=settings.engine_static_shapes)
 
 
 def reference_vectors(*, spec: BackboneSpec, weights: Path) -> np.ndarray:
