@@ -33,10 +33,9 @@ ARCHITECTURES = ("fcos", "fasterrcnn", TWO_STAGE)
 _RETURN_LAYERS = {"6": "0", "13": "1", "18": "2"}
 _IN_CHANNELS = [32, 96, 1280]
 _FPN_CHANNELS = 96
-_MID_BLOCK = 13  # the localizer's dense box head reads this stride-16 block (96 channels)
-_MID_CHANNELS = 96
-_FINE_BLOCK = 6  # its class head also reads this stride-8 block (32 channels)
-_FINE_CHANNELS = 32
+# the localizer's top-down maps start from these stride-16 and stride-8 blocks (channels)
+_MID_BLOCK, _MID_CHANNELS = 13, 96
+_FINE_BLOCK, _FINE_CHANNELS = 6, 32
 _MAX_LOG_SIZE = 3.0  # a localizer's box is at most e^3 x its prior (0.25 side): 5 sides
 _FROZEN_BLOCKS = 4  # the stem and first inverted residuals stay as ImageNet trained them
 # FCOS on P3-P5 only: its object sizes per level are 4x-8x these (0-64, 64-128, 128+ px),
@@ -137,7 +136,7 @@ def cell_centres(side: int, dtype: torch.dtype) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class DenseBoxes:
-    """A localizer's answer at every cell of its stride-16 map (row-major, `side` x `side`
+    """A localizer's answer at every cell of its stride-8 map (row-major, `side` x `side`
     cells): objectness logits (N, side*side), a softmax over the cells as a scene holds one
     object, and each cell's box (N, side*side, 4) as unclamped x0, y0, x1, y1 fractions."""
 
@@ -165,13 +164,14 @@ class Localizer(nn.Module):
 
     Input (N, 3, S, S) normalised images; output (N, K) class logits and (N, 4) boxes as
     (x0, y0, x1, y1) fractions of the side in [0, 1]. The box head is dense (CenterNet /
-    FCOS style) over the trunk's stride-16 map, its stride-32 features added in upsampled:
-    each cell scores whether the object's centre lies near it and regresses a box as a
-    centre offset in cells and a log size against `prior` (zero-initialised, so every cell
-    starts at a prior-sized box on itself, and nothing saturates); the best cell answers.
-    The class head names the object from features RoIAligned inside its box (the true box,
-    jittered, in training; the answered box after), not from the whole image's average,
-    which the background dominates."""
+    FCOS style) over a stride-8 map (the trunk's stride-32, -16 and -8 blocks added top-down,
+    as in an FPN; at stride 16 the smallest glyphs, 9 px at 128, were a cell or less): each
+    cell scores whether the object's centre lies near it and regresses a box as a centre
+    offset in cells and a log size against `prior` (zero-initialised, so every cell starts
+    at a prior-sized box on itself, and nothing saturates); the best cell answers. The class
+    head names the object from the stride-8 block and the merged stride-16 map RoIAligned
+    inside its box (the true box, jittered, in training; the answered box after), not from
+    the whole image's average, which the background dominates."""
 
     def __init__(self, trunk: nn.Module, classes: int, *, width: int = 1280,
                  channels: int = 128, prior: float = 0.25, roi: int = 4) -> None:
@@ -182,6 +182,8 @@ class Localizer(nn.Module):
         self.deep = nn.Conv2d(width, channels, 1)
         self.mid = nn.Conv2d(_MID_CHANNELS, channels, 1)
         self.merge = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU())
+        self.fine = nn.Conv2d(_FINE_CHANNELS, channels, 1)
+        self.merge_fine = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU())
         self.objectness = nn.Conv2d(channels, 1, 3, padding=1)
         self.regress = nn.Conv2d(channels, 4, 3, padding=1)
         nn.init.zeros_(self.regress.weight)
@@ -191,27 +193,31 @@ class Localizer(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N,3,S,S) to ((N,K) logits, (N,4) boxes in [0, 1])."""
-        fine, features = self.features(images)
-        boxes = self.dense(features).best().clamp(0, 1)
+        fine, features, boxed = self.features(images)
+        boxes = self.dense(boxed).best().clamp(0, 1)
         return self.name((fine, features), boxes), boxes
 
     def taught(self, images: torch.Tensor, targets: torch.Tensor
                ) -> tuple[torch.Tensor, DenseBoxes]:
         """Training's outputs: logits named inside the (N, 4) true boxes, each moved and
         resized by up to JITTER of its size as answered boxes miss, and every cell's box."""
-        fine, features = self.features(images)
+        fine, features, boxed = self.features(images)
         size = (targets[:, 2:] - targets[:, :2]).repeat(1, 2)
         moved = targets + (torch.rand_like(targets) * 2 - 1) * JITTER * size
-        return self.name((fine, features), moved), self.dense(features)
+        return self.name((fine, features), moved), self.dense(boxed)
 
-    def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The trunk's stride-8 map, and its stride-16 map with its stride-32 map upsampled
-        and added, merged."""
+    def features(self, images: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The trunk's stride-8 map; its stride-16 map with its stride-32 map upsampled and
+        added, merged; and that upsampled and added to the stride-8 map, merged (a small
+        top-down FPN: the box head's map)."""
         fine = self.trunk[:_FINE_BLOCK + 1](images)
         mid = self.trunk[_FINE_BLOCK + 1:_MID_BLOCK + 1](fine)
         deep = F.interpolate(self.deep(self.trunk[_MID_BLOCK + 1:](mid)), size=mid.shape[-2:],
                              mode="nearest")
-        return fine, self.merge(self.mid(mid) + deep)
+        merged = self.merge(self.mid(mid) + deep)
+        up = F.interpolate(merged, size=fine.shape[-2:], mode="nearest")
+        return fine, merged, self.merge_fine(self.fine(fine) + up)
 
     def dense(self, features: torch.Tensor) -> DenseBoxes:
         """Every cell's objectness and box (centre offset in cells, log size over prior)."""

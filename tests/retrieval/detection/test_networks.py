@@ -41,8 +41,10 @@ def test_localizer_cells_start_at_prior_sized_boxes_on_themselves() -> None:
     targets = torch.tensor([[0.1, 0.1, 0.4, 0.5], [0.5, 0.5, 0.9, 0.9]])
     logits, dense = model.train().taught(torch.randn(2, 3, 128, 128), targets)
     assert logits.shape == (2, 4)
-    assert dense.side == 8 and dense.scores.shape == (2, 64) and dense.boxes.shape == (2, 64, 4)
-    centres = cell_centres(8, torch.float32)
+    cells = 16 * 16  # the stride-8 map of a 128-px image
+    assert dense.side == 16 and dense.scores.shape == (2, cells)
+    assert dense.boxes.shape == (2, cells, 4)
+    centres = cell_centres(16, torch.float32)
     assert torch.allclose(dense.boxes[0, :, :2], centres - 0.125)
     assert torch.allclose(dense.boxes[1, :, 2:], centres + 0.125)
 
@@ -90,7 +92,7 @@ def test_localizer_loss_has_gradients_for_both_heads() -> None:
     targets = torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.3, 0.2, 0.9, 0.8]])
     logits, dense = model.train().taught(torch.randn(2, 3, 64, 64), targets)
     localizer_loss(logits, dense, torch.tensor([0, 2]), targets).backward()
-    for head in (model.classify[0], model.objectness, model.regress, model.deep):
+    for head in (model.classify[0], model.objectness, model.regress, model.deep, model.fine):
         assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0
 
 
