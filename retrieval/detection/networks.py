@@ -173,7 +173,7 @@ class Localizer(nn.Module):
     inside its box (the true box, jittered, in training; the answered box after), not from
     the whole image's average, which the background dominates."""
 
-    def __init__(self, trunk: nn.Module, classes: int, *, width: int = 1280,
+    def __init__(self, trunk: nn.Sequential, classes: int, *, width: int = 1280,
                  channels: int = 128, prior: float = 0.25, roi: int = 4) -> None:
         super().__init__()
         self.trunk = trunk
@@ -186,8 +186,8 @@ class Localizer(nn.Module):
         self.merge_fine = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU())
         self.objectness = nn.Conv2d(channels, 1, 3, padding=1)
         self.regress = nn.Conv2d(channels, 4, 3, padding=1)
-        nn.init.zeros_(self.regress.weight)
-        nn.init.zeros_(self.regress.bias)
+        for parameter in self.regress.parameters():
+            nn.init.zeros_(parameter)
         self.classify = nn.Sequential(nn.Linear((_FINE_CHANNELS + channels) * roi * roi, 256),
                                       nn.ReLU(), nn.Dropout(0.2), nn.Linear(256, classes))
 
