@@ -125,18 +125,13 @@ class OpenVinoTrunk:
         return torch.from_numpy(np.asarray(outputs[0]))
 
     def _request(self, shape: tuple[int, ...]) -> Any:
-        """This thread's infer request for `shape`: of the model compiled for that shape
-        when it has one, else of the dynamic model."""
-        local = self._local.__dict__
-        requests: dict[tuple[int, ...], Any] = local.setdefault("requests", {})
-        request = requests.get(shape)
+        """This thread's infer request of the model that runs `shape` (its own, or the
+        dynamic one)."""
+        compiled = self._compiled_for(shape)
+        requests: dict[int, Any] = self._local.__dict__.setdefault("requests", {})
+        request = requests.get(id(compiled))
         if request is None:
-            compiled = self._compiled_for(shape)
-            if compiled is self._dynamic:
-                if "dynamic" not in local:
-                    local["dynamic"] = compiled.create_infer_request()
-                return local["dynamic"]
-            request = requests[shape] = compiled.create_infer_request()
+            request = requests[id(compiled)] = compiled.create_infer_request()
         return request
 
     @property

@@ -21,7 +21,7 @@ from PIL import Image
 
 from lookalike.retrieval.embedding.embedder import Embedder, EmbedderOptions, native_bf16
 from lookalike.retrieval.images import decode_image
-from lookalike.retrieval.models.engines import exported_model, installed_engines, load_openvino
+from lookalike.retrieval.models.engines import installed_engines
 from lookalike.retrieval.models.registry import file_sha256, get_backbone
 from lookalike.services.bench.catalog import seed_sample, throwaway_catalog
 from lookalike.services.bench.httpload import concurrent, prepare_search, sequential
@@ -37,7 +37,7 @@ from lookalike.services.index.replicas import vectors_from_bytes
 from lookalike.services.ingest.prepare import decode_for_model, prepare_config
 from lookalike.services.sample import bundled_photos
 from lookalike.services.setup import open_runtime
-from lookalike.services.spaces.engines import engine_trunk, export_directory
+from lookalike.services.spaces.engines import engine_trunk
 from lookalike.services.spaces.lookup import ensure_default_space, find_space, space_weights
 
 CALL = 4
@@ -136,10 +136,9 @@ def _measure(rates: dict[str, float], dynamic: dict[str, float],
         embedder = Embedder(trunk, spec=spec, options=EmbedderOptions(forward_batch=CALL))
         rates[engine] = _rate(lambda e=embedder: e.embed_tensors(pixels), images=CALL,
                               seconds=seconds)
-        model_file = exported_model(export_directory(settings, spec=spec, weights_sha256=sha))
-        assert model_file is not None, "engine_trunk exports the model it compiles"
-        unshaped = Embedder(load_openvino(model_file, engine=engine, threads=1,
-                                          static_shapes=0),
+        unshaped = Embedder(engine_trunk(engine, spec=spec, weights=runtime_weights,
+                                         weights_sha256=sha, settings=one.model_copy(
+                                             update={"engine_static_shapes": 0})),
                             spec=spec, options=EmbedderOptions(forward_batch=CALL))
         dynamic[engine] = _rate(lambda e=unshaped: e.embed_tensors(pixels), images=CALL,
                                 seconds=seconds)

@@ -128,10 +128,9 @@ def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
     table.add_row("scope=images", f"{result.image_recall_at_1:.3f}",
                   "first result is the scene")
     console.print(table)
-    if result.misses_by_class:
+    if misses := result.misses_by_class():
         console.print("region-search misses by class: " + ", ".join(
-            f"{name} {count}" for name, count in sorted(result.misses_by_class.items(),
-                                                        key=lambda item: -item[1])))
+            f"{name} {count}" for name, count in misses.items()))
     console.print(f"ingest + regions {result.ingest_seconds:.1f} s, "
                   f"{2 * result.queries} searches {result.query_seconds:.1f} s")
 

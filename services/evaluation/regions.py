@@ -18,6 +18,7 @@ import json
 import shutil
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,13 +76,17 @@ class RegionsResult:
     image_recall_at_1: float = 0.0
     ingest_seconds: float = 0.0
     query_seconds: float = 0.0
-    misses_by_class: dict[str, int] = field(default_factory=dict)  # region-search misses
     per_query: list[dict[str, Any]] = field(default_factory=list)
+
+    def misses_by_class(self) -> dict[str, int]:
+        """Region-search misses per class of the queried object, most first."""
+        missed = Counter(q["class"] for q in self.per_query if not q["region_hit"])
+        return dict(missed.most_common())
 
     def to_public(self) -> dict[str, Any]:
         values = asdict(self)
         values.pop("per_query")
-        return values
+        return {**values, "misses_by_class": self.misses_by_class()}
 
 
 def run_regions(settings: Settings, *, regions: str = TRUTH, scenes: int = 100,
@@ -224,12 +229,10 @@ def _run_queries(runtime: Runtime, result: RegionsResult, made: list[Scene],
         region_hits += iou >= IOU_HIT
         scene_hits += scene_hit
         image_hits += image_hit
-        name = classes[made[scene_index].objects[object_index].label]
-        result.per_query.append({"scene": want, "object": object_index, "class": name,
+        result.per_query.append({"scene": want, "object": object_index,
+                                 "class": classes[made[scene_index].objects[object_index].label],
                                  "iou": round(iou, 3), "region_hit": iou >= IOU_HIT,
                                  "image_hit": image_hit})
-        if iou < IOU_HIT:
-            result.misses_by_class[name] = result.misses_by_class.get(name, 0) + 1
     result.region_recall_at_1 = round(region_hits / len(chosen), 4)
     result.region_scene_at_1 = round(scene_hits / len(chosen), 4)
     result.image_recall_at_1 = round(image_hits / len(chosen), 4)

@@ -231,4 +231,5 @@ def test_the_regions_benchmark_gives_figures_on_a_tiny_configuration(tmp_path: P
                                              4)
     assert 0 <= result.region_recall_at_1 <= result.region_scene_at_1 <= 1
     missed = [q["class"] for q in result.per_query if not q["region_hit"]]
-    assert result.misses_by_class == {name: missed.count(name) for name in set(missed)}
+    assert result.misses_by_class() == {name: missed.count(name) for name in set(missed)}
+    assert result.to_public()["misses_by_class"] == result.misses_by_class()
