@@ -39,10 +39,11 @@ def open_runtime(settings: Settings) -> Runtime:
 
 def configure_threads(settings: Settings) -> None:
     """Torch's and FAISS's process-wide thread counts, set once as a process opens its
-    runtime (a CLI command, the API's lifespan, a worker's first task), never by an embedder
-    or a job. FAISS's come from OMP_NUM_THREADS, read once as OpenMP loads (with torch, next
-    line): OpenMP's own setter reaches only its calling thread, not the server's request
-    threads. An OMP_NUM_THREADS already in the environment is the operator's and stays."""
+    runtime (a CLI command, the API's lifespan, a worker's first task), never by an embedder;
+    a training epoch takes more for its duration (services/training/threads.py). FAISS's
+    come from OMP_NUM_THREADS, read once as OpenMP loads (with torch, next line): OpenMP's
+    own setter reaches only its calling thread, not the server's request threads. An
+    OMP_NUM_THREADS already in the environment is the operator's and stays."""
     os.environ.setdefault("OMP_NUM_THREADS", str(settings.index_threads))
     import torch
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,7 @@ def run_train_epoch(runtime: Runtime, job: Job, epoch: int) -> None:
                             torch_home=runtime.settings.torch_home)
     torch.manual_seed(request.seed)  # the same untrained heads on every epoch's rebuild
     model = new_network(config, trunk)
-    samples = _samples(request, Path(request.coco), Path(request.images))
+    samples = _job_samples(job.id, request, _version(Path(request.coco)))
     folder = runtime.settings.layout.job(job.id)
     should_stop = cancel_watch(runtime, job.id)
     if isinstance(model, TwoStage):
@@ -100,6 +101,7 @@ def run_train_epoch(runtime: Runtime, job: Job, epoch: int) -> None:
         {"epoch": h.epoch, "loss": round(h.loss, 5), "seconds": round(h.seconds, 2)}
         for h in history], "classes": list(coco.classes), "train_images": len(samples)})
     if epoch + 1 == request.total_epochs:
+        _job_samples.cache_clear()
         _publish(runtime, job.id, request, model, config)
 
 
@@ -124,6 +126,20 @@ def _train_two_stage(model: TwoStage, samples: list[Sample], request: DetectTrai
                   settings=namer_settings, checkpoint=folder / "namer.pt",
                   until_epoch=epoch - request.epochs + 1, should_stop=should_stop)
     return history + [EpochLoss(h.epoch + request.epochs, h.loss, h.seconds) for h in named]
+
+
+def _version(path: Path) -> tuple[int, int]:
+    """The file's modification time and size: a rewritten COCO file is loaded afresh."""
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@lru_cache(maxsize=1)
+def _job_samples(job_id: int, request: DetectTrainRequest,
+                 coco_version: tuple[int, int]) -> list[Sample]:
+    """A job's training images, decoded once per process rather than once per epoch (a
+    few thousand scenes take tens of seconds to read); dropped when the job publishes."""
+    return _samples(request, Path(request.coco), Path(request.images))
 
 
 def _samples(request: DetectTrainRequest, coco: Path, images: Path) -> list[Sample]:

@@ -38,6 +38,7 @@ from lookalike.services.text import apply as text_apply
 from lookalike.services.text import training as text_training
 from lookalike.services.text.request import TextTrainRequest
 from lookalike.services.training.request import FinetuneRequest
+from lookalike.services.training.threads import training_threads
 from lookalike.services.video import training as video_training
 from lookalike.services.video.request import VideoTrainRequest
 
@@ -359,9 +360,11 @@ def _video_train_batch(runtime: Runtime, job: Job, epoch: int) -> None:
 
 def _epoch_batch(run_epoch: Callable[[Runtime, Job, int], None], runtime: Runtime, job: Job,
                  epoch: int) -> None:
-    """Run one epoch of a training job and record it; with a broker, send the next one."""
+    """Run one epoch of a training job on the training threads and record it; with a
+    broker, send the next one."""
     try:
-        run_epoch(runtime, job, epoch)
+        with training_threads(runtime.settings):
+            run_epoch(runtime, job, epoch)
     except TrainingStopped:
         log.info("job %d stopped in epoch %d: cancelled", job.id, epoch)
         return

@@ -79,7 +79,6 @@ def run_epoch(runtime: Runtime, job: Job, epoch: int) -> None:
     epoch also scores and publishes the classifier. Cancelling stops between steps."""
     assert isinstance(job.params, VideoTrainParams), f"job {job.id} is not a video-train job"
     request = VideoTrainRequest.model_validate(job.params.video_request)
-    torch.set_num_threads(runtime.settings.torch_threads or 1)
     train, held_out = split_clips(request)
     torch.manual_seed(request.seed)
     model = build(request.model, len(train.classes), runtime.settings)

@@ -19,6 +19,7 @@ from lookalike.retrieval.detection.training import load_samples, to_tensor
 from lookalike.retrieval.models.registry import get_backbone, resolve_weights
 from lookalike.services.catalog.models import Image
 from lookalike.services.catalog.regions import image_regions
+from lookalike.services.detection import training as detect_training
 from lookalike.services.detection.request import DetectTrainRequest
 from lookalike.services.detection.scenes import write_scenes
 from lookalike.services.detection.scoring import score_detector
@@ -140,6 +141,20 @@ def test_a_two_stage_job_trains_its_finder_then_its_namer(
     truth = torch.cat([torch.from_numpy(s.labels) for s in samples])
     # the training scenes' own boxes: the namer fits them (chance is 1 in the class count)
     assert float((torch.cat(named) == truth).float().mean()) > 0.6
+
+
+def test_a_jobs_epochs_read_its_images_once_and_let_them_go_when_it_publishes(
+        runtime: Runtime, scenes: Path) -> None:
+    request = _request(scenes, name="once", epochs=3, val_coco=None, val_images=None)
+    job = detect_training.create_train_job(runtime, request)
+    detect_training._job_samples.cache_clear()
+    for epoch in range(2):
+        detect_training.run_train_epoch(runtime, job, epoch)
+    reads = detect_training._job_samples.cache_info()
+    assert (reads.misses, reads.hits, reads.currsize) == (1, 1, 1)
+    detect_training.run_train_epoch(runtime, job, 2)
+    assert detect_training._job_samples.cache_info().currsize == 0
+    assert list_detectors(runtime.settings.layout) == ["once"]
 
 
 def test_bad_requests_are_refused_before_any_job(runtime: Runtime, scenes: Path) -> None:
