@@ -69,10 +69,12 @@ $(STAMP): pyproject.toml $(PACKAGE_DIRS)
 # The layer rules, the linters and the type checker run first: a broken layer fails CI before
 # any test runs. Two pytest workers (TEST_WORKERS), each taking whole test files, so module
 # fixtures are built once: much of the suite waits on server, worker and browser processes
-# it starts, and a second worker fills that time on the two cores.
+# it starts, and a second worker fills that time on the two cores; so a training epoch in a
+# test takes one core (LOOKALIKE_TRAIN_THREADS), not both.
 TEST_WORKERS ?= 2
 test: venv system-deps lint typecheck
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
+	LOOKALIKE_TRAIN_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile \
+		--durations=15
 
 test-quick: venv system-deps
 	$(BIN)/python -m pytest -m "not slow and not integration"
