@@ -70,8 +70,8 @@ class Settings(BaseSettings):
     forward_batch: int = Field(4, ge=1, description="images per model call")
     decode_workers: int = Field(default_factory=lambda: max(1, usable_cpus() // 2))
     torch_threads: int | None = Field(None, description="unset: the cores decode leaves free")
-    # A training epoch decodes nothing beside its model: finder training steps ran 1.6x
-    # faster on 2 threads than on 1 on the 2-core host (2026-12-03, AMD EPYC).
+    # A training epoch decodes nothing beside its model: a detector's finder epoch took 741 s
+    # on 2 threads against 1,086 s on 1 (README, "Two stages").
     train_threads: int | None = Field(None, ge=1, description="torch threads of a training "
                                       "epoch; unset: every usable core")
     bf16: bool | None = Field(None, description="bfloat16 weights; unset = where the CPU has it")

@@ -82,7 +82,7 @@ def run_train_epoch(runtime: Runtime, job: Job, epoch: int) -> None:
                             torch_home=runtime.settings.torch_home)
     torch.manual_seed(request.seed)  # the same untrained heads on every epoch's rebuild
     model = new_network(config, trunk)
-    samples = _job_samples(job.id, request, _version(Path(request.coco)))
+    samples = _job_samples(request, _version(Path(request.coco)))
     folder = runtime.settings.layout.job(job.id)
     should_stop = cancel_watch(runtime, job.id)
     if isinstance(model, TwoStage):
@@ -135,10 +135,9 @@ def _version(path: Path) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=1)
-def _job_samples(job_id: int, request: DetectTrainRequest,
-                 coco_version: tuple[int, int]) -> list[Sample]:
-    """A job's training images, decoded once per process rather than once per epoch (a
-    few thousand scenes take tens of seconds to read); dropped when the job publishes."""
+def _job_samples(request: DetectTrainRequest, coco_version: tuple[int, int]) -> list[Sample]:
+    """A job's training images (one per request and COCO file version), decoded once per
+    process rather than once per epoch; dropped when the job publishes."""
     return _samples(request, Path(request.coco), Path(request.images))
 
 
