@@ -158,6 +158,9 @@ class Settings(BaseSettings):
         "address (http://host:19530) or a local path ending in .db (embedded milvus-lite, one "
         "process at a time); unset: milvus.db under home")
     milvus_token: SecretStr | None = Field(None, description="Milvus user:password or token")
+    milvus_connect_timeout: float = Field(
+        60.0, gt=0, description="seconds to wait for Milvus to answer the first call (an "
+        "embedded milvus-lite server starts a process of its own, slow on a loaded machine)")
     milvus_prefix: str = Field("lookalike", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
                                description="collection name prefix (one per deployment "
                                "sharing a Milvus cluster)")

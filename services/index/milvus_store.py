@@ -59,7 +59,8 @@ def connect(settings: Settings) -> MilvusClient:
         if client is None:
             token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
             try:
-                client = MilvusClient(uri=uri, token=token)
+                client = MilvusClient(uri=uri, token=token,
+                                      timeout=settings.milvus_connect_timeout)
             except MilvusException as exc:
                 raise InvalidRequest(f"cannot reach Milvus at {uri}: {exc.message}; check "
                                      "LOOKALIKE_MILVUS_URI (for milvus-lite, no other process "

@@ -16,8 +16,14 @@ from lookalike.services.catalog import spaces as space_queries
 from lookalike.services.catalog.documents import SpaceOptions
 from lookalike.services.catalog.models import Space
 from lookalike.services.catalog.schemas import ImageCreate, SpaceCreate
+from lookalike.services.errors import InvalidRequest
 from lookalike.services.index.build import build_space_index
-from lookalike.services.index.milvus_store import Entity, MilvusCollection, collection_name
+from lookalike.services.index.milvus_store import (
+    Entity,
+    MilvusCollection,
+    collection_name,
+    connect,
+)
 from lookalike.services.index.snapshots import rebuild_all
 from lookalike.services.index.verify import verify_all
 from lookalike.services.runtime import Runtime
@@ -214,3 +220,13 @@ def test_index_build_chooses_a_milvus_index_by_measured_recall(tmp_path: Path) -
         [seen] = other.loaded_replicas()
         assert seen.search_params == index.search_params
         other.close()
+
+
+def test_an_unreachable_milvus_is_an_error_that_names_the_address_and_the_setting(
+        tmp_path: Path) -> None:
+    """Nothing listens on the address: the user learns which address and which setting."""
+    settings = make_settings(tmp_path, milvus_uri="http://127.0.0.1:9/",
+                             milvus_connect_timeout=0.5)
+    with pytest.raises(InvalidRequest, match=r"cannot reach Milvus at http://127\.0\.0\.1:9/"
+                       r".*LOOKALIKE_MILVUS_URI"):
+        connect(settings)
