@@ -116,27 +116,34 @@ async def upload_slot(request: Request) -> AsyncIterator[None]:
         yield
 
 
-def guarded(scope: str, bucket: str) -> Any:
-    """The whole guard of a route that may take an upload, as ONE dependency yielding the
-    identity: the key (401) and `scope` (403), one request charged to `bucket` (429), and an
-    upload slot held until the answer is sent (503): what NEEDS_*, *_RATE and UPLOAD_SLOT
-    do, in that order. FastAPI resolves each dependency with per-request introspection, so
-    one instead of four shortens every search."""
+def guarded(scope: str, bucket: str, *, upload: bool) -> Any:
+    """The whole guard of a route as ONE dependency giving the identity: the key (401) and
+    `scope` (403), one request charged to `bucket` (429), and, for a route that always takes
+    an upload, an upload slot held until the answer is sent (503): what NEEDS_*, *_RATE and
+    UPLOAD_SLOT do, in that order. FastAPI resolves each dependency with per-request
+    introspection, and a yielding one with an exit stack, so a route that only sometimes
+    reads an image (search: by id or by upload) takes the plain guard and holds
+    `held_upload_slot` itself around the upload: a search by id then neither waits for
+    an upload slot nor pays for one."""
 
-    async def guard(request: Request) -> AsyncIterator[Identity]:
+    async def checked(request: Request) -> Identity:
         who = await current_identity(request, request.app.state.runtime)
         check_scope(request, who, scope)
         charge(request, who, bucket)
+        return who
+
+    async def guard(request: Request) -> AsyncIterator[Identity]:
+        who = await checked(request)
         async with held_upload_slot(request):
             yield who
 
-    return Depends(guard)
+    return Depends(guard if upload else checked)
 
 
 SEARCH_RATE = limited("search")
 INGEST_RATE = limited("ingest")
 ADMIN_RATE = limited("admin")
 UPLOAD_SLOT = Depends(upload_slot)
-SEARCH_GUARD = guarded(SEARCH, "search")
+SEARCH_GUARD = guarded(SEARCH, "search", upload=False)
 SearchAccess = Annotated[Identity, SEARCH_GUARD]
-IngestAccess = Annotated[Identity, guarded(INGEST, "ingest")]
+IngestAccess = Annotated[Identity, guarded(INGEST, "ingest", upload=True)]

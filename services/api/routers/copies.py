@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -10,15 +11,15 @@ from pydantic import ValidationError
 
 from lookalike.retrieval.errors import ImageRejected
 from lookalike.services.api.deps import RuntimeDep, read_limited
-from lookalike.services.api.ratelimit import SearchAccess
+from lookalike.services.api.ratelimit import SearchAccess, held_upload_slot
 from lookalike.services.api.schemas import CopiesJsonRequest, CopiesResponse, ErrorResponse
 from lookalike.services.auth.redact import redact_hits
 from lookalike.services.auth.scopes import ADMIN, grants
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.search.copies import find_copies
 
-# One dependency for the whole guard (ratelimit.guarded): the key, the search scope, the
-# search budget and an upload slot, as NEEDS_SEARCH, SEARCH_RATE and UPLOAD_SLOT would.
+# One dependency for the whole guard (ratelimit.guarded): the key, the search scope and the
+# search budget; an upload slot is held only while an uploaded image is read and checked.
 router = APIRouter(prefix="/v1", tags=["search"])
 
 REQUEST_BODY = {
@@ -64,8 +65,10 @@ async def copies(request: Request, runtime: RuntimeDep, who: SearchAccess,
     """Whether the query is a copy of catalogued images, by the space's calibrated
     thresholds after local-feature verification: 'copy of image 42 (and 7)' or 'no copy'.
     What an ingest pipeline asks before storing a re-upload."""
-    query = await _query(request, runtime)
-    answer = (await run_in_threadpool(find_copies, runtime, space_name=space, k=k,
-                                      **query)).to_public()
+    multipart = request.headers.get("content-type", "").startswith("multipart/form-data")
+    async with held_upload_slot(request) if multipart else nullcontext():
+        query = await _query(request, runtime)
+        answer = (await run_in_threadpool(find_copies, runtime, space_name=space, k=k,
+                                          **query)).to_public()
     redact_hits(answer["copies"], full=grants(who.scopes, ADMIN))
     return answer

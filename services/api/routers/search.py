@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import replace
 from functools import partial
 from typing import Annotated, Literal
@@ -12,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from lookalike.retrieval.errors import ImageRejected
 from lookalike.services.api.deps import RuntimeDep, read_limited
-from lookalike.services.api.ratelimit import SearchAccess, charge_upload
+from lookalike.services.api.ratelimit import SearchAccess, charge_upload, held_upload_slot
 from lookalike.services.api.schemas import ErrorResponse, SearchJsonRequest, SearchResponse
 from lookalike.services.api.textbody import read_text_body
 from lookalike.services.auth.redact import redact_hits
@@ -22,8 +23,8 @@ from lookalike.services.search.filters import Filters
 from lookalike.services.search.inline import answers_inline
 from lookalike.services.search.query import search_text, search_vector
 
-# One dependency for the whole guard (ratelimit.guarded): the key, the search scope, the
-# search budget and an upload slot, as NEEDS_SEARCH, SEARCH_RATE and UPLOAD_SLOT would.
+# One dependency for the whole guard (ratelimit.guarded): the key, the search scope and the
+# search budget; an upload slot is held only while an uploaded or fetched image is searched.
 router = APIRouter(prefix="/v1", tags=["search"])
 
 REQUEST_BODY = {
@@ -103,12 +104,13 @@ async def search(request: Request, runtime: RuntimeDep, who: SearchAccess,
             result = await run_in_threadpool(search_text, runtime, k=k, filters=filters,
                                              facets=facets)
         else:
-            data = await read_limited(upload, runtime.settings.max_upload_bytes)
-            result = await run_in_threadpool(search_vector, runtime, space_name=space, k=k,
-                                             query=data, qe=qe, dba=dba, filters=filters,
-                                             facets=facets, verify=verify,
-                                             group_videos=group_videos, box=box,
-                                             scope=scope, refine_moment=refine_moment)
+            async with held_upload_slot(request):
+                data = await read_limited(upload, runtime.settings.max_upload_bytes)
+                result = await run_in_threadpool(
+                    search_vector, runtime, space_name=space, k=k, query=data, qe=qe,
+                    dba=dba, filters=filters, facets=facets, verify=verify,
+                    group_videos=group_videos, box=box, scope=scope,
+                    refine_moment=refine_moment)
     elif content_type.startswith("application/json"):
         try:
             body = await read_text_body(request, SearchJsonRequest,
@@ -136,7 +138,11 @@ async def search(request: Request, runtime: RuntimeDep, who: SearchAccess,
             light = answers_inline(runtime, space_name=space, image_id=body.image_id,
                                    url=body.url, box=box, filters=filters, verify=verify,
                                    scope=scope)
-            result = search_now() if light else await run_in_threadpool(search_now)
+            if light:
+                result = search_now()
+            else:
+                async with held_upload_slot(request) if body.url else nullcontext():
+                    result = await run_in_threadpool(search_now)
     else:
         raise ImageRejected("not_an_image", "send multipart/form-data with a 'file' field, "
                             f"or application/json with an image_id or a url; got "

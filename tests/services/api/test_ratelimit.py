@@ -10,6 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from lookalike.services.api import ratelimit
 from lookalike.services.api.app import create_app
 from lookalike.services.auth.keys import create_api_key
 from lookalike.services.bench.search import free_port, start_server
@@ -79,3 +80,24 @@ def test_searches_go_on_unmetered_while_the_counter_store_is_down(
                     for _ in range(3)]
     assert statuses == [200, 200, 200]
     assert "rate limits not enforced" in capsys.readouterr().out  # the API logs to stdout
+
+
+def test_searches_by_id_go_on_while_every_upload_slot_is_taken(
+        photo_home: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Upload slots bound how many uploads are decoded at once: a search by id decodes
+    nothing, so it neither waits for a slot nor is refused when none is free."""
+    monkeypatch.setattr(ratelimit, "UPLOAD_WAIT_S", 0.5)
+    settings = photo_home.settings.model_copy(update={"max_concurrent_uploads": 2})
+    query = {"file": ("q.png", imagefactory.png_bytes("coffee", size=(64, 48)))}
+    with TestClient(create_app(settings)) as client:
+        slots = client.app.state.budgets.uploads  # type: ignore[attr-defined]
+        for _ in range(2):
+            client.portal.call(slots.acquire)  # type: ignore[union-attr]
+        by_id = client.post("/v1/search?k=1", json={"image_id": 1})
+        by_upload = client.post("/v1/search?k=1", files=query)
+        client.portal.call(slots.release)  # type: ignore[union-attr]
+        after = client.post("/v1/search?k=1", files=query)
+    assert by_id.status_code == 200
+    assert by_upload.status_code == 503
+    assert by_upload.json()["error"] == "busy"
+    assert after.status_code == 200
