@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from alembic.script import ScriptDirectory
 
 from lookalike.services.catalog.migrate import alembic_config, current_revision, upgrade
@@ -11,6 +9,7 @@ from lookalike.services.catalog.spaces import get_default_space
 from lookalike.services.config import Settings
 from lookalike.services.errors import CatalogNotReady
 from lookalike.services.jobs.launch import launcher_for
+from lookalike.services.openmp import check_openmp_threads, set_openmp_threads
 from lookalike.services.runtime import Runtime
 
 
@@ -38,13 +37,12 @@ def open_runtime(settings: Settings) -> Runtime:
 
 
 def configure_threads(settings: Settings) -> None:
-    """Torch's and FAISS's process-wide thread counts, set once as a process opens its
-    runtime (a CLI command, the API's lifespan, a worker's first task), never by an embedder;
-    a training epoch takes more for its duration (services/training/threads.py). FAISS's
-    come from OMP_NUM_THREADS, read once as OpenMP loads (with torch, next line): OpenMP's
-    own setter reaches only its calling thread, not the server's request threads. An
-    OMP_NUM_THREADS already in the environment is the operator's and stays."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(settings.index_threads))
+    """Torch's process-wide thread count, set once as a process opens its runtime (a CLI
+    command, the API's lifespan, a worker's first task), never by an embedder; a training
+    epoch takes more for its duration (services/training/threads.py). FAISS's is set before
+    it loads (services/openmp.py) and only checked here."""
+    set_openmp_threads(settings)
+    check_openmp_threads(settings)
     import torch
 
     torch.set_num_threads(settings.torch_threads or 1)

@@ -14,6 +14,8 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from lookalike.retrieval.errors import LookalikeError
+from lookalike.services.config import get_settings
+from lookalike.services.openmp import set_openmp_threads
 
 
 @dataclass(frozen=True)
@@ -232,7 +234,9 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v",
 
 
 def run() -> None:
-    """Entry point: library errors become one clear line and exit status 1."""
+    """Entry point: library errors become one clear line and exit status 1. FAISS's thread
+    count goes into the environment first, before a command's imports load it."""
+    set_openmp_threads(get_settings())
     try:
         app()
     except LookalikeError as exc:
