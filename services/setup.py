@@ -39,8 +39,9 @@ def open_runtime(settings: Settings) -> Runtime:
 def configure_threads(settings: Settings) -> None:
     """Torch's process-wide thread count, set once as a process opens its runtime (a CLI
     command, the API's lifespan, a worker's first task), never by an embedder; a training
-    epoch takes more for its duration (services/training/threads.py). FAISS's is set before
-    it loads (services/openmp.py) and only checked here."""
+    epoch takes more for its duration (services/training/threads.py). FAISS's is set by the
+    `lookalike` command before it loads (services/openmp.py); here it is set for a process
+    that opens a runtime before loading FAISS, and checked."""
     set_openmp_threads(settings)
     check_openmp_threads(settings)
     import torch

@@ -7,9 +7,10 @@ import importlib
 import logging
 import sys
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from typer.core import TyperGroup
 
@@ -234,11 +235,20 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v",
 
 
 def run() -> None:
-    """Entry point: library errors become one clear line and exit status 1. FAISS's thread
-    count goes into the environment first, before a command's imports load it."""
-    set_openmp_threads(get_settings())
+    """Entry point: library errors and invalid LOOKALIKE_* settings become one clear line
+    and exit status 1. FAISS's thread count goes into the environment first, before a
+    command's imports load it."""
     try:
+        set_openmp_threads(get_settings())
         app()
     except LookalikeError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(1)
+        _fail(str(exc))
+    except ValidationError as exc:
+        wrong = "; ".join(f"LOOKALIKE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                          for e in exc.errors())
+        _fail(f"invalid setting ({wrong}); fix it in the environment")
+
+
+def _fail(message: str) -> NoReturn:
+    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    sys.exit(1)

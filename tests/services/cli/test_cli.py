@@ -70,6 +70,16 @@ def test_commands_before_init_say_what_to_do(tmp_path: Path, photo_dir: Path) ->
     assert "lookalike init" in result.stderr
 
 
+def test_an_invalid_setting_is_one_line_naming_it(tmp_path: Path) -> None:
+    env = {**os.environ, "LOOKALIKE_HOME": str(tmp_path / "home"),
+           "LOOKALIKE_INDEX_THREADS": "many"}
+    result = subprocess.run([sys.executable, "-m", "lookalike.services.cli", "--help"],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1
+    assert "LOOKALIKE_INDEX_THREADS" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_killed_ingest_finishes_on_rerun_without_duplicates(tmp_path: Path) -> None:
     data = tmp_path / "data"
     summary = build_sample(data, fashion_per_class=60)
