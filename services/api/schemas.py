@@ -3,10 +3,44 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lookalike.services.catalog.documents import SpaceOptions
+
+
+class SearchQuery(BaseModel):
+    """POST /v1/search's query parameters, validated as one model: FastAPI inspects each
+    separately declared parameter's annotation again on every request."""
+
+    k: int = Field(10, ge=1, le=1000)
+    space: str | None = None
+    qe: bool | None = Field(None, description="α-query expansion; default: the space's "
+                            "setting")
+    dba: bool | None = Field(None, description="database-side augmentation (re-ranks a "
+                             "shortlist); default: the space's setting")
+    topic: str | None = Field(None, max_length=100)
+    collection: str | None = Field(None, max_length=200)
+    label: str | None = Field(None, max_length=200)
+    video_label: str | None = Field(None, max_length=200, description="only frames of "
+                                    "videos with this label (given at ingest or by the "
+                                    "default video classifier)")
+    facets: bool | None = Field(None, description="topic and label counts over the "
+                                "candidates; default: when the search is filtered")
+    verify: bool | None = Field(None, description="re-rank the top candidates by "
+                                "local-feature inliers; default: the space's setting")
+    group_videos: bool = Field(True, description="fold the frames of one video into one "
+                               "result, best frame first")
+    refine_moment: bool | None = Field(None, description="re-rank the best clip's frames by "
+                                       "registering the still onto them, so its `t` is the "
+                                       "right second; default: LOOKALIKE_MOMENT_REFINE (on)")
+    box: str | None = Field(None, max_length=200, description="x0,y0,x1,y1 in the query "
+                            "image's pixels: search with that region of it")
+    scope: Literal["images", "regions"] = Field("images", description="images: whole images; "
+                                                "regions: the stored regions (boxes from "
+                                                "detectors or people), each result an image "
+                                                "with its matching regions, best first")
 
 
 class SearchJsonRequest(BaseModel):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import replace
 from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -14,14 +14,20 @@ from fastapi.concurrency import run_in_threadpool
 from lookalike.retrieval.errors import ImageRejected
 from lookalike.services.api.deps import RuntimeDep, read_limited
 from lookalike.services.api.ratelimit import SearchAccess, charge_upload, held_upload_slot
-from lookalike.services.api.schemas import ErrorResponse, SearchJsonRequest, SearchResponse
+from lookalike.services.api.schemas import (
+    ErrorResponse,
+    SearchJsonRequest,
+    SearchQuery,
+    SearchResponse,
+)
 from lookalike.services.api.textbody import read_text_body
 from lookalike.services.auth.redact import redact_hits
 from lookalike.services.auth.scopes import ADMIN, grants
 from lookalike.services.errors import InvalidRequest, TextTooLong
+from lookalike.services.runtime import Runtime
 from lookalike.services.search.filters import Filters
 from lookalike.services.search.inline import answers_inline
-from lookalike.services.search.query import search_text, search_vector
+from lookalike.services.search.query import SearchResult, search_text, search_vector
 
 # One dependency for the whole guard (ratelimit.guarded): the key, the search scope and the
 # search budget; an upload slot is held only while an uploaded or fetched image is searched.
@@ -46,40 +52,7 @@ REQUEST_BODY = {
                         422: {"model": ErrorResponse}, 404: {"model": ErrorResponse},
                         502: {"model": ErrorResponse}})
 async def search(request: Request, runtime: RuntimeDep, who: SearchAccess,
-                 k: Annotated[int, Query(ge=1, le=1000)] = 10,
-                 space: str | None = None,
-                 qe: Annotated[bool | None, Query(description="α-query expansion; "
-                                                  "default: the space's setting")] = None,
-                 dba: Annotated[bool | None, Query(description="database-side augmentation "
-                                                   "(re-ranks a shortlist); default: the "
-                                                   "space's setting")] = None,
-                 topic: Annotated[str | None, Query(max_length=100)] = None,
-                 collection: Annotated[str | None, Query(max_length=200)] = None,
-                 label: Annotated[str | None, Query(max_length=200)] = None,
-                 video_label: Annotated[str | None, Query(
-                     max_length=200, description="only frames of videos with this label "
-                     "(given at ingest or by the default video classifier)")] = None,
-                 facets: Annotated[bool | None, Query(description="topic and label counts "
-                                                      "over the candidates; default: when "
-                                                      "the search is filtered")] = None,
-                 verify: Annotated[bool | None, Query(description="re-rank the top "
-                                                      "candidates by local-feature inliers; "
-                                                      "default: the space's setting")] = None,
-                 group_videos: Annotated[bool, Query(description="fold the frames of one "
-                                                     "video into one result, best frame "
-                                                     "first")] = True,
-                 refine_moment: Annotated[bool | None, Query(
-                     description="re-rank the best clip's frames by registering the still "
-                     "onto them, so its `t` is the right second; default: "
-                     "LOOKALIKE_MOMENT_REFINE (on)")] = None,
-                 box: Annotated[str | None, Query(
-                     max_length=200, description="x0,y0,x1,y1 in the query image's pixels: "
-                     "search with that region of it")] = None,
-                 scope: Annotated[Literal["images", "regions"], Query(
-                     description="images: whole images; regions: the stored regions (boxes "
-                     "from detectors or people), each result an image with its matching "
-                     "regions, best first")] = "images",
-                 ) -> dict:
+                 params: Annotated[SearchQuery, Query()]) -> dict:
     """The k catalogued images most like the query, best first. `text` alone is a ranked
     full-text search of titles and captions; with an image it restricts the similarity
     search to the images whose words hold every word of it. `topic`, `collection`,
@@ -87,8 +60,8 @@ async def search(request: Request, runtime: RuntimeDep, who: SearchAccess,
     results come back when k match). A filtered search, or one with `facets=true`, answers
     topic and label counts over all candidates."""
     content_type = request.headers.get("content-type", "")
-    filters = Filters(topic=topic, collection=collection, label=label,
-                      video_label=video_label)
+    filters = Filters(topic=params.topic, collection=params.collection, label=params.label,
+                      video_label=params.video_label)
     if content_type.startswith("multipart/form-data"):
         form = await request.form()
         upload, text = form.get("file"), form.get("text")
@@ -99,18 +72,15 @@ async def search(request: Request, runtime: RuntimeDep, who: SearchAccess,
             if text is None:
                 raise InvalidRequest("multipart search needs a file field named 'file' "
                                      "or a field named 'text'")
-            _no_box(box)
-            _no_region_scope(scope)
-            result = await run_in_threadpool(search_text, runtime, k=k, filters=filters,
-                                             facets=facets)
+            _no_box(params.box)
+            _no_region_scope(params.scope)
+            result = await run_in_threadpool(search_text, runtime, k=params.k,
+                                             filters=filters, facets=params.facets)
         else:
             async with held_upload_slot(request):
                 data = await read_limited(upload, runtime.settings.max_upload_bytes)
                 result = await run_in_threadpool(
-                    search_vector, runtime, space_name=space, k=k, query=data, qe=qe,
-                    dba=dba, filters=filters, facets=facets, verify=verify,
-                    group_videos=group_videos, box=box, scope=scope,
-                    refine_moment=refine_moment)
+                    partial(_search_vector, runtime, params, filters, query=data))
     elif content_type.startswith("application/json"):
         try:
             body = await read_text_body(request, SearchJsonRequest,
@@ -125,19 +95,16 @@ async def search(request: Request, runtime: RuntimeDep, who: SearchAccess,
         if body.url is not None:
             charge_upload(request, who)
         if body.image_id is None and body.url is None:
-            _no_box(box)
-            _no_region_scope(scope)
-            result = await run_in_threadpool(search_text, runtime, k=k, filters=filters,
-                                             facets=facets)
+            _no_box(params.box)
+            _no_region_scope(params.scope)
+            result = await run_in_threadpool(search_text, runtime, k=params.k,
+                                             filters=filters, facets=params.facets)
         else:
-            search_now = partial(search_vector, runtime, space_name=space, k=k,
-                                 image_id=body.image_id, url=body.url, qe=qe, dba=dba,
-                                 filters=filters, facets=facets, verify=verify,
-                                 group_videos=group_videos, box=box, scope=scope,
-                                 refine_moment=refine_moment)
-            light = answers_inline(runtime, space_name=space, image_id=body.image_id,
-                                   url=body.url, box=box, filters=filters, verify=verify,
-                                   scope=scope)
+            search_now = partial(_search_vector, runtime, params, filters,
+                                 image_id=body.image_id, url=body.url)
+            light = answers_inline(runtime, space_name=params.space, image_id=body.image_id,
+                                   url=body.url, box=params.box, filters=filters,
+                                   verify=params.verify, scope=params.scope)
             if light:
                 result = search_now()
             else:
@@ -150,6 +117,17 @@ async def search(request: Request, runtime: RuntimeDep, who: SearchAccess,
     answer = result.to_public()
     redact_hits(answer["results"], full=grants(who.scopes, ADMIN))
     return answer
+
+
+def _search_vector(runtime: Runtime, params: SearchQuery, filters: Filters, *,
+                   query: bytes | None = None, image_id: int | None = None,
+                   url: str | None = None) -> SearchResult:
+    """search_vector with the request's query parameters."""
+    return search_vector(runtime, space_name=params.space, k=params.k, query=query,
+                         image_id=image_id, url=url, qe=params.qe, dba=params.dba,
+                         filters=filters, facets=params.facets, verify=params.verify,
+                         group_videos=params.group_videos, box=params.box, scope=params.scope,
+                         refine_moment=params.refine_moment)
 
 
 def _no_region_scope(scope: str) -> None:
