@@ -1,0 +1,110 @@
+"""The lean route for searches by id (services/api/leansearch.py): a plain search by id gets
+the answer the FastAPI route gives, and every other request to POST /v1/search reaches the
+FastAPI route with its body whole, so its validation and options are unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lookalike.services.api.app import create_app
+from lookalike.services.api.leansearch import LeanSearchById
+from lookalike.services.runtime import Runtime
+
+
+class FastApiDoor:
+    """Wraps the lean route's way to the FastAPI route and keeps the bodies that took it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.bodies: list[bytes] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        self.bodies.append(message["body"])
+
+        async def again() -> Message:
+            return message
+
+        await self.app(scope, again, send)
+
+
+@pytest.fixture()
+def served(photo_home: Runtime) -> Iterator[tuple[TestClient, FastApiDoor]]:
+    app = create_app(photo_home.settings)
+    lean = next(route for route in app.router.routes if isinstance(route, LeanSearchById))
+    door = lean.router = FastApiDoor(lean.router)
+    with TestClient(app) as client:
+        yield client, door
+
+
+def by_id(client: TestClient, query: str, image_id: int):
+    return client.post(f"/v1/search?{query}", content=b'{"image_id": %d}' % image_id,
+                       headers={"content-type": "application/json"})
+
+
+def without_time(answer: dict) -> dict:
+    return {key: value for key, value in answer.items() if key != "took_ms"}
+
+
+def test_a_plain_search_by_id_is_answered_as_the_fastapi_route_answers(
+        served: tuple[TestClient, FastApiDoor]) -> None:
+    client, door = served
+    by_id(client, "k=3", 1)  # a first search keeps what the lean route reads: the space
+    door.bodies.clear()
+    lean = by_id(client, "k=3", 2)
+    assert door.bodies == []
+    full = by_id(client, "k=3&group_videos=true", 2)
+    assert door.bodies == [b'{"image_id": 2}']
+    assert lean.status_code == full.status_code == 200
+    assert lean.headers["content-type"] == full.headers["content-type"]
+    assert without_time(lean.json()) == without_time(full.json())
+    assert [hit["image_id"] for hit in lean.json()["results"]][0] == 2
+    space = lean.json()["space"]
+    by_id(client, f"space={space}&k=2", 1)  # the space by name, kept from now on
+    door.bodies.clear()
+    named = by_id(client, f"space={space}&k=2", 2)
+    assert door.bodies == []
+    assert named.json()["results"] == lean.json()["results"][:2]
+
+
+def test_an_unknown_id_gets_the_fastapi_routes_error(
+        served: tuple[TestClient, FastApiDoor]) -> None:
+    client, door = served
+    by_id(client, "k=10", 1)
+    door.bodies.clear()
+    lean = by_id(client, "k=10", 999_999)
+    assert door.bodies == []
+    full = by_id(client, "group_videos=true", 999_999)
+    assert lean.status_code == full.status_code == 404
+    assert lean.json() == full.json()
+
+
+@pytest.mark.parametrize(("query", "body", "status"), [
+    ("k=0", b'{"image_id": 1}', 422),
+    ("k=1001", b'{"image_id": 1}', 422),
+    ("k=ten", b'{"image_id": 1}', 422),
+    ("k=3&k=4", b'{"image_id": 1}', 200),
+    ("k=3&qe=false", b'{"image_id": 1}', 200),
+    ("k=3&box=0,0,10,10", b'{"image_id": 1}', 200),
+    ("k=3", b'{"image_id": true}', 200),
+    ("k=3", b'{"image_id": 0}', 422),
+    ("k=3", b'{"image_id": "1"}', 200),
+    ("k=3", b'{"image_id": 1, "text": "astronaut"}', 200),
+    ("k=3", b'{"image_id": 1, "url": "http://example.com/a.jpg"}', 422),
+    ("k=3", b'{"text": "astronaut"}', 200),
+    ("k=3", b'[1]', 422),
+    ("k=3", b'{"image_id": 1', 422),
+])
+def test_every_other_request_reaches_the_fastapi_route_with_its_body(
+        served: tuple[TestClient, FastApiDoor], query: str, body: bytes, status: int) -> None:
+    client, door = served
+    by_id(client, "k=10", 1)
+    door.bodies.clear()
+    answer = client.post(f"/v1/search?{query}", content=body,
+                         headers={"content-type": "application/json"})
+    assert door.bodies == [body]
+    assert answer.status_code == status, answer.text
