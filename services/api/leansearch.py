@@ -21,20 +21,18 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lookalike.services.api.deps import MAX_ID
 from lookalike.services.api.ratelimit import SEARCH_GUARD
-from lookalike.services.api.schemas import SearchResponse
-from lookalike.services.auth.redact import redact_hits
-from lookalike.services.auth.scopes import ADMIN, grants
-from lookalike.services.search.filters import Filters
+from lookalike.services.api.routers.search import public_answer
+from lookalike.services.api.schemas import SearchQuery, SearchResponse
 from lookalike.services.search.inline import answers_inline
-from lookalike.services.search.query import MAX_K, search_vector
+from lookalike.services.search.query import MAX_K, NO_FILTERS, search_vector
 
 PATH = "/v1/search"
 DECLINED = "lookalike.lean_declined"
 LEAN_PARAMS = {"k", "space"}
 PLAIN_K = re.compile(r"[1-9][0-9]{0,3}")
-LARGEST_ID = 2**63 - 1
-NO_FILTERS = Filters()
+DEFAULT_K = str(SearchQuery.model_fields["k"].default)
 
 
 class LeanSearchById(BaseRoute):
@@ -69,8 +67,8 @@ class LeanSearchById(BaseRoute):
             return
         image_id, k, space = plain
         who = await SEARCH_GUARD.dependency(request)
-        answer = search_vector(runtime, space_name=space, k=k, image_id=image_id).to_public()
-        redact_hits(answer["results"], full=grants(who.scopes, ADMIN))
+        answer = public_answer(search_vector(runtime, space_name=space, k=k,
+                                             image_id=image_id), who)
         content = SearchResponse.model_validate(answer).model_dump_json()
         await Response(content, media_type="application/json")(scope, replay, send)
 
@@ -114,7 +112,7 @@ def _plain_query(query_string: bytes, body: bytes) -> tuple[int, int, str | None
     params = dict(pairs)
     if len(params) != len(pairs) or not params.keys() <= LEAN_PARAMS:
         return None
-    k_text = params.get("k", "10")
+    k_text = params.get("k", DEFAULT_K)
     if not PLAIN_K.fullmatch(k_text) or int(k_text) > MAX_K:
         return None
     try:
@@ -124,6 +122,6 @@ def _plain_query(query_string: bytes, body: bytes) -> tuple[int, int, str | None
     if not isinstance(document, dict) or document.keys() != {"image_id"}:
         return None
     image_id = document["image_id"]
-    if type(image_id) is not int or not 1 <= image_id <= LARGEST_ID:
+    if type(image_id) is not int or not 1 <= image_id <= MAX_ID:
         return None
     return image_id, int(k_text), params.get("space")

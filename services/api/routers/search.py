@@ -21,6 +21,7 @@ from lookalike.services.api.schemas import (
     SearchResponse,
 )
 from lookalike.services.api.textbody import read_text_body
+from lookalike.services.auth.keys import Identity
 from lookalike.services.auth.redact import redact_hits
 from lookalike.services.auth.scopes import ADMIN, grants
 from lookalike.services.errors import InvalidRequest, TextTooLong
@@ -114,6 +115,11 @@ async def search(request: Request, runtime: RuntimeDep, who: SearchAccess,
         raise ImageRejected("not_an_image", "send multipart/form-data with a 'file' field, "
                             f"or application/json with an image_id or a url; got "
                             f"'{content_type}'")
+    return public_answer(result, who)
+
+
+def public_answer(result: SearchResult, who: Identity) -> dict:
+    """The JSON answer, with sources redacted for a caller without the admin scope."""
     answer = result.to_public()
     redact_hits(answer["results"], full=grants(who.scopes, ADMIN))
     return answer
