@@ -18,11 +18,12 @@ READY_TIMEOUT_S = 60
 
 
 @contextmanager
-def milvus_lite_server(data_dir: Path) -> Iterator[str]:
-    """Start `lookalike index serve-milvus` on a free loopback port; yield its URI."""
+def milvus_lite_server(data_dir: Path, port: int | None = None) -> Iterator[str]:
+    """Start `lookalike index serve-milvus` on the loopback port (a free one by default);
+    yield its URI."""
     from pymilvus import MilvusClient, MilvusException
 
-    port = free_port()
+    port = port or free_port()
     log = data_dir.with_suffix(".log")
     process = subprocess.Popen(
         [sys.executable, "-m", "lookalike.services.cli", "index", "serve-milvus",

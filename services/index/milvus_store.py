@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ MAX_TEXT = 200  # the catalog's collection and label columns are String(200)
 METRIC = "IP"  # vectors are L2-normalised: inner product is cosine similarity
 MAX_LIMIT = 16_384  # Milvus answers at most this many hits per query
 WRITE_CHUNK = 1000
+CONNECT_RETRY_S = 0.5
 # What milvus-lite builds; a cluster also has HNSW, IVF_SQ8, IVF_PQ, DISKANN, SCANN and more.
 LITE_INDEX_TYPES = ("FLAT", "IVF_FLAT")
 _REMOTE = ("http://", "https://", "tcp://", "grpc://", "unix:")
@@ -46,7 +48,7 @@ def is_lite(uri: str) -> bool:
 def connect(settings: Settings) -> MilvusClient:
     """A client for LOOKALIKE_MILVUS_URI, shared by the runtimes of this process (each call
     counts a user; `disconnect` gives it back)."""
-    from pymilvus import MilvusClient, MilvusException  # ~1 s: only where a space needs it
+    from pymilvus import MilvusException  # ~1 s: only where a space needs it
 
     uri = settings.milvus_address
     if is_lite(uri):
@@ -57,16 +59,34 @@ def connect(settings: Settings) -> MilvusClient:
     with _clients_lock:
         client, users = _clients.get(uri, (None, 0))
         if client is None:
-            token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
             try:
-                client = MilvusClient(uri=uri, token=token,
-                                      timeout=settings.milvus_connect_timeout)
+                client = _first_client(settings, uri)
             except MilvusException as exc:
                 raise InvalidRequest(f"cannot reach Milvus at {uri}: {exc.message}; check "
                                      "LOOKALIKE_MILVUS_URI (for milvus-lite, no other process "
                                      "may hold the same .db folder)") from exc
         _clients[uri] = (client, users + 1)
         return client
+
+
+def _first_client(settings: Settings, uri: str) -> MilvusClient:
+    """Connect, trying again while the connection is refused until the connect timeout ends:
+    a milvus-lite engine (or a server) that is still starting refuses at once rather than
+    making the first call wait."""
+    from pymilvus import MilvusClient, MilvusException
+    from pymilvus.client.types import Status
+
+    token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
+    deadline = time.monotonic() + settings.milvus_connect_timeout
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return MilvusClient(uri=uri, token=token, timeout=max(left, CONNECT_RETRY_S))
+        except MilvusException as exc:
+            if exc.code != Status.CONNECT_FAILED or left <= CONNECT_RETRY_S:
+                raise
+            log.info("Milvus at %s refused a connection (%s); trying again", uri, exc.message)
+            time.sleep(CONNECT_RETRY_S)
 
 
 def disconnect(settings: Settings) -> None:

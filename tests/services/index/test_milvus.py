@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from lookalike.services.bench.search import free_port
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import images as image_queries
 from lookalike.services.catalog import spaces as space_queries
@@ -23,6 +25,7 @@ from lookalike.services.index.milvus_store import (
     MilvusCollection,
     collection_name,
     connect,
+    disconnect,
 )
 from lookalike.services.index.snapshots import rebuild_all
 from lookalike.services.index.verify import verify_all
@@ -32,6 +35,7 @@ from lookalike.services.search.filters import Filters
 from lookalike.services.search.query import search_vector
 from lookalike.services.setup import init_catalog, open_runtime
 from lookalike.services.spaces.lifecycle import delete_space
+from tests.milvus_server import milvus_lite_server
 from tests.services.conftest import make_settings
 
 DIM = 16
@@ -230,3 +234,16 @@ def test_an_unreachable_milvus_is_an_error_that_names_the_address_and_the_settin
     with pytest.raises(InvalidRequest, match=r"cannot reach Milvus at http://127\.0\.0\.1:9/"
                        r".*LOOKALIKE_MILVUS_URI"):
         connect(settings)
+
+
+def test_connecting_waits_for_a_milvus_that_is_still_starting(tmp_path: Path) -> None:
+    """A server (or a milvus-lite engine) that refuses connections while it starts is tried
+    again until the connect timeout, not given up on at the first refusal."""
+    port = free_port()
+    settings = make_settings(tmp_path, milvus_uri=f"http://127.0.0.1:{port}",
+                             milvus_connect_timeout=90)
+    with ThreadPoolExecutor(1) as pool:
+        connecting = pool.submit(connect, settings)
+        with milvus_lite_server(tmp_path / "milvus", port=port):
+            assert connecting.result(timeout=120).list_collections() == []
+            disconnect(settings)
