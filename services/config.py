@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     query_batch_wait_ms: float = Field(
         2.0, ge=0, description="longest wait of a queued query image for others still being "
         "decoded to join its model call; a lone query never waits")
-    engine: Literal["torch", "openvino-bf16", "openvino-fp32"] | None = Field(
+    engine: Literal["torch", "openvino-bf16", "openvino-mixed", "openvino-fp32"] | None = Field(
         None, description="inference engine of new spaces; unset = the fastest installed one "
         "whose vectors match torch's fp32 ones on the bundled photos")
     engine_cache: Path | None = Field(

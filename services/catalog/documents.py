@@ -73,7 +73,7 @@ class SpaceOptions(_Document):
     """How a space's vectors are made and searched, beyond its table columns."""
 
     input_size: int | None = Field(None, description="model input side in pixels")
-    engine: Literal["torch", "openvino-bf16", "openvino-fp32"] = Field(
+    engine: Literal["torch", "openvino-bf16", "openvino-mixed", "openvino-fp32"] = Field(
         "torch", description="inference engine its vectors are made with (spaces created "
         "before engines existed are torch's)")
     weights_file: str | None = Field(None, description="a trained or given weight file")

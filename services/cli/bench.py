@@ -247,8 +247,10 @@ def bench_speed(
     console.print(f"engines, 1 thread, calls of 4 images ({cpu_model()}, {usable_cpus()} cores)")
     for name, rate in result.engines_per_s.items():
         dynamic = result.dynamic_shape_per_s.get(name)
+        cosine = result.engine_cosine.get(name)
         console.print(f"  {name:18} {rate:7.1f} images/s" + (
-            "" if dynamic is None else f" ({dynamic:.1f} with its dynamic-shape model)"))
+            "" if dynamic is None else f" ({dynamic:.1f} with its dynamic-shape model)") + (
+            "" if cosine is None else f", lowest cosine to eager fp32 {cosine:.5f}"))
     console.print(f"  best ({result.best_engine}) = {result.best_over_torchscript_bf16:.2f}x "
                   "the TorchScript bf16 path")
     console.print("  decode ms per image: " + ", ".join(

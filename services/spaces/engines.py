@@ -8,18 +8,23 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import nn
 
 from lookalike.retrieval.embedding.embedder import Embedder, EmbedderOptions, native_bf16
+from lookalike.retrieval.errors import EngineUnavailable
 from lookalike.retrieval.models.engines import (
+    MIXED_ENGINE,
     REFERENCE_ENGINE,
-    OpenVinoTrunk,
+    ChainedTrunk,
+    EngineTrunk,
     check_engine,
     export_openvino,
     exported_model,
     installed_engines,
     load_openvino,
     openvino_version,
+    split_trunk,
 )
 from lookalike.retrieval.models.registry import BackboneSpec, load_feature_extractor
 from lookalike.services.config import Settings
@@ -30,30 +35,57 @@ logger = logging.getLogger(__name__)
 
 # Lowest cosine, per photo, between an engine's vectors and eager fp32 torch's for the
 # engine to be a default. bfloat16 (OpenVINO's or torch's) falls to ~0.991 on one bundled
-# photo (a dark retina scan), so where it fails this a bf16 engine is chosen by name only.
+# photo (a dark retina scan), so where it fails this a bf16 engine is chosen by name only;
+# the mixed engine (the high-resolution stem in fp32) keeps ~0.9995.
 MATCH_COSINE = 0.999
 
 
-def export_directory(settings: Settings, *, spec: BackboneSpec, weights_sha256: str) -> Path:
-    """The folder holding the backbone exported for OpenVINO (per weights and version)."""
-    return settings.engine_dir / f"{spec.name}-{weights_sha256}-openvino{openvino_version()}"
+def export_directory(settings: Settings, *, spec: BackboneSpec, weights_sha256: str,
+                     part: str = "") -> Path:
+    """The folder holding the backbone exported for OpenVINO (per weights and version);
+    `part` names a piece of it (the mixed engine's fp32 stem or bf16 body)."""
+    name = f"{spec.name}-{weights_sha256}-openvino{openvino_version()}"
+    return settings.engine_dir / (f"{name}-{part}" if part else name)
 
 
 def engine_trunk(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha256: str,
-                 settings: Settings) -> nn.Module | OpenVinoTrunk:
+                 settings: Settings) -> nn.Module | EngineTrunk:
     """The trunk that `engine` runs: the torch module (run as the settings say: bf16 where
     native unless set), or the OpenVINO model compiled from its export (exported first when
-    the folder lacks it)."""
+    the folder lacks it): for the mixed engine, the stem in fp32 and the rest in bf16."""
     check_engine(engine)
+    if engine == MIXED_ENGINE and not spec.fp32_stem:
+        raise EngineUnavailable(f"backbone {spec.name} has no {MIXED_ENGINE} engine (no fp32 "
+                                "stem measured for it); use openvino-fp32 or openvino-bf16")
     model = load_feature_extractor(spec, weights=weights)
     if engine == REFERENCE_ENGINE:
         return model
-    directory = export_directory(settings, spec=spec, weights_sha256=weights_sha256)
+    example = torch.zeros(1, 3, spec.weights.input_size, spec.weights.input_size)
+    if engine != MIXED_ENGINE:
+        return _compiled(model, engine, example=example, settings=settings,
+                         directory=export_directory(settings, spec=spec,
+                                                    weights_sha256=weights_sha256))
+    stem, body = split_trunk(model, spec.fp32_stem)
+    with torch.no_grad():  # the converter traces it: not an inference-mode tensor
+        middle = stem(example)
+    parts = {part: export_directory(settings, spec=spec, weights_sha256=weights_sha256,
+                                    part=f"{part}{spec.fp32_stem}") for part in ("stem", "body")}
+    return ChainedTrunk(
+        _compiled(stem, "openvino-fp32", example=example, directory=parts["stem"],
+                  settings=settings),
+        _compiled(body, "openvino-bf16", example=middle, directory=parts["body"],
+                  settings=settings),
+        engine=MIXED_ENGINE)
+
+
+def _compiled(model: nn.Module, engine: str, *, example: torch.Tensor, directory: Path,
+              settings: Settings) -> EngineTrunk:
+    """`model` compiled for `engine` from its export in `directory` (exported first when
+    the folder lacks it)."""
     model_file = exported_model(directory)
     if model_file is None:
-        logger.info("exporting %s for OpenVINO into %s", spec.name, directory)
-        model_file = export_openvino(model, input_size=spec.weights.input_size,
-                                     directory=directory)
+        logger.info("exporting %s for OpenVINO into %s", type(model).__name__, directory)
+        model_file = export_openvino(model, example=example, directory=directory)
     return load_openvino(model_file, engine=engine, threads=settings.torch_threads or 1,
                          static_shapes=settings.engine_static_shapes)
 
@@ -92,6 +124,8 @@ def default_engine(*, spec: BackboneSpec, weights: Path, weights_sha256: str,
     for engine in installed_engines():
         if engine == REFERENCE_ENGINE:
             return engine
+        if engine == MIXED_ENGINE and not spec.fp32_stem:
+            continue
         cosine = _kept_agreement(engine, spec=spec, weights=weights,
                                  weights_sha256=weights_sha256, settings=settings,
                                  reference=reference)
@@ -106,7 +140,8 @@ def _kept_agreement(engine: str, *, spec: BackboneSpec, weights: Path, weights_s
                     settings: Settings, reference: list[np.ndarray]) -> float:
     """`engine_agreement`, read from the export's folder when measured there before, else
     measured (the reference computed into `reference` once) and written there."""
-    directory = export_directory(settings, spec=spec, weights_sha256=weights_sha256)
+    directory = export_directory(settings, spec=spec, weights_sha256=weights_sha256,
+                                 part=f"stem{spec.fp32_stem}" if engine == MIXED_ENGINE else "")
     kept = directory / f"agreement-{engine}.txt"
     if kept.is_file():
         return float(kept.read_text())

@@ -42,6 +42,10 @@ def test_bench_speed_reports_engines_and_search_ratios(tmp_path: Path) -> None:
     assert "torch-fp32-eager" in figures["engines_per_s"]
     openvino = {name for name in figures["engines_per_s"] if name.startswith("openvino")}
     assert openvino and set(figures["dynamic_shape_per_s"]) == openvino
+    assert set(figures["engine_cosine"]) == openvino
+    assert figures["engine_cosine"]["openvino-fp32"] >= 0.999
+    if figures["space_engine"] in openvino:  # the default: an engine that matches torch's
+        assert figures["engine_cosine"][figures["space_engine"]] >= 0.999
     assert figures["catalog_images"] == 33 and figures["clients"] == 2
     assert figures["upload_p50_over_decode_forward"] > 0 and figures["by_id_p50_ms"] > 0
     assert set(figures["draft_cosine"]) == {"12mp", "800x600"}

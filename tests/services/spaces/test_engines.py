@@ -8,6 +8,7 @@ import ctypes
 import gc
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,13 @@ import pytest
 import torch
 
 from lookalike.retrieval.errors import EngineUnavailable
-from lookalike.retrieval.models.engines import exported_model, installed_engines, load_openvino
+from lookalike.retrieval.models.engines import (
+    MIXED_ENGINE,
+    exported_model,
+    installed_engines,
+    load_openvino,
+    openvino_bf16,
+)
 from lookalike.retrieval.models.registry import file_sha256, get_backbone, resolve_weights
 from lookalike.services.setup import init_catalog, open_runtime
 from lookalike.services.spaces.create import SpaceDefinition, create_space
@@ -59,11 +66,13 @@ def test_engine_against_eager_fp32_on_photos(engine: str, weights: Path, referen
 
 def test_default_is_fastest_matching_and_export_is_cached(weights: Path,
                                                           tmp_path: Path) -> None:
-    """The default skips bf16 where it misses MATCH_COSINE (the bundled retina scan); the
-    export is kept in the data folder by sha256, reused from there, rebuilt once removed.
-    The run's shared export is copied in first: one export less, the same path after."""
+    """The default skips bf16 where it misses MATCH_COSINE (the bundled retina scan): the
+    mixed engine where the CPU runs bf16, else fp32; the export is kept in the data folder
+    by sha256, reused from there, rebuilt once removed. The run's shared export is copied
+    in first: one export less, the same path after."""
     pytest.importorskip("openvino")
-    settings = make_settings(tmp_path, engine_cache=None)
+    expected = MIXED_ENGINE if openvino_bf16() else "openvino-fp32"
+    settings = make_settings(tmp_path, engine_cache=None, engine="openvino-fp32")
     sha = file_sha256(weights)
     directory = export_directory(settings, spec=SPEC, weights_sha256=sha)
     assert directory.parent == tmp_path / "engines" and sha in directory.name
@@ -72,7 +81,7 @@ def test_default_is_fastest_matching_and_export_is_cached(weights: Path,
                  settings=make_settings(tmp_path))
     shutil.copytree(shared, directory, ignore=shutil.ignore_patterns("agreement-*"))
     assert default_engine(spec=SPEC, weights=weights, weights_sha256=sha,
-                          settings=settings) == "openvino-fp32"
+                          settings=settings.model_copy(update={"engine": None})) == expected
     model_file = exported_model(directory)
     assert model_file is not None
     written = model_file.stat().st_mtime_ns
@@ -87,6 +96,33 @@ def test_default_is_fastest_matching_and_export_is_cached(weights: Path,
             engine="openvino-fp32"))
         runtime.embedder(rebuilt)
         assert exported_model(directory) is not None
+
+
+@pytest.mark.skipif(MIXED_ENGINE not in installed_engines(), reason="the CPU runs no bf16")
+def test_the_mixed_engine_runs_its_stem_in_fp32_from_exports_of_its_own(
+        weights: Path, tmp_path: Path) -> None:
+    """The mixed trunk is the fp32 stem's export followed by the bf16 body's, each kept in a
+    folder of its own beside the whole trunk's; its feature maps are the fp32 engine's
+    shape and nearly its values. A backbone with no fp32 stem has no mixed engine."""
+    settings = make_settings(tmp_path)
+    sha = file_sha256(weights)
+    mixed = engine_trunk(MIXED_ENGINE, spec=SPEC, weights=weights, weights_sha256=sha,
+                         settings=settings)
+    whole = engine_trunk("openvino-fp32", spec=SPEC, weights=weights, weights_sha256=sha,
+                         settings=settings)
+    for part in ("stem", "body"):
+        folder = export_directory(settings, spec=SPEC, weights_sha256=sha,
+                                  part=f"{part}{SPEC.fp32_stem}")
+        assert exported_model(folder) is not None
+    pixels = torch.randn((2, 3, 224, 224), generator=torch.Generator().manual_seed(1))
+    ours, reference = mixed(pixels), whole(pixels)
+    assert ours.shape == reference.shape == (2, SPEC.dim, 7, 7)
+    pooled = torch.nn.functional.cosine_similarity(ours.mean(dim=(2, 3)),
+                                                   reference.mean(dim=(2, 3)))
+    assert pooled.min() >= MATCH_COSINE, pooled
+    with pytest.raises(EngineUnavailable, match="has no openvino-mixed engine"):
+        engine_trunk(MIXED_ENGINE, spec=replace(SPEC, fp32_stem=0), weights=weights,
+                     weights_sha256=sha, settings=settings)
 
 
 def test_space_records_the_engine_asked_for(tmp_path: Path) -> None:
