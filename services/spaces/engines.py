@@ -52,8 +52,18 @@ def engine_trunk(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha2
                  settings: Settings) -> nn.Module | EngineTrunk:
     """The trunk that `engine` runs: the torch module (run as the settings say: bf16 where
     native unless set), or the OpenVINO model compiled from its export (exported first when
-    the folder lacks it): for the mixed engine, the stem in fp32 and the rest in bf16."""
-    check_engine(engine)
+    the folder lacks it): for the mixed engine, the stem in fp32 and the rest in bf16, or
+    in fp32 too on a CPU without native bf16, so that a space made where it runs is served
+    anywhere OpenVINO is (its vectors match fp32's, which is what made it a default)."""
+    body_engine = "openvino-bf16"
+    if engine == MIXED_ENGINE and MIXED_ENGINE not in installed_engines():
+        check_engine("openvino-fp32")
+        logger.warning("engine %s runs its bfloat16 part in fp32 on this CPU, which has no "
+                       "native bfloat16: the same vectors to cosine %s, more slowly",
+                       MIXED_ENGINE, MATCH_COSINE)
+        body_engine = "openvino-fp32"
+    else:
+        check_engine(engine)
     if engine == MIXED_ENGINE and not spec.fp32_stem:
         raise EngineUnavailable(f"backbone {spec.name} has no {MIXED_ENGINE} engine (no fp32 "
                                 "stem measured for it); use openvino-fp32 or openvino-bf16")
@@ -73,7 +83,7 @@ def engine_trunk(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha2
     return ChainedTrunk(
         _compiled(stem, "openvino-fp32", example=example, directory=parts["stem"],
                   settings=settings),
-        _compiled(body, "openvino-bf16", example=middle, directory=parts["body"],
+        _compiled(body, body_engine, example=middle, directory=parts["body"],
                   settings=settings),
         engine=MIXED_ENGINE)
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from lookalike.retrieval.errors import EngineUnavailable
+from lookalike.retrieval.models import engines as engines_module
 from lookalike.retrieval.models.engines import (
     MIXED_ENGINE,
     exported_model,
@@ -24,6 +25,7 @@ from lookalike.retrieval.models.engines import (
     openvino_bf16,
 )
 from lookalike.retrieval.models.registry import file_sha256, get_backbone, resolve_weights
+from lookalike.services.sample import bundled_photos
 from lookalike.services.setup import init_catalog, open_runtime
 from lookalike.services.spaces.create import SpaceDefinition, create_space
 from lookalike.services.spaces.engines import (
@@ -123,6 +125,27 @@ def test_the_mixed_engine_runs_its_stem_in_fp32_from_exports_of_its_own(
     with pytest.raises(EngineUnavailable, match="has no openvino-mixed engine"):
         engine_trunk(MIXED_ENGINE, spec=replace(SPEC, fp32_stem=0), weights=weights,
                      weights_sha256=sha, settings=settings)
+
+
+@pytest.mark.skipif(MIXED_ENGINE not in installed_engines(), reason="the CPU runs no bf16")
+def test_a_mixed_space_is_served_on_a_cpu_without_bf16_but_not_made_there(
+        weights: Path, reference: np.ndarray, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A catalog made on a CPU with bf16 moves to one without: its mixed space still loads,
+    all in fp32 (same vectors), with a warning; a new space cannot ask for the engine
+    there. (No CPU without bf16 exists here: the capability is what is replaced.)"""
+    settings = make_settings(tmp_path)
+    init_catalog(settings)
+    with open_runtime(settings) as runtime:
+        space = create_space(runtime, name="moved", definition=SpaceDefinition(
+            engine=MIXED_ENGINE))
+        monkeypatch.setattr(engines_module, "openvino_bf16", lambda: False)
+        assert runtime.embedder(space).engine == MIXED_ENGINE
+        assert "runs its bfloat16 part in fp32" in caplog.text
+        vectors = runtime.embedder(space).embed_images([p.image for p in bundled_photos()])
+        assert np.sum(reference * vectors, axis=1).min() >= MATCH_COSINE
+        with pytest.raises(EngineUnavailable, match="engine 'openvino-mixed' is not available"):
+            create_space(runtime, name="new", definition=SpaceDefinition(engine=MIXED_ENGINE))
 
 
 def test_space_records_the_engine_asked_for(tmp_path: Path) -> None:
