@@ -57,13 +57,22 @@ def reference(weights: Path) -> np.ndarray:
 @pytest.mark.parametrize("engine", [e for e in installed_engines() if e != "torch"])
 def test_engine_against_eager_fp32_on_photos(engine: str, weights: Path, reference: np.ndarray,
                                              tmp_path: Path) -> None:
-    """Per photo, cosine >= 0.999 to the eager fp32 model in fp32, >= 0.99 in bfloat16. (The
-    torch engine's own bf16 and frozen paths are checked in tests/retrieval/embedding.)"""
+    """Per photo, cosine >= 0.999 to the eager fp32 model in fp32, >= 0.99 in bfloat16, and
+    the mixed engine closer than whole bfloat16 (0.9995 on the Intel AMX host: whether it
+    reaches 0.999, and so is the default, is measured per machine). (The torch engine's own
+    bf16 and frozen paths are checked in tests/retrieval/embedding.)"""
     settings = make_settings(tmp_path)
-    cosine = engine_agreement(engine, spec=SPEC, weights=weights,
-                              weights_sha256=file_sha256(weights), settings=settings,
-                              reference=reference)
-    assert cosine >= (BF16_COSINE if "bf16" in engine else MATCH_COSINE), cosine
+
+    def agreement(name: str) -> float:
+        return engine_agreement(name, spec=SPEC, weights=weights,
+                                weights_sha256=file_sha256(weights), settings=settings,
+                                reference=reference)
+
+    cosine = agreement(engine)
+    if engine == MIXED_ENGINE:
+        assert BF16_COSINE <= agreement("openvino-bf16") < cosine, cosine
+    else:
+        assert cosine >= (BF16_COSINE if "bf16" in engine else MATCH_COSINE), cosine
 
 
 def test_default_is_fastest_matching_and_export_is_cached(weights: Path,
@@ -73,9 +82,12 @@ def test_default_is_fastest_matching_and_export_is_cached(weights: Path,
     by sha256, reused from there, rebuilt once removed. The run's shared export is copied
     in first: one export less, the same path after."""
     pytest.importorskip("openvino")
-    expected = MIXED_ENGINE if openvino_bf16() else "openvino-fp32"
     settings = make_settings(tmp_path, engine_cache=None, engine="openvino-fp32")
     sha = file_sha256(weights)
+    mixed_matches = openvino_bf16() and engine_agreement(
+        MIXED_ENGINE, spec=SPEC, weights=weights, weights_sha256=sha,
+        settings=make_settings(tmp_path)) >= MATCH_COSINE
+    expected = MIXED_ENGINE if mixed_matches else "openvino-fp32"
     directory = export_directory(settings, spec=SPEC, weights_sha256=sha)
     assert directory.parent == tmp_path / "engines" and sha in directory.name
     shared = export_directory(make_settings(tmp_path), spec=SPEC, weights_sha256=sha)
@@ -121,7 +133,7 @@ def test_the_mixed_engine_runs_its_stem_in_fp32_from_exports_of_its_own(
     assert ours.shape == reference.shape == (2, SPEC.dim, 7, 7)
     pooled = torch.nn.functional.cosine_similarity(ours.mean(dim=(2, 3)),
                                                    reference.mean(dim=(2, 3)))
-    assert pooled.min() >= MATCH_COSINE, pooled
+    assert pooled.min() >= BF16_COSINE, pooled
     with pytest.raises(EngineUnavailable, match="has no openvino-mixed engine"):
         engine_trunk(MIXED_ENGINE, spec=replace(SPEC, fp32_stem=0), weights=weights,
                      weights_sha256=sha, settings=settings)
