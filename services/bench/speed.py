@@ -37,7 +37,7 @@ from lookalike.services.index.replicas import vectors_from_bytes
 from lookalike.services.ingest.prepare import decode_for_model, prepare_config
 from lookalike.services.sample import bundled_photos
 from lookalike.services.setup import open_runtime
-from lookalike.services.spaces.engines import engine_agreement, engine_trunk, reference_vectors
+from lookalike.services.spaces.engines import engine_trunk, kept_agreement
 from lookalike.services.spaces.lookup import ensure_default_space, find_space, space_weights
 
 CALL = 4
@@ -148,12 +148,14 @@ def _measure(rates: dict[str, float], dynamic: dict[str, float],
 def _engine_cosines(settings: Settings, weights: Path, *, engines: list[str]
                     ) -> dict[str, float]:
     """Each engine's lowest cosine to eager fp32 torch over the bundled photos: what decides
-    whether it may be the default (services/spaces/engines.py MATCH_COSINE)."""
+    whether it may be the default (services/spaces/engines.py MATCH_COSINE), read where
+    choosing the default kept it, else measured and kept."""
     spec = get_backbone(settings.backbone)
-    reference = reference_vectors(spec=spec, weights=weights)
-    return {engine: round(engine_agreement(engine, spec=spec, weights=weights,
-                                           weights_sha256=file_sha256(weights),
-                                           settings=settings, reference=reference), 5)
+    sha = file_sha256(weights)
+    reference: list[np.ndarray] = []
+    return {engine: round(kept_agreement(engine, spec=spec, weights=weights,
+                                         weights_sha256=sha, settings=settings,
+                                         reference=reference), 5)
             for engine in engines}
 
 

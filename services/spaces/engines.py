@@ -48,6 +48,12 @@ def export_directory(settings: Settings, *, spec: BackboneSpec, weights_sha256: 
     return settings.engine_dir / (f"{name}-{part}" if part else name)
 
 
+def mixed_part(spec: BackboneSpec, piece: str) -> str:
+    """The export folder suffix of the mixed engine's `piece` ("stem" or "body"): per split
+    point, so a changed `fp32_stem` exports afresh."""
+    return f"{piece}{spec.fp32_stem}"
+
+
 def engine_trunk(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha256: str,
                  settings: Settings) -> nn.Module | EngineTrunk:
     """The trunk that `engine` runs: the torch module (run as the settings say: bf16 where
@@ -79,7 +85,7 @@ def engine_trunk(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha2
     with torch.no_grad():  # the converter traces it: not an inference-mode tensor
         middle = stem(example)
     parts = {part: export_directory(settings, spec=spec, weights_sha256=weights_sha256,
-                                    part=f"{part}{spec.fp32_stem}") for part in ("stem", "body")}
+                                    part=mixed_part(spec, part)) for part in ("stem", "body")}
     return ChainedTrunk(
         _compiled(stem, "openvino-fp32", example=example, directory=parts["stem"],
                   settings=settings),
@@ -136,9 +142,9 @@ def default_engine(*, spec: BackboneSpec, weights: Path, weights_sha256: str,
             return engine
         if engine == MIXED_ENGINE and not spec.fp32_stem:
             continue
-        cosine = _kept_agreement(engine, spec=spec, weights=weights,
-                                 weights_sha256=weights_sha256, settings=settings,
-                                 reference=reference)
+        cosine = kept_agreement(engine, spec=spec, weights=weights,
+                                weights_sha256=weights_sha256, settings=settings,
+                                reference=reference)
         if cosine >= MATCH_COSINE:
             return engine
         logger.info("engine %s is not the default here: its vectors reach cosine %.5f to "
@@ -146,12 +152,13 @@ def default_engine(*, spec: BackboneSpec, weights: Path, weights_sha256: str,
     return REFERENCE_ENGINE
 
 
-def _kept_agreement(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha256: str,
-                    settings: Settings, reference: list[np.ndarray]) -> float:
+def kept_agreement(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha256: str,
+                   settings: Settings, reference: list[np.ndarray]) -> float:
     """`engine_agreement`, read from the export's folder when measured there before, else
-    measured (the reference computed into `reference` once) and written there."""
+    measured (the reference computed into `reference` once, for the caller's next engines)
+    and written there."""
     directory = export_directory(settings, spec=spec, weights_sha256=weights_sha256,
-                                 part=f"stem{spec.fp32_stem}" if engine == MIXED_ENGINE else "")
+                                 part=mixed_part(spec, "stem") if engine == MIXED_ENGINE else "")
     kept = directory / f"agreement-{engine}.txt"
     if kept.is_file():
         return float(kept.read_text())
