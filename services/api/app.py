@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from lookalike.services.api.errors import install_error_handlers
 from lookalike.services.api.guards import HostAndOrigin, SecurityHeaders
-from lookalike.services.api.leansearch import LeanSearchById
+from lookalike.services.api.leansearch import LeanSearch
 from lookalike.services.api.limits import BodyLimit
 from lookalike.services.api.logs import configure_logging
 from lookalike.services.api.metrics import Metrics
@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (search, copies, images, spaces, jobs, explain, health, metrics, pages, admin,
                    identity, text, docs, videos, detect):
         app.include_router(module.router)
-    app.router.routes.insert(0, LeanSearchById(app.router))
+    app.router.routes.insert(0, LeanSearch(app.router))
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     app.mount(docs.ASSETS_URL, StaticFiles(directory=docs.ASSETS_DIR), name="docs-assets")
     return app

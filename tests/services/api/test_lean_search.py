@@ -1,17 +1,19 @@
-"""The lean route for searches by id (services/api/leansearch.py): a plain search by id gets
-the answer the FastAPI route gives, and every other request to POST /v1/search reaches the
-FastAPI route with its body whole, so its validation and options are unchanged."""
+"""The lean route for searches by id and by upload (services/api/leansearch.py): a plain
+search by id or by upload gets the answer the FastAPI route gives, and every other request
+to POST /v1/search reaches the FastAPI route with its body whole, so its validation and
+options are unchanged."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lookalike.services.api.app import create_app
-from lookalike.services.api.leansearch import LeanSearchById
+from lookalike.services.api.leansearch import LeanSearch
 from lookalike.services.runtime import Runtime
 
 
@@ -35,7 +37,7 @@ class FastApiDoor:
 @pytest.fixture()
 def served(photo_home: Runtime) -> Iterator[tuple[TestClient, FastApiDoor]]:
     app = create_app(photo_home.settings)
-    lean = next(route for route in app.router.routes if isinstance(route, LeanSearchById))
+    lean = next(route for route in app.router.routes if isinstance(route, LeanSearch))
     door = lean.router = FastApiDoor(lean.router)
     with TestClient(app) as client:
         yield client, door
@@ -108,3 +110,57 @@ def test_every_other_request_reaches_the_fastapi_route_with_its_body(
                          headers={"content-type": "application/json"})
     assert door.bodies == [body]
     assert answer.status_code == status, answer.text
+
+
+def by_upload(client: TestClient, query: str, files: dict):
+    return client.post(f"/v1/search?{query}", files=files)
+
+
+def test_a_plain_search_by_upload_is_answered_as_the_fastapi_route_answers(
+        served: tuple[TestClient, FastApiDoor], photo_dir: Path) -> None:
+    client, door = served
+    photo = sorted(photo_dir.glob("*.jpg"))[2]
+    files = {"file": ("q.jpg", photo.read_bytes(), "image/jpeg")}
+    lean = by_upload(client, "k=4", files)
+    assert door.bodies == []
+    full = by_upload(client, "k=4&group_videos=true", files)
+    assert len(door.bodies) == 1 and photo.read_bytes() in door.bodies[0]
+    assert lean.status_code == full.status_code == 200
+    assert without_time(lean.json()) == without_time(full.json())
+    assert lean.json()["results"][0]["source"] == str(photo.resolve())
+    assert len(lean.json()["results"]) == 4
+
+
+@pytest.mark.parametrize(("fields", "status"), [
+    ({"image": ("q.jpg", b"x", "image/jpeg")}, 422),
+    ({"file": (None, "not a file")}, 422),
+    ({"text": (None, "astronaut")}, 200),
+    ({"file": ("q.jpg", b"x", "image/jpeg"), "text": (None, "astronaut")}, 415),
+])
+def test_other_multipart_bodies_reach_the_fastapi_route(
+        served: tuple[TestClient, FastApiDoor], fields: dict, status: int) -> None:
+    client, door = served
+    answer = by_upload(client, "k=3", fields)
+    assert len(door.bodies) == 1
+    assert answer.status_code == status, answer.text
+
+
+def test_a_broken_multipart_body_gets_the_fastapi_routes_error(
+        served: tuple[TestClient, FastApiDoor]) -> None:
+    client, door = served
+    body = b"--edge\r\nContent-Disposition: form-data; name=file; filename=q.jpg\r\n"
+    answer = client.post("/v1/search", content=body,
+                         headers={"content-type": "multipart/form-data; boundary=edge"})
+    assert door.bodies == [body]
+    assert answer.status_code in (400, 422), answer.text
+
+
+def test_an_upload_that_is_not_an_image_gets_the_fastapi_routes_error(
+        served: tuple[TestClient, FastApiDoor]) -> None:
+    client, door = served
+    files = {"file": ("q.jpg", b"not an image", "image/jpeg")}
+    lean = by_upload(client, "k=3", files)
+    assert door.bodies == []
+    full = by_upload(client, "k=3&group_videos=true", files)
+    assert lean.status_code == full.status_code == 415
+    assert lean.json() == full.json()
