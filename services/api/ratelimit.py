@@ -100,10 +100,13 @@ def limited(bucket: str) -> object:
 async def held_upload_slot(request: Request) -> AsyncIterator[None]:
     """Hold one of this process's upload slots meanwhile (503 after UPLOAD_WAIT_S)."""
     slots: asyncio.Semaphore = request.app.state.budgets.uploads
-    try:
-        await asyncio.wait_for(slots.acquire(), timeout=UPLOAD_WAIT_S)
-    except TimeoutError as exc:
-        raise Busy("too many uploads are being processed; retry in a few seconds") from exc
+    if slots.locked():  # wait_for makes a task: only a wait needs one
+        try:
+            await asyncio.wait_for(slots.acquire(), timeout=UPLOAD_WAIT_S)
+        except TimeoutError as exc:
+            raise Busy("too many uploads are being processed; retry in a few seconds") from exc
+    else:
+        await slots.acquire()
     try:
         yield
     finally:
