@@ -20,6 +20,7 @@ from limits.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 
 from lookalike.services.api.auth import IdentityDep, check_scope, current_identity
+from lookalike.services.api.ratestore import TrimmedMemoryStorage
 from lookalike.services.auth.keys import Identity
 from lookalike.services.auth.scopes import INGEST, SEARCH
 from lookalike.services.config import Settings
@@ -40,7 +41,8 @@ class Budgets:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Budgets:
-        storage = storage_from_string(settings.broker_url or "memory://")
+        storage = (storage_from_string(settings.broker_url) if settings.broker_url
+                   else TrimmedMemoryStorage())
         items = {"search": parse(settings.rate_search),
                  "search-upload": parse(settings.rate_search_upload),
                  "ingest": parse(settings.rate_ingest),
