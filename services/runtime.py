@@ -7,14 +7,16 @@ time."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
+from sqlalchemy import RowMapping
 from sqlalchemy.orm import Session
 
 from lookalike.services.catalog.clock import CatalogClock
+from lookalike.services.catalog.hitrows import KeptHitRows
 from lookalike.services.catalog.models import Space, TextModel
 from lookalike.services.catalog.session import make_engine, make_session_factory
 from lookalike.services.config import Settings
@@ -52,6 +54,7 @@ class Runtime:
         # The memo's own lock: `kept` runs on the server's event loop, which must never wait
         # while another thread holds `_lock` to load a model or open a replica.
         self._memo_lock = threading.Lock()
+        self._hit_rows = KeptHitRows()
         self._text_models: dict[str, TextClassifier] = {}
         self._lock = threading.Lock()
         self.closing = threading.Event()
@@ -111,6 +114,11 @@ class Runtime:
         is needed (reading the clock costs microseconds and no transaction)."""
         token = self.clock.now()
         return (False, None) if token is None else self._kept_at(key, token)
+
+    def hit_rows(self, session: Session, ids: Sequence[int]) -> dict[int, RowMapping]:
+        """What answers show of the embedded images among `ids`, keyed by id: read through
+        `session` once per catalog state (services/catalog/hitrows.py)."""
+        return self._hit_rows.rows(session, ids, token=session.info.get(CLOCK))
 
     def _kept_at(self, key: Hashable, token: int) -> tuple[bool, object]:
         """(True, the value kept for `key` at clock `token`), else (False, None)."""

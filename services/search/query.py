@@ -247,7 +247,7 @@ def search_vector(runtime: Runtime, *, space_name: str | None, k: int,
         else:
             hits = search(expand_query(replica, space, vector) if use_qe else vector, wanted)
         ids = [int(i) for i in hits.ids[0] if i >= 0]
-        rows = image_queries.embedded_hit_rows(session=session, ids=ids)
+        rows = runtime.hit_rows(session, ids)
         results = [Hit.of_row(rows[i], float(s))
                    for i, s in zip(hits.ids[0], hits.scores[0], strict=True) if i in rows]
         results = with_videos(session, results, group=group_videos, k=fetch)

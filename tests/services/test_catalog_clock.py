@@ -129,3 +129,22 @@ def test_only_a_search_whose_answers_are_kept_is_answered_on_the_event_loop(
         assert not light()  # committed elsewhere: what was kept may be stale
         search_vector(server, space_name="s", k=3, image_id=1)
         assert light()
+
+
+def test_an_answer_shows_what_another_process_changed_in_a_hit_right_after_the_commit(
+        tmp_path: Path) -> None:
+    """Hit rows are kept between answers (services/catalog/hitrows.py) only while nothing
+    is committed: a label set elsewhere shows in the next answer."""
+    settings = make_settings(tmp_path / "home")
+    init_catalog(settings)
+    with open_runtime(settings) as server, open_runtime(settings) as admin:
+        synthetic_space(admin, "s", count=5)
+        first = search_vector(server, space_name="s", k=3, image_id=1)
+        assert first.results[0].image_id == 1 and first.results[0].label is None
+        assert search_vector(server, space_name="s", k=3, image_id=1).results == first.results
+        with admin.session() as session:
+            session.execute(text("UPDATE image SET label = 'renamed' WHERE id = 1"))
+            session.commit()
+        again = search_vector(server, space_name="s", k=3, image_id=1)
+        assert again.results[0].label == "renamed"
+        assert [h.image_id for h in again.results] == [h.image_id for h in first.results]
