@@ -37,6 +37,7 @@ DIGITS_PATHS = (OPENCV_DATA / "digits.png",
                 Path("/usr/share/doc/opencv-doc/examples/data/digits.png"))
 _DIGIT_CELL = 20
 _HELD_OUT_EVERY = 4  # every 4th bundled photo (by name) is a held-out background
+PNG_LEVEL = 1
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,10 @@ def _check_split(split: str) -> None:
 
 
 def _png(pixels: np.ndarray) -> bytes:
+    """Lossless PNG at zlib level 1: Pillow's default level (6) took about four times as long
+    per scene (26 against 7 ms) for files only a tenth smaller."""
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=PNG_LEVEL)
     return buffer.getvalue()
 
 
