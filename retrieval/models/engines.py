@@ -181,13 +181,16 @@ EngineTrunk = OpenVinoTrunk | ChainedTrunk
 def load_openvino(model_file: Path, *, engine: str, threads: int,
                   static_shapes: int) -> OpenVinoTrunk:
     """The exported trunk compiled for this CPU with `threads` threads, in the engine's
-    precision (openvino-bf16 or openvino-fp32), tuned for latency, with up to
-    `static_shapes` shapes compiled on their own."""
+    precision (openvino-bf16 or openvino-fp32), tuned for latency, not pinned to cores, with
+    up to `static_shapes` shapes compiled on their own."""
     import openvino
 
     precision = {"openvino-bf16": "bf16", "openvino-fp32": "f32"}[engine]
+    # Pinning held the calling thread to the plugin's choice of cores during each call: core
+    # 0 in every process, so two server processes (or a server and an ingest) ran their
+    # models on one core of two at half speed each. The OS places a lone thread well.
     config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision,
-              "PERFORMANCE_HINT": "LATENCY"}
+              "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}
     return OpenVinoTrunk(openvino.Core().read_model(str(model_file)), engine=engine,
                          config=config, static_shapes=static_shapes)
 

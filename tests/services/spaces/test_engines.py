@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import os
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -235,3 +237,33 @@ def test_each_input_shape_gets_its_own_model_up_to_the_limit(weights: Path,
         expected = dynamic(pixels)
         assert answer.shape == expected.shape
         assert torch.allclose(answer, expected, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("engine", [e for e in installed_engines() if e != "torch"])
+def test_a_thread_running_an_engine_keeps_every_core(engine: str, weights: Path,
+                                                     tmp_path: Path) -> None:
+    """OpenVINO's CPU plugin pins the thread running a model to the cores it picks for the
+    length of each call unless told not to: with one inference thread that was core 0 in
+    every process, so `serve --workers 2` embedded on one core of two. The calling thread's
+    cores are read, from outside, while it runs calls."""
+    trunk = engine_trunk(engine, spec=SPEC, weights=weights, weights_sha256=file_sha256(weights),
+                         settings=make_settings(tmp_path))
+    pixels = torch.randn((1, 3, 224, 224), generator=torch.Generator().manual_seed(0))
+    every_core = os.sched_getaffinity(0)
+    running = threading.Event()
+
+    def calls() -> int:
+        running.set()
+        for _ in range(30):
+            trunk(pixels)
+        return threading.get_native_id()
+
+    seen: set[frozenset[int]] = set()
+    with ThreadPoolExecutor(1) as pool:
+        tid = pool.submit(threading.get_native_id).result()
+        done = pool.submit(calls)
+        running.wait()
+        while not done.done():
+            seen.add(frozenset(os.sched_getaffinity(tid)))
+        assert done.result() == tid
+    assert seen == {frozenset(every_core)}
