@@ -258,11 +258,11 @@ def test_a_thread_running_an_engine_keeps_every_core(engine: str, weights: Path,
             trunk(pixels)
         return threading.get_native_id()
 
-    seen: set[frozenset[int]] = set()
     with ThreadPoolExecutor(1) as pool:
         tid = pool.submit(threading.get_native_id).result()
         done = pool.submit(calls)
         running.wait()
+        seen = {frozenset(os.sched_getaffinity(tid))}
         while not done.done():
             seen.add(frozenset(os.sched_getaffinity(tid)))
         assert done.result() == tid
