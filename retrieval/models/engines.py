@@ -187,8 +187,8 @@ def load_openvino(model_file: Path, *, engine: str, threads: int,
 
     precision = {"openvino-bf16": "bf16", "openvino-fp32": "f32"}[engine]
     # Pinning held the calling thread to the plugin's choice of cores during each call: core
-    # 0 in every process, so two server processes (or a server and an ingest) ran their
-    # models on one core of two at half speed each. The OS places a lone thread well.
+    # 0 in every process, so two processes running a model (`serve --workers 2`) shared one
+    # core of two at half speed each.
     config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision,
               "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}
     return OpenVinoTrunk(openvino.Core().read_model(str(model_file)), engine=engine,
