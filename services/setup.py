@@ -50,11 +50,12 @@ def configure_threads(settings: Settings) -> None:
 
 
 def warm_up(runtime: Runtime) -> None:
-    """Load the default space's model and index replica now, so the first search is as fast
+    """Load the default space's model and index replica now, and run the model at each batch
+    size of concurrent queries that gets a compiled shape, so the first searches are as fast
     as the rest; a catalog without spaces has nothing to load."""
     with runtime.read_session() as session:
         space = get_default_space(session=session)
         if space is None:
             return
-        runtime.embedder(space)
+        runtime.query_batcher(space).warm(max(1, runtime.settings.engine_static_shapes))
         runtime.replica(space, session=session)

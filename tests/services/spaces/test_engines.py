@@ -28,7 +28,7 @@ from lookalike.retrieval.models.engines import (
 )
 from lookalike.retrieval.models.registry import file_sha256, get_backbone, resolve_weights
 from lookalike.services.sample import bundled_photos
-from lookalike.services.setup import init_catalog, open_runtime
+from lookalike.services.setup import init_catalog, open_runtime, warm_up
 from lookalike.services.spaces.create import SpaceDefinition, create_space
 from lookalike.services.spaces.engines import (
     MATCH_COSINE,
@@ -39,6 +39,7 @@ from lookalike.services.spaces.engines import (
     mixed_part,
     reference_vectors,
 )
+from lookalike.services.spaces.lookup import find_space
 from tests.services.conftest import make_settings
 
 SPEC = get_backbone("mobilenet_v2")
@@ -267,3 +268,19 @@ def test_a_thread_running_an_engine_keeps_every_core(engine: str, weights: Path,
             seen.add(frozenset(os.sched_getaffinity(caller[0])))
         done.result()
     assert seen == {frozenset(every_core)}
+
+
+def test_a_started_server_has_compiled_the_batch_sizes_of_concurrent_queries(
+        tmp_path: Path) -> None:
+    """`warm_up` (the API's startup) runs the default space's model at batch sizes 1 to
+    LOOKALIKE_ENGINE_STATIC_SHAPES, so the first concurrent searches find their shapes
+    compiled rather than compiling them while other model calls wait."""
+    pytest.importorskip("openvino")
+    settings = make_settings(tmp_path).model_copy(update={"engine_static_shapes": 3})
+    init_catalog(settings)
+    with open_runtime(settings) as runtime:
+        create_space(runtime, name="ov", definition=SpaceDefinition(engine="openvino-fp32"))
+        warm_up(runtime)
+        with runtime.read_session() as session:
+            trunk = runtime.embedder(find_space(session=session, name=None)).model
+        assert trunk.static_shapes == [(size, 3, 224, 224) for size in (1, 2, 3)]
