@@ -14,7 +14,13 @@ import httpx
 import pytest
 from PIL import Image
 
-from lookalike.services.bench.search import free_port, start_server
+from lookalike.services.bench.search import (
+    ESTABLISHED,
+    LISTEN,
+    free_port,
+    start_server,
+    tcp_sockets,
+)
 from lookalike.services.config import Settings
 from lookalike.services.setup import init_catalog, open_runtime
 from tests import imagefactory
@@ -116,16 +122,6 @@ def test_rotated_cmyk_and_animated_uploads_are_accepted(server: httpx.Client) ->
         assert hits[0]["image_id"] == answer.json()["id"]
 
 
-LISTEN, ESTABLISHED = "0A", "01"  # TCP states as /proc/net/tcp writes them
-
-
-def _tcp_sockets(port: int, state: str) -> set[str]:
-    """Inodes of this machine's IPv4 TCP sockets in `state` whose local port is `port`."""
-    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    return {fields[9] for fields in map(str.split, rows)
-            if int(fields[1].split(":")[1], 16) == port and fields[3] == state}
-
-
 def _sockets_of(pid: str) -> set[str]:
     """Inodes of the sockets process `pid` holds open."""
     links = (os.readlink(entry) for entry in Path(f"/proc/{pid}/fd").iterdir())
@@ -163,12 +159,12 @@ def test_worker_processes_share_the_port_and_stay_in_step(tmp_path: Path,
         servers = [pid for pid in children  # multiprocessing also starts a resource tracker
                    if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
         assert len(servers) == 2
-        listening = [_sockets_of(pid) & _tcp_sockets(port, LISTEN) for pid in servers]
+        listening = [_sockets_of(pid) & tcp_sockets(port, LISTEN) for pid in servers]
         assert all(len(own) == 1 for own in listening), listening
         assert listening[0] != listening[1]  # a socket each, not one shared accept queue
         for _ in range(5):  # a burst of new keep-alive connections reaches both processes
             held = _burst(port, 16)
-            established = _tcp_sockets(port, ESTABLISHED)
+            established = tcp_sockets(port, ESTABLISHED)
             assert all(_sockets_of(pid) & established for pid in servers)
             for connection in held:
                 connection.close()
