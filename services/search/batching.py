@@ -61,9 +61,8 @@ class QueryBatcher:
     def warm(self, most: int) -> None:
         """Run the model on blank batches of 1 to `most` images (up to max_batch) now, so the
         first concurrent queries find each batch size's model compiled (an OpenVINO engine
-        compiles one per input shape, about a tenth of a second each, holding up the
-        process's other model calls meanwhile) or optimised (a TorchScript graph's first
-        runs are slower)."""
+        compiles one per input shape at its first call, holding up the process's other
+        model calls meanwhile)."""
         side = self.embedder.input_size
         for size in range(1, min(most, self.max_batch) + 1):
             self.embedder.embed_tensors(torch.zeros((size, 3, side, side), dtype=torch.uint8))
