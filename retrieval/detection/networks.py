@@ -21,17 +21,26 @@ from torchvision.models.detection.fcos import FCOSHead
 from torchvision.ops import FrozenBatchNorm2d, generalized_box_iou_loss, roi_align
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from lookalike.retrieval.detection.namer import CONTEXT, JITTER, Namer, TwoStage
+from lookalike.retrieval.detection.namer import (
+    CONTEXT,
+    JITTER,
+    Namer,
+    PretrainedNamer,
+    TwoStage,
+)
 from lookalike.retrieval.errors import InvalidTrainingConfig
 from lookalike.retrieval.models.registry import get_backbone, load_model
 from lookalike.retrieval.models.specs import IMAGENET_MEAN, IMAGENET_STD
 
 TRUNK_BACKBONE = "mobilenet_v2"
 TWO_STAGE = "fcos-namer"  # a class-agnostic FCOS whose boxes a small CNN names
-ARCHITECTURES = ("fcos", "fasterrcnn", TWO_STAGE)
+TWO_STAGE_PRETRAINED = "fcos-mobilenet-namer"  # ... whose boxes a fine-tuned trunk names
+TWO_STAGES = (TWO_STAGE, TWO_STAGE_PRETRAINED)
+ARCHITECTURES = ("fcos", "fasterrcnn", *TWO_STAGES)
+_TRUNK_CHANNELS = 1280  # MobileNetV2 `features`' last maps
 # MobileNetV2 `features` blocks ending at strides 8, 16 and 32, and their channels.
 _RETURN_LAYERS = {"6": "0", "13": "1", "18": "2"}
-_IN_CHANNELS = [32, 96, 1280]
+_IN_CHANNELS = [32, 96, _TRUNK_CHANNELS]
 _FPN_CHANNELS = 96
 # the localizer's top-down maps start from these stride-16 and stride-8 blocks (channels)
 _MID_BLOCK, _MID_CHANNELS = 13, 96
@@ -95,16 +104,20 @@ def detection_trunk(weights: Path | None) -> nn.Sequential:
 
 
 def build_detector(config: DetectorConfig, *, trunk_weights: Path | None) -> nn.Module:
-    """A torchvision FCOS or Faster R-CNN with an FPN on the MobileNetV2 trunk, or the
-    two-stage FCOS finder + namer.
+    """A torchvision FCOS or Faster R-CNN with an FPN on the MobileNetV2 trunk, or a
+    two-stage FCOS finder + namer (small, or a second MobileNetV2 trunk fine-tuned whole).
 
     Images are resized to `config.size` (short and long side) and normalised with ImageNet's
     mean and std by the detector's own transform; outputs are boxes in input pixels."""
     config.check()
-    if config.architecture == TWO_STAGE:
+    if config.architecture in TWO_STAGES:
         finder = build_detector(DetectorConfig("fcos", ("object",), config.size),
                                 trunk_weights=trunk_weights)
-        return TwoStage(finder, Namer(len(config.classes)))
+        if config.architecture == TWO_STAGE:
+            return TwoStage(finder, Namer(len(config.classes)))
+        namer = PretrainedNamer(mobilenet_trunk(trunk_weights), _TRUNK_CHANNELS,
+                                len(config.classes))
+        return TwoStage(finder, namer)
     trunk = detection_trunk(trunk_weights)
     classes = len(config.classes) + 1  # + background
     common = {"min_size": config.size, "max_size": config.size,
@@ -242,11 +255,16 @@ class Localizer(nn.Module):
 
 
 def trunk_parameters(model: nn.Module) -> set[int]:
-    """Ids of the pretrained trunk's parameters in a localizer or detector (trained slower);
-    none in a namer, which has no pretrained part."""
+    """Ids of the pretrained trunk's parameters in a localizer, detector or pretrained namer
+    (trained slower); none in the small namer, which has no pretrained part."""
     if isinstance(model, Namer):
         return set()
-    trunk = model.trunk if isinstance(model, Localizer) else model.get_submodule("backbone.body")
+    if isinstance(model, PretrainedNamer):
+        trunk = model.features
+    elif isinstance(model, Localizer):
+        trunk = model.trunk
+    else:
+        trunk = model.get_submodule("backbone.body")
     return {id(p) for p in trunk.parameters()}
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 from torch import nn
 
 from lookalike.retrieval.detection.coco import CocoSet
-from lookalike.retrieval.detection.namer import Namer, namer_loss
+from lookalike.retrieval.detection.namer import CropNamer, namer_loss
 from lookalike.retrieval.detection.networks import Localizer, localizer_loss, trunk_parameters
 from lookalike.retrieval.errors import TrainingStopped
 from lookalike.retrieval.models.specs import IMAGENET_MEAN, IMAGENET_STD
@@ -122,7 +122,7 @@ def localizer_step(model: nn.Module, batch: Sequence[Sample]) -> torch.Tensor:
 
 def namer_step(model: nn.Module, batch: Sequence[Sample]) -> torch.Tensor:
     """Cross-entropy of a namer on jittered crops of the batch's true boxes (labels 1-based)."""
-    assert isinstance(model, Namer), "namer_step trains a Namer"
+    assert isinstance(model, CropNamer), "namer_step trains a namer"
     return namer_loss(model, [to_tensor(s.pixels) for s in batch],
                       [torch.from_numpy(s.boxes) for s in batch],
                       [torch.from_numpy(s.labels) for s in batch])

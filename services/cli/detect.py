@@ -27,11 +27,12 @@ def detect_train(
     coco: Coco,
     images: Images = None,
     architecture: Annotated[str, typer.Option(
-        help="fcos, fasterrcnn, fcos-namer (a class-agnostic FCOS + a crop namer), or "
-             "localizer (one object: class + box)")] = "fcos",
+        help="fcos, fasterrcnn, fcos-namer (a class-agnostic FCOS + a small crop namer), "
+             "fcos-mobilenet-namer (the same + the pretrained trunk as namer: slower, names "
+             "better), or localizer (one object: class + box)")] = "fcos",
     size: Annotated[int, typer.Option(help="input side in pixels")] = 320,
-    epochs: Annotated[int, typer.Option(help="epochs (fcos-namer: the finder's)")] = 10,
-    namer_epochs: Annotated[int, typer.Option(help="fcos-namer: the namer's epochs")] = 10,
+    epochs: Annotated[int, typer.Option(help="epochs (two-stage: the finder's)")] = 10,
+    namer_epochs: Annotated[int, typer.Option(help="two-stage: the namer's epochs")] = 10,
     batch_size: Annotated[int, typer.Option()] = 8,
     lr: Annotated[float, typer.Option(help="the heads' rate (warm-up, then cosine)")] = 2e-3,
     seed: Annotated[int, typer.Option()] = 0,

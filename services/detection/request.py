@@ -6,17 +6,19 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lookalike.retrieval.detection.networks import TWO_STAGE
+from lookalike.retrieval.detection.networks import TWO_STAGES
 
-Architecture = Literal["fcos", "fasterrcnn", "localizer", "fcos-namer"]
+Architecture = Literal["fcos", "fasterrcnn", "localizer", "fcos-namer",
+                       "fcos-mobilenet-namer"]
 
 
 class DetectTrainRequest(BaseModel):
     """A `detect-train` job: train `architecture` on a COCO file and publish it as `name`.
 
     `localizer` is the one-object localization head (class + box of the first annotation of
-    each image); `fcos` and `fasterrcnn` are torchvision detectors; `fcos-namer` trains a
-    class-agnostic FCOS for `epochs`, then a crop namer for `namer_epochs`. With `val_coco`,
+    each image); `fcos` and `fasterrcnn` are torchvision detectors; `fcos-namer` and
+    `fcos-mobilenet-namer` train a class-agnostic FCOS for `epochs`, then a crop namer (small,
+    or the pretrained trunk) for `namer_epochs`. With `val_coco`,
     the published file records held-out figures (COCO mAP, or IoU and accuracy)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -36,5 +38,5 @@ class DetectTrainRequest(BaseModel):
 
     @property
     def total_epochs(self) -> int:
-        """Epochs the job runs: the finder's and then the namer's for `fcos-namer`."""
-        return self.epochs + (self.namer_epochs if self.architecture == TWO_STAGE else 0)
+        """Epochs the job runs: the finder's and then the namer's for a two-stage one."""
+        return self.epochs + (self.namer_epochs if self.architecture in TWO_STAGES else 0)

@@ -1,8 +1,9 @@
 """Detector training jobs (`detect-train`): one epoch per batch, resumable from the job's
 checkpoint; the last epoch scores the held-out set and publishes the detector file.
 
-A two-stage `fcos-namer` job trains its class-agnostic finder for the first `epochs`
-batches (its own checkpoint), then its namer for `namer_epochs` on crops of the true boxes."""
+A two-stage job (`fcos-namer`, `fcos-mobilenet-namer`) trains its class-agnostic finder for
+the first `epochs` batches (its own checkpoint), then its namer for `namer_epochs` on crops of
+the true boxes."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 KIND = "detect-train"
 NAMER_BATCH = 32  # scenes a namer step crops (about a hundred boxes)
+NAMER_TRUNK_LR_SCALE = 0.5  # a pretrained namer's trunk learns at half the head's rate
 
 
 def check_request(request: DetectTrainRequest) -> None:
@@ -121,7 +123,8 @@ def _train_two_stage(model: TwoStage, samples: list[Sample], request: DetectTrai
         return history
     # digits and other chiral glyphs change class when mirrored: the namer sees no flips
     namer_settings = TrainSettings(epochs=request.namer_epochs, batch_size=NAMER_BATCH,
-                                   lr=request.lr, seed=request.seed, flip=False)
+                                   lr=request.lr, seed=request.seed, flip=False,
+                                   trunk_lr_scale=NAMER_TRUNK_LR_SCALE)
     named = train(model.namer, [s for s in samples if len(s.labels)], namer_step,
                   settings=namer_settings, checkpoint=folder / "namer.pt",
                   until_epoch=epoch - request.epochs + 1, should_stop=should_stop)

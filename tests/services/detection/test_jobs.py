@@ -11,9 +11,14 @@ import pytest
 import torch
 from sqlalchemy import select
 
-from lookalike.retrieval.detection.coco import read_coco
-from lookalike.retrieval.detection.namer import TwoStage, box_crops
-from lookalike.retrieval.detection.networks import TRUNK_BACKBONE, TWO_STAGE, DetectorConfig
+from lookalike.retrieval.detection.coco import CocoSet, read_coco
+from lookalike.retrieval.detection.namer import PretrainedNamer, TwoStage, box_crops
+from lookalike.retrieval.detection.networks import (
+    TRUNK_BACKBONE,
+    TWO_STAGE,
+    TWO_STAGE_PRETRAINED,
+    DetectorConfig,
+)
 from lookalike.retrieval.detection.scenes import SceneSpec
 from lookalike.retrieval.detection.training import load_samples, to_tensor
 from lookalike.retrieval.models.registry import get_backbone, resolve_weights
@@ -134,13 +139,34 @@ def test_a_two_stage_job_trains_its_finder_then_its_namer(
     assert isinstance(model, TwoStage)
     coco = read_coco(scenes / "annotations.json")
     assert config.classes == coco.classes
-    samples = load_samples(coco, scenes, size=request.size)
-    with torch.no_grad():
-        named = [model.namer(box_crops(to_tensor(s.pixels), torch.from_numpy(s.boxes)))
-                 .argmax(dim=1) + 1 for s in samples]
-    truth = torch.cat([torch.from_numpy(s.labels) for s in samples])
     # the training scenes' own boxes: the namer fits them (chance is 1 in the class count)
-    assert float((torch.cat(named) == truth).float().mean()) > 0.6
+    assert _named_share(model, coco, scenes, request.size) > 0.6
+
+
+def test_a_pretrained_namer_job_publishes_the_fine_tuned_trunk_as_its_namer(
+        runtime: Runtime, scenes: Path) -> None:
+    request = _request(scenes, name="mobile", architecture=TWO_STAGE_PRETRAINED, epochs=1,
+                       namer_epochs=20, val_coco=None, val_images=None)
+    job = jobs.describe(jobs.submit_detect_train(runtime, request, wait=True))
+    assert job["state"] == "succeeded", job["error"]
+    history = job["training"]["history"]
+    assert [h["epoch"] for h in history] == list(range(21))
+    assert history[-1]["loss"] < history[1]["loss"] / 2  # the namer's epochs
+    model, config = load_detector(runtime.settings.layout, "mobile")
+    assert config.architecture == TWO_STAGE_PRETRAINED
+    assert isinstance(model, TwoStage) and isinstance(model.namer, PretrainedNamer)
+    coco = read_coco(scenes / "annotations.json")
+    assert _named_share(model, coco, scenes, request.size) > 0.6
+
+
+def _named_share(model: TwoStage, coco: CocoSet, folder: Path, size: int) -> float:
+    """The share of the scenes' true boxes that the detector's namer names right."""
+    samples = load_samples(coco, folder, size=size)
+    with torch.no_grad():
+        named = [model.namer(box_crops(to_tensor(s.pixels), torch.from_numpy(s.boxes),
+                                       model.namer.side)).argmax(dim=1) + 1 for s in samples]
+    truth = torch.cat([torch.from_numpy(s.labels) for s in samples])
+    return float((torch.cat(named) == truth).float().mean())
 
 
 def test_a_jobs_epochs_read_its_images_once_and_let_them_go_when_it_publishes(
