@@ -57,7 +57,7 @@ class PretrainedNamer(nn.Module):
 
     def __init__(self, features: nn.Module, channels: int, classes: int) -> None:
         super().__init__()
-        self.features = features
+        self.features = features.train()  # the registry hands trunks back in eval mode
         self.classify = nn.Sequential(nn.Dropout(0.2), nn.Linear(channels, classes))
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
