@@ -64,7 +64,7 @@ def _small(torch_home: Path) -> CropNamer:
 
 
 def _pretrained(torch_home: Path) -> CropNamer:
-    """The ImageNet trunk, as the detector builds it (a random one learns too slowly)."""
+    """The ImageNet trunk, as the detector builds it."""
     weights = resolve_weights(get_backbone(TRUNK_BACKBONE), explicit=None, torch_home=torch_home)
     return PretrainedNamer(mobilenet_trunk(weights), 1280, classes=2)
 
