@@ -33,7 +33,10 @@ def face_finder(threshold: float = FACE_THRESHOLD) -> Finder:
 
 
 def _faces(mtcnn: object, image: Image.Image, threshold: float) -> list[Box]:
-    """One image's faces as boxes clipped to it."""
+    """One image's faces as boxes clipped to it; none on an image narrower than MTCNN's
+    smallest face (its image pyramid would have no level, and facenet-pytorch raises)."""
+    if min(image.size) < mtcnn.min_face_size:  # type: ignore[attr-defined]
+        return []
     boxes, probabilities = mtcnn.detect(image)  # type: ignore[attr-defined]
     if boxes is None:
         return []

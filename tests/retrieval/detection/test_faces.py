@@ -4,6 +4,7 @@ face on the bundled photos without people."""
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 
 from lookalike.retrieval.detection.faces import face_finder
 from lookalike.services.sample import bundled_photos
@@ -23,3 +24,8 @@ def test_each_portrait_face_is_found_and_no_other_photo_has_one() -> None:
         (face,) = found[name]
         assert face.x0 < x < face.x1 and face.y0 < y < face.y1, (name, face)
         assert face.label == "face" and face.score is not None and face.score >= 0.95
+
+
+@pytest.mark.parametrize("size", [(1, 1), (19, 19), (3, 500), (500, 19), (20, 20)])
+def test_an_image_too_small_for_a_face_has_none(size: tuple[int, int]) -> None:
+    assert face_finder()([Image.new("RGB", size, (200, 160, 140))]) == [[]]
