@@ -1,7 +1,9 @@
-"""ASGI middleware around every request: its id (X-Request-ID), access log line, metrics."""
+"""ASGI middleware around every request: its id (X-Request-ID), access log line, metrics, and
+a JSON 500 naming the id when the request fails on an error nothing else handled."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -13,6 +15,7 @@ from lookalike.services.api.logs import request_id
 from lookalike.services.api.metrics import Metrics
 
 log = logging.getLogger("lookalike.access")
+failures = logging.getLogger("lookalike.api")
 
 HEADER = b"x-request-id"
 _ACCEPTED_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
@@ -28,7 +31,9 @@ def _route_of(scope: Scope) -> str:
 
 class RequestContext:
     """Gives each request an id (the caller's X-Request-ID when sane), returns it in the
-    response header, logs one access line and records the request's metrics."""
+    response header, logs one access line and records the request's metrics. An error no
+    handler took is logged with its traceback and the id, and answered as JSON (`internal`)
+    like every other error, rather than Starlette's plain-text page without the id."""
 
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
@@ -44,16 +49,22 @@ class RequestContext:
         token = request_id.set(rid)
         status = 500
         started = time.perf_counter()
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, response_started = message["status"], True
                 message["headers"] = [*message.get("headers", []), (HEADER, rid.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            failures.exception("%s %s failed", scope["method"], scope["path"])
+            if response_started:
+                raise  # too late for an error body: the server closes the connection
+            await _internal_error(send_with_id, rid)
         finally:
             seconds = time.perf_counter() - started
             route = _route_of(scope)
@@ -64,3 +75,14 @@ class RequestContext:
                      extra={"method": scope["method"], "path": scope["path"], "route": route,
                             "status": status, "duration_ms": round(seconds * 1000, 3)})
             request_id.reset(token)
+
+
+async def _internal_error(send: Send, rid: str) -> None:
+    """A JSON 500 in the API's error shape, naming the request id the log line carries."""
+    body = json.dumps({"error": "internal",
+                       "detail": f"the server failed on this request (request id {rid}); "
+                                 "its log has the cause under that id"}).encode()
+    await send({"type": "http.response.start", "status": 500,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
+from starlette.types import Receive, Scope, Send
 
 from lookalike.services.api.app import create_app
+from lookalike.services.api.metrics import Metrics
+from lookalike.services.api.requests import RequestContext
 from lookalike.services.config import Settings
 from lookalike.services.index.readiness import check_readiness
 from lookalike.services.runtime import Runtime
@@ -136,3 +140,18 @@ def test_request_ids_come_back_and_are_in_the_json_logs(
     access = [line for line in lines if line["logger"] == "lookalike.access"]
     assert {line["request_id"] for line in access} == {"probe-42", made.headers["x-request-id"]}
     assert access[0]["route"] == "/healthz" and access[0]["status"] == 200
+
+
+def test_an_unhandled_error_is_a_json_500_naming_the_request_id_in_the_log(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def failing(scope: Scope, receive: Receive, send: Send) -> None:
+        raise ValueError("a bug nothing handled")
+
+    client = TestClient(RequestContext(failing, metrics=Metrics()), raise_server_exceptions=True)
+    with caplog.at_level(logging.ERROR, logger="lookalike.api"):
+        response = client.get("/v1/anything", headers={"X-Request-ID": "probe-500"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "probe-500"
+    assert response.json()["error"] == "internal" and "probe-500" in response.json()["detail"]
+    (record,) = [r for r in caplog.records if r.name == "lookalike.api"]
+    assert "a bug nothing handled" in caplog.text and record.exc_info is not None
