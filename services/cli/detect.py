@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lookalike.services.cli.jobs import exit_if_failed
 from lookalike.services.config import get_settings
 from lookalike.services.jobs import runner as jobs
 from lookalike.services.setup import open_runtime
@@ -59,6 +60,7 @@ def detect_train(
     console.print(json.dumps((job.get("training") or {}).get("figures", {})))
     if job["error"]:
         console.print(f"[red]error:[/red] {job['error']}", highlight=False)
+    exit_if_failed(job)
 
 
 def detect_evaluate(
@@ -146,6 +148,7 @@ def detect_run(
                   f"{job['counts']['added']} regions")
     for line in job["errors"][:20]:
         console.print(f"  {line}", highlight=False)
+    exit_if_failed(job)
 
 
 def detect_list() -> None:

@@ -41,6 +41,12 @@ def _show(job: dict, as_json: bool) -> None:
         console.print(f"  {line}", highlight=False)
 
 
+def exit_if_failed(job: dict) -> None:
+    """Exit with status 1 when a job the command waited for failed, so scripts see it."""
+    if job["state"] == "failed":
+        raise typer.Exit(1)
+
+
 def jobs_ingest(
     paths: Annotated[list[Path] | None,
                      typer.Argument(help="files, folders, .txt/.lst/.csv lists")] = None,
@@ -59,7 +65,9 @@ def jobs_ingest(
         job = jobs.submit_ingest(runtime, paths=[str(p.resolve()) for p in paths or []] or None,
                                  urls=urls or None, collection=collection,
                                  label_from_dir=label_from_dir, wait=True, detect=detect)
-        _show(jobs.describe(job), as_json)
+        shown = jobs.describe(job)
+    _show(shown, as_json)
+    exit_if_failed(shown)
 
 
 def jobs_list(state: Annotated[str | None, typer.Option()] = None,
@@ -90,7 +98,9 @@ def jobs_cancel(job_id: JobId) -> None:
 def jobs_retry(job_id: JobId) -> None:
     """Run a failed or cancelled job's unfinished batches again."""
     with open_runtime(get_settings()) as runtime:
-        _show(jobs.describe(jobs.retry(runtime, job_id, wait=True)), False)
+        shown = jobs.describe(jobs.retry(runtime, job_id, wait=True))
+    _show(shown, False)
+    exit_if_failed(shown)
 
 
 def worker(concurrency: Annotated[int, typer.Option(help="batches run at once")] = 1) -> None:

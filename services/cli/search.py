@@ -20,7 +20,8 @@ console = Console()
 
 
 def search(
-    image: Annotated[Path | None, typer.Argument(help="query image file")] = None,
+    image: Annotated[Path | None, typer.Argument(help="query image file", exists=True,
+                                                 dir_okay=False)] = None,
     image_id: Annotated[int | None, typer.Option("--id", help="query by catalogued id")] = None,
     url: Annotated[str | None, typer.Option(
         "--url", help="query by http(s) image URL (public hosts, or LOOKALIKE_FETCH_ALLOW)")

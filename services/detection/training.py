@@ -48,7 +48,8 @@ NAMER_TRUNK_LR_SCALE = 0.5  # a pretrained namer's trunk learns at half the head
 
 
 def check_request(request: DetectTrainRequest) -> None:
-    """Refuse at submit time a bad name, missing files, or a held-out set given by half."""
+    """Refuse at submit time a bad name, missing files, COCO files that are not COCO, or a
+    held-out set given by half, rather than in the job's first batch."""
     check_name(request.name)
     for path in (request.coco, request.images, request.val_coco, request.val_images):
         if path is not None and not Path(path).exists():
@@ -56,6 +57,9 @@ def check_request(request: DetectTrainRequest) -> None:
                                  "the folder its file names are relative to")
     if (request.val_coco is None) != (request.val_images is None):
         raise InvalidRequest("give both val_coco and val_images, or neither")
+    for coco in (request.coco, request.val_coco):
+        if coco is not None:
+            read_coco(Path(coco))
 
 
 def create_train_job(runtime: Runtime, request: DetectTrainRequest) -> Job:
