@@ -3,7 +3,6 @@ a JSON 500 naming the id when the request fails on an error nothing else handled
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -11,6 +10,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lookalike.services.api.errors import error_body
 from lookalike.services.api.logs import request_id
 from lookalike.services.api.metrics import Metrics
 
@@ -64,7 +64,9 @@ class RequestContext:
             failures.exception("%s %s failed", scope["method"], scope["path"])
             if response_started:
                 raise  # too late for an error body: the server closes the connection
-            await _internal_error(send_with_id, rid)
+            await error_body(500, "internal", f"the server failed on this request (request id "
+                             f"{rid}); its log has the cause under that id"
+                             )(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
             route = _route_of(scope)
@@ -76,13 +78,3 @@ class RequestContext:
                             "status": status, "duration_ms": round(seconds * 1000, 3)})
             request_id.reset(token)
 
-
-async def _internal_error(send: Send, rid: str) -> None:
-    """A JSON 500 in the API's error shape, naming the request id the log line carries."""
-    body = json.dumps({"error": "internal",
-                       "detail": f"the server failed on this request (request id {rid}); "
-                                 "its log has the cause under that id"}).encode()
-    await send({"type": "http.response.start", "status": 500,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
