@@ -4,17 +4,21 @@ Each inference engine's images/s on one thread in calls of 4 (against the frozen
 TorchScript bf16 channels_last path the project ran before engines), JPEG decoding with and
 without DCT scaling, and a real `lookalike serve` on a throw-away catalog of the sample
 collection: search by upload with one client against decode + one forward pass, with 16
-clients against the best engine's images/s, and search by id against FAISS alone. The
-one-client uploads and the decode + forward they are measured against are timed in turn,
-in blocks, so that the machine's pace drifting during the run moves both alike.
+clients against the best engine's images/s, and search by id against FAISS alone. Each
+served figure and what it is measured against are timed in turn, in blocks (the one-client
+uploads and decode + forward; the 16 clients and the best and space engines alone, one
+thread, the server idle; the searches by id and FAISS alone), so that the machine's pace
+drifting during the run (a shared VM's can move by a third within minutes) moves both alike.
 """
 
 from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +28,7 @@ from PIL import Image
 from lookalike.retrieval.embedding.embedder import Embedder, EmbedderOptions, native_bf16
 from lookalike.retrieval.images import decode_image
 from lookalike.retrieval.models.engines import installed_engines
-from lookalike.retrieval.models.registry import file_sha256, get_backbone
+from lookalike.retrieval.models.registry import BackboneSpec, file_sha256, get_backbone
 from lookalike.services.bench.catalog import seed_sample, throwaway_catalog
 from lookalike.services.bench.httpload import concurrent, prepare_search, sequential
 from lookalike.services.bench.search import (
@@ -35,7 +39,7 @@ from lookalike.services.bench.search import (
 )
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.config import Settings
-from lookalike.services.index.replicas import vectors_from_bytes
+from lookalike.services.index.replicas import IndexReplica, vectors_from_bytes
 from lookalike.services.ingest.prepare import decode_for_model, prepare_config
 from lookalike.services.sample import bundled_photos
 from lookalike.services.setup import open_runtime
@@ -46,7 +50,7 @@ CALL = 4
 DECODE_PHOTOS = 8  # photos re-encoded at 12 MP and 800x600 for the decode figures
 REFERENCE_PATH = "torchscript-bf16"
 UNLIMITED = "1000000/second"
-ALTERNATIONS = 4  # blocks of local decode + forward and of searches by upload, in turn
+ALTERNATIONS = 4  # blocks of each served figure and of what it is measured against, in turn
 
 
 @dataclass
@@ -68,6 +72,8 @@ class SpeedBench:
     clients: int = 0
     workers: int = 1
     upload_many_per_s: float = 0.0
+    best_engine_beside_clients_per_s: float = 0.0
+    space_engine_beside_clients_per_s: float = 0.0
     upload_many_over_best_engine: float = 0.0
     upload_many_over_space_engine: float = 0.0
     by_id_p50_ms: float = 0.0
@@ -79,24 +85,44 @@ class SpeedBench:
         return asdict(self)
 
 
-def _rate(run: Callable[[], object], *, images: int, seconds: float) -> float:
-    """Images/s of `run` (which embeds `images`), after two warm-up calls, best of 3 rounds."""
-    for _ in range(2):
-        run()
-    best = 0.0
-    for _ in range(3):
-        calls, started = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - started) < seconds / 3:
+def _rates(runs: dict[str, Callable[[], object]], *, images: int, seconds: float
+           ) -> dict[str, float]:
+    """Images/s of each of `runs` (each call embeds `images`) after two warm-up calls, the
+    best of 3 rounds of seconds / 3; the runs take their rounds in turn, so that the
+    machine's pace drifting meanwhile reaches every run alike."""
+    for run in runs.values():
+        for _ in range(2):
             run()
-            calls += 1
-        best = max(best, calls * images / elapsed)
+    best = dict.fromkeys(runs, 0.0)
+    for _ in range(3):
+        for name, run in runs.items():
+            calls, started = 0, time.perf_counter()
+            while (elapsed := time.perf_counter() - started) < seconds / 3:
+                run()
+                calls += 1
+            best[name] = max(best[name], calls * images / elapsed)
     return best
 
 
+ModelRun = Callable[[], object]  # one call of 4 images through one engine, one thread
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """torch on one thread meanwhile (the OpenVINO engines are compiled for one)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _engine_rates(settings: Settings, runtime_weights: Path, *, seconds: float
-                  ) -> tuple[dict[str, float], dict[str, float]]:
-    """Each installed engine and the TorchScript bf16 / eager fp32 paths, one thread; and
-    each OpenVINO engine again with its dynamic-shape model only."""
+                  ) -> tuple[dict[str, float], dict[str, float], dict[str, ModelRun]]:
+    """Each installed engine and the TorchScript bf16 / eager fp32 paths, one thread; each
+    OpenVINO engine again with its dynamic-shape model only; and each one's call, to time
+    it again later."""
     spec = get_backbone(settings.backbone)
     sha = file_sha256(runtime_weights)
     one = settings.model_copy(update={"torch_threads": 1})
@@ -108,44 +134,36 @@ def _engine_rates(settings: Settings, runtime_weights: Path, *, seconds: float
     if native_bf16():
         torch_paths[REFERENCE_PATH] = EmbedderOptions(forward_batch=CALL, bf16=True,
                                                       frozen_graph=True)
-    rates: dict[str, float] = {}
-    dynamic: dict[str, float] = {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        _measure(rates, dynamic, torch_paths, spec=spec, weights=runtime_weights, sha=sha,
-                 settings=one, pixels=pixels, seconds=seconds)
-    finally:
-        torch.set_num_threads(threads)
-    return rates, dynamic
+    with _one_torch_thread():
+        runs, unshaped = _model_runs(torch_paths, spec=spec, weights=runtime_weights, sha=sha,
+                                     settings=one, pixels=pixels)
+        rates = _rates({**runs, **{f"{name} dynamic": run for name, run in unshaped.items()}},
+                       images=CALL, seconds=seconds)
+    dynamic = {name: rates.pop(f"{name} dynamic") for name in unshaped}
+    return rates, dynamic, runs
 
 
-def _measure(rates: dict[str, float], dynamic: dict[str, float],
-             torch_paths: dict[str, EmbedderOptions], *, spec, weights: Path, sha: str,
-             settings: Settings, pixels: torch.Tensor, seconds: float) -> None:
-    """Fill `rates` with each torch path's and each other engine's images/s, and `dynamic`
-    with each OpenVINO engine's through its dynamic-shape model."""
-    runtime_weights, one = weights, settings
+def _model_runs(torch_paths: dict[str, EmbedderOptions], *, spec: BackboneSpec, weights: Path,
+                sha: str, settings: Settings, pixels: torch.Tensor
+                ) -> tuple[dict[str, ModelRun], dict[str, ModelRun]]:
+    """A call on `pixels` of each torch path and each other installed engine; and of each
+    OpenVINO engine through its dynamic-shape model alone."""
+    runs: dict[str, ModelRun] = {}
+    unshaped: dict[str, ModelRun] = {}
     for name, options in torch_paths.items():
-        trunk = engine_trunk("torch", spec=spec, weights=runtime_weights, weights_sha256=sha,
-                             settings=one)
-        embedder = Embedder(trunk, spec=spec, options=options)
-        rates[name] = _rate(lambda e=embedder: e.embed_tensors(pixels), images=CALL,
-                            seconds=seconds)
+        trunk = engine_trunk("torch", spec=spec, weights=weights, weights_sha256=sha,
+                             settings=settings)
+        runs[name] = partial(Embedder(trunk, spec=spec, options=options).embed_tensors, pixels)
     for engine in installed_engines():
         if engine == "torch":
             continue
-        trunk = engine_trunk(engine, spec=spec, weights=runtime_weights, weights_sha256=sha,
-                             settings=one)
-        embedder = Embedder(trunk, spec=spec, options=EmbedderOptions(forward_batch=CALL))
-        rates[engine] = _rate(lambda e=embedder: e.embed_tensors(pixels), images=CALL,
-                              seconds=seconds)
-        unshaped = Embedder(engine_trunk(engine, spec=spec, weights=runtime_weights,
-                                         weights_sha256=sha, settings=one.model_copy(
-                                             update={"engine_static_shapes": 0})),
-                            spec=spec, options=EmbedderOptions(forward_batch=CALL))
-        dynamic[engine] = _rate(lambda e=unshaped: e.embed_tensors(pixels), images=CALL,
-                                seconds=seconds)
+        for static_shapes, into in ((settings.engine_static_shapes, runs), (0, unshaped)):
+            trunk = engine_trunk(engine, spec=spec, weights=weights, weights_sha256=sha,
+                                 settings=settings.model_copy(
+                                     update={"engine_static_shapes": static_shapes}))
+            into[engine] = partial(Embedder(trunk, spec=spec, options=EmbedderOptions(
+                forward_batch=CALL)).embed_tensors, pixels)
+    return runs, unshaped
 
 
 def _engine_cosines(settings: Settings, weights: Path, *, engines: list[str]
@@ -215,7 +233,7 @@ def run_speed_bench(settings: Settings, *, seconds: float, sample_per_class: int
             with runtime.session() as session:
                 space = find_space(session=session, name=None)
             weights = space_weights(space, settings=bench)
-            rates, dynamic = _engine_rates(bench, weights, seconds=seconds)
+            rates, dynamic, runs = _engine_rates(bench, weights, seconds=seconds)
             embedder = runtime.embedder(space)
             decode_ms, draft_cosine = _decode_figures(embedder, bench)
             best = max(rates, key=rates.__getitem__)
@@ -234,15 +252,18 @@ def run_speed_bench(settings: Settings, *, seconds: float, sample_per_class: int
             if not serve:
                 return result
             result.catalog_images = summary.added
-            _serve_figures(result, runtime, bench, space, queries=queries, clients=clients,
-                           seconds=seconds, workers=workers)
+            models = {name: runs[name] for name in (best, space.options.engine) if name in runs}
+            _serve_figures(result, runtime, bench, space, models=models, queries=queries,
+                           clients=clients, seconds=seconds, workers=workers)
     return result
 
 
-def _serve_figures(result: SpeedBench, runtime, settings: Settings, space, *, queries: int,
-                   clients: int, seconds: float, workers: int) -> None:
-    """The HTTP figures, against decode + forward and FAISS timed here in the same run, from
-    a server of `workers` processes (one client's requests stay on one of them)."""
+def _serve_figures(result: SpeedBench, runtime, settings: Settings, space, *,
+                   models: dict[str, ModelRun], queries: int, clients: int, seconds: float,
+                   workers: int) -> None:
+    """The HTTP figures, each against what it is compared with timed here in the same run,
+    in alternating blocks (`models`: the best and the space engine's calls), from a server
+    of `workers` processes (one client's requests stay on one of them)."""
     uploads = [jpeg_of(p.image, (640, 480)) for p in bundled_photos()]
     embedder = runtime.embedder(space)
     config = prepare_config(runtime, embedder)
@@ -262,35 +283,50 @@ def _serve_figures(result: SpeedBench, runtime, settings: Settings, space, *, qu
         blobs = [embedding_queries.get_vector(session=session, space_id=space.id,
                                               image_id=int(i)) for i in chosen]
         replica = runtime.replica(space, session=session)
-    faiss = []
-    for row in vectors_from_bytes(blobs, space.dim):
-        started = time.perf_counter()
-        replica.search(row[None, :], 10)
-        faiss.append(time.perf_counter() - started)
-    result.faiss_p50_ms = round(percentiles_ms(faiss)[0], 3)
+    vectors = vectors_from_bytes(blobs, space.dim)
     port = free_port()
     server = start_server(settings, port, {"LOOKALIKE_RATE_SEARCH": UNLIMITED,
                                            "LOOKALIKE_RATE_SEARCH_UPLOAD": UNLIMITED},
                           workers=workers, timeout_s=300)
     result.workers = workers
     try:
-        result.by_id_p50_ms = round(percentiles_ms(time_search_by_id(port, chosen, 10))[0], 2)
+        by_id, faiss = _by_id_and_faiss(port, chosen, vectors, replica)
         upload, local = _one_client(port, uploads, queries, decode_and_forward)
         result.upload_p50_ms = round(upload, 2)
         result.decode_and_forward_ms = round(local, 2)
         result.clients = clients
-        result.upload_many_per_s = round(_many_clients(port, uploads, clients, seconds), 1)
+        many, model_rates = _many_clients(port, uploads, clients, seconds, models)
     finally:
         server.terminate()
         server.wait(timeout=30)
+    result.by_id_p50_ms = round(by_id, 2)
+    result.faiss_p50_ms = round(faiss, 3)
     result.by_id_p50_minus_faiss_ms = round(result.by_id_p50_ms - result.faiss_p50_ms, 2)
     result.upload_p50_over_decode_forward = round(
         result.upload_p50_ms / result.decode_and_forward_ms, 2)
-    result.upload_many_over_best_engine = round(
-        result.upload_many_per_s / result.engines_per_s[result.best_engine], 2)
-    space_rate = result.engines_per_s.get(result.space_engine)
+    result.upload_many_per_s = round(many, 1)
+    best_rate = model_rates[result.best_engine]
+    result.best_engine_beside_clients_per_s = round(best_rate, 1)
+    result.upload_many_over_best_engine = round(many / best_rate, 2)
+    space_rate = model_rates.get(result.space_engine)
     if space_rate:
-        result.upload_many_over_space_engine = round(result.upload_many_per_s / space_rate, 2)
+        result.space_engine_beside_clients_per_s = round(space_rate, 1)
+        result.upload_many_over_space_engine = round(many / space_rate, 2)
+
+
+def _by_id_and_faiss(port: int, chosen: np.ndarray, vectors: np.ndarray, replica: IndexReplica
+                     ) -> tuple[float, float]:
+    """p50 ms of sequential searches by id over HTTP and of the FAISS search alone (here,
+    on this process's replica) for the same ids, timed in alternating blocks."""
+    remote: list[float] = []
+    faiss: list[float] = []
+    for block in np.array_split(np.arange(len(chosen)), ALTERNATIONS):
+        for row in vectors[block]:
+            started = time.perf_counter()
+            replica.search(row[None, :], 10)
+            faiss.append(time.perf_counter() - started)
+        remote += time_search_by_id(port, chosen[block], 10)
+    return percentiles_ms(remote)[0], percentiles_ms(faiss)[0]
 
 
 def _one_client(port: int, uploads: list[bytes], queries: int,
@@ -307,7 +343,18 @@ def _one_client(port: int, uploads: list[bytes], queries: int,
     return percentiles_ms(remote)[0], percentiles_ms(local)[0]
 
 
-def _many_clients(port: int, uploads: list[bytes], clients: int, seconds: float) -> float:
-    """Searches by upload per second that `clients` concurrent clients get."""
+def _many_clients(port: int, uploads: list[bytes], clients: int, seconds: float,
+                  models: dict[str, ModelRun]) -> tuple[float, dict[str, float]]:
+    """Searches by upload per second that `clients` concurrent clients get, and each of
+    `models`' images/s alone (one thread, the server idle), timed in alternating blocks of
+    `seconds` / ALTERNATIONS each; the mean of the blocks."""
     requests = [prepare_search(port, k=10, upload=data) for data in uploads]
-    return concurrent(port, requests, clients=clients, seconds=seconds)[0]
+    block = seconds / ALTERNATIONS
+    served: list[float] = []
+    alone: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(ALTERNATIONS):
+        with _one_torch_thread():
+            for name, rate in _rates(models, images=CALL, seconds=block).items():
+                alone[name].append(rate)
+        served.append(concurrent(port, requests, clients=clients, seconds=block)[0])
+    return float(np.mean(served)), {name: float(np.mean(rates)) for name, rates in alone.items()}

@@ -266,7 +266,9 @@ def bench_speed(
             f"({result.decode_and_forward_ms:.1f} ms)\n"
             f"  upload, {result.clients} clients: {result.upload_many_per_s:.1f} requests/s = "
             f"{result.upload_many_over_best_engine:.2f}x the best engine's images/s, "
-            f"{result.upload_many_over_space_engine:.2f}x the space engine's\n"
+            f"{result.upload_many_over_space_engine:.2f}x the space engine's (alone, timed "
+            f"between the clients' blocks: {result.best_engine_beside_clients_per_s:.1f} and "
+            f"{result.space_engine_beside_clients_per_s:.1f} images/s)\n"
             f"  by id: p50 {result.by_id_p50_ms:.2f} ms = FAISS p50 {result.faiss_p50_ms:.3f} "
             f"ms + {result.by_id_p50_minus_faiss_ms:.2f} ms")
 

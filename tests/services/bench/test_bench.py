@@ -48,6 +48,9 @@ def test_bench_speed_reports_engines_and_search_ratios(tmp_path: Path) -> None:
         assert figures["engine_cosine"][figures["space_engine"]] >= 0.999
     assert figures["catalog_images"] == 33 and figures["clients"] == 2
     assert figures["upload_p50_over_decode_forward"] > 0 and figures["by_id_p50_ms"] > 0
+    best_alone = figures["best_engine_beside_clients_per_s"]  # timed between the clients
+    assert best_alone > 0 and figures["upload_many_over_best_engine"] == pytest.approx(
+        figures["upload_many_per_s"] / best_alone, abs=0.01)
     assert set(figures["draft_cosine"]) == {"12mp", "800x600"}
     assert figures["machine"]["cores"] >= 1
 
