@@ -85,8 +85,10 @@ class SpeedBench:
         return asdict(self)
 
 
-def _rates(runs: dict[str, Callable[[], object]], *, images: int, seconds: float
-           ) -> dict[str, float]:
+ModelRun = Callable[[], object]  # one call of 4 images through one engine, one thread
+
+
+def _rates(runs: dict[str, ModelRun], *, images: int, seconds: float) -> dict[str, float]:
     """Images/s of each of `runs` (each call embeds `images`) after two warm-up calls, the
     best of 3 rounds of seconds / 3; the runs take their rounds in turn, so that the
     machine's pace drifting meanwhile reaches every run alike."""
@@ -102,9 +104,6 @@ def _rates(runs: dict[str, Callable[[], object]], *, images: int, seconds: float
                 calls += 1
             best[name] = max(best[name], calls * images / elapsed)
     return best
-
-
-ModelRun = Callable[[], object]  # one call of 4 images through one engine, one thread
 
 
 @contextmanager
