@@ -38,6 +38,7 @@ class SceneSpec:
     min_objects: int = 1
     max_objects: int = 6
     max_angle: float = 30.0
+    min_visible: float = 0.0  # share of an object's pixels no later object may cover
 
     def check(self) -> None:
         """Raise ValueError on sizes or counts that cannot make a scene."""
@@ -48,6 +49,8 @@ class SceneSpec:
         if not 1 <= self.min_objects <= self.max_objects:
             raise ValueError(f"object counts must satisfy 1 <= min ({self.min_objects}) <= max "
                              f"({self.max_objects})")
+        if not 0.0 <= self.min_visible <= 1.0:
+            raise ValueError(f"min_visible must be within [0, 1], got {self.min_visible}")
 
 
 DEFAULT_SPEC = SceneSpec()
@@ -71,8 +74,9 @@ class Scene:
 
 
 def generate_scenes(glyphs: Glyphs, backgrounds: Sequence[np.ndarray], *, count: int,
-                    seed: int, spec: SceneSpec = DEFAULT_SPEC) -> list[Scene]:
-    """`count` scenes drawn with one seeded generator: the same arguments give the same scenes."""
+                    seed: int | Sequence[int], spec: SceneSpec = DEFAULT_SPEC) -> list[Scene]:
+    """`count` scenes drawn with one generator seeded by `seed` (an int, or ints such as
+    (seed, epoch)): the same arguments give the same scenes."""
     spec.check()
     if len(glyphs.images) == 0 or not backgrounds:
         raise ValueError("scenes need at least one glyph and one background photo")
@@ -88,12 +92,14 @@ def _scene(glyphs: Glyphs, by_class: Sequence[np.ndarray], backgrounds: Sequence
     canvas = _background_crop(backgrounds[int(rng.integers(len(backgrounds)))], rng, spec.size)
     wanted = int(rng.integers(spec.min_objects, spec.max_objects + 1))
     objects: list[SceneObject] = []
+    visible: list[np.ndarray] = []  # each placed object's pixels that no later one covers
     for _ in range(wanted):
         members = by_class[int(rng.integers(len(by_class)))]
         index = int(members[rng.integers(len(members))])
-        placed = _paste(canvas, glyphs.images[index], rng, spec, [o.box for o in objects])
+        placed = _paste(canvas, glyphs.images[index], rng, spec, objects, visible)
         if placed is not None:
             objects.append(SceneObject(int(glyphs.labels[index]), *placed))
+            visible.append(placed[1].copy())
     return Scene(canvas, tuple(objects))
 
 
@@ -123,9 +129,11 @@ def _object(glyph: np.ndarray, rng: np.random.Generator,
 
 
 def _paste(canvas: np.ndarray, glyph: np.ndarray, rng: np.random.Generator, spec: SceneSpec,
-           boxes: list[tuple[int, int, int, int]]
+           placed: Sequence[SceneObject], visible: list[np.ndarray]
            ) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
-    """Paste one coloured object where it overlaps earlier boxes at most MAX_OVERLAP (IoU)."""
+    """Paste one coloured object where it overlaps earlier boxes at most MAX_OVERLAP (IoU)
+    and leaves each earlier object at least `spec.min_visible` of its pixels in view (a box
+    IoU bound alone lets a large object hide a small one whole); `visible` is updated."""
     if not (glyph > MASK_THRESHOLD).any():
         return None
     alpha, mask = _object(glyph, rng, spec)
@@ -137,10 +145,15 @@ def _paste(canvas: np.ndarray, glyph: np.ndarray, rng: np.random.Generator, spec
         top = int(rng.integers(0, spec.size - height + 1))
         left = int(rng.integers(0, spec.size - width + 1))
         box = (left, top, left + width, top + height)
-        if all(box_iou(box, other) <= MAX_OVERLAP for other in boxes):
+        if any(box_iou(box, other.box) > MAX_OVERLAP for other in placed):
+            continue
+        full = np.zeros(canvas.shape[:2], dtype=bool)
+        full[top:top + height, left:left + width] = mask
+        if all((seen & ~full).sum() >= spec.min_visible * other.mask.sum()
+               for seen, other in zip(visible, placed, strict=True)):
             _blend(canvas, alpha, mask, colour, top, left)
-            full = np.zeros(canvas.shape[:2], dtype=bool)
-            full[top:top + height, left:left + width] = mask
+            for seen in visible:
+                seen &= ~full
             return box, full
     return None
 

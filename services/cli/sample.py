@@ -79,13 +79,17 @@ def sample_scenes(
     size: Annotated[int, typer.Option(help="scene side in pixels")] = 320,
     max_objects: Annotated[int, typer.Option(help="objects per scene: 1 to this many (1: "
                                                   "scenes for the localization head)")] = 6,
+    min_visible: Annotated[float, typer.Option(
+        help="share of each object's pixels that later objects must leave in view (0: "
+             "only their boxes' IoU is bounded, as scenes were written before)")] = 0.0,
 ) -> None:
     """Write detection scenes (objects on photo crops) as PNG files and COCO JSON."""
     from lookalike.retrieval.detection.scenes import SceneSpec
     from lookalike.services.detection.scenes import write_scenes
 
     spec = SceneSpec(size=size, min_object=max(8, size * 24 // 320),
-                     max_object=max(8, size // 2), max_objects=max_objects)
+                     max_object=max(8, size // 2), max_objects=max_objects,
+                     min_visible=min_visible)
     try:
         summary = write_scenes(directory, images=images, seed=seed, split=split, spec=spec)
     except ValueError as error:

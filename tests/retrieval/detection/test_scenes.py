@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from lookalike.retrieval.detection.coco import read_coco, scenes_to_coco
 from lookalike.retrieval.detection.scenes import (
     Glyphs,
+    Scene,
     SceneSpec,
     box_iou,
     generate_scenes,
@@ -44,6 +46,16 @@ def test_same_seed_same_scenes_other_seed_other_scenes(
     assert not all(np.array_equal(a.image, b.image) for a, b in zip(first, other, strict=True))
 
 
+def test_a_seed_of_several_ints_draws_its_own_scenes_the_same_each_time(
+        glyphs: Glyphs, backgrounds: list[np.ndarray]) -> None:
+    epoch_0 = generate_scenes(glyphs, backgrounds, count=3, seed=(7, 0), spec=SPEC)
+    again = generate_scenes(glyphs, backgrounds, count=3, seed=(7, 0), spec=SPEC)
+    epoch_1 = generate_scenes(glyphs, backgrounds, count=3, seed=(7, 1), spec=SPEC)
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(epoch_0, again, strict=True))
+    assert not any(np.array_equal(a.image, b.image)
+                   for a, b in zip(epoch_0, epoch_1, strict=True))
+
+
 def test_boxes_are_the_tight_bounds_of_the_pasted_masks(
         glyphs: Glyphs, backgrounds: list[np.ndarray]) -> None:
     scenes = generate_scenes(glyphs, backgrounds, count=20, seed=3, spec=SPEC)
@@ -68,6 +80,30 @@ def test_objects_change_the_photo_and_overlap_only_partly(
         last = scene.objects[-1]  # pasted last, so none covers it: its pixels are its colour
         pixels = scene.image[last.mask].astype(int)
         assert pixels.std(axis=0).max() < 60  # one colour, shaded
+
+
+def _least_visible(scenes: list[Scene]) -> float:
+    """The smallest share of an object's pixels that no later object covers."""
+    shares = []
+    for scene in scenes:
+        for index, item in enumerate(scene.objects):
+            covered = np.zeros_like(item.mask)
+            for later in scene.objects[index + 1:]:
+                covered |= later.mask
+            shares.append((item.mask & ~covered).sum() / item.mask.sum())
+    return float(min(shares))
+
+
+def test_min_visible_keeps_every_object_in_view_where_boxes_alone_do_not(
+        glyphs: Glyphs, backgrounds: list[np.ndarray]) -> None:
+    loose = generate_scenes(glyphs, backgrounds, count=60, seed=5, spec=SPEC)
+    kept = generate_scenes(glyphs, backgrounds, count=60, seed=5,
+                           spec=replace(SPEC, min_visible=0.5))
+    assert _least_visible(loose) < 0.2  # a small object under a large one's mask
+    assert _least_visible(kept) >= 0.5
+    assert sum(len(s.objects) for s in kept) > 0.8 * sum(len(s.objects) for s in loose)
+    with pytest.raises(ValueError, match="min_visible"):
+        generate_scenes(glyphs, backgrounds, count=1, seed=5, spec=replace(SPEC, min_visible=2))
 
 
 def test_coco_document_round_trips_through_the_reader(

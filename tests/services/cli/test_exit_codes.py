@@ -39,6 +39,16 @@ def test_detect_train_refuses_a_file_that_is_not_coco_before_any_job(
         assert db.execute("SELECT count(*) FROM job").fetchone() == (0,)
 
 
+def test_sample_scenes_refuses_a_visible_share_outside_0_to_1(
+        tmp_path: Path, lookalike_in_process: InProcessCli) -> None:
+    home = tmp_path / "home"
+    refused = lookalike_in_process(home, "sample", "scenes", str(tmp_path / "scenes"),
+                                   "--images", "2", "--min-visible", "1.5", check=False)
+    assert refused.returncode == 2
+    assert "min_visible must be within [0, 1]" in refused.stdout + refused.stderr
+    assert not (tmp_path / "scenes" / "annotations.json").exists()
+
+
 def test_a_detect_train_job_that_fails_exits_1(tmp_path: Path,
                                                lookalike_in_process: InProcessCli) -> None:
     home = tmp_path / "home"
