@@ -21,6 +21,7 @@ from torch import nn
 from lookalike.retrieval.detection.coco import CocoSet
 from lookalike.retrieval.detection.namer import CropNamer, namer_loss
 from lookalike.retrieval.detection.networks import Localizer, localizer_loss, trunk_parameters
+from lookalike.retrieval.detection.scenes import Scene
 from lookalike.retrieval.errors import TrainingStopped
 from lookalike.retrieval.models.specs import IMAGENET_MEAN, IMAGENET_STD
 from lookalike.retrieval.training.checkpoint import load_checkpoint, save_checkpoint
@@ -57,6 +58,22 @@ class TrainSettings:
         if step < warm:
             return (step + 1) / warm
         return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
+
+
+def scene_samples(scenes: Sequence[Scene], *, size: int) -> list[Sample]:
+    """Generated scenes as samples at size x size (their true boxes scaled to match)."""
+    samples = []
+    for scene in scenes:
+        height, width = scene.image.shape[:2]
+        pixels = scene.image
+        if (height, width) != (size, size):
+            pixels = np.array(Image.fromarray(pixels).resize((size, size),
+                                                             Image.Resampling.BILINEAR))
+        scale = np.array([size / width, size / height] * 2, dtype=np.float32)
+        boxes = np.asarray([o.box for o in scene.objects], dtype=np.float32).reshape(-1, 4)
+        samples.append(Sample(pixels, boxes * scale,
+                              np.asarray([o.label + 1 for o in scene.objects], dtype=np.int64)))
+    return samples
 
 
 def load_samples(coco: CocoSet, images_dir: Path, *, size: int) -> list[Sample]:
@@ -129,6 +146,7 @@ def namer_step(model: nn.Module, batch: Sequence[Sample]) -> torch.Tensor:
 
 
 Step = Callable[[nn.Module, Sequence[Sample]], torch.Tensor]
+EpochSamples = Callable[[int], Sequence[Sample]]  # an epoch's own images (fresh scenes)
 
 
 @dataclass(frozen=True)
@@ -140,11 +158,13 @@ class EpochLoss:
     seconds: float
 
 
-def train(model: nn.Module, samples: Sequence[Sample], step: Step, *, settings: TrainSettings,
-          checkpoint: Path, until_epoch: int,
+def train(model: nn.Module, samples: Sequence[Sample] | EpochSamples, step: Step, *,
+          settings: TrainSettings, checkpoint: Path, until_epoch: int,
           should_stop: Callable[[], bool] = lambda: False) -> list[EpochLoss]:
     """Train epochs up to `until_epoch` (exclusive), resuming from `checkpoint` when it
-    exists and saving it after each epoch; returns every epoch's record so far."""
+    exists and saving it after each epoch; returns every epoch's record so far. `samples`
+    is the same images every epoch, or a function of the epoch giving that epoch's."""
+    draw = samples if callable(samples) else _every_epoch(samples)
     trunk = trunk_parameters(model)
     trained = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in trained if id(p) not in trunk], "lr": settings.lr},
@@ -163,11 +183,17 @@ def train(model: nn.Module, samples: Sequence[Sample], step: Step, *, settings: 
         history = [EpochLoss(*row) for row in state["history"]]
         start = len(history)
     for epoch in range(start, min(until_epoch, settings.epochs)):
-        history.append(_epoch(model, samples, step, optimizer, settings, epoch, should_stop))
+        history.append(_epoch(model, draw(epoch), step, optimizer, settings, epoch,
+                              should_stop))
         save_checkpoint(checkpoint, {"model": model.state_dict(),
                                      "optimizer": optimizer.state_dict(),
                                      "history": [[h.epoch, h.loss, h.seconds] for h in history]})
     return history
+
+
+def _every_epoch(samples: Sequence[Sample]) -> EpochSamples:
+    """The same images for every epoch."""
+    return lambda _epoch: samples
 
 
 def _epoch(model: nn.Module, samples: Sequence[Sample], step: Step,

@@ -34,6 +34,10 @@ def detect_train(
     size: Annotated[int, typer.Option(help="input side in pixels")] = 320,
     epochs: Annotated[int, typer.Option(help="epochs (two-stage: the finder's)")] = 10,
     namer_epochs: Annotated[int, typer.Option(help="two-stage: the namer's epochs")] = 10,
+    namer_scenes: Annotated[int, typer.Option(
+        help="two-stage: train the namer on this many scenes generated afresh each epoch "
+             "(as `sample scenes` draws the training split) instead of the COCO file's "
+             "boxes; 0: the file's")] = 0,
     batch_size: Annotated[int, typer.Option()] = 8,
     lr: Annotated[float, typer.Option(help="the heads' rate (warm-up, then cosine)")] = 2e-3,
     seed: Annotated[int, typer.Option()] = 0,
@@ -48,7 +52,7 @@ def detect_train(
     request = DetectTrainRequest(
         name=name, coco=str(coco.resolve()), images=str(folder.resolve()),
         architecture=architecture, size=size, epochs=epochs, namer_epochs=namer_epochs,
-        batch_size=batch_size, lr=lr, seed=seed,
+        namer_scenes=namer_scenes, batch_size=batch_size, lr=lr, seed=seed,
         val_coco=str(val_coco.resolve()) if val_coco else None,
         val_images=str(val_folder.resolve()) if val_folder else None)
     with open_runtime(get_settings()) as runtime:

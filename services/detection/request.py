@@ -18,7 +18,8 @@ class DetectTrainRequest(BaseModel):
     `localizer` is the one-object localization head (class + box of the first annotation of
     each image); `fcos` and `fasterrcnn` are torchvision detectors; `fcos-namer` and
     `fcos-mobilenet-namer` train a class-agnostic FCOS for `epochs`, then a crop namer (small,
-    or the pretrained trunk) for `namer_epochs`. With `val_coco`,
+    or the pretrained trunk) for `namer_epochs`, on the COCO file's boxes or, with
+    `namer_scenes`, on that many freshly generated scenes each epoch. With `val_coco`,
     the published file records held-out figures (COCO mAP, or IoU and accuracy)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -30,6 +31,7 @@ class DetectTrainRequest(BaseModel):
     size: int = Field(320, ge=32, le=1024)
     epochs: int = Field(10, ge=1, le=500)
     namer_epochs: int = Field(10, ge=1, le=500)
+    namer_scenes: int = Field(0, ge=0, le=100_000)
     batch_size: int = Field(8, ge=1, le=256)
     lr: float = Field(2e-3, gt=0, le=1)
     seed: int = 0

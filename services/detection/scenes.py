@@ -17,6 +17,7 @@ from lookalike.retrieval.detection.coco import scenes_to_coco
 from lookalike.retrieval.detection.scenes import (
     DEFAULT_SPEC,
     Glyphs,
+    Scene,
     SceneSpec,
     generate_scenes,
 )
@@ -74,6 +75,12 @@ def scene_backgrounds(split: str) -> list[np.ndarray]:
     photos = bundled_photos()
     chosen = [p for i, p in enumerate(photos) if (i % _HELD_OUT_EVERY == 3) == (split != "train")]
     return [np.asarray(photo.image) for photo in chosen]
+
+
+def training_scenes(count: int, *, seed: int | tuple[int, ...]) -> list[Scene]:
+    """`count` scenes drawn in memory as `sample scenes` draws the training split's."""
+    return generate_scenes(scene_glyphs("train"), scene_backgrounds("train"), count=count,
+                           seed=seed)
 
 
 def write_scenes(directory: Path, *, images: int, seed: int, split: str = "train",

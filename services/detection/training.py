@@ -18,15 +18,17 @@ from torch import nn
 
 from lookalike.retrieval.detection.coco import read_coco
 from lookalike.retrieval.detection.namer import TwoStage
-from lookalike.retrieval.detection.networks import TRUNK_BACKBONE, DetectorConfig
+from lookalike.retrieval.detection.networks import TRUNK_BACKBONE, TWO_STAGES, DetectorConfig
 from lookalike.retrieval.detection.training import (
     EpochLoss,
+    EpochSamples,
     Sample,
     TrainSettings,
     detector_step,
     load_samples,
     localizer_step,
     namer_step,
+    scene_samples,
     train,
 )
 from lookalike.retrieval.models.registry import get_backbone, resolve_weights
@@ -34,6 +36,7 @@ from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.catalog.documents import DetectTrainParams
 from lookalike.services.catalog.models import Job
 from lookalike.services.detection.request import DetectTrainRequest
+from lookalike.services.detection.scenes import scene_glyphs, training_scenes
 from lookalike.services.detection.scoring import score_detector
 from lookalike.services.detection.store import LOCALIZER, check_name, new_network, save_detector
 from lookalike.services.errors import InvalidRequest
@@ -60,6 +63,22 @@ def check_request(request: DetectTrainRequest) -> None:
     for coco in (request.coco, request.val_coco):
         if coco is not None:
             read_coco(Path(coco))
+    if request.namer_scenes:
+        _check_namer_scenes(request)
+
+
+def _check_namer_scenes(request: DetectTrainRequest) -> None:
+    """Fresh scenes for the namer need a two-stage network and the generator's classes."""
+    if request.architecture not in TWO_STAGES:
+        raise InvalidRequest(f"namer_scenes trains a namer; {request.architecture} has none "
+                             f"(use one of {', '.join(TWO_STAGES)}, or omit namer_scenes)")
+    generated = scene_glyphs("train").classes
+    classes = read_coco(Path(request.coco)).classes
+    if tuple(classes) != tuple(generated):
+        raise InvalidRequest(
+            f"namer_scenes draws scenes like `lookalike sample scenes`, whose classes "
+            f"({', '.join(generated)}) are not {request.coco}'s ({', '.join(classes)}); "
+            "omit namer_scenes to train the namer on the file's boxes")
 
 
 def create_train_job(runtime: Runtime, request: DetectTrainRequest) -> Job:
@@ -129,10 +148,24 @@ def _train_two_stage(model: TwoStage, samples: list[Sample], request: DetectTrai
     namer_settings = TrainSettings(epochs=request.namer_epochs, batch_size=NAMER_BATCH,
                                    lr=request.lr, seed=request.seed, flip=False,
                                    trunk_lr_scale=NAMER_TRUNK_LR_SCALE)
-    named = train(model.namer, [s for s in samples if len(s.labels)], namer_step,
+    named = train(model.namer, _namer_samples(request, samples), namer_step,
                   settings=namer_settings, checkpoint=folder / "namer.pt",
                   until_epoch=epoch - request.epochs + 1, should_stop=should_stop)
     return history + [EpochLoss(h.epoch + request.epochs, h.loss, h.seconds) for h in named]
+
+
+def _namer_samples(request: DetectTrainRequest,
+                   samples: list[Sample]) -> list[Sample] | EpochSamples:
+    """The namer's images: the file's, or `namer_scenes` training-split scenes generated
+    afresh for each epoch (seeded by the job's seed and the epoch, so a resumed job draws
+    the same ones), so the namer never sees the same object twice and stops overfitting."""
+    if not request.namer_scenes:
+        return [s for s in samples if len(s.labels)]
+
+    def fresh(epoch: int) -> list[Sample]:
+        scenes = training_scenes(request.namer_scenes, seed=(request.seed, epoch))
+        return [s for s in scene_samples(scenes, size=request.size) if len(s.labels)]
+    return fresh
 
 
 def _version(path: Path) -> tuple[int, int]:

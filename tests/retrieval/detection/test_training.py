@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from lookalike.retrieval.detection.namer import Namer
 from lookalike.retrieval.detection.networks import (
     TRUNK_BACKBONE,
     Localizer,
@@ -23,6 +24,7 @@ from lookalike.retrieval.detection.training import (
     flipped,
     localize,
     localizer_step,
+    namer_step,
     train,
 )
 from lookalike.retrieval.models.registry import get_backbone, resolve_weights
@@ -102,3 +104,24 @@ def test_a_short_real_run_finds_boxes_on_new_images(tmp_path: Path) -> None:
     # scenes; this checks the whole training path learns.
     assert before[0] < 0.2, before
     assert after[0] >= 0.8 and after[1] >= 0.9, (before, after)
+
+
+def test_each_epoch_can_draw_its_own_images_and_a_resumed_run_draws_the_same(
+        tmp_path: Path) -> None:
+    asked: list[int] = []
+
+    def per_epoch(epoch: int) -> list[Sample]:
+        asked.append(epoch)
+        return hand_made(16, seed=100 + epoch)
+
+    settings = TrainSettings(epochs=4, batch_size=8, lr=2e-3, seed=0, flip=False)
+    checkpoint = tmp_path / "namer.pt"
+    torch.manual_seed(0)
+    first = train(Namer(classes=2), per_epoch, namer_step, settings=settings,
+                  checkpoint=checkpoint, until_epoch=2)
+    assert asked == [0, 1] and [h.epoch for h in first] == [0, 1]
+    torch.manual_seed(1)  # a rebuilt network: the checkpoint restores the trained one
+    history = train(Namer(classes=2), per_epoch, namer_step, settings=settings,
+                    checkpoint=checkpoint, until_epoch=4)
+    assert asked == [0, 1, 2, 3] and [h.epoch for h in history] == [0, 1, 2, 3]
+    assert history[-1].loss < history[0].loss

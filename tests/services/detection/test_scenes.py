@@ -11,7 +11,11 @@ from PIL import Image
 
 from lookalike.retrieval.detection.coco import read_coco
 from lookalike.retrieval.detection.scenes import SceneSpec
-from lookalike.services.detection.scenes import scene_backgrounds, write_scenes
+from lookalike.services.detection.scenes import (
+    scene_backgrounds,
+    training_scenes,
+    write_scenes,
+)
 
 SPEC = SceneSpec(size=96, min_object=12, max_object=48)
 
@@ -56,3 +60,15 @@ def test_opencv_digits_are_ten_more_classes_drawn_as_often_as_the_others(
     assert set(counts) == set(range(1, 21))  # COCO category ids are 1-based
     digits = sum(counts[c] for c in range(11, 21))
     assert 0.4 < digits / sum(counts.values()) < 0.6  # classes drawn uniformly, not items
+
+
+def test_fresh_training_scenes_are_drawn_again_alike_and_anew_for_another_epoch(
+        tmp_path: Path) -> None:
+    epoch_0 = training_scenes(3, seed=(1, 0))
+    assert all(np.array_equal(a.image, b.image)
+               for a, b in zip(epoch_0, training_scenes(3, seed=(1, 0)), strict=True))
+    assert not any(np.array_equal(a.image, b.image)
+                   for a, b in zip(epoch_0, training_scenes(3, seed=(1, 1)), strict=True))
+    written = write_scenes(tmp_path, images=3, seed=1)  # the same defaults as `sample scenes`
+    assert written.objects == sum(len(s.objects) for s in training_scenes(3, seed=1))
+
