@@ -168,6 +168,16 @@ def _blend(canvas: np.ndarray, alpha: np.ndarray, mask: np.ndarray, colour: np.n
     canvas[top:top + height, left:left + width] = np.round(region).astype(np.uint8)
 
 
+def visible_shares(scene: Scene) -> list[float]:
+    """Each object's share of its pasted pixels that no object pasted after it covers."""
+    shares = []
+    covered = np.zeros(scene.image.shape[:2], dtype=bool)
+    for item in reversed(scene.objects):
+        shares.append(float((item.mask & ~covered).sum() / item.mask.sum()))
+        covered |= item.mask
+    return shares[::-1]
+
+
 def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
     """Intersection over union of two (x0, y0, x1, y1) boxes."""
     width = max(0, min(a[2], b[2]) - max(a[0], b[0]))

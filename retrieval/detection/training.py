@@ -165,6 +165,7 @@ def train(model: nn.Module, samples: Sequence[Sample] | EpochSamples, step: Step
     exists and saving it after each epoch; returns every epoch's record so far. `samples`
     is the same images every epoch, or a function of the epoch giving that epoch's."""
     draw = samples if callable(samples) else _every_epoch(samples)
+    model.to(memory_format=torch.channels_last)  # its convolutions train 1.2-1.8x faster
     trunk = trunk_parameters(model)
     trained = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in trained if id(p) not in trunk], "lr": settings.lr},

@@ -96,5 +96,6 @@ def sample_scenes(
         raise typer.BadParameter(str(error)) from error
     digits = "Fashion-MNIST + OpenCV digits" if summary.digits else \
         "Fashion-MNIST only (OpenCV's digits.png is not installed)"
-    console.print(f"{summary.images} scenes, {summary.objects} objects, "
+    console.print(f"{summary.images} scenes, {summary.objects} objects "
+                  f"({summary.half_hidden} less than half in view), "
                   f"{len(summary.classes)} classes ({digits}) in {directory}")

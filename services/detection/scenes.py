@@ -20,6 +20,7 @@ from lookalike.retrieval.detection.scenes import (
     Scene,
     SceneSpec,
     generate_scenes,
+    visible_shares,
 )
 from lookalike.services.sample import (
     FASHION_MNIST_CLASSES,
@@ -50,6 +51,7 @@ class ScenesSummary:
     objects: int
     classes: tuple[str, ...]
     digits: bool
+    half_hidden: int  # objects with under half their pixels in view
 
 
 def scene_glyphs(split: str, *, digits_paths: tuple[Path, ...] = DIGITS_PATHS) -> Glyphs:
@@ -93,8 +95,10 @@ def write_scenes(directory: Path, *, images: int, seed: int, split: str = "train
         _write(directory / name, _png(scene.image))
     document = scenes_to_coco(scenes, names, glyphs.classes)
     _write(directory / ANNOTATIONS, json.dumps(document, indent=1).encode())
+    half_hidden = sum(share < 0.5 for scene in scenes for share in visible_shares(scene))
     summary = ScenesSummary(directory, len(scenes), len(document["annotations"]),
-                            glyphs.classes, len(glyphs.classes) > len(FASHION_MNIST_CLASSES))
+                            glyphs.classes, len(glyphs.classes) > len(FASHION_MNIST_CLASSES),
+                            half_hidden)
     logger.info("scenes in %s: %s", directory, summary)
     return summary
 

@@ -13,10 +13,12 @@ from lookalike.retrieval.detection.coco import read_coco, scenes_to_coco
 from lookalike.retrieval.detection.scenes import (
     Glyphs,
     Scene,
+    SceneObject,
     SceneSpec,
     box_iou,
     generate_scenes,
     mask_box,
+    visible_shares,
 )
 from lookalike.retrieval.errors import CocoFormatError
 from lookalike.services.sample import FASHION_MNIST_CLASSES, bundled_photos, fashion_mnist
@@ -83,15 +85,20 @@ def test_objects_change_the_photo_and_overlap_only_partly(
 
 
 def _least_visible(scenes: list[Scene]) -> float:
-    """The smallest share of an object's pixels that no later object covers."""
-    shares = []
-    for scene in scenes:
-        for index, item in enumerate(scene.objects):
-            covered = np.zeros_like(item.mask)
-            for later in scene.objects[index + 1:]:
-                covered |= later.mask
-            shares.append((item.mask & ~covered).sum() / item.mask.sum())
-    return float(min(shares))
+    return min(share for scene in scenes for share in visible_shares(scene))
+
+
+def test_visible_shares_count_the_pixels_later_objects_leave() -> None:
+    def square(x0: int, y0: int, side: int) -> np.ndarray:
+        mask = np.zeros((32, 32), dtype=bool)
+        mask[y0:y0 + side, x0:x0 + side] = True
+        return mask
+
+    first = SceneObject(0, (0, 0, 10, 10), square(0, 0, 10))
+    over_it = SceneObject(1, (7, 0, 17, 10), square(7, 0, 10))  # hides 3 of its 10 columns
+    apart = SceneObject(2, (20, 20, 30, 30), square(20, 20, 10))
+    scene = Scene(np.zeros((32, 32, 3), dtype=np.uint8), (first, over_it, apart))
+    assert visible_shares(scene) == [0.7, 1.0, 1.0]
 
 
 def test_min_visible_keeps_every_object_in_view_where_boxes_alone_do_not(
