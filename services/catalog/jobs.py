@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from lookalike.services.catalog.documents import BatchOutcome, IngestParams, JobParams, JobResult
@@ -149,15 +149,17 @@ def update_result(*, session: Session, job_id: int, values: dict[str, Any]) -> J
 
 def claim_lease(*, session: Session, job_id: int, owner: str, lease_s: float) -> bool:
     """Take the job's lease for `owner`, or renew it, until `lease_s` seconds from now,
-    unless another owner holds one that has not lapsed; True when `owner` holds it.
+    unless another owner holds one that has not lapsed or the job has ended; True when
+    `owner` holds it. The job's state is part of the one UPDATE: read first and claimed
+    after, a job that ended and was released in between got a new lease holder.
 
     One conditional UPDATE, so of owners claiming at once exactly one wins: PostgreSQL
     re-checks the condition on the row version it waited for, and SQLite runs one writer at
     a time. The times are the claiming processes' clocks, which must agree to well within
     `lease_s`."""
     now = utcnow()
-    claimable = or_(Job.lease_owner.is_(None), Job.lease_owner == owner,
-                    Job.lease_expires_at < now)
+    free = or_(Job.lease_owner.is_(None), Job.lease_expires_at < now)
+    claimable = or_(Job.lease_owner == owner, and_(free, Job.state.not_in(FINAL_STATES)))
     statement = (update(Job).where(Job.id == job_id, claimable)
                  .values(lease_owner=owner, lease_heartbeat_at=now,
                          lease_expires_at=now + timedelta(seconds=lease_s))

@@ -154,3 +154,20 @@ def test_of_two_runners_claiming_at_once_exactly_one_wins(
         assert sorted(won.values()) == [False, True], won
         holder = jobs.get_job(two[0], job.id).lease_owner
         assert holder is not None and won[holder]
+
+
+def test_a_job_that_has_ended_takes_no_new_lease_holder(two: tuple[Runtime, Runtime]) -> None:
+    a, _ = two
+    job = new_job(a, batches=1)
+    with a.session() as session:  # the holder ends the job, then gives its lease up
+        assert job_queries.claim_lease(session=session, job_id=job.id, owner="A", lease_s=60)
+        job_queries.cancel_job(session=session, job_id=job.id)
+        assert job_queries.claim_lease(session=session, job_id=job.id, owner="A", lease_s=60)
+        job_queries.release_lease(session=session, job_id=job.id, owner="A")
+        session.commit()
+    # a runner that read the job as running just before claims it just after
+    with a.session() as session:
+        assert not job_queries.claim_lease(session=session, job_id=job.id, owner="B",
+                                           lease_s=60)
+        session.commit()
+    assert jobs.get_job(a, job.id).lease_owner is None
