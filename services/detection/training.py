@@ -60,20 +60,20 @@ def check_request(request: DetectTrainRequest) -> None:
                                  "the folder its file names are relative to")
     if (request.val_coco is None) != (request.val_images is None):
         raise InvalidRequest("give both val_coco and val_images, or neither")
-    for coco in (request.coco, request.val_coco):
-        if coco is not None:
-            read_coco(Path(coco))
+    classes = read_coco(Path(request.coco)).classes
+    if request.val_coco is not None:
+        read_coco(Path(request.val_coco))
     if request.namer_scenes:
-        _check_namer_scenes(request)
+        _check_namer_scenes(request, classes)
 
 
-def _check_namer_scenes(request: DetectTrainRequest) -> None:
-    """Fresh scenes for the namer need a two-stage network and the generator's classes."""
+def _check_namer_scenes(request: DetectTrainRequest, classes: tuple[str, ...]) -> None:
+    """Fresh scenes for the namer need a two-stage network and the generator's classes
+    (`classes`: the training COCO file's)."""
     if request.architecture not in TWO_STAGES:
         raise InvalidRequest(f"namer_scenes trains a namer; {request.architecture} has none "
                              f"(use one of {', '.join(TWO_STAGES)}, or omit namer_scenes)")
     generated = scene_glyphs("train").classes
-    classes = read_coco(Path(request.coco)).classes
     if tuple(classes) != tuple(generated):
         raise InvalidRequest(
             f"namer_scenes draws scenes like `lookalike sample scenes`, whose classes "
