@@ -49,3 +49,24 @@ def drop_queue(settings: Settings, queue: str) -> None:
         bound = app.amqp.queues[queue].bind(connection.default_channel)
         bound.declare()
         bound.delete()
+
+
+def tree_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) used so far by a process and by each of its descendants,
+    by pid, read from /proc (Linux): what a benchmark charges the server it started. A
+    process that ends meanwhile is left out."""
+    clock_ticks = os.sysconf("SC_CLK_TCK")
+    used: dict[int, float] = {}
+    waiting = [pid]
+    while waiting:
+        current = waiting.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+            children = [int(child) for task in tasks
+                        for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        used[current] = (int(fields[11]) + int(fields[12])) / clock_ticks  # utime, stime
+        waiting += children
+    return used

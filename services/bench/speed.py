@@ -31,6 +31,7 @@ from lookalike.retrieval.models.engines import installed_engines
 from lookalike.retrieval.models.registry import BackboneSpec, file_sha256, get_backbone
 from lookalike.services.bench.catalog import seed_sample, throwaway_catalog
 from lookalike.services.bench.httpload import concurrent, prepare_search, sequential
+from lookalike.services.bench.processes import tree_cpu_seconds
 from lookalike.services.bench.search import (
     free_port,
     percentiles_ms,
@@ -76,6 +77,8 @@ class SpeedBench:
     space_engine_beside_clients_per_s: float = 0.0
     upload_many_over_best_engine: float = 0.0
     upload_many_over_space_engine: float = 0.0
+    upload_many_server_cpu_ms: float = 0.0
+    upload_many_busiest_share: list[float] = field(default_factory=list)
     by_id_p50_ms: float = 0.0
     faiss_p50_ms: float = 0.0
     by_id_p50_minus_faiss_ms: float = 0.0
@@ -294,7 +297,8 @@ def _serve_figures(result: SpeedBench, runtime, settings: Settings, space, *,
         result.upload_p50_ms = round(upload, 2)
         result.decode_and_forward_ms = round(local, 2)
         result.clients = clients
-        many, model_rates = _many_clients(port, uploads, clients, seconds, models)
+        many, model_rates = _many_clients(port, uploads, clients, seconds, models,
+                                          result=result, server_pid=server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -343,17 +347,32 @@ def _one_client(port: int, uploads: list[bytes], queries: int,
 
 
 def _many_clients(port: int, uploads: list[bytes], clients: int, seconds: float,
-                  models: dict[str, ModelRun]) -> tuple[float, dict[str, float]]:
+                  models: dict[str, ModelRun], *, result: SpeedBench, server_pid: int
+                  ) -> tuple[float, dict[str, float]]:
     """Searches by upload per second that `clients` concurrent clients get, and each of
     `models`' images/s alone (one thread, the server idle), timed in alternating blocks of
-    `seconds` / ALTERNATIONS each; the mean of the blocks."""
+    `seconds` / ALTERNATIONS each; the mean of the blocks. Into `result`: the server's CPU
+    time per request over the blocks, and in each block the share of it that the busiest
+    server process took (each block opens its connections afresh, and the kernel hands a
+    burst of them to whichever process accepts first: 1.0 is one process serving all)."""
     requests = [prepare_search(port, k=10, upload=data) for data in uploads]
     block = seconds / ALTERNATIONS
     served: list[float] = []
     alone: dict[str, list[float]] = {name: [] for name in models}
+    cpu_seconds = 0.0
+    answered = 0
     for _ in range(ALTERNATIONS):
         with _one_torch_thread():
             for name, rate in _rates(models, images=CALL, seconds=block).items():
                 alone[name].append(rate)
-        served.append(concurrent(port, requests, clients=clients, seconds=block)[0])
+        before = tree_cpu_seconds(server_pid)
+        rate, times = concurrent(port, requests, clients=clients, seconds=block)
+        used = {pid: spent - before.get(pid, 0.0)
+                for pid, spent in tree_cpu_seconds(server_pid).items()}
+        served.append(rate)
+        answered += len(times)
+        cpu_seconds += sum(used.values())
+        result.upload_many_busiest_share.append(
+            round(max(used.values()) / sum(used.values()), 2) if sum(used.values()) else 0.0)
+    result.upload_many_server_cpu_ms = round(cpu_seconds / max(answered, 1) * 1000, 2)
     return float(np.mean(served)), {name: float(np.mean(rates)) for name, rates in alone.items()}

@@ -268,7 +268,10 @@ def bench_speed(
             f"{result.upload_many_over_best_engine:.2f}x the best engine's images/s, "
             f"{result.upload_many_over_space_engine:.2f}x the space engine's (alone, timed "
             f"between the clients' blocks: {result.best_engine_beside_clients_per_s:.1f} and "
-            f"{result.space_engine_beside_clients_per_s:.1f} images/s)\n"
+            f"{result.space_engine_beside_clients_per_s:.1f} images/s); server CPU "
+            f"{result.upload_many_server_cpu_ms:.2f} ms per request, the busiest process's "
+            f"share of it in each block: "
+            f"{', '.join(f'{share:.2f}' for share in result.upload_many_busiest_share)}\n"
             f"  by id: p50 {result.by_id_p50_ms:.2f} ms = FAISS p50 {result.faiss_p50_ms:.3f} "
             f"ms + {result.by_id_p50_minus_faiss_ms:.2f} ms")
 

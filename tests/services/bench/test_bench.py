@@ -51,6 +51,9 @@ def test_bench_speed_reports_engines_and_search_ratios(tmp_path: Path) -> None:
     best_alone = figures["best_engine_beside_clients_per_s"]  # timed between the clients
     assert best_alone > 0 and figures["upload_many_over_best_engine"] == pytest.approx(
         figures["upload_many_per_s"] / best_alone, abs=0.01)
+    assert figures["upload_many_server_cpu_ms"] > 0
+    shares = figures["upload_many_busiest_share"]
+    assert len(shares) == 4 and all(0 <= share <= 1 for share in shares)
     assert set(figures["draft_cosine"]) == {"12mp", "800x600"}
     assert figures["machine"]["cores"] >= 1
 
