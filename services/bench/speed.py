@@ -79,6 +79,7 @@ class SpeedBench:
     upload_many_over_space_engine: float = 0.0
     upload_many_server_cpu_ms: float = 0.0
     upload_many_busiest_share: list[float] = field(default_factory=list)
+    upload_many_block_per_s: list[float] = field(default_factory=list)
     by_id_p50_ms: float = 0.0
     faiss_p50_ms: float = 0.0
     by_id_p50_minus_faiss_ms: float = 0.0
@@ -351,10 +352,11 @@ def _many_clients(port: int, uploads: list[bytes], clients: int, seconds: float,
                   ) -> tuple[float, dict[str, float]]:
     """Searches by upload per second that `clients` concurrent clients get, and each of
     `models`' images/s alone (one thread, the server idle), timed in alternating blocks of
-    `seconds` / ALTERNATIONS each; the mean of the blocks. Into `result`: the server's CPU
-    time per request over the blocks, and in each block the share of it that the busiest
-    server process took (each block opens its connections afresh, and the kernel hands a
-    burst of them to whichever process accepts first: 1.0 is one process serving all)."""
+    `seconds` / ALTERNATIONS each; the mean of the blocks. Into `result`: each block's
+    requests/s, the server's CPU time per request over the blocks, and in each block the
+    share of it that the busiest server process took (each block opens its connections
+    afresh, and the kernel hands a burst of them to whichever process accepts first: 1.0
+    is one process serving all)."""
     requests = [prepare_search(port, k=10, upload=data) for data in uploads]
     block = seconds / ALTERNATIONS
     served: list[float] = []
@@ -370,6 +372,7 @@ def _many_clients(port: int, uploads: list[bytes], clients: int, seconds: float,
         used = {pid: spent - before.get(pid, 0.0)
                 for pid, spent in tree_cpu_seconds(server_pid).items()}
         served.append(rate)
+        result.upload_many_block_per_s.append(round(rate, 1))
         answered += len(times)
         cpu_seconds += sum(used.values())
         result.upload_many_busiest_share.append(

@@ -271,7 +271,9 @@ def bench_speed(
             f"{result.space_engine_beside_clients_per_s:.1f} images/s); server CPU "
             f"{result.upload_many_server_cpu_ms:.2f} ms per request, the busiest process's "
             f"share of it in each block: "
-            f"{', '.join(f'{share:.2f}' for share in result.upload_many_busiest_share)}\n"
+            f"{', '.join(f'{share:.2f}' for share in result.upload_many_busiest_share)} "
+            f"(requests/s: "
+            f"{', '.join(f'{rate:.1f}' for rate in result.upload_many_block_per_s)})\n"
             f"  by id: p50 {result.by_id_p50_ms:.2f} ms = FAISS p50 {result.faiss_p50_ms:.3f} "
             f"ms + {result.by_id_p50_minus_faiss_ms:.2f} ms")
 

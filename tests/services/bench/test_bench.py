@@ -54,6 +54,8 @@ def test_bench_speed_reports_engines_and_search_ratios(tmp_path: Path) -> None:
     assert figures["upload_many_server_cpu_ms"] > 0
     shares = figures["upload_many_busiest_share"]
     assert len(shares) == 4 and all(0 <= share <= 1 for share in shares)
+    assert sum(figures["upload_many_block_per_s"]) / 4 == pytest.approx(
+        figures["upload_many_per_s"], abs=0.2)
     assert set(figures["draft_cosine"]) == {"12mp", "800x600"}
     assert figures["machine"]["cores"] >= 1
 
