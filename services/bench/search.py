@@ -42,13 +42,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+LISTEN, ESTABLISHED = "0A", "01"  # TCP states as /proc/net/tcp writes them
+
+
+def tcp_sockets(port: int, state: str) -> set[str]:
+    """Inodes of this machine's IPv4 TCP sockets in `state` whose local port is `port`."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return {fields[9] for fields in map(str.split, rows)
+            if int(fields[1].split(":")[1], 16) == port and fields[3] == state}
+
+
 def start_server(settings: Settings, port: int, extra_env: dict[str, str] | None = None,
                  timeout_s: float = 120.0, log: Path | None = None,
                  workers: int | None = 1) -> subprocess.Popen:
     """A real `lookalike serve` process (with `workers` server processes; None: as the
-    settings say) on the same catalog; returns once /healthz answers. Its log lines
-    (standard output) go to `log`."""
+    settings say) on the same catalog; returns once /healthz answers and every process
+    listens (each on its own socket), so that nothing times a server still starting. Its
+    log lines (standard output) go to `log`."""
     env = {**os.environ, "LOOKALIKE_HOME": str(settings.home), **(extra_env or {})}
+    processes = workers or int(env.get("LOOKALIKE_SERVE_WORKERS", settings.serve_workers))
     if settings.database_url:
         env["LOOKALIKE_DATABASE_URL"] = settings.database_url
     process = subprocess.Popen(
@@ -60,12 +72,15 @@ def start_server(settings: Settings, port: int, extra_env: dict[str, str] | None
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
+            answered = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code
         except httpx.TransportError:
-            time.sleep(0.2)
+            answered = None
+        if answered == 200 and len(tcp_sockets(port, LISTEN)) >= processes:
+            return process
+        time.sleep(0.2)
     process.kill()
-    raise RuntimeError(f"server did not answer /healthz within {timeout_s:.0f} s")
+    raise RuntimeError(f"server did not answer /healthz with all {processes} processes "
+                       f"listening within {timeout_s:.0f} s")
 
 
 def percentiles_ms(samples: list[float]) -> tuple[float, float]:

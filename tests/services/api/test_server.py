@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import io
+import os
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +14,13 @@ import httpx
 import pytest
 from PIL import Image
 
-from lookalike.services.bench.search import free_port, start_server
+from lookalike.services.bench.search import (
+    ESTABLISHED,
+    LISTEN,
+    free_port,
+    start_server,
+    tcp_sockets,
+)
 from lookalike.services.config import Settings
 from lookalike.services.setup import init_catalog, open_runtime
 from tests import imagefactory
@@ -114,11 +122,30 @@ def test_rotated_cmyk_and_animated_uploads_are_accepted(server: httpx.Client) ->
         assert hits[0]["image_id"] == answer.json()["id"]
 
 
+def _sockets_of(pid: str) -> set[str]:
+    """Inodes of the sockets process `pid` holds open."""
+    links = (os.readlink(entry) for entry in Path(f"/proc/{pid}/fd").iterdir())
+    return {link[8:-1] for link in links if link.startswith("socket:[")}
+
+
+def _burst(port: int, count: int) -> list[http.client.HTTPConnection]:
+    """`count` connections opened at once, then each answered once, kept open."""
+    connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                   for _ in range(count)]
+    for connection in connections:
+        connection.connect()
+    for connection in connections:
+        connection.request("GET", "/healthz")
+        assert connection.getresponse().read()
+    return connections
+
+
 def test_worker_processes_share_the_port_and_stay_in_step(tmp_path: Path,
                                                           photo_dir: Path) -> None:
     """LOOKALIKE_SERVE_WORKERS=2 (as a container sets it; `serve --workers` in the speed
-    bench): two server processes answer on one port, each with its own replica; an image
-    added through one is found first by id through either, at once."""
+    bench): two server processes answer on one port, each with its own listening socket (so
+    a burst of new connections is spread over them) and its own replica; an image added
+    through one is found first by id through either, at once."""
     settings = make_settings(tmp_path / "home")
     init_catalog(settings)
     runtime = open_runtime(settings)
@@ -132,6 +159,15 @@ def test_worker_processes_share_the_port_and_stay_in_step(tmp_path: Path,
         servers = [pid for pid in children  # multiprocessing also starts a resource tracker
                    if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
         assert len(servers) == 2
+        listening = [_sockets_of(pid) & tcp_sockets(port, LISTEN) for pid in servers]
+        assert all(len(own) == 1 for own in listening), listening
+        assert listening[0] != listening[1]  # a socket each, not one shared accept queue
+        for _ in range(5):  # a burst of new keep-alive connections reaches both processes
+            held = _burst(port, 16)
+            established = tcp_sockets(port, ESTABLISHED)
+            assert all(_sockets_of(pid) & established for pid in servers)
+            for connection in held:
+                connection.close()
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             added = client.post("/v1/images", files={
                 "file": ("new.jpg", imagefactory.cmyk_jpeg(), "image/jpeg")})

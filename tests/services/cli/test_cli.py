@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -103,3 +104,18 @@ def test_killed_ingest_finishes_on_rerun_without_duplicates(tmp_path: Path) -> N
 
     rows, shas, vectors = catalog_counts(home)
     assert rows == shas == vectors == len(files)
+
+
+def test_serving_workers_on_a_port_in_use_says_so(tmp_path: Path) -> None:
+    """`serve --workers 2` on a port another program listens on stops with a message that
+    names the port, instead of joining that port's listeners (SO_REUSEPORT would let it)."""
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = lookalike(tmp_path / "home", "serve", "--workers", "2", "--port", str(port),
+                           check=False)
+    assert result.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "--port" in result.stderr
