@@ -298,8 +298,7 @@ def _serve_figures(result: SpeedBench, runtime, settings: Settings, space, *,
         result.upload_p50_ms = round(upload, 2)
         result.decode_and_forward_ms = round(local, 2)
         result.clients = clients
-        many, model_rates = _many_clients(port, uploads, clients, seconds, models,
-                                          result=result, server_pid=server.pid)
+        many = _many_clients(port, uploads, clients, seconds, models, server_pid=server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -308,14 +307,17 @@ def _serve_figures(result: SpeedBench, runtime, settings: Settings, space, *,
     result.by_id_p50_minus_faiss_ms = round(result.by_id_p50_ms - result.faiss_p50_ms, 2)
     result.upload_p50_over_decode_forward = round(
         result.upload_p50_ms / result.decode_and_forward_ms, 2)
-    result.upload_many_per_s = round(many, 1)
-    best_rate = model_rates[result.best_engine]
+    result.upload_many_per_s = round(many.per_s, 1)
+    result.upload_many_block_per_s = many.block_per_s
+    result.upload_many_busiest_share = many.busiest_share
+    result.upload_many_server_cpu_ms = many.server_cpu_ms
+    best_rate = many.model_per_s[result.best_engine]
     result.best_engine_beside_clients_per_s = round(best_rate, 1)
-    result.upload_many_over_best_engine = round(many / best_rate, 2)
-    space_rate = model_rates.get(result.space_engine)
+    result.upload_many_over_best_engine = round(many.per_s / best_rate, 2)
+    space_rate = many.model_per_s.get(result.space_engine)
     if space_rate:
         result.space_engine_beside_clients_per_s = round(space_rate, 1)
-        result.upload_many_over_space_engine = round(many / space_rate, 2)
+        result.upload_many_over_space_engine = round(many.per_s / space_rate, 2)
 
 
 def _by_id_and_faiss(port: int, chosen: np.ndarray, vectors: np.ndarray, replica: IndexReplica
@@ -347,19 +349,33 @@ def _one_client(port: int, uploads: list[bytes], queries: int,
     return percentiles_ms(remote)[0], percentiles_ms(local)[0]
 
 
+@dataclass(frozen=True)
+class ManyClients:
+    """The 16-client blocks: each block's requests/s and its busiest server process's share
+    of the server's CPU, the CPU per request over all blocks, and each model alone."""
+
+    block_per_s: list[float]
+    busiest_share: list[float]
+    server_cpu_ms: float
+    model_per_s: dict[str, float]
+
+    @property
+    def per_s(self) -> float:
+        """Requests/s of the 16 clients: the mean of the blocks."""
+        return float(np.mean(self.block_per_s))
+
+
 def _many_clients(port: int, uploads: list[bytes], clients: int, seconds: float,
-                  models: dict[str, ModelRun], *, result: SpeedBench, server_pid: int
-                  ) -> tuple[float, dict[str, float]]:
+                  models: dict[str, ModelRun], *, server_pid: int) -> ManyClients:
     """Searches by upload per second that `clients` concurrent clients get, and each of
     `models`' images/s alone (one thread, the server idle), timed in alternating blocks of
-    `seconds` / ALTERNATIONS each; the mean of the blocks. Into `result`: each block's
-    requests/s, the server's CPU time per request over the blocks, and in each block the
-    share of it that the busiest server process took (each block opens its connections
-    afresh, and the kernel hands a burst of them to whichever process accepts first: 1.0
-    is one process serving all)."""
+    `seconds` / ALTERNATIONS each; with the CPU the server's process tree spent. Each block
+    opens its connections afresh, and the kernel may hand a burst of them to one process:
+    a busiest share of 1.0 is one process serving all."""
     requests = [prepare_search(port, k=10, upload=data) for data in uploads]
     block = seconds / ALTERNATIONS
     served: list[float] = []
+    shares: list[float] = []
     alone: dict[str, list[float]] = {name: [] for name in models}
     cpu_seconds = 0.0
     answered = 0
@@ -369,13 +385,12 @@ def _many_clients(port: int, uploads: list[bytes], clients: int, seconds: float,
                 alone[name].append(rate)
         before = tree_cpu_seconds(server_pid)
         rate, times = concurrent(port, requests, clients=clients, seconds=block)
-        used = {pid: spent - before.get(pid, 0.0)
-                for pid, spent in tree_cpu_seconds(server_pid).items()}
+        used = [spent - before.get(pid, 0.0)
+                for pid, spent in tree_cpu_seconds(server_pid).items()]
         served.append(rate)
-        result.upload_many_block_per_s.append(round(rate, 1))
         answered += len(times)
-        cpu_seconds += sum(used.values())
-        result.upload_many_busiest_share.append(
-            round(max(used.values()) / sum(used.values()), 2) if sum(used.values()) else 0.0)
-    result.upload_many_server_cpu_ms = round(cpu_seconds / max(answered, 1) * 1000, 2)
-    return float(np.mean(served)), {name: float(np.mean(rates)) for name, rates in alone.items()}
+        cpu_seconds += sum(used)
+        shares.append(round(max(used) / sum(used), 2) if sum(used) else 0.0)
+    return ManyClients(block_per_s=[round(rate, 1) for rate in served], busiest_share=shares,
+                       server_cpu_ms=round(cpu_seconds / max(answered, 1) * 1000, 2),
+                       model_per_s={name: float(np.mean(r)) for name, r in alone.items()})

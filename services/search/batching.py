@@ -1,8 +1,8 @@
 """Concurrent query images embedded together: one model call for up to `max_batch` images.
 
 Each request decodes its own image in its own thread (decoding stays parallel), then hands
-the pixels to the batcher. Whichever waiting request finds the model free runs it on
-everything queued, so batches form by themselves while the model is busy. A request
+the pixels to the batcher. A request that finds the model free runs it on up to
+`max_batch` queued images, so batches form by themselves while the model is busy. A request
 waits for others only while they are still decoding, and at most `max_wait_s` after the
 oldest queued image: a lone request goes straight to the model.
 """
@@ -52,9 +52,8 @@ class QueryBatcher:
 
     Each waiting thread sleeps on an event of its own and is woken only when its query is
     done or when it heads the queue of a free model: with one condition shared by all, every
-    submission and every finished call woke all 16 waiting requests of a busy server, which
-    then took the GIL in turn only to sleep again (a tenth of a loaded server's CPU time in
-    a profile of `lookalike bench speed`'s 16 clients)."""
+    submission and every finished call woke every waiting request of a busy server, which
+    then took the GIL in turn only to sleep again."""
 
     def __init__(self, embedder: Embedder, *, max_batch: int, max_wait_s: float) -> None:
         self.embedder = embedder
