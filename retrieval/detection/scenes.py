@@ -92,14 +92,15 @@ def _scene(glyphs: Glyphs, by_class: Sequence[np.ndarray], backgrounds: Sequence
     canvas = _background_crop(backgrounds[int(rng.integers(len(backgrounds)))], rng, spec.size)
     wanted = int(rng.integers(spec.min_objects, spec.max_objects + 1))
     objects: list[SceneObject] = []
-    visible: list[np.ndarray] = []  # each placed object's pixels that no later one covers
+    visible: list[np.ndarray] = []  # with min_visible: each object's pixels still in view
     for _ in range(wanted):
         members = by_class[int(rng.integers(len(by_class)))]
         index = int(members[rng.integers(len(members))])
         placed = _paste(canvas, glyphs.images[index], rng, spec, objects, visible)
         if placed is not None:
             objects.append(SceneObject(int(glyphs.labels[index]), *placed))
-            visible.append(placed[1].copy())
+            if spec.min_visible:
+                visible.append(placed[1].copy())
     return Scene(canvas, tuple(objects))
 
 
@@ -149,12 +150,15 @@ def _paste(canvas: np.ndarray, glyph: np.ndarray, rng: np.random.Generator, spec
             continue
         full = np.zeros(canvas.shape[:2], dtype=bool)
         full[top:top + height, left:left + width] = mask
-        if all((seen & ~full).sum() >= spec.min_visible * other.mask.sum()
-               for seen, other in zip(visible, placed, strict=True)):
-            _blend(canvas, alpha, mask, colour, top, left)
+        if spec.min_visible and not all(
+                (seen & ~full).sum() >= spec.min_visible * other.mask.sum()
+                for seen, other in zip(visible, placed, strict=True)):
+            continue
+        _blend(canvas, alpha, mask, colour, top, left)
+        if spec.min_visible:
             for seen in visible:
                 seen &= ~full
-            return box, full
+        return box, full
     return None
 
 
