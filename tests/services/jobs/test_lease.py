@@ -87,7 +87,8 @@ def test_a_job_that_a_live_process_runs_is_left_to_it(
     time.sleep(2.5 * LEASE_S)  # A's batch outlasts its lease: A renews it meanwhile
     assert [(who, batch) for who, batch, _ in calls] == [("A", 0)]
     gate.set()
-    wait_until(lambda: ended(a, job.id))
+    # the last batch ends the job, and the runner gives its lease up just after
+    wait_until(lambda: ended(a, job.id) and jobs.get_job(a, job.id).lease_owner is None)
 
     done = jobs.get_job(a, job.id)
     assert done.state == "succeeded"
