@@ -81,12 +81,6 @@ def decode_image(
     return DecodedImage(image, str(source.format), width, height, animated)
 
 
-def load_for_model(data: bytes, *, size: int, max_bytes: int, max_pixels: int) -> Image.Image:
-    """Decode and squash a whole image to size x size RGB (a DataLoader worker's job)."""
-    decoded = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels, draft=(size, size))
-    return decoded.image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
-
-
 def make_thumbnail(image: Image.Image, *, size: int) -> bytes:
     """JPEG bytes of the image shrunk to fit in size x size, aspect ratio kept."""
     if size < 1:

@@ -25,7 +25,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lookalike.retrieval.embedding.embedder import Embedder, EmbedderOptions, native_bf16
+from lookalike.retrieval.embedding.embedder import (
+    Embedder,
+    EmbedderOptions,
+    image_to_pixels,
+    native_bf16,
+)
 from lookalike.retrieval.images import decode_image
 from lookalike.retrieval.models.engines import installed_engines
 from lookalike.retrieval.models.registry import BackboneSpec, file_sha256, get_backbone
@@ -129,7 +134,7 @@ def _engine_rates(settings: Settings, runtime_weights: Path, *, seconds: float
     spec = get_backbone(settings.backbone)
     sha = file_sha256(runtime_weights)
     one = settings.model_copy(update={"torch_threads": 1})
-    pixels = torch.stack([image_pixels(p.image, spec.weights.input_size)
+    pixels = torch.stack([image_to_pixels(p.image, size=spec.weights.input_size)
                           for p in bundled_photos()[:CALL]])
     torch_paths = {"torch-fp32-eager": EmbedderOptions(forward_batch=CALL, bf16=False),
                    "torchscript-fp32": EmbedderOptions(forward_batch=CALL, bf16=False,
@@ -181,12 +186,6 @@ def _engine_cosines(settings: Settings, weights: Path, *, engines: list[str]
                                          weights_sha256=sha, settings=settings,
                                          reference=reference), 5)
             for engine in engines}
-
-
-def image_pixels(image: Image.Image, size: int) -> torch.Tensor:
-    """(3,size,size) uint8 pixels of an RGB image squashed to size."""
-    squashed = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-    return torch.from_numpy(np.asarray(squashed, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
 def jpeg_of(image: Image.Image, size: tuple[int, int]) -> bytes:

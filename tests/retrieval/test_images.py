@@ -17,7 +17,6 @@ from PIL import Image
 from lookalike.retrieval.errors import ImageRejected
 from lookalike.retrieval.images import (
     decode_image,
-    load_for_model,
     make_thumbnail,
     sha256_hex,
 )
@@ -256,30 +255,6 @@ def test_draft_never_goes_below_the_requested_size() -> None:
 
 def test_draft_is_ignored_for_formats_without_one() -> None:
     assert decode_image(imagefactory.png_bytes(), **LIMITS, draft=(64, 64)).image.size == (451, 300)
-
-
-def test_load_for_model_squashes_the_whole_image_to_a_square() -> None:
-    marked = io.BytesIO()
-    imagefactory.marked_photo().save(marked, format="PNG")
-    image = load_for_model(marked.getvalue(), size=64, **LIMITS)
-    assert (image.mode, image.size) == ("RGB", (64, 64))
-    red, green, blue = image.getpixel((1, 1))
-    assert red > 200 and green < 60 and blue < 60
-
-
-def test_load_for_model_shrinks_a_large_jpeg() -> None:
-    big = imagefactory.jpeg_bytes("coffee", size=(3000, 2000))
-    image = load_for_model(big, size=224, **LIMITS)
-    assert (image.mode, image.size) == ("RGB", (224, 224))
-    expected = imagefactory.photo("coffee").resize((224, 224), Image.Resampling.BILINEAR)
-    error = np.abs(np.asarray(image, dtype=np.float64) - np.asarray(expected, dtype=np.float64))
-    assert error.mean() < 10
-
-
-def test_load_for_model_passes_rejections_on() -> None:
-    with pytest.raises(ImageRejected) as caught:
-        load_for_model(imagefactory.truncated_jpeg(), size=224, **LIMITS)
-    assert caught.value.kind == "truncated"
 
 
 def test_thumbnail_fits_the_box_and_keeps_the_aspect_ratio() -> None:

@@ -162,6 +162,21 @@ def test_image_to_pixels_keeps_channel_values() -> None:
     assert tensor[:, 0, 0].tolist() == [255, 0, 51]
 
 
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "hubble"])
+@pytest.mark.parametrize("side", [(100, 80), (320, 240), (449, 301), (895, 600), (896, 600),
+                                  (3001, 1999), (17, 1200)])
+def test_image_to_pixels_squashes_as_pillows_bilinear_does(name: str,
+                                                          side: tuple[int, int]) -> None:
+    """Within one level of Pillow's antialiased BILINEAR wherever torch's kernel resizes,
+    and Pillow's own result once a side is four times the size (Pillow reduces first)."""
+    photo = Image.fromarray(PHOTOS[name]()).convert("RGB").resize(side, Image.Resampling.BICUBIC)
+    pixels = image_to_pixels(photo, size=224)
+    expected = np.asarray(photo.resize((224, 224), Image.Resampling.BILINEAR, reducing_gap=2.0))
+    difference = np.abs(pixels.permute(1, 2, 0).numpy().astype(int) - expected.astype(int))
+    assert pixels.shape == (3, 224, 224) and pixels.dtype == torch.uint8
+    assert difference.max() <= (0 if max(side) >= 896 else 1)
+
+
 def test_embed_tensors_rejects_float_input(embedder: Embedder) -> None:
     with pytest.raises(ValueError, match="uint8"):
         embedder.embed_tensors(torch.zeros(2, 3, 224, 224))
