@@ -170,10 +170,11 @@ def _plain_params(query_string: bytes) -> tuple[int, str | None] | None:
 
 
 def _plain_image_id(body: bytes) -> int | None:
-    """N of a body of exactly {"image_id": N} with N a valid id; None for anything else."""
+    """N of a body of exactly {"image_id": N} with N a valid id; None for anything else
+    (arrays nested deeper than Python's json parser recurses included)."""
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(document, dict) or document.keys() != {"image_id"}:
         return None

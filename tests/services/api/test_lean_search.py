@@ -100,6 +100,8 @@ def test_an_unknown_id_gets_the_fastapi_routes_error(
     ("k=3", b'{"text": "astronaut"}', 200),
     ("k=3", b'[1]', 422),
     ("k=3", b'{"image_id": 1', 422),
+    ("k=3", b"[" * 20_000 + b"]" * 20_000, 422),  # deeper than Python's json recurses
+    ("k=3", b'{"image_id": ' + b"[" * 20_000 + b"]" * 20_000 + b"}", 422),
 ])
 def test_every_other_request_reaches_the_fastapi_route_with_its_body(
         served: tuple[TestClient, FastApiDoor], query: str, body: bytes, status: int) -> None:
