@@ -6,7 +6,9 @@ worker processes while the main process runs the model, so decoding hides behind
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import logging
 import operator
 from collections.abc import Callable, Iterator, Sequence
@@ -122,6 +124,20 @@ def image_to_pixels(image: Image.Image, *, size: int) -> torch.Tensor:
     return torch.nn.functional.interpolate(_hwc_to_chw(image)[None], size=(size, size),
                                            mode="bilinear", antialias=True,
                                            align_corners=False)[0]
+
+
+@contextlib.contextmanager
+def _garbage_left_behind() -> Iterator[None]:
+    """Fork worker processes that never collect the parent's uncollected garbage: a forked
+    child's collector would run its finalisers, and an OpenVINO compiled model's waits on
+    threads that exist only in the parent (a decode worker hung there). Frozen while the
+    workers fork, the parent's objects are out of the children's collections; the parent
+    collects them as before."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _hwc_to_chw(image: Image.Image) -> torch.Tensor:
@@ -323,7 +339,9 @@ class Embedder:
             prefetch_factor=_PREFETCH_FACTOR if workers > 0 else None,
             persistent_workers=False,
         )
-        for collated in loader:
+        with _garbage_left_behind():
+            batches = iter(loader)  # forks the worker processes
+        for collated in batches:
             yield self._finish(collated)
 
     def _finish(self, collated: _Collated) -> EmbeddedBatch:

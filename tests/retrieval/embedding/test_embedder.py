@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -232,6 +235,41 @@ def test_stream_keeps_order_and_survives_failing_items(
     assert named == good
     expected = embedder.embed_images([_photo(name) for name in good])
     np.testing.assert_allclose(np.stack([v for v in vectors if v is not None]), expected, atol=1e-5)
+
+
+class _Finalised:
+    """Garbage in a reference cycle that writes the pid of whoever finalises it."""
+
+    def __init__(self, record: Path) -> None:
+        self.record, self.me = record, self
+
+    def __del__(self) -> None:
+        self.record.write_text(str(os.getpid()))
+
+
+def prepare_collecting(name: str, *, size: int) -> Prepared:
+    """`prepare_photo` after a full garbage collection in the worker process."""
+    gc.collect()
+    return prepare_photo(name, size=size)
+
+
+def test_stream_workers_leave_the_parents_garbage_to_the_parent(
+        extractor: torch.nn.Module, tmp_path: Path) -> None:
+    """A worker that finalised the parent's garbage hung there (an OpenVINO compiled model's
+    destructor waits on the parent's threads): only the parent may finalise it."""
+    record = tmp_path / "finalised-by"
+    streamer = Embedder(extractor, spec=MOBILENET, options=EmbedderOptions(num_workers=1))
+    gc.disable()  # the cycle is still garbage when the worker forks
+    try:
+        _Finalised(record)
+        batches = list(streamer.embed_stream(["chelsea", "rocket"],
+                                             functools.partial(prepare_collecting, size=224)))
+    finally:
+        gc.enable()
+    assert all(vector is not None for vector in batches[0].vectors)
+    assert not record.exists()
+    gc.collect()
+    assert record.read_text() == str(os.getpid())
 
 
 def test_stream_with_only_failed_items_yields_no_vectors(embedder: Embedder) -> None:
