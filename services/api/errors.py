@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
 from lookalike.retrieval.errors import (
     CheckpointMismatch,
@@ -174,7 +177,29 @@ async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
     return error_body(422, "invalid_request", problems)
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's and FastAPI's own refusals (no such path, a method the path does not
+    take, a body their parsers cannot read) in the body every other error has, named for
+    their status (not_found, method_not_allowed, bad_request), their headers (Allow) kept;
+    a bare "Not Found" or "Method Not Allowed" says what to do instead."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code in (204, 304):  # no body allowed
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    status = HTTPStatus(exc.status_code)
+    detail = str(exc.detail)
+    if detail == status.phrase and status == HTTPStatus.NOT_FOUND:
+        detail = f"no such path: {request.url.path} (GET /docs lists the API's paths)"
+    elif detail == status.phrase and status == HTTPStatus.METHOD_NOT_ALLOWED:
+        allowed = (exc.headers or {}).get("Allow", "")
+        detail = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
+    name = status.phrase.lower().replace(" ", "_").replace("-", "_")
+    response = error_body(exc.status_code, name, detail)
+    response.headers.update(exc.headers or {})
+    return response
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(LookalikeError, _lookalike_error)
     app.add_exception_handler(OperationalError, _database_down)

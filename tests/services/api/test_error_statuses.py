@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
 import lookalike.retrieval.errors as library_errors
@@ -78,6 +78,10 @@ def client() -> TestClient:
     def raise_error(name: str) -> None:
         raise sample(kinds[name])
 
+    @app.post("/form")
+    async def read_form(request: Request) -> None:
+        await request.form()
+
     return TestClient(app, raise_server_exceptions=False)
 
 
@@ -102,3 +106,21 @@ def test_each_error_answers_with_its_own_status_and_a_json_body(
             f"{kind.__name__} falls back to 500: map it in services/api/errors.py or list it "
             "in INTERNAL with the reason no request can raise it")
         assert 400 <= answer.status_code < 600
+
+
+def test_the_frameworks_own_refusals_answer_in_the_same_body(client: TestClient) -> None:
+    """No such path, a method the path does not take (Allow kept), a multipart body without
+    its boundary: each in the body every other error has, named for its status."""
+    missing = client.get("/no/such/path")
+    assert (missing.status_code, missing.json()) == (404, {
+        "error": "not_found", "detail": "no such path: /no/such/path (GET /docs lists the "
+                                        "API's paths)"})
+    wrong = client.delete("/raise/NotFound")
+    assert (wrong.status_code, wrong.json()) == (405, {
+        "error": "method_not_allowed",
+        "detail": "DELETE is not allowed on /raise/NotFound; allowed: GET"})
+    assert wrong.headers["allow"] == "GET"
+    unbounded = client.post("/form", content=b"--x--",
+                            headers={"content-type": "multipart/form-data"})
+    assert (unbounded.status_code, unbounded.json()["error"]) == (400, "bad_request")
+    assert "boundary" in unbounded.json()["detail"]
