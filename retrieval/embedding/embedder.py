@@ -110,7 +110,7 @@ def image_to_pixels(image: Image.Image, *, size: int) -> torch.Tensor:
     Workers hand back uint8 rather than float: a quarter of the bytes to pass between
     processes, and the normalisation runs once per batch, vectorised, in the main process.
     The squash is bilinear with antialiasing: torch's uint8 kernel, within one level of
-    Pillow's BILINEAR and about twice as fast on the 320x240 that a drafted 640x480 JPEG
+    Pillow's BILINEAR and faster on the 320x240 that a drafted 640x480 JPEG
     decodes to; Pillow's own for an image with a side of 2 x `_REDUCING_GAP` x size or more,
     which Pillow first reduces by a whole factor (torch's exact filter is slower there).
     """
