@@ -17,6 +17,7 @@ from lookalike.services.api.leansearch import LeanSearch
 from lookalike.services.api.limits import BodyLimit
 from lookalike.services.api.logs import configure_logging
 from lookalike.services.api.metrics import Metrics
+from lookalike.services.api.ranges import IgnoreBadRanges
 from lookalike.services.api.ratelimit import Budgets
 from lookalike.services.api.requests import RequestContext
 from lookalike.services.api.routers import (
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HostAndOrigin, hosts=settings.allowed_hosts,
                        cors_origins=settings.cors_origins)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(IgnoreBadRanges)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     install_error_handlers(app)
     for module in (search, copies, images, spaces, jobs, explain, health, metrics, pages, admin,

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lookalike.services.api.app import create_app
+from lookalike.services.api.ranges import valid_byte_ranges
 from lookalike.services.runtime import Runtime
 from tests import imagefactory
 
@@ -76,3 +77,29 @@ def test_bodies_are_capped_with_or_without_a_declared_length(client: TestClient)
     chunked = client.post("/v1/search", content=chunks(),
                           headers={"Content-Type": "application/json"})
     assert chunked.status_code == 413
+
+
+def test_files_answer_byte_ranges_and_ignore_ranges_they_cannot_honour(
+        client: TestClient) -> None:
+    whole = client.get("/v1/images/1/file")
+    assert whole.status_code == 200
+    size = len(whole.content)
+    part = client.get("/v1/images/1/file", headers={"Range": "bytes=2-9"})
+    assert part.status_code == 206 and part.content == whole.content[2:10]
+    assert part.headers["content-range"] == f"bytes 2-9/{size}"
+    for header in ("bytes=5-1", "bytes=abc", "items=0-1", "bytes=", "bytes=-", "0-1"):
+        answer = client.get("/v1/images/1/file", headers={"Range": header})
+        assert answer.status_code == 200, header
+        assert answer.content == whole.content, header
+    beyond = client.get("/v1/images/1/file", headers={"Range": f"bytes={size}-"})
+    assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{size}"
+    static = client.get("/static/js/main.js", headers={"Range": "bytes=9-3"})
+    assert static.status_code == 200 and static.content == client.get("/static/js/main.js").content
+
+
+def test_only_well_formed_byte_ranges_pass() -> None:
+    assert all(valid_byte_ranges(value) for value in (
+        "bytes=0-0", "bytes=5-", "bytes=-20", "BYTES = 0-1, 4-9", "bytes=0-1,,2-3"))
+    assert not any(valid_byte_ranges(value) for value in (
+        "bytes=5-1", "bytes=abc", "bytes=1-2-3", "bytes=-", "bytes=,", "bytes 0-1", "lines=0-1",
+        "bytes=0x1-2", "bytes=1.5-2"))
