@@ -53,12 +53,17 @@ def write_frames(
     codec: str = "mpeg4",
     fps: int = FPS,
     size: tuple[int, int] = SIZE,
+    rotation: int = 0,
 ) -> bytes:
-    """Encode RGB frames (height, width, 3) uint8 of `size` into a clip; the file's bytes."""
+    """Encode RGB frames (height, width, 3) uint8 of `size` into a clip; the file's bytes.
+    A `rotation` (degrees counter-clockwise) goes into the display matrix, as a phone
+    writes one for a clip filmed upright (-90)."""
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format=container) as output:
         stream = output.add_stream(codec, rate=fps)
         stream.width, stream.height = size
+        if rotation:
+            stream.set_display_rotation(rotation)
         stream.pix_fmt = "yuv420p"
         stream.options = {"qscale": "2"} if codec == "mpeg4" else {}
         for pixels in frames:

@@ -3,6 +3,8 @@ on the container's header before any frame is decoded and again while frames str
 
 Frames are yielded one at a time as RGB PIL images with their presentation time in seconds,
 so memory stays at one frame (plus the decoder's own buffers) whatever the clip's length.
+Each frame is turned upright as its display matrix says (a phone's portrait clip is stored
+landscape with a rotation of -90 degrees), as images are by their EXIF orientation.
 A stream that ends well before the duration its header declares is `truncated`; any decoder
 error on the untrusted bytes is `decode_failed`: never a partial result without an error.
 """
@@ -41,6 +43,11 @@ _SIGNATURES: tuple[tuple[int, bytes], ...] = (
     (0, b"RIFF"),  # avi (RIFF....AVI )
     (0, b"\x1a\x45\xdf\xa3"),  # Matroska / WebM (EBML)
 )
+
+
+# Counter-clockwise quarter turns of a display matrix -> the transposition that shows it.
+_QUARTER_TURNS = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180,
+                  3: Image.Transpose.ROTATE_270}
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,7 @@ def decode_frames(data: bytes, *, limits: VideoLimits) -> Iterator[VideoFrame]:
             count += 1
             _check_running(count, frame, limits)
             last = max(last, _seconds(frame, stream))
-            yield VideoFrame(last, frame.to_image())  # type: ignore[no-untyped-call]
+            yield VideoFrame(last, upright_image(frame))
         _check_complete(count, last, info)
 
 
@@ -124,10 +131,19 @@ def decode_span(data: bytes | Path, *, start: float, end: float, limits: VideoLi
             if t > end or (most is not None and len(kept) >= most):
                 break
             if t >= due:
-                kept.append(VideoFrame(t, frame.to_image()))  # type: ignore[no-untyped-call]
+                kept.append(VideoFrame(t, upright_image(frame)))
                 if step > 0:  # the next of the evenly spaced times
                     due = start + step * (math.floor((t - start) / step) + 1)
         return kept
+
+
+def upright_image(frame: av.VideoFrame) -> Image.Image:
+    """The frame as an RGB image turned as its display matrix says: `rotation` is the
+    counter-clockwise turn in degrees, rounded to a quarter turn (the only turns cameras
+    write); a mirroring in the matrix is not applied."""
+    image: Image.Image = frame.to_image()  # type: ignore[no-untyped-call]
+    turn = _QUARTER_TURNS.get(round(frame.rotation / 90) % 4)
+    return image if turn is None else image.transpose(turn)
 
 
 def _seek(container: av.container.InputContainer, stream: av.video.VideoStream,

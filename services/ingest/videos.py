@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -73,14 +73,17 @@ def video_limits(settings: Settings) -> VideoLimits:
 
 
 def sampled_jpegs(data: bytes, settings: Settings) -> tuple[VideoInfo, list[SampledJpeg]]:
-    """The clip's header facts and its sampled frames as JPEG bytes; VideoRejected on any
-    limit, a corrupt stream or one cut short."""
+    """The clip's header facts, with the size its frames are shown at (upright: a rotated
+    clip's width and height swap), and its sampled frames as JPEG bytes; VideoRejected on
+    any limit, a corrupt stream or one cut short."""
     limits = video_limits(settings)
     info = probe_video(data, limits=limits)
     policy = SamplingPolicy(every_seconds=settings.video_every_s)
-    frames = [SampledJpeg(frame.t, _jpeg(frame.image))
-              for frame in sample_frames(decode_frames(data, limits=limits), policy)]
-    return info, frames
+    frames, shown = [], (info.width, info.height)
+    for frame in sample_frames(decode_frames(data, limits=limits), policy):
+        shown = frame.image.size
+        frames.append(SampledJpeg(frame.t, _jpeg(frame.image)))
+    return replace(info, width=shown[0], height=shown[1]), frames
 
 
 def _jpeg(image: PILImage.Image) -> bytes:

