@@ -5,21 +5,26 @@ holds, the RGB result (4 bytes a pixel: PIL pads RGB) and one working buffer of 
 Wide gray is scaled in PIL's own 16 or 32 bits, transparency is composited by pasting onto the
 result, a palette's transparency by compositing its 256 colours, and only the first frame of an
 animation is read. Peaks measured in bytes a pixel: JPEG 8, RGBA PNG 8, 16-bit gray PNG 7, RGB
-PNG with a transparent colour 12, WebP 16 (libwebp's two canvases and Pillow's raw frame).
+PNG with a transparent colour 12, WebP 16 (libwebp's two canvases and Pillow's raw frame),
+AVIF 8, HEIC 6.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 from dataclasses import dataclass
 
+import pillow_heif
 from PIL import Image, ImageFile
 
 from lookalike.retrieval.errors import ImageRejected
 
-ACCEPTED_FORMATS: tuple[str, ...] = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "TIFF")
-_PLUGINS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # MPO files open through JPEG's
+ACCEPTED_FORMATS: tuple[str, ...] = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "AVIF", "HEIF", "BMP",
+                                     "TIFF")
+# MPO files open through JPEG's plugin; HEIF (a phone's HEIC photos) through pillow-heif's.
+_PLUGINS = ("JPEG", "PNG", "GIF", "WEBP", "AVIF", "HEIF", "BMP", "TIFF")
 SNIFF_BYTES = 16  # the prefix each accepted format's plugin recognises its files by
 _DRAFT_FORMATS = frozenset({"JPEG", "MPO"})
 _EXIF_ORIENTATION = 0x0112
@@ -129,6 +134,7 @@ def looks_like_image(prefix: bytes) -> bool:
 
 def _plugin_for(prefix: bytes) -> str | None:
     """The accepted format whose plugin recognises this file prefix, if any."""
+    _register_heif()
     Image.init()
     for name in _PLUGINS:
         _, accept = Image.OPEN[name]
@@ -136,6 +142,12 @@ def _plugin_for(prefix: bytes) -> str | None:
         if looks_right and not isinstance(looks_right, str):
             return name
     return None
+
+
+@functools.cache
+def _register_heif() -> None:
+    """Give Pillow pillow-heif's HEIF plugin, once (Pillow reads AVIF itself, not HEIC)."""
+    pillow_heif.register_heif_opener()
 
 
 def _unaccepted(data: bytes) -> ImageRejected:

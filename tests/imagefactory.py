@@ -9,6 +9,7 @@ from functools import cache
 
 import numpy as np
 from PIL import Image
+from pillow_heif import register_heif_opener
 from skimage import data as skdata
 
 EXIF_ORIENTATION = 0x0112
@@ -28,6 +29,8 @@ def photo(name: str = "astronaut", size: tuple[int, int] | None = None) -> Image
 
 
 def _encode(image: Image.Image, fmt: str, **params: object) -> bytes:
+    if fmt == "HEIF":
+        register_heif_opener()  # Pillow writes HEIF through pillow-heif's plugin
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **params)
     return buffer.getvalue()
@@ -100,15 +103,15 @@ def marked_photo() -> Image.Image:
     return Image.fromarray(pixels)
 
 
-def exif_rotated_jpeg() -> bytes:
+def exif_rotated_jpeg(fmt: str = "JPEG") -> bytes:
     """Stored 160x100 with a red top-left block; EXIF Orientation=6 makes it display 100x160.
 
     Orientation 6 means "rotate 90 degrees clockwise to display", so the red block must show up
-    in the top-right corner of the upright image.
-    """
+    in the top-right corner of the upright image. `fmt` another format that carries EXIF
+    (HEIF, AVIF: a phone's photo)."""
     exif = Image.Exif()
     exif[EXIF_ORIENTATION] = 6
-    return _encode(marked_photo(), "JPEG", quality=95, exif=exif.tobytes())
+    return _encode(marked_photo(), fmt, quality=95, exif=exif.tobytes())
 
 
 def animated_gif(frames: int = 4) -> bytes:
@@ -127,6 +130,16 @@ def mpo_bytes() -> bytes:
 def webp_bytes() -> bytes:
     """A lossy WebP of the coffee photo."""
     return _encode(photo("coffee"), "WEBP", quality=80)
+
+
+def heic_bytes(size: tuple[int, int] | None = None) -> bytes:
+    """A HEIC (HEVC in HEIF, as phones save photos) of the coffee photo."""
+    return _encode(photo("coffee", size), "HEIF", quality=80)
+
+
+def avif_bytes(size: tuple[int, int] | None = None) -> bytes:
+    """An AVIF (AV1 in HEIF) of the coffee photo."""
+    return _encode(photo("coffee", size), "AVIF", quality=80)
 
 
 def bmp_bytes() -> bytes:

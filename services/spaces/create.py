@@ -41,7 +41,8 @@ logger = logging.getLogger(__name__)
 
 MULTISCALE = (1.0, 1 / math.sqrt(2), 0.5)
 _PAGE = 5000
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".avif", ".heic", ".heif", ".bmp", ".gif",
+                   ".tif", ".tiff"}
 
 
 # The stored options' defaults are the definition's: spelled once, in SpaceOptions.

@@ -14,7 +14,7 @@ from lookalike.retrieval.errors import LookalikeError
 log = logging.getLogger(__name__)
 
 EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp",
-              "BMP": "bmp", "TIFF": "tif"}
+              "AVIF": "avif", "HEIF": "heic", "BMP": "bmp", "TIFF": "tif"}
 _CHUNK = 1 << 20
 
 

@@ -47,6 +47,8 @@ def test_sha256_hex_matches_known_digests() -> None:
         (imagefactory.jpeg_bytes, "JPEG", (512, 512)),
         (imagefactory.png_bytes, "PNG", (451, 300)),
         (imagefactory.webp_bytes, "WEBP", (600, 400)),
+        (imagefactory.heic_bytes, "HEIF", (600, 400)),
+        (imagefactory.avif_bytes, "AVIF", (600, 400)),
         (imagefactory.bmp_bytes, "BMP", (120, 80)),
         (imagefactory.tiff_bytes, "TIFF", (120, 80)),
         (imagefactory.cmyk_jpeg, "JPEG", (600, 400)),
@@ -121,8 +123,9 @@ def test_gray_alpha_is_composited_onto_white() -> None:
     assert image.getpixel((70, 20)) == (255, 255, 255)
 
 
-def test_exif_orientation_is_applied_clockwise() -> None:
-    decoded = decode_image(imagefactory.exif_rotated_jpeg(), **LIMITS)
+@pytest.mark.parametrize("fmt", ["JPEG", "HEIF", "AVIF"])
+def test_exif_orientation_is_applied_clockwise(fmt: str) -> None:
+    decoded = decode_image(imagefactory.exif_rotated_jpeg(fmt), **LIMITS)
     assert (decoded.width, decoded.height) == (100, 160) == decoded.image.size
     red, green, blue = decoded.image.getpixel((decoded.width - 8, 8))
     assert red > 200 and green < 60 and blue < 60
@@ -182,6 +185,16 @@ def test_pixel_limit_message_names_size_and_limit() -> None:
     assert error.message == (
         "image is 40000x40000 = 1600000000 pixels; the limit is 40000000 (LOOKALIKE_MAX_PIXELS)"
     )
+
+
+@pytest.mark.parametrize("build", [imagefactory.heic_bytes, imagefactory.avif_bytes])
+def test_phone_formats_keep_the_photo_and_meet_the_pixel_limit_from_their_header(build) -> None:
+    original = np.asarray(imagefactory.photo("coffee", (300, 200)), dtype=np.float32)
+    decoded = np.asarray(decode(build((300, 200))), dtype=np.float32)
+    assert np.abs(decoded - original).mean() < 6
+    with pytest.raises(ImageRejected) as refused:
+        decode_image(build((1200, 900)), max_bytes=10**8, max_pixels=1_000_000)
+    assert refused.value.kind == "too_many_pixels" and "1200x900" in str(refused.value)
 
 
 def test_pixel_limit_applies_to_ordinary_photos_too() -> None:

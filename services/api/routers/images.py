@@ -42,7 +42,8 @@ from lookalike.services.text.topics import edit_words
 router = APIRouter(prefix="/v1/images", tags=["images"])
 
 MEDIA_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "GIF": "image/gif",
-               "WEBP": "image/webp", "BMP": "image/bmp", "TIFF": "image/tiff"}
+               "WEBP": "image/webp", "AVIF": "image/avif",
+               "HEIF": "image/heic", "BMP": "image/bmp", "TIFF": "image/tiff"}
 ERRORS = {status: {"model": ErrorResponse} for status in (404, 413, 415, 422)}
 
 

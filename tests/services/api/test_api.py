@@ -86,6 +86,19 @@ def test_unusual_but_valid_images_are_accepted(client: TestClient, make) -> None
     assert answer.json()["status"] == "embedded"
 
 
+def test_a_phones_heic_photo_is_kept_as_heic_and_its_avif_copy_finds_it(
+        client: TestClient) -> None:
+    data = imagefactory.heic_bytes()
+    created = upload(client, data, name="IMG_0001.HEIC")
+    assert created.status_code == 201, created.text
+    image = created.json()
+    original = client.get(image["file_url"])
+    assert original.headers["content-type"] == "image/heic" and original.content == data
+    query = {"file": ("q.avif", imagefactory.avif_bytes())}
+    hits = client.post("/v1/search?k=1", files=query).json()["results"]
+    assert hits[0]["image_id"] == image["id"] and hits[0]["score"] > 0.9
+
+
 def test_spaces_health_and_errors(client: TestClient) -> None:
     spaces = client.get("/v1/spaces").json()
     assert spaces[0]["is_default"] and spaces[0]["dim"] == 1280
