@@ -192,8 +192,11 @@ def _decode(
 
 
 def _is_truncation(exc: BaseException) -> bool:
-    """PIL reports a file that ends early as EOFError or as an error saying 'truncated'."""
-    return isinstance(exc, EOFError) or "truncated" in str(exc).lower()
+    """PIL reports a file that ends early as EOFError or as an error saying 'truncated';
+    libheif says 'Unexpected end of file'. (libavif says 'Truncated' only when the cut is in
+    the header; a cut in the pixel data reads to it as a box that does not parse.)"""
+    message = str(exc).lower()
+    return isinstance(exc, EOFError) or "truncated" in message or "end of file" in message
 
 
 def _upright_rgb(source: ImageFile.ImageFile, orientation: int) -> Image.Image:

@@ -197,6 +197,11 @@ def test_phone_formats_keep_the_photo_and_meet_the_pixel_limit_from_their_header
     assert refused.value.kind == "too_many_pixels" and "1200x900" in str(refused.value)
 
 
+def test_a_heic_cut_short_is_truncated() -> None:
+    whole = imagefactory.heic_bytes((300, 200))
+    assert rejection(whole[:len(whole) // 2]).kind == "truncated"
+
+
 def test_pixel_limit_applies_to_ordinary_photos_too() -> None:
     assert rejection(imagefactory.jpeg_bytes(), max_pixels=512 * 512 - 1).kind == "too_many_pixels"
     assert decode(imagefactory.jpeg_bytes(), max_pixels=512 * 512).size == (512, 512)
