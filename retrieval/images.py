@@ -16,13 +16,33 @@ import hashlib
 import io
 from dataclasses import dataclass
 
-import pillow_heif
 from PIL import Image, ImageFile
 
 from lookalike.retrieval.errors import ImageRejected
 
-ACCEPTED_FORMATS: tuple[str, ...] = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "AVIF", "HEIF", "BMP",
-                                     "TIFF")
+
+@dataclass(frozen=True)
+class ImageFormat:
+    """How files of an accepted format are named (the first suffix names a stored original)
+    and served."""
+
+    suffixes: tuple[str, ...]
+    media_type: str
+
+
+FORMATS: dict[str, ImageFormat] = {
+    "JPEG": ImageFormat((".jpg", ".jpeg"), "image/jpeg"),
+    "MPO": ImageFormat((".jpg",), "image/jpeg"),
+    "PNG": ImageFormat((".png",), "image/png"),
+    "GIF": ImageFormat((".gif",), "image/gif"),
+    "WEBP": ImageFormat((".webp",), "image/webp"),
+    "AVIF": ImageFormat((".avif",), "image/avif"),
+    "HEIF": ImageFormat((".heic", ".heif"), "image/heic"),
+    "BMP": ImageFormat((".bmp",), "image/bmp"),
+    "TIFF": ImageFormat((".tif", ".tiff"), "image/tiff"),
+}
+ACCEPTED_FORMATS: tuple[str, ...] = tuple(FORMATS)
+IMAGE_SUFFIXES = frozenset(suffix for kind in FORMATS.values() for suffix in kind.suffixes)
 # MPO files open through JPEG's plugin; HEIF (a phone's HEIC photos) through pillow-heif's.
 _PLUGINS = ("JPEG", "PNG", "GIF", "WEBP", "AVIF", "HEIF", "BMP", "TIFF")
 SNIFF_BYTES = 16  # the prefix each accepted format's plugin recognises its files by
@@ -146,7 +166,10 @@ def _plugin_for(prefix: bytes) -> str | None:
 
 @functools.cache
 def _register_heif() -> None:
-    """Give Pillow pillow-heif's HEIF plugin, once (Pillow reads AVIF itself, not HEIC)."""
+    """Give Pillow pillow-heif's HEIF plugin, once (Pillow reads AVIF itself, not HEIC);
+    imported at the first decode, not with this module (it takes about 70 ms)."""
+    import pillow_heif  # noqa: PLC0415
+
     pillow_heif.register_heif_opener()
 
 

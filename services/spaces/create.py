@@ -19,6 +19,7 @@ from lookalike.retrieval.embedding.whitening import (
     fit_learned_whitening,
     fit_pca_whitening,
 )
+from lookalike.retrieval.images import IMAGE_SUFFIXES
 from lookalike.retrieval.models.engines import check_engine
 from lookalike.retrieval.models.registry import file_sha256, get_backbone, resolve_weights
 from lookalike.retrieval.models.specs import DEFAULT_BACKBONE
@@ -41,8 +42,6 @@ logger = logging.getLogger(__name__)
 
 MULTISCALE = (1.0, 1 / math.sqrt(2), 0.5)
 _PAGE = 5000
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".avif", ".heic", ".heif", ".bmp", ".gif",
-                   ".tif", ".tiff"}
 
 
 # The stored options' defaults are the definition's: spelled once, in SpaceOptions.
@@ -197,7 +196,7 @@ def _whitening_images(runtime: Runtime, definition: SpaceDefinition
     labelled ones."""
     if definition.whiten_from is not None:
         root = Path(definition.whiten_from)
-        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         found = [(str(p), p.parent.name if p.parent != root else None) for p in files]
     elif definition.whiten_labels:
         with runtime.session() as session:

@@ -10,12 +10,17 @@ from pathlib import Path
 
 from lookalike.retrieval import atomic
 from lookalike.retrieval.errors import LookalikeError
+from lookalike.retrieval.images import FORMATS
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp",
-              "AVIF": "avif", "HEIF": "heic", "BMP": "bmp", "TIFF": "tif"}
 _CHUNK = 1 << 20
+
+
+def _extension(image_format: str) -> str:
+    """The suffix (no dot) a stored original of the format is named with; "bin" if unknown."""
+    kind = FORMATS.get(image_format)
+    return kind.suffixes[0].lstrip(".") if kind else "bin"
 
 
 def _sharded(root: Path, sha256: str, suffix: str) -> Path:
@@ -24,7 +29,7 @@ def _sharded(root: Path, sha256: str, suffix: str) -> Path:
 
 
 def original_path(root: Path, sha256: str, image_format: str) -> Path:
-    return _sharded(root, sha256, EXTENSIONS.get(image_format, "bin"))
+    return _sharded(root, sha256, _extension(image_format))
 
 
 def thumbnail_path(root: Path, sha256: str) -> Path:

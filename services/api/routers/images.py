@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
+from lookalike.retrieval.images import FORMATS
 from lookalike.services.api.auth import NEEDS_ADMIN, NEEDS_INGEST, NEEDS_SEARCH, IdentityDep
 from lookalike.services.api.deps import MAX_ID, ImageId, RuntimeDep, read_limited
 from lookalike.services.api.ratelimit import ADMIN_RATE, INGEST_RATE, IngestAccess
@@ -41,9 +42,6 @@ from lookalike.services.text.topics import edit_words
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
 
-MEDIA_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "GIF": "image/gif",
-               "WEBP": "image/webp", "AVIF": "image/avif",
-               "HEIF": "image/heic", "BMP": "image/bmp", "TIFF": "image/tiff"}
 ERRORS = {status: {"model": ErrorResponse} for status in (404, 413, 415, 422)}
 
 
@@ -152,8 +150,8 @@ def get_thumbnail(image_id: ImageId, runtime: RuntimeDep) -> FileResponse:
             dependencies=[NEEDS_SEARCH])
 def get_file(image_id: ImageId, runtime: RuntimeDep) -> FileResponse:
     path, image_format = original_file(runtime, image_id)
-    return FileResponse(path, media_type=MEDIA_TYPES.get(image_format,
-                                                         "application/octet-stream"))
+    kind = FORMATS.get(image_format)
+    return FileResponse(path, media_type=kind.media_type if kind else "application/octet-stream")
 
 
 @router.delete("/{image_id}", status_code=204, responses=ERRORS,
