@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
@@ -85,6 +85,9 @@ class Metrics:
                                 ["query"], registry=self.registry)
         self.uploads = Counter("lookalike_uploads", "uploads accepted, by outcome",
                                ["outcome"], registry=self.registry)
+        self.in_flight = 0
+        Gauge("lookalike_http_requests_in_flight", "requests this process is answering",
+              registry=self.registry).set_function(lambda: self.in_flight)
 
     def watch_catalog(self, runtime: Runtime) -> None:
         self.registry.register(CatalogCollector(runtime))

@@ -31,7 +31,8 @@ def _route_of(scope: Scope) -> str:
 
 class RequestContext:
     """Gives each request an id (the caller's X-Request-ID when sane), returns it in the
-    response header, logs one access line and records the request's metrics. An error no
+    response header, logs one access line and records the request's metrics (the count in
+    flight included, from its first step to its last). An error no
     handler took is logged with its traceback and the id, and answered as JSON (`internal`)
     like every other error, rather than Starlette's plain-text page without the id."""
 
@@ -50,6 +51,7 @@ class RequestContext:
         status = 500
         started = time.perf_counter()
         response_started = False
+        self.metrics.in_flight += 1
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
@@ -68,6 +70,7 @@ class RequestContext:
                              f"{rid}); its log has the cause under that id"
                              )(scope, receive, send_with_id)
         finally:
+            self.metrics.in_flight -= 1
             seconds = time.perf_counter() - started
             route = _route_of(scope)
             self.metrics.observe(method=scope["method"], route=route, status=status,

@@ -105,6 +105,7 @@ def test_metrics_count_requests_searches_and_errors(client: TestClient, photo_di
     assert metric(text, 'lookalike_space_vectors{space="mobilenet_v2-gap"}') == 23
     assert metric(text, 'lookalike_images{status="embedded"}') == 23
     assert metric(text, "lookalike_catalog_up") == 1
+    assert metric(text, "lookalike_http_requests_in_flight") == 1  # the scrape itself
 
 
 def test_readyz_catches_replicas_up_with_the_catalog(client: TestClient, catalog: Settings,

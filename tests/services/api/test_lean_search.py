@@ -5,16 +5,22 @@ options are unchanged."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lookalike.services.api import leansearch
 from lookalike.services.api.app import create_app
 from lookalike.services.api.leansearch import LeanSearch
 from lookalike.services.runtime import Runtime
+from lookalike.services.search.query import SearchResult, search_vector
 
 
 class FastApiDoor:
@@ -166,3 +172,36 @@ def test_an_upload_that_is_not_an_image_gets_the_fastapi_routes_error(
     full = by_upload(client, "k=3&group_videos=true", files)
     assert lean.status_code == full.status_code == 415
     assert lean.json() == full.json()
+
+
+def test_a_lone_search_runs_on_the_event_loop_and_company_goes_to_threads(
+        photo_home: Runtime, photo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: list[int] = []
+
+    def noting_thread(*args: Any, **kwargs: Any) -> SearchResult:
+        threads.append(threading.get_ident())
+        return search_vector(*args, **kwargs)
+
+    monkeypatch.setattr(leansearch, "search_vector", noting_thread)
+    photo = sorted(photo_dir.glob("*.jpg"))[1].read_bytes()
+    app = create_app(photo_home.settings)
+
+    async def searches(together: int) -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            answers = await asyncio.gather(*(
+                client.post("/v1/search?k=2", files={"file": ("q.jpg", photo, "image/jpeg")})
+                for _ in range(together)))
+        assert [answer.status_code for answer in answers] == [200] * together
+        return [answer.json()["results"][0]["image_id"] for answer in answers]
+
+    async def run() -> None:
+        async with app.router.lifespan_context(app):
+            loop_thread = threading.get_ident()
+            first = await searches(1)
+            assert threads == [loop_thread]
+            threads.clear()
+            assert await searches(3) == first * 3
+            assert len(threads) == 3 and loop_thread not in threads
+
+    asyncio.run(run())
