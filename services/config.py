@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -25,6 +26,16 @@ def usable_cpus() -> int:
     """The cores this process may run on (its affinity mask: a container's or taskset's
     limit), which os.cpu_count() ignores."""
     return len(os.sched_getaffinity(0))
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what platform knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 class Settings(BaseSettings):
@@ -64,10 +75,11 @@ class Settings(BaseSettings):
     # Half the cores decode, the other half run the model: on 2 cores one decode process and
     # one torch thread gave the fastest end-to-end ingest (`lookalike bench ingest`, README).
     batch_size: int = 32
-    # One model call per 4 images: on this 2-core Xeon (AMX, bf16, channels_last) MobileNetV2
-    # ran at ~160 images/s in slices of 4 and 8 and ~130 in one call of 32, whose activations
-    # spill out of the cache (`lookalike bench forward` prints the figures for each size).
-    forward_batch: int = Field(4, ge=1, description="images per model call")
+    # Which call size is fastest depends on the engine and the CPU's caches (`lookalike bench
+    # forward` prints each size's images/s), so unset it is measured (services/spaces/call_size).
+    forward_batch: int | None = Field(
+        None, ge=1, description="images per model call; unset = the fastest of 1, 2, 4 and 8 "
+        "for the space's engine on this CPU, measured once and kept in the engine folder")
     decode_workers: int = Field(default_factory=lambda: max(1, usable_cpus() // 2))
     torch_threads: int | None = Field(None, description="unset: the cores decode leaves free")
     # A training epoch decodes nothing beside its model: a detector's finder epoch took 741 s

@@ -122,3 +122,7 @@ class NotCalibrated(LookalikeError):
 
 class DetectorNotFound(NotFound):
     """A detector name with no trained file under LOOKALIKE_HOME/detectors."""
+
+
+class CallSizeUnreadable(LookalikeError):
+    """A kept model call size (services/spaces/call_size.py) that is not a whole number."""

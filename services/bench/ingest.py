@@ -154,7 +154,7 @@ def run_ingest_bench(settings: Settings, *, images: int, naive_images: int) -> I
         naive = _naive(embedder.spec, space_weights(bench.space, settings=runtime.settings),
                        paths)
     return IngestBench(images=images, batch_size=settings.batch_size,
-                       forward_batch=settings.forward_batch,
+                       forward_batch=embedder.options.forward_batch,
                        decode_workers=settings.decode_workers,
                        torch_threads=torch.get_num_threads(),
                        frozen_graph=settings.frozen_graph, model_only_per_s=model_only,
@@ -166,6 +166,7 @@ def run_ingest_bench(settings: Settings, *, images: int, naive_images: int) -> I
 class ForwardBench:
     batch_size: int
     images_per_s: dict[int, float]
+    chosen: int  # the call size the space's embedder runs at here (set, or measured and kept)
 
 
 def run_forward_bench(settings: Settings, *, sizes: list[int], images: int = 64,
@@ -174,9 +175,10 @@ def run_forward_bench(settings: Settings, *, sizes: list[int], images: int = 64,
     calls of each size (the best of `rounds`): what `forward_batch` should be here."""
     figures = {}
     with _bench_home(settings, images) as bench:
+        chosen = bench.embedder.options.forward_batch
         for size in sizes:
             bench.embedder.options = dataclasses.replace(bench.embedder.options,
                                                          forward_batch=size)
             figures[size] = max(_model_only(bench.embedder, bench.tensors, images)
                                 for _ in range(rounds))
-    return ForwardBench(batch_size=images, images_per_s=figures)
+    return ForwardBench(batch_size=images, images_per_s=figures, chosen=chosen)

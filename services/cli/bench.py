@@ -20,23 +20,13 @@ from lookalike.services.bench.search import run_search_bench
 from lookalike.services.bench.speed import run_speed_bench
 from lookalike.services.bench.startup import run_startup_bench
 from lookalike.services.bench.zoo import DEFAULT_NETWORKS
-from lookalike.services.config import get_settings, usable_cpus
+from lookalike.services.config import cpu_model, get_settings, usable_cpus
 
 console = Console()
 JsonOption = Annotated[bool, typer.Option("--json", help="one JSON object on stdout")]
 PostgresOption = Annotated[str | None, typer.Option(
     help="admin URL of a PostgreSQL server, e.g. postgresql://postgres@127.0.0.1:5432/postgres: "
          "the run uses a throw-away database created there and dropped after it")]
-
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), else what platform knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def machine() -> dict:
@@ -78,10 +68,11 @@ def bench_forward(
                                images=images)
     if as_json:
         print(json.dumps({"images": result.batch_size, "images_per_s": result.images_per_s,
-                          "machine": machine()}))
+                          "chosen": result.chosen, "machine": machine()}))
         return
     best = max(result.images_per_s, key=result.images_per_s.__getitem__)
-    console.print(f"{result.batch_size} decoded photos per round, best of 3")
+    console.print(f"{result.batch_size} decoded photos per round, best of 3; the space's "
+                  f"model runs calls of {result.chosen} here")
     for size, rate in result.images_per_s.items():
         mark = "  <- fastest" if size == best else ""
         console.print(f"  {size:3d} images per call: {rate:7.1f} images/s{mark}")

@@ -116,13 +116,14 @@ def reference_vectors(*, spec: BackboneSpec, weights: Path) -> np.ndarray:
 def engine_agreement(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha256: str,
                      settings: Settings, reference: np.ndarray | None = None) -> float:
     """The lowest cosine, over the bundled photos, between the vectors `engine` makes (run
-    as the service runs it) and `reference` (default: `reference_vectors`)."""
+    as the service runs it; in calls of one image, a query's, unless `forward_batch` is
+    set) and `reference` (default: `reference_vectors`)."""
     if reference is None:
         reference = reference_vectors(spec=spec, weights=weights)
     trunk = engine_trunk(engine, spec=spec, weights=weights, weights_sha256=weights_sha256,
                          settings=settings)
     candidate = Embedder(trunk, spec=spec, options=EmbedderOptions(
-        forward_batch=settings.forward_batch, channels_last=settings.channels_last,
+        forward_batch=settings.forward_batch or 1, channels_last=settings.channels_last,
         bf16=native_bf16() if settings.bf16 is None else settings.bf16,
         frozen_graph=settings.frozen_graph))
     vectors = candidate.embed_images([photo.image for photo in bundled_photos()])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -19,6 +20,7 @@ from lookalike.services.catalog.models import Space
 from lookalike.services.catalog.schemas import SpaceCreate
 from lookalike.services.config import Settings
 from lookalike.services.errors import CatalogEmpty, SpaceExists, SpaceNotFound
+from lookalike.services.spaces.call_size import call_size_file, kept_call_size
 from lookalike.services.spaces.engines import default_engine, engine_trunk
 from lookalike.services.spaces.model_store import space_head
 from lookalike.services.spaces.whitening_store import space_whitening
@@ -106,15 +108,15 @@ def space_weights(space: Space, *, settings: Settings) -> Path:
 
 def build_embedder(space: Space, *, settings: Settings) -> Embedder:
     """The model of a space, loaded from its verified weights (and head, if trained), run by
-    the space's engine."""
+    the space's engine in model calls of `forward_batch` images (unset: the size measured
+    fastest for it on this CPU, services/spaces/call_size.py)."""
     spec = get_backbone(space.backbone)
     weights = space_weights(space, settings=settings)
+    weights_sha256 = space.weights_sha256 or file_sha256(weights)
     model = engine_trunk(space.options.engine, spec=spec, weights=weights,
-                         weights_sha256=space.weights_sha256 or file_sha256(weights),
-                         settings=settings)
+                         weights_sha256=weights_sha256, settings=settings)
     options = EmbedderOptions(
         batch_size=settings.batch_size,
-        forward_batch=settings.forward_batch,
         num_workers=settings.decode_workers,
         channels_last=settings.channels_last,
         bf16=native_bf16() if settings.bf16 is None else settings.bf16,
@@ -124,6 +126,14 @@ def build_embedder(space: Space, *, settings: Settings) -> Embedder:
         frozen_graph=settings.frozen_graph,
         input_size=space.options.input_size,
     )
-    return Embedder(model, spec=spec, options=options,
-                    whitening=space_whitening(space, settings=settings),
-                    head=space_head(space, settings=settings))
+    whitening, head = space_whitening(space, settings=settings), space_head(space,
+                                                                            settings=settings)
+
+    def embedder_of(forward_batch: int) -> Embedder:
+        return Embedder(model, spec=spec, whitening=whitening, head=head,
+                        options=replace(options, forward_batch=forward_batch))
+    if settings.forward_batch is not None:
+        return embedder_of(settings.forward_batch)
+    path = call_size_file(settings, backbone=spec.name, weights_sha256=weights_sha256,
+                          engine=space.options.engine, options=options)
+    return embedder_of(kept_call_size(path, embedder_of=embedder_of))

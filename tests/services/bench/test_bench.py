@@ -27,6 +27,7 @@ def test_bench_forward_reports_each_call_size(tmp_path: Path) -> None:
     assert figures["images"] == 8
     assert set(figures["images_per_s"]) == {"1", "4"}
     assert all(rate > 0 for rate in figures["images_per_s"].values())
+    assert figures["chosen"] in (1, 2, 4, 8)
 
 
 def test_bench_search_reports_http_and_faiss_latency(photo_catalog: Path) -> None:
