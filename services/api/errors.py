@@ -43,6 +43,7 @@ from lookalike.retrieval.errors import (
 )
 from lookalike.services.errors import (
     Busy,
+    CallSizeUnreadable,
     CatalogEmpty,
     CatalogNotReady,
     FetchFailed,
@@ -116,6 +117,7 @@ STATUSES: list[tuple[type[LookalikeError], int, str]] = [
     (WeightsNotFound, 503, "weights_not_found"),
     (WeightsMismatch, 503, "weights_mismatch"),
     (WhiteningError, 503, "whitening_unusable"),
+    (CallSizeUnreadable, 503, "call_size_unreadable"),
     (VectorSizeMismatch, 503, "vector_size_mismatch"),
     (IndexCorrupt, 503, "index_corrupt"),
     (CatalogNotReady, 503, "catalog_not_ready"),

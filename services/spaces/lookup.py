@@ -6,9 +6,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy.orm import Session
+from torch import nn
 
 from lookalike.retrieval.embedding.embedder import Embedder, EmbedderOptions, native_bf16
 from lookalike.retrieval.errors import WeightsMismatch
+from lookalike.retrieval.models.engines import EngineTrunk
 from lookalike.retrieval.models.registry import (
     file_sha256,
     get_backbone,
@@ -113,8 +115,10 @@ def build_embedder(space: Space, *, settings: Settings) -> Embedder:
     spec = get_backbone(space.backbone)
     weights = space_weights(space, settings=settings)
     weights_sha256 = space.weights_sha256 or file_sha256(weights)
-    model = engine_trunk(space.options.engine, spec=spec, weights=weights,
-                         weights_sha256=weights_sha256, settings=settings)
+
+    def trunk() -> nn.Module | EngineTrunk:
+        return engine_trunk(space.options.engine, spec=spec, weights=weights,
+                            weights_sha256=weights_sha256, settings=settings)
     options = EmbedderOptions(
         batch_size=settings.batch_size,
         num_workers=settings.decode_workers,
@@ -129,11 +133,14 @@ def build_embedder(space: Space, *, settings: Settings) -> Embedder:
     whitening, head = space_whitening(space, settings=settings), space_head(space,
                                                                             settings=settings)
 
-    def embedder_of(forward_batch: int) -> Embedder:
+    def embedder_of(forward_batch: int, model: nn.Module | EngineTrunk) -> Embedder:
         return Embedder(model, spec=spec, whitening=whitening, head=head,
                         options=replace(options, forward_batch=forward_batch))
-    if settings.forward_batch is not None:
-        return embedder_of(settings.forward_batch)
-    path = call_size_file(settings, backbone=spec.name, weights_sha256=weights_sha256,
-                          engine=space.options.engine, options=options)
-    return embedder_of(kept_call_size(path, embedder_of=embedder_of))
+    forward_batch = settings.forward_batch
+    if forward_batch is None:
+        # Measured on a trunk of its own: an OpenVINO trunk keeps the first shapes it runs
+        # compiled, and those should be the served calls', not the measurement's.
+        path = call_size_file(settings, backbone=spec.name, weights_sha256=weights_sha256,
+                              engine=space.options.engine, options=options)
+        forward_batch = kept_call_size(path, embedder_of=lambda size: embedder_of(size, trunk()))
+    return embedder_of(forward_batch, trunk())

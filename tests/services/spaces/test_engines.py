@@ -274,13 +274,21 @@ def test_a_started_server_has_compiled_the_batch_sizes_of_concurrent_queries(
         tmp_path: Path) -> None:
     """`warm_up` (the API's startup) runs the default space's model at batch sizes 1 to
     LOOKALIKE_ENGINE_STATIC_SHAPES, so the first concurrent searches find their shapes
-    compiled rather than compiling them while other model calls wait."""
+    compiled rather than compiling them while other model calls wait: calls of up to the
+    model's call size, set here or measured for this CPU (and measured on a trunk of its
+    own, which leaves the served trunk's shapes to the served calls)."""
     pytest.importorskip("openvino")
-    settings = make_settings(tmp_path).model_copy(update={"engine_static_shapes": 3})
-    init_catalog(settings)
-    with open_runtime(settings) as runtime:
-        create_space(runtime, name="ov", definition=SpaceDefinition(engine="openvino-fp32"))
-        warm_up(runtime)
-        with runtime.read_session() as session:
-            trunk = runtime.embedder(find_space(session=session, name=None)).model
-        assert trunk.static_shapes == [(size, 3, 224, 224) for size in (1, 2, 3)]
+    for forward_batch in (4, None):
+        home = tmp_path / f"calls-of-{forward_batch}"
+        settings = make_settings(home, engine_static_shapes=3, forward_batch=forward_batch,
+                                 engine_cache=tmp_path / "engines")
+        init_catalog(settings)
+        with open_runtime(settings) as runtime:
+            create_space(runtime, name="ov",
+                         definition=SpaceDefinition(engine="openvino-fp32"))
+            warm_up(runtime)
+            with runtime.read_session() as session:
+                embedder = runtime.embedder(find_space(session=session, name=None))
+        calls = min(3, embedder.options.forward_batch)
+        assert embedder.model.static_shapes == [(size, 3, 224, 224)
+                                                for size in range(1, calls + 1)]
