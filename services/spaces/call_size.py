@@ -40,36 +40,55 @@ def kept_call_size(path: Path, *, embedder_of: Callable[[int], Embedder]) -> int
     """The call size kept at `path`; else measured on `embedder_of(max(CALL_SIZES))` (an
     embedder taking that many images a call) and kept there. Processes that start together
     measure once: the first holds a lock on the folder while it measures, and the others
-    then read its answer."""
+    then read its answer. Where the folder cannot be written (an engine folder mounted
+    read-only), each process measures for itself, and says so."""
     kept = _read(path)
     if kept is not None:
         return kept
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with (path.parent / ".measuring.lock").open("a") as lock:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = (path.parent / ".measuring.lock").open("a")
+    except OSError as error:
+        _not_kept(path, error)
+        return _measured(embedder_of, path)
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             kept = _read(path)
             if kept is not None:
                 return kept
-            embedder = embedder_of(max(CALL_SIZES))
-            logger.info("measuring which model call size runs %s fastest on this CPU (once; "
-                        "kept in %s)", embedder.engine, path)
-            rates = measure_call_sizes(embedder, sizes=CALL_SIZES)
-            figures = ", ".join(f"{size}: {rate:.0f}" for size, rate in
-                                rates.images_per_s.items())
-            logger.info("model calls of %d images (images/s by call size: %s)",
-                        rates.fastest, figures)
-            write_atomic(path, f"{rates.fastest}\n".encode())
-            return rates.fastest
+            fastest = _measured(embedder_of, path)
+            try:
+                write_atomic(path, f"{fastest}\n".encode())
+            except OSError as error:
+                _not_kept(path, error)
+            return fastest
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _measured(embedder_of: Callable[[int], Embedder], path: Path) -> int:
+    """The fastest call size of `embedder_of(max(CALL_SIZES))`, measured now and logged."""
+    embedder = embedder_of(max(CALL_SIZES))
+    logger.info("measuring which model call size runs %s fastest on this CPU (once; kept in "
+                "%s)", embedder.engine, path)
+    rates = measure_call_sizes(embedder, sizes=CALL_SIZES)
+    figures = ", ".join(f"{size}: {rate:.0f}" for size, rate in rates.images_per_s.items())
+    logger.info("model calls of %d images (images/s by call size: %s)", rates.fastest, figures)
+    return rates.fastest
+
+
+def _not_kept(path: Path, error: OSError) -> None:
+    logger.warning("the model call size cannot be kept in %s (%s): this process measures it "
+                   "for itself; set LOOKALIKE_FORWARD_BATCH to skip measuring", path.parent,
+                   error)
 
 
 def _read(path: Path) -> int | None:
     """The call size written at `path`, or None when there is none yet."""
     try:
         text = path.read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     if not text.strip().isdigit() or int(text) < 1:
         raise CallSizeUnreadable(f"{path} holds {text[:40]!r}, not a model call size: delete "

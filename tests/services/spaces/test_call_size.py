@@ -26,6 +26,7 @@ from tests.services.conftest import make_settings
 
 MOBILENET = get_backbone("mobilenet_v2")
 MEASURING = "measuring which model call size"
+MODULE_LOGGER = "lookalike.services.spaces.call_size"
 
 
 def _torch_home(tmp_path: Path, **overrides: object) -> Settings:
@@ -52,7 +53,7 @@ def _kept_files(settings: Settings) -> list[Path]:
 def test_an_unset_call_size_is_measured_once_and_read_by_later_processes(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     settings = _torch_home(tmp_path)
-    with caplog.at_level(logging.INFO, logger="lookalike.services.spaces.call_size"):
+    with caplog.at_level(logging.INFO, logger=MODULE_LOGGER):
         measured = _default_embedder(settings).options.forward_batch
         (kept,) = _kept_files(settings)
         assert measured in CALL_SIZES
@@ -77,6 +78,22 @@ def test_a_damaged_kept_call_size_names_the_file_to_delete(tmp_path: Path) -> No
     kept.write_text("\x00\x00")
     with pytest.raises(CallSizeUnreadable, match=f"{kept.name}.*delete it"):
         _default_embedder(settings)
+
+
+def test_a_folder_that_cannot_be_written_is_measured_in_each_process_and_said(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    settings = _torch_home(tmp_path)
+    blocked = settings.engine_dir / "call-sizes"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("a file where the folder should be")
+    with caplog.at_level(logging.INFO, logger=MODULE_LOGGER):
+        for _ in range(2):
+            assert _default_embedder(settings).options.forward_batch in CALL_SIZES
+    assert sum(MEASURING in record.message for record in caplog.records) == 2
+    warnings = [r.message for r in caplog.records
+                if r.levelno == logging.WARNING and r.name == MODULE_LOGGER]
+    assert len(warnings) == 2 and all("cannot be kept" in w and "LOOKALIKE_FORWARD_BATCH" in w
+                                      for w in warnings)
 
 
 def _measure_in_a_process(path: Path, log: Path) -> int:
