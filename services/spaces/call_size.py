@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lookalike.retrieval.embedding.call_size import CALL_SIZES, measure_call_sizes
 from lookalike.retrieval.embedding.embedder import Embedder, EmbedderOptions
+from lookalike.retrieval.models.engines import REFERENCE_ENGINE
 from lookalike.services.config import Settings, cpu_model, usable_cpus
 from lookalike.services.errors import CallSizeUnreadable
 from lookalike.services.storage.files import write_atomic
@@ -26,7 +27,7 @@ def call_size_file(settings: Settings, *, backbone: str, weights_sha256: str, en
     kept. For torch the precision and graph are part of the engine; the CPU's model name, its
     usable cores, the threads a call runs on, the input size and the scales are hashed into
     the name, so that an engine folder shared by several kinds of machine keeps one each."""
-    if engine == "torch":
+    if engine == REFERENCE_ENGINE:
         engine = (f"torch-{'bf16' if options.bf16 else 'fp32'}"
                   f"{'-graph' if options.frozen_graph else ''}")
     run = (f"{cpu_model()}|{usable_cpus()} cores|{settings.torch_threads or 1} threads|"
