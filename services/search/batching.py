@@ -66,12 +66,14 @@ class QueryBatcher:
         self.calls = 0
 
     def warm(self, most: int) -> None:
-        """Run the model on blank batches of 1 to `most` images (up to max_batch) now, so the
-        first concurrent queries find each batch size's model compiled (an OpenVINO engine
+        """Run the model on blank batches of 1 to `most` images (up to max_batch, and up to
+        the embedder's call size: larger batches are cut into calls of that size) now, so
+        the first concurrent queries find each call's shape compiled (an OpenVINO engine
         compiles one per input shape at its first call, holding up the process's other
         model calls meanwhile)."""
         side = self.embedder.input_size
-        for size in range(1, min(most, self.max_batch) + 1):
+        largest = min(most, self.max_batch, self.embedder.options.forward_batch)
+        for size in range(1, largest + 1):
             self.embedder.embed_tensors(torch.zeros((size, 3, side, side), dtype=torch.uint8))
 
     @contextmanager
