@@ -67,8 +67,10 @@ async def _answer(reader: asyncio.StreamReader) -> bytes:
 
 
 async def _connection(port: int, requests: Sequence[Prepared], first: int, *, deadline: float,
-                      most: int, times: list[float]) -> None:
-    """Send requests one after another on one connection until the deadline or `most`."""
+                      most: int, times: list[float], answers: list[bytes] | None = None
+                      ) -> None:
+    """Send requests one after another on one connection until the deadline or `most`; each
+    answer's body goes to `answers` when given."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         done = 0
@@ -76,22 +78,26 @@ async def _connection(port: int, requests: Sequence[Prepared], first: int, *, de
             request = requests[(first + done) % len(requests)]
             started = time.perf_counter()
             writer.write(request.raw)
-            await _answer(reader)
+            body = await _answer(reader)
             times.append(time.perf_counter() - started)
+            if answers is not None:
+                answers.append(body)
             done += 1
     finally:
         writer.close()
         await writer.wait_closed()
 
 
-def sequential(port: int, requests: Sequence[Prepared], *, count: int) -> list[float]:
+def sequential(port: int, requests: Sequence[Prepared], *, count: int,
+               answers: list[bytes] | None = None) -> list[float]:
     """Seconds each of `count` requests took, one at a time on one connection, after one
-    request to warm the connection and the server."""
+    request to warm the connection and the server; their bodies go to `answers` if given."""
     times: list[float] = []
 
     async def run() -> None:
         await _connection(port, requests, 0, deadline=float("inf"), most=1, times=[])
-        await _connection(port, requests, 0, deadline=float("inf"), most=count, times=times)
+        await _connection(port, requests, 0, deadline=float("inf"), most=count, times=times,
+                          answers=answers)
 
     asyncio.run(run())
     return times

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import resource
 import tempfile
 import time
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ class IngestBench:
     end_to_end_per_s: float
     naive_per_s: float
     naive_images: int
+    cpu: IngestCpu
 
     @property
     def e2e_over_model(self) -> float:
@@ -53,6 +55,53 @@ class IngestBench:
     def to_public(self) -> dict:
         return {**asdict(self), "e2e_over_model": round(self.e2e_over_model, 3),
                 "e2e_over_naive": round(self.e2e_over_naive, 3)}
+
+
+@dataclass(frozen=True)
+class IngestCpu:
+    """CPU ms per image of the end-to-end run, by where it was spent, beside the model-only
+    run's: where end to end loses to the model alone (the model's thread doing more than the
+    model, or the cores running out) is then a figure, not a guess."""
+
+    model_only_ms: float  # the calling thread, model-only run
+    calling_thread_ms: float  # end to end: the thread that runs the model (and hashes first)
+    other_threads_ms: float  # end to end: the process's other threads (the catalog writer)
+    decode_workers_ms: float  # end to end: the decode worker processes
+    cores_busy: float  # end to end: all of the above over the wall-clock time
+
+    @property
+    def total_ms(self) -> float:
+        return self.calling_thread_ms + self.other_threads_ms + self.decode_workers_ms
+
+
+@dataclass(frozen=True)
+class _Clocks:
+    """CPU seconds so far: this thread's, this process's, and its waited-for children's."""
+
+    wall: float
+    thread: float
+    process: float
+    children: float
+
+    @classmethod
+    def now(cls) -> _Clocks:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return cls(time.perf_counter(), time.thread_time(), own.ru_utime + own.ru_stime,
+                   children.ru_utime + children.ru_stime)
+
+    def cpu_since(self, start: _Clocks, images: int, *, model_only_ms: float) -> IngestCpu:
+        """Per image, what each part used between `start` and these clocks."""
+        thread = self.thread - start.thread
+        others = self.process - start.process - thread
+        workers = self.children - start.children
+        per_image = 1000 / images
+        return IngestCpu(model_only_ms=round(model_only_ms, 3),
+                         calling_thread_ms=round(thread * per_image, 3),
+                         other_threads_ms=round(others * per_image, 3),
+                         decode_workers_ms=round(workers * per_image, 3),
+                         cores_busy=round((thread + others + workers)
+                                          / (self.wall - start.wall), 2))
 
 
 def write_photo_files(directory: Path, count: int, *, seed: int = 0) -> list[Path]:
@@ -75,14 +124,17 @@ def write_photo_files(directory: Path, count: int, *, seed: int = 0) -> list[Pat
     return paths
 
 
-def _model_only(embedder: Embedder, tensors: torch.Tensor, batch_size: int) -> float:
+def _model_only(embedder: Embedder, tensors: torch.Tensor, batch_size: int
+                ) -> tuple[float, float]:
     """Images/s of the forward pass alone on pre-decoded tensors, same batch size and threads
-    (measured before and after the end-to-end run; the caller keeps the faster)."""
+    (measured before and after the end-to-end run; the caller keeps the faster), and the
+    calling thread's CPU ms per image meanwhile."""
     embedder.embed_tensors(tensors[:batch_size])
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     for start in range(0, len(tensors), batch_size):
         embedder.embed_tensors(tensors[start:start + batch_size])
-    return len(tensors) / (time.perf_counter() - started)
+    return (len(tensors) / (time.perf_counter() - started),
+            (time.thread_time() - cpu) * 1000 / len(tensors))
 
 
 def _naive(spec: BackboneSpec, weights: Path, paths: list[Path]) -> float:
@@ -142,14 +194,17 @@ def run_ingest_bench(settings: Settings, *, images: int, naive_images: int) -> I
     with _bench_home(settings, images) as bench:
         embedder, runtime = bench.embedder, bench.runtime
         model_before = _model_only(embedder, bench.tensors, settings.batch_size)
-        started = time.perf_counter()
+        started = _Clocks.now()
         summary = ingest_items(runtime, collect_items([bench.root / "files"]))
         with runtime.session() as session:
             replica = runtime.replica(bench.space, session=session)
-        end_to_end = summary.added / (time.perf_counter() - started)
+        finished = _Clocks.now()
+        end_to_end = summary.added / (finished.wall - started.wall)
         if replica.ntotal != images:
             raise RuntimeError(f"only {replica.ntotal} of {images} files reached the index")
-        model_only = max(model_before, _model_only(embedder, bench.tensors, settings.batch_size))
+        model_only, model_cpu_ms = max(
+            model_before, _model_only(embedder, bench.tensors, settings.batch_size))
+        cpu = finished.cpu_since(started, images, model_only_ms=model_cpu_ms)
         paths = sorted((bench.root / "files").iterdir())[:naive_images]
         naive = _naive(embedder.spec, space_weights(bench.space, settings=runtime.settings),
                        paths)
@@ -159,7 +214,7 @@ def run_ingest_bench(settings: Settings, *, images: int, naive_images: int) -> I
                        torch_threads=torch.get_num_threads(),
                        frozen_graph=settings.frozen_graph, model_only_per_s=model_only,
                        end_to_end_per_s=end_to_end, naive_per_s=naive,
-                       naive_images=naive_images)
+                       naive_images=naive_images, cpu=cpu)
 
 
 @dataclass(frozen=True)
@@ -179,6 +234,6 @@ def run_forward_bench(settings: Settings, *, sizes: list[int], images: int = 64,
         for size in sizes:
             bench.embedder.options = dataclasses.replace(bench.embedder.options,
                                                          forward_batch=size)
-            figures[size] = max(_model_only(bench.embedder, bench.tensors, images)
+            figures[size] = max(_model_only(bench.embedder, bench.tensors, images)[0]
                                 for _ in range(rounds))
     return ForwardBench(batch_size=images, images_per_s=figures, chosen=chosen)

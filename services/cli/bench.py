@@ -55,6 +55,12 @@ def bench_ingest(
         f"  = {result.e2e_over_model:.2f}x model only\n"
         f"  naive loop ({result.naive_images} images, one at a time): "
         f"{result.naive_per_s:8.1f} images/s; end to end = {result.e2e_over_naive:.2f}x naive")
+    cpu = result.cpu
+    console.print(
+        f"  CPU ms per image end to end: the model's thread {cpu.calling_thread_ms:.2f} (model "
+        f"only: {cpu.model_only_ms:.2f}), decode workers {cpu.decode_workers_ms:.2f}, other "
+        f"threads (catalog writer) {cpu.other_threads_ms:.2f}; {cpu.total_ms:.2f} in all, "
+        f"{cpu.cores_busy:.2f} of {usable_cpus()} cores busy")
 
 
 def bench_forward(
@@ -254,7 +260,8 @@ def bench_speed(
             f"{result.space_engine}, {result.workers} server processes\n"
             f"  upload, 1 client: p50 {result.upload_p50_ms:.1f} ms = "
             f"{result.upload_p50_over_decode_forward:.2f}x decode + forward "
-            f"({result.decode_and_forward_ms:.1f} ms)\n"
+            f"({result.decode_and_forward_ms:.1f} ms); the server's took_ms p50 "
+            f"{result.upload_took_p50_ms:.1f} ms (HTTP and the socket: the rest)\n"
             f"  upload, {result.clients} clients: {result.upload_many_per_s:.1f} requests/s = "
             f"{result.upload_many_over_best_engine:.2f}x the best engine's images/s, "
             f"{result.upload_many_over_space_engine:.2f}x the space engine's (alone, timed "

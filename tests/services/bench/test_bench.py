@@ -20,6 +20,10 @@ def test_bench_ingest_reports_the_three_throughputs(tmp_path: Path) -> None:
         assert figures[key] > 0
     assert figures["e2e_over_model"] == pytest.approx(
         figures["end_to_end_per_s"] / figures["model_only_per_s"], rel=1e-2)
+    cpu = figures["cpu"]  # where each image's CPU went: the model's thread, workers, writer
+    for key in ("model_only_ms", "calling_thread_ms", "other_threads_ms", "decode_workers_ms"):
+        assert cpu[key] > 0, key
+    assert 0 < cpu["cores_busy"] <= figures["machine"]["cores"] + 0.1
 
 
 def test_bench_forward_reports_each_call_size(tmp_path: Path) -> None:
@@ -49,6 +53,7 @@ def test_bench_speed_reports_engines_and_search_ratios(tmp_path: Path) -> None:
         assert figures["engine_cosine"][figures["space_engine"]] >= 0.999
     assert figures["catalog_images"] == 33 and figures["clients"] == 2
     assert figures["upload_p50_over_decode_forward"] > 0 and figures["by_id_p50_ms"] > 0
+    assert 0 < figures["upload_took_p50_ms"] < figures["upload_p50_ms"]  # HTTP is the rest
     best_alone = figures["best_engine_beside_clients_per_s"]  # timed between the clients
     assert best_alone > 0 and figures["upload_many_over_best_engine"] == pytest.approx(
         figures["upload_many_per_s"] / best_alone, abs=0.01)
