@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
+import functools
 import os
 import tempfile
 from collections.abc import Callable
@@ -25,7 +25,7 @@ def fsync_directory(directory: Path) -> None:
 def sync_filesystem(directory: Path) -> None:
     """Flush every file written on `directory`'s filesystem to disk: one syncfs(2) call makes
     a whole batch of `durable=False` writes durable (os.sync where syncfs is missing)."""
-    syncfs = getattr(_libc(), "syncfs", None)
+    syncfs = _syncfs()
     if syncfs is None:
         os.sync()
         return
@@ -38,8 +38,14 @@ def sync_filesystem(directory: Path) -> None:
         os.close(fd)
 
 
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    """libc's syncfs(2) from the symbols already loaded into the process, looked up once:
+    `ctypes.util.find_library` ran `ldconfig -p` in a child process on every call, a fork of
+    the whole server (torch and the models loaded) for every ingest batch and upload."""
+    function: Callable[[int], int] | None = getattr(ctypes.CDLL(None, use_errno=True),
+                                                     "syncfs", None)
+    return function
 
 
 def write_atomic(path: Path, fill: Callable[[BinaryIO], object], *, durable: bool = True) -> None:
