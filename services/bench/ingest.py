@@ -21,13 +21,16 @@ from lookalike.retrieval.embedding.embedder import Embedder
 from lookalike.retrieval.models.registry import BackboneSpec, load_feature_extractor
 from lookalike.services.catalog.models import Space
 from lookalike.services.config import Settings
-from lookalike.services.ingest.pipeline import ingest_items
+from lookalike.services.ingest.pipeline import ingest_bytes, ingest_items
 from lookalike.services.ingest.prepare import decode_for_model, prepare_config
 from lookalike.services.ingest.sources import collect_items
 from lookalike.services.runtime import Runtime
 from lookalike.services.sample import bundled_photos
 from lookalike.services.setup import init_catalog, open_runtime
 from lookalike.services.spaces.lookup import ensure_default_space, space_weights
+
+UPLOADS = 32
+UPLOAD_SEED = 1  # the end-to-end run's files are drawn with seed 0
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class IngestBench:
     naive_per_s: float
     naive_images: int
     cpu: IngestCpu
+    upload_p50_ms: float  # one new photo at a time through the upload path (POST /v1/images)
 
     @property
     def e2e_over_model(self) -> float:
@@ -155,6 +159,20 @@ def _naive(spec: BackboneSpec, weights: Path, paths: list[Path]) -> float:
     return len(paths) / (time.perf_counter() - started)
 
 
+def _upload_p50_ms(runtime: Runtime, folder: Path) -> float:
+    """p50 ms of adding UPLOADS new photos one at a time through `ingest_bytes`, what POST
+    /v1/images runs (decode, the original stored and synced, the model, the catalog row, the
+    index), after one to warm the path."""
+    times = []
+    for number, path in enumerate(write_photo_files(folder, UPLOADS + 1, seed=UPLOAD_SEED)):
+        started = time.perf_counter()
+        added = ingest_bytes(runtime, path.read_bytes(), source=str(path))
+        times.append(time.perf_counter() - started)
+        if not added.created:
+            raise RuntimeError(f"upload {number} was already in the catalog: {path}")
+    return float(np.median(times[1:])) * 1000
+
+
 @dataclass
 class _Bench:
     """A throw-away LOOKALIKE_HOME with the default space, its model, and photo files."""
@@ -205,6 +223,7 @@ def run_ingest_bench(settings: Settings, *, images: int, naive_images: int) -> I
         model_only, model_cpu_ms = max(
             model_before, _model_only(embedder, bench.tensors, settings.batch_size))
         cpu = finished.cpu_since(started, images, model_only_ms=model_cpu_ms)
+        upload_ms = _upload_p50_ms(runtime, bench.root / "uploads")
         paths = sorted((bench.root / "files").iterdir())[:naive_images]
         naive = _naive(embedder.spec, space_weights(bench.space, settings=runtime.settings),
                        paths)
@@ -214,7 +233,7 @@ def run_ingest_bench(settings: Settings, *, images: int, naive_images: int) -> I
                        torch_threads=torch.get_num_threads(),
                        frozen_graph=settings.frozen_graph, model_only_per_s=model_only,
                        end_to_end_per_s=end_to_end, naive_per_s=naive,
-                       naive_images=naive_images, cpu=cpu)
+                       naive_images=naive_images, cpu=cpu, upload_p50_ms=upload_ms)
 
 
 @dataclass(frozen=True)

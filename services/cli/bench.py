@@ -60,7 +60,9 @@ def bench_ingest(
         f"  CPU ms per image end to end: the model's thread {cpu.calling_thread_ms:.2f} (model "
         f"only: {cpu.model_only_ms:.2f}), decode workers {cpu.decode_workers_ms:.2f}, other "
         f"threads (catalog writer) {cpu.other_threads_ms:.2f}; {cpu.total_ms:.2f} in all, "
-        f"{cpu.cores_busy:.2f} of {usable_cpus()} cores busy")
+        f"{cpu.cores_busy:.2f} of {usable_cpus()} cores busy\n"
+        f"  one upload at a time (the POST /v1/images path, in process): p50 "
+        f"{result.upload_p50_ms:.2f} ms")
 
 
 def bench_forward(

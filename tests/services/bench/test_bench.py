@@ -24,6 +24,7 @@ def test_bench_ingest_reports_the_three_throughputs(tmp_path: Path) -> None:
     for key in ("model_only_ms", "calling_thread_ms", "other_threads_ms", "decode_workers_ms"):
         assert cpu[key] > 0, key
     assert 0 < cpu["cores_busy"] <= figures["machine"]["cores"] + 0.1
+    assert figures["upload_p50_ms"] > 0
 
 
 def test_bench_forward_reports_each_call_size(tmp_path: Path) -> None:
