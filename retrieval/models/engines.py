@@ -6,8 +6,8 @@ frozen TorchScript bf16 channels_last graph in bfloat16, and at ~2x TorchScript 
 (`lookalike bench speed`), hence `ENGINES`' order: fastest first. bfloat16 moves vectors
 (cosine down to ~0.991 on a dark retina photo, as torch's bf16 path does); fp32 matches
 eager torch to 1e-5. The mixed engine runs the trunk's first `fp32_stem` modules (its
-high-resolution layers) in fp32 and the rest in bfloat16: about 1.5x fp32's images/s on an
-AMX CPU, with vectors within cosine 0.9995 of fp32's on the bundled photos. An exported
+high-resolution layers) in fp32 and the rest in bfloat16: 1.4-1.9x fp32's images/s on an
+AMX CPU, with vectors within cosine 0.9994 of fp32's on the bundled photos. An exported
 trunk takes any batch and image size (multi-scale descriptors run through it) and returns
 the same (N,C,h,w) feature maps as the torch module, so pooling and whitening stay shared.
 """

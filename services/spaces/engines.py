@@ -36,7 +36,10 @@ logger = logging.getLogger(__name__)
 # Lowest cosine, per photo, between an engine's vectors and eager fp32 torch's for the
 # engine to be a default. bfloat16 (OpenVINO's or torch's) falls to ~0.991 on one bundled
 # photo (a dark retina scan), so where it fails this a bf16 engine is chosen by name only;
-# the mixed engine (the high-resolution stem in fp32) keeps ~0.9995.
+# the mixed engine (the high-resolution stem in fp32) keeps ~0.9994. Its split is the
+# backbone's `fp32_stem`, recorded with each space made with it: MobileNetV2's first 3
+# modules since 2026-12-06 (with 2, the dark retina scan falls below 0.999), about
+# a tenth faster than the 4 that spaces made before then keep running (README, "Speed").
 MATCH_COSINE = 0.999
 
 
@@ -48,19 +51,21 @@ def export_directory(settings: Settings, *, spec: BackboneSpec, weights_sha256: 
     return settings.engine_dir / (f"{name}-{part}" if part else name)
 
 
-def mixed_part(spec: BackboneSpec, piece: str) -> str:
-    """The export folder suffix of the mixed engine's `piece` ("stem" or "body"): per split
-    point, so a changed `fp32_stem` exports afresh."""
-    return f"{piece}{spec.fp32_stem}"
+def mixed_part(fp32_stem: int, piece: str) -> str:
+    """The export folder suffix of the mixed engine's `piece` ("stem" or "body") when its
+    first `fp32_stem` modules run in fp32: per split point, so each split has its exports."""
+    return f"{piece}{fp32_stem}"
 
 
 def engine_trunk(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha256: str,
-                 settings: Settings) -> nn.Module | EngineTrunk:
+                 settings: Settings, fp32_stem: int | None = None) -> nn.Module | EngineTrunk:
     """The trunk that `engine` runs: the torch module (run as the settings say: bf16 where
     native unless set), or the OpenVINO model compiled from its export (exported first when
-    the folder lacks it): for the mixed engine, the stem in fp32 and the rest in bf16, or
-    in fp32 too on a CPU without native bf16, so that a space made where it runs is served
-    anywhere OpenVINO is (its vectors match fp32's, which is what made it a default)."""
+    the folder lacks it): for the mixed engine, the first `fp32_stem` modules (None: the
+    backbone's split; a space passes the one it was made with) in fp32 and the rest in
+    bf16, or in fp32 too on a CPU without native bf16, so that a space made where it runs is
+    served anywhere OpenVINO is (its vectors match fp32's, which is what made it a default)."""
+    stem_modules = spec.fp32_stem if fp32_stem is None else fp32_stem
     body_engine = "openvino-bf16"
     if engine == MIXED_ENGINE and MIXED_ENGINE not in installed_engines():
         check_engine("openvino-fp32")
@@ -70,7 +75,7 @@ def engine_trunk(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha2
         body_engine = "openvino-fp32"
     else:
         check_engine(engine)
-    if engine == MIXED_ENGINE and not spec.fp32_stem:
+    if engine == MIXED_ENGINE and not stem_modules:
         raise EngineUnavailable(f"backbone {spec.name} has no {MIXED_ENGINE} engine (no fp32 "
                                 "stem measured for it); use openvino-fp32 or openvino-bf16")
     model = load_feature_extractor(spec, weights=weights)
@@ -81,11 +86,12 @@ def engine_trunk(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha2
         return _compiled(model, engine, example=example, settings=settings,
                          directory=export_directory(settings, spec=spec,
                                                     weights_sha256=weights_sha256))
-    stem, body = split_trunk(model, spec.fp32_stem)
+    stem, body = split_trunk(model, stem_modules)
     with torch.no_grad():  # the converter traces it: not an inference-mode tensor
         middle = stem(example)
     parts = {part: export_directory(settings, spec=spec, weights_sha256=weights_sha256,
-                                    part=mixed_part(spec, part)) for part in ("stem", "body")}
+                                    part=mixed_part(stem_modules, part))
+             for part in ("stem", "body")}
     return ChainedTrunk(
         _compiled(stem, "openvino-fp32", example=example, directory=parts["stem"],
                   settings=settings),
@@ -158,8 +164,8 @@ def kept_agreement(engine: str, *, spec: BackboneSpec, weights: Path, weights_sh
     """`engine_agreement`, read from the export's folder when measured there before, else
     measured (the reference computed into `reference` once, for the caller's next engines)
     and written there."""
-    directory = export_directory(settings, spec=spec, weights_sha256=weights_sha256,
-                                 part=mixed_part(spec, "stem") if engine == MIXED_ENGINE else "")
+    part = mixed_part(spec.fp32_stem, "stem") if engine == MIXED_ENGINE else ""
+    directory = export_directory(settings, spec=spec, weights_sha256=weights_sha256, part=part)
     kept = directory / f"agreement-{engine}.txt"
     if kept.is_file():
         return float(kept.read_text())

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from sqlalchemy import text
 
 from lookalike.retrieval.errors import EngineUnavailable
 from lookalike.retrieval.models import engines as engines_module
@@ -27,6 +28,7 @@ from lookalike.retrieval.models.engines import (
     openvino_bf16,
 )
 from lookalike.retrieval.models.registry import file_sha256, get_backbone, resolve_weights
+from lookalike.services.catalog.documents import LEGACY_FP32_STEM
 from lookalike.services.sample import bundled_photos
 from lookalike.services.setup import init_catalog, open_runtime, warm_up
 from lookalike.services.spaces.create import SpaceDefinition, create_space
@@ -132,7 +134,7 @@ def test_the_mixed_engine_runs_its_stem_in_fp32_from_exports_of_its_own(
                          settings=settings)
     for part in ("stem", "body"):
         folder = export_directory(settings, spec=SPEC, weights_sha256=sha,
-                                  part=mixed_part(SPEC, part))
+                                  part=mixed_part(SPEC.fp32_stem, part))
         assert exported_model(folder) is not None
     pixels = torch.randn((2, 3, 224, 224), generator=torch.Generator().manual_seed(1))
     ours, reference = mixed(pixels), whole(pixels)
@@ -166,6 +168,39 @@ def test_a_mixed_space_is_served_on_a_cpu_without_bf16_but_not_made_there(
         assert np.sum(reference * vectors, axis=1).min() >= MATCH_COSINE
         with pytest.raises(EngineUnavailable, match="engine 'openvino-mixed' is not available"):
             create_space(runtime, name="new", definition=SpaceDefinition(engine=MIXED_ENGINE))
+
+
+@pytest.mark.skipif(MIXED_ENGINE not in installed_engines(),
+                    reason="needs a CPU with native bfloat16 (AVX-512 BF16 or AMX), the only "
+                    "place the mixed engine is offered; no issue: a hardware condition")
+def test_a_mixed_space_keeps_the_split_it_was_made_with(weights: Path, reference: np.ndarray,
+                                                        tmp_path: Path) -> None:
+    """A new mixed space records the backbone's split (3 modules in fp32 for MobileNetV2);
+    one stored before spaces recorded it reads as the 4 it was made with and is served with
+    4, from exports of their own, so its old vectors and new queries stay one engine's."""
+    settings = make_settings(tmp_path)
+    init_catalog(settings)
+    with open_runtime(settings) as runtime:
+        space = create_space(runtime, name="new", definition=SpaceDefinition(
+            engine=MIXED_ENGINE))
+        assert space.options.fp32_stem == SPEC.fp32_stem == 3
+        old = create_space(runtime, name="old", definition=SpaceDefinition(
+            engine=MIXED_ENGINE))
+        with runtime.session() as session:
+            session.execute(text("UPDATE space SET options = json_remove(options, "
+                                 "'$.fp32_stem') WHERE name = 'old'"))
+            session.commit()
+        with runtime.session() as session:
+            old = find_space(session=session, name="old")
+        assert old.options.fp32_stem == LEGACY_FP32_STEM == 4
+        photos = [photo.image for photo in bundled_photos()]
+        for made, stem in ((space, 3), (old, 4)):
+            vectors = runtime.embedder(made).embed_images(photos)
+            assert np.sum(reference * vectors, axis=1).min() >= MATCH_COSINE
+            for part in ("stem", "body"):
+                assert exported_model(export_directory(
+                    settings, spec=SPEC, weights_sha256=file_sha256(weights),
+                    part=mixed_part(stem, part))) is not None
 
 
 def test_space_records_the_engine_asked_for(tmp_path: Path) -> None:
