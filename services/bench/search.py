@@ -59,7 +59,9 @@ def start_server(settings: Settings, port: int, extra_env: dict[str, str] | None
     settings say) on the same catalog; returns once /healthz answers and every process
     listens (each on its own socket), so that nothing times a server still starting. Its
     log lines (standard output) go to `log`."""
-    env = {**os.environ, "LOOKALIKE_HOME": str(settings.home), **(extra_env or {})}
+    # A crash in native code (OpenVINO, FAISS) then prints the Python stack of every thread.
+    env = {**os.environ, "LOOKALIKE_HOME": str(settings.home), "PYTHONFAULTHANDLER": "1",
+           **(extra_env or {})}
     processes = workers or int(env.get("LOOKALIKE_SERVE_WORKERS", settings.serve_workers))
     if settings.database_url:
         env["LOOKALIKE_DATABASE_URL"] = settings.database_url
@@ -70,7 +72,9 @@ def start_server(settings: Settings, port: int, extra_env: dict[str, str] | None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(f"server exited with status {process.returncode} (negative: "
+                               f"killed by that signal): "
+                               f"{process.stderr.read().decode()[-2000:]}")
         try:
             answered = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code
         except httpx.TransportError:
