@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy import make_url
 
+from lookalike.retrieval.models.engine_names import EngineName
 from lookalike.retrieval.models.specs import DEFAULT_BACKBONE
 from lookalike.services.ingest.addresses import allow_entry
 from lookalike.services.storage.layout import DataLayout
@@ -103,7 +104,7 @@ class Settings(BaseSettings):
     query_batch_wait_ms: float = Field(
         2.0, ge=0, description="longest wait of a queued query image for others still being "
         "decoded to join its model call; a lone query never waits")
-    engine: Literal["torch", "openvino-bf16", "openvino-mixed", "openvino-fp32"] | None = Field(
+    engine: EngineName | None = Field(
         None, description="inference engine of new spaces; unset = the fastest installed one "
         "whose vectors match torch's fp32 ones on the bundled photos")
     engine_cache: Path | None = Field(

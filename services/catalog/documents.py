@@ -12,6 +12,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from lookalike.retrieval.models.engine_names import EngineName
+
 DEFAULT_SHORTLIST = 100
 LEGACY_FP32_STEM = 4  # the mixed engine's split before spaces recorded it
 
@@ -74,7 +76,7 @@ class SpaceOptions(_Document):
     """How a space's vectors are made and searched, beyond its table columns."""
 
     input_size: int | None = Field(None, description="model input side in pixels")
-    engine: Literal["torch", "openvino-bf16", "openvino-mixed", "openvino-fp32"] = Field(
+    engine: EngineName = Field(
         "torch", description="inference engine its vectors are made with (spaces created "
         "before engines existed are torch's)")
     fp32_stem: int = Field(LEGACY_FP32_STEM, ge=0, description="openvino-mixed: how many of "

@@ -23,7 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from lookalike.retrieval.embedding.pooling import POOLING_METHODS
-from lookalike.retrieval.models.engines import ENGINES
+from lookalike.retrieval.models.engine_names import ENGINES
 from lookalike.retrieval.models.specs import DEFAULT_BACKBONE
 from lookalike.services.catalog import jobs as job_queries
 from lookalike.services.catalog.documents import DEFAULT_SHORTLIST

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lookalike.retrieval.embedding.call_size import CALL_SIZES, measure_call_sizes
 from lookalike.retrieval.embedding.embedder import Embedder, EmbedderOptions
-from lookalike.retrieval.models.engines import MIXED_ENGINE, REFERENCE_ENGINE
+from lookalike.retrieval.models.engine_names import MIXED_ENGINE, REFERENCE_ENGINE
 from lookalike.services.config import Settings, cpu_model, usable_cpus
 from lookalike.services.errors import CallSizeUnreadable
 from lookalike.services.spaces.engines import mixed_part
