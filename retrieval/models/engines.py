@@ -23,6 +23,7 @@ import ctypes
 import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import warnings
@@ -112,9 +113,12 @@ def quantize_openvino(model_file: Path, *, calibration: Sequence[np.ndarray],
     import openvino
 
     model = openvino.Core().read_model(str(model_file))
-    quantized = nncf.quantize(model, nncf.Dataset(list(calibration)),
-                              preset=nncf.QuantizationPreset.PERFORMANCE,
-                              subset_size=len(calibration))
+    # NNCF draws its progress bars on stdout: sent to stderr, the caller's output (a
+    # command's --json) stays its own.
+    with contextlib.redirect_stdout(sys.stderr):
+        quantized = nncf.quantize(model, nncf.Dataset(list(calibration)),
+                                  preset=nncf.QuantizationPreset.PERFORMANCE,
+                                  subset_size=len(calibration))
     return _save_whole(quantized, directory)
 
 

@@ -211,11 +211,13 @@ def test_a_mixed_space_keeps_the_split_it_was_made_with(weights: Path, reference
 @pytest.mark.skipif(INT8_ENGINE not in installed_engines(),
                     reason="needs OpenVINO and NNCF, both in the project's dependencies")
 def test_an_int8_space_is_asked_for_by_name_and_its_quantized_model_is_kept(
-        weights: Path, reference: np.ndarray, tmp_path: Path) -> None:
+        weights: Path, reference: np.ndarray, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     """int8 is never the default (it is measured below MATCH_COSINE above) but a space may
     ask for it: its quantized model is kept by the weights' sha256 beside the fp32 export,
-    reused, and rebuilt byte for byte once removed (the same calibration crops); every
-    bundled photo's int8 vector still has the photo's own fp32 vector nearest."""
+    reused, and rebuilt byte for byte once removed (the same calibration crops), NNCF's
+    progress kept off stdout (a command's --json); every bundled photo's int8 vector still
+    has the photo's own fp32 vector nearest."""
     settings = make_settings(tmp_path, engine_cache=None)
     init_catalog(settings)
     sha = file_sha256(weights)
@@ -237,8 +239,10 @@ def test_an_int8_space_is_asked_for_by_name_and_its_quantized_model_is_kept(
                                       definition=SpaceDefinition(engine=INT8_ENGINE)))
         assert model_file.stat().st_mtime_ns == first[1]
         shutil.rmtree(directory)
+        capsys.readouterr()
         engine_trunk(INT8_ENGINE, spec=SPEC, weights=weights, weights_sha256=sha,
                      settings=settings)
+        assert capsys.readouterr().out == ""
         assert model_file.with_suffix(".bin").read_bytes() == first[0]
 
 
