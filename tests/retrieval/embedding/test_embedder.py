@@ -21,6 +21,7 @@ from lookalike.retrieval.embedding.embedder import (
     Prepared,
     PrepareFailed,
     image_to_pixels,
+    native_bf16,
 )
 from lookalike.retrieval.errors import UnknownPooling
 from lookalike.retrieval.models.registry import (
@@ -114,6 +115,14 @@ def test_bf16_vectors_agree_with_fp32(
     bf16 = Embedder(extractor, spec=MOBILENET, options=EmbedderOptions(bf16=True))
     cosines = np.sum(fp32.embed_images(photos) * bf16.embed_images(photos), axis=1)
     assert cosines.min() > 0.99
+
+
+def test_bf16_counts_as_native_only_where_the_cpu_has_bf16_instructions() -> None:
+    """oneDNN supports bfloat16 on any AVX-512 CPU, emulated where the CPU lacks AVX-512 BF16
+    and AMX (half fp32's speed on an Ice Lake host): only the instructions make it native."""
+    flags = Path("/proc/cpuinfo").read_text()
+    has_instructions = " avx512_bf16" in flags or " amx_bf16" in flags
+    assert native_bf16() == (has_instructions and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def test_gem_and_mac_pooling_give_different_unit_vectors(
