@@ -126,10 +126,20 @@ def _compiled(model: nn.Module, engine: str, *, example: torch.Tensor, directory
               settings: Settings) -> EngineTrunk:
     """`model` compiled for `engine` from its export in `directory` (exported first when
     the folder lacks it)."""
+    return _loaded(_exported(model, example=example, directory=directory), engine, settings)
+
+
+def _exported(model: nn.Module, *, example: torch.Tensor, directory: Path) -> Path:
+    """The model file of `model`'s export in `directory`, exported first when missing."""
     model_file = exported_model(directory)
     if model_file is None:
         logger.info("exporting %s for OpenVINO into %s", type(model).__name__, directory)
         model_file = export_openvino(model, example=example, directory=directory)
+    return model_file
+
+
+def _loaded(model_file: Path, engine: str, settings: Settings) -> EngineTrunk:
+    """An exported model compiled for `engine` with the settings' threads and shapes."""
     return load_openvino(model_file, engine=engine, threads=settings.torch_threads or 1,
                          static_shapes=settings.engine_static_shapes)
 
@@ -142,15 +152,13 @@ def _quantized(model: nn.Module, *, spec: BackboneSpec, example: torch.Tensor,
                                  part=INT8_PART)
     model_file = exported_model(directory)
     if model_file is None:
-        whole = export_directory(settings, spec=spec, weights_sha256=weights_sha256)
-        fp32_file = exported_model(whole) or export_openvino(model, example=example,
-                                                             directory=whole)
+        fp32_file = _exported(model, example=example, directory=export_directory(
+            settings, spec=spec, weights_sha256=weights_sha256))
         logger.info("quantizing %s to int8 into %s (%d calibration crops)", spec.name,
                     directory, CALIBRATION_CROPS)
         model_file = quantize_openvino(fp32_file, calibration=calibration_inputs(spec),
                                        directory=directory)
-    return load_openvino(model_file, engine=INT8_ENGINE, threads=settings.torch_threads or 1,
-                         static_shapes=settings.engine_static_shapes)
+    return _loaded(model_file, INT8_ENGINE, settings)
 
 
 def calibration_inputs(spec: BackboneSpec) -> list[np.ndarray]:

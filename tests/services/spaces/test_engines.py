@@ -208,8 +208,6 @@ def test_a_mixed_space_keeps_the_split_it_was_made_with(weights: Path, reference
                     part=mixed_part(stem, part))) is not None
 
 
-@pytest.mark.skipif(INT8_ENGINE not in installed_engines(),
-                    reason="needs OpenVINO and NNCF, both in the project's dependencies")
 def test_an_int8_space_is_asked_for_by_name_and_its_quantized_model_is_kept(
         weights: Path, reference: np.ndarray, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
