@@ -4,6 +4,7 @@ a whole image and scaling its boxes back to the original size."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,10 @@ from lookalike.retrieval.detection.distinct import best_per_box
 from lookalike.retrieval.detection.networks import DetectorConfig, Localizer
 from lookalike.retrieval.detection.training import detect, localize
 from lookalike.retrieval.errors import InvalidBox
+
+# A plain decimal number in ASCII: Python's float() also reads '1_0', Arabic-Indic digits,
+# 'nan' and 'infinity', none of which a person means by a pixel coordinate.
+NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -34,19 +39,26 @@ def parse_box(text: str, *, width: int, height: int) -> Box:
     if len(parts) != 4:
         raise InvalidBox(f"box {text!r} must be four numbers x0,y0,x1,y1; got {len(parts)} "
                          "values")
-    try:
-        x0, y0, x1, y1 = (float(part) for part in parts)
-    except ValueError:
-        raise InvalidBox(f"box {text!r} is not numeric: give four numbers x0,y0,x1,y1 in "
-                         "pixels") from None
-    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
-        raise InvalidBox(f"box {text!r} has a value that is not a finite number")
+    x0, y0, x1, y1 = (_coordinate(part, text) for part in parts)
     if x1 <= x0 or y1 <= y0:
         raise InvalidBox(f"box {text!r} is empty or inverted: it needs x0 < x1 and y0 < y1")
     if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
         raise InvalidBox(f"box {text!r} reaches outside the image, which is {width}x{height} "
                          f"pixels: keep 0 <= x0 < x1 <= {width} and 0 <= y0 < y1 <= {height}")
     return Box(x0, y0, x1, y1)
+
+
+def _coordinate(part: str, text: str) -> float:
+    """One coordinate of the box `text`: a finite plain decimal number, else InvalidBox."""
+    if NUMBER.fullmatch(part) is None:
+        if part.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            raise InvalidBox(f"box {text!r} has a value that is not a finite number")
+        raise InvalidBox(f"box {text!r} is not numeric: give four numbers x0,y0,x1,y1 in "
+                         "pixels")
+    value = float(part)
+    if not math.isfinite(value):
+        raise InvalidBox(f"box {text!r} has a value that is not a finite number")
+    return value
 
 
 def crop(image: Image.Image, box: Box) -> Image.Image:
