@@ -1,12 +1,15 @@
-"""Typed dependencies: the process's runtime and bounded reads of uploaded files."""
+"""Typed dependencies: the process's runtime, bounded reads of uploaded files and the fields
+of a multipart body."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request, UploadFile
+from starlette.datastructures import FormData
 
 from lookalike.retrieval.errors import ImageRejected
+from lookalike.services.errors import InvalidRequest
 from lookalike.services.runtime import Runtime
 
 CHUNK = 1 << 20
@@ -40,3 +43,18 @@ async def read_limited(upload: UploadFile, limit: int,
         chunks.append(chunk)
     return b"".join(chunks)
 
+
+
+def form_fields(form: FormData, allowed: tuple[str, ...], *, what: str
+                ) -> dict[str, str | UploadFile]:
+    """The multipart fields of `what` by name, each at most once and each one of `allowed`:
+    a second file or a misspelt field name is a 422 that says so, not silently dropped."""
+    fields: dict[str, str | UploadFile] = {}
+    for name, value in form.multi_items():
+        if name not in allowed:
+            raise InvalidRequest(f"{what} takes the multipart fields {', '.join(allowed)}; "
+                                 f"got a field named {name!r}")
+        if name in fields:
+            raise InvalidRequest(f"{what} takes one {name!r} field; got several")
+        fields[name] = value
+    return fields

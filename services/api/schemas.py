@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lookalike.services.catalog.documents import SpaceOptions
+from lookalike.services.requestbody import RequestBody
 
 
 class SearchQuery(BaseModel):
@@ -43,7 +44,7 @@ class SearchQuery(BaseModel):
                                                 "with its matching regions, best first")
 
 
-class SearchJsonRequest(BaseModel):
+class SearchJsonRequest(RequestBody):
     """A JSON search names its query image (a catalogued id or an http(s) URL, not both),
     or words (`text`), or both: with an image, the words restrict the similarity search to
     the images whose title or caption holds every word."""
@@ -198,10 +199,8 @@ class VideoUploadResponse(VideoPublic):
     duplicate: bool
 
 
-class ImageWordsUpdate(BaseModel):
+class ImageWordsUpdate(RequestBody):
     """New words for an image: the fields given are set (null clears one), others kept."""
-
-    model_config = ConfigDict(extra="forbid")
 
     title: str | None = Field(None, max_length=300)
     caption: str | None = Field(None, max_length=20_000)
@@ -277,10 +276,8 @@ class SpaceDeleted(BaseModel):
     trained_files: list[str]
 
 
-class CopiesJsonRequest(BaseModel):
+class CopiesJsonRequest(RequestBody):
     """A JSON copy question names a catalogued image."""
-
-    model_config = ConfigDict(extra="forbid")
 
     image_id: int = Field(ge=1, le=2**63 - 1)
 

@@ -3,16 +3,15 @@ the job itself."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from lookalike.retrieval.text.training import TextTrainSettings
+from lookalike.services.requestbody import RequestBody
 
 
-class TextTrainRequest(BaseModel):
+class TextTrainRequest(RequestBody):
     """Train topic classifier NAME on a corpus folder/CSV (`source`) or on the catalog's
     captions labelled by the images' labels (`from_catalog`)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
     source: str | None = Field(None, description="a folder of CLASS/*.txt or a .csv "

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from lookalike.retrieval.models.specs import DEFAULT_BACKBONE
 from lookalike.retrieval.training.augment import TRANSFORMS
+from lookalike.services.requestbody import RequestBody
 
 
-class FinetuneRequest(BaseModel):
+class FinetuneRequest(RequestBody):
     """A fine-tuning job: `head` trains a small network on a space's cached vectors (no image
     is decoded); `backbone` trains a registry network (pretrained, from scratch or from a
     given file) on the stored images with augmentation; `self-supervised` trains a registry
     network for copy detection without labels (SSCD: each stored image is its own class, two
     copy-edited views of it must match under InfoNCE + KoLeo, GeM pooling)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     space: str = Field(min_length=1, max_length=100, description="name of the new space")
     method: Literal["head", "backbone", "self-supervised"] = "head"

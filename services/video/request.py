@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from lookalike.services.requestbody import RequestBody
 
 
-class VideoTrainRequest(BaseModel):
+class VideoTrainRequest(RequestBody):
     """Train video classifier TASK on `source`: a folder from `lookalike sample clips` (its
     TASK/train and TASK/test are used) or any folder of CLASS/clip files (a seeded share is
     held out)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     source: str = Field(description="a folder on the server: sample clips, or CLASS/*.mp4")
     task: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$",

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from lookalike.retrieval.errors import ImageRejected
-from lookalike.services.api.deps import RuntimeDep, read_limited
+from lookalike.services.api.deps import RuntimeDep, form_fields, read_limited
 from lookalike.services.api.ratelimit import SearchAccess, held_upload_slot
 from lookalike.services.api.schemas import CopiesJsonRequest, CopiesResponse, ErrorResponse
 from lookalike.services.auth.redact import redact_hits
@@ -39,7 +39,8 @@ async def _query(request: Request, runtime: RuntimeDep) -> dict:
     """The query as find_copies keywords: upload bytes or a catalogued image id."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        upload = (await request.form()).get("file")
+        upload = form_fields(await request.form(), ("file",),
+                             what="a multipart copy question").get("file")
         if upload is None or isinstance(upload, str):
             raise InvalidRequest("multipart copy question needs a file field named 'file'")
         return {"query": await read_limited(upload, runtime.settings.max_upload_bytes)}

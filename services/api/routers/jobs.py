@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from lookalike.services.api.auth import NEEDS_ADMIN, NEEDS_INGEST, IdentityDep, audit
 from lookalike.services.api.deps import MAX_ID, JobId, RuntimeDep
@@ -23,6 +23,7 @@ from lookalike.services.ingest.sources import UrlItem
 from lookalike.services.jobs import duplicates as duplicates_jobs
 from lookalike.services.jobs import runner as jobs
 from lookalike.services.jobs.schemas import JobPublic
+from lookalike.services.requestbody import RequestBody
 from lookalike.services.text.request import TextTrainRequest
 from lookalike.services.training.request import FinetuneRequest
 from lookalike.services.video.request import VideoTrainRequest
@@ -31,7 +32,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 ERRORS = {status: {"model": ErrorResponse} for status in (404, 409, 422)}
 
 
-class UrlEntry(BaseModel):
+class UrlEntry(RequestBody):
     """An image URL with the title, caption and label it gets in the catalog."""
 
     url: str
@@ -40,7 +41,7 @@ class UrlEntry(BaseModel):
     label: str | None = None
 
 
-class JobCreate(BaseModel):
+class JobCreate(RequestBody):
     """An ingest job over server-side paths (files, folders, lists) or URLs."""
 
     kind: Literal["ingest"] = "ingest"
@@ -63,7 +64,7 @@ class FinetuneJobCreate(FinetuneRequest):
     kind: Literal["finetune"]
 
 
-class ReindexJobCreate(BaseModel):
+class ReindexJobCreate(RequestBody):
     """A job that embeds every catalogued image into a space (e.g. a fine-tuned one)."""
 
     kind: Literal["reindex"]
@@ -85,14 +86,14 @@ class VideoTrainJobCreate(VideoTrainRequest):
     kind: Literal["video-train"]
 
 
-class TextApplyJobCreate(BaseModel):
+class TextApplyJobCreate(RequestBody):
     """A job that gives every captioned image in the catalog its topic, page by page."""
 
     kind: Literal["text-apply"]
     model: str | None = Field(None, description="text model name; the default one if unset")
 
 
-class TopPatchesJobCreate(BaseModel):
+class TopPatchesJobCreate(RequestBody):
     """A pass over the catalog through a space's backbone that keeps the 9 image patches
     exciting one channel of one trunk block most (GET /v1/jobs/{id}/top-patches.png)."""
 
@@ -103,7 +104,7 @@ class TopPatchesJobCreate(BaseModel):
     limit: int = Field(5000, ge=1, description="look at the first N catalog images")
 
 
-class DetectJobCreate(BaseModel):
+class DetectJobCreate(RequestBody):
     """A job that runs a detector over the catalog, page by page, storing its boxes as
     regions (GET /v1/images/{id}/regions)."""
 
@@ -113,7 +114,7 @@ class DetectJobCreate(BaseModel):
     collection: str | None = Field(None, max_length=200, description="only this collection")
 
 
-class DuplicatesJobCreate(BaseModel):
+class DuplicatesJobCreate(RequestBody):
     """A job that clusters a space's duplicate images over the whole catalog (range search +
     connected components); GET /v1/jobs/{id}/duplicates reads the clusters."""
 
@@ -124,7 +125,7 @@ class DuplicatesJobCreate(BaseModel):
                                     "copy score)")
 
 
-class KeepOne(BaseModel):
+class KeepOne(RequestBody):
     """The image of a duplicate cluster to keep; the cluster's others are deleted."""
 
     image_id: int = Field(ge=1, le=MAX_ID)

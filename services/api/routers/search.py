@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from lookalike.retrieval.errors import ImageRejected
-from lookalike.services.api.deps import RuntimeDep, read_limited
+from lookalike.services.api.deps import RuntimeDep, form_fields, read_limited
 from lookalike.services.api.ratelimit import SearchAccess, charge_upload, held_upload_slot
 from lookalike.services.api.schemas import (
     ErrorResponse,
@@ -64,8 +64,8 @@ async def search(request: Request, runtime: RuntimeDep, who: SearchAccess,
     filters = Filters(topic=params.topic, collection=params.collection, label=params.label,
                       video_label=params.video_label)
     if content_type.startswith("multipart/form-data"):
-        form = await request.form()
-        upload, text = form.get("file"), form.get("text")
+        fields = form_fields(await request.form(), ("file", "text"), what="a multipart search")
+        upload, text = fields.get("file"), fields.get("text")
         if text is not None and not isinstance(text, str):
             raise InvalidRequest("the multipart field 'text' must be text, not a file")
         filters = replace(filters, text=text)

@@ -6,22 +6,21 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from lookalike.services.api.auth import NEEDS_SEARCH
 from lookalike.services.api.deps import RuntimeDep
 from lookalike.services.api.ratelimit import SEARCH_RATE
 from lookalike.services.api.schemas import ErrorResponse
 from lookalike.services.api.textbody import read_text_body
+from lookalike.services.requestbody import RequestBody
 from lookalike.services.text.topics import classify_texts
 
 router = APIRouter(prefix="/v1/text", tags=["text"], dependencies=[NEEDS_SEARCH, SEARCH_RATE])
 
 
-class ClassifyRequest(BaseModel):
+class ClassifyRequest(RequestBody):
     """One text, or a list of texts, and optionally which text model to ask."""
-
-    model_config = ConfigDict(extra="forbid")
 
     text: str | None = None
     texts: list[str] | None = Field(None, max_length=100)
