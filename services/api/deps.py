@@ -44,7 +44,6 @@ async def read_limited(upload: UploadFile, limit: int,
     return b"".join(chunks)
 
 
-
 def form_fields(form: FormData, allowed: tuple[str, ...], *, what: str
                 ) -> dict[str, str | UploadFile]:
     """The multipart fields of `what` by name, each at most once and each one of `allowed`:
