@@ -3,9 +3,10 @@ of a multipart body."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, UploadFile
+from pydantic import BaseModel
 from starlette.datastructures import FormData
 
 from lookalike.retrieval.errors import ImageRejected
@@ -57,3 +58,20 @@ def form_fields(form: FormData, allowed: tuple[str, ...], *, what: str
             raise InvalidRequest(f"{what} takes one {name!r} field; got several")
         fields[name] = value
     return fields
+
+
+def form_or_json_body(form: dict[str, dict[str, Any]], *, needs_one_of: tuple[str, ...],
+                      json_model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body (`openapi_extra`) of a route that reads either the multipart
+    fields `form` (name: schema), through form_fields, or a JSON `json_model`: no other field,
+    and at least one of `needs_one_of`, so that clients generated from the schema, and the
+    API fuzzer, send what the route takes."""
+    schema: dict[str, Any] = {"type": "object", "properties": form,
+                              "additionalProperties": False}
+    if len(needs_one_of) == 1:
+        schema["required"] = list(needs_one_of)
+    else:
+        schema["anyOf"] = [{"required": [name]} for name in needs_one_of]
+    return {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": schema},
+        "application/json": {"schema": json_model.model_json_schema()}}}}

@@ -10,7 +10,12 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from lookalike.retrieval.errors import ImageRejected
-from lookalike.services.api.deps import RuntimeDep, form_fields, read_limited
+from lookalike.services.api.deps import (
+    RuntimeDep,
+    form_fields,
+    form_or_json_body,
+    read_limited,
+)
 from lookalike.services.api.ratelimit import SearchAccess, held_upload_slot
 from lookalike.services.api.schemas import CopiesJsonRequest, CopiesResponse, ErrorResponse
 from lookalike.services.auth.redact import redact_hits
@@ -22,24 +27,15 @@ from lookalike.services.search.copies import find_copies
 # search budget; an upload slot is held only while an uploaded image is read and checked.
 router = APIRouter(prefix="/v1", tags=["search"])
 
-REQUEST_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {"type": "object",
-                           "properties": {"file": {"type": "string", "format": "binary"}}}},
-            "application/json": {"schema": CopiesJsonRequest.model_json_schema()},
-        },
-    }
-}
+FORM = {"file": {"type": "string", "format": "binary"}}
+REQUEST_BODY = form_or_json_body(FORM, needs_one_of=("file",), json_model=CopiesJsonRequest)
 
 
 async def _query(request: Request, runtime: RuntimeDep) -> dict:
     """The query as find_copies keywords: upload bytes or a catalogued image id."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        upload = form_fields(await request.form(), ("file",),
+        upload = form_fields(await request.form(), tuple(FORM),
                              what="a multipart copy question").get("file")
         if upload is None or isinstance(upload, str):
             raise InvalidRequest("multipart copy question needs a file field named 'file'")

@@ -12,7 +12,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from lookalike.retrieval.errors import ImageRejected
-from lookalike.services.api.deps import RuntimeDep, form_fields, read_limited
+from lookalike.services.api.deps import (
+    RuntimeDep,
+    form_fields,
+    form_or_json_body,
+    read_limited,
+)
 from lookalike.services.api.ratelimit import SearchAccess, charge_upload, held_upload_slot
 from lookalike.services.api.schemas import (
     ErrorResponse,
@@ -34,18 +39,9 @@ from lookalike.services.search.query import SearchResult, search_text, search_ve
 # search budget; an upload slot is held only while an uploaded or fetched image is searched.
 router = APIRouter(prefix="/v1", tags=["search"])
 
-REQUEST_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {"type": "object",
-                           "properties": {"file": {"type": "string", "format": "binary"},
-                                          "text": {"type": "string"}}}},
-            "application/json": {"schema": SearchJsonRequest.model_json_schema()},
-        },
-    }
-}
+FORM = {"file": {"type": "string", "format": "binary"}, "text": {"type": "string"}}
+REQUEST_BODY = form_or_json_body(FORM, needs_one_of=("file", "text"),
+                                 json_model=SearchJsonRequest)
 
 
 @router.post("/search", response_model=SearchResponse, openapi_extra=REQUEST_BODY,
@@ -64,7 +60,7 @@ async def search(request: Request, runtime: RuntimeDep, who: SearchAccess,
     filters = Filters(topic=params.topic, collection=params.collection, label=params.label,
                       video_label=params.video_label)
     if content_type.startswith("multipart/form-data"):
-        fields = form_fields(await request.form(), ("file", "text"), what="a multipart search")
+        fields = form_fields(await request.form(), tuple(FORM), what="a multipart search")
         upload, text = fields.get("file"), fields.get("text")
         if text is not None and not isinstance(text, str):
             raise InvalidRequest("the multipart field 'text' must be text, not a file")
