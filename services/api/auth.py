@@ -26,8 +26,13 @@ audit_log = logging.getLogger("lookalike.audit")
 
 
 def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
+    """The bearer secret; a request with several Authorization headers is refused, since
+    which one counts would depend on who reads it (a proxy may check one, this the other)."""
+    headers = request.headers.getlist("authorization")
+    if len(headers) > 1:
+        raise NotAuthenticated(f"send one Authorization header; this request has "
+                               f"{len(headers)}")
+    scheme, _, secret = (headers[0] if headers else "").partition(" ")
     return secret.strip() if scheme.lower() == "bearer" and secret.strip() else None
 
 

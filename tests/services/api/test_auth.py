@@ -149,6 +149,22 @@ def test_an_open_server_still_refuses_a_wrong_key(photo_home: Runtime) -> None:
         assert client.get("/v1/auth/me").json()["keys_required"] is False
 
 
+@pytest.mark.parametrize("order", ["good first", "good last"])
+def test_two_authorization_headers_are_refused_whichever_comes_first(
+        keyed: tuple[TestClient, dict[str, str]], order: str) -> None:
+    """A proxy that checks one header and a server that reads the other must never disagree:
+    a request carrying two is refused, even when one of them holds a good key."""
+    client, secrets = keyed
+    pair = [("authorization", f"Bearer {secrets['admin']}"), ("authorization", "Bearer lk_x")]
+    if order == "good last":
+        pair.reverse()
+    answer = client.get("/v1/spaces", headers=pair)
+    assert answer.status_code == 401
+    assert "one Authorization header" in answer.json()["detail"]
+    alone = client.get("/v1/spaces", headers={"Authorization": f"Bearer {secrets['admin']}"})
+    assert alone.status_code == 200
+
+
 def test_auth_on_without_any_key_refuses_everyone(photo_home: Runtime) -> None:
     settings = photo_home.settings.model_copy(update={"auth": "on"})
     with TestClient(create_app(settings)) as client:
