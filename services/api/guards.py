@@ -58,8 +58,11 @@ class SecurityHeaders:
 
 class HostAndOrigin:
     """400 for a Host header not in the allow-list (a rebound DNS name pointing a browser at
-    this server); 403 for a state-changing request whose Origin is neither this server nor
-    an allowed CORS origin."""
+    this server), and for a request with several Host or Origin headers (which one counts
+    would depend on who reads it); 403 for a state-changing request whose Origin is neither
+    this server nor an allowed CORS origin. An opaque origin (`null`: a sandboxed frame, a
+    file, a data: URL) is foreign unless LOOKALIKE_CORS_ORIGINS lists "null": a sandboxed
+    frame on any site could otherwise post an upload form here."""
 
     def __init__(self, app: ASGIApp, *, hosts: Sequence[str], cors_origins: Sequence[str]) -> None:
         self.app = app
@@ -72,6 +75,12 @@ class HostAndOrigin:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        for name in ("host", "origin"):
+            if len(headers.getlist(name)) > 1:
+                await refuse(send, 400, "ambiguous_header",
+                             f"send one {name.title()} header; this request has "
+                             f"{len(headers.getlist(name))}")
+                return
         host = headers.get("host", "")
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
         if not self.any_host and name.lower() not in self.hosts:
@@ -80,7 +89,7 @@ class HostAndOrigin:
                          "LOOKALIKE_ALLOWED_HOSTS lists the names it serves")
             return
         origin = headers.get("origin")
-        if (scope["method"] in UNSAFE_METHODS and origin is not None and origin != "null"
+        if (scope["method"] in UNSAFE_METHODS and origin is not None
                 and origin not in self.cors_origins and not _same_origin(origin, host, scope)):
             await refuse(send, 403, "cross_origin",
                          f"a page on {origin} may not change this server; "

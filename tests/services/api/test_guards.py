@@ -53,6 +53,31 @@ def test_a_foreign_page_cannot_change_anything(client: TestClient) -> None:
     assert client.get("/v1/spaces", headers={"Origin": "https://evil.example"}).status_code == 200
 
 
+def test_a_sandboxed_frame_cannot_post_an_upload(client: TestClient) -> None:
+    """A sandboxed iframe, a file or a data: URL sends `Origin: null`; on an open server a form
+    in such a frame on any site could otherwise add images here."""
+    upload = {"file": ("x.png", imagefactory.png_bytes("coffee", size=(40, 30)))}
+    opaque = client.post("/v1/images", files=upload, headers={"Origin": "null"})
+    assert opaque.status_code == 403 and opaque.json()["error"] == "cross_origin"
+
+
+@pytest.mark.parametrize("name", ["Host", "Origin"])
+@pytest.mark.parametrize("order", ["good first", "good last"])
+def test_a_request_with_two_hosts_or_origins_is_refused(
+        client: TestClient, name: str, order: str) -> None:
+    """The checks must not read a different header than a proxy did: the first of two
+    allowed Host headers let rebound.attacker.example through, as did the first Origin."""
+    good = "testserver" if name == "Host" else "http://testserver"
+    evil = "rebound.attacker.example" if name == "Host" else "https://evil.example"
+    pair = [(name, good), (name, evil)]
+    if order == "good last":
+        pair.reverse()
+    upload = {"file": ("x.png", imagefactory.png_bytes("coffee", size=(40, 30)))}
+    answer = client.post("/v1/images", files=upload, headers=pair)
+    assert answer.status_code == 400 and answer.json()["error"] == "ambiguous_header"
+    assert f"one {name} header" in answer.json()["detail"]
+
+
 def test_cors_answers_only_listed_origins(client: TestClient) -> None:
     preflight = {"Origin": PARTNER, "Access-Control-Request-Method": "POST",
                  "Access-Control-Request-Headers": "authorization,content-type"}
