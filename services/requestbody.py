@@ -5,11 +5,24 @@ dropped a misspelt filter such as "colection", so the job ran on the whole catal
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from lookalike.services.catalog.nul import holds_nul
 
 
 class RequestBody(BaseModel):
     """Unknown fields forbidden; strict types (JSON numbers for numbers, true/false for
-    booleans; an integer is still a valid float)."""
+    booleans; an integer is still a valid float); no text with a NUL character, which the
+    catalog cannot store (services/catalog/nul.py)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if holds_nul(value):
+            raise ValueError("holds a NUL (0x00) character, which the catalog cannot store; "
+                             "remove it")
+        return value

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from starlette.datastructures import FormData
 
 from lookalike.retrieval.errors import ImageRejected
+from lookalike.services.auth.redact import UPLOAD
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.runtime import Runtime
 
@@ -75,3 +76,11 @@ def form_or_json_body(form: dict[str, dict[str, Any]], *, needs_one_of: tuple[st
     return {"requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": schema},
         "application/json": {"schema": json_model.model_json_schema()}}}}
+
+
+def upload_source(filename: str | None) -> str:
+    """The source an uploaded file is recorded under: the file name the client sent, with
+    control characters (a NUL, a line break) percent-encoded as a browser sends them."""
+    name = filename or "unnamed"
+    return UPLOAD + "".join(f"%{ord(c):02X}" if ord(c) < 0x20 or ord(c) == 0x7F else c
+                            for c in name)

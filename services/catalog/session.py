@@ -8,9 +8,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from lookalike.services.catalog.nul import refuse_nul_parameters
+
 
 def make_engine(url: str, *, foreign_keys: bool = True) -> Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout, foreign keys and BEGIN IMMEDIATE.
+    """An engine for `url` that refuses text holding a NUL (catalog/nul.py); SQLite gets WAL,
+    a busy timeout, foreign keys and BEGIN IMMEDIATE.
 
     `foreign_keys=False` is for migrations only: SQLite batch moves drop and recreate tables,
     and with enforcement on, dropping a parent would cascade into its children.
@@ -20,11 +23,13 @@ def make_engine(url: str, *, foreign_keys: bool = True) -> Engine:
         # psycopg 3 is the driver lookalike ships; SQLAlchemy's bare default is psycopg2.
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(parsed)
-    _configure_sqlite(engine, foreign_keys=foreign_keys)
+        engine = create_engine(parsed, pool_pre_ping=True)
+    else:
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed)
+        _configure_sqlite(engine, foreign_keys=foreign_keys)
+    refuse_nul_parameters(engine)
     return engine
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from lookalike.services.catalog.nul import NUL
+
 log = logging.getLogger(__name__)
 
 SIDECAR_SUFFIXES = (".json", ".txt")
@@ -37,10 +39,12 @@ NO_WORDS = Words()
 
 
 def clean_text(value: object, limit: int) -> str | None:
-    """Stripped text cut to `limit` characters; None for anything empty or not a string."""
-    if not isinstance(value, str) or not value.strip():
+    """Stripped text without NUL characters (EXIF pads its strings with them), cut to `limit`
+    characters; None for anything empty or not a string."""
+    if not isinstance(value, str):
         return None
-    return value.strip()[:limit]
+    text = value.replace(NUL, "").strip()
+    return text[:limit] or None
 
 
 def sidecars(image: Path) -> list[Path]:

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 
 from lookalike.retrieval.images import FORMATS
 from lookalike.services.api.auth import NEEDS_ADMIN, NEEDS_INGEST, NEEDS_SEARCH, IdentityDep
-from lookalike.services.api.deps import MAX_ID, ImageId, RuntimeDep, read_limited
+from lookalike.services.api.deps import MAX_ID, ImageId, RuntimeDep, read_limited, upload_source
 from lookalike.services.api.ratelimit import ADMIN_RATE, INGEST_RATE, IngestAccess
 from lookalike.services.api.schemas import (
     ErrorResponse,
@@ -90,7 +90,7 @@ async def upload_image(response: Response, runtime: RuntimeDep, who: IngestAcces
     detect = await run_in_threadpool(ingest_detector, runtime, collection=collection,
                                      asked=detect)  # refused before anything is stored
     result = await run_in_threadpool(ingest_bytes, runtime, data,
-                                     source=f"upload:{file.filename or 'unnamed'}",
+                                     source=upload_source(file.filename),
                                      collection=collection, label=label,
                                      words=Words(title=title or None, caption=caption or None))
     if not result.created:

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from lookalike.services.api.auth import NEEDS_SEARCH, IdentityDep
-from lookalike.services.api.deps import MAX_ID, RuntimeDep, read_limited
+from lookalike.services.api.deps import MAX_ID, RuntimeDep, read_limited, upload_source
 from lookalike.services.api.ratelimit import IngestAccess
 from lookalike.services.api.schemas import (
     ErrorResponse,
@@ -59,7 +59,7 @@ async def upload_video(response: Response, runtime: RuntimeDep, who: IngestAcces
     data = await read_limited(file, runtime.settings.max_video_bytes,
                               setting="LOOKALIKE_MAX_VIDEO_BYTES")
     result = await run_in_threadpool(ingest_video_bytes, runtime, data,
-                                     source=f"upload:{file.filename or 'unnamed'}",
+                                     source=upload_source(file.filename),
                                      collection=collection, label=label)
     if not result.created:
         response.status_code = 200
