@@ -9,20 +9,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from lookalike.services.catalog.nul import holds_nul
+from lookalike.services.catalog.storable import holds_unstorable
 
 
 class RequestBody(BaseModel):
     """Unknown fields forbidden; strict types (JSON numbers for numbers, true/false for
-    booleans; an integer is still a valid float); no text with a NUL character, which the
-    catalog cannot store (services/catalog/nul.py)."""
+    booleans; an integer is still a valid float); no text the catalog cannot store (a NUL, an
+    unpaired surrogate: services/catalog/storable.py)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     @field_validator("*", mode="after")
     @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        if holds_nul(value):
-            raise ValueError("holds a NUL (0x00) character, which the catalog cannot store; "
-                             "remove it")
+    def _storable_text(cls, value: Any) -> Any:
+        if holds_unstorable(value):
+            raise ValueError("holds a NUL (0x00) character or an unpaired surrogate, which "
+                             "the catalog cannot store; remove it")
         return value

@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from lookalike.services.catalog.nul import refuse_nul_parameters
+from lookalike.services.catalog.storable import refuse_unstorable_parameters
 
 
 def make_engine(url: str, *, foreign_keys: bool = True) -> Engine:
-    """An engine for `url` that refuses text holding a NUL (catalog/nul.py); SQLite gets WAL,
+    """An engine for `url` that refuses text it cannot store (catalog/storable.py); SQLite gets WAL,
     a busy timeout, foreign keys and BEGIN IMMEDIATE.
 
     `foreign_keys=False` is for migrations only: SQLite batch moves drop and recreate tables,
@@ -29,7 +29,7 @@ def make_engine(url: str, *, foreign_keys: bool = True) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed)
         _configure_sqlite(engine, foreign_keys=foreign_keys)
-    refuse_nul_parameters(engine)
+    refuse_unstorable_parameters(engine)
     return engine
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from lookalike.services.catalog.nul import NUL
+from lookalike.services.catalog.storable import storable
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,11 @@ NO_WORDS = Words()
 
 
 def clean_text(value: object, limit: int) -> str | None:
-    """Stripped text without NUL characters (EXIF pads its strings with them), cut to `limit`
-    characters; None for anything empty or not a string."""
+    """Stripped text without what the catalog cannot store (EXIF pads its strings with NULs),
+    cut to `limit` characters; None for anything empty or not a string."""
     if not isinstance(value, str):
         return None
-    text = value.replace(NUL, "").strip()
+    text = storable(value).strip()
     return text[:limit] or None
 
 

@@ -6,6 +6,7 @@ NULs) is cleaned instead, and an upload's file name keeps the NUL percent-encode
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,6 +85,20 @@ def test_a_json_body_holding_a_nul_names_the_field(client: TestClient) -> None:
     assert answer.status_code == 422
     assert "caption" in answer.json()["detail"] and "NUL (0x00)" in answer.json()["detail"]
     assert client.get(f"/v1/images/{image_id}").json()["caption"] is None
+
+
+@pytest.mark.parametrize("collection", ["a\u0000b", "a\ud800b"])
+def test_a_job_asked_for_with_unstorable_text_is_refused_and_not_queued(
+        client: TestClient, collection: str) -> None:
+    """JSON's "\\ud800" is an unpaired surrogate, which neither driver can encode: the job
+    was accepted and queued with it."""
+    body = json.dumps({"kind": "ingest", "urls": ["http://example.com/a.png"],
+                       "collection": collection})  # ASCII: the surrogate stays escaped
+    answer = client.post("/v1/jobs", content=body,
+                         headers={"content-type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    assert "collection" in answer.json()["detail"]
+    assert client.get("/v1/jobs").json() == []
 
 
 def test_an_exif_description_padded_with_nuls_becomes_a_clean_caption(
