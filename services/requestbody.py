@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from lookalike.services.catalog.storable import holds_unstorable
+from lookalike.services.catalog.storable import REFUSAL, holds_unstorable
 
 
 class RequestBody(BaseModel):
@@ -23,6 +23,5 @@ class RequestBody(BaseModel):
     @classmethod
     def _storable_text(cls, value: Any) -> Any:
         if holds_unstorable(value):
-            raise ValueError("holds a NUL (0x00) character or an unpaired surrogate, which "
-                             "the catalog cannot store; remove it")
+            raise ValueError(REFUSAL)
         return value

@@ -76,10 +76,9 @@ class HostAndOrigin:
             return
         headers = Headers(scope=scope)
         for name in ("host", "origin"):
-            if len(headers.getlist(name)) > 1:
+            if (count := len(headers.getlist(name))) > 1:
                 await refuse(send, 400, "ambiguous_header",
-                             f"send one {name.title()} header; this request has "
-                             f"{len(headers.getlist(name))}")
+                             f"send one {name.title()} header; this request has {count}")
                 return
         host = headers.get("host", "")
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host

@@ -15,6 +15,8 @@ from sqlalchemy import Engine, event
 from lookalike.services.errors import InvalidRequest
 
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+REFUSAL = ("holds a NUL (0x00) character or an unpaired surrogate, which the catalog "
+           "cannot store; remove it")
 
 
 def _named(char: str) -> str:
@@ -58,6 +60,4 @@ def refuse_unstorable_parameters(engine: Engine) -> None:
     def _refuse(_conn: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any,
                 _executemany: bool) -> None:
         if holds_unstorable(parameters):
-            raise InvalidRequest("a text value of this request holds a NUL (0x00) character "
-                                 "or an unpaired surrogate, which the catalog cannot store; "
-                                 "remove it")
+            raise InvalidRequest(f"a text value of this request {REFUSAL}")

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from lookalike.services.api.app import create_app
-from lookalike.services.setup import init_catalog, open_runtime
+from lookalike.services.setup import init_catalog
 from tests import imagefactory
 from tests.services.conftest import make_settings
 
@@ -29,7 +29,6 @@ def client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
     """The API on an empty catalog in SQLite or in a fresh PostgreSQL database."""
     settings = make_settings(tmp_path / "home", database_url)
     init_catalog(settings)
-    open_runtime(settings).close()
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 
