@@ -52,6 +52,10 @@ def test_bench_speed_reports_engines_and_search_ratios(tmp_path: Path) -> None:
     assert figures["engine_cosine"]["openvino-fp32"] >= 0.999
     if figures["space_engine"] in openvino:  # the default: an engine that matches torch's
         assert figures["engine_cosine"][figures["space_engine"]] >= 0.999
+        rates = figures["engines_per_s"]
+        reference = rates.get("torchscript-bf16", rates["torchscript-fp32"])
+        assert figures["space_engine_over_torchscript_bf16"] == pytest.approx(
+            rates[figures["space_engine"]] / reference, abs=0.01)
     assert figures["catalog_images"] == 33 and figures["clients"] == 2
     assert figures["upload_p50_over_decode_forward"] > 0 and figures["by_id_p50_ms"] > 0
     assert 0 < figures["upload_took_p50_ms"] < figures["upload_p50_ms"]  # HTTP is the rest
