@@ -72,7 +72,8 @@ class SpeedBench:
     draft_cosine: dict[str, float]
     engine_cosine: dict[str, float] = field(default_factory=dict)
     space_engine: str = ""
-    space_engine_over_torchscript_bf16: float = 0.0  # the engine a space gets by default
+    # The engine a space gets by default; None where it is torch, timed only as its paths.
+    space_engine_over_torchscript_bf16: float | None = None
     catalog_images: int = 0
     upload_p50_ms: float = 0.0
     upload_took_p50_ms: float = 0.0  # the server's own `took_ms` for the same searches
@@ -251,8 +252,9 @@ def run_speed_bench(settings: Settings, *, seconds: float, sample_per_class: int
                 best_over_torchscript_bf16=round(rates[best] / reference, 2),
                 decode_ms={k: round(v, 2) for k, v in decode_ms.items()},
                 draft_cosine=draft_cosine, space_engine=space.options.engine,
-                space_engine_over_torchscript_bf16=round(
-                    rates.get(space.options.engine, 0.0) / reference, 2))
+                space_engine_over_torchscript_bf16=(
+                    round(rates[space.options.engine] / reference, 2)
+                    if space.options.engine in rates else None))
             if not native_bf16():
                 result.notes.append("no native bf16: torchscript-fp32 stands in for the "
                                     "TorchScript bf16 path")

@@ -250,9 +250,11 @@ def bench_speed(
         console.print(f"  {name:18} {rate:7.1f} images/s" + (
             "" if dynamic is None else f" ({dynamic:.1f} with its dynamic-shape model)") + (
             "" if cosine is None else f", lowest cosine to eager fp32 {cosine:.5f}"))
+    space_ratio = result.space_engine_over_torchscript_bf16
     console.print(f"  best ({result.best_engine}) = {result.best_over_torchscript_bf16:.2f}x "
-                  f"the TorchScript bf16 path; the default space's ({result.space_engine}) "
-                  f"{result.space_engine_over_torchscript_bf16:.2f}x")
+                  "the TorchScript bf16 path" + (
+                      "" if space_ratio is None else
+                      f"; the default space's ({result.space_engine}) {space_ratio:.2f}x"))
     console.print("  decode ms per image: " + ", ".join(
         f"{k} {v:.1f}" for k, v in result.decode_ms.items())
         + "; draft vs full decode, lowest cosine: " + ", ".join(
