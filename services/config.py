@@ -73,16 +73,23 @@ class Settings(BaseSettings):
                                 "moment is the decoded frame the still matches best, not only "
                                 "an indexed one; 0 switches it off")
     thumbnail_size: int = 256
-    # Half the cores decode, the other half run the model: on 2 cores one decode process and
-    # one torch thread gave the fastest end-to-end ingest (`lookalike bench ingest`, README).
+    # Where the model runs one thread (2 cores), ingest and re-index run one worker a core,
+    # each decoding and embedding its own batches; elsewhere half the cores decode and the
+    # other half run the model. `lookalike bench ingest` measures either (README, "Speed").
     batch_size: int = 32
     # Which call size is fastest depends on the engine and the CPU's caches (`lookalike bench
     # forward` prints each size's images/s), so unset it is measured (services/spaces/call_size).
     forward_batch: int | None = Field(
         None, ge=1, description="images per model call; unset = the fastest of 1, 2, 4 and 8 "
         "for the space's engine on this CPU, measured once and kept in the engine folder")
-    decode_workers: int = Field(default_factory=lambda: max(1, usable_cpus() // 2))
-    torch_threads: int | None = Field(None, description="unset: the cores decode leaves free")
+    decode_workers: int | None = Field(None, ge=0, description="ingest's worker processes; "
+                                       "unset: a core each where they embed, else half the "
+                                       "cores")
+    torch_threads: int | None = Field(None, description="unset: the cores half the cores "
+                                      "decoding leave free")
+    embed_in_workers: bool | None = Field(None, description="ingest's workers run the model "
+                                          "on what they decode; unset: where it runs one "
+                                          "thread")
     # A training epoch decodes nothing beside its model: a detector's finder epoch took 741 s
     # on 2 threads against 1,086 s on 1 (README, "Two stages").
     train_threads: int | None = Field(None, ge=1, description="torch threads of a training "
@@ -218,10 +225,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _split_cores(self) -> Settings:
-        """Give the model the cores that the decode workers leave free, and training every
-        core, unless set."""
+        """Unless set: the model gets the cores that half the cores decoding leave free
+        (those decode workers asked for, if fewer); where that is one thread the workers
+        embed too, one a core; training gets every core."""
+        cores = usable_cpus()
         if self.torch_threads is None:
-            self.torch_threads = max(1, usable_cpus() - self.decode_workers)
+            decoding = max(1, cores // 2) if self.decode_workers is None else self.decode_workers
+            self.torch_threads = max(1, cores - decoding)
+        if self.embed_in_workers is None:
+            self.embed_in_workers = self.torch_threads == 1
+        if self.decode_workers is None:
+            self.decode_workers = cores if self.embed_in_workers else max(1, cores // 2)
         if self.train_threads is None:
             self.train_threads = usable_cpus()
         return self

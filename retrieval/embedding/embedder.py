@@ -1,7 +1,9 @@
 """Batched embedding: images to L2-normalised float32 vectors, with decoding overlapped.
 
 `embed_stream` runs the caller's `prepare` (read, decode, resize, to tensor) in DataLoader
-worker processes while the main process runs the model, so decoding hides behind inference.
+worker processes while the main process runs the model, so decoding hides behind inference;
+or, with `embed_in_workers`, each worker also runs the model on the batches it decoded, so
+every core does both and none waits on the other.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from lookalike.retrieval.embedding.fork_gate import ForkGate
 from lookalike.retrieval.embedding.pooling import POOLING_METHODS, pool
 from lookalike.retrieval.embedding.whitening import PCAWhitening
 from lookalike.retrieval.embedding.whitening import apply as apply_whitening
@@ -51,7 +54,11 @@ class EmbedderOptions:
     call takes: a batch of `batch_size` goes through the model in slices of that size, since
     small slices keep the activations in the CPU's cache (`lookalike bench forward` measures
     each size). `frozen_graph` runs the model as a frozen TorchScript graph (see
-    `graph.freeze_graph`). `lookalike bench ingest` measures a setting.
+    `graph.freeze_graph`). `embed_in_workers` has each of `embed_stream`'s workers run the
+    model on the batches it decodes (data parallel: on 2 cores two processes that decode and
+    embed beat one that decodes beside one that embeds, which waits on it); the workers are
+    forked, and a forked process keeps none of its parent's threads, so it needs a model that
+    runs one thread, on the CPU. `lookalike bench ingest` measures a setting.
     """
 
     batch_size: int = 32
@@ -64,6 +71,7 @@ class EmbedderOptions:
     scales: tuple[float, ...] = (1.0,)
     frozen_graph: bool = False
     input_size: int | None = None  # side images are resized to; None: the backbone's
+    embed_in_workers: bool = False
 
 
 @dataclass
@@ -92,11 +100,13 @@ class EmbeddedBatch:
 
 @dataclass
 class _Collated:
-    """A batch from the DataLoader: payloads, stacked tensors, and which items had one."""
+    """A batch from the DataLoader: payloads, stacked tensors, and which items had one; or,
+    embedded in the worker, their vectors in place of the tensors."""
 
     payloads: list[Any]
     tensors: torch.Tensor | None
     present: list[bool]
+    vectors: np.ndarray | None = None
 
 
 _BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # /proc/cpuinfo's names
@@ -199,6 +209,16 @@ def _collate(samples: list[Prepared]) -> _Collated:
     return _Collated([sample.payload for sample in samples], stacked, present)
 
 
+def _collate_embedded(embedder: Embedder, samples: list[Prepared]) -> _Collated:
+    """`_collate`, then the batch's vectors, in the worker: only vectors cross to the
+    main process."""
+    collated = _collate(samples)
+    if collated.tensors is None:
+        return collated
+    return _Collated(collated.payloads, None, collated.present,
+                     embedder.embed_in_worker(collated.tensors))
+
+
 class Embedder:
     """A feature extractor plus pooling and L2 normalisation, run in batches.
 
@@ -241,6 +261,10 @@ class Embedder:
             self.engine, self.model = model.engine, model
             self.device, self.dtype = torch.device("cpu"), torch.float32
             self.memory_format = torch.contiguous_format
+        if options.embed_in_workers:
+            self._check_forkable()
+        self._warmed = False
+        self._gate = ForkGate()
         self.head = None if head is None else head.eval().to(self.device)
         weights = spec.weights
         self._shift = torch.tensor(weights.mean).mul(255.0).view(1, 3, 1, 1).to(self.device)
@@ -264,6 +288,16 @@ class Embedder:
             module = freeze_graph(module, example.contiguous(memory_format=memory_format))
         self.model = module
 
+    def _check_forkable(self) -> None:
+        """Raise unless a forked worker can run this model: on the CPU, and, for an engine's
+        compiled model (which keeps its thread count; torch's is set to one in a worker),
+        compiled for one thread."""
+        threads = 1 if isinstance(self.model, torch.nn.Module) else self.model.threads
+        if self.device.type != "cpu" or threads != 1:
+            raise ValueError("embed_in_workers needs a model that runs one thread on the CPU; "
+                             f"this one runs {threads} on {self.device.type}: compile it for "
+                             "one thread, or embed in the calling process")
+
     def to_tensor(self, image: Image.Image) -> torch.Tensor:
         """(3,S,S) uint8 pixels at this backbone's input size."""
         return image_to_pixels(image, size=self.input_size)
@@ -275,6 +309,12 @@ class Embedder:
 
     def embed_tensors(self, batch: torch.Tensor) -> np.ndarray:
         """(N,3,S,S) uint8 pixels to (N,D) float32, C-contiguous, unit-norm vectors."""
+        with self._gate.calling():
+            return self.embed_in_worker(batch)
+
+    def embed_in_worker(self, batch: torch.Tensor) -> np.ndarray:
+        """`embed_tensors` without the fork gate: for a forked worker, where no other thread
+        runs and the gate is the parent's copy, caught mid-fork."""
         if batch.dim() != 4 or batch.shape[1] != 3 or batch.dtype != torch.uint8:
             raise ValueError(
                 f"expected a (N,3,H,W) uint8 batch, got {tuple(batch.shape)} {batch.dtype}")
@@ -324,7 +364,7 @@ class Embedder:
         if batch.dim() != 4 or batch.shape[1] != 3 or batch.dtype != torch.uint8:
             raise ValueError(
                 f"expected a (N,3,H,W) uint8 batch, got {tuple(batch.shape)} {batch.dtype}")
-        with torch.inference_mode():
+        with self._gate.calling(), torch.inference_mode():
             maps: torch.Tensor = self.model(self._model_inputs(batch)).float().contiguous().cpu()
             return maps
 
@@ -351,23 +391,39 @@ class Embedder:
         item comes back with vector None and a `PrepareFailed(index, error)` payload.
         """
         workers = self.options.num_workers
+        in_workers = self.options.embed_in_workers and workers > 0
+        if in_workers:
+            self._warm()
         loader = DataLoader(
             _PreparedItems(items, prepare, self.input_size),
             batch_size=self.options.batch_size,
             shuffle=False,
             num_workers=workers,
-            collate_fn=_collate,
+            collate_fn=functools.partial(_collate_embedded, self) if in_workers else _collate,
             prefetch_factor=_PREFETCH_FACTOR if workers > 0 else None,
             persistent_workers=False,
         )
-        with _garbage_left_behind():
+        with self._gate.forking() if in_workers else contextlib.nullcontext(), \
+                _garbage_left_behind():
             batches = iter(loader)  # forks the worker processes
         for collated in batches:
             yield self._finish(collated)
 
+    def _warm(self) -> None:
+        """Run a model call of `forward_batch` images here, once, before workers are forked:
+        what a first call builds (an engine's model compiled for that shape) is then built
+        once, not again in every worker of every stream."""
+        if not self._warmed:
+            self.embed_tensors(torch.zeros(self.options.forward_batch, 3, self.input_size,
+                                           self.input_size, dtype=torch.uint8))
+            self._warmed = True
+
     def _finish(self, collated: _Collated) -> EmbeddedBatch:
         """Run the model on a collated batch and put vectors back beside their payloads."""
-        rows = iter(()) if collated.tensors is None else iter(self.embed_tensors(collated.tensors))
+        embedded = collated.vectors
+        if embedded is None and collated.tensors is not None:
+            embedded = self.embed_tensors(collated.tensors)
+        rows = iter(()) if embedded is None else iter(embedded)
         vectors = [next(rows) if present else None for present in collated.present]
         failed = collated.present.count(False)
         if failed:

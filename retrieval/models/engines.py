@@ -186,6 +186,11 @@ class OpenVinoTrunk:
         return request
 
     @property
+    def threads(self) -> int:
+        """The threads one call runs on."""
+        return int(self._config["INFERENCE_NUM_THREADS"])
+
+    @property
     def static_shapes(self) -> list[tuple[int, ...]]:
         """The input shapes that have a model compiled for them, in the order first seen."""
         return list(self._static)
@@ -211,6 +216,11 @@ class ChainedTrunk:
 
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.body(self.head(inputs))
+
+    @property
+    def threads(self) -> int:
+        """The threads one call runs on: the most either part runs."""
+        return max(self.head.threads, self.body.threads)
 
 
 EngineTrunk = OpenVinoTrunk | ChainedTrunk

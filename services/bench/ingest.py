@@ -41,6 +41,7 @@ class IngestBench:
     batch_size: int
     forward_batch: int
     decode_workers: int
+    embed_in_workers: bool
     torch_threads: int
     frozen_graph: bool
     model_only_per_s: float
@@ -70,9 +71,11 @@ class IngestCpu:
     model, or the cores running out) is then a figure, not a guess."""
 
     model_only_ms: float  # the calling thread, model-only run
-    calling_thread_ms: float  # end to end: the thread that runs the model (and hashes first)
+    calling_thread_ms: float  # end to end: the calling thread (hashes first; runs the model
+    # unless the workers do)
     other_threads_ms: float  # end to end: the process's other threads (the catalog writer)
-    decode_workers_ms: float  # end to end: the decode worker processes
+    decode_workers_ms: float  # end to end: the worker processes (decoding, and embedding if
+    # `embed_in_workers`)
     cores_busy: float  # end to end: all of the above over the wall-clock time
 
     @property
@@ -231,7 +234,8 @@ def run_ingest_bench(settings: Settings, *, images: int, naive_images: int) -> I
                        paths)
     return IngestBench(images=images, batch_size=settings.batch_size,
                        forward_batch=embedder.options.forward_batch,
-                       decode_workers=settings.decode_workers,
+                       decode_workers=settings.decode_workers or 0,
+                       embed_in_workers=bool(settings.embed_in_workers),
                        torch_threads=torch.get_num_threads(),
                        frozen_graph=settings.frozen_graph, model_only_per_s=model_only,
                        end_to_end_per_s=end_to_end, naive_per_s=naive,

@@ -48,7 +48,9 @@ def bench_ingest(
     console.print(
         f"{result.images} JPEGs 800x600, batch {result.batch_size} "
         f"(model calls of {result.forward_batch}), "
-        f"{result.decode_workers} decode workers, {result.torch_threads} torch threads, "
+        f"{result.decode_workers} workers "
+        f"({'decoding and embedding' if result.embed_in_workers else 'decoding'}), "
+        f"{result.torch_threads} torch threads, "
         f"{'frozen graph' if result.frozen_graph else 'eager model'}\n"
         f"  model only (pre-decoded tensors): {result.model_only_per_s:8.1f} images/s\n"
         f"  end to end (files -> catalog+index): {result.end_to_end_per_s:8.1f} images/s"
@@ -57,8 +59,8 @@ def bench_ingest(
         f"{result.naive_per_s:8.1f} images/s; end to end = {result.e2e_over_naive:.2f}x naive")
     cpu = result.cpu
     console.print(
-        f"  CPU ms per image end to end: the model's thread {cpu.calling_thread_ms:.2f} (model "
-        f"only: {cpu.model_only_ms:.2f}), decode workers {cpu.decode_workers_ms:.2f}, other "
+        f"  CPU ms per image end to end: the calling thread {cpu.calling_thread_ms:.2f} (model "
+        f"only: {cpu.model_only_ms:.2f}), workers {cpu.decode_workers_ms:.2f}, other "
         f"threads (catalog writer) {cpu.other_threads_ms:.2f}; {cpu.total_ms:.2f} in all, "
         f"{cpu.cores_busy:.2f} of {usable_cpus()} cores busy\n"
         f"  one upload at a time (the POST /v1/images path, in process): p50 "

@@ -122,7 +122,8 @@ def build_embedder(space: Space, *, settings: Settings) -> Embedder:
                             fp32_stem=space.options.fp32_stem)
     options = EmbedderOptions(
         batch_size=settings.batch_size,
-        num_workers=settings.decode_workers,
+        num_workers=settings.decode_workers or 0,
+        embed_in_workers=bool(settings.embed_in_workers),
         channels_last=settings.channels_last,
         bf16=native_bf16() if settings.bf16 is None else settings.bf16,
         pooling=space.pooling,

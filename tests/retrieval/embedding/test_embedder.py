@@ -225,12 +225,12 @@ def _run_stream(embedder: Embedder, names: list[str]) -> list[EmbeddedBatch]:
     return list(embedder.embed_stream(names, functools.partial(prepare_photo, size=224)))
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize(("workers", "in_workers"), [(0, False), (2, False), (2, True)])
 def test_stream_keeps_order_and_survives_failing_items(
-    extractor: torch.nn.Module, embedder: Embedder, workers: int
+    extractor: torch.nn.Module, embedder: Embedder, workers: int, in_workers: bool
 ) -> None:
     names = ["rocket", "missing", "chelsea", "boom", "astronaut", "coffee", "hubble"]
-    options = EmbedderOptions(batch_size=3, num_workers=workers)
+    options = EmbedderOptions(batch_size=3, num_workers=workers, embed_in_workers=in_workers)
     streamer = Embedder(extractor, spec=MOBILENET, options=options)
     batches = _run_stream(streamer, names)
     assert [len(batch.payloads) for batch in batches] == [3, 3, 1]

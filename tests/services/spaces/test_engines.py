@@ -18,6 +18,12 @@ import pytest
 import torch
 from sqlalchemy import text
 
+from lookalike.retrieval.embedding.embedder import (
+    Embedder,
+    EmbedderOptions,
+    Prepared,
+    image_to_pixels,
+)
 from lookalike.retrieval.errors import EngineUnavailable
 from lookalike.retrieval.models import engines as engines_module
 from lookalike.retrieval.models.engine_names import INT8_ENGINE, MIXED_ENGINE
@@ -368,3 +374,33 @@ def test_a_started_server_has_compiled_the_batch_sizes_of_concurrent_queries(
         calls = min(3, embedder.options.forward_batch)
         assert embedder.model.static_shapes == [(size, 3, 224, 224)
                                                 for size in range(1, calls + 1)]
+
+
+def prepare_bundled(position: int) -> Prepared:
+    """Picklable `prepare`: the model input of bundled photo `position`."""
+    photo = bundled_photos()[position].image
+    return Prepared(image_to_pixels(photo, size=SPEC.weights.input_size), position)
+
+
+@pytest.mark.parametrize("engine", [e for e in installed_engines() if e != "torch"])
+def test_workers_embedding_with_an_engine_give_the_calling_process_vectors(
+        engine: str, weights: Path, tmp_path: Path) -> None:
+    """Forked stream workers run the engine's compiled model (compiled for one thread) and
+    answer, in input order, what the calling process answers for the same photos; a model
+    compiled for two threads is refused for them, since a forked worker has only one."""
+    sha = file_sha256(weights)
+    trunk = engine_trunk(engine, spec=SPEC, weights=weights, weights_sha256=sha,
+                         settings=make_settings(tmp_path, torch_threads=1))
+    options = EmbedderOptions(batch_size=4, forward_batch=2, num_workers=2,
+                              embed_in_workers=True)
+    embedder = Embedder(trunk, spec=SPEC, options=options)
+    positions = list(range(len(bundled_photos())))
+    batches = list(embedder.embed_stream(positions, prepare_bundled))
+    assert [p for batch in batches for p in batch.payloads] == positions
+    streamed = np.stack([v for batch in batches for v in batch.vectors])
+    expected = embedder.embed_images([bundled_photos()[p].image for p in positions])
+    np.testing.assert_allclose(streamed, expected, atol=1e-5)
+    two_threads = engine_trunk(engine, spec=SPEC, weights=weights, weights_sha256=sha,
+                               settings=make_settings(tmp_path, torch_threads=2))
+    with pytest.raises(ValueError, match="runs 2 on cpu"):
+        Embedder(two_threads, spec=SPEC, options=options)
