@@ -234,6 +234,10 @@ class Settings(BaseSettings):
             self.torch_threads = max(1, cores - decoding)
         if self.embed_in_workers is None:
             self.embed_in_workers = self.torch_threads == 1
+        elif self.embed_in_workers and self.torch_threads != 1:
+            raise ValueError("LOOKALIKE_EMBED_IN_WORKERS=true needs LOOKALIKE_TORCH_THREADS=1: "
+                             "each worker runs the model on one thread (a forked process has "
+                             f"one), not {self.torch_threads}; set both, or neither")
         if self.decode_workers is None:
             self.decode_workers = cores if self.embed_in_workers else max(1, cores // 2)
         if self.train_threads is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from lookalike.services import config
 from lookalike.services.config import Settings
@@ -46,3 +47,13 @@ def test_what_is_set_decides_the_rest(cores: pytest.MonkeyPatch, tmp_path: Path)
     cores.delenv("LOOKALIKE_DECODE_WORKERS")
     apart = Settings(home=tmp_path)
     assert (apart.torch_threads, apart.embed_in_workers, apart.decode_workers) == (1, False, 1)
+
+
+def test_workers_embed_only_with_one_model_thread(cores: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    cores.setattr(config, "usable_cpus", lambda: 16)
+    cores.setenv("LOOKALIKE_EMBED_IN_WORKERS", "true")
+    with pytest.raises(ValidationError, match="needs LOOKALIKE_TORCH_THREADS=1"):
+        Settings(home=tmp_path)
+    cores.setenv("LOOKALIKE_TORCH_THREADS", "1")
+    assert Settings(home=tmp_path).decode_workers == 16
