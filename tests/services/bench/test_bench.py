@@ -13,13 +13,17 @@ from tests.services.bench.conftest import STARTUP_FIGURES, bench
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
-def test_bench_ingest_reports_the_three_throughputs(tmp_path: Path) -> None:
+def test_bench_ingest_reports_the_three_throughputs(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOOKALIKE_TORCH_THREADS", "1")  # so its workers can run the model
     figures = bench(tmp_path / "unused", "ingest", "--images", "48", "--naive-images", "8")
     assert figures["images"] == 48
     for key in ("model_only_per_s", "end_to_end_per_s", "naive_per_s"):
         assert figures[key] > 0
     assert figures["e2e_over_model"] == pytest.approx(
         figures["end_to_end_per_s"] / figures["model_only_per_s"], rel=1e-2)
+    assert figures["e2e_over_model_all_cores"] == pytest.approx(
+        figures["end_to_end_per_s"] / figures["model_all_cores_per_s"], rel=1e-2)
     cpu = figures["cpu"]  # where each image's CPU went: the model's thread, workers, writer
     for key in ("model_only_ms", "calling_thread_ms", "other_threads_ms", "decode_workers_ms"):
         assert cpu[key] > 0, key
