@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy import make_url
 
+from lookalike.retrieval.embedding.fork_gate import start_method
 from lookalike.retrieval.models.engine_names import EngineName
 from lookalike.retrieval.models.specs import DEFAULT_BACKBONE
 from lookalike.services.ingest.addresses import allow_entry
@@ -233,7 +234,7 @@ class Settings(BaseSettings):
             decoding = max(1, cores // 2) if self.decode_workers is None else self.decode_workers
             self.torch_threads = max(1, cores - decoding)
         if self.embed_in_workers is None:
-            self.embed_in_workers = self.torch_threads == 1
+            self.embed_in_workers = self.torch_threads == 1 and start_method() == "fork"
         elif self.embed_in_workers and self.torch_threads != 1:
             raise ValueError("LOOKALIKE_EMBED_IN_WORKERS=true needs LOOKALIKE_TORCH_THREADS=1: "
                              "each worker runs the model on one thread (a forked process has "

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from lookalike.retrieval.embedding.fork_gate import ForkGate
+from lookalike.retrieval.embedding.fork_gate import ForkGate, start_method
 from lookalike.retrieval.embedding.pooling import POOLING_METHODS, pool
 from lookalike.retrieval.embedding.whitening import PCAWhitening
 from lookalike.retrieval.embedding.whitening import apply as apply_whitening
@@ -289,14 +289,18 @@ class Embedder:
         self.model = module
 
     def _check_forkable(self) -> None:
-        """Raise unless a forked worker can run this model: on the CPU, and, for an engine's
-        compiled model (which keeps its thread count; torch's is set to one in a worker),
-        compiled for one thread."""
+        """Raise unless a forked worker can run this model: workers started by fork, the
+        model on the CPU, and, for an engine's compiled model (which keeps its thread count;
+        torch's is set to one in a worker), compiled for one thread."""
         threads = 1 if isinstance(self.model, torch.nn.Module) else self.model.threads
         if self.device.type != "cpu" or threads != 1:
             raise ValueError("embed_in_workers needs a model that runs one thread on the CPU; "
                              f"this one runs {threads} on {self.device.type}: compile it for "
                              "one thread, or embed in the calling process")
+        if start_method() != "fork":
+            raise ValueError("embed_in_workers needs workers started by fork (they inherit "
+                             f"the model); this process starts them by {start_method()}: "
+                             "embed in the calling process")
 
     def to_tensor(self, image: Image.Image) -> torch.Tensor:
         """(3,S,S) uint8 pixels at this backbone's input size."""

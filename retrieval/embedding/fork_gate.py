@@ -6,8 +6,16 @@ calls in flight to end and holds new ones back until the workers exist."""
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import threading
 from collections.abc import Iterator
+
+
+def start_method() -> str:
+    """How this process starts worker processes: the method set, else the platform's default
+    (read without setting it)."""
+    return multiprocessing.get_start_method(allow_none=True) or (
+        multiprocessing.get_all_start_methods()[0])
 
 
 class ForkGate:

@@ -57,3 +57,13 @@ def test_workers_embed_only_with_one_model_thread(cores: pytest.MonkeyPatch,
         Settings(home=tmp_path)
     cores.setenv("LOOKALIKE_TORCH_THREADS", "1")
     assert Settings(home=tmp_path).decode_workers == 16
+
+
+def test_where_workers_are_not_forked_they_do_not_embed(cores: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    """A spawned worker cannot inherit the model (macOS and Windows start workers so)."""
+    cores.setattr(config, "usable_cpus", lambda: 2)
+    cores.setattr(config, "start_method", lambda: "spawn")
+    settings = Settings(home=tmp_path)
+    assert (settings.torch_threads, settings.embed_in_workers, settings.decode_workers) == (
+        1, False, 1)

@@ -14,6 +14,7 @@ import torch
 from PIL import Image, ImageOps
 from skimage import data
 
+from lookalike.retrieval.embedding import embedder as embedder_module
 from lookalike.retrieval.embedding.embedder import (
     EmbeddedBatch,
     Embedder,
@@ -296,3 +297,11 @@ def test_stream_rejects_a_tensor_of_the_wrong_size(embedder: Embedder) -> None:
 
 def test_stream_of_nothing_yields_nothing(embedder: Embedder) -> None:
     assert _run_stream(embedder, []) == []
+
+
+def test_workers_that_would_not_be_forked_are_refused_the_model(
+        extractor: torch.nn.Module, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embedder_module, "start_method", lambda: "spawn")
+    with pytest.raises(ValueError, match="started by fork"):
+        Embedder(extractor, spec=MOBILENET,
+                 options=EmbedderOptions(num_workers=2, embed_in_workers=True))

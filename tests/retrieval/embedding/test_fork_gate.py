@@ -3,10 +3,11 @@ calls back while a fork is under way."""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from lookalike.retrieval.embedding.fork_gate import ForkGate
+from lookalike.retrieval.embedding.fork_gate import ForkGate, start_method
 
 WAIT_S = 10.0
 
@@ -49,3 +50,9 @@ def test_a_fork_waits_for_the_calls_in_flight_and_holds_new_ones_back() -> None:
         forker.result(WAIT_S)
         late.result(WAIT_S)
     assert order == ["second call", "first call ends", "fork", "late call"]
+
+
+def test_the_start_method_is_read_without_being_set() -> None:
+    before = multiprocessing.get_start_method(allow_none=True)
+    assert start_method() in multiprocessing.get_all_start_methods()
+    assert multiprocessing.get_start_method(allow_none=True) == before
