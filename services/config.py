@@ -230,8 +230,9 @@ class Settings(BaseSettings):
         (those decode workers asked for, if fewer); where that is one thread the workers
         embed too, one a core; training gets every core."""
         cores = usable_cpus()
+        half = max(1, cores // 2)
         if self.torch_threads is None:
-            decoding = max(1, cores // 2) if self.decode_workers is None else self.decode_workers
+            decoding = half if self.decode_workers is None else self.decode_workers
             self.torch_threads = max(1, cores - decoding)
         if self.embed_in_workers is None:
             self.embed_in_workers = self.torch_threads == 1 and start_method() == "fork"
@@ -240,9 +241,9 @@ class Settings(BaseSettings):
                              "each worker runs the model on one thread (a forked process has "
                              f"one), not {self.torch_threads}; set both, or neither")
         if self.decode_workers is None:
-            self.decode_workers = cores if self.embed_in_workers else max(1, cores // 2)
+            self.decode_workers = cores if self.embed_in_workers else half
         if self.train_threads is None:
-            self.train_threads = usable_cpus()
+            self.train_threads = cores
         return self
 
     @property

@@ -262,7 +262,7 @@ class Embedder:
             self.device, self.dtype = torch.device("cpu"), torch.float32
             self.memory_format = torch.contiguous_format
         if options.embed_in_workers:
-            self._check_forkable()
+            self.check_forkable()
         self._warmed = False
         self._gate = ForkGate()
         self.head = None if head is None else head.eval().to(self.device)
@@ -288,7 +288,7 @@ class Embedder:
             module = freeze_graph(module, example.contiguous(memory_format=memory_format))
         self.model = module
 
-    def _check_forkable(self) -> None:
+    def check_forkable(self) -> None:
         """Raise unless a forked worker can run this model: workers started by fork, the
         model on the CPU, and, for an engine's compiled model (which keeps its thread count;
         torch's is set to one in a worker), compiled for one thread."""

@@ -48,7 +48,7 @@ class IngestBench:
     model_only_per_s: float
     # the same pre-decoded images through the model in one worker a core (each one thread),
     # as ingest's workers run it: what the cores could embed were nothing decoded; None where
-    # the space's model runs more than one thread (workers cannot run it)
+    # forked workers cannot run the space's model (more than one thread, or no fork)
     model_all_cores_per_s: float | None
     end_to_end_per_s: float
     naive_per_s: float
@@ -164,12 +164,13 @@ def _decoded(tensors: torch.Tensor, index: int) -> Prepared:
     return Prepared(tensors[index], index)
 
 
-def _model_all_cores(embedder: Embedder, tensors: torch.Tensor, *,
-                     threads: int | None) -> float | None:
+def _model_all_cores(embedder: Embedder, tensors: torch.Tensor) -> float | None:
     """Images/s of the pre-decoded tensors through the model in one worker a core, each
     running it on one thread (ingest's workers, without decoding or the catalog); None
-    where the model runs `threads` > 1, which forked workers cannot run."""
-    if threads != 1:
+    where forked workers cannot run this model (`Embedder.check_forkable`)."""
+    try:
+        embedder.check_forkable()
+    except ValueError:
         return None
     kept = embedder.options
     embedder.options = dataclasses.replace(kept, num_workers=usable_cpus(),
@@ -264,8 +265,7 @@ def run_ingest_bench(settings: Settings, *, images: int, naive_images: int) -> I
             raise RuntimeError(f"only {replica.ntotal} of {images} files reached the index")
         model_only, model_cpu_ms = max(
             model_before, _model_only(embedder, bench.tensors, settings.batch_size))
-        model_all_cores = _model_all_cores(embedder, bench.tensors,
-                                           threads=settings.torch_threads)
+        model_all_cores = _model_all_cores(embedder, bench.tensors)
         cpu = finished.cpu_since(started, images, model_only_ms=model_cpu_ms)
         upload_ms = _upload_p50_ms(runtime, bench.root / "uploads")
         paths = sorted((bench.root / "files").iterdir())[:naive_images]

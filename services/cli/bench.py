@@ -71,7 +71,7 @@ def bench_ingest(
 def _all_cores(result: IngestBench) -> str:
     """The model-only figure on every core, and end to end against it, when measured."""
     if result.model_all_cores_per_s is None or result.e2e_over_model_all_cores is None:
-        return "; on every core: not measured (the model runs more than one thread)"
+        return "; on every core: not measured (forked workers cannot run this model here)"
     return (f"; on every core, one worker each: {result.model_all_cores_per_s:.1f} "
             f"(end to end = {result.e2e_over_model_all_cores:.2f}x it)")
 
