@@ -28,7 +28,7 @@ from lookalike.retrieval.embedding.pooling import POOLING_METHODS, pool
 from lookalike.retrieval.embedding.whitening import PCAWhitening
 from lookalike.retrieval.embedding.whitening import apply as apply_whitening
 from lookalike.retrieval.errors import UnknownPooling
-from lookalike.retrieval.models.engines import EngineTrunk
+from lookalike.retrieval.models.engines import OpenVinoTrunk
 from lookalike.retrieval.models.graph import fold_batch_norm, freeze_graph
 from lookalike.retrieval.models.registry import BackboneSpec
 
@@ -230,7 +230,7 @@ class Embedder:
     """
 
     def __init__(
-        self, model: torch.nn.Module | EngineTrunk, *, spec: BackboneSpec,
+        self, model: torch.nn.Module | OpenVinoTrunk, *, spec: BackboneSpec,
         options: EmbedderOptions,
         whitening: PCAWhitening | None = None, head: ProjectionHead | None = None,
     ) -> None:
@@ -254,7 +254,7 @@ class Embedder:
                              f"vectors before it have {base_dim}; train it on these vectors")
         self.dim = base_dim if head is None else head.out_dim
         self.input_size = options.input_size or spec.weights.input_size
-        self.model: torch.nn.Module | EngineTrunk
+        self.model: torch.nn.Module | OpenVinoTrunk
         if isinstance(model, torch.nn.Module):
             self._use_torch(model)
         else:

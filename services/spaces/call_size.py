@@ -33,7 +33,7 @@ def call_size_file(settings: Settings, *, backbone: str, weights_sha256: str, en
         engine = (f"torch-{'bf16' if options.bf16 else 'fp32'}"
                   f"{'-graph' if options.frozen_graph else ''}")
     elif engine == MIXED_ENGINE:
-        engine = f"{engine}-{mixed_part(fp32_stem, 'stem')}"
+        engine = f"{engine}-{mixed_part(fp32_stem)}"
     run = (f"{cpu_model()}|{usable_cpus()} cores|{settings.torch_threads or 1} threads|"
            f"{options.input_size} px|scales {','.join(map(str, options.scales))}")
     digest = hashlib.sha256(run.encode()).hexdigest()[:16]

@@ -27,16 +27,15 @@ from lookalike.retrieval.models.engine_names import (
     REFERENCE_ENGINE,
 )
 from lookalike.retrieval.models.engines import (
-    ChainedTrunk,
-    EngineTrunk,
+    OpenVinoTrunk,
     check_engine,
+    export_mixed_openvino,
     export_openvino,
     exported_model,
     installed_engines,
     load_openvino,
     openvino_version,
     quantize_openvino,
-    split_trunk,
 )
 from lookalike.retrieval.models.registry import BackboneSpec, load_feature_extractor
 from lookalike.services.config import Settings
@@ -65,19 +64,19 @@ INT8_PART = f"int8-c{CALIBRATION_CROPS}s{CALIBRATION_SEED}"  # its folder, per c
 def export_directory(settings: Settings, *, spec: BackboneSpec, weights_sha256: str,
                      part: str = "") -> Path:
     """The folder holding the backbone exported for OpenVINO (per weights and version);
-    `part` names a piece of it (the mixed engine's fp32 stem or bf16 body)."""
+    `part` names a variant of it (the mixed engine's, per split; the int8 engine's)."""
     name = f"{spec.name}-{weights_sha256}-openvino{openvino_version()}"
     return settings.engine_dir / (f"{name}-{part}" if part else name)
 
 
-def mixed_part(fp32_stem: int, piece: str) -> str:
-    """The export folder suffix of the mixed engine's `piece` ("stem" or "body") when its
-    first `fp32_stem` modules run in fp32: per split point, so each split has its exports."""
-    return f"{piece}{fp32_stem}"
+def mixed_part(fp32_stem: int) -> str:
+    """The export folder suffix of the mixed engine's model whose first `fp32_stem` modules
+    run in fp32: per split point, so each split has its export."""
+    return f"mixed{fp32_stem}"
 
 
 def engine_trunk(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha256: str,
-                 settings: Settings, fp32_stem: int | None = None) -> nn.Module | EngineTrunk:
+                 settings: Settings, fp32_stem: int | None = None) -> nn.Module | OpenVinoTrunk:
     """The trunk that `engine` runs: the torch module (run as the settings say: bf16 where
     native unless set), or the OpenVINO model compiled from its export (exported first when
     the folder lacks it): for the mixed engine, the first `fp32_stem` modules (None: the
@@ -85,13 +84,13 @@ def engine_trunk(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha2
     bf16, or in fp32 too on a CPU without native bf16, so that a space made where it runs is
     served anywhere OpenVINO is (its vectors match fp32's, which is what made it a default)."""
     stem_modules = spec.fp32_stem if fp32_stem is None else fp32_stem
-    body_engine = "openvino-bf16"
+    bf16 = True
     if engine == MIXED_ENGINE and MIXED_ENGINE not in installed_engines():
         check_engine("openvino-fp32")
         logger.warning("engine %s runs its bfloat16 part in fp32 on this CPU, which has no "
                        "native bfloat16: the same vectors to cosine %s, more slowly",
                        MIXED_ENGINE, MATCH_COSINE)
-        body_engine = "openvino-fp32"
+        bf16 = False
     else:
         check_engine(engine)
     if engine == MIXED_ENGINE and not stem_modules:
@@ -108,22 +107,19 @@ def engine_trunk(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha2
         return _compiled(model, engine, example=example, settings=settings,
                          directory=export_directory(settings, spec=spec,
                                                     weights_sha256=weights_sha256))
-    stem, body = split_trunk(model, stem_modules)
-    with torch.no_grad():  # the converter traces it: not an inference-mode tensor
-        middle = stem(example)
-    parts = {part: export_directory(settings, spec=spec, weights_sha256=weights_sha256,
-                                    part=mixed_part(stem_modules, part))
-             for part in ("stem", "body")}
-    return ChainedTrunk(
-        _compiled(stem, "openvino-fp32", example=example, directory=parts["stem"],
-                  settings=settings),
-        _compiled(body, body_engine, example=middle, directory=parts["body"],
-                  settings=settings),
-        engine=MIXED_ENGINE)
+    directory = export_directory(settings, spec=spec, weights_sha256=weights_sha256,
+                                 part=mixed_part(stem_modules))
+    model_file = exported_model(directory)
+    if model_file is None:
+        logger.info("exporting %s for OpenVINO, its first %d modules kept in fp32, into %s",
+                    spec.name, stem_modules, directory)
+        model_file = export_mixed_openvino(model, stem=stem_modules, example=example,
+                                           directory=directory)
+    return _loaded(model_file, MIXED_ENGINE, settings, bf16=bf16)
 
 
 def _compiled(model: nn.Module, engine: str, *, example: torch.Tensor, directory: Path,
-              settings: Settings) -> EngineTrunk:
+              settings: Settings) -> OpenVinoTrunk:
     """`model` compiled for `engine` from its export in `directory` (exported first when
     the folder lacks it)."""
     return _loaded(_exported(model, example=example, directory=directory), engine, settings)
@@ -138,14 +134,16 @@ def _exported(model: nn.Module, *, example: torch.Tensor, directory: Path) -> Pa
     return model_file
 
 
-def _loaded(model_file: Path, engine: str, settings: Settings) -> EngineTrunk:
-    """An exported model compiled for `engine` with the settings' threads and shapes."""
+def _loaded(model_file: Path, engine: str, settings: Settings, *,
+            bf16: bool = True) -> OpenVinoTrunk:
+    """An exported model compiled for `engine` (in fp32 throughout unless `bf16`) with the
+    settings' threads and shapes."""
     return load_openvino(model_file, engine=engine, threads=settings.torch_threads or 1,
-                         static_shapes=settings.engine_static_shapes)
+                         static_shapes=settings.engine_static_shapes, bf16=bf16)
 
 
 def _quantized(model: nn.Module, *, spec: BackboneSpec, example: torch.Tensor,
-               weights_sha256: str, settings: Settings) -> EngineTrunk:
+               weights_sha256: str, settings: Settings) -> OpenVinoTrunk:
     """The int8 engine: the fp32 export (made first when missing) quantized with
     `calibration_inputs`, kept in a folder of its own (made first when missing)."""
     directory = export_directory(settings, spec=spec, weights_sha256=weights_sha256,
@@ -240,7 +238,7 @@ def kept_agreement(engine: str, *, spec: BackboneSpec, weights: Path, weights_sh
     """`engine_agreement`, read from the export's folder when measured there before, else
     measured (the reference computed into `reference` once, for the caller's next engines)
     and written there."""
-    part = {MIXED_ENGINE: mixed_part(spec.fp32_stem, "stem"), INT8_ENGINE: INT8_PART}.get(
+    part = {MIXED_ENGINE: mixed_part(spec.fp32_stem), INT8_ENGINE: INT8_PART}.get(
         engine, "")
     directory = export_directory(settings, spec=spec, weights_sha256=weights_sha256, part=part)
     kept = directory / f"agreement-{engine}.txt"

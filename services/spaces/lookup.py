@@ -10,7 +10,7 @@ from torch import nn
 
 from lookalike.retrieval.embedding.embedder import Embedder, EmbedderOptions, native_bf16
 from lookalike.retrieval.errors import WeightsMismatch
-from lookalike.retrieval.models.engines import EngineTrunk
+from lookalike.retrieval.models.engines import OpenVinoTrunk
 from lookalike.retrieval.models.registry import (
     file_sha256,
     get_backbone,
@@ -116,7 +116,7 @@ def build_embedder(space: Space, *, settings: Settings) -> Embedder:
     weights = space_weights(space, settings=settings)
     weights_sha256 = space.weights_sha256 or file_sha256(weights)
 
-    def trunk() -> nn.Module | EngineTrunk:
+    def trunk() -> nn.Module | OpenVinoTrunk:
         return engine_trunk(space.options.engine, spec=spec, weights=weights,
                             weights_sha256=weights_sha256, settings=settings,
                             fp32_stem=space.options.fp32_stem)
@@ -135,7 +135,7 @@ def build_embedder(space: Space, *, settings: Settings) -> Embedder:
     whitening, head = space_whitening(space, settings=settings), space_head(space,
                                                                             settings=settings)
 
-    def embedder_of(forward_batch: int, model: nn.Module | EngineTrunk) -> Embedder:
+    def embedder_of(forward_batch: int, model: nn.Module | OpenVinoTrunk) -> Embedder:
         return Embedder(model, spec=spec, whitening=whitening, head=head,
                         options=replace(options, forward_batch=forward_batch))
     forward_batch = settings.forward_batch
