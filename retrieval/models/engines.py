@@ -99,8 +99,8 @@ def export_mixed_openvino(model: torch.nn.Module, *, stem: int, example: torch.T
                           directory: Path) -> Path:
     """Export the mixed engine's trunk as one model: the trunk's first `stem` modules marked
     to stay in fp32 under a bfloat16 hint, the rest left to run in bfloat16. One compiled
-    graph runs 5-16 % more images a second than the two halves compiled apart and called in
-    turn (AVX-512 BF16 CPU, calls of 1 and 4). The marks are IR attributes
+    graph runs more images a second than the two halves compiled apart and called in turn
+    (README, "One run, as ratios"), with the same vectors. The marks are IR attributes
     (`precise`: what OpenVINO's own passes set on layers that must keep their precision),
     which OpenVINO's Python API cannot set: they are written into the saved file."""
     if not isinstance(model, torch.nn.Sequential) or not 0 < stem < len(model):
