@@ -6,6 +6,7 @@ int8 engine, which a space gets only by name)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -107,14 +108,12 @@ def engine_trunk(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha2
         return _compiled(model, engine, example=example, settings=settings,
                          directory=export_directory(settings, spec=spec,
                                                     weights_sha256=weights_sha256))
-    directory = export_directory(settings, spec=spec, weights_sha256=weights_sha256,
-                                 part=mixed_part(stem_modules))
-    model_file = exported_model(directory)
-    if model_file is None:
-        logger.info("exporting %s for OpenVINO, its first %d modules kept in fp32, into %s",
-                    spec.name, stem_modules, directory)
-        model_file = export_mixed_openvino(model, stem=stem_modules, example=example,
-                                           directory=directory)
+    model_file = _kept(
+        export_directory(settings, spec=spec, weights_sha256=weights_sha256,
+                         part=mixed_part(stem_modules)),
+        lambda directory: export_mixed_openvino(model, stem=stem_modules, example=example,
+                                                directory=directory),
+        f"exporting {spec.name} for OpenVINO, its first {stem_modules} modules kept in fp32,")
     return _loaded(model_file, MIXED_ENGINE, settings, bf16=bf16)
 
 
@@ -127,10 +126,18 @@ def _compiled(model: nn.Module, engine: str, *, example: torch.Tensor, directory
 
 def _exported(model: nn.Module, *, example: torch.Tensor, directory: Path) -> Path:
     """The model file of `model`'s export in `directory`, exported first when missing."""
+    return _kept(directory, lambda folder: export_openvino(model, example=example,
+                                                           directory=folder),
+                 f"exporting {type(model).__name__} for OpenVINO")
+
+
+def _kept(directory: Path, make: Callable[[Path], Path], doing: str) -> Path:
+    """The model file kept in `directory`, made there first by `make` when it is missing
+    (`doing` says how, in the log)."""
     model_file = exported_model(directory)
     if model_file is None:
-        logger.info("exporting %s for OpenVINO into %s", type(model).__name__, directory)
-        model_file = export_openvino(model, example=example, directory=directory)
+        logger.info("%s into %s", doing, directory)
+        model_file = make(directory)
     return model_file
 
 
@@ -146,16 +153,14 @@ def _quantized(model: nn.Module, *, spec: BackboneSpec, example: torch.Tensor,
                weights_sha256: str, settings: Settings) -> OpenVinoTrunk:
     """The int8 engine: the fp32 export (made first when missing) quantized with
     `calibration_inputs`, kept in a folder of its own (made first when missing)."""
-    directory = export_directory(settings, spec=spec, weights_sha256=weights_sha256,
-                                 part=INT8_PART)
-    model_file = exported_model(directory)
-    if model_file is None:
+    def quantize(directory: Path) -> Path:
         fp32_file = _exported(model, example=example, directory=export_directory(
             settings, spec=spec, weights_sha256=weights_sha256))
-        logger.info("quantizing %s to int8 into %s (%d calibration crops)", spec.name,
-                    directory, CALIBRATION_CROPS)
-        model_file = quantize_openvino(fp32_file, calibration=calibration_inputs(spec),
-                                       directory=directory)
+        return quantize_openvino(fp32_file, calibration=calibration_inputs(spec),
+                                 directory=directory)
+    model_file = _kept(
+        export_directory(settings, spec=spec, weights_sha256=weights_sha256, part=INT8_PART),
+        quantize, f"quantizing {spec.name} to int8 ({CALIBRATION_CROPS} calibration crops)")
     return _loaded(model_file, INT8_ENGINE, settings)
 
 
