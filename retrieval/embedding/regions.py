@@ -145,18 +145,30 @@ def tapped_cells(embedder: Embedder, tap: TrunkTap,
 
 
 def cell_agreement(query: torch.Tensor, regions: torch.Tensor, *,
-                   centre: float | None) -> np.ndarray:
+                   centre: float | None, shift: int = 0) -> np.ndarray:
     """(N,) agreement of a (1,C,h,w) query's cells with (N,C,h,w) regions' cells: the cosine
     of the features at the same place, averaged with the centre weights (uniform without
     `centre`). A second, spatial look at a shortlist: two crops of one object agree place
-    by place, two things whose pooled vectors merely resemble each other do not."""
+    by place, two things whose pooled vectors merely resemble each other do not. With
+    `shift`, each region's best agreement over moves of its cells by up to that many places
+    each way: a detector's box off by a tenth of its side moves the object a cell or more."""
     if query.shape[0] != 1 or query.shape[1:] != regions.shape[1:]:
         raise ValueError(f"a (1,C,h,w) query and (N,C,h,w) regions of the same C,h,w are "
                          f"needed, got {tuple(query.shape)} and {tuple(regions.shape)}")
-    cosines = (query * regions).sum(dim=1)
-    if centre is not None:
-        cosines = cosines * centre_weights(cosines.shape[1], cosines.shape[2], sigma=centre)[0]
-    agreement: np.ndarray = cosines.mean(dim=(1, 2)).numpy().astype(np.float32)
+    height, width = query.shape[2], query.shape[3]
+    if not 0 <= shift < min(height, width):
+        raise ValueError(f"shift must be 0 to {min(height, width) - 1} places, got {shift}")
+    weights = (centre_weights(height, width, sigma=centre)[0, 0] if centre is not None
+               else torch.ones(height, width))
+    best = torch.full((regions.shape[0],), -torch.inf)
+    for dy in range(-shift, shift + 1):
+        for dx in range(-shift, shift + 1):
+            rows = slice(max(0, -dy), min(height, height - dy))
+            cols = slice(max(0, -dx), min(width, width - dx))
+            moved = regions[:, :, rows.start + dy:rows.stop + dy, cols.start + dx:cols.stop + dx]
+            cosines = (query[:, :, rows, cols] * moved).sum(dim=1)
+            best = torch.maximum(best, (cosines * weights[rows, cols]).sum(dim=(1, 2)))
+    agreement: np.ndarray = (best / weights.sum()).numpy().astype(np.float32)
     return agreement
 
 

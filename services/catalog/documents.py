@@ -131,6 +131,10 @@ class SpaceOptions(_Document):
         0, ge=0, le=100, description="scope=regions: re-rank this many best regions by how "
         "their tapped block's cells agree with the query's place by place (needs "
         "region_layer; each one's crop is cut again from its original); 0: off")
+    region_shift: int = Field(
+        0, ge=0, le=3, description="re-ranking: compare each region's cells with the query's "
+        "moved by up to this many places each way, the best taken (a detector's box is off "
+        "by a tenth of its side or so); 0: place by place (region spaces made before it)")
 
     @model_validator(mode="after")
     def _layer_needs_crop(self) -> SpaceOptions:

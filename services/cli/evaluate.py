@@ -93,7 +93,7 @@ def _region_layer(text: str) -> int | str | None:
 
 def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
              margin: float | None, method: str, centre: float | None, layer: str,
-             rerank: int | None, as_json: bool) -> None:
+             rerank: int | None, shift: int | None, as_json: bool) -> None:
     """Run the regions benchmark in a temporary catalog and print its figures."""
     from lookalike.services.detection.embedding import REGION_CENTRE  # noqa: PLC0415
     from lookalike.services.evaluation.regions import MARGIN, run_regions  # noqa: PLC0415
@@ -105,7 +105,7 @@ def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
     result = run_regions(get_settings(), regions=regions, scenes=scenes, queries=queries,
                          seed=seed, size=size, method=method,
                          centre=REGION_CENTRE if centre is None else centre or None,
-                         layer=tapped, rerank=rerank,
+                         layer=tapped, rerank=rerank, shift=shift,
                          margin=MARGIN if margin is None else margin)
     figures = result.to_public()
     if as_json:
@@ -118,6 +118,8 @@ def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
                   (f", centre {result.centre:g}" if result.centre else "") +
                   (f", + block {result.layer}" if result.layer is not None else "") +
                   (f", re-rank {result.rerank}" if result.rerank else "") +
+                  (f" with {result.shift} place of play" if result.rerank and result.shift
+                   else "") +
                   "); regions from "
                   f"{result.regions_source}: "
                   f"{result.regions_stored} stored")
@@ -186,6 +188,9 @@ def evaluate_command(
     region_rerank: Annotated[int | None, typer.Option(
         help="regions: re-rank this many best regions by their tapped block's cells (0: "
              "off; default: a new region space's, 10 with a tapped block)")] = None,
+    region_shift: Annotated[int | None, typer.Option(
+        help="regions: re-ranking compares cells moved by up to this many places (0: place "
+             "by place; default: a new region space's, 1)")] = None,
 ) -> None:
     """Retrieval quality of one or more spaces on a benchmark: mAP, P@1/10, R@1/10/100, the
     ANN index's recall@10 against exact search, and the time taken. `video-moments`: stills
@@ -205,7 +210,7 @@ def evaluate_command(
     if benchmark == REGIONS:
         _regions(regions, limit or 200, scenes, scene_size, 7 if seed is None else seed,
                  region_margin, region_method, region_centre, region_layer, region_rerank,
-                 as_json)
+                 region_shift, as_json)
         return
     with open_runtime(get_settings()) as runtime:
         results = [evaluate(runtime, space_name=name, benchmark=benchmark, data=data, limit=limit,

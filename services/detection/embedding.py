@@ -50,8 +50,10 @@ EMBED_BATCH = 32
 # a region is described"); spaces made before keep the description they were made with.
 REGION_CENTRE = 0.1
 AUTO_LAYER = "auto"
-# ... and re-rank a query's 10 best regions by their tapped cells (region_rerank).
+# ... and re-rank a query's 10 best regions by their tapped cells (region_rerank), each
+# region's cells allowed to move by one place against the query's (region_shift).
 REGION_RERANK = 10
+REGION_SHIFT = 1
 
 
 def region_space_name(space: Space) -> str:
@@ -74,8 +76,9 @@ def ensure_region_space(session: Session, space: Space, *,
     use: the image space's backbone, weights and whitening; no QE, DBA or verification.
     Its regions' centres are weighted (REGION_CENTRE), crops tap the block `tap_layer`
     picks (its width added to the dimension) and searches re-rank REGION_RERANK regions by
-    it unless `description` says otherwise (SpaceOptions.region_method, region_centre,
-    region_roi_side, region_layer: an index, None, or "auto"; region_rerank)."""
+    it, each region's cells allowed REGION_SHIFT places of play, unless `description` says
+    otherwise (SpaceOptions.region_method, region_centre, region_roi_side, region_layer: an
+    index, None, or "auto"; region_rerank, region_shift)."""
     if is_region_space(space):
         raise InvalidRequest(f"space '{space.name}' is a region space already")
     found = find_region_space(session, space)
@@ -87,6 +90,7 @@ def ensure_region_space(session: Session, space: Space, *,
                                   == "crop" else None)
     chosen.setdefault("region_rerank", REGION_RERANK if chosen["region_layer"] is not None
                       else 0)
+    chosen.setdefault("region_shift", REGION_SHIFT)
     options = type(space.options).model_validate({
         **space.options.model_dump(), "regions_of": space.id, "qe": False, "dba_n": 0,
         "verify": False, "copy_calibration": None, "region_centre": REGION_CENTRE,

@@ -71,6 +71,7 @@ class RegionsResult:
     centre: float | None = None
     layer: int | None = None
     rerank: int = 0
+    shift: int = 0
     region_recall_at_1: float = 0.0
     region_scene_at_1: float = 0.0
     image_recall_at_1: float = 0.0
@@ -94,13 +95,13 @@ def run_regions(settings: Settings, *, regions: str = TRUTH, scenes: int = 100,
                 max_objects: int = 4, margin: float = MARGIN, method: str = "crop",
                 centre: float | None = REGION_CENTRE,
                 layer: int | str | None = AUTO_LAYER,
-                rerank: int | None = None) -> RegionsResult:
+                rerank: int | None = None, shift: int | None = None) -> RegionsResult:
     """Generate the scenes, ingest them with their regions into a temporary catalog and run
     the lone-object queries against it, both scopes. Objects span 3/40 to 1/2 of the scene's
     side (24-160 px in the default 320-px scenes); `method`, `centre` and `layer` set how
     the region space describes regions (SpaceOptions.region_method, region_centre: None is
     uniform, region_layer: a block index, None for the last map alone, "auto";
-    region_rerank: None leaves the region space's default)."""
+    region_rerank, region_shift: None leaves the region space's default)."""
     spec = SceneSpec(size=size, min_object=max(8, size * 3 // 40), max_object=size // 2,
                      max_objects=max_objects)
     glyphs = scene_glyphs("held-out")
@@ -132,15 +133,17 @@ def run_regions(settings: Settings, *, regions: str = TRUTH, scenes: int = 100,
                     session, find_space(session=session, name=None), margin=margin,
                     description={"region_method": method, "region_centre": centre,
                                  "region_layer": layer,
-                                 **({} if rerank is None else {"region_rerank": rerank})})
+                                 **({} if rerank is None else {"region_rerank": rerank}),
+                                 **({} if shift is None else {"region_shift": shift})})
                 tapped = made_space.options.region_layer
                 reranked = made_space.options.region_rerank
+                shifted = made_space.options.region_shift
                 session.commit()
             stored = _store_regions(runtime, folder, ids, regions)
             result = RegionsResult(regions_source=regions, scenes=scenes, objects=len(objects),
                                    regions_stored=stored, queries=queries, seed=seed,
                                    scene_size=size, margin=margin, method=method,
-                                   centre=centre, layer=tapped, rerank=reranked,
+                                   centre=centre, layer=tapped, rerank=reranked, shift=shifted,
                                    ingest_seconds=round(time.perf_counter() - started, 1))
             started = time.perf_counter()
             _run_queries(runtime, result, made, chosen, [ids[n] for n in names], rng, margin,

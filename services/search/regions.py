@@ -104,7 +104,8 @@ def _reranked(runtime: Runtime, space: Space, target: Space, pairs: list[tuple[i
               query_cells: torch.Tensor, regions: dict[int, Region],
               images: dict[int, Image]) -> list[tuple[int, float]]:
     """The pairs with the first `region_rerank` regions' similarity raised by how their
-    tapped cells agree with the query's (cell_agreement, centre-weighted), all re-sorted."""
+    tapped cells agree with the query's (cell_agreement, centre-weighted, with the space's
+    `region_shift` of play), all re-sorted."""
     head = [r for r, _ in pairs[:target.options.region_rerank] if r in regions]
     paths = {i: image.stored_path for i, image in images.items() if image.stored_path}
     cells = stored_region_cells(runtime, space, target, [regions[r] for r in head], paths)
@@ -112,6 +113,7 @@ def _reranked(runtime: Runtime, space: Space, target: Space, pairs: list[tuple[i
         return pairs
     ids = list(cells)
     agreement = cell_agreement(query_cells, torch.stack([cells[r] for r in ids]),
-                               centre=target.options.region_centre)
+                               centre=target.options.region_centre,
+                               shift=target.options.region_shift)
     extra = dict(zip(ids, agreement.tolist(), strict=True))
     return sorted(((r, s + extra.get(r, 0.0)) for r, s in pairs), key=lambda p: -p[1])

@@ -80,3 +80,20 @@ def test_cells_agree_fully_with_themselves_and_less_with_another_crop(
         assert 1.0 > agreement[1] > agreement[2]  # its own face, then another photo
     with pytest.raises(ValueError, match="same C,h,w"):
         cell_agreement(cells[:2], cells, centre=0.1)
+
+
+def test_a_shifted_box_agrees_again_when_the_cells_may_move(
+        embedder: Embedder, tap: TrunkTap) -> None:
+    cat = Image.fromarray(data.chelsea())  # 451 x 300
+    box = (120, 40, 360, 280)
+    moved = (144, 40, 384, 280)  # the same box a tenth of its side to the right
+    cells = tapped_cells(embedder, tap, [cat.crop(box), cat.crop(moved),
+                                         Image.fromarray(data.coffee()).crop((0, 0, 240, 240))])
+    still = cell_agreement(cells[:1], cells, centre=0.1)
+    tolerant = cell_agreement(cells[:1], cells, centre=0.1, shift=1)
+    assert tolerant[0] == pytest.approx(1.0, abs=1e-5)  # itself, unmoved, is still best
+    assert np.all(tolerant >= still - 1e-6)  # a move is only ever an extra chance
+    assert tolerant[1] - still[1] > 0.3  # the moved box: its object a cell or more over
+    assert tolerant[1] > tolerant[2] + 0.2  # and still far above another photo
+    with pytest.raises(ValueError, match="shift must be 0 to 13"):
+        cell_agreement(cells[:1], cells, centre=0.1, shift=14)

@@ -108,6 +108,7 @@ def test_each_description_answers_a_box_with_its_scene_and_region(
     assert target.dim == space.dim + (96 if tapped is not None else 0)
     # and re-ranks a query's 10 best regions by their block-13 cells
     assert target.options.region_rerank == (10 if tapped is not None else 0)
+    assert target.options.region_shift == 1  # cells may move a place: a box a little off
     assert own is not None and own.shape == (1, target.dim) and own.dtype == np.float32
     assert float(np.linalg.norm(own)) == pytest.approx(1.0, abs=1e-5)
     scene_hits, box_hits, asked = 0, 0, 0

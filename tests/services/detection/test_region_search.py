@@ -223,6 +223,7 @@ def test_the_regions_benchmark_gives_figures_on_a_tiny_configuration(tmp_path: P
     settings = make_settings(tmp_path / "home")
     result = run_regions(settings, scenes=6, queries=8, size=96, seed=3)
     assert (result.queries, result.scenes, result.regions_source) == (8, 6, "truth")
+    assert (result.layer, result.rerank, result.shift) == (13, 10, 1)  # what a new space gets
     assert result.regions_stored == result.objects >= 8
     assert len(result.per_query) == 8
     hits = sum(q["region_hit"] for q in result.per_query)
