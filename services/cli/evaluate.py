@@ -118,8 +118,8 @@ def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
                   (f", centre {result.centre:g}" if result.centre else "") +
                   (f", + block {result.layer}" if result.layer is not None else "") +
                   (f", re-rank {result.rerank}" if result.rerank else "") +
-                  (f" with {result.shift} place of play" if result.rerank and result.shift
-                   else "") +
+                  (f" with {result.shift} place{'s' * (result.shift > 1)} of play"
+                   if result.rerank and result.shift else "") +
                   "); regions from "
                   f"{result.regions_source}: "
                   f"{result.regions_stored} stored")
