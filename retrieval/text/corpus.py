@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from lookalike.retrieval.errors import InvalidTrainingConfig
 
@@ -81,7 +80,11 @@ def read_corpus(path: Path) -> LabelledTexts:
 
 def stratified_split(labels: np.ndarray, *, test_fraction: float, seed: int
                      ) -> tuple[list[int], list[int]]:
-    """(train, held-out) positions, each class split in the same proportion."""
+    """(train, held-out) positions, each class split in the same proportion. scikit-learn is
+    imported here, not with the module: it takes about a second (with SciPy), and every
+    server and worker process imports the text training job that calls this."""
+    from sklearn.model_selection import train_test_split  # noqa: PLC0415 - see the docstring
+
     positions = np.arange(len(labels))
     train, test = train_test_split(positions, test_size=test_fraction, random_state=seed,
                                    stratify=labels)
