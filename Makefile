@@ -69,9 +69,9 @@ $(STAMP): pyproject.toml $(PACKAGE_DIRS)
 # The layer rules, the linters and the type checker run first: a broken layer fails CI before
 # any test runs. Three pytest workers (TEST_WORKERS), each taking whole test files, so module
 # fixtures are built once: much of the suite waits on server, worker and browser processes
-# it starts, and more workers than the two cores fill that time (pytest 22:17 with three,
-# 24:52 with two, 24:48 with four, one after the other on 2026-12-07's 2-core Zen 3 host;
-# README "Tests"); so a training epoch in a test takes one core (LOOKALIKE_TRAIN_THREADS).
+# it starts, and a third worker fills that time on the two cores (two, three and four
+# workers timed in README "Tests"); so a training epoch in a test takes one core
+# (LOOKALIKE_TRAIN_THREADS).
 TEST_WORKERS ?= 3
 test: venv system-deps lint typecheck
 	LOOKALIKE_TRAIN_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile \
