@@ -16,7 +16,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import roi_align
+
+from lookalike.retrieval.models.vision import vision_ops
 
 NAMER_SIDE = 32  # the small namer's crops are resampled to this side
 PRETRAINED_SIDE = 64  # the pretrained namer's side: a 2 x 2 map at its last block
@@ -82,7 +83,7 @@ def box_crops(image: torch.Tensor, boxes: torch.Tensor, side: int = NAMER_SIDE) 
         return image.new_zeros((0, 3, side, side))
     size = boxes[:, 2:] - boxes[:, :2]
     grown = torch.cat([boxes[:, :2] - size * CONTEXT, boxes[:, 2:] + size * CONTEXT], dim=1)
-    crops: torch.Tensor = roi_align(image[None], [grown.float()], output_size=side,
+    crops: torch.Tensor = vision_ops().roi_align(image[None], [grown.float()], output_size=side,
                                     sampling_ratio=2, aligned=True)
     mean = crops.mean(dim=(1, 2, 3), keepdim=True)
     std = crops.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)

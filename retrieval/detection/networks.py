@@ -14,12 +14,6 @@ from typing import cast
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models.detection import FCOS, FasterRCNN
-from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import BackboneWithFPN
-from torchvision.models.detection.fcos import FCOSHead
-from torchvision.ops import FrozenBatchNorm2d, generalized_box_iou_loss, roi_align
-from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from lookalike.retrieval.detection.namer import (
     CONTEXT,
@@ -31,6 +25,7 @@ from lookalike.retrieval.detection.namer import (
 from lookalike.retrieval.errors import InvalidTrainingConfig
 from lookalike.retrieval.models.registry import get_backbone, load_model
 from lookalike.retrieval.models.specs import IMAGENET_MEAN, IMAGENET_STD
+from lookalike.retrieval.models.vision import vision_models, vision_ops
 
 TRUNK_BACKBONE = "mobilenet_v2"
 TWO_STAGE = "fcos-namer"  # a class-agnostic FCOS whose boxes a small CNN names
@@ -83,7 +78,7 @@ def frozen_batch_norm(module: nn.Module) -> nn.Module:
     detection batches are too small to re-estimate them (torchvision does the same)."""
     for name, child in module.named_children():
         if isinstance(child, nn.BatchNorm2d):
-            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
+            frozen = vision_ops().FrozenBatchNorm2d(child.num_features, eps=child.eps)
             for key in ("weight", "bias", "running_mean", "running_var"):
                 getattr(frozen, key).copy_(getattr(child, key).detach())
             setattr(module, name, frozen)
@@ -122,21 +117,28 @@ def build_detector(config: DetectorConfig, *, trunk_weights: Path | None) -> nn.
     classes = len(config.classes) + 1  # + background
     common = {"min_size": config.size, "max_size": config.size,
               "image_mean": list(IMAGENET_MEAN), "image_std": list(IMAGENET_STD)}
+    detection = vision_models().detection
     if config.architecture == "fcos":
-        backbone = BackboneWithFPN(trunk, _RETURN_LAYERS, _IN_CHANNELS, _FPN_CHANNELS)
+        backbone = detection.backbone_utils.BackboneWithFPN(trunk, _RETURN_LAYERS, _IN_CHANNELS,
+                                                            _FPN_CHANNELS)
         backbone.fpn.extra_blocks = None  # P3-P5, no pooled extra level
-        head = FCOSHead(_FPN_CHANNELS, 1, classes, num_convs=_FCOS_HEAD_CONVS)
-        anchors = AnchorGenerator(_FCOS_SIZES, ((1.0,),) * len(_FCOS_SIZES))
-        fcos: nn.Module = FCOS(backbone, classes, anchor_generator=anchors, head=head,
-                               score_thresh=0.05, detections_per_img=50, **common)
+        head = detection.fcos.FCOSHead(_FPN_CHANNELS, 1, classes, num_convs=_FCOS_HEAD_CONVS)
+        anchors = detection.anchor_utils.AnchorGenerator(_FCOS_SIZES,
+                                                         ((1.0,),) * len(_FCOS_SIZES))
+        fcos: nn.Module = detection.FCOS(backbone, classes, anchor_generator=anchors, head=head,
+                                         score_thresh=0.05, detections_per_img=50, **common)
         return fcos
-    backbone = BackboneWithFPN(trunk, _RETURN_LAYERS, _IN_CHANNELS, _FPN_CHANNELS,
-                               extra_blocks=LastLevelMaxPool())
-    anchors = AnchorGenerator(((16,), (32,), (64,), (128,)), ((0.5, 1.0, 2.0),) * 4)
-    rcnn: nn.Module = FasterRCNN(backbone, classes, rpn_anchor_generator=anchors,
-                      box_detections_per_img=50, box_score_thresh=0.05,
-                      rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=300,
-                      rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=100, **common)
+    backbone = detection.backbone_utils.BackboneWithFPN(
+        trunk, _RETURN_LAYERS, _IN_CHANNELS, _FPN_CHANNELS,
+        extra_blocks=vision_ops().feature_pyramid_network.LastLevelMaxPool())
+    anchors = detection.anchor_utils.AnchorGenerator(((16,), (32,), (64,), (128,)),
+                                                     ((0.5, 1.0, 2.0),) * 4)
+    rcnn: nn.Module = detection.FasterRCNN(backbone, classes, rpn_anchor_generator=anchors,
+                                           box_detections_per_img=50, box_score_thresh=0.05,
+                                           rpn_pre_nms_top_n_train=600,
+                                           rpn_post_nms_top_n_train=300,
+                                           rpn_pre_nms_top_n_test=300,
+                                           rpn_post_nms_top_n_test=100, **common)
     return rcnn
 
 
@@ -248,8 +250,9 @@ class Localizer(nn.Module):
         size = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
         grown = boxes + torch.tensor([-1.0, -1.0, 1.0, 1.0]) * CONTEXT * size
         indexed = torch.cat([torch.arange(len(boxes), dtype=boxes.dtype)[:, None], grown], 1)
-        pooled = [roi_align(m, indexed, output_size=self.roi, spatial_scale=m.shape[-1],
-                            sampling_ratio=2, aligned=True).flatten(1) for m in maps]
+        align = vision_ops().roi_align
+        pooled = [align(m, indexed, output_size=self.roi, spatial_scale=m.shape[-1],
+                        sampling_ratio=2, aligned=True).flatten(1) for m in maps]
         logits: torch.Tensor = self.classify(torch.cat(pooled, dim=1))
         return logits
 
@@ -278,7 +281,7 @@ def localizer_loss(logits: torch.Tensor, dense: DenseBoxes, labels: torch.Tensor
     chosen = near > 0
     boxes = dense.boxes[chosen]
     wanted = targets[:, None, :].expand_as(dense.boxes)[chosen]
-    box_loss = F.smooth_l1_loss(boxes, wanted, beta=0.05) + generalized_box_iou_loss(
-        boxes, wanted, reduction="mean")
+    box_loss = F.smooth_l1_loss(boxes, wanted, beta=0.05) + (
+        vision_ops().generalized_box_iou_loss(boxes, wanted, reduction="mean"))
     loss: torch.Tensor = F.cross_entropy(logits, labels) + cells + box_weight * box_loss
     return loss

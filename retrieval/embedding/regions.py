@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
-from torchvision.ops import roi_align
 
 from lookalike.retrieval.detection.boxes import Box
 from lookalike.retrieval.embedding.embedder import Embedder, image_to_pixels
 from lookalike.retrieval.embedding.pooling import pool
+from lookalike.retrieval.models.vision import vision_ops
 
 REGION_METHODS = ("crop", "roi-align")
 ROI_OUTPUT = 3  # RoIAlign's output grid per region (3x3 cells, then pooled)
@@ -183,6 +183,7 @@ def describe_boxes(embedder: Embedder, image: Image.Image, boxes: Sequence[Box],
     sx, sy = side / image.width, side / image.height
     rois = torch.tensor([[0.0, b.x0 * sx, b.y0 * sy, b.x1 * sx, b.y1 * sy] for b in boxes],
                         dtype=torch.float32)
-    cells = roi_align(maps, rois, output_size=ROI_OUTPUT, spatial_scale=maps.shape[-1] / side,
-                      sampling_ratio=2, aligned=True)
+    cells = vision_ops().roi_align(maps, rois, output_size=ROI_OUTPUT,
+                                   spatial_scale=maps.shape[-1] / side, sampling_ratio=2,
+                                   aligned=True)
     return _pooled(embedder, cells, centre)

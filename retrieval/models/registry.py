@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import cast
 
 import torch
-import torchvision
 from torch import nn
 
 from lookalike.retrieval.errors import UnknownBackbone
@@ -24,6 +23,7 @@ from lookalike.retrieval.models.specs import (
     BackboneSpec,
     WeightsSpec,
 )
+from lookalike.retrieval.models.vision import vision_models
 from lookalike.retrieval.models.weights import (
     file_sha256,
     install_weights,
@@ -86,7 +86,7 @@ def _googlenet_trunk(model: nn.Module) -> nn.Module:
 def _googlenet() -> nn.Module:
     """GoogLeNet without auxiliary classifiers; inputs normalised to [-1, 1] (the layout its
     torchvision weights expect once `transform_input` is off)."""
-    network: nn.Module = torchvision.models.googlenet(
+    network: nn.Module = vision_models().googlenet(
         weights=None, aux_logits=False, init_weights=True, transform_input=False)
     return network
 
@@ -131,7 +131,7 @@ _BASE: dict[str, BackboneSpec] = {
         BackboneSpec(
             name=DEFAULT_BACKBONE,
             description="MobileNetV2 (torchvision), ImageNet; offline default",
-            builder=lambda: torchvision.models.mobilenet_v2(weights=None),
+            builder=lambda: vision_models().mobilenet_v2(weights=None),
             trunk=_features_attribute,
             feature_layer="features",
             dim=1280,
@@ -148,7 +148,7 @@ _BASE: dict[str, BackboneSpec] = {
         BackboneSpec(
             name="alexnet",
             description="AlexNet (torchvision), ImageNet",
-            builder=lambda: torchvision.models.alexnet(weights=None),
+            builder=lambda: vision_models().alexnet(weights=None),
             trunk=_features_attribute,
             feature_layer="features",
             dim=256,
@@ -157,7 +157,7 @@ _BASE: dict[str, BackboneSpec] = {
         BackboneSpec(
             name="vgg16",
             description="VGG16 (torchvision), ImageNet",
-            builder=lambda: torchvision.models.vgg16(weights=None),
+            builder=lambda: vision_models().vgg16(weights=None),
             trunk=_features_attribute,
             feature_layer="features",
             dim=512,
@@ -166,7 +166,7 @@ _BASE: dict[str, BackboneSpec] = {
         BackboneSpec(
             name="resnet18",
             description="ResNet-18 (torchvision), ImageNet",
-            builder=lambda: torchvision.models.resnet18(weights=None),
+            builder=lambda: vision_models().resnet18(weights=None),
             trunk=_resnet_trunk,
             feature_layer="layer4",
             dim=512,
@@ -175,7 +175,7 @@ _BASE: dict[str, BackboneSpec] = {
         BackboneSpec(
             name="resnet50",
             description="ResNet-50 (torchvision), ImageNet",
-            builder=lambda: torchvision.models.resnet50(weights=None),
+            builder=lambda: vision_models().resnet50(weights=None),
             trunk=_resnet_trunk,
             feature_layer="layer4",
             dim=2048,

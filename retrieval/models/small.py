@@ -21,31 +21,35 @@ None of them has pretrained weights: they are trained from scratch.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-import torchvision
 from torch import nn
+
+from lookalike.retrieval.models.vision import vision_models
+
+if TYPE_CHECKING:
+    import torchvision
 
 SMALL_INPUT = 32
 
 
 def alexnet_small() -> nn.Module:
     """AlexNet whose first convolution is 3x3 stride 1 (64 filters, as before)."""
-    model = torchvision.models.alexnet(weights=None)
+    model = vision_models().alexnet(weights=None)
     model.features[0] = nn.Conv2d(3, 64, 3, stride=1, padding=1)
     return cast(nn.Module, model)
 
 
 def vgg16_small() -> nn.Module:
     """VGG-16 without its fifth max pool: 32 px ends in a 2x2 map."""
-    model = torchvision.models.vgg16(weights=None)
+    model = vision_models().vgg16(weights=None)
     model.features[-1] = nn.Identity()
     return cast(nn.Module, model)
 
 
 def googlenet_small() -> nn.Module:
     """GoogLeNet (no auxiliary classifiers, inputs in [-1, 1]) with a 3x3 stride-1 stem."""
-    model = torchvision.models.googlenet(
+    model = vision_models().googlenet(
         weights=None, aux_logits=False, init_weights=True, transform_input=False)
     model.conv1.conv = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
     return cast(nn.Module, model)
@@ -60,17 +64,17 @@ def _cifar_stem(model: torchvision.models.ResNet) -> nn.Module:
 
 def resnet18_small() -> nn.Module:
     """ResNet-18 with the CIFAR stem."""
-    return _cifar_stem(torchvision.models.resnet18(weights=None))
+    return _cifar_stem(vision_models().resnet18(weights=None))
 
 
 def resnet50_small() -> nn.Module:
     """ResNet-50 with the CIFAR stem."""
-    return _cifar_stem(torchvision.models.resnet50(weights=None))
+    return _cifar_stem(vision_models().resnet50(weights=None))
 
 
 def mobilenet_v2_small() -> nn.Module:
     """MobileNetV2 whose first convolution has stride 1."""
-    model = torchvision.models.mobilenet_v2(weights=None)
+    model = vision_models().mobilenet_v2(weights=None)
     model.features[0][0].stride = (1, 1)
     return cast(nn.Module, model)
 

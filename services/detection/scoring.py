@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image
 from torch import nn
 
-from lookalike.retrieval.detection.boxes import find_boxes
 from lookalike.retrieval.detection.coco import read_coco
+from lookalike.retrieval.detection.finding import find_boxes
 from lookalike.retrieval.detection.networks import DetectorConfig, Localizer
 from lookalike.retrieval.detection.scenes import box_iou
 from lookalike.retrieval.detection.training import Sample, detect, load_samples, localize

@@ -97,9 +97,14 @@ def engine_trunk(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha2
     if engine == MIXED_ENGINE and not stem_modules:
         raise EngineUnavailable(f"backbone {spec.name} has no {MIXED_ENGINE} engine (no fp32 "
                                 "stem measured for it); use openvino-fp32 or openvino-bf16")
-    model = load_feature_extractor(spec, weights=weights)
     if engine == REFERENCE_ENGINE:
-        return model
+        return load_feature_extractor(spec, weights=weights)
+
+    def model() -> nn.Module:
+        """The torch trunk to export: built only when an export is missing, so a process
+        serving a kept export never builds (or imports) the torchvision network."""
+        return load_feature_extractor(spec, weights=weights)
+
     example = torch.zeros(1, 3, spec.weights.input_size, spec.weights.input_size)
     if engine == INT8_ENGINE:
         return _quantized(model, spec=spec, example=example, weights_sha256=weights_sha256,
@@ -111,24 +116,26 @@ def engine_trunk(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha2
     model_file = _kept(
         export_directory(settings, spec=spec, weights_sha256=weights_sha256,
                          part=mixed_part(stem_modules)),
-        lambda directory: export_mixed_openvino(model, stem=stem_modules, example=example,
+        lambda directory: export_mixed_openvino(model(), stem=stem_modules, example=example,
                                                 directory=directory),
         f"exporting {spec.name} for OpenVINO, its first {stem_modules} modules kept in fp32,")
     return _loaded(model_file, MIXED_ENGINE, settings, bf16=bf16)
 
 
-def _compiled(model: nn.Module, engine: str, *, example: torch.Tensor, directory: Path,
-              settings: Settings) -> OpenVinoTrunk:
+def _compiled(model: Callable[[], nn.Module], engine: str, *, example: torch.Tensor,
+              directory: Path, settings: Settings) -> OpenVinoTrunk:
     """`model` compiled for `engine` from its export in `directory` (exported first when
     the folder lacks it)."""
     return _loaded(_exported(model, example=example, directory=directory), engine, settings)
 
 
-def _exported(model: nn.Module, *, example: torch.Tensor, directory: Path) -> Path:
-    """The model file of `model`'s export in `directory`, exported first when missing."""
-    return _kept(directory, lambda folder: export_openvino(model, example=example,
+def _exported(model: Callable[[], nn.Module], *, example: torch.Tensor, directory: Path
+              ) -> Path:
+    """The model file of the export in `directory` of the trunk `model` builds, exported
+    first when missing."""
+    return _kept(directory, lambda folder: export_openvino(model(), example=example,
                                                            directory=folder),
-                 f"exporting {type(model).__name__} for OpenVINO")
+                 "exporting the trunk for OpenVINO")
 
 
 def _kept(directory: Path, make: Callable[[Path], Path], doing: str) -> Path:
@@ -149,7 +156,7 @@ def _loaded(model_file: Path, engine: str, settings: Settings, *,
                          static_shapes=settings.engine_static_shapes, bf16=bf16)
 
 
-def _quantized(model: nn.Module, *, spec: BackboneSpec, example: torch.Tensor,
+def _quantized(model: Callable[[], nn.Module], *, spec: BackboneSpec, example: torch.Tensor,
                weights_sha256: str, settings: Settings) -> OpenVinoTrunk:
     """The int8 engine: the fp32 export (made first when missing) quantized with
     `calibration_inputs`, kept in a folder of its own (made first when missing)."""

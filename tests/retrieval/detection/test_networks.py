@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lookalike.retrieval.detection.boxes import find_boxes
+from lookalike.retrieval.detection.finding import find_boxes
 from lookalike.retrieval.detection.namer import TOP_LABELS, Namer, PretrainedNamer, TwoStage
 from lookalike.retrieval.detection.networks import (
     TWO_STAGE,
