@@ -11,21 +11,18 @@ from dataclasses import asdict, dataclass
 import httpx
 
 from lookalike.retrieval.index.faiss_index import VectorIndex
-from lookalike.retrieval.models.registry import get_backbone
 from lookalike.services.bench.catalog import throwaway_catalog
 from lookalike.services.bench.search import free_port, start_server
 from lookalike.services.bench.synthetic import add_synthetic_images
 from lookalike.services.catalog import embeddings as embedding_queries
 from lookalike.services.catalog import spaces as space_queries
-from lookalike.services.catalog.documents import SpaceOptions
 from lookalike.services.catalog.models import Space
-from lookalike.services.catalog.schemas import SpaceCreate
 from lookalike.services.config import Settings
 from lookalike.services.index.replicas import IndexReplica, space_directory
 from lookalike.services.runtime import Runtime
 from lookalike.services.search.query import search_vector
 from lookalike.services.setup import open_runtime
-from lookalike.services.spaces.lookup import find_space
+from lookalike.services.spaces.lookup import default_space_definition, find_space
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +53,13 @@ class StartupBench:
 
 
 def _bench_space(runtime: Runtime, settings: Settings, dim: int) -> Space:
-    """The catalog's default space: the configured backbone with vectors of `dim` values
-    (searches by id never run the model; a server still loads it at start, as in production)."""
-    spec = get_backbone(settings.backbone)
-    data = SpaceCreate(name=f"bench-startup-{dim}", backbone=spec.name,
-                       layer=spec.feature_layer, pooling=settings.pooling, dim=dim,
-                       options=SpaceOptions(index_factory=FACTORY,
-                                            input_size=spec.weights.input_size))
+    """The catalog's default space as a new catalog gets it (the configured backbone, its
+    weights and the engine new spaces get), with vectors of `dim` values (searches by id
+    never run the model; a server still loads it at start, as in production)."""
+    definition = default_space_definition(settings)
+    options = definition.options.model_copy(update={"index_factory": FACTORY})
+    data = definition.model_copy(update={"name": f"bench-startup-{dim}", "dim": dim,
+                                         "options": options})
     with runtime.session() as session:
         space = space_queries.create_space(session=session, data=data)
         session.commit()

@@ -47,7 +47,7 @@ def ensure_default_space(*, session: Session, settings: Settings) -> Space:
         raise RuntimeError("ensure_default_space must open its session: it ends the "
                            "session's transaction before the engine check")
     session.rollback()
-    data = _default_space_definition(settings)
+    data = default_space_definition(settings)
     try:
         return space_queries.create_space(session=session, data=data)
     except SpaceExists:
@@ -57,7 +57,7 @@ def ensure_default_space(*, session: Session, settings: Settings) -> Space:
         return space
 
 
-def _default_space_definition(settings: Settings) -> SpaceCreate:
+def default_space_definition(settings: Settings) -> SpaceCreate:
     """The default space the settings describe, its engine chosen (no catalog access)."""
     spec = get_backbone(settings.backbone)
     weights = resolve_weights(spec, explicit=None, torch_home=settings.torch_home)
