@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING
 
 from PIL import Image
 from torch import nn
 
 from lookalike.retrieval.detection.boxes import Box
 from lookalike.retrieval.detection.faces import FACE_THRESHOLD, FACES, Finder, face_finder
+from lookalike.retrieval.detection.finding import find_boxes
+from lookalike.retrieval.detection.networks import DetectorConfig
 from lookalike.retrieval.errors import ImageRejected
 from lookalike.retrieval.images import decode_image
 from lookalike.services.catalog import images as image_queries
@@ -27,40 +27,28 @@ from lookalike.services.catalog.models import Job
 from lookalike.services.catalog.regions import replace_regions
 from lookalike.services.catalog.schemas import RegionCreate
 from lookalike.services.detection.embedding import embed_regions
+from lookalike.services.detection.store import detector_path, load_detector
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.runtime import Runtime
 from lookalike.services.storage.layout import DataLayout
-
-if TYPE_CHECKING:
-    from lookalike.retrieval.detection.networks import DetectorConfig
 
 log = logging.getLogger(__name__)
 
 KIND = "detect"
 
 
-def _trained() -> ModuleType:
-    """services/detection/store, imported when a trained detector is first asked for: it
-    imports torchvision's detection classes, and with them torchvision.ops and torch._dynamo
-    (seconds), which a server answering only searches never needs."""
-    from lookalike.services.detection import store  # noqa: PLC0415 - see the docstring
-
-    return store
-
-
 @lru_cache(maxsize=4)
 def _cached(home: Path, name: str, mtime: float) -> tuple[nn.Module, DetectorConfig]:
     """A detector loaded once per file version (a retrained file has a new mtime)."""
-    return _trained().load_detector(DataLayout(home), name)
+    return load_detector(DataLayout(home), name)
 
 
 def detector(runtime: Runtime, name: str) -> tuple[nn.Module, DetectorConfig]:
     """The trained detector `name`, loaded once per process and file version."""
     layout = runtime.settings.layout
-    store = _trained()
-    path = store.detector_path(layout, name)
+    path = detector_path(layout, name)
     if not path.is_file():
-        return store.load_detector(layout, name)  # raises DetectorNotFound with the hint
+        return load_detector(layout, name)  # raises DetectorNotFound with the hint
     return _cached(layout.home, name, path.stat().st_mtime)
 
 
@@ -76,8 +64,6 @@ def finder(runtime: Runtime, name: str, *, threshold: float | None = None) -> Fi
     model, config = detector(runtime, name)
 
     def find(images: list[Image.Image]) -> list[list[Box]]:
-        from lookalike.retrieval.detection.finding import find_boxes  # noqa: PLC0415 - _trained
-
         return find_boxes(model, config, images, threshold=threshold)
 
     return find
