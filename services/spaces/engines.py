@@ -97,14 +97,15 @@ def engine_trunk(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha2
     if engine == MIXED_ENGINE and not stem_modules:
         raise EngineUnavailable(f"backbone {spec.name} has no {MIXED_ENGINE} engine (no fp32 "
                                 "stem measured for it); use openvino-fp32 or openvino-bf16")
-    if engine == REFERENCE_ENGINE:
-        return load_feature_extractor(spec, weights=weights)
 
     def model() -> nn.Module:
-        """The torch trunk to export: built only when an export is missing, so a process
-        serving a kept export never builds (or imports) the torchvision network."""
+        """The torch trunk: the reference engine's, or the one to export, built only when an
+        export is missing, so a process serving a kept export never builds (or imports) the
+        torchvision network."""
         return load_feature_extractor(spec, weights=weights)
 
+    if engine == REFERENCE_ENGINE:
+        return model()
     example = torch.zeros(1, 3, spec.weights.input_size, spec.weights.input_size)
     if engine == INT8_ENGINE:
         return _quantized(model, spec=spec, example=example, weights_sha256=weights_sha256,
