@@ -172,6 +172,17 @@ def test_find_boxes_keeps_each_two_stage_box_once_with_its_best_label() -> None:
         (20.0, 10.0, 100.0, 50.0, "shoe", 0.6), (120.0, 60.0, 180.0, 90.0, "bag", 0.2)]
 
 
+def test_a_box_split_between_classes_is_kept_by_its_answers_total() -> None:
+    """The second box's best answer (0.2) is under 0.25 but its answers together (0.3) are
+    not: the finder found an object, the namer was unsure what it is."""
+    config = DetectorConfig(TWO_STAGE, ("bag", "shoe", "coat"), 96)
+    image = Image.new("RGB", (192, 96))
+    kept = find_boxes(_Answers(), config, [image], threshold=0.25)[0]
+    assert [(b.label, b.score) for b in kept] == [("shoe", 0.6), ("bag", 0.2)]
+    assert [b.label for b in find_boxes(_Answers(), config, [image], threshold=0.35)[0]] == [
+        "shoe"]
+
+
 def test_only_the_pretrained_namer_has_a_trunk_to_train_slower() -> None:
     small = build_detector(DetectorConfig(TWO_STAGE, ("a", "b"), 96), trunk_weights=None)
     pretrained = build_detector(DetectorConfig(TWO_STAGE_PRETRAINED, ("a", "b"), 96),
