@@ -12,14 +12,3 @@ def best_per_box(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     _, first = np.unique(np.asarray(boxes)[order], axis=0, return_index=True)
     return order[np.sort(first)]
-
-
-def box_totals(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Each answer's box's summed score over all its answers: for a two-stage detector the
-    finder's score times the probability of its answered classes together, i.e. how sure it
-    is that an object is there, whichever it is (one answer per box: the score itself)."""
-    if len(boxes) == 0:
-        return np.zeros(0, dtype=np.float64)
-    _, inverse = np.unique(np.asarray(boxes), axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    return np.bincount(inverse, weights=np.asarray(scores, dtype=np.float64))[inverse]

@@ -8,7 +8,7 @@ from PIL import Image
 from torch import nn
 
 from lookalike.retrieval.detection.boxes import Box
-from lookalike.retrieval.detection.distinct import best_per_box, box_totals
+from lookalike.retrieval.detection.distinct import best_per_box
 from lookalike.retrieval.detection.networks import DetectorConfig, Localizer
 from lookalike.retrieval.detection.training import detect, localize
 
@@ -31,20 +31,15 @@ def find_boxes(model: nn.Module, config: DetectorConfig, images: list[Image.Imag
 
 def _scaled(found: tuple[np.ndarray, np.ndarray, np.ndarray], size: tuple[int, int],
             config: DetectorConfig, threshold: float) -> list[Box]:
-    """Boxes whose answers together score at least the threshold, in the original image's
-    pixels, clipped to it; a box a two-stage detector answers under several labels is kept
-    once, with its best label and that label's score. The threshold is on the answers'
-    total, not the best one's: a box the finder is sure of stays when the namer splits it
-    between two classes (shirt or coat), with its likelier name, where the best answer's
-    score alone would drop the object."""
+    """Boxes above the threshold, in the original image's pixels, clipped to it; a box a
+    two-stage detector answers under several labels is kept once, with its best label."""
     boxes, scores, labels = found
-    totals = box_totals(boxes, scores)
     sx, sy = size[0] / config.size, size[1] / config.size
     kept = []
     for index in best_per_box(boxes, scores):
         box, score, label = boxes[index], scores[index], labels[index]
-        if totals[index] < threshold:
-            continue
+        if score < threshold:
+            break
         x0, x1 = (round(float(np.clip(v * sx, 0, size[0])), 1) for v in (box[0], box[2]))
         y0, y1 = (round(float(np.clip(v * sy, 0, size[1])), 1) for v in (box[1], box[3]))
         if x1 > x0 and y1 > y0:
