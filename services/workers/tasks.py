@@ -10,7 +10,7 @@ import logging
 import threading
 
 from celery import Celery, Task
-from celery.signals import worker_shutdown
+from celery.signals import worker_init, worker_shutdown
 
 from lookalike.services.config import Settings
 from lookalike.services.jobs.queue import INGEST_BATCH, app_for
@@ -24,7 +24,8 @@ BACKOFF_S = 2.0
 
 
 class _Process:
-    """The runtime of this worker process, opened by the first task and shared by its threads."""
+    """The runtime of this worker process, opened as the worker starts and shared by its
+    task threads."""
 
     settings: Settings | None = None
     runtime: Runtime | None = None
@@ -37,6 +38,16 @@ class _Process:
                 assert cls.settings is not None, "worker app not built"
                 cls.runtime = open_runtime(cls.settings)
             return cls.runtime
+
+
+@worker_init.connect
+def _open_runtime(**_: object) -> None:
+    """Open the catalog and the index before the worker takes a task (and says it is ready),
+    so that its first batch starts at once rather than after a catalog connection and a
+    schema check: two workers given two batches together then run them together. Should it
+    fail, Celery logs the error and the first task tries again (and fails its batch, saying
+    why, if it still cannot)."""
+    _Process.get()
 
 
 @worker_shutdown.connect
