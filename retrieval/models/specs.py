@@ -53,3 +53,6 @@ class BackboneSpec:
     # high-resolution layers, where bfloat16's rounding of small pixel differences moves
     # dark photos' vectors most. 0: the backbone has no mixed engine.
     fp32_stem: int = 0
+    # Leading modules of the trunk that the int8 engine leaves unquantized, for the same
+    # reason: 0 quantizes every layer.
+    int8_fp32_stem: int = 0

@@ -82,6 +82,9 @@ class SpaceOptions(_Document):
     fp32_stem: int = Field(LEGACY_FP32_STEM, ge=0, description="openvino-mixed: how many of "
                            "the trunk's first modules run in fp32 (the backbone's at creation; "
                            "spaces made before it was recorded ran 4)")
+    int8_fp32_stem: int = Field(0, ge=0, description="openvino-int8: how many of the trunk's "
+                                "first modules stay unquantized (the backbone's at creation; "
+                                "spaces made before it was recorded quantized all: 0)")
     weights_file: str | None = Field(None, description="a trained or given weight file")
     gem_p: float = 3.0
     scales: list[float] = Field(default_factory=lambda: [1.0])

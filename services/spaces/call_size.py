@@ -13,27 +13,30 @@ from pathlib import Path
 
 from lookalike.retrieval.embedding.call_size import CALL_SIZES, measure_call_sizes
 from lookalike.retrieval.embedding.embedder import Embedder, EmbedderOptions
-from lookalike.retrieval.models.engine_names import MIXED_ENGINE, REFERENCE_ENGINE
+from lookalike.retrieval.models.engine_names import INT8_ENGINE, MIXED_ENGINE, REFERENCE_ENGINE
 from lookalike.services.config import Settings, cpu_model, usable_cpus
 from lookalike.services.errors import CallSizeUnreadable
-from lookalike.services.spaces.engines import mixed_part
+from lookalike.services.spaces.engines import int8_part, mixed_part
 from lookalike.services.storage.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
 
 def call_size_file(settings: Settings, *, backbone: str, weights_sha256: str, engine: str,
-                   options: EmbedderOptions, fp32_stem: int) -> Path:
+                   options: EmbedderOptions, fp32_stem: int, int8_fp32_stem: int = 0) -> Path:
     """Where the call size of this model, run by `engine` with `options`, on this CPU is
     kept. For torch the precision and graph are part of the engine, for the mixed engine its
-    split (`fp32_stem`); the CPU's model name, its usable cores, the threads a call runs on,
-    the input size and the scales are hashed into the name, so that an engine folder shared
-    by several kinds of machine keeps one each."""
+    split (`fp32_stem`), for the int8 engine its (`int8_fp32_stem`); the CPU's model name,
+    its usable cores, the threads a call runs on, the input size and the scales are hashed
+    into the name, so that an engine folder shared by several kinds of machine keeps one
+    each."""
     if engine == REFERENCE_ENGINE:
         engine = (f"torch-{'bf16' if options.bf16 else 'fp32'}"
                   f"{'-graph' if options.frozen_graph else ''}")
     elif engine == MIXED_ENGINE:
         engine = f"{engine}-{mixed_part(fp32_stem)}"
+    elif engine == INT8_ENGINE:
+        engine = f"{engine}-{int8_part(int8_fp32_stem)}"
     run = (f"{cpu_model()}|{usable_cpus()} cores|{settings.torch_threads or 1} threads|"
            f"{options.input_size} px|scales {','.join(map(str, options.scales))}")
     digest = hashlib.sha256(run.encode()).hexdigest()[:16]

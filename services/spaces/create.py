@@ -124,7 +124,7 @@ def create_space(runtime: Runtime, *, name: str, definition: SpaceDefinition,
     check_engine(engine)
     options = definition.options(runtime.settings.layout).model_copy(
         update={"input_size": definition.input_size or spec.weights.input_size, "engine": engine,
-                "fp32_stem": spec.fp32_stem})
+                "fp32_stem": spec.fp32_stem, "int8_fp32_stem": spec.int8_fp32_stem})
     data = SpaceCreate(name=name, backbone=spec.name, weights_sha256=sha256,
                        layer=spec.feature_layer, pooling=definition.pooling, whitening=None,
                        dim=spec.dim, options=options, make_default=make_default)

@@ -76,14 +76,24 @@ def mixed_part(fp32_stem: int) -> str:
     return f"mixed{fp32_stem}"
 
 
+def int8_part(fp32_stem: int) -> str:
+    """The export folder suffix of the int8 engine's model whose first `fp32_stem` modules
+    stay unquantized (0: every layer quantized, the folder int8 spaces made before the
+    split was recorded keep)."""
+    return f"{INT8_PART}-stem{fp32_stem}" if fp32_stem else INT8_PART
+
+
 def engine_trunk(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha256: str,
-                 settings: Settings, fp32_stem: int | None = None) -> nn.Module | OpenVinoTrunk:
+                 settings: Settings, fp32_stem: int | None = None,
+                 int8_fp32_stem: int | None = None) -> nn.Module | OpenVinoTrunk:
     """The trunk that `engine` runs: the torch module (run as the settings say: bf16 where
     native unless set), or the OpenVINO model compiled from its export (exported first when
     the folder lacks it): for the mixed engine, the first `fp32_stem` modules (None: the
     backbone's split; a space passes the one it was made with) in fp32 and the rest in
     bf16, or in fp32 too on a CPU without native bf16, so that a space made where it runs is
-    served anywhere OpenVINO is (its vectors match fp32's, which is what made it a default)."""
+    served anywhere OpenVINO is (its vectors match fp32's, which is what made it a default);
+    for the int8 engine, all but the first `int8_fp32_stem` modules (None: the backbone's)
+    in int8."""
     stem_modules = spec.fp32_stem if fp32_stem is None else fp32_stem
     bf16 = True
     if engine == MIXED_ENGINE and MIXED_ENGINE not in installed_engines():
@@ -109,18 +119,27 @@ def engine_trunk(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha2
     example = torch.zeros(1, 3, spec.weights.input_size, spec.weights.input_size)
     if engine == INT8_ENGINE:
         return _quantized(model, spec=spec, example=example, weights_sha256=weights_sha256,
-                          settings=settings)
+                          settings=settings,
+                          stem=spec.int8_fp32_stem if int8_fp32_stem is None else int8_fp32_stem)
     if engine != MIXED_ENGINE:
         return _compiled(model, engine, example=example, settings=settings,
                          directory=export_directory(settings, spec=spec,
                                                     weights_sha256=weights_sha256))
-    model_file = _kept(
-        export_directory(settings, spec=spec, weights_sha256=weights_sha256,
-                         part=mixed_part(stem_modules)),
-        lambda directory: export_mixed_openvino(model(), stem=stem_modules, example=example,
-                                                directory=directory),
-        f"exporting {spec.name} for OpenVINO, its first {stem_modules} modules kept in fp32,")
+    model_file = _mixed_export(model, spec=spec, stem=stem_modules, example=example,
+                               weights_sha256=weights_sha256, settings=settings)
     return _loaded(model_file, MIXED_ENGINE, settings, bf16=bf16)
+
+
+def _mixed_export(model: Callable[[], nn.Module], *, spec: BackboneSpec, stem: int,
+                  example: torch.Tensor, weights_sha256: str, settings: Settings) -> Path:
+    """The model file of the trunk exported with its first `stem` modules marked fp32,
+    exported first when missing."""
+    return _kept(
+        export_directory(settings, spec=spec, weights_sha256=weights_sha256,
+                         part=mixed_part(stem)),
+        lambda directory: export_mixed_openvino(model(), stem=stem, example=example,
+                                                directory=directory),
+        f"exporting {spec.name} for OpenVINO, its first {stem} modules kept in fp32,")
 
 
 def _compiled(model: Callable[[], nn.Module], engine: str, *, example: torch.Tensor,
@@ -158,17 +177,22 @@ def _loaded(model_file: Path, engine: str, settings: Settings, *,
 
 
 def _quantized(model: Callable[[], nn.Module], *, spec: BackboneSpec, example: torch.Tensor,
-               weights_sha256: str, settings: Settings) -> OpenVinoTrunk:
-    """The int8 engine: the fp32 export (made first when missing) quantized with
-    `calibration_inputs`, kept in a folder of its own (made first when missing)."""
+               weights_sha256: str, settings: Settings, stem: int) -> OpenVinoTrunk:
+    """The int8 engine: the fp32 export, or with a `stem` the export with that many modules
+    marked fp32 (made first when missing), quantized with `calibration_inputs` but for that
+    stem, kept in a folder of its own (made first when missing)."""
     def quantize(directory: Path) -> Path:
-        fp32_file = _exported(model, example=example, directory=export_directory(
-            settings, spec=spec, weights_sha256=weights_sha256))
-        return quantize_openvino(fp32_file, calibration=calibration_inputs(spec),
-                                 directory=directory)
+        source = (_mixed_export(model, spec=spec, stem=stem, example=example,
+                                weights_sha256=weights_sha256, settings=settings) if stem
+                  else _exported(model, example=example, directory=export_directory(
+                      settings, spec=spec, weights_sha256=weights_sha256)))
+        return quantize_openvino(source, calibration=calibration_inputs(spec),
+                                 directory=directory, keep_stem=bool(stem))
     model_file = _kept(
-        export_directory(settings, spec=spec, weights_sha256=weights_sha256, part=INT8_PART),
-        quantize, f"quantizing {spec.name} to int8 ({CALIBRATION_CROPS} calibration crops)")
+        export_directory(settings, spec=spec, weights_sha256=weights_sha256,
+                         part=int8_part(stem)),
+        quantize, f"quantizing {spec.name} to int8 ({CALIBRATION_CROPS} calibration crops, "
+                  f"its first {stem} modules kept in fp32)")
     return _loaded(model_file, INT8_ENGINE, settings)
 
 
@@ -251,8 +275,8 @@ def kept_agreement(engine: str, *, spec: BackboneSpec, weights: Path, weights_sh
     """`engine_agreement`, read from the export's folder when measured there before, else
     measured (the reference computed into `reference` once, for the caller's next engines)
     and written there."""
-    part = {MIXED_ENGINE: mixed_part(spec.fp32_stem), INT8_ENGINE: INT8_PART}.get(
-        engine, "")
+    part = {MIXED_ENGINE: mixed_part(spec.fp32_stem),
+            INT8_ENGINE: int8_part(spec.int8_fp32_stem)}.get(engine, "")
     directory = export_directory(settings, spec=spec, weights_sha256=weights_sha256, part=part)
     kept = directory / f"agreement-{engine}.txt"
     if kept.is_file():

@@ -74,7 +74,8 @@ def default_space_definition(settings: Settings) -> SpaceCreate:
         dim=spec.dim,
         options=SpaceOptions(index_factory=settings.index_factory,
                              input_size=spec.weights.input_size, engine=engine,
-                             fp32_stem=spec.fp32_stem, backend=settings.vector_backend),
+                             fp32_stem=spec.fp32_stem, int8_fp32_stem=spec.int8_fp32_stem,
+                             backend=settings.vector_backend),
     )
 
 
@@ -119,7 +120,8 @@ def build_embedder(space: Space, *, settings: Settings) -> Embedder:
     def trunk() -> nn.Module | OpenVinoTrunk:
         return engine_trunk(space.options.engine, spec=spec, weights=weights,
                             weights_sha256=weights_sha256, settings=settings,
-                            fp32_stem=space.options.fp32_stem)
+                            fp32_stem=space.options.fp32_stem,
+                            int8_fp32_stem=space.options.int8_fp32_stem)
     options = EmbedderOptions(
         batch_size=settings.batch_size,
         num_workers=settings.decode_workers or 0,
@@ -144,6 +146,7 @@ def build_embedder(space: Space, *, settings: Settings) -> Embedder:
         # compiled, and those should be the served calls', not the measurement's.
         path = call_size_file(settings, backbone=spec.name, weights_sha256=weights_sha256,
                               engine=space.options.engine, options=options,
-                              fp32_stem=space.options.fp32_stem)
+                              fp32_stem=space.options.fp32_stem,
+                              int8_fp32_stem=space.options.int8_fp32_stem)
         forward_batch = kept_call_size(path, embedder_of=lambda size: embedder_of(size, trunk()))
     return embedder_of(forward_batch, trunk())
