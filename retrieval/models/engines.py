@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import importlib.util
+import logging
 import os
 import re
 import shutil
@@ -176,13 +177,28 @@ def quantize_openvino(model_file: Path, *, calibration: Sequence[np.ndarray],
     model = openvino.Core().read_model(str(model_file))
     stem = ({"ignored_scope": nncf.IgnoredScope(patterns=[f"^{re.escape(_FP32_PREFIX)}.*"]),
              "fast_bias_correction": False} if keep_stem else {})
-    # NNCF draws its progress bars on stdout: sent to stderr, the caller's output (a
-    # command's --json) stays its own.
-    with contextlib.redirect_stdout(sys.stderr):
+    # NNCF draws its progress bars on stdout and logs there (the nodes it leaves out): both
+    # sent to stderr, the caller's output (a command's --json) stays its own.
+    with contextlib.redirect_stdout(sys.stderr), _nncf_log_on_stderr():
         quantized = nncf.quantize(model, nncf.Dataset(list(calibration)),
                                   preset=nncf.QuantizationPreset.PERFORMANCE,
                                   subset_size=len(calibration), **stem)
     return _save_whole(quantized, directory)
+
+
+@contextlib.contextmanager
+def _nncf_log_on_stderr() -> Iterator[None]:
+    """NNCF's log handlers, which write to the stdout of when it was imported, pointed at
+    stderr for the block."""
+    handlers = [h for h in logging.getLogger("nncf").handlers
+                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+    streams = [h.setStream(sys.stderr) for h in handlers]
+    try:
+        yield
+    finally:
+        for handler, stream in zip(handlers, streams, strict=True):
+            if stream is not None:
+                handler.setStream(stream)
 
 
 def _save_whole(model: Any, directory: Path, *, keep_fp32: set[str] | None = None) -> Path:
