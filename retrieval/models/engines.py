@@ -188,10 +188,10 @@ def quantize_openvino(model_file: Path, *, calibration: Sequence[np.ndarray],
 
 @contextlib.contextmanager
 def _nncf_log_on_stderr() -> Iterator[None]:
-    """NNCF's log handlers, which write to the stdout of when it was imported, pointed at
-    stderr for the block."""
+    """NNCF's own log handler, which writes to the stdout of when it was imported, pointed
+    at stderr for the block (handlers of other kinds, a file's or a test's, are left)."""
     handlers = [h for h in logging.getLogger("nncf").handlers
-                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+                if type(h) is logging.StreamHandler]
     streams = [h.setStream(sys.stderr) for h in handlers]
     try:
         yield

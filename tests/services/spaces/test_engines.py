@@ -240,7 +240,8 @@ def test_an_int8_space_is_asked_for_by_name_and_its_quantized_model_is_kept(
     fresh = make_settings(tmp_path, engine_cache=None)  # <home>/engines: nothing there yet
     import nncf  # noqa: F401  (its log handler exists once it is imported)
 
-    (handler,) = logging.getLogger("nncf").handlers
+    (handler,) = [h for h in logging.getLogger("nncf").handlers
+                  if type(h) is logging.StreamHandler]
     bound = handler.setStream(sys.stdout)  # as in a command: the process's stdout
     capsys.readouterr()
     try:
