@@ -37,6 +37,8 @@ from lookalike.retrieval.models.engines import (
 )
 from lookalike.retrieval.models.registry import file_sha256, get_backbone, resolve_weights
 from lookalike.services.catalog.documents import LEGACY_FP32_STEM
+from lookalike.services.catalog.models import Space
+from lookalike.services.runtime import Runtime
 from lookalike.services.sample import bundled_photos
 from lookalike.services.setup import init_catalog, open_runtime, warm_up
 from lookalike.services.spaces.create import SpaceDefinition, create_space
@@ -182,6 +184,17 @@ def test_a_mixed_space_is_served_on_a_cpu_without_bf16_but_not_made_there(
 @pytest.mark.skipif(MIXED_ENGINE not in installed_engines(),
                     reason="needs a CPU with native bfloat16 (AVX-512 BF16 or AMX), the only "
                     "place the mixed engine is offered; no issue: a hardware condition")
+def _stored_before_it_was_recorded(runtime: Runtime, name: str, option: str) -> Space:
+    """The space `name` as the catalog returns it once `option` is taken out of its stored
+    options, as in a space stored before that option was recorded."""
+    with runtime.session() as session:
+        session.execute(text(f"UPDATE space SET options = json_remove(options, '$.{option}') "
+                             "WHERE name = :name"), {"name": name})
+        session.commit()
+    with runtime.session() as session:
+        return find_space(session=session, name=name)
+
+
 def test_a_mixed_space_keeps_the_split_it_was_made_with(weights: Path, reference: np.ndarray,
                                                         tmp_path: Path) -> None:
     """A new mixed space records the backbone's split (3 modules in fp32 for MobileNetV2);
@@ -194,12 +207,7 @@ def test_a_mixed_space_keeps_the_split_it_was_made_with(weights: Path, reference
             engine=MIXED_ENGINE))
         assert space.options.fp32_stem == SPEC.fp32_stem == 3
         create_space(runtime, name="old", definition=SpaceDefinition(engine=MIXED_ENGINE))
-        with runtime.session() as session:  # as a space stored before the split was recorded
-            session.execute(text("UPDATE space SET options = json_remove(options, "
-                                 "'$.fp32_stem') WHERE name = 'old'"))
-            session.commit()
-        with runtime.session() as session:
-            old = find_space(session=session, name="old")
+        old = _stored_before_it_was_recorded(runtime, "old", "fp32_stem")
         assert old.options.fp32_stem == LEGACY_FP32_STEM == 4
         photos = [photo.image for photo in bundled_photos()]
         for made, stem in ((space, 3), (old, 4)):
@@ -268,12 +276,7 @@ def test_an_int8_space_made_before_the_stem_was_kept_stays_all_int8(
     with open_runtime(settings) as runtime:
         new = create_space(runtime, name="new", definition=SpaceDefinition(engine=INT8_ENGINE))
         create_space(runtime, name="old", definition=SpaceDefinition(engine=INT8_ENGINE))
-        with runtime.session() as session:  # as a space stored before the stem was recorded
-            session.execute(text("UPDATE space SET options = json_remove(options, "
-                                 "'$.int8_fp32_stem') WHERE name = 'old'"))
-            session.commit()
-        with runtime.session() as session:
-            old = find_space(session=session, name="old")
+        old = _stored_before_it_was_recorded(runtime, "old", "int8_fp32_stem")
         assert old.options.int8_fp32_stem == 0
         photos = [photo.image for photo in bundled_photos()]
         worst = {made.name: float(np.sum(reference * runtime.embedder(made).embed_images(photos),
