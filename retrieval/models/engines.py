@@ -16,7 +16,7 @@ The int8 engine is the fp32 export quantized after training by NNCF (weights and
 activations in int8, ranges calibrated on sample inputs): ~3x fp32's images/s on an AVX-512
 VNNI CPU. Quantized whole, its vectors move further (cosine ~0.966 at worst on the bundled
 photos, the dark retina scan again); with the trunk's first modules kept in fp32, as the
-mixed engine keeps them, ~0.99 at about nine tenths of the speed. Either way it is below
+mixed engine keeps them, ~0.99 at 0.8-0.9 times the speed. Either way it is below
 what a default must reach, so it runs only where a space asks for it by name.
 """
 
