@@ -258,7 +258,10 @@ def test_an_int8_space_is_asked_for_by_name_and_its_quantized_model_is_kept(
     finally:
         if bound is not None:
             handler.setStream(bound)
-    assert capsys.readouterr().out == ""
+    # NNCF's log lines and progress bars stay off stdout (this suite's own log lines may be
+    # there: an app built earlier in the same worker logs to stdout)
+    printed = capsys.readouterr().out
+    assert "nncf" not in printed and "Statistics collection" not in printed
     rebuilt = exported_model(export_directory(fresh, spec=SPEC, weights_sha256=sha,
                                               part=int8_part(2)))
     assert rebuilt is not None and rebuilt != kept
