@@ -145,8 +145,8 @@ _BASE: dict[str, BackboneSpec] = {
             # one more block at 1/4, until 2026-12-06: services/spaces/engines.py)
             fp32_stem=3,
             # the stem and the block at 1/2 of the input's side: the worst bundled photo's
-            # cosine 0.966 (all int8) to 0.9915 at about 0.9x the images/s; 3 reach 0.994
-            # at 0.8x (services/spaces/engines.py)
+            # cosine 0.966 (all int8) to 0.9915, Fashion-MNIST mAP -0.0125 to -0.0039, at
+            # 0.8-0.9x the images/s (README, "int8 with its stem in fp32"); 1 is not enough
             int8_fp32_stem=2,
         ),
         BackboneSpec(

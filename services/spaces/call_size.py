@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 def call_size_file(settings: Settings, *, backbone: str, weights_sha256: str, engine: str,
-                   options: EmbedderOptions, fp32_stem: int, int8_fp32_stem: int = 0) -> Path:
+                   options: EmbedderOptions, fp32_stem: int, int8_fp32_stem: int) -> Path:
     """Where the call size of this model, run by `engine` with `options`, on this CPU is
     kept. For torch the precision and graph are part of the engine, for the mixed engine its
     split (`fp32_stem`), for the int8 engine its (`int8_fp32_stem`); the CPU's model name,
