@@ -129,10 +129,14 @@ def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
                   "first result is the scene")
     table.add_row("scope=images", f"{result.image_recall_at_1:.3f}",
                   "first result is the scene")
+    table.add_row("a stored region boxes it", f"{result.box_stored:.3f}",
+                  "some region of the scene has IoU >= 0.5 with the object (the most "
+                  "scope=regions can reach)")
     console.print(table)
     if misses := result.misses_by_class():
         console.print("region-search misses by class: " + ", ".join(
-            f"{name} {count}" for name, count in misses.items()))
+            f"{name} {count}" for name, count in misses.items())
+            + f"; {result.misses_without_box()} of them with no stored region boxing the object")
     console.print(f"ingest + regions {result.ingest_seconds:.1f} s, "
                   f"{2 * result.queries} searches {result.query_seconds:.1f} s")
 

@@ -234,3 +234,16 @@ def test_the_regions_benchmark_gives_figures_on_a_tiny_configuration(tmp_path: P
     missed = [q["class"] for q in result.per_query if not q["region_hit"]]
     assert result.misses_by_class() == {name: missed.count(name) for name in set(missed)}
     assert result.to_public()["misses_by_class"] == result.misses_by_class()
+    # the true boxes are the regions, so each queried object has one
+    assert result.box_stored == 1.0 and result.misses_without_box() == 0
+
+
+def test_the_regions_benchmark_tells_a_detectors_missed_objects_apart(tmp_path: Path) -> None:
+    """`faces` finds no face in the generated scenes: no object is boxed by a stored region,
+    so every miss is the detector's and the ceiling is 0."""
+    settings = make_settings(tmp_path / "home")
+    result = run_regions(settings, regions="faces", scenes=6, queries=8, size=96, seed=3)
+    assert result.regions_stored == 0
+    assert result.box_stored == 0.0 and result.region_recall_at_1 == 0.0
+    assert result.misses_without_box() == 8
+    assert result.to_public()["misses_without_box"] == 8
