@@ -93,7 +93,8 @@ def _region_layer(text: str) -> int | str | None:
 
 def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
              margin: float | None, method: str, centre: float | None, layer: str,
-             rerank: int | None, shift: int | None, as_json: bool) -> None:
+             rerank: int | None, shift: int | None, threshold: float | None,
+             as_json: bool) -> None:
     """Run the regions benchmark in a temporary catalog and print its figures."""
     from lookalike.services.detection.embedding import REGION_CENTRE  # noqa: PLC0415
     from lookalike.services.evaluation.regions import MARGIN, run_regions  # noqa: PLC0415
@@ -105,7 +106,7 @@ def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
     result = run_regions(get_settings(), regions=regions, scenes=scenes, queries=queries,
                          seed=seed, size=size, method=method,
                          centre=REGION_CENTRE if centre is None else centre or None,
-                         layer=tapped, rerank=rerank, shift=shift,
+                         layer=tapped, rerank=rerank, shift=shift, threshold=threshold,
                          margin=MARGIN if margin is None else margin)
     figures = result.to_public()
     if as_json:
@@ -122,7 +123,9 @@ def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
                    if result.rerank and result.shift else "") +
                   "); regions from "
                   f"{result.regions_source}: "
-                  f"{result.regions_stored} stored")
+                  f"{result.regions_stored} stored" +
+                  (f" (scored {result.threshold:g} or more)"
+                   if result.threshold is not None else ""))
     table.add_row("scope=regions", f"{result.region_recall_at_1:.3f}",
                   "first result is the scene, its best box IoU >= 0.5")
     table.add_row("scope=regions (scene only)", f"{result.region_scene_at_1:.3f}",
@@ -195,6 +198,10 @@ def evaluate_command(
     region_shift: Annotated[int | None, typer.Option(
         help="regions: re-ranking compares cells moved by up to this many places (0: place "
              "by place; default: a new region space's, 1)")] = None,
+    region_threshold: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0,
+        help="regions from a detector: store its boxes scored at least this (default: the "
+             "detector's own threshold)")] = None,
 ) -> None:
     """Retrieval quality of one or more spaces on a benchmark: mAP, P@1/10, R@1/10/100, the
     ANN index's recall@10 against exact search, and the time taken. `video-moments`: stills
@@ -214,7 +221,7 @@ def evaluate_command(
     if benchmark == REGIONS:
         _regions(regions, limit or 200, scenes, scene_size, 7 if seed is None else seed,
                  region_margin, region_method, region_centre, region_layer, region_rerank,
-                 region_shift, as_json)
+                 region_shift, region_threshold, as_json)
         return
     with open_runtime(get_settings()) as runtime:
         results = [evaluate(runtime, space_name=name, benchmark=benchmark, data=data, limit=limit,

@@ -71,6 +71,7 @@ class RegionsResult:
     scene_size: int
     margin: float
     method: str = "crop"
+    threshold: float | None = None
     centre: float | None = None
     layer: int | None = None
     rerank: int = 0
@@ -104,13 +105,18 @@ def run_regions(settings: Settings, *, regions: str = TRUTH, scenes: int = 100,
                 max_objects: int = 4, margin: float = MARGIN, method: str = "crop",
                 centre: float | None = REGION_CENTRE,
                 layer: int | str | None = AUTO_LAYER,
-                rerank: int | None = None, shift: int | None = None) -> RegionsResult:
+                rerank: int | None = None, shift: int | None = None,
+                threshold: float | None = None) -> RegionsResult:
     """Generate the scenes, ingest them with their regions into a temporary catalog and run
     the lone-object queries against it, both scopes. Objects span 3/40 to 1/2 of the scene's
     side (24-160 px in the default 320-px scenes); `method`, `centre` and `layer` set how
     the region space describes regions (SpaceOptions.region_method, region_centre: None is
     uniform, region_layer: a block index, None for the last map alone, "auto";
-    region_rerank, region_shift: None leaves the region space's default)."""
+    region_rerank, region_shift: None leaves the region space's default); `threshold` stores a
+    detector's boxes scored at least that instead of at the detector's own threshold."""
+    if threshold is not None and regions == TRUTH:
+        raise InvalidRequest("a storing threshold applies to a detector's boxes; the true "
+                             "boxes have no score: drop --region-threshold or name a detector")
     spec = SceneSpec(size=size, min_object=max(8, size * 3 // 40), max_object=size // 2,
                      max_objects=max_objects)
     glyphs = scene_glyphs("held-out")
@@ -148,9 +154,10 @@ def run_regions(settings: Settings, *, regions: str = TRUTH, scenes: int = 100,
                 reranked = made_space.options.region_rerank
                 shifted = made_space.options.region_shift
                 session.commit()
-            stored = _store_regions(runtime, folder, ids, regions)
+            stored = _store_regions(runtime, folder, ids, regions, threshold)
             result = RegionsResult(regions_source=regions, scenes=scenes, objects=len(objects),
-                                   regions_stored=stored, queries=queries, seed=seed,
+                                   regions_stored=stored, threshold=threshold,
+                                   queries=queries, seed=seed,
                                    scene_size=size, margin=margin, method=method,
                                    centre=centre, layer=tapped, rerank=reranked, shift=shifted,
                                    ingest_seconds=round(time.perf_counter() - started, 1))
@@ -202,10 +209,13 @@ def _ingest(runtime: Runtime, folder: Path, names: list[str]) -> dict[str, int]:
     return {n: int(by_source[Path(n).name] or 0) for n in names}
 
 
-def _store_regions(runtime: Runtime, folder: Path, ids: dict[str, int], regions: str) -> int:
-    """The COCO file's true boxes (`truth`) or a detector's, stored and embedded."""
+def _store_regions(runtime: Runtime, folder: Path, ids: dict[str, int], regions: str,
+                   threshold: float | None) -> int:
+    """The COCO file's true boxes (`truth`) or a detector's (scored at least `threshold`,
+    None: the detector's own), stored and embedded."""
     if regions != TRUTH:
-        stored, _, errors = detect_images(runtime, sorted(ids.values()), name=regions)
+        stored, _, errors = detect_images(runtime, sorted(ids.values()), name=regions,
+                                          threshold=threshold)
         if errors:
             raise RuntimeError(f"detection failed: {errors[:3]}")
         return stored

@@ -26,6 +26,7 @@ from lookalike.services.catalog.regions import add_regions
 from lookalike.services.catalog.schemas import RegionCreate
 from lookalike.services.detection.embedding import embed_regions
 from lookalike.services.detection.scenes import write_scenes
+from lookalike.services.errors import InvalidRequest
 from lookalike.services.evaluation.regions import run_regions
 from lookalike.services.ingest.pipeline import ingest_items
 from lookalike.services.ingest.sources import collect_items
@@ -236,6 +237,11 @@ def test_the_regions_benchmark_gives_figures_on_a_tiny_configuration(tmp_path: P
     assert result.to_public()["misses_by_class"] == result.misses_by_class()
     # the true boxes are the regions, so each queried object has one
     assert result.box_stored == 1.0 and result.misses_without_box() == 0
+
+
+def test_the_regions_benchmark_refuses_a_threshold_for_the_true_boxes(tmp_path: Path) -> None:
+    with pytest.raises(InvalidRequest, match="no score"):
+        run_regions(make_settings(tmp_path / "home"), regions="truth", threshold=0.2)
 
 
 def test_the_regions_benchmark_tells_a_detectors_missed_objects_apart(tmp_path: Path) -> None:
