@@ -91,6 +91,8 @@ class SpeedBench:
     upload_many_block_per_s: list[float] = field(default_factory=list)
     by_id_p50_ms: float = 0.0
     faiss_p50_ms: float = 0.0
+    # the same FAISS search right after a forward pass, as a search by upload runs it
+    faiss_after_forward_p50_ms: float = 0.0
     by_id_p50_minus_faiss_ms: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -277,15 +279,6 @@ def _serve_figures(result: SpeedBench, runtime, settings: Settings, space, *,
     embedder = runtime.embedder(space)
     config = prepare_config(runtime, embedder)
 
-    def decode_and_forward() -> list[float]:
-        """Seconds of decoding and one forward pass of each upload, here in this process."""
-        times = []
-        for data in uploads:
-            started = time.perf_counter()
-            _, tensor = decode_for_model(data, config=config)
-            embedder.embed_tensors(tensor.unsqueeze(0))
-            times.append(time.perf_counter() - started)
-        return times
     with runtime.session() as session:
         ids = sorted(embedding_queries.embedded_image_ids(session=session, space_id=space.id))
         chosen = np.random.default_rng(0).choice(ids, size=queries, replace=True)
@@ -293,6 +286,21 @@ def _serve_figures(result: SpeedBench, runtime, settings: Settings, space, *,
                                               image_id=int(i)) for i in chosen]
         replica = runtime.replica(space, session=session)
     vectors = vectors_from_bytes(blobs, space.dim)
+
+    def decode_and_forward() -> tuple[list[float], list[float]]:
+        """Seconds of decoding and one forward pass of each upload, here in this process, and
+        of the FAISS search of its vector right after: the index's memory as a served search
+        by upload finds it, the forward pass having just run through the caches."""
+        times, searches = [], []
+        for data in uploads:
+            started = time.perf_counter()
+            _, tensor = decode_for_model(data, config=config)
+            vector = embedder.embed_tensors(tensor.unsqueeze(0))
+            times.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            replica.search(vector, 10)
+            searches.append(time.perf_counter() - started)
+        return times, searches
     port = free_port()
     server = start_server(settings, port, {"LOOKALIKE_RATE_SEARCH": UNLIMITED,
                                            "LOOKALIKE_RATE_SEARCH_UPLOAD": UNLIMITED},
@@ -300,8 +308,9 @@ def _serve_figures(result: SpeedBench, runtime, settings: Settings, space, *,
     result.workers = workers
     try:
         by_id, faiss = _by_id_and_faiss(port, chosen, vectors, replica)
-        upload, took, local = _one_client(port, uploads, queries, decode_and_forward)
+        upload, took, local, after = _one_client(port, uploads, queries, decode_and_forward)
         result.upload_p50_ms = round(upload, 2)
+        result.faiss_after_forward_p50_ms = round(after, 3)
         result.upload_took_p50_ms = round(took, 2)
         result.decode_and_forward_ms = round(local, 2)
         result.clients = clients
@@ -343,21 +352,27 @@ def _by_id_and_faiss(port: int, chosen: np.ndarray, vectors: np.ndarray, replica
 
 
 def _one_client(port: int, uploads: list[bytes], queries: int,
-                decode_and_forward: Callable[[], list[float]]) -> tuple[float, float, float]:
+                decode_and_forward: Callable[[], tuple[list[float], list[float]]]
+                ) -> tuple[float, float, float, float]:
     """p50 ms of sequential searches by upload on one keep-alive connection, p50 of the
-    server's `took_ms` in their answers (the search function's time, without HTTP), and p50 ms
-    of decode + forward here: timed in alternating blocks, so that a machine that slows down
-    or speeds up meanwhile moves both figures alike (the ratio is the target)."""
+    server's `took_ms` in their answers (the search function's time, without HTTP), p50 ms
+    of decode + forward here and of the FAISS search right after each: timed in alternating
+    blocks, so that a machine that slows down or speeds up meanwhile moves both figures alike
+    (the ratio is the target)."""
     requests = [prepare_search(port, k=10, upload=data) for data in uploads]
     remote: list[float] = []
     local: list[float] = []
+    after: list[float] = []
     answers: list[bytes] = []
     for _ in range(ALTERNATIONS):
-        local += decode_and_forward()
+        forward, searches = decode_and_forward()
+        local += forward
+        after += searches
         remote += sequential(port, requests, count=max(1, queries // ALTERNATIONS),
                              answers=answers)
     took = [json.loads(answer)["took_ms"] for answer in answers]
-    return percentiles_ms(remote)[0], float(np.median(took)), percentiles_ms(local)[0]
+    return (percentiles_ms(remote)[0], float(np.median(took)), percentiles_ms(local)[0],
+            percentiles_ms(after)[0])
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ def test_bench_speed_reports_engines_and_search_ratios(tmp_path: Path) -> None:
     assert figures["catalog_images"] == 33 and figures["clients"] == 2
     assert figures["upload_p50_over_decode_forward"] > 0 and figures["by_id_p50_ms"] > 0
     assert 0 < figures["upload_took_p50_ms"] < figures["upload_p50_ms"]  # HTTP is the rest
+    assert 0 < figures["faiss_after_forward_p50_ms"] < figures["upload_took_p50_ms"]
     best_alone = figures["best_engine_beside_clients_per_s"]  # timed between the clients
     assert best_alone > 0 and figures["upload_many_over_best_engine"] == pytest.approx(
         figures["upload_many_per_s"] / best_alone, abs=0.01)
