@@ -237,12 +237,14 @@ def _run_queries(runtime: Runtime, result: RegionsResult, made: list[Scene],
                  chosen: list[tuple[int, int]], scene_ids: list[int],
                  rng: np.random.Generator, margin: float, classes: tuple[str, ...]) -> None:
     region_hits = scene_hits = image_hits = stored_hits = 0
+    stored_boxes = _stored_boxes(runtime, scene_ids)
     for scene_index, object_index in chosen:
         query = lone_object(made[scene_index], object_index, rng, margin)
         want = scene_ids[scene_index]
         x0, y0, x1, y1 = (float(v) for v in made[scene_index].objects[object_index].box)
         truth = (x0, y0, x1, y1)
-        box_stored = _best_stored_iou(runtime, want, truth) >= IOU_HIT
+        box_stored = max((box_iou(truth, box) for box in stored_boxes[want]),
+                         default=0.0) >= IOU_HIT
         by_region = search_vector(runtime, space_name=None, k=1, query=query, scope="regions")
         by_image = search_vector(runtime, space_name=None, k=1, query=query)
         top = by_region.results[0] if by_region.results else None
@@ -264,9 +266,9 @@ def _run_queries(runtime: Runtime, result: RegionsResult, made: list[Scene],
     result.image_recall_at_1 = round(image_hits / len(chosen), 4)
 
 
-def _best_stored_iou(runtime: Runtime, image_id: int,
-                     truth: tuple[float, float, float, float]) -> float:
-    """The highest IoU of `truth` with any region stored on the image (0 without one)."""
+def _stored_boxes(runtime: Runtime, image_ids: list[int]
+                  ) -> dict[int, list[tuple[float, float, float, float]]]:
+    """Each scene's stored region boxes, read once before the queries."""
     with runtime.read_session() as session:
-        stored = image_regions(session=session, image_id=image_id)
-    return max((box_iou(truth, (r.x0, r.y0, r.x1, r.y1)) for r in stored), default=0.0)
+        return {i: [(r.x0, r.y0, r.x1, r.y1) for r in image_regions(session=session, image_id=i)]
+                for i in image_ids}
