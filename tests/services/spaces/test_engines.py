@@ -24,6 +24,7 @@ from lookalike.retrieval.embedding.embedder import (
     Embedder,
     EmbedderOptions,
     Prepared,
+    cpu_flags,
     image_to_pixels,
 )
 from lookalike.retrieval.errors import EngineUnavailable
@@ -62,7 +63,10 @@ BF16_COSINE = 0.99
 # int8 quantization moves vectors further: quantized whole, the dark retina scan falls to
 # ~0.966 (an Intel Ice Lake host with VNNI, a Zen 4 one), the other photos stay above 0.97
 # (mean ~0.99); with MobileNetV2's first 2 modules unquantized (new spaces), ~0.9915 at worst.
-INT8_COSINE = 0.98
+# A CPU without VNNI or AMX (AVX2 only: a Zen 1 host) sums pairs of int8 products in 16 bits,
+# which saturate: there the same model reaches ~0.961 (mean ~0.990), and NNCF's half-range
+# weights on every layer (its overflow fix) only ~0.967.
+INT8_COSINE = 0.98 if {"avx512_vnni", "avx_vnni", "amx_int8"} & cpu_flags() else 0.95
 INT8_WHOLE_COSINE = 0.95
 
 
@@ -80,7 +84,8 @@ def reference(weights: Path) -> np.ndarray:
 def test_engine_against_eager_fp32_on_photos(engine: str, weights: Path, reference: np.ndarray,
                                              tmp_path: Path) -> None:
     """Per photo, cosine >= 0.999 to the eager fp32 model in fp32, >= 0.99 in bfloat16,
-    >= 0.98 in int8 (its stem in fp32), and the mixed engine closer than whole bfloat16
+    >= 0.98 in int8 (its stem in fp32; 0.95 on a CPU without VNNI or AMX), and the mixed
+    engine closer than whole bfloat16
     (0.9995 on the Intel AMX host: whether it reaches 0.999, and so is the default, is
     measured per machine).
     (The torch engine's own bf16 and frozen paths are checked in tests/retrieval/embedding.)"""
@@ -181,9 +186,6 @@ def test_a_mixed_space_is_served_on_a_cpu_without_bf16_but_not_made_there(
             create_space(runtime, name="new", definition=SpaceDefinition(engine=MIXED_ENGINE))
 
 
-@pytest.mark.skipif(MIXED_ENGINE not in installed_engines(),
-                    reason="needs a CPU with native bfloat16 (AVX-512 BF16 or AMX), the only "
-                    "place the mixed engine is offered; no issue: a hardware condition")
 def _stored_before_it_was_recorded(runtime: Runtime, name: str, option: str) -> Space:
     """The space `name` as the catalog returns it once `option` is taken out of its stored
     options, as in a space stored before that option was recorded."""
@@ -195,6 +197,9 @@ def _stored_before_it_was_recorded(runtime: Runtime, name: str, option: str) -> 
         return find_space(session=session, name=name)
 
 
+@pytest.mark.skipif(MIXED_ENGINE not in installed_engines(),
+                    reason="needs a CPU with native bfloat16 (AVX-512 BF16 or AMX), the only "
+                    "place the mixed engine is offered; no issue: a hardware condition")
 def test_a_mixed_space_keeps_the_split_it_was_made_with(weights: Path, reference: np.ndarray,
                                                         tmp_path: Path) -> None:
     """A new mixed space records the backbone's split (3 modules in fp32 for MobileNetV2);
