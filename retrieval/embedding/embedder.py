@@ -122,6 +122,17 @@ def native_bf16() -> bool:
                 and _BF16_FLAGS & cpu_flags())
 
 
+_INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def native_int8() -> bool:
+    """Whether this CPU sums int8 products in 32 bits (VNNI or AMX). Without, oneDNN's AVX2
+    int8 kernels sum pairs of products in 16 bits, which saturate: an int8 model's vectors
+    stray further from fp32's (the bundled photos' worst cosine 0.961 against 0.9915 with
+    VNNI, the same model) and it runs at about fp32's speed (a Zen 1 host)."""
+    return bool(_INT8_FLAGS & cpu_flags())
+
+
 @functools.cache
 def cpu_flags() -> frozenset[str]:
     """The instruction-set flags Linux lists for the first CPU (empty elsewhere)."""

@@ -31,8 +31,10 @@ from lookalike.retrieval.embedding.embedder import (
     EmbedderOptions,
     image_to_pixels,
     native_bf16,
+    native_int8,
 )
 from lookalike.retrieval.images import decode_image
+from lookalike.retrieval.models.engine_names import INT8_ENGINE
 from lookalike.retrieval.models.engines import installed_engines
 from lookalike.retrieval.models.registry import BackboneSpec, file_sha256, get_backbone
 from lookalike.services.bench.catalog import seed_sample, throwaway_catalog
@@ -260,6 +262,9 @@ def run_speed_bench(settings: Settings, *, seconds: float, sample_per_class: int
             if not native_bf16():
                 result.notes.append("no native bf16: torchscript-fp32 stands in for the "
                                     "TorchScript bf16 path")
+            if INT8_ENGINE in rates and not native_int8():
+                result.notes.append("no VNNI or AMX: int8 sums saturate in 16 bits here, so "
+                                    "its vectors stray further from fp32's")
             if not serve:
                 return result
             result.catalog_images = summary.added

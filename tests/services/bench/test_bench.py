@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from lookalike.retrieval.embedding.embedder import native_int8
 from tests.services.bench.conftest import STARTUP_FIGURES, bench
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -54,6 +55,8 @@ def test_bench_speed_reports_engines_and_search_ratios(tmp_path: Path) -> None:
     assert openvino and set(figures["dynamic_shape_per_s"]) == openvino
     assert set(figures["engine_cosine"]) == openvino
     assert figures["engine_cosine"]["openvino-fp32"] >= 0.999
+    saturates = "openvino-int8" in openvino and not native_int8()
+    assert any(note.startswith("no VNNI or AMX") for note in figures["notes"]) is saturates
     if figures["space_engine"] in openvino:  # the default: an engine that matches torch's
         assert figures["engine_cosine"][figures["space_engine"]] >= 0.999
         rates = figures["engines_per_s"]
