@@ -60,14 +60,16 @@ def search_regions(runtime: Runtime, session: Session, space: Space, vector: np.
                    ) -> list[tuple[Image, tuple[RegionHit, ...]]]:
     """Up to k (image, its matching regions best first) pairs, best image first. With the
     query's tapped cells, the region space's `region_rerank` best regions are re-scored
-    (`_reranked`)."""
+    (`_reranked`), however few results are asked for: fetching only `GROUP_OVERFETCH` per
+    result re-ranked 5 regions for k=1, whose first hit then could differ from k=10's."""
     target = find_region_space(session, space)
     if target is None:
         raise InvalidRequest(f"space '{space.name}' has no regions indexed yet: store some "
                              "with `lookalike detect run --detector NAME` or `lookalike ingest "
                              "--detect NAME`, or search with scope=images")
     replica = runtime.replica(target, session=session)
-    wanted = min(most, k * GROUP_OVERFETCH)
+    reranked = target.options.region_rerank if query_cells is not None else 0
+    wanted = min(most, max(k * GROUP_OVERFETCH, reranked))
     where = milvus_fields(filters) if isinstance(replica, MilvusReplica) else None
     if filters.restricts and isinstance(replica, MilvusReplica) and where is not None:
         hits = replica.search(vector, wanted, where=where)  # a region's fields are its image's
@@ -82,7 +84,7 @@ def search_regions(runtime: Runtime, session: Session, space: Space, vector: np.
         select(Region).where(Region.id.in_([i for i, _ in pairs])))}
     images = image_queries.images_by_ids(
         session=session, ids=sorted({r.image_id for r in regions.values()}))
-    if query_cells is not None and target.options.region_rerank:
+    if query_cells is not None and reranked:
         pairs = _reranked(runtime, space, target, pairs, query_cells, regions, images)
     grouped: dict[int, list[RegionHit]] = {}
     for region_id, similarity in pairs:

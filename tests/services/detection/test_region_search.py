@@ -14,20 +14,21 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from lookalike.retrieval.detection.coco import read_coco
-from lookalike.retrieval.detection.scenes import SceneSpec
+from lookalike.retrieval.detection.scenes import SceneSpec, generate_scenes
 from lookalike.services.api.app import create_app
 from lookalike.services.catalog import spaces as space_queries
 from lookalike.services.catalog.regions import add_regions
 from lookalike.services.catalog.schemas import RegionCreate
-from lookalike.services.detection.embedding import embed_regions
-from lookalike.services.detection.scenes import write_scenes
+from lookalike.services.detection.embedding import embed_regions, find_region_space
+from lookalike.services.detection.scenes import scene_backgrounds, scene_glyphs, write_scenes
 from lookalike.services.errors import InvalidRequest
-from lookalike.services.evaluation.regions import run_regions
+from lookalike.services.evaluation.regions import lone_object, run_regions
 from lookalike.services.ingest.pipeline import ingest_items
 from lookalike.services.ingest.sources import collect_items
 from lookalike.services.runtime import Runtime
@@ -35,6 +36,7 @@ from lookalike.services.search.filters import Filters
 from lookalike.services.search.query import search_vector
 from lookalike.services.setup import init_catalog, open_runtime
 from lookalike.services.spaces.create import SpaceDefinition, create_space
+from lookalike.services.spaces.lookup import find_space
 from tests import imagefactory
 from tests.services.conftest import fill_space, make_settings, write_photos
 
@@ -253,3 +255,34 @@ def test_the_regions_benchmark_tells_a_detectors_missed_objects_apart(tmp_path: 
     assert result.box_stored == 0.0 and result.region_recall_at_1 == 0.0
     assert result.misses_without_box() == 8
     assert result.to_public()["misses_without_box"] == 8
+
+
+def test_the_first_hit_does_not_depend_on_how_many_are_asked_for(
+        catalog: tuple[Runtime, dict[str, int]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The re-ranking looks at the region space's `region_rerank` best regions whatever k
+    is (a search for one result fetched five before, so it re-ranked five and could answer
+    another first hit than a search for more), and a search for one result answers the
+    first result of a search for more."""
+    runtime, _ = catalog
+    with runtime.read_session() as session:
+        space = find_space(session=session, name=None)
+        target = find_region_space(session, space)
+        assert target is not None
+        replica = runtime.replica(target, session=session)
+    asked: list[int] = []
+    search = replica.search
+    monkeypatch.setattr(replica, "search", lambda vector, k, **kw: (
+        asked.append(k), search(vector, k, **kw))[1])
+    made = generate_scenes(scene_glyphs("held-out"), scene_backgrounds("held-out"), count=6,
+                           seed=11, spec=SPEC)
+    rng = np.random.default_rng(3)
+    for scene in made:
+        for index in range(len(scene.objects)):
+            query = lone_object(scene, index, rng)
+            one = search_vector(runtime, space_name=None, k=1, query=query, scope="regions")
+            many = search_vector(runtime, space_name=None, k=6, query=query, scope="regions")
+            assert (one.results[0].image_id, one.results[0].regions[0].id) == (
+                many.results[0].image_id, many.results[0].regions[0].id)
+            assert one.results[0].score == pytest.approx(many.results[0].score)
+    assert target.options.region_rerank == 10
+    assert min(asked) >= target.options.region_rerank
