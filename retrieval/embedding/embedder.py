@@ -129,7 +129,8 @@ def native_int8() -> bool:
     """Whether this CPU sums int8 products in 32 bits (VNNI or AMX). Without, oneDNN's AVX2
     int8 kernels sum pairs of products in 16 bits, which saturate: an int8 model's vectors
     stray further from fp32's (the bundled photos' worst cosine 0.961 against 0.9915 with
-    VNNI, the same model) and it runs at about fp32's speed (a Zen 1 host)."""
+    VNNI, the same model on Zen 1 and Zen 3 hosts), and it runs at 0.92x OpenVINO fp32's
+    speed on a Zen 1 host, 1.5x on a Zen 3 one (`lookalike bench speed`)."""
     return bool(_INT8_FLAGS & cpu_flags())
 
 

@@ -122,8 +122,8 @@ def engine_trunk(engine: str, *, spec: BackboneSpec, weights: Path, weights_sha2
         if not native_int8():
             logger.warning("engine %s on a CPU without VNNI or AMX: its int8 sums saturate, so "
                            "its vectors stray further from fp32's than elsewhere (cosine 0.961 "
-                           "at worst on the bundled photos on a Zen 1 host, 0.9915 with VNNI); "
-                           "`lookalike bench speed` shows whether it is faster than "
+                           "at worst on the bundled photos on Zen 1 and Zen 3 hosts, 0.9915 with "
+                           "VNNI); `lookalike bench speed` shows whether it is faster than "
                            "openvino-fp32 here", INT8_ENGINE)
         return _quantized(model, spec=spec, example=example, weights_sha256=weights_sha256,
                           settings=settings,

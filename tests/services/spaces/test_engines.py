@@ -64,7 +64,7 @@ BF16_COSINE = 0.99
 # int8 quantization moves vectors further: quantized whole, the dark retina scan falls to
 # ~0.966 (an Intel Ice Lake host with VNNI, a Zen 4 one), the other photos stay above 0.97
 # (mean ~0.99); with MobileNetV2's first 2 modules unquantized (new spaces), ~0.9915 at worst.
-# A CPU without VNNI or AMX (AVX2 only: a Zen 1 host) sums pairs of int8 products in 16 bits,
+# A CPU without VNNI or AMX (AVX2 only: Zen 1, Zen 3) sums pairs of int8 products in 16 bits,
 # which saturate: there the same model reaches ~0.961 (mean ~0.990), and NNCF's half-range
 # weights on every layer (its overflow fix) only ~0.967.
 INT8_COSINE = 0.98 if native_int8() else 0.95
