@@ -127,10 +127,9 @@ _INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 def native_int8() -> bool:
     """Whether this CPU sums int8 products in 32 bits (VNNI or AMX). Without, oneDNN's AVX2
-    int8 kernels sum pairs of products in 16 bits, which saturate: an int8 model's vectors
-    stray further from fp32's (the bundled photos' worst cosine 0.961 against 0.9915 with
-    VNNI, the same model on Zen 1 and Zen 3 hosts), and it runs at 0.92x OpenVINO fp32's
-    speed on a Zen 1 host, 1.5x on a Zen 3 one (`lookalike bench speed`)."""
+    int8 kernels sum pairs of products in 16 bits, which saturate, so an int8 model's vectors
+    stray further from fp32's; what that costs, and what int8 buys there, `lookalike bench
+    speed` prints (README, Speed)."""
     return bool(_INT8_FLAGS & cpu_flags())
 
 

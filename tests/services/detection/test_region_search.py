@@ -271,8 +271,12 @@ def test_the_first_hit_does_not_depend_on_how_many_are_asked_for(
         replica = runtime.replica(target, session=session)
     asked: list[int] = []
     search = replica.search
-    monkeypatch.setattr(replica, "search", lambda vector, k, **kw: (
-        asked.append(k), search(vector, k, **kw))[1])
+
+    def recorded(vector: np.ndarray, k: int, **options: object) -> object:
+        asked.append(k)
+        return search(vector, k, **options)
+
+    monkeypatch.setattr(replica, "search", recorded)
     made = generate_scenes(scene_glyphs("held-out"), scene_backgrounds("held-out"), count=6,
                            seed=11, spec=SPEC)
     rng = np.random.default_rng(3)
