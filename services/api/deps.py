@@ -46,12 +46,16 @@ async def read_limited(upload: UploadFile, limit: int,
     return b"".join(chunks)
 
 
-def form_fields(form: FormData, allowed: tuple[str, ...], *, what: str
-                ) -> dict[str, str | UploadFile]:
+def form_fields(form: FormData, allowed: tuple[str, ...], *, what: str,
+                query: tuple[str, ...] = ()) -> dict[str, str | UploadFile]:
     """The multipart fields of `what` by name, each at most once and each one of `allowed`:
-    a second file or a misspelt field name is a 422 that says so, not silently dropped."""
+    a second file or a misspelt field name is a 422 that says so, not silently dropped, and
+    one of the route's `query` parameters sent as a field is told where it goes."""
     fields: dict[str, str | UploadFile] = {}
     for name, value in form.multi_items():
+        if name in query:
+            raise InvalidRequest(f"{what} takes {name!r} as a query parameter, not a "
+                                 f"multipart field: add ?{name}=... to the URL")
         if name not in allowed:
             raise InvalidRequest(f"{what} takes the multipart fields {', '.join(allowed)}; "
                                  f"got a field named {name!r}")

@@ -60,7 +60,8 @@ async def search(request: Request, runtime: RuntimeDep, who: SearchAccess,
     filters = Filters(topic=params.topic, collection=params.collection, label=params.label,
                       video_label=params.video_label)
     if content_type.startswith("multipart/form-data"):
-        fields = form_fields(await request.form(), tuple(FORM), what="a multipart search")
+        fields = form_fields(await request.form(), tuple(FORM), what="a multipart search",
+                             query=tuple(SearchQuery.model_fields))
         upload, text = fields.get("file"), fields.get("text")
         if text is not None and not isinstance(text, str):
             raise InvalidRequest("the multipart field 'text' must be text, not a file")

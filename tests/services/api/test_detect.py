@@ -122,6 +122,17 @@ def test_a_box_needs_a_query_image(client: TestClient) -> None:
     assert answer.status_code == 422 and "query image" in answer.json()["detail"]
 
 
+@pytest.mark.parametrize("field", ["box", "scope", "k"])
+def test_a_query_parameter_sent_as_a_form_field_is_told_where_it_goes(
+        client: TestClient, field: str) -> None:
+    """`curl -F box=...` works on POST /v1/images, where a box is a form field; a search reads
+    its box (and every other option) from the URL, and says so."""
+    upload = {"file": ("q.png", _side_by_side("chelsea", "coffee"))}
+    answer = client.post("/v1/search", files=upload, data={field: "0,0,160,160"})
+    assert answer.status_code == 422, answer.text
+    assert f"add ?{field}=... to the URL" in answer.json()["detail"]
+
+
 def test_a_detect_job_over_http_stores_regions(client: TestClient) -> None:
     created = client.post("/v1/jobs", json={"kind": "detect", "detector": "faces"})
     assert created.status_code == 202, created.text
