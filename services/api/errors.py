@@ -60,6 +60,7 @@ from lookalike.services.errors import (
     TextTooLong,
     VectorSizeMismatch,
 )
+from lookalike.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -134,14 +135,21 @@ def _status_of(exc: LookalikeError) -> tuple[int, str]:
     return 500, "internal"
 
 
-async def _lookalike_error(_: Request, exc: Exception) -> JSONResponse:
+async def _lookalike_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, LookalikeError)
     status, name = _status_of(exc)
     if status >= 500:
         log.error("request failed: %s", exc)
-    response = error_body(status, name, str(exc))
+    response = error_body(status, name, without_home(str(exc), request.app.state.runtime))
     response.headers.update(_challenge(exc))
     return response
+
+
+def without_home(detail: str, runtime: Runtime) -> str:
+    """`detail` with the server's home folder written `$LOOKALIKE_HOME`: the messages name
+    files for the operator (a missing detector, a lost original), and a client has no use for
+    where the server keeps them, nor should it learn the machine's layout."""
+    return detail.replace(str(runtime.settings.layout.home), "$LOOKALIKE_HOME")
 
 
 def _challenge(exc: LookalikeError) -> dict[str, str]:

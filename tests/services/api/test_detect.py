@@ -60,6 +60,8 @@ def test_detect_answers_boxes_in_the_uploads_pixels(
     assert unnamed.status_code == 422 and "LOOKALIKE_DETECTOR" in unnamed.json()["detail"]
     missing = client.post("/v1/detect?detector=nope", files=upload)
     assert missing.status_code == 404 and "plain" in missing.json()["detail"]
+    assert "$LOOKALIKE_HOME/detectors" in missing.json()["detail"]  # not the server's path
+    assert str(photo_home.settings.layout.home) not in missing.json()["detail"]
 
 
 def test_the_pretrained_faces_detector_over_http(client: TestClient) -> None:
