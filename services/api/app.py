@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_middleware(IgnoreBadRanges)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
-    install_error_handlers(app)
+    install_error_handlers(app, home=settings.layout.home)
     for module in (search, copies, images, spaces, jobs, explain, health, metrics, pages, admin,
                    identity, text, docs, videos, detect):
         app.include_router(module.router)

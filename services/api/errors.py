@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from http import HTTPStatus
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -60,7 +62,6 @@ from lookalike.services.errors import (
     TextTooLong,
     VectorSizeMismatch,
 )
-from lookalike.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -135,21 +136,21 @@ def _status_of(exc: LookalikeError) -> tuple[int, str]:
     return 500, "internal"
 
 
-async def _lookalike_error(request: Request, exc: Exception) -> JSONResponse:
+async def _lookalike_error(_: Request, exc: Exception, *, home: Path) -> JSONResponse:
     assert isinstance(exc, LookalikeError)
     status, name = _status_of(exc)
     if status >= 500:
         log.error("request failed: %s", exc)
-    response = error_body(status, name, without_home(str(exc), request.app.state.runtime))
+    response = error_body(status, name, without_home(str(exc), home))
     response.headers.update(_challenge(exc))
     return response
 
 
-def without_home(detail: str, runtime: Runtime) -> str:
+def without_home(detail: str, home: Path) -> str:
     """`detail` with the server's home folder written `$LOOKALIKE_HOME`: the messages name
     files for the operator (a missing detector, a lost original), and a client has no use for
     where the server keeps them, nor should it learn the machine's layout."""
-    return detail.replace(str(runtime.settings.layout.home), "$LOOKALIKE_HOME")
+    return detail.replace(str(home), "$LOOKALIKE_HOME")
 
 
 def _challenge(exc: LookalikeError) -> dict[str, str]:
@@ -208,9 +209,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, *, home: Path) -> None:
+    """The handlers of every error a route may raise; `home` is the server's home folder,
+    which error details never show."""
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(LookalikeError, _lookalike_error)
+    app.add_exception_handler(LookalikeError, partial(_lookalike_error, home=home))
     app.add_exception_handler(OperationalError, _database_down)
     app.add_exception_handler(BrokerError, _broker_down)

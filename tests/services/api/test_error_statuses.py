@@ -5,6 +5,7 @@ only the errors listed here as bugs (with the reason no request can cause them) 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI, Request
@@ -71,7 +72,7 @@ def sample(kind: type[LookalikeError]) -> LookalikeError:
 def client() -> TestClient:
     """An app with the error handlers and one route that raises the error it is named."""
     app = FastAPI()
-    install_error_handlers(app)
+    install_error_handlers(app, home=Path("/srv/lookalike"))
     kinds = {kind.__name__: kind for kind in every_error()}
 
     @app.get("/raise/{name}")
