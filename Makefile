@@ -26,7 +26,8 @@ $(FASHION_MNIST)/train-images-idx3-ubyte.gz:
 # OpenCV's sample videos (vtest.avi, Megamind.avi, tree.avi) for the video tests and the
 # video-moments benchmark, digits.png (ten more object classes for the detection scenes) and
 # messi5.jpg (a third portrait for the `faces` detector): only these, unpacked from Debian's
-# opencv-doc (96 MB download) rather than installing its 274 MB. Tests read LOOKALIKE_OPENCV_VIDEOS, this folder by default.
+# opencv-doc (96 MB download) rather than installing its 274 MB. Tests read
+# LOOKALIKE_OPENCV_VIDEOS, this folder by default.
 $(OPENCV_VIDEOS)/vtest.avi $(OPENCV_VIDEOS)/digits.png $(OPENCV_VIDEOS)/messi5.jpg &:
 	$(SUDO) apt-get update -q
 	$(SUDO) rm -rf $(OPENCV_VIDEOS)/.unpack && $(SUDO) mkdir -p $(OPENCV_VIDEOS)/.unpack
