@@ -276,6 +276,14 @@ class SpaceDeleted(BaseModel):
     trained_files: list[str]
 
 
+class CopiesQuery(BaseModel):
+    """POST /v1/copies's query parameters as one model, so that the multipart reader can tell
+    a client that sends one of them as a form field where it goes."""
+
+    k: int = Field(10, ge=1, le=100, description="most copies listed")
+    space: str | None = None
+
+
 class CopiesJsonRequest(RequestBody):
     """A JSON copy question names a catalogued image."""
 

@@ -17,7 +17,12 @@ from lookalike.services.api.deps import (
     read_limited,
 )
 from lookalike.services.api.ratelimit import SearchAccess, held_upload_slot
-from lookalike.services.api.schemas import CopiesJsonRequest, CopiesResponse, ErrorResponse
+from lookalike.services.api.schemas import (
+    CopiesJsonRequest,
+    CopiesQuery,
+    CopiesResponse,
+    ErrorResponse,
+)
 from lookalike.services.auth.redact import redact_hits
 from lookalike.services.auth.scopes import ADMIN, grants
 from lookalike.services.errors import InvalidRequest
@@ -35,8 +40,8 @@ async def _query(request: Request, runtime: RuntimeDep) -> dict:
     """The query as find_copies keywords: upload bytes or a catalogued image id."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        upload = form_fields(await request.form(), tuple(FORM),
-                             what="a multipart copy question").get("file")
+        upload = form_fields(await request.form(), tuple(FORM), what="a multipart copy question",
+                             query=tuple(CopiesQuery.model_fields)).get("file")
         if upload is None or isinstance(upload, str):
             raise InvalidRequest("multipart copy question needs a file field named 'file'")
         return {"query": await read_limited(upload, runtime.settings.max_upload_bytes)}
@@ -56,16 +61,14 @@ async def _query(request: Request, runtime: RuntimeDep) -> dict:
                         413: {"model": ErrorResponse}, 415: {"model": ErrorResponse},
                         422: {"model": ErrorResponse}})
 async def copies(request: Request, runtime: RuntimeDep, who: SearchAccess,
-                 space: str | None = None,
-                 k: Annotated[int, Query(ge=1, le=100, description="most copies listed")] = 10,
-                 ) -> dict:
+                 params: Annotated[CopiesQuery, Query()]) -> dict:
     """Whether the query is a copy of catalogued images, by the space's calibrated
     thresholds after local-feature verification: 'copy of image 42 (and 7)' or 'no copy'.
     What an ingest pipeline asks before storing a re-upload."""
     multipart = request.headers.get("content-type", "").startswith("multipart/form-data")
     async with held_upload_slot(request) if multipart else nullcontext():
         query = await _query(request, runtime)
-        answer = (await run_in_threadpool(find_copies, runtime, space_name=space, k=k,
-                                          **query)).to_public()
+        answer = (await run_in_threadpool(find_copies, runtime, space_name=params.space,
+                                          k=params.k, **query)).to_public()
     redact_hits(answer["copies"], full=grants(who.scopes, ADMIN))
     return answer

@@ -52,6 +52,17 @@ def ask(client: TestClient, image: Image.Image):
     return client.post("/v1/copies", files={"file": ("q.jpg", jpeg(image), "image/jpeg")})
 
 
+@pytest.mark.parametrize("field", ["k", "space"])
+def test_a_query_parameter_sent_as_a_form_field_is_told_where_it_goes(
+        client: TestClient, field: str) -> None:
+    """`curl -F k=3` on a copy question: k, like the space, goes in the URL, and the 422
+    says so rather than calling it an unknown field."""
+    answer = client.post("/v1/copies", files={"file": ("q.jpg", jpeg(photo("rocket")),
+                                                       "image/jpeg")}, data={field: "3"})
+    assert answer.status_code == 422, answer.text
+    assert f"add ?{field}=... to the URL" in answer.json()["detail"]
+
+
 def test_a_space_without_thresholds_says_how_to_fit_them(client: TestClient) -> None:
     answer = client.post("/v1/copies", json={"image_id": 1})
     assert answer.status_code == 409 and answer.json()["error"] == "not_calibrated"
