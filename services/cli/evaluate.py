@@ -140,6 +140,10 @@ def _regions(regions: str, queries: int, scenes: int, size: int, seed: int,
         console.print("region-search misses by class: " + ", ".join(
             f"{name} {count}" for name, count in misses.items())
             + f"; {result.misses_without_box()} of them with no stored region boxing the object")
+    hidden, found = result.mostly_hidden()
+    console.print(f"{hidden} queried objects have less than half their pixels in view in "
+                  f"their scene, {found} of them found; recall@1 scope=regions on the other "
+                  f"{result.queries - hidden}: {result.recall_in_view():.3f}")
     console.print(f"ingest + regions {result.ingest_seconds:.1f} s, "
                   f"{2 * result.queries} searches {result.query_seconds:.1f} s")
 

@@ -27,7 +27,13 @@ import numpy as np
 from PIL import Image
 
 from lookalike.retrieval.detection.coco import read_coco, scenes_to_coco
-from lookalike.retrieval.detection.scenes import Scene, SceneSpec, box_iou, generate_scenes
+from lookalike.retrieval.detection.scenes import (
+    Scene,
+    SceneSpec,
+    box_iou,
+    generate_scenes,
+    visible_shares,
+)
 from lookalike.services.catalog.documents import SpaceOptions
 from lookalike.services.catalog.regions import add_regions, image_regions
 from lookalike.services.catalog.schemas import RegionCreate
@@ -51,6 +57,7 @@ from lookalike.services.spaces.lookup import find_space
 
 TRUTH = "truth"
 IOU_HIT = 0.5
+IN_VIEW = 0.5  # a queried object with less of its pixels in view is mostly hidden in its scene
 MARGIN = SpaceOptions().region_margin  # a query is framed as stored regions are cut
 
 
@@ -93,11 +100,27 @@ class RegionsResult:
         """Region-search misses whose object no stored region boxes (IoU >= 0.5)."""
         return sum(1 for q in self.per_query if not q["region_hit"] and not q["box_stored"])
 
+    def mostly_hidden(self) -> tuple[int, int]:
+        """How many queried objects have less than IN_VIEW of their pixels in view in their
+        scene (the query shows only those, framed by the whole object's box), and how many
+        of them region search found: a box that fits what is in view may miss the whole
+        object's box, so these are the queries a detector can least be asked to find."""
+        hidden = [q for q in self.per_query if q["visible"] < IN_VIEW]
+        return len(hidden), sum(1 for q in hidden if q["region_hit"])
+
+    def recall_in_view(self) -> float:
+        """Region recall@1 over the queries whose object is at least IN_VIEW in view."""
+        shown = [q for q in self.per_query if q["visible"] >= IN_VIEW]
+        return round(sum(q["region_hit"] for q in shown) / len(shown), 4) if shown else 0.0
+
     def to_public(self) -> dict[str, Any]:
         values = asdict(self)
         values.pop("per_query")
+        hidden, found = self.mostly_hidden()
         return {**values, "misses_by_class": self.misses_by_class(),
-                "misses_without_box": self.misses_without_box()}
+                "misses_without_box": self.misses_without_box(),
+                "mostly_hidden_queries": hidden, "mostly_hidden_found": found,
+                "region_recall_at_1_in_view": self.recall_in_view()}
 
 
 def run_regions(settings: Settings, *, regions: str = TRUTH, scenes: int = 100,
@@ -258,6 +281,7 @@ def _run_queries(runtime: Runtime, result: RegionsResult, made: list[Scene],
         stored_hits += box_stored
         result.per_query.append({"scene": want, "object": object_index,
                                  "class": classes[made[scene_index].objects[object_index].label],
+                                 "visible": visible_shares(made[scene_index])[object_index],
                                  "iou": round(iou, 3), "region_hit": iou >= IOU_HIT,
                                  "image_hit": image_hit, "box_stored": box_stored})
     result.region_recall_at_1 = round(region_hits / len(chosen), 4)

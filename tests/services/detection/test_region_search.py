@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from lookalike.retrieval.detection.coco import read_coco
-from lookalike.retrieval.detection.scenes import SceneSpec, generate_scenes
+from lookalike.retrieval.detection.scenes import SceneSpec, generate_scenes, visible_shares
 from lookalike.services.api.app import create_app
 from lookalike.services.catalog import spaces as space_queries
 from lookalike.services.catalog.regions import add_regions
@@ -199,8 +199,10 @@ def test_ingest_detect_stores_and_indexes_regions(tmp_path: Path) -> None:
     env.pop("LOOKALIKE_DATABASE_URL", None)
 
     def lookalike(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "lookalike.services.cli", *args], env=env,
-                              check=True, capture_output=True, text=True, timeout=600)
+        done = subprocess.run([sys.executable, "-m", "lookalike.services.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"lookalike {' '.join(args)}: {done.stderr}"
+        return done
 
     lookalike("init")
     out = lookalike("ingest", str(photos), "--detect", "faces").stdout
@@ -239,6 +241,29 @@ def test_the_regions_benchmark_gives_figures_on_a_tiny_configuration(tmp_path: P
     assert result.to_public()["misses_by_class"] == result.misses_by_class()
     # the true boxes are the regions, so each queried object has one
     assert result.box_stored == 1.0 and result.misses_without_box() == 0
+    shown = [q for q in result.per_query if q["visible"] >= 0.5]
+    assert all(0 <= q["visible"] <= 1 for q in result.per_query)
+    assert result.recall_in_view() == round(sum(q["region_hit"] for q in shown) / len(shown), 4)
+    hidden, found = result.mostly_hidden()
+    assert hidden == 8 - len(shown) and found <= hidden
+    assert result.to_public()["mostly_hidden_queries"] == hidden
+
+
+def test_a_mostly_hidden_object_is_told_apart_by_what_its_query_shows() -> None:
+    """The visible share a query is filed under is the share of the object's pixels its
+    lone image shows, so "less than half in view" is what a person sees in the query."""
+    made = generate_scenes(scene_glyphs("held-out"), scene_backgrounds("held-out"), count=200,
+                           seed=5, spec=SceneSpec(size=96, min_object=8, max_object=48,
+                                                  max_objects=6))
+    shares = [(scene, i, share) for scene in made
+              for i, share in enumerate(visible_shares(scene))]
+    assert min(share for *_, share in shares) < 0.5 < max(share for *_, share in shares)
+    for scene, index, share in shares:
+        pixels = np.asarray(Image.open(io.BytesIO(lone_object(scene, index,
+                                                              np.random.default_rng(0)))))
+        shown = (pixels != pixels[0, 0]).any(axis=2).sum()  # the margin is background
+        in_view = round(share * scene.objects[index].mask.sum())
+        assert in_view * 0.97 <= shown <= in_view
 
 
 def test_the_regions_benchmark_refuses_a_threshold_for_the_true_boxes(tmp_path: Path) -> None:
