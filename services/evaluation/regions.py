@@ -261,6 +261,7 @@ def _run_queries(runtime: Runtime, result: RegionsResult, made: list[Scene],
                  rng: np.random.Generator, margin: float, classes: tuple[str, ...]) -> None:
     region_hits = scene_hits = image_hits = stored_hits = 0
     stored_boxes = _stored_boxes(runtime, scene_ids)
+    shares = [visible_shares(scene) for scene in made]
     for scene_index, object_index in chosen:
         query = lone_object(made[scene_index], object_index, rng, margin)
         want = scene_ids[scene_index]
@@ -281,7 +282,7 @@ def _run_queries(runtime: Runtime, result: RegionsResult, made: list[Scene],
         stored_hits += box_stored
         result.per_query.append({"scene": want, "object": object_index,
                                  "class": classes[made[scene_index].objects[object_index].label],
-                                 "visible": visible_shares(made[scene_index])[object_index],
+                                 "visible": shares[scene_index][object_index],
                                  "iou": round(iou, 3), "region_hit": iou >= IOU_HIT,
                                  "image_hit": image_hit, "box_stored": box_stored})
     result.region_recall_at_1 = round(region_hits / len(chosen), 4)
